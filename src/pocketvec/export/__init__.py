@@ -1,0 +1,1 @@
+"""Export to ONNX and Core ML, quantization, metadata, parity verification, the MIL interpreter."""

@@ -1,0 +1,1 @@
+"""Training: datasets and pseudo-classes, encoders, teachers, losses, PartialFC, DoRA, the loop."""

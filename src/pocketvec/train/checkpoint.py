@@ -1,0 +1,69 @@
+"""Run folders: model.safetensors + config.json. Never pickle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from pocketvec.errors import ModelFileError
+from pocketvec.train.encoder import Encoder, EncoderConfig, build_encoder
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def embedding_space_id(model: torch.nn.Module) -> str:
+    """A short id that changes whenever any weight changes: galleries are tied to it."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def save_run(run_dir: str | Path, model: Encoder, extra: dict[str, Any] | None = None) -> Path:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = run_dir / (WEIGHTS_FILE + ".tmp")
+    save_file(state, str(tmp))
+    tmp.replace(run_dir / WEIGHTS_FILE)
+    config = {"encoder": model.config.to_dict(), "embedding_space_id": embedding_space_id(model)}
+    config.update(extra or {})
+    tmp = run_dir / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+    tmp.replace(run_dir / CONFIG_FILE)
+    return run_dir
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ModelFileError(f"{run_dir}: not a pocketvec run folder (no {CONFIG_FILE})")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise ModelFileError(f"{path}: unreadable JSON ({e})") from e
+
+
+def load_run(run_dir: str | Path) -> Encoder:
+    """The trained encoder of a run folder, in eval mode."""
+    config = read_run_config(run_dir)
+    weights = Path(run_dir) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelFileError(f"{run_dir}: no {WEIGHTS_FILE}")
+    model = build_encoder(EncoderConfig.from_dict(config["encoder"]))
+    try:
+        state = load_file(str(weights))
+    except Exception as e:  # safetensors raises its own error types
+        raise ModelFileError(f"{weights}: unreadable or truncated weights ({e})") from e
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelFileError(f"{weights}: weights do not fit the encoder (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})")
+    return model.eval()

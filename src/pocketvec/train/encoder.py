@@ -1,0 +1,83 @@
+"""The student encoder: timm backbone + embedding head, normalisation inside, L2-normalised output."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pocketvec.errors import ConfigError
+from pocketvec.runtime.preprocess import PreprocessSpec, reject_unknown_keys
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    backbone: str = "tf_efficientnet_lite0"
+    embedding_dim: int = 256
+    head: str = "mlp"  # "mlp": Linear-LN-BN-Linear-LN-BN
+    dropout: float = 0.0
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+
+    def __post_init__(self) -> None:
+        if self.embedding_dim < 8:
+            raise ConfigError(f"embedding_dim must be >= 8. Got {self.embedding_dim!r}.")
+        if self.backbone not in timm.list_models():
+            raise ConfigError(f"unknown timm backbone. Got {self.backbone!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["preprocess"] = self.preprocess.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
+        reject_unknown_keys(cls, data)
+        data = dict(data)
+        data["preprocess"] = PreprocessSpec.from_dict(data.get("preprocess", {}))
+        return cls(**data)
+
+
+class EmbeddingHead(nn.Module):
+    """Linear -> LayerNorm -> BatchNorm1d -> Linear -> LayerNorm -> BatchNorm1d."""
+
+    def __init__(self, in_features: int, dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(in_features, dim),
+            nn.LayerNorm(dim),
+            nn.BatchNorm1d(dim),
+            nn.Linear(dim, dim),
+            nn.LayerNorm(dim),
+            nn.BatchNorm1d(dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class Encoder(nn.Module):
+    """RGB NCHW 0-255 in, one L2-normalised embedding per image out."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = timm.create_model(config.backbone, pretrained=False, num_classes=0)
+        self.head = EmbeddingHead(self.backbone.num_features, config.embedding_dim, config.dropout)
+        spec = config.preprocess
+        self.register_buffer("pixel_mean", torch.tensor(spec.mean).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("pixel_std", torch.tensor(spec.std).view(1, 3, 1, 1) * 255.0)
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.backbone((pixels - self.pixel_mean) / self.pixel_std)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head(self.features(pixels)), dim=-1)
+
+
+def build_encoder(config: EncoderConfig) -> Encoder:
+    return Encoder(config)
