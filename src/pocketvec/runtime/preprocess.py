@@ -81,7 +81,7 @@ def resample_weights(in_size: int, out_size: int, resample: str) -> tuple[np.nda
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
     support = RESAMPLE_FILTERS[resample] * filterscale
-    taps = int(math.ceil(support)) * 2 + 1
+    taps = math.ceil(support) * 2 + 1
     centers = (np.arange(out_size, dtype=np.float64) + 0.5) * scale
     xmin = np.maximum(np.trunc(centers - support + 0.5), 0).astype(np.int64)
     xmax = np.minimum(np.trunc(centers + support + 0.5), in_size).astype(np.int64)
@@ -120,7 +120,7 @@ def resize(image: np.ndarray, width: int, height: int, resample: str = "bilinear
 
 
 def _round_half_up(value: float) -> int:
-    return int(math.floor(value + 0.5))
+    return math.floor(value + 0.5)
 
 
 def preprocess(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

@@ -67,7 +67,9 @@ class Encoder(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = timm.create_model(config.backbone, pretrained=False, num_classes=0)
-        self.head = EmbeddingHead(self.backbone.num_features, config.embedding_dim, config.dropout)
+        # timm models with a conv head after pooling (PP-LCNet, MobileNetV3) output head_hidden_size
+        width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        self.head = EmbeddingHead(width, config.embedding_dim, config.dropout)
         spec = config.preprocess
         self.register_buffer("pixel_mean", torch.tensor(spec.mean).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("pixel_std", torch.tensor(spec.std).view(1, 3, 1, 1) * 255.0)
