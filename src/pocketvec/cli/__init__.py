@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from pocketvec import __version__
-from pocketvec.cli import app_cmd, bench, data, demo, eval_cmd, export, gallery, match, train, verify
+from pocketvec.cli import app_cmd, bench, data, data_sources, demo, eval_cmd, export, gallery, match, train, verify
 from pocketvec.errors import PocketvecError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+data_sources.register(data.app)
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.add_typer(export.app, name="export")

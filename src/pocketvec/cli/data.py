@@ -1,4 +1,4 @@
-"""`pocketvec data`: not built yet (issue #2)."""
+"""`pocketvec data preview`: not built yet (issue #2)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,11 @@ import typer
 
 from pocketvec.cli._common import not_built
 
-app = typer.Typer(help="pocketvec data (not built yet). Example: pocketvec data --help", no_args_is_help=True)
-
-
-@app.command("fetch")
-def fetch_command() -> None:
-    """Not built yet. Example: pocketvec data fetch --help"""
-    not_built("data fetch", "issue #2")
-
-
-@app.command("list")
-def list_command() -> None:
-    """Not built yet. Example: pocketvec data list --help"""
-    not_built("data list", "issue #2")
+app = typer.Typer(help="Item data: public sets and phone-photo previews. Example: pocketvec data list",
+                  no_args_is_help=True)
 
 
 @app.command("preview")
 def preview_command() -> None:
-    """Not built yet. Example: pocketvec data preview --help"""
+    """Not built yet. Example: pocketvec data preview items/ --out sheet.png"""
     not_built("data preview", "issue #2")
