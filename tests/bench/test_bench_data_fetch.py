@@ -18,12 +18,6 @@ from pocketvec.data.sources import read_manifest
 pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get is not installed")
 
 
-@pytest.fixture(scope="session")
-def cache(tmp_path_factory):
-    """One cache per session: each package is downloaded once and shared by the tests."""
-    return tmp_path_factory.mktemp("pocketvec-cache")
-
-
 def _items(folder):
     return sorted(p.name for p in folder.glob("*.png"))
 

@@ -1,0 +1,81 @@
+"""One model, several deployable forms: PyTorch fp32, ONNX fp32/int8, Core ML int8 (interpreter).
+
+Each form exports through the export package and embeds through the runtime's engines, exactly as a
+user would; a form whose export code is not merged yet raises NotAvailable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pocketvec.bench.models import NotAvailable
+from pocketvec.runtime.images import load_image
+from pocketvec.runtime.preprocess import preprocess, to_batch
+
+FORMATS = ("torch-fp32", "onnx-fp32", "onnx-int8", "coreml-int8")
+
+
+def file_size(path: Path) -> int:
+    if path.is_dir():  # .mlpackage
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def export_form(form: str, run_dir: Path, out_dir: Path, calibration_dir: Path) -> Path | None:
+    """The exported file of `form` (None for torch-fp32), made once and reused."""
+    if form == "torch-fp32":
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if form.startswith("onnx-"):
+        out = out_dir / f"{form}.onnx"
+        if out.is_file():
+            return out
+        try:
+            from pocketvec.export.onnx_export import export_onnx
+        except ImportError as e:
+            raise NotAvailable(f"ONNX export from a run folder is not merged yet ({e})") from e
+        quantize = "none" if form == "onnx-fp32" else "int8"
+        return export_onnx(run_dir, out, quantize=quantize, calibration_dir=calibration_dir)
+    if form == "coreml-int8":
+        out = out_dir / f"{form}.mlpackage"
+        if out.exists():
+            return out
+        try:
+            from pocketvec.export.coreml_export import export_coreml
+        except ImportError as e:
+            raise NotAvailable(f"Core ML export is not merged yet ({e})") from e
+        return export_coreml(run_dir, out, quantize="int8", calibration_dir=calibration_dir)
+    raise NotAvailable(f"unknown form {form!r}; valid: {', '.join(FORMATS)}")
+
+
+def _open_engine(path: Path, threads: int | None = None):
+    try:
+        from pocketvec.runtime.engines import open_engine
+    except ImportError as e:
+        raise NotAvailable(f"runtime engines are not merged yet ({e})") from e
+    return open_engine(path, threads=threads)
+
+
+def embed_torch(run_dir: Path, paths: list[Path], batch_size: int = 32) -> np.ndarray:
+    """(N, dim) embeddings from the PyTorch model, with the runtime's own preprocessing."""
+    import torch
+
+    from pocketvec.train.checkpoint import load_run
+
+    model = load_run(run_dir).eval()
+    spec = model.config.preprocess
+    rows = []
+    with torch.inference_mode():
+        for start in range(0, len(paths), batch_size):
+            batch = to_batch([preprocess(load_image(p), spec) for p in paths[start : start + batch_size]])
+            rows.append(model(torch.from_numpy(batch)).numpy())
+    return np.concatenate(rows).astype(np.float32)
+
+
+def embed_form(form: str, run_dir: Path, exported: Path | None, paths: list[Path]) -> np.ndarray:
+    if form == "torch-fp32":
+        return embed_torch(run_dir, paths)
+    assert exported is not None
+    return _open_engine(exported).embed(paths).astype(np.float32)
