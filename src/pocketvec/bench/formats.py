@@ -6,13 +6,16 @@ user would; a form whose export code is not merged yet raises NotAvailable.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 
 from pocketvec.bench.models import NotAvailable
+from pocketvec.data.render import atomic_output
 from pocketvec.runtime.images import load_image
-from pocketvec.runtime.preprocess import preprocess, to_batch
+from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
 
 FORMATS = ("torch-fp32", "onnx-fp32", "onnx-int8", "coreml-int8")
 
@@ -58,24 +61,42 @@ def _open_engine(path: Path, threads: int | None = None):
     return open_engine(path, threads=threads)
 
 
-def embed_torch(run_dir: Path, paths: list[Path], batch_size: int = 32) -> np.ndarray:
-    """(N, dim) embeddings from the PyTorch model, with the runtime's own preprocessing."""
+def prepared_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Path) -> np.ndarray:
+    """(N, S, S, 3) uint8: the runtime's preprocessing of every image, done once per spec and cached.
+
+    Preprocessing is idempotent (an S x S input comes out unchanged), so the models' forms all see
+    exactly the pixels the runtime would feed them.
+    """
+    key = hashlib.sha256(json.dumps([spec.to_dict(), [str(p) for p in paths]]).encode()).hexdigest()[:16]
+    cached = cache_dir / f"pixels-{key}.npy"
+    if cached.is_file():
+        return np.load(cached, allow_pickle=False)
+    pixels = np.stack([preprocess(load_image(p), spec) for p in paths])
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(cached) as tmp, open(tmp, "wb") as f:
+        np.save(f, pixels, allow_pickle=False)
+    return pixels
+
+
+def embed_torch(run_dir: Path, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """(N, dim) embeddings from the PyTorch model."""
     import torch
 
     from pocketvec.train.checkpoint import load_run
 
     model = load_run(run_dir).eval()
-    spec = model.config.preprocess
     rows = []
     with torch.inference_mode():
-        for start in range(0, len(paths), batch_size):
-            batch = to_batch([preprocess(load_image(p), spec) for p in paths[start : start + batch_size]])
-            rows.append(model(torch.from_numpy(batch)).numpy())
+        for start in range(0, len(pixels), batch_size):
+            rows.append(model(torch.from_numpy(to_batch(list(pixels[start : start + batch_size])))).numpy())
     return np.concatenate(rows).astype(np.float32)
 
 
-def embed_form(form: str, run_dir: Path, exported: Path | None, paths: list[Path]) -> np.ndarray:
+def embed_form(form: str, run_dir: Path, exported: Path | None, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """(N, dim) embeddings of preprocessed pixels through one form (the runtime engine for exports)."""
     if form == "torch-fp32":
-        return embed_torch(run_dir, paths)
+        return embed_torch(run_dir, pixels, batch_size)
     assert exported is not None
-    return _open_engine(exported).embed(paths).astype(np.float32)
+    engine = _open_engine(exported)
+    rows = [engine.run_batch(pixels[start : start + batch_size]) for start in range(0, len(pixels), batch_size)]
+    return np.concatenate(rows).astype(np.float32)

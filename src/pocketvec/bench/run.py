@@ -16,11 +16,13 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pocketvec.bench.dataset import BenchConfig, build_benchmark
-from pocketvec.bench.formats import FORMATS, embed_form, export_form, file_size
+from pocketvec.bench.formats import FORMATS, embed_form, export_form, file_size, prepared_pixels
 from pocketvec.bench.measure import accuracy, onnx_latencies, parameters_and_flops
 from pocketvec.bench.models import MODEL_SPECS, BenchContext, NotAvailable
 from pocketvec.bench.simulator import PhotoSimConfig
 from pocketvec.errors import ConfigError
+from pocketvec.runtime.preprocess import PreprocessSpec
+from pocketvec.train.checkpoint import read_run_config
 
 QUICK = BenchConfig(pages=6, flags=6, queries_per_item=2, full_fetch=False)
 TEACHER_KEY = "teacher"
@@ -62,13 +64,18 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.
         return [{**base, "form": form, "status": f"not available: {e}"} for form in options.forms], {}
     records, onnx_files = [], {}
     bench = ctx.bench
+    spec = PreprocessSpec.from_dict(read_run_config(run_dir)["encoder"]["preprocess"])
+    task = progress.add_task(f"{key}: preprocess images", total=None)
+    gallery_pixels = prepared_pixels(bench.gallery_paths, spec, ctx.work / "pixels")
+    query_pixels = prepared_pixels(bench.query_paths, spec, ctx.work / "pixels")
+    progress.remove_task(task)
     for form in options.forms:
         task = progress.add_task(f"{key} {form}", total=None)
         record = {**base, "form": form, "params": params, "flops": flops}
         try:
             exported = export_form(form, run_dir, ctx.work / "exports" / key, bench.gallery_dir)
-            gallery = embed_form(form, run_dir, exported, bench.gallery_paths)
-            queries = embed_form(form, run_dir, exported, bench.query_paths)
+            gallery = embed_form(form, run_dir, exported, gallery_pixels)
+            queries = embed_form(form, run_dir, exported, query_pixels)
             result, rows = accuracy(queries, gallery, bench.query_labels, bench.gallery_labels, mask)
             record.update(status="ok", accuracy=result.to_dict(),
                           sweep=[[r.threshold, r.precision, r.recall, r.f1] for r in rows])

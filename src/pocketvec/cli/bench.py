@@ -14,7 +14,8 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="Smoke test: 6 pages + 6 flags, 2 photos each."),
     out: Path = typer.Option(Path("docs/BENCHMARKS.md"), "--out", help="Markdown report to write."),
     images: Path = typer.Option(None, "--images", help="Folder for the plots (default: <out folder>/images)."),
-    work: Path = typer.Option(Path(".pocketvec-bench"), "--work", help="Working folder (gallery, photos, exports)."),
+    work: Path = typer.Option(None, "--work", help="Working folder: gallery, photos, exports, results "
+                              "(default: <cache>/bench)."),
     pages: int = typer.Option(None, "--pages", min=0, help="Document pages in the gallery (default 150)."),
     flags: int = typer.Option(None, "--flags", min=0, help="Flags in the gallery (default 150)."),
     photos: int = typer.Option(None, "--photos", min=1, help="Simulated query photos per item (default 5)."),
@@ -38,6 +39,9 @@ def bench(
     config = QUICK if quick else BenchConfig()
     overrides = {k: v for k, v in (("pages", pages), ("flags", flags), ("queries_per_item", photos)) if v is not None}
     config = replace(config, seed=seed, **overrides)
+    from pocketvec.data.sources import cache_root
+
+    work = work or (cache or cache_root()) / ("bench-quick" if quick else "bench")
     options = BenchOptions(work=work, config=config, models=tuple(m for m in models.split(",") if m),
                            forms=tuple(f for f in forms.split(",") if f), student_run=student, cache=cache)
     document = run_benchmark(options)
