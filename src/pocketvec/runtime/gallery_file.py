@@ -47,7 +47,8 @@ def decode(raw: bytes, source: str) -> tuple[dict[str, Any], np.ndarray]:
     if magic != MAGIC:
         raise GalleryError(f"{source}: not a pocketvec gallery (magic {magic!r}, expected {MAGIC!r})")
     if version != VERSION:
-        raise GalleryError(f"{source}: gallery format version {version} is not supported (this pocketvec reads {VERSION})")
+        raise GalleryError(f"{source}: gallery format version {version} is not supported "
+                           f"(this pocketvec reads {VERSION})")
     end = PREAMBLE.size + header_len
     if end > len(raw):
         raise GalleryError(f"{source}: truncated gallery (header needs {end} bytes, file has {len(raw)})")

@@ -17,6 +17,7 @@ from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.search import make_index
 
 UNKNOWN = "unknown"
+DEFAULT_RULE = AcceptRule(threshold=0.5, margin=0.0, method="default")  # for a gallery never calibrated
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Matcher:
         if gallery.count == 0:
             raise GalleryError("the gallery is empty: enroll items with `pocketvec gallery add` first")
         self.gallery = gallery
-        self.rule = rule or gallery.accept_rule or AcceptRule(threshold=0.5, margin=0.0, method="default")
+        self.rule = rule or gallery.accept_rule or DEFAULT_RULE
         self.labels = sorted(set(gallery.labels))
         column = {label: i for i, label in enumerate(self.labels)}
         self.row_label = np.array([column[label] for label in gallery.labels], dtype=np.int64)

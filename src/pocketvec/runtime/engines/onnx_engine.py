@@ -29,7 +29,8 @@ class OnnxEngine(Engine):
             raise ModelFileError(f"{path}: not a model onnxruntime can load ({str(e).splitlines()[0][:200]})") from e
         text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if text is None:
-            raise ModelFileError(f"{path}: an ONNX model without pocketvec metadata (export it with `pocketvec export`)")
+            raise ModelFileError(f"{path}: an ONNX model without pocketvec metadata "
+                                 "(export it with `pocketvec export`)")
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
