@@ -9,7 +9,7 @@ import { loadStored, saveStored } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const state = { model: null, gallery: null, photo: null, lastResult: null };
+const state = { model: null, gallery: null, photo: null, lastResult: null, photos: 0 };
 
 function showError(e) {
   $("error").textContent = e ? String(e.message || e) : "";
@@ -71,7 +71,7 @@ function renderResult(result) {
   $("top3").tBodies[0].replaceChildren(...result.top.map((t, i) => {
     const tr = document.createElement("tr");
     const width = Math.max(0, Math.min(1, t.score)) * 100;
-    tr.innerHTML = `<td>${i + 1}</td><td></td><td>${t.score.toFixed(4)}</td><td><div class="bar" style="width:${width}%"></div></td>`;
+    tr.innerHTML = `<td>${i + 1}</td><td></td><td>${t.score.toFixed(4)}</td><td class="bar-cell"><div class="bar" style="width:${width}%"></div></td>`;
     tr.children[1].textContent = t.label;
     return tr;
   }));
@@ -98,6 +98,7 @@ async function usePhoto(img, source, name) {
   const match = state.gallery.match(out.embedding, 3, acceptRule());
   state.photo = { source, name, embedding: out.embedding };
   state.lastResult = { ...out, ...match, name };
+  state.photos += 1;
   renderResult(state.lastResult);
   $("enroll-button").disabled = false;
   $("enroll-status").textContent = `Photo: ${name}`;
@@ -140,7 +141,10 @@ function wire(camera) {
     guarded(async () => {
       const label = $("label-input").value;
       const out = state.gallery.add(label, state.photo.source, state.photo.embedding);
-      if (out.added) await saveStored(state.gallery);
+      if (out.added) {
+        await saveStored(state.gallery);
+        $("label-input").value = "";
+      }
       $("enroll-status").textContent = out.added ? `Enrolled ${state.photo.name} as "${label.trim()}".` : `Not enrolled: ${out.reason}.`;
       renderGallery();
     });
