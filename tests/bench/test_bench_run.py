@@ -51,7 +51,7 @@ def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> N
     assert torch_row["params"] > 100_000 and torch_row["flops"] > 1_000_000
     text = out.read_text()
     assert "| student | zero-shot | torch-fp32 |" in text and "pocketvec bench --quick" in text
-    for name in ("bench_pr.png", "bench_sweep.png"):
+    for name in ("bench_pr.png", "bench_sweep.png", "bench_queries.png"):
         assert (out.parent / "images" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"images/{name}" in text
     for row in results["results"]:  # every form is either measured or says why not

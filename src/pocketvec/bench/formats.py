@@ -38,7 +38,12 @@ def export_form(form: str, run_dir: Path, out_dir: Path, calibration_dir: Path) 
         try:
             from pocketvec.export.onnx_export import export_onnx
         except ImportError as e:
-            raise NotAvailable(f"ONNX export from a run folder is not merged yet ({e})") from e
+            if form != "onnx-fp32":
+                raise NotAvailable(f"int8 ONNX export is not merged yet ({e})") from e
+            from pocketvec.export.onnx_export import export_onnx_fp32
+            from pocketvec.train.checkpoint import load_run
+
+            return export_onnx_fp32(load_run(run_dir), out)
         quantize = "none" if form == "onnx-fp32" else "int8"
         return export_onnx(run_dir, out, quantize=quantize, calibration_dir=calibration_dir)
     if form == "coreml-int8":

@@ -68,22 +68,39 @@ def prepare_lite0(ctx: BenchContext) -> Path:
     return _frozen_lite("frozen-lite0", "tf_efficientnet_lite0", 224, ctx)
 
 
+def base_student(ctx: BenchContext) -> Path | None:
+    """The student given with --student, else the shipped base student when this checkout has one."""
+    if ctx.student_run is not None:
+        return ctx.student_run
+    try:
+        from pocketvec.train.student import base_run_dir
+    except ImportError:
+        return None
+    shipped = base_run_dir()
+    return shipped if (shipped / "model.safetensors").is_file() else None
+
+
 def prepare_student(ctx: BenchContext) -> Path:
-    if ctx.student_run is None:
-        raise NotAvailable("no base student run folder (train one with `pocketvec train`, pass --student RUN)")
-    if not (ctx.student_run / "config.json").is_file():
-        raise NotAvailable(f"{ctx.student_run} is not a run folder (no config.json)")
-    return ctx.student_run
+    run_dir = base_student(ctx)
+    if run_dir is None:
+        raise NotAvailable("no base student: none shipped in pocketvec/assets/base and no --student RUN given")
+    if not (run_dir / "config.json").is_file():
+        raise NotAvailable(f"{run_dir} is not a run folder (no config.json)")
+    return run_dir
 
 
 def prepare_enrolled(ctx: BenchContext) -> Path:
-    """The base student fine-tuned on the benchmark's gallery images (one image per item)."""
-    base = prepare_student(ctx)
+    """The enroll preset fine-tuned on the benchmark's gallery images (one image per item).
+
+    It starts from the base student when there is one (else the preset's own ImageNet Lite0 init).
+    """
     run_dir = ctx.work / "models" / "student-enrolled"
     if (run_dir / "model.safetensors").is_file():
         return run_dir
-    command = [sys.executable, "-m", "pocketvec", "train", str(ctx.bench.gallery_dir), "--preset", "enroll",
-               "--init", str(base), "--out", str(run_dir), *ctx.enroll_args]
+    base = base_student(ctx)
+    init = ["--set", f"init={base}"] if base is not None else []
+    command = [sys.executable, "-m", "pocketvec", "train", "--preset", "enroll", "--data",
+               str(ctx.bench.gallery_dir), "--out", str(run_dir), *init, *ctx.enroll_args]
     done = subprocess.run(command, capture_output=True, text=True,
                           env={**os.environ, "TERM": "dumb", "COLUMNS": "200", "NO_COLOR": "1"})
     if done.returncode != 0:

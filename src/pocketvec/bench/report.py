@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from pocketvec.data.render import atomic_output
 
 NA = "n/a"
@@ -93,6 +95,30 @@ def write_plots(results: list[dict], images_dir: Path, stem: str = "bench") -> l
         axes[0][0].legend(fontsize=8)
         written.append(_save(fig, images_dir / f"{stem}_sweep.png"))
     return written
+
+
+def write_query_sheet(gallery_paths: list[Path], query_paths: list[Path], query_labels: list[str],
+                      gallery_labels: list[str], out: Path, rows: int = 4) -> Path:
+    """A few items: the clean gallery image, then its simulated photos, one item per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pocketvec.runtime.images import load_image
+
+    picks = [int(i) for i in np.linspace(0, len(gallery_labels) - 1, min(rows, len(gallery_labels)))]
+    columns = 1 + max(query_labels.count(gallery_labels[i]) for i in picks)
+    fig, axes = plt.subplots(len(picks), columns, figsize=(2.2 * columns, 2.0 * len(picks)), dpi=90, squeeze=False)
+    for row, index in zip(axes, picks, strict=True):
+        label = gallery_labels[index]
+        images = [gallery_paths[index]] + [p for p, q in zip(query_paths, query_labels, strict=True) if q == label]
+        for col, ax in enumerate(row):
+            ax.axis("off")
+            if col < len(images):
+                ax.imshow(load_image(images[col]))
+                ax.set_title("gallery" if col == 0 else f"photo {col}", fontsize=8)
+    return _save(fig, out)
 
 
 def _save(fig, path: Path) -> Path:

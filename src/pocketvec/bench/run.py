@@ -129,4 +129,5 @@ def run_benchmark(options: BenchOptions) -> dict:
         "results": records,
     }
     (options.work / "results.json").write_text(json.dumps(document, indent=1, sort_keys=True))
+    document["bench_set"] = bench  # not serialised: the report draws example photos from it
     return document

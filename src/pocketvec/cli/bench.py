@@ -24,6 +24,8 @@ def bench(
     forms: str = typer.Option("torch-fp32,onnx-fp32,onnx-int8,coreml-int8", "--forms", help="Comma-separated forms."),
     student: Path = typer.Option(None, "--student", help="Run folder of the base student (zero-shot)."),
     note: list[str] = typer.Option([], "--note", help="A line to add to the report's protocol notes."),
+    enroll_arg: list[str] = typer.Option([], "--enroll-arg", help="Extra argument for `pocketvec train --preset "
+                                         "enroll` (repeat), e.g. --enroll-arg=--epochs --enroll-arg=3."),
     cache: Path = typer.Option(None, "--cache", help="Data cache (default: $POCKETVEC_CACHE or ~/.cache/pocketvec)."),
 ) -> None:
     """Benchmark the teacher, Lite0 and the student (zero-shot and enrolled) on the public benchmark.
@@ -33,7 +35,7 @@ def bench(
     from dataclasses import replace
 
     from pocketvec.bench.dataset import BenchConfig
-    from pocketvec.bench.report import write_markdown, write_plots
+    from pocketvec.bench.report import write_markdown, write_plots, write_query_sheet
     from pocketvec.bench.run import QUICK, BenchOptions, run_benchmark
 
     config = QUICK if quick else BenchConfig()
@@ -43,9 +45,14 @@ def bench(
 
     work = work or (cache or cache_root()) / ("bench-quick" if quick else "bench")
     options = BenchOptions(work=work, config=config, models=tuple(m for m in models.split(",") if m),
-                           forms=tuple(f for f in forms.split(",") if f), student_run=student, cache=cache)
+                           forms=tuple(f for f in forms.split(",") if f), student_run=student, cache=cache,
+                           enroll_args=tuple(enroll_arg))
     document = run_benchmark(options)
-    plots = write_plots(document["results"], images or out.parent / "images")
+    images = images or out.parent / "images"
+    bench_set = document["bench_set"]
+    plots = write_plots(document["results"], images)
+    plots.append(write_query_sheet(bench_set.gallery_paths, bench_set.query_paths, bench_set.query_labels,
+                                   bench_set.gallery_labels, images / "bench_queries.png"))
     command = "pocketvec " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "pocketvec bench"
     write_markdown(document, out, plots, command, list(note))
     ok = sum(r["status"] == "ok" for r in document["results"])
