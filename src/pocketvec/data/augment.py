@@ -79,7 +79,8 @@ class PhoneAugment:
             raise ConfigError("p_background > 0 needs at least one background image. Got none.")
         self._noise = fx.NoiseBank(output_size)
         s = self.config.strength
-        spread = max(100, int(2200 * min(s, 1.5)))  # kelvin around albumentations' neutral 6000 K
+        # Phones auto-white-balance: the residual cast is moderate (kelvin around albumentations' neutral 6000 K).
+        spread = max(100, int(1500 * min(s, 2.0)))
         self._temperature = A.PlanckianJitter(
             mode="blackbody", temperature_limit=(max(3000, 6000 - spread), 6000 + spread), p=1.0
         )
