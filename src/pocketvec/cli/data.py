@@ -28,12 +28,13 @@ def preview_command(
     Example: pocketvec data preview items/ --out sheet.png --n 24 --seed 0 --size 224
     """
     from pocketvec.data.assets import demo_items_dir
-    from pocketvec.data.augment import AugmentConfig, PhoneAugment
     from pocketvec.data.items import load_items
-    from pocketvec.data.preview import contact_sheet, save_png_atomic
 
     console = Console()
-    dataset = load_items(items if items is not None else demo_items_dir())
+    dataset = load_items(items if items is not None else demo_items_dir())  # fail fast, before heavy imports
+    from pocketvec.data.augment import AugmentConfig, PhoneAugment
+    from pocketvec.data.preview import contact_sheet, save_png_atomic
+
     augment = PhoneAugment(AugmentConfig(strength=strength), size, backgrounds=backgrounds)
     with console.status(f"simulating {n} phone photos of {len(dataset.labels)} items"):
         sheet = contact_sheet(dataset, augment, n=n, seed=seed)
