@@ -49,6 +49,9 @@ def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> N
     assert accuracy["positives"] == 24 and accuracy["negatives"] == 24 * 11
     assert 0 <= accuracy["recall_at_1"] <= accuracy["recall_at_5"] <= 1
     assert torch_row["params"] > 100_000 and torch_row["flops"] > 1_000_000
+    onnx_fp32 = next(r for r in results["results"] if r["form"] == "onnx-fp32")  # through the runtime engine
+    assert onnx_fp32["status"] == "ok" and onnx_fp32["parity"]["min_cosine"] > 0.999
+    assert onnx_fp32["file_bytes"] > 100_000
     text = out.read_text()
     assert "| student | zero-shot | torch-fp32 |" in text and "pocketvec bench --quick" in text
     for name in ("bench_pr.png", "bench_sweep.png", "bench_queries.png"):

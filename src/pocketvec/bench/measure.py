@@ -76,6 +76,16 @@ def accuracy(query: np.ndarray, gallery: np.ndarray, query_labels: list[str], ga
     return result, rows
 
 
+def parity(ref_gallery: np.ndarray, ref_queries: np.ndarray, gallery: np.ndarray, queries: np.ndarray) -> dict:
+    """How closely an exported form reproduces the PyTorch embeddings of the same images."""
+    ref, got = np.concatenate([ref_gallery, ref_queries]), np.concatenate([gallery, queries])
+    cosine = np.sum(ref * got, axis=1) / np.maximum(np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1), 1e-12)
+    top1_ref = np.argmax(ref_queries @ ref_gallery.T, axis=1)
+    top1_got = np.argmax(queries @ gallery.T, axis=1)
+    return {"mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min()),
+            "top1_agreement": float((top1_ref == top1_got).mean())}
+
+
 def parameters_and_flops(run_dir: Path) -> tuple[int, int]:
     """Parameter count and FLOPs (multiply-adds count 2) of one image at the model's input size."""
     import torch

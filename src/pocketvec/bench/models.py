@@ -7,6 +7,7 @@ table then says "not available"; nothing is ever stood in for a missing model.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -94,10 +95,12 @@ def prepare_enrolled(ctx: BenchContext) -> Path:
 
     It starts from the base student when there is one (else the preset's own ImageNet Lite0 init).
     """
-    run_dir = ctx.work / "models" / "student-enrolled"
+    base = base_student(ctx)
+    base_id = json.loads((base / "config.json").read_text())["embedding_space_id"] if base else "imagenet"
+    gallery_id = json.loads((ctx.work / "benchmark.json").read_text())["key"]
+    run_dir = ctx.work / "models" / f"student-enrolled-{base_id}-{gallery_id}"
     if (run_dir / "model.safetensors").is_file():
         return run_dir
-    base = base_student(ctx)
     init = ["--set", f"init={base}"] if base is not None else []
     command = [sys.executable, "-m", "pocketvec", "train", "--preset", "enroll", "--data",
                str(ctx.bench.gallery_dir), "--out", str(run_dir), *init, *ctx.enroll_args]

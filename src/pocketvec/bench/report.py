@@ -20,12 +20,33 @@ def _ok(results: list[dict]) -> list[dict]:
     return [r for r in results if r.get("status") == "ok"]
 
 
+def _full(results: list[dict]) -> list[dict]:
+    return [r for r in _ok(results) if not r.get("subset")]
+
+
+def parity_table(results: list[dict]) -> list[str]:
+    """Exported forms against the PyTorch fp32 embeddings of the very same images."""
+    lines = ["| model | form | images | mean cosine to torch-fp32 | min cosine | top-1 agreement | R@1 (form) | "
+             "R@1 (torch-fp32, same images) |", "|---|---|---|---|---|---|---|---|"]
+    for r in _ok(results):
+        if "parity" not in r:
+            continue
+        p, reference = r["parity"], r.get("reference_accuracy")
+        same = reference["recall_at_1"] if reference else next(
+            (x["accuracy"]["recall_at_1"] for x in _full(results)
+             if x["model"] == r["model"] and x["form"] == "torch-fp32"), None)
+        images = f"{r['items']} items + {r['queries']} photos" + (" (subset)" if r.get("subset") else "")
+        lines.append(f"| {r['model']} | {r['form']} | {images} | {p['mean_cosine']:.4f} | {p['min_cosine']:.4f} | "
+                     f"{p['top1_agreement']:.3f} | {_f(r['accuracy']['recall_at_1'])} | {_f(same)} |")
+    return lines
+
+
 def accuracy_table(results: list[dict]) -> list[str]:
     lines = ["| model | protocol | form | R@1 | R@5 | best F1 | threshold | precision | recall | F0.5 | "
              "positives | negatives | TPR@FPR 1e-3 | TPR@FPR 1e-4 | decision rule (thr / margin) | "
              "held-out precision | held-out recall |",
              "|" + "---|" * 17]
-    for r in _ok(results):
+    for r in _full(results):
         a, d = r["accuracy"], r["accuracy"].get("decision")
         rule = f"{d['threshold']:.2f} / {d['margin']:.2f}" if d else NA
         lines.append(
@@ -165,6 +186,14 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         *accuracy_table(results),
         "",
         "Frozen models (teacher, Lite0) have no training step: their numbers hold for both protocols.",
+        "",
+        "## Exported forms against PyTorch",
+        "",
+        "Each exported file runs through the runtime's engine (onnxruntime; Core ML through the numpy ML-program "
+        "interpreter, about a second per image here, so it embeds a spread subset of the items with all their "
+        "photos) and is compared with the PyTorch fp32 embeddings of the same preprocessed pixels.",
+        "",
+        *parity_table(results),
         "",
         "## Size and speed",
         "",
