@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketvec.bench.goals import goals_section
 from pocketvec.data.render import atomic_output
 
 NA = "n/a"
@@ -180,6 +181,10 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         "reported as a ratio to the EfficientNet-Lite2 teacher's fp32 ONNX measured in the same run.",
         f"- Machine: {machine['platform']}, {machine['processor']}, torch {machine['torch']}.",
         *[f"- {note}" for note in notes],
+        "",
+        "## Goals of the benchmark issue",
+        "",
+        *goals_section(results),
         "",
         "## Accuracy",
         "",

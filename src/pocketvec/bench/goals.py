@@ -1,0 +1,64 @@
+"""The issue's goals, checked against one results document: numbers and met / not met, never adjectives."""
+
+from __future__ import annotations
+
+TEACHER_LATENCY_MS = 16.0  # the issue's figure for the teacher (Lite2, 260 px, fp32, 1 thread) on its machine
+STUDENT_LATENCY_MS = 1.5
+
+
+def _find(results: list[dict], model: str, form: str) -> dict | None:
+    return next((r for r in results if r["model"] == model and r["form"] == form and r.get("status") == "ok"
+                 and not r.get("subset")), None)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "not measured" if ok is None else ("met" if ok else "not met")
+
+
+def goal_rows(results: list[dict]) -> list[tuple[str, str, str]]:
+    """(goal, measured, verdict) rows."""
+    teacher = _find(results, "teacher", "torch-fp32")
+    teacher_onnx = _find(results, "teacher", "onnx-fp32")
+    rows: list[tuple[str, str, str]] = []
+    for model, protocol in (("student", "zero-shot"), ("enrolled", "enrolled")):
+        student = _find(results, model, "onnx-int8")
+        goal = f"{protocol}: int8 student beats the frozen teacher on R@1 and best F1"
+        if student is None or teacher is None:
+            rows.append((goal, "n/a", _verdict(None)))
+            continue
+        s, t = student["accuracy"], teacher["accuracy"]
+        rows.append((goal,
+                     f"R@1 {s['recall_at_1']:.3f} vs {t['recall_at_1']:.3f}; F1 {s['f1']:.3f} vs {t['f1']:.3f}",
+                     _verdict(s["recall_at_1"] > t["recall_at_1"] and s["f1"] > t["f1"])))
+    enrolled = _find(results, "enrolled", "onnx-int8")
+    if enrolled and teacher:
+        ratio = teacher["flops"] / enrolled["flops"]
+        rows.append((">= 20x fewer FLOPs than the teacher", f"{ratio:.1f}x", _verdict(ratio >= 20)))
+    else:
+        rows.append((">= 20x fewer FLOPs than the teacher", "n/a", _verdict(None)))
+    if enrolled and teacher_onnx and "file_bytes" in enrolled:
+        share = enrolled["file_bytes"] / teacher_onnx["file_bytes"]
+        rows.append(("int8 file <= 1/10 of the teacher's (fp32 ONNX)", f"{share:.3f}", _verdict(share <= 0.1)))
+        rows.append(("int8 student file <= 1 MB", f"{enrolled['file_bytes'] / 1e6:.2f} MB",
+                     _verdict(enrolled["file_bytes"] <= 1_000_000)))
+    if enrolled:
+        decision = enrolled["accuracy"].get("decision")
+        rows.append(("enrolled: Recall@1 >= 0.99", f"{enrolled['accuracy']['recall_at_1']:.3f}",
+                     _verdict(enrolled["accuracy"]["recall_at_1"] >= 0.99)))
+        if decision:
+            rows.append(("enrolled, decision level: recall >= 0.95 at precision >= 0.99 (held-out photos)",
+                         f"recall {decision['recall']:.3f} at precision {decision['precision']:.3f}",
+                         _verdict(decision["recall"] >= 0.95 and decision["precision"] >= 0.99)))
+        ratio = enrolled.get("latency_vs_teacher")
+        if ratio is not None:
+            bound = STUDENT_LATENCY_MS / TEACHER_LATENCY_MS
+            rows.append((f"int8 student latency <= {STUDENT_LATENCY_MS} ms where the teacher takes "
+                         f"{TEACHER_LATENCY_MS:.0f} ms (ratio <= {bound:.3f})", f"ratio {ratio:.3f}",
+                         _verdict(ratio <= bound)))
+    return rows
+
+
+def goals_section(results: list[dict]) -> list[str]:
+    lines = ["| goal | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {goal} | {measured} | {verdict} |" for goal, measured, verdict in goal_rows(results)]
+    return lines
