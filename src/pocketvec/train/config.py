@@ -21,6 +21,7 @@ class TrainConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     init: str = "imagenet"  # "imagenet" (EfficientNet-Lite0 from PyPI), "random", "base", or a run folder
     adapters: AdapterConfig = field(default_factory=lambda: AdapterConfig(kind="none"))
+    trainable: tuple[str, ...] = ("*",)  # glob patterns of encoder parameters to train (besides adapters)
     loss: str = "margin"  # margin softmax via PartialFC; or "triplet" (triplet + pair) or "center" (+ margin)
     margin: MarginConfig = field(default_factory=MarginConfig)
     sample_rate: float = 1.0  # PartialFC: fraction of negative centres per step
@@ -41,13 +42,13 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_fraction: float = 0.1
     grad_clip: float = 5.0
-    freeze_backbone_bn: bool = False  # keep the backbone's BatchNorm statistics fixed
     seed: int = 0
     eval_views: int = 2  # held-out augmented photos per item for the per-epoch evaluation
     early_stopping_patience: int = 0  # epochs without a better Recall@1 before stopping; 0 = off
     checkpoint_every: int = 50  # steps between resumable checkpoints
     time_limit_s: float = 0.0  # stop (and save) after this much wall time; 0 = none
     workers: int = 0  # data-loader processes making augmented batches
+    threads: int = 0  # torch CPU threads; 0 = the CPU count minus the workers (at least 1)
     max_steps: int = 0  # stop after this many steps in total; 0 = epochs decide
 
     def __post_init__(self) -> None:
@@ -56,7 +57,8 @@ class TrainConfig:
         for name in ("epochs", "batch_classes", "views_per_class", "checkpoint_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be an int >= 1. Got {getattr(self, name)!r}.")
-        for name in ("steps_per_epoch", "eval_views", "early_stopping_patience", "workers", "max_steps"):
+        for name in ("steps_per_epoch", "eval_views", "early_stopping_patience", "workers", "max_steps",
+                     "threads"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be an int >= 0. Got {getattr(self, name)!r}.")
         if not 0.0 < self.sample_rate <= 1.0:
@@ -65,6 +67,7 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0. Got {self.lr!r}.")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ConfigError(f"warmup_fraction must be in [0, 1). Got {self.warmup_fraction!r}.")
+        object.__setattr__(self, "trainable", tuple(self.trainable))
         if self.batch_classes * self.views_per_class < 2:
             raise ConfigError("a batch needs at least 2 images (batch_classes * views_per_class). "
                               f"Got {self.batch_classes} * {self.views_per_class}.")
@@ -82,6 +85,7 @@ class TrainConfig:
         data = asdict(self)
         data["encoder"] = self.encoder.to_dict()
         data["adapters"]["targets"] = list(self.adapters.targets)
+        data["trainable"] = list(self.trainable)
         return data
 
     @classmethod

@@ -4,7 +4,9 @@ held-out evaluation with early stopping, a rich progress bar, optional torchrun 
 from __future__ import annotations
 
 import copy
+import fnmatch
 import math
+import os
 import shutil
 import time
 from itertools import chain
@@ -33,7 +35,7 @@ from pocketvec.train.teacher_cache import TeacherCache
 from pocketvec.train.teachers import load_teacher
 
 # settings that may change between a run and its resumption without changing what is computed
-RESUME_FREE_KEYS = ("time_limit_s", "workers", "checkpoint_every")
+RESUME_FREE_KEYS = ("time_limit_s", "workers", "checkpoint_every", "threads")
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float):
@@ -46,6 +48,18 @@ def warmup_cosine(total_steps: int, warmup_fraction: float):
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
+
+
+def select_trainable(model: nn.Module, config: TrainConfig) -> None:
+    """Adapters (if any) plus the encoder parameters matching `config.trainable` are trained."""
+    if config.adapters.kind != "none":
+        add_adapters(model, config.adapters)
+    for name, param in model.named_parameters():
+        wanted = any(fnmatch.fnmatchcase(name, pattern) for pattern in config.trainable)
+        param.requires_grad_(("lora_" in name) or (wanted and ".base_layer." not in name))
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"nothing to train: trainable patterns {list(config.trainable)} match no parameter "
+                          "and there are no adapters")
 
 
 class _StepBatches(torch.utils.data.Dataset):
@@ -65,6 +79,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, data: str | Path, out: str | Path) -> None:
         self.config, self.out = config, Path(out)
         self.rank, self.world = rank_and_world()
+        if self.device_is_cpu():  # on a small shared CPU, threads beyond the free cores only spin
+            torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) - config.workers))
         self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else \
             torch.device("cpu")
         items = load_items(data)
@@ -74,8 +90,7 @@ class Trainer:
         self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
                                 config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0)
         self.model = build_student(config.encoder, config.init).to(self.device)
-        if config.adapters.kind != "none":
-            add_adapters(self.model, config.adapters)
+        select_trainable(self.model, config)
         self.losses = self._build_losses(teacher).to(self.device)
         self.cache = TeacherCache(teacher.to(self.device)) if teacher else None
         params = [p for p in chain(self.model.parameters(), self.losses.parameters()) if p.requires_grad]
@@ -92,6 +107,10 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         if has_state(self.out):
             self._resume()
+
+    @staticmethod
+    def device_is_cpu() -> bool:
+        return not torch.cuda.is_available()
 
     def _build_losses(self, teacher) -> nn.ModuleDict:
         cfg, dim, classes = self.config, self.config.encoder.embedding_dim, self.maker.num_classes
@@ -124,12 +143,13 @@ class Trainer:
         return {"model": self.model, "losses": self.losses}
 
     def _set_train_mode(self) -> None:
+        """Train mode, except BatchNorm layers whose parameters are frozen: their statistics stay fixed."""
         self.model.train()
         self.losses.train()
-        if self.config.freeze_backbone_bn or self.config.adapters.kind != "none":
-            for module in self.model.backbone.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+        for module in self.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                    p.requires_grad for p in module.parameters()):
+                module.eval()
 
     def _loss(self, batch) -> torch.Tensor:
         cfg = self.config
