@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import json
 import math
 import os
 import shutil
@@ -89,6 +90,7 @@ class Trainer:
         size = config.encoder.preprocess.input_size
         self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
                                 config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0)
+        torch.manual_seed(config.seed)  # random init of the student, heads and class centres
         self.model = build_student(config.encoder, config.init).to(self.device)
         select_trainable(self.model, config)
         self.losses = self._build_losses(teacher).to(self.device)
@@ -129,7 +131,7 @@ class Trainer:
         return losses
 
     def _comparable(self, config: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in config.items() if k not in RESUME_FREE_KEYS}
+        return json.loads(json.dumps({k: v for k, v in config.items() if k not in RESUME_FREE_KEYS}))
 
     def _resume(self) -> None:
         saved = read_state_info(self.out)

@@ -37,19 +37,28 @@ class TeacherCache:
             return None
 
     def outputs(self, pixels: torch.Tensor, keys: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
-        """Teacher outputs for a batch of (image content hash, view name) keys; computes only the misses."""
-        found = [self._read(self.path(*key)) for key in keys]
-        missing = [i for i, entry in enumerate(found) if entry is None]
-        self.hits += len(keys) - len(missing)
+        """Teacher outputs for a batch of (image content hash, view name) keys; runs the teacher only on
+        keys not yet on disk, once per distinct key."""
+        entries: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+        first_row: dict[tuple[str, str], int] = {}
+        for row, key in enumerate(keys):
+            first_row.setdefault(key, row)
+        for key in first_row:
+            entry = self._read(self.path(*key))
+            if entry is not None:
+                entries[key] = entry
+        missing = [key for key in first_row if key not in entries]
+        self.hits += len(first_row) - len(missing)
         self.misses += len(missing)
         if missing:
-            computed = self.teacher.outputs(pixels[missing])
-            for row, i in enumerate(missing):
-                entry = {name: value[row].contiguous().clone() for name, value in computed.items()}
-                path = self.path(*keys[i])
+            computed = self.teacher.outputs(pixels[[first_row[key] for key in missing]])
+            for row, key in enumerate(missing):
+                entry = {name: value[row].detach().cpu().contiguous().clone() for name, value in computed.items()}
+                path = self.path(*key)
                 path.parent.mkdir(exist_ok=True)
                 tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
                 save_file(entry, str(tmp))
                 tmp.replace(path)
-                found[i] = entry
-        return {name: torch.stack([entry[name] for entry in found]) for name in found[0]}
+                entries[key] = entry
+        names = entries[keys[0]].keys()
+        return {name: torch.stack([entries[key][name] for key in keys]).to(pixels.device) for name in names}
