@@ -70,8 +70,9 @@ class MILProgram:
             if proto.type not in OPS:
                 raise ModelFileError(f"{path}: unsupported Core ML op {proto.type!r} (op {proto.outputs[0].name}); "
                                      f"the interpreter knows {sorted(OPS)}")
-            operation = MILOperation(proto.type, {k: _arguments(v, weights) for k, v in proto.inputs.items()},
-                                     tuple(o.name for o in proto.outputs))
+            inputs = {k: _arguments(v, weights) for k, v in proto.inputs.items()}
+            inputs.update({k: [("val", decode_value(v, weights))] for k, v in proto.attributes.items() if k != "name"})
+            operation = MILOperation(proto.type, inputs, tuple(o.name for o in proto.outputs))
             if proto.type.startswith("constexpr_"):  # dequantized once, at load time
                 constants[operation.outputs[0]] = cls._run(operation, constants, "fp32")
                 continue
@@ -79,8 +80,12 @@ class MILProgram:
         return cls(path, spec, constants, operations, main.inputs[0].name, list(block.outputs))
 
     @property
+    def metadata_text(self) -> str | None:
+        return self.spec.description.metadata.userDefined.get(METADATA_KEY)
+
+    @property
     def metadata(self) -> ModelMetadata | None:
-        text = self.spec.description.metadata.userDefined.get(METADATA_KEY)
+        text = self.metadata_text
         return ModelMetadata.from_json(text, str(self.path)) if text else None
 
     def op_types(self) -> set[str]:
