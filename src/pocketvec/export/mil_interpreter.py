@@ -98,11 +98,12 @@ class MILProgram:
             resolved = [values[ref] if kind == "ref" else ref for kind, ref in args]
             kwargs[key] = resolved if operation.type == "concat" and key == "values" else resolved[0]
         try:
-            result = OPS[operation.type](**kwargs)
+            with np.errstate(over="ignore" if precision == "fp16" else "warn"):
+                result = OPS[operation.type](**kwargs)
         except (TypeError, ValueError, KeyError, NotImplementedError) as e:
             raise ModelFileError(f"Core ML op {operation.type!r} ({operation.outputs[0]}) failed: {e}") from e
         if precision == "fp16" and isinstance(result, np.ndarray) and np.issubdtype(result.dtype, np.floating):
-            with np.errstate(over="ignore"):
+            with np.errstate(over="ignore", invalid="ignore"):
                 result = result.astype(np.float16)
         return result
 
