@@ -42,7 +42,7 @@ def test_fp32_program_matches_torch_and_onnxruntime(small_run, small_package, de
     session = ort.InferenceSession(str(export_onnx(small_run, tmp_path / "m.onnx")))
     assert np.abs(out - session.run(None, {"image": pixels})[0]).max() <= 1e-4
     fp16 = program.predict(pixels, "fp16")  # every intermediate rounded to float16
-    assert 0 < np.abs(fp16 - expected).max() and np.sum(fp16 * expected, axis=1).mean() >= 0.9995
+    assert np.abs(fp16 - expected).max() > 0 and np.sum(fp16 * expected, axis=1).mean() >= 0.9995
 
 
 def test_package_contract(small_run, small_package):
