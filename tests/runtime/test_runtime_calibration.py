@@ -61,7 +61,7 @@ def test_margin_buys_recall_at_target_precision() -> None:
     assert result.target_reached and result.rule.method == "decision"
     assert result.chosen.precision >= 0.99 and result.rule.margin > 0
     # the best threshold-only rule at the same target
-    threshold_only = [r for r in result.decision_rows if r.margin == 0.0][0]
+    threshold_only = next(r for r in result.decision_rows if r.margin == 0.0)
     assert threshold_only.precision < 0.99 or threshold_only.recall < result.chosen.recall
     assert result.chosen.recall > 0.5
     assert result.queries == 440 and result.distractors == 40
@@ -89,7 +89,7 @@ def test_unreachable_target_is_reported() -> None:
 
 def test_bad_inputs() -> None:
     sims, truth, items = lookalike_scene()
-    with pytest.raises(ConfigError, match="Got 1.5"):
+    with pytest.raises(ConfigError, match=r"Got 1\.5"):
         calibrate(sims, truth, items, target_precision=1.5)
     with pytest.raises(GalleryError, match="no calibration query"):
         calibrate(sims, ["x"] * len(truth), items)

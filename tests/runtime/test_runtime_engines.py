@@ -15,10 +15,8 @@ from pocketvec.runtime.images import load_image
 from pocketvec.runtime.preprocess import preprocess, to_batch
 
 
-def test_onnx_engine_matches_pytorch(onnx_model: Path, item_paths: list[Path]) -> None:
+def test_onnx_engine_matches_pytorch(onnx_model: Path, item_paths: list[Path], test_encoder) -> None:
     import torch
-
-    from pocketvec.train.encoder import EncoderConfig, build_encoder
 
     engine = open_engine(onnx_model, threads=1)
     meta = engine.metadata
@@ -27,8 +25,7 @@ def test_onnx_engine_matches_pytorch(onnx_model: Path, item_paths: list[Path]) -
     embeddings = engine.embed(paths, batch_size=2)
     assert embeddings.shape == (5, 64) and embeddings.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
-    torch.manual_seed(0)  # the fixture's seed: the same weights
-    model = build_encoder(EncoderConfig(backbone="lcnet_050", embedding_dim=64, preprocess=meta.preprocess)).eval()
+    model = test_encoder(seed=0)  # the fixture's model, rebuilt in PyTorch
     batch = to_batch([preprocess(load_image(p), meta.preprocess) for p in paths])
     with torch.no_grad():
         reference = model(torch.from_numpy(batch)).numpy()
@@ -53,7 +50,7 @@ def test_broken_image_is_reported_and_the_rest_proceeds(onnx_model: Path, item_p
     assert result.paths == [item_paths[0], item_paths[1]]
     assert [e.path for e in result.failures] == [broken, text]
     np.testing.assert_allclose(result.embeddings, engine.embed(item_paths[:2]), atol=1e-6)
-    with pytest.raises(ImageLoadError, match="broken.png"):
+    with pytest.raises(ImageLoadError, match=r"broken\.png"):
         engine.embed([item_paths[0], broken])
 
 
@@ -67,11 +64,11 @@ def test_files_that_are_not_pocketvec_models(tmp_path: Path, onnx_model: Path) -
         open_engine(tmp_path / "plain.onnx")
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x08\x07not a protobuf model at all" * 10)
-    with pytest.raises(ModelFileError, match="garbage.onnx"):
+    with pytest.raises(ModelFileError, match=r"garbage\.onnx"):
         open_engine(garbage)
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(onnx_model.read_bytes()[:5000])
-    with pytest.raises(ModelFileError, match="truncated.onnx"):
+    with pytest.raises(ModelFileError, match=r"truncated\.onnx"):
         open_engine(truncated)
     with pytest.raises(ModelFileError, match="no such model file"):
         open_engine(tmp_path / "missing.onnx")
