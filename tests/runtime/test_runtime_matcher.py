@@ -9,7 +9,7 @@ from pocketvec.errors import GalleryError
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.matcher import UNKNOWN, Matcher
 from pocketvec.runtime.metadata import AcceptRule
-from pocketvec.runtime.search import FaissIndex, Int8Index, NumpyIndex, make_index
+from pocketvec.runtime.search import AUTO_SCAN_ROWS, FaissIndex, Int8Index, NumpyIndex, make_index
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -63,10 +63,11 @@ def crowded() -> tuple[np.ndarray, np.ndarray]:
     return rows, queries
 
 
-@pytest.mark.parametrize("kind", ["int8", "faiss"])
-def test_indexes_are_exact(crowded, kind: str) -> None:
+@pytest.mark.parametrize(("kind", "dtype"), [("int8", "int8"), ("int8", "float32"), ("int8", "float16"),
+                                           ("faiss", "float32")])
+def test_indexes_are_exact(crowded, kind: str, dtype: str) -> None:
     rows, queries = crowded
-    stored = Gallery("s", 64, "int8" if kind == "int8" else "float32")
+    stored = Gallery("s", 64, dtype)
     stored.add(rows, [str(i) for i in range(len(rows))], [str(i) for i in range(len(rows))])
     if kind == "faiss":
         pytest.importorskip("faiss")
@@ -83,7 +84,8 @@ def test_auto_index_uses_int8_scan_for_int8_galleries(crowded) -> None:
     int8.add(rows[:300], [str(i // 3) for i in range(300)], [str(i) for i in range(300)])
     assert isinstance(make_index(int8.vectors), Int8Index)
     float_gallery = gallery_of(int8.embeddings(), int8.labels)
-    assert isinstance(make_index(float_gallery.vectors), NumpyIndex)
+    assert isinstance(make_index(float_gallery.vectors), NumpyIndex)  # small: plain brute force
+    assert isinstance(make_index(rows[:1].repeat(AUTO_SCAN_ROWS, axis=0)), Int8Index)  # large: the scan
     a = Matcher(int8, AcceptRule(0.5, 0.02)).match(queries, top_k=3)
     b = Matcher(float_gallery, AcceptRule(0.5, 0.02)).match(queries, top_k=3)
     for x, y in zip(a, b, strict=True):
