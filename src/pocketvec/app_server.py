@@ -76,10 +76,10 @@ def check_model_and_gallery(model: Path, gallery: Path | None) -> str:
 class _Handler(BaseHTTPRequestHandler):
     files: AppFiles  # set on the subclass made by make_server
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:  # http.server's naming
         self._send(head_only=False)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._send(head_only=True)
 
     def _send(self, head_only: bool) -> None:

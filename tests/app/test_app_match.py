@@ -5,23 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.images import content_hash
-from pocketvec.runtime.matcher import UNKNOWN, Matcher
-
-from .conftest import MAX_COSINE_DISTANCE, choose_photo, cosine_distance, enroll, open_app
-
-
-def check_against_python(results: list[dict], scenario, gallery: Gallery) -> None:
-    expected = Matcher(gallery, scenario.rule).match(scenario.query_embeddings, top_k=3)
-    for result, py_embedding, match in zip(results, scenario.query_embeddings, expected, strict=True):
-        assert cosine_distance(np.array(result["embedding"]), py_embedding) <= MAX_COSINE_DISTANCE, result["name"]
-        assert [t["label"] for t in result["top"]] == [label for label, _ in match.top], result["name"]
-        np.testing.assert_allclose([t["score"] for t in result["top"]], [s for _, s in match.top], atol=1e-4)
-        assert result["accepted"] == match.accepted, result["name"]
-        assert (result["label"] or UNKNOWN) == match.answer, result["name"]
+from .conftest import MAX_COSINE_DISTANCE, check_against_python, choose_photo, cosine_distance, enroll, open_app
 
 
 def test_enroll_match_export_in_the_browser(page, serve_app, scenario, artifacts_dir: Path, tmp_path: Path) -> None:
@@ -33,7 +19,7 @@ def test_enroll_match_export_in_the_browser(page, serve_app, scenario, artifacts
     assert page.inner_text("#gallery-count") == f"{len(scenario.enrolled)} labels, {len(scenario.enrolled)} rows"
 
     results = [choose_photo(page, q) for q in scenario.queries]
-    check_against_python(results, scenario, scenario.gallery)
+    check_against_python(results, scenario.query_embeddings, scenario.gallery, scenario.rule)
     decisions = [r["accepted"] for r in results]
     assert any(decisions) and not all(decisions), "the rule must give both answers on these queries"
     assert all(r["inferenceMs"] > 0 for r in results)
@@ -64,7 +50,7 @@ def test_served_python_gallery_matches_like_python(page, serve_app, scenario) ->
     assert page.inner_text("#gallery-count") == f"{len(scenario.enrolled)} labels, {len(scenario.enrolled)} rows"
     assert "Accept rule (gallery)" in page.inner_text("#rule-info")
     results = [choose_photo(page, q) for q in scenario.queries]
-    check_against_python(results, scenario, scenario.gallery)
+    check_against_python(results, scenario.query_embeddings, scenario.gallery, scenario.rule)
     page.reload()  # kept on the device (IndexedDB) across visits
     page.evaluate("() => window.pocketvecApp.ready")
     assert page.inner_text("#gallery-count") == f"{len(scenario.enrolled)} labels, {len(scenario.enrolled)} rows"
