@@ -158,7 +158,7 @@ function wire(camera) {
     await saveStored(gallery);
     renderGallery();
   });
-  $("export-button").onclick = () => guarded(async () => download(await state.gallery.toFile(), "gallery.pvg"));
+  $("export-button").onclick = () => guarded(async () => download(await state.gallery.toFile("float32", state.model.meta.pocketvec_version), "gallery.pvg"));
 }
 
 async function main() {

@@ -13,8 +13,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from pocketvec.data.assets import demo_items_dir
+
 REPO = Path(__file__).resolve().parents[2]
-DEMO_ITEMS = REPO / "src" / "pocketvec" / "assets" / "demo_items"
+DEMO_ITEMS = demo_items_dir()
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
