@@ -80,8 +80,7 @@ function renderResult(result) {
     + `(${state.model.spec.input_size}px, ${state.model.spec.crop_mode}, ${state.model.spec.resample}).`;
 }
 
-function drawPreview(img) {
-  const canvas = $("preview");
+function drawRGB(canvas, img) {
   Object.assign(canvas, { width: img.width, height: img.height, hidden: false });
   const rgba = new ImageData(img.width, img.height);
   for (let i = 0, j = 0; j < img.data.length; i += 4, j += 3) {
@@ -93,8 +92,9 @@ function drawPreview(img) {
 
 /** A new photo: show it, embed it, match it against the gallery. */
 async function usePhoto(img, source, name) {
-  drawPreview(img);
+  drawRGB($("preview"), img);
   const out = await state.model.embed(img);
+  drawRGB($("model-input"), out.pixels); // exactly what the model saw (crop mode, filter)
   const match = state.gallery.match(out.embedding, 3, acceptRule());
   state.photo = { source, name, embedding: out.embedding };
   state.lastResult = { ...out, ...match, name };
