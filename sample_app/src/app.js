@@ -37,7 +37,8 @@ async function loadGallery(model) {
       showError(e); // refused (another model, damaged): keep the on-device gallery
     }
   }
-  const gallery = new Gallery(spaceId, model.meta.embedding_dim, stored?.acceptRule ?? null);
+  // A new gallery takes the model's calibrated rule, as pocketvec's Python enrollment does.
+  const gallery = new Gallery(spaceId, model.meta.embedding_dim, stored?.acceptRule ?? model.meta.accept_rule ?? null);
   for (const r of stored?.rows || []) gallery.rows.push(r);
   return gallery;
 }

@@ -32,7 +32,7 @@ def test_enroll_match_export_in_the_browser(page, serve_app, scenario, artifacts
     loaded = Gallery.load(exported, embedding_space_id=scenario.space_id)  # Python reads the browser's file
     assert loaded.labels == scenario.gallery.labels
     assert loaded.sources == [content_hash(p) for p in scenario.enrolled]
-    assert loaded.accept_rule is None  # enrolled on the device; the model's rule applies
+    assert loaded.accept_rule == scenario.rule  # a new gallery takes the model's rule, as in Python
     distances = [cosine_distance(a, b) for a, b in zip(loaded.embeddings(), scenario.gallery.embeddings(), strict=True)]
     assert max(distances) <= MAX_COSINE_DISTANCE
 
