@@ -58,8 +58,14 @@ def test_served_python_gallery_matches_like_python(page, serve_app, scenario) ->
     assert page.inner_text("#gallery-count") == f"{len(scenario.enrolled)} labels, {len(scenario.enrolled)} rows"
 
 
-def test_import_refuses_foreign_and_damaged_galleries(page, serve_app, scenario, tmp_path: Path) -> None:
+def test_page_refuses_broken_images_foreign_and_damaged_galleries(page, serve_app, scenario, tmp_path: Path) -> None:
     open_app(page, serve_app(scenario.model))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(scenario.enrolled[0].read_bytes()[:300])  # a truncated real PNG
+    page.set_input_files("#file-input", str(broken))
+    page.wait_for_selector("#error:not([hidden])")
+    assert "broken.png: not an image this browser can decode" in page.inner_text("#error")
+
     foreign = Gallery("0123456789abcdef", scenario.gallery.dim, labels=list(scenario.gallery.labels),
                       sources=list(scenario.gallery.sources), vectors=scenario.gallery.vectors.copy())
     page.set_input_files("#import-input", str(foreign.save(tmp_path / "foreign.pvg")))
