@@ -83,8 +83,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(head_only=True)
 
     def _send(self, head_only: bool) -> None:
-        path = self.files.resolve(urlsplit(self.path).path)
-        if path is None or not path.is_file():
+        try:
+            path = self.files.resolve(urlsplit(self.path).path)
+            found = path is not None and path.is_file()
+        except (ValueError, OSError):  # a path the OS refuses: not part of the app either
+            found = False
+        if not found:
             self.send_error(HTTPStatus.NOT_FOUND, "not part of the pocketvec app")
             return
         body = path.read_bytes()

@@ -48,7 +48,7 @@ def test_serve_prints_url_and_serves_app_model_gallery(scenario) -> None:
         status, body, headers = get(url + "node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm")
         assert status == 200 and body[:4] == b"\0asm" and headers["Content-Type"] == "application/wasm"
         for outside in ("pyproject.toml", "src/../../pyproject.toml", "node_modules/long/index.js",
-                        "package.json", "%2e%2e/pyproject.toml"):
+                        "package.json", "%2e%2e/pyproject.toml", "src/%00.js"):
             assert get(url + outside)[0] == 404, outside
     finally:
         proc.terminate()
