@@ -37,7 +37,8 @@ async function loadGallery(model) {
       showError(e); // refused (another model, damaged): keep the on-device gallery
     }
   }
-  const gallery = new Gallery(spaceId, model.meta.embedding_dim, stored?.acceptRule ?? null);
+  // A new gallery takes the model's calibrated rule, as pocketvec's Python enrollment does.
+  const gallery = new Gallery(spaceId, model.meta.embedding_dim, stored?.acceptRule ?? model.meta.accept_rule ?? null);
   for (const r of stored?.rows || []) gallery.rows.push(r);
   return gallery;
 }
@@ -80,8 +81,7 @@ function renderResult(result) {
     + `(${state.model.spec.input_size}px, ${state.model.spec.crop_mode}, ${state.model.spec.resample}).`;
 }
 
-function drawPreview(img) {
-  const canvas = $("preview");
+function drawRGB(canvas, img) {
   Object.assign(canvas, { width: img.width, height: img.height, hidden: false });
   const rgba = new ImageData(img.width, img.height);
   for (let i = 0, j = 0; j < img.data.length; i += 4, j += 3) {
@@ -93,8 +93,9 @@ function drawPreview(img) {
 
 /** A new photo: show it, embed it, match it against the gallery. */
 async function usePhoto(img, source, name) {
-  drawPreview(img);
+  drawRGB($("preview"), img);
   const out = await state.model.embed(img);
+  drawRGB($("model-input"), out.pixels); // exactly what the model saw (crop mode, filter)
   const match = state.gallery.match(out.embedding, 3, acceptRule());
   state.photo = { source, name, embedding: out.embedding };
   state.lastResult = { ...out, ...match, name };
@@ -158,7 +159,7 @@ function wire(camera) {
     await saveStored(gallery);
     renderGallery();
   });
-  $("export-button").onclick = () => guarded(async () => download(await state.gallery.toFile(), "gallery.pvg"));
+  $("export-button").onclick = () => guarded(async () => download(await state.gallery.toFile("float32", state.model.meta.pocketvec_version), "gallery.pvg"));
 }
 
 async function main() {

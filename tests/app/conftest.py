@@ -13,8 +13,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from pocketvec.data.assets import demo_items_dir
+
 REPO = Path(__file__).resolve().parents[2]
-DEMO_ITEMS = REPO / "src" / "pocketvec" / "assets" / "demo_items"
+DEMO_ITEMS = demo_items_dir()
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -166,7 +168,8 @@ def scenario(fp32_model: Path, app_workdir: Path):
 
     enrolled = copy_items(ENROLLED, app_workdir / "enroll")
     (app_workdir / "queries").mkdir()
-    queries = [photo_of(p, app_workdir / "queries" / f"{p.stem}_photo.png", 1.0 + 0.25 * i) for i, p in enumerate(enrolled)]
+    queries = [photo_of(p, app_workdir / "queries" / f"{p.stem}_photo.png", angle=1.0 + 0.25 * i)
+               for i, p in enumerate(enrolled)]
     queries += copy_items(NOT_ENROLLED, app_workdir / "queries")
     engine = open_engine(fp32_model)
     space_id = engine.metadata.embedding_space_id
@@ -222,3 +225,16 @@ def enroll(page, path: Path, label: str) -> str:
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(1.0 - np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def check_against_python(results: list[dict], query_embeddings: np.ndarray, gallery, rule) -> None:
+    """The page's embeddings, top-3 and decisions equal pocketvec.runtime's on the same gallery."""
+    from pocketvec.runtime.matcher import UNKNOWN, Matcher
+
+    expected = Matcher(gallery, rule).match(query_embeddings, top_k=3)
+    for result, py_embedding, match in zip(results, query_embeddings, expected, strict=True):
+        assert cosine_distance(np.array(result["embedding"]), py_embedding) <= MAX_COSINE_DISTANCE, result["name"]
+        assert [t["label"] for t in result["top"]] == [label for label, _ in match.top], result["name"]
+        np.testing.assert_allclose([t["score"] for t in result["top"]], [s for _, s in match.top], atol=1e-4)
+        assert result["accepted"] == match.accepted, result["name"]
+        assert (result["label"] or UNKNOWN) == match.answer, result["name"]
