@@ -179,7 +179,8 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         "the held-out precision and recall are what a user would meet.",
         "- Latency: onnxruntime, 1 thread, batch 1, median of 150 runs per model, the models taking turns; "
         "reported as a ratio to the EfficientNet-Lite2 teacher's fp32 ONNX measured in the same run.",
-        f"- Machine: {machine['platform']}, {machine['processor']}, torch {machine['torch']}.",
+        f"- Machine: {machine['platform']}, {machine['processor']}, {machine.get('cpus')} CPUs, torch "
+        f"{machine['torch']}; the run took {document.get('duration_s', 0) / 60:.1f} min of wall time.",
         *[f"- {note}" for note in notes],
         "",
         "## Goals of the benchmark issue",

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -138,6 +140,7 @@ def run_benchmark(options: BenchOptions) -> dict:
     """Run everything; returns (and writes to <work>/results.json) the result document."""
     import torch
 
+    started = time.monotonic()
     torch.manual_seed(options.config.seed)
     torch.set_num_threads(2)
     options.work.mkdir(parents=True, exist_ok=True)
@@ -167,7 +170,8 @@ def run_benchmark(options: BenchOptions) -> dict:
         "benchmark": {**bench.summary(), "config": asdict(options.config), "simulator": options.simulator.to_dict(),
                       "decision_calibration": "first 40% of each item's photos; scored on the rest"},
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "torch": torch.__version__, "threads": 2},
+                    "cpus": os.cpu_count(), "torch": torch.__version__, "threads": 2},
+        "duration_s": round(time.monotonic() - started, 1),
         "results": records,
     }
     (options.work / "results.json").write_text(json.dumps(document, indent=1, sort_keys=True))
