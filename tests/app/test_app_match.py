@@ -53,9 +53,13 @@ def test_served_python_gallery_matches_like_python(page, serve_app, scenario) ->
     some = [0, 1, len(scenario.queries) - 2, len(scenario.queries) - 1]  # enrolled and not (all: above)
     results = [choose_photo(page, scenario.queries[i]) for i in some]
     check_against_python(results, scenario.query_embeddings[some], scenario.gallery, scenario.rule)
-    page.reload()  # kept on the device (IndexedDB) across visits
+    new_item = scenario.queries[-1]  # not in the served gallery
+    assert enroll(page, new_item, "new item").startswith("Enrolled")
+    page.reload()  # the device gallery (IndexedDB) survives the visit; the unchanged served file does not reseed
     page.evaluate("() => window.pocketvecApp.ready")
-    assert page.inner_text("#gallery-count") == f"{len(scenario.enrolled)} labels, {len(scenario.enrolled)} rows"
+    n = len(scenario.enrolled) + 1
+    assert page.inner_text("#gallery-count") == f"{n} labels, {n} rows"
+    assert choose_photo(page, new_item)["label"] == "new item"
 
 
 def test_page_refuses_broken_images_foreign_and_damaged_galleries(page, serve_app, scenario, tmp_path: Path) -> None:
