@@ -14,29 +14,14 @@ from .conftest import DEMO_ITEMS, check_against_python, choose_photo, cosine_dis
 
 
 @pytest.fixture(scope="module")
-def int8_model(scenario, app_workdir: Path) -> Path:
-    """Static int8 QDQ (per-channel int8 weights, uint8 activations) calibrated on real images."""
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+def int8_model(run_dir: Path, scenario, app_workdir: Path) -> Path:
+    """`pocketvec.export`'s int8 (static QDQ, per-channel) calibrated on the real demo items,
+    with the scenario's accept rule written in as `pocketvec calibrate` does."""
+    from pocketvec.export.onnx_export import export_onnx
+    from pocketvec.runtime.model_files import write_accept_rule
 
-    from pocketvec.export.onnx_export import write_metadata
-    from pocketvec.runtime.images import load_image
-    from pocketvec.runtime.preprocess import preprocess, to_batch
-
-    spec = scenario.engine.metadata.preprocess
-    feeds = iter([{"image": to_batch([preprocess(load_image(p), spec)])} for p in sorted(DEMO_ITEMS.glob("*.png"))])
-
-    class Reader(CalibrationDataReader):
-        def get_next(self):
-            return next(feeds, None)
-
-    out = app_workdir / "model.int8.onnx"
-    quantize_static(str(scenario.model), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    proto = onnx.load(str(out))
-    write_metadata(proto, scenario.engine.metadata)
-    onnx.save(proto, str(out))
-    return out
+    out = export_onnx(run_dir, app_workdir / "model.int8.onnx", quantize="int8", calibration_dir=DEMO_ITEMS)
+    return write_accept_rule(out, scenario.rule, scenario.space_id)
 
 
 def test_int8_model_in_the_browser_equals_python(page, serve_app, scenario, int8_model: Path, tmp_path: Path) -> None:

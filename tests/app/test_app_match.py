@@ -8,7 +8,15 @@ from pathlib import Path
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.images import content_hash
 
-from .conftest import MAX_COSINE_DISTANCE, check_against_python, choose_photo, cosine_distance, enroll, open_app
+from .conftest import (
+    MAX_COSINE_DISTANCE,
+    check_against_python,
+    choose_photo,
+    cosine_distance,
+    enroll,
+    open_app,
+    page_gallery,
+)
 
 
 def test_enroll_match_export_in_the_browser(page, serve_app, scenario, artifacts_dir: Path, tmp_path: Path) -> None:
@@ -20,7 +28,8 @@ def test_enroll_match_export_in_the_browser(page, serve_app, scenario, artifacts
     assert page.inner_text("#gallery-count") == f"{len(scenario.enrolled)} labels, {len(scenario.enrolled)} rows"
 
     results = [choose_photo(page, q) for q in scenario.queries]
-    check_against_python(results, scenario.query_embeddings, scenario.gallery, scenario.rule)
+    held = page_gallery(page, scenario.gallery)
+    check_against_python(results, scenario.query_embeddings, scenario.gallery, scenario.rule, held)
     decisions = [r["accepted"] for r in results]
     assert any(decisions) and not all(decisions), "the rule must give both answers on these queries"
     assert all(r["inferenceMs"] > 0 for r in results)
