@@ -160,6 +160,20 @@ def gap_midpoint(values: np.ndarray, low: float, high: float) -> float:
     return float((v[i] + v[i + 1]) / 2)
 
 
+def rule_in_gaps(gallery, query_embeddings: np.ndarray):
+    """An accept rule whose threshold and margin sit in clear gaps of these queries' scores, so that
+    it gives both answers and no tiny numeric difference can flip one."""
+    from pocketvec.runtime.matcher import Matcher
+    from pocketvec.runtime.metadata import AcceptRule
+
+    probe = Matcher(gallery, AcceptRule(threshold=0.0)).match(query_embeddings, top_k=3)
+    best = np.array([m.top[0][1] for m in probe])
+    threshold = gap_midpoint(best, float(np.quantile(best, 0.2)), float(np.quantile(best, 0.9)))
+    margins = np.array([m.margin for m in probe])[best >= threshold]
+    margin = gap_midpoint(np.append(margins, 0.0), -1.0, float(margins.max()) + 1e-9)
+    return AcceptRule(threshold=round(threshold, 6), margin=round(max(margin, 0.0), 6), method="test")
+
+
 @pytest.fixture(scope="session")
 def scenario(fp32_model: Path, app_workdir: Path):
     """Enrolled real items, query photos (enrolled and not), a Python gallery and an accept rule
@@ -168,7 +182,6 @@ def scenario(fp32_model: Path, app_workdir: Path):
     from pocketvec.runtime.gallery import Gallery
     from pocketvec.runtime.images import content_hash
     from pocketvec.runtime.matcher import Matcher
-    from pocketvec.runtime.metadata import AcceptRule
     from pocketvec.runtime.model_files import write_accept_rule
 
     enrolled = copy_items(ENROLLED, app_workdir / "enroll")
@@ -181,12 +194,7 @@ def scenario(fp32_model: Path, app_workdir: Path):
     gallery = Gallery(space_id, engine.metadata.embedding_dim)
     gallery.add(engine.embed(enrolled), [p.stem for p in enrolled], [content_hash(p) for p in enrolled])
     query_embeddings = engine.embed(queries)
-    probe = Matcher(gallery, AcceptRule(threshold=0.0)).match(query_embeddings, top_k=3)
-    best = np.array([m.top[0][1] for m in probe])
-    threshold = gap_midpoint(best, float(np.quantile(best, 0.2)), float(np.quantile(best, 0.9)))
-    margins = np.array([m.margin for m in probe])[best >= threshold]
-    margin = gap_midpoint(np.append(margins, 0.0), -1.0, float(margins.max()) + 1e-9)
-    rule = AcceptRule(threshold=round(threshold, 6), margin=round(max(margin, 0.0), 6), method="test")
+    rule = rule_in_gaps(gallery, query_embeddings)
     model = write_accept_rule(shutil.copy(fp32_model, app_workdir / "model_with_rule.onnx"), rule, space_id)
     gallery.accept_rule = rule
     gallery_path = gallery.save(app_workdir / "gallery.pvg")
