@@ -33,7 +33,7 @@ def tiny_student(tmp_path_factory):
 def _bench(cache, work, out, student, *extra):
     command = [sys.executable, "-m", "pocketvec", "bench", "--quick", "--cache", str(cache), "--work", str(work),
                "--out", str(out), "--student", str(student), "--models", "student",
-               "--forms", "torch-fp32,onnx-fp32,onnx-int8", *extra]
+               "--forms", "torch-fp32,onnx-fp32,onnx-int8,coreml-int8", *extra]
     return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
 
 
@@ -62,7 +62,8 @@ def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> N
 
     # same seed, same numbers: photos made again from scratch, every model form measured again
     second = run_benchmark(BenchOptions(work=tmp_path / "again", config=QUICK, models=("student",),
-                                        forms=("torch-fp32", "onnx-fp32", "onnx-int8"), student_run=tiny_student,
+                                        forms=("torch-fp32", "onnx-fp32", "onnx-int8", "coreml-int8"),
+                                        student_run=tiny_student,
                                         cache=cache))
     assert [r.get("accuracy") for r in second["results"]] == [r.get("accuracy") for r in results["results"]]
 

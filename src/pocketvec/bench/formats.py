@@ -63,7 +63,7 @@ def _open_engine(path: Path, threads: int | None = None):
         from pocketvec.runtime.engines import open_engine
     except ImportError as e:
         raise NotAvailable(f"runtime engines are not merged yet ({e})") from e
-    return open_engine(path, threads=threads)
+    return open_engine(path, threads=threads)  # onnxruntime, or the Core ML interpreter for .mlpackage
 
 
 def prepared_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Path) -> np.ndarray:
@@ -102,6 +102,6 @@ def embed_form(form: str, run_dir: Path, exported: Path | None, pixels: np.ndarr
     if form == "torch-fp32":
         return embed_torch(run_dir, pixels, batch_size)
     assert exported is not None
-    engine = _open_engine(exported)
+    engine = _open_engine(exported, threads=1)
     rows = [engine.run_batch(pixels[start : start + batch_size]) for start in range(0, len(pixels), batch_size)]
     return np.concatenate(rows).astype(np.float32)

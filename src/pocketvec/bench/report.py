@@ -43,15 +43,17 @@ def parity_table(results: list[dict]) -> list[str]:
 
 
 def accuracy_table(results: list[dict]) -> list[str]:
-    lines = ["| model | protocol | form | R@1 | R@5 | best F1 | threshold | precision | recall | F0.5 | "
-             "positives | negatives | TPR@FPR 1e-3 | TPR@FPR 1e-4 | decision rule (thr / margin) | "
+    lines = ["| model | protocol | form | R@1 | R@1 pages / flags | R@5 | best F1 | threshold | precision | recall | "
+             "F0.5 | positives | negatives | TPR@FPR 1e-3 | TPR@FPR 1e-4 | decision rule (thr / margin) | "
              "held-out precision | held-out recall |",
-             "|" + "---|" * 17]
+             "|" + "---|" * 18]
     for r in _full(results):
         a, d = r["accuracy"], r["accuracy"].get("decision")
         rule = f"{d['threshold']:.2f} / {d['margin']:.2f}" if d else NA
+        by_kind = " / ".join(_f(a.get("recall_at_1_by_kind", {}).get(kind)) for kind in ("pages", "flags"))
         lines.append(
-            f"| {r['model']} | {r['protocol']} | {r['form']} | {_f(a['recall_at_1'])} | {_f(a['recall_at_5'])} | "
+            f"| {r['model']} | {r['protocol']} | {r['form']} | {_f(a['recall_at_1'])} | {by_kind} | "
+            f"{_f(a['recall_at_5'])} | "
             f"{_f(a['f1'])} | {a['best_threshold']:.2f} | {_f(a['precision'])} | {_f(a['recall'])} | "
             f"{_f(a['f05'])} | {a['positives']} | {a['negatives']} | {_f(a['tpr_at_fpr_1e3'])} | "
             f"{_f(a['tpr_at_fpr_1e4'])} | {rule} | {_f(d['precision']) if d else NA} | "
