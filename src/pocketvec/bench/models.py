@@ -7,6 +7,7 @@ table then says "not available"; nothing is ever stood in for a missing model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -98,7 +99,8 @@ def prepare_enrolled(ctx: BenchContext) -> Path:
     base = base_student(ctx)
     base_id = json.loads((base / "config.json").read_text())["embedding_space_id"] if base else "imagenet"
     gallery_id = json.loads((ctx.work / "benchmark.json").read_text())["key"]
-    run_dir = ctx.work / "models" / f"student-enrolled-{base_id}-{gallery_id}"
+    args_id = hashlib.sha256(json.dumps(ctx.enroll_args).encode()).hexdigest()[:8]
+    run_dir = ctx.work / "models" / f"student-enrolled-{base_id}-{gallery_id}-{args_id}"
     if (run_dir / "model.safetensors").is_file():
         return run_dir
     init = ["--set", f"init={base}"] if base is not None else []

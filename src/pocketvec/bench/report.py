@@ -25,6 +25,19 @@ def _full(results: list[dict]) -> list[dict]:
     return [r for r in _ok(results) if not r.get("subset")]
 
 
+def models_table(results: list[dict]) -> list[str]:
+    lines = ["| model | what it is | protocol | backbone | input | crop | embedding | initial weights |",
+             "|---|---|---|---|---|---|---|---|"]
+    seen = set()
+    for r in results:
+        if r["model"] in seen or "backbone" not in r:
+            continue
+        seen.add(r["model"])
+        lines.append(f"| {r['model']} | {r['title']} | {r['protocol']} | {r['backbone']} | {r['input_size']} px | "
+                     f"{r['crop_mode']} | {r['embedding_dim']}-d | {r['init'] or NA} |")
+    return lines
+
+
 def parity_table(results: list[dict]) -> list[str]:
     """Exported forms against the PyTorch fp32 embeddings of the very same images."""
     lines = ["| model | form | images | mean cosine to torch-fp32 | min cosine | top-1 agreement | R@1 (form) | "
@@ -184,6 +197,10 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         f"- Machine: {machine['platform']}, {machine['processor']}, {machine.get('cpus')} CPUs, torch "
         f"{machine['torch']}; the run took {document.get('duration_s', 0) / 60:.1f} min of wall time.",
         *[f"- {note}" for note in notes],
+        "",
+        "## Models",
+        "",
+        *models_table(results),
         "",
         "## Goals of the benchmark issue",
         "",

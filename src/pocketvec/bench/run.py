@@ -108,7 +108,11 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.
     except NotAvailable as e:
         return [{**base, "form": form, "status": f"not available: {e}"} for form in options.forms], {}
     bench = ctx.bench
-    preprocess_spec = PreprocessSpec.from_dict(read_run_config(run_dir)["encoder"]["preprocess"])
+    run_config = read_run_config(run_dir)
+    preprocess_spec = PreprocessSpec.from_dict(run_config["encoder"]["preprocess"])
+    base.update(backbone=run_config["encoder"]["backbone"], embedding_dim=run_config["encoder"]["embedding_dim"],
+                init=run_config.get("train", {}).get("init", run_config.get("bench_model", "")),
+                crop_mode=preprocess_spec.crop_mode)
     task = progress.add_task(f"{key}: preprocess images", total=None)
     pixels = (prepared_pixels(bench.gallery_paths, preprocess_spec, ctx.work / "pixels"),
               prepared_pixels(bench.query_paths, preprocess_spec, ctx.work / "pixels"))
