@@ -167,6 +167,19 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _size_notes(config: dict) -> list[str]:
+    from pocketvec.bench.dataset import BenchConfig
+
+    default = BenchConfig()
+    if (config["pages"], config["flags"], config["queries_per_item"]) == (default.pages, default.flags,
+                                                                        default.queries_per_item):
+        return []
+    return [f"This run is smaller than the default benchmark ({default.pages} pages + {default.flags} flags, "
+            f"{default.queries_per_item} photos each): {config['pages']} + {config['flags']}, "
+            f"{config['queries_per_item']} photos each, to fit a time budget on this shared CPU. "
+            "`pocketvec bench` without the size options runs the default."]
+
+
 def write_markdown(document: dict, out: Path, images: list[Path], command: str, notes: list[str]) -> Path:
     bench, machine, results = document["benchmark"], document["machine"], document["results"]
     config = bench["config"]
@@ -196,7 +209,7 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         "reported as a ratio to the EfficientNet-Lite2 teacher's fp32 ONNX measured in the same run.",
         f"- Machine: {machine['platform']}, {machine['processor']}, {machine.get('cpus')} CPUs, torch "
         f"{machine['torch']}; the run took {document.get('duration_s', 0) / 60:.1f} min of wall time.",
-        *[f"- {note}" for note in notes],
+        *[f"- {note}" for note in _size_notes(config) + notes],
         "",
         "## Models",
         "",
