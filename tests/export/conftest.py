@@ -22,10 +22,10 @@ def demo_items() -> Path:
 
 @pytest.fixture(scope="session")
 def few_items(tmp_path_factory, demo_items) -> Path:
-    """8 real demo items (flags and manual pages), for the slower Lite0 checks."""
+    """6 real demo items (flags and manual pages), for the slower Lite0 checks."""
     folder = tmp_path_factory.mktemp("few_items")
     paths = sorted(demo_items.glob("*.png"))
-    for path in paths[::3][:8]:
+    for path in paths[::4][:6]:
         shutil.copy(path, folder / path.name)
     return folder
 
