@@ -130,13 +130,15 @@ def test_interpreter_matches_core_ml_on_macos(small_package, small_run, demo_ite
         assert np.abs(theirs.reshape(-1) - ours[i]).max() <= 1e-3
 
 
-def test_w8a8_quantizes_activations(small_run, demo_items, tmp_path):
+def test_w8a8_quantizes_activations(demo_items, tmp_path):
     calibration = tmp_path / "calibration"
     calibration.mkdir()
-    for path in list_images(demo_items)[:4]:
+    for path in list_images(demo_items)[:3]:
         shutil.copy(path, calibration / path.name)
-    _, pixels, expected = _pixels(small_run, demo_items, 2)
-    path = export_coreml(small_run, tmp_path / "w8a8.mlpackage", "w8a8", calibration_dir=calibration)
+    run = save_run(tmp_path / "run", build_encoder(EncoderConfig(backbone="lcnet_050",
+                                                                 preprocess=PreprocessSpec(input_size=64))))
+    _, pixels, expected = _pixels(run, demo_items, 2)
+    path = export_coreml(run, tmp_path / "w8a8.mlpackage", "w8a8", calibration_dir=calibration)
     program = MILProgram.load(path)
     assert {"quantize", "dequantize"} <= program.op_types()
     out = program.predict(pixels)

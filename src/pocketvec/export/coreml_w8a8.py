@@ -68,4 +68,4 @@ def w8a8_graph(model: nn.Module, run_dir: str | Path, spec: PreprocessSpec, cali
             for i in range(len(pixels)):
                 prepared(pixels[i : i + 1])
         final = quantizer.finalize(prepared).eval()
-        return torch.jit.trace(final, pixels[:1])
+        return torch.jit.trace(final, pixels[:1], check_trace=False)
