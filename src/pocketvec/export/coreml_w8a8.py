@@ -49,7 +49,6 @@ def w8a8_graph(model: nn.Module, run_dir: str | Path, spec: PreprocessSpec, cali
         LinearQuantizerConfig,
         ModuleLinearQuantizerConfig,
     )
-
     from timm.utils.model import freeze_batch_norm_2d
 
     pixels = torch.from_numpy(calibration_pixels(run_dir, spec, calibration_dir))
