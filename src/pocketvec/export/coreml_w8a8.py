@@ -56,7 +56,7 @@ def w8a8_graph(model: nn.Module, run_dir: str | Path, spec: PreprocessSpec, cali
     # frozen batch norms always use the running statistics.
     model = freeze_same_padding(freeze_batch_norm_2d(model.eval()), spec.input_size)
     config = LinearQuantizerConfig(global_config=ModuleLinearQuantizerConfig(
-        quantization_scheme="symmetric", milestones=[0, 0, 10**9, 0]))
+        quantization_scheme="affine", milestones=[0, 0, 10**9, 0]))
     quantizer = LinearQuantizer(model, config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
