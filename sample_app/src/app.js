@@ -21,7 +21,7 @@ function acceptRule() {
   return state.gallery.acceptRule || state.model.meta.accept_rule || DEFAULT_RULE;
 }
 
-/** The served gallery seeds the on-device one whenever the served file changes. */
+/** The served gallery seeds the on-device one on the first visit and whenever the served file changes. */
 async function loadGallery(model) {
   const spaceId = model.meta.embedding_space_id, url = params.get("gallery") || "gallery.pvg";
   const stored = await loadStored(spaceId);
@@ -30,15 +30,18 @@ async function loadGallery(model) {
     try {
       const { gallery, header } = await Gallery.fromFile(await response.arrayBuffer(), url, spaceId);
       if (stored?.seededFrom !== header.payload_sha256) {
-        await saveStored(gallery, header.payload_sha256);
+        gallery.seededFrom = header.payload_sha256;
+        await saveStored(gallery);
         return gallery;
       }
     } catch (e) {
       showError(e); // refused (another model, damaged): keep the on-device gallery
     }
   }
-  const gallery = new Gallery(spaceId, model.meta.embedding_dim, stored?.acceptRule ?? null);
+  // A new gallery takes the model's calibrated rule, as pocketvec's Python enrollment does.
+  const gallery = new Gallery(spaceId, model.meta.embedding_dim, stored?.acceptRule ?? model.meta.accept_rule ?? null);
   for (const r of stored?.rows || []) gallery.rows.push(r);
+  gallery.seededFrom = stored?.seededFrom ?? null;
   return gallery;
 }
 
@@ -80,8 +83,7 @@ function renderResult(result) {
     + `(${state.model.spec.input_size}px, ${state.model.spec.crop_mode}, ${state.model.spec.resample}).`;
 }
 
-function drawPreview(img) {
-  const canvas = $("preview");
+function drawRGB(canvas, img) {
   Object.assign(canvas, { width: img.width, height: img.height, hidden: false });
   const rgba = new ImageData(img.width, img.height);
   for (let i = 0, j = 0; j < img.data.length; i += 4, j += 3) {
@@ -93,8 +95,9 @@ function drawPreview(img) {
 
 /** A new photo: show it, embed it, match it against the gallery. */
 async function usePhoto(img, source, name) {
-  drawPreview(img);
+  drawRGB($("preview"), img);
   const out = await state.model.embed(img);
+  drawRGB($("model-input"), out.pixels); // exactly what the model saw (crop mode, filter)
   const match = state.gallery.match(out.embedding, 3, acceptRule());
   state.photo = { source, name, embedding: out.embedding };
   state.lastResult = { ...out, ...match, name };
@@ -154,11 +157,12 @@ function wire(camera) {
     if (!file) return;
     ev.target.value = "";
     const { gallery } = await Gallery.fromFile(await file.arrayBuffer(), file.name, state.model.meta.embedding_space_id);
+    gallery.seededFrom = state.gallery.seededFrom; // the served file still seeds only when it changes
     state.gallery = gallery;
     await saveStored(gallery);
     renderGallery();
   });
-  $("export-button").onclick = () => guarded(async () => download(await state.gallery.toFile(), "gallery.pvg"));
+  $("export-button").onclick = () => guarded(async () => download(await state.gallery.toFile("float32", state.model.meta.pocketvec_version), "gallery.pvg"));
 }
 
 async function main() {

@@ -4,12 +4,16 @@
 
 /** Decode a Blob to {width, height, data: Uint8Array RGB}. */
 export async function decodeImage(blob) {
+  const options = {
+    imageOrientation: "from-image", // EXIF orientation, as ImageOps.exif_transpose
+    colorSpaceConversion: "none", // Pillow ignores ICC profiles: so do we
+    premultiplyAlpha: "none",
+  };
   let bitmap;
   try {
-    bitmap = await createImageBitmap(blob, {
-      imageOrientation: "from-image", // EXIF orientation, as ImageOps.exif_transpose
-      colorSpaceConversion: "none", // Pillow ignores ICC profiles: so do we
-      premultiplyAlpha: "none",
+    bitmap = await createImageBitmap(blob, options).catch((e) => {
+      if (e.name !== "TypeError") throw e; // an older browser that refuses these options
+      return createImageBitmap(blob);
     });
   } catch (e) {
     throw new Error(`${blob.name || "image"}: not an image this browser can decode (${e.message})`);

@@ -3,7 +3,6 @@
 
 import { decodeGallery, encodeGallery, GalleryFileError } from "./gallery_file.js";
 
-export const APP_VERSION = "pocketvec-sample-app 0.1.0";
 
 // As pocketvec.runtime.matcher: the rule used when neither the gallery nor the model carries one.
 export const DEFAULT_RULE = Object.freeze({ threshold: 0.5, margin: 0.0, method: "default" });
@@ -25,6 +24,7 @@ export class Gallery {
     this.dim = dim;
     this.acceptRule = acceptRule;
     this.rows = []; // {label, source, embedding: Float32Array}
+    this.seededFrom = null; // payload_sha256 of the served gallery this one started from
   }
 
   get count() {
@@ -75,14 +75,14 @@ export class Gallery {
     return { top: all.slice(0, k), ...decision, label: decision.accepted ? all[0].label : null };
   }
 
-  /** A .pvg file's bytes (float32 or int8 rows). */
-  async toFile(dtype = "float32") {
+  /** A .pvg file's bytes (float32 or int8 rows); `version` is the model's pocketvec version. */
+  async toFile(dtype = "float32", version = "0.1.0") {
     const vectors = new Float32Array(this.count * this.dim);
     this.rows.forEach((r, i) => vectors.set(r.embedding, i * this.dim));
     const header = {
       embedding_space_id: this.spaceId, dim: this.dim, count: this.count, dtype,
       labels: this.rows.map((r) => r.label), sources: this.rows.map((r) => r.source),
-      accept_rule: this.acceptRule, created_by: APP_VERSION,
+      accept_rule: this.acceptRule, created_by: `pocketvec ${version} (sample app)`,
     };
     return encodeGallery(header, vectors);
   }

@@ -6,8 +6,8 @@ export const CROP_MODES = ["center_crop", "scale_fit", "scale_fill"];
 export const RESAMPLE_FILTERS = { box: 0.5, bilinear: 1.0, bicubic: 2.0 }; // name -> support
 
 function filterValue(name, x) {
+  if (name === "box") return x > -0.5 && x <= 0.5 ? 1.0 : 0.0; // PIL: asymmetric, ties go to one side
   x = Math.abs(x);
-  if (name === "box") return x < 0.5 ? 1.0 : 0.0;
   if (name === "bilinear") return x < 1.0 ? 1.0 - x : 0.0;
   const a = -0.5; // bicubic, as PIL
   if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
@@ -21,6 +21,7 @@ export function resampleWeights(inSize, outSize, resample) {
   const filterscale = Math.max(scale, 1.0);
   const support = RESAMPLE_FILTERS[resample] * filterscale;
   const taps = Math.ceil(support) * 2 + 1;
+  const inverse = 1.0 / filterscale; // PIL multiplies by 1/filterscale, in this order of operations
   const index = new Int32Array(outSize * taps);
   const weights = new Float64Array(outSize * taps);
   for (let i = 0; i < outSize; i++) {
@@ -30,7 +31,7 @@ export function resampleWeights(inSize, outSize, resample) {
     let total = 0.0;
     for (let t = 0; t < taps; t++) {
       const j = xmin + t;
-      const w = j < xmax ? filterValue(resample, (j - center + 0.5) / filterscale) : 0.0;
+      const w = j < xmax ? filterValue(resample, (t - center + xmin + 0.5) * inverse) : 0.0;
       weights[i * taps + t] = w;
       index[i * taps + t] = Math.min(j, inSize - 1);
       total = total + w; // sequential sum, as the Python side

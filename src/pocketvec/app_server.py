@@ -76,15 +76,19 @@ def check_model_and_gallery(model: Path, gallery: Path | None) -> str:
 class _Handler(BaseHTTPRequestHandler):
     files: AppFiles  # set on the subclass made by make_server
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:  # http.server's naming
         self._send(head_only=False)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._send(head_only=True)
 
     def _send(self, head_only: bool) -> None:
-        path = self.files.resolve(urlsplit(self.path).path)
-        if path is None or not path.is_file():
+        try:
+            path = self.files.resolve(urlsplit(self.path).path)
+            found = path is not None and path.is_file()
+        except (ValueError, OSError):  # a path the OS refuses: not part of the app either
+            found = False
+        if not found:
             self.send_error(HTTPStatus.NOT_FOUND, "not part of the pocketvec app")
             return
         body = path.read_bytes()

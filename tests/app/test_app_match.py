@@ -5,23 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.images import content_hash
-from pocketvec.runtime.matcher import UNKNOWN, Matcher
 
-from .conftest import MAX_COSINE_DISTANCE, choose_photo, cosine_distance, enroll, open_app
-
-
-def check_against_python(results: list[dict], scenario, gallery: Gallery) -> None:
-    expected = Matcher(gallery, scenario.rule).match(scenario.query_embeddings, top_k=3)
-    for result, py_embedding, match in zip(results, scenario.query_embeddings, expected, strict=True):
-        assert cosine_distance(np.array(result["embedding"]), py_embedding) <= MAX_COSINE_DISTANCE, result["name"]
-        assert [t["label"] for t in result["top"]] == [label for label, _ in match.top], result["name"]
-        np.testing.assert_allclose([t["score"] for t in result["top"]], [s for _, s in match.top], atol=1e-4)
-        assert result["accepted"] == match.accepted, result["name"]
-        assert (result["label"] or UNKNOWN) == match.answer, result["name"]
+from .conftest import (
+    MAX_COSINE_DISTANCE,
+    check_against_python,
+    choose_photo,
+    cosine_distance,
+    enroll,
+    open_app,
+    page_gallery,
+)
 
 
 def test_enroll_match_export_in_the_browser(page, serve_app, scenario, artifacts_dir: Path, tmp_path: Path) -> None:
@@ -33,7 +28,8 @@ def test_enroll_match_export_in_the_browser(page, serve_app, scenario, artifacts
     assert page.inner_text("#gallery-count") == f"{len(scenario.enrolled)} labels, {len(scenario.enrolled)} rows"
 
     results = [choose_photo(page, q) for q in scenario.queries]
-    check_against_python(results, scenario, scenario.gallery)
+    held = page_gallery(page, scenario.gallery)
+    check_against_python(results, scenario.query_embeddings, scenario.gallery, scenario.rule, held)
     decisions = [r["accepted"] for r in results]
     assert any(decisions) and not all(decisions), "the rule must give both answers on these queries"
     assert all(r["inferenceMs"] > 0 for r in results)
@@ -45,7 +41,7 @@ def test_enroll_match_export_in_the_browser(page, serve_app, scenario, artifacts
     loaded = Gallery.load(exported, embedding_space_id=scenario.space_id)  # Python reads the browser's file
     assert loaded.labels == scenario.gallery.labels
     assert loaded.sources == [content_hash(p) for p in scenario.enrolled]
-    assert loaded.accept_rule is None  # enrolled on the device; the model's rule applies
+    assert loaded.accept_rule == scenario.rule  # a new gallery takes the model's rule, as in Python
     distances = [cosine_distance(a, b) for a, b in zip(loaded.embeddings(), scenario.gallery.embeddings(), strict=True)]
     assert max(distances) <= MAX_COSINE_DISTANCE
 
@@ -63,15 +59,26 @@ def test_served_python_gallery_matches_like_python(page, serve_app, scenario) ->
     open_app(page, serve_app(scenario.model, scenario.gallery_path))
     assert page.inner_text("#gallery-count") == f"{len(scenario.enrolled)} labels, {len(scenario.enrolled)} rows"
     assert "Accept rule (gallery)" in page.inner_text("#rule-info")
-    results = [choose_photo(page, q) for q in scenario.queries]
-    check_against_python(results, scenario, scenario.gallery)
-    page.reload()  # kept on the device (IndexedDB) across visits
+    some = [0, 1, len(scenario.queries) - 2, len(scenario.queries) - 1]  # enrolled and not (all: above)
+    results = [choose_photo(page, scenario.queries[i]) for i in some]
+    check_against_python(results, scenario.query_embeddings[some], scenario.gallery, scenario.rule)
+    new_item = scenario.queries[-1]  # not in the served gallery
+    assert enroll(page, new_item, "new item").startswith("Enrolled")
+    page.reload()  # the device gallery (IndexedDB) survives the visit; the unchanged served file does not reseed
     page.evaluate("() => window.pocketvecApp.ready")
-    assert page.inner_text("#gallery-count") == f"{len(scenario.enrolled)} labels, {len(scenario.enrolled)} rows"
+    n = len(scenario.enrolled) + 1
+    assert page.inner_text("#gallery-count") == f"{n} labels, {n} rows"
+    assert choose_photo(page, new_item)["label"] == "new item"
 
 
-def test_import_refuses_foreign_and_damaged_galleries(page, serve_app, scenario, tmp_path: Path) -> None:
+def test_page_refuses_broken_images_foreign_and_damaged_galleries(page, serve_app, scenario, tmp_path: Path) -> None:
     open_app(page, serve_app(scenario.model))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(scenario.enrolled[0].read_bytes()[:300])  # a truncated real PNG
+    page.set_input_files("#file-input", str(broken))
+    page.wait_for_selector("#error:not([hidden])")
+    assert "broken.png: not an image this browser can decode" in page.inner_text("#error")
+
     foreign = Gallery("0123456789abcdef", scenario.gallery.dim, labels=list(scenario.gallery.labels),
                       sources=list(scenario.gallery.sources), vectors=scenario.gallery.vectors.copy())
     page.set_input_files("#import-input", str(foreign.save(tmp_path / "foreign.pvg")))

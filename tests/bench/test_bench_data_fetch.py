@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -16,12 +17,6 @@ from pocketvec.data.source_plan import spread_order
 from pocketvec.data.sources import read_manifest
 
 pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get is not installed")
-
-
-@pytest.fixture(scope="session")
-def cache(tmp_path_factory):
-    """One cache per session: each package is downloaded once and shared by the tests."""
-    return tmp_path_factory.mktemp("pocketvec-cache")
 
 
 def _items(folder):
@@ -94,3 +89,15 @@ def test_data_list_shows_cached_sets(cache) -> None:
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if "kgeography-flags" in line)
     assert "partial" in row and "humanities-docs" in result.stdout and "flag-icons" in result.stdout
+
+
+def test_blank_check_sees_colour_not_only_brightness(tmp_path) -> None:
+    from pocketvec.data.render import is_blank
+
+    flat = np.full((90, 120, 3), (193, 39, 45), np.uint8)
+    Image.fromarray(flat).save(tmp_path / "flat.png")
+    assert is_blank(tmp_path / "flat.png")
+    star = flat.copy()  # Morocco-like: a thin green outline of about the red's brightness
+    star[30:60, 50:53] = star[30:60, 67:70] = star[30:33, 50:70] = (0, 98, 51)
+    Image.fromarray(star).save(tmp_path / "star.png")
+    assert not is_blank(tmp_path / "star.png")

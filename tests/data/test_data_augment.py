@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import numpy as np
 import pytest
@@ -38,6 +39,9 @@ def test_same_seed_same_pixels_other_seed_other_pixels(items, augment):
     for a, b in zip(first, again, strict=True):
         assert a.shape == (SIZE, SIZE, 3) and a.dtype == np.uint8
         np.testing.assert_array_equal(a, b)
+    # a copy sent to a data-loader worker (pickled) makes the same pixels
+    copy = pickle.loads(pickle.dumps(augment))
+    np.testing.assert_array_equal(copy(items[0], np.random.default_rng(7)), first[0])
     other = augment(items[0], np.random.default_rng(8))
     assert np.abs(other.astype(int) - first[0].astype(int)).mean() > 5
     # a fresh augmenter with every effect on is reproducible too (albumentations seeded per call)

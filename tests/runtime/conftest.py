@@ -13,18 +13,42 @@ DEMO_ITEMS = REPO / "src" / "pocketvec" / "assets" / "demo_items"
 BACKGROUNDS = REPO / "src" / "pocketvec" / "assets" / "backgrounds"
 
 
-def _export(path: Path, seed: int, crop_mode: str = "center_crop") -> Path:
+def build_test_encoder(seed: int, crop_mode: str = "center_crop"):
+    """A tiny untrained encoder whose batch-norm statistics are measured on the demo items.
+
+    Fresh random weights map every image to nearly the same direction (cosine ~1.0); measuring
+    the normalisation statistics on real images (no training) spreads them apart, so matching
+    an enrolled image against the others means something."""
     import torch
 
-    from pocketvec.export.onnx_export import export_onnx_fp32
-    from pocketvec.runtime.preprocess import PreprocessSpec
+    from pocketvec.runtime.images import load_image
+    from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
     from pocketvec.train.encoder import EncoderConfig, build_encoder
 
     torch.manual_seed(seed)
     spec = PreprocessSpec(input_size=96, crop_mode=crop_mode)
-    model = build_encoder(EncoderConfig(backbone="lcnet_050", embedding_dim=64, preprocess=spec)).eval()
-    export_onnx_fp32(model, path)
+    model = build_encoder(EncoderConfig(backbone="lcnet_050", embedding_dim=64, preprocess=spec))
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average over the batch below
+    pixels = to_batch([preprocess(load_image(p), spec) for p in sorted(DEMO_ITEMS.glob("*.png"))])
+    with torch.no_grad():
+        model.train()(torch.from_numpy(pixels))
+    return model.eval()
+
+
+def _export(path: Path, seed: int, crop_mode: str = "center_crop") -> Path:
+    from pocketvec.export.onnx_export import export_onnx_fp32
+
+    export_onnx_fp32(build_test_encoder(seed, crop_mode), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def test_encoder():
+    """The factory behind the ONNX fixtures, to rebuild their models in PyTorch."""
+    return build_test_encoder
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,12 @@ Deliberately its own code path (numpy + OpenCV + Pillow's JPEG), not the trainin
 a model must not be scored on photos made by the same code it was trained on. One photo is
   item -> perspective warp onto a background -> lighting (gain, contrast, gamma, white balance,
   illumination ramp) -> cast shadow -> specular glare -> defocus or motion blur -> sensor noise -> JPEG.
-Photo k of item i depends only on (seed, i, k): the same seed gives the same bytes.
+Photo k of an item depends only on (seed, item label, k): the same seed gives the same bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -138,6 +139,8 @@ def simulate_photo(item: np.ndarray, rng: np.random.Generator, wallpapers: list[
     return buffer.getvalue()
 
 
-def query_rng(seed: int, item_index: int, photo_index: int) -> np.random.Generator:
-    """The generator of photo `photo_index` of item `item_index`: independent of order and counts."""
-    return np.random.default_rng([seed, item_index, photo_index])
+def query_rng(seed: int, item: str | int, photo_index: int) -> np.random.Generator:
+    """The generator of photo `photo_index` of `item` (a label or an index): independent of order and counts."""
+    if isinstance(item, str):
+        item = int.from_bytes(hashlib.sha256(item.encode()).digest()[:8], "big")
+    return np.random.default_rng([seed, item, photo_index])

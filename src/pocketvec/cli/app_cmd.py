@@ -27,7 +27,8 @@ def serve_command(
 
     server = make_server(model, gallery, port=port, host=host, app_dir=app_dir)
     console = Console()
-    console.print(f"pocketvec app: {server_url(server)}  (model {model}, gallery {gallery or 'none'})", highlight=False)
+    console.print(f"pocketvec app: {server_url(server)}  (model {model}, gallery {gallery or 'none'})",
+                  highlight=False, soft_wrap=True)
     console.print("Phones need https or localhost for the camera; Ctrl-C stops.", style="dim")
     try:
         server.serve_forever()

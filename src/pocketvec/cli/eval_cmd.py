@@ -53,6 +53,7 @@ def calibrate(
     from pocketvec.runtime.calibration import calibrate as run_calibration
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import embed_labelled, open_gallery
+    from pocketvec.runtime.model_files import write_accept_rule
 
     from .runtime_tables import console, print_calibration, report_problems
 
@@ -72,24 +73,3 @@ def calibrate(
         write_accept_rule(write_model, result.rule, runner.metadata.embedding_space_id)
         console.print(f"[green]wrote the rule into[/] {write_model}")
 
-
-def write_accept_rule(model_path: Path, rule, embedding_space_id: str) -> None:
-    """Put the calibrated rule into an ONNX model's pocketvec metadata (atomic rewrite)."""
-    import dataclasses
-
-    import onnx
-
-    from pocketvec.errors import ModelFileError
-    from pocketvec.export.onnx_export import write_metadata
-    from pocketvec.runtime.engines import open_engine
-    from pocketvec.runtime.gallery_file import write_atomic
-
-    if model_path.suffix.lower() != ".onnx":
-        raise ModelFileError(f"{model_path}: --write-model writes ONNX models; export Core ML with the rule instead")
-    metadata = open_engine(model_path, "onnxruntime").metadata
-    if metadata.embedding_space_id != embedding_space_id:
-        raise ModelFileError(f"{model_path}: another model (embedding space {metadata.embedding_space_id}, "
-                             f"the rule was calibrated for {embedding_space_id})")
-    proto = onnx.load(str(model_path))
-    write_metadata(proto, dataclasses.replace(metadata, accept_rule=rule))
-    write_atomic(model_path, proto.SerializeToString())

@@ -13,7 +13,6 @@ each call, so the same seed gives identical pixels.
 from __future__ import annotations
 
 import functools
-import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from pocketvec.data import augment_effects as fx
 from pocketvec.data.assets import backgrounds_dir
 from pocketvec.data.augment_config import AugmentConfig
 from pocketvec.data.augment_scene import background_frame, composite_item, item_quad, plain_frame
+from pocketvec.data.sources import set_dir
 from pocketvec.errors import ConfigError, DatasetError
 from pocketvec.runtime.images import is_image_path, load_image
 
@@ -34,8 +34,7 @@ __all__ = ["AugmentConfig", "PhoneAugment", "default_backgrounds_dir", "load_bac
 
 def default_backgrounds_dir() -> Path:
     """The cached wallpaper set (`pocketvec data fetch wallpapers`) if present, else the embedded photos."""
-    cache = os.environ.get("POCKETVEC_CACHE")
-    cached = (Path(cache).expanduser() if cache else Path.home() / ".cache" / "pocketvec") / "wallpapers"
+    cached = set_dir("wallpapers")
     if cached.is_dir() and any(is_image_path(p) for p in cached.rglob("*")):
         return cached
     return backgrounds_dir()
@@ -79,7 +78,8 @@ class PhoneAugment:
             raise ConfigError("p_background > 0 needs at least one background image. Got none.")
         self._noise = fx.NoiseBank(output_size)
         s = self.config.strength
-        spread = max(100, int(2200 * min(s, 1.5)))  # kelvin around albumentations' neutral 6000 K
+        # Phones auto-white-balance: the residual cast is moderate (kelvin around albumentations' neutral 6000 K).
+        spread = max(100, int(1500 * min(s, 2.0)))
         self._temperature = A.PlanckianJitter(
             mode="blackbody", temperature_limit=(max(3000, 6000 - spread), 6000 + spread), p=1.0
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-_GRID = 32  # resolution of shadow/glare/vignette maps before upsampling
+_GRID = 48  # resolution of shadow/glare/vignette maps before upsampling
 
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +123,7 @@ def sensor_noise(frame: np.ndarray, rng: np.random.Generator, strength: float, b
 def erase(frame: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
     """An occluder: a fingertip reaching in from an edge, or a patch of other pixels (sticker, object)."""
     size = frame.shape[0]
-    if rng.random() < 0.6:
+    if rng.random() < 0.8:
         return _finger(frame, rng, strength)
     area = rng.uniform(0.02, 0.08) * min(strength, 1.5) * size * size
     aspect = np.exp(rng.uniform(-0.7, 0.7))
@@ -150,6 +150,7 @@ def _finger(frame: np.ndarray, rng: np.random.Generator, strength: float) -> np.
     cap = np.sqrt(np.maximum(0, 1 - ((x - along) / radius) ** 2 - ((y - (1 - tip)) / radius) ** 2))
     shape = np.maximum(inside, cap * (y <= 1.0 - tip))
     alpha = _upsample(np.clip(shape * 4.0, 0, 1).astype(np.float32), size)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), sigmaX=size * rng.uniform(0.006, 0.02))  # close to the lens: defocused
     shade = _upsample((0.7 + 0.3 * np.sqrt(shape)).astype(np.float32), size)
     turn = int(rng.integers(0, 4))
     alpha, shade = np.rot90(alpha, k=turn), np.rot90(shade, k=turn)

@@ -25,10 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image, UnidentifiedImageError
-
-from pocketvec.errors import DatasetError
-from pocketvec.runtime.images import IMAGE_SUFFIXES, content_hash, is_image_path
+from pocketvec.errors import DatasetError, ImageLoadError
+from pocketvec.runtime.images import IMAGE_SUFFIXES, content_hash, is_image_path, probe_image
 
 Layout = Literal["flat", "folders", "manifest"]
 LAYOUTS: tuple[str, ...] = ("flat", "folders", "manifest")
@@ -114,16 +112,13 @@ def detect_layout(source: Path) -> str:
 
 
 def check_image_header(path: Path) -> None:
-    """Cheap check that `path` exists and starts like an image Pillow can decode."""
+    """Cheap check (header only) that `path` is an image `load_image` would accept."""
     if not path.is_file():
         raise DatasetError(f"{path}: missing image file")
-    if path.stat().st_size == 0:
-        raise DatasetError(f"{path}: image file is empty (0 bytes)")
     try:
-        with Image.open(path):  # parses the header only: fast, and proves a known format
-            pass
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DatasetError(f"{path}: not an image file Pillow can read ({e})") from e
+        probe_image(path)
+    except ImageLoadError as e:
+        raise DatasetError(str(e)) from e
 
 
 def find_duplicates(paths: Sequence[Path]) -> tuple[tuple[Path, ...], ...]:

@@ -65,12 +65,18 @@ def render_pdf_page(pdf: Path, page: int, out: Path, long_side: int) -> None:
 
 
 def render_svg(svg: Path, out: Path, long_side: int) -> None:
-    """An SVG rendered so that its longest side is `long_side` pixels (aspect kept)."""
+    """An SVG rendered so that its longest side is `long_side` pixels (aspect kept), as PNG or JPEG."""
     tool = require_tool("rsvg-convert", "render SVG images")
-    with atomic_output(out) as tmp:
-        # -w and -h together with --keep-aspect-ratio fit the drawing into a long_side square
-        _tool_output([tool, "--keep-aspect-ratio", "-w", str(long_side), "-h", str(long_side),
-                      "-f", "png", "-o", str(tmp), str(svg)], svg)
+    # -w and -h together with --keep-aspect-ratio fit the drawing into a long_side square
+    command = [tool, "--keep-aspect-ratio", "-w", str(long_side), "-h", str(long_side), "-f", "png", "-o"]
+    if out.suffix.lower() == ".png":
+        with atomic_output(out) as tmp:
+            _tool_output([*command, str(tmp), str(svg)], svg)
+        return
+    with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+        png = Path(scratch) / "render.png"
+        _tool_output([*command, str(png), str(svg)], svg)
+        convert_raster(png, out, long_side)
 
 
 def save_downscaled(image: Image.Image, out: Path, long_side: int, source: str) -> None:
@@ -100,11 +106,14 @@ def convert_raster(source: Path, out: Path, long_side: int) -> None:
 
 
 def is_blank(path: Path, tolerance: int = 24, min_ink: float = 0.002) -> bool:
-    """True when almost every pixel has the image's median colour (an empty page, a flat fill)."""
+    """True when almost every pixel has the image's median colour (an empty page, a flat fill).
+
+    Colours are compared per channel: red and green of equal brightness are different colours.
+    """
     with Image.open(path) as image:
-        image.draft("L", (256, 256))
-        grey = np.asarray(to_rgb(image).convert("L").resize((128, 128)), dtype=np.int16)
-    ink = np.abs(grey - np.median(grey)) > tolerance
+        image.draft("RGB", (256, 256))
+        rgb = np.asarray(to_rgb(image).resize((128, 128), Image.Resampling.BOX), dtype=np.int16)
+    ink = np.abs(rgb - np.median(rgb.reshape(-1, 3), axis=0)).max(axis=2) > tolerance
     return float(ink.mean()) < min_ink
 
 

@@ -108,6 +108,8 @@ def fetch_set(name: str, limit: int | None = None, root: Path | None = None,
         hashes = {entry["sha256"]: n for n, entry in manifest["items"].items()}
         target = len(items) if limit is None else min(limit, len(items))
         rendered = done = 0
+        if limit is None:
+            target = len(items) - sum(name in manifest["skipped"] for name in (i.name for i in items))
         task = progress.add_task(f"{spec.name}", total=target)
         for item in render_order(items):
             if done >= target:
@@ -127,6 +129,8 @@ def fetch_set(name: str, limit: int | None = None, root: Path | None = None,
                 if reason is not None:
                     out.unlink(missing_ok=True)
                     manifest["skipped"][item.name] = reason
+                    if limit is None:  # a full set shrinks by what it skips
+                        progress.update(task, total=len(items) - len(manifest["skipped"]))
                     continue
             entry = manifest["items"].get(item.name) or {"sha256": content_hash(out)}
             inside_package = str(item.source).split(".files/", 1)[-1]

@@ -85,12 +85,22 @@ def _largest_variants(files: list[Path]) -> list[Path]:
     return sorted(f for _, f in best.values())
 
 
+def _page_count(doc: Path) -> int:
+    """pdfinfo's page count, remembered next to the unpacked document so re-planning is instant."""
+    memo = doc.with_name(f".{doc.name}.pages")
+    if memo.is_file():
+        return int(memo.read_text())
+    pages = pdf_page_count(doc)
+    memo.write_text(str(pages))
+    return pages
+
+
 def plan_items(spec: SourceSpec, files: list[Path]) -> list[PlannedItem]:
     """Every item of the full set, in a fixed order (documents sorted, pages ascending)."""
     if spec.render == "pdf":
         items = []
         for doc, name in zip(files, _unique(_relative_names(files)), strict=True):
-            pages = pdf_page_count(doc)
+            pages = _page_count(doc)
             count = min(pages, spec.max_pages_per_document)
             chosen = sorted({int(p) for p in np.round(np.linspace(1, pages, count))}) if count else []
             items += [PlannedItem(f"{name}--p{p:04d}", name, doc, page=p) for p in chosen]

@@ -61,9 +61,9 @@ def decision_grid(similarity: np.ndarray, query_labels: list[str], gallery_label
     second = scores[np.arange(len(scores)), order[:, 1]] if scores.shape[1] > 1 else np.full(len(scores), -np.inf)
     right = np.asarray(labels)[order[:, 0]] == np.asarray(query_labels)
     gap = best - second
-    # Compare in float64 with a little slack so a score of exactly 0.62 passes threshold 0.62.
-    passes_t = best[None, :] >= THRESHOLDS[:, None] - 1e-9  # (T, Q)
-    passes_m = gap[None, :] >= MARGINS[:, None] - 1e-9  # (M, Q)
+    # The same float64 comparisons as matcher.accepts, so the grid counts what the matcher answers.
+    passes_t = best[None, :] >= THRESHOLDS[:, None]  # (T, Q)
+    passes_m = gap[None, :] >= MARGINS[:, None]  # (M, Q)
     accepted = passes_t.astype(np.int64) @ passes_m.T.astype(np.int64)  # (T, M)
     correct = (passes_t & right[None, :]).astype(np.int64) @ passes_m.T.astype(np.int64)
     return accepted, correct

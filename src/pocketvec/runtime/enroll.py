@@ -7,17 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketvec.data.items import load_items
 from pocketvec.errors import GalleryError, ImageLoadError
 from pocketvec.runtime.engines import Engine
 from pocketvec.runtime.gallery import Gallery, Skipped
 from pocketvec.runtime.images import content_hash
 
 
-def labelled_images(source: str | Path) -> list[tuple[Path, str]]:
-    """(path, label) of a folder (flat: label = file name; one folder per label) or CSV manifest."""
-    from pocketvec.data.items import load_items
-
-    return [(entry.path, entry.label) for entry in load_items(source, check_images=False)]
+def labelled_images(source: str | Path, layout: str | None = None) -> list[tuple[Path, str]]:
+    """(path, label) of a folder (flat: label = file name; one folder per label) or CSV manifest;
+    `layout` forces one of pocketvec.data.items.LAYOUTS instead of detecting it."""
+    return [(entry.path, entry.label) for entry in load_items(source, layout, check_images=False)]
 
 
 @dataclass

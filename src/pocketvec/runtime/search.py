@@ -1,10 +1,10 @@
 """Exact top-k inner-product search over the gallery rows.
 
-- `NumpyIndex`: float32 brute force (BLAS matmul + argpartition); for fp32 and fp16 galleries.
-- `Int8Index`: for int8 galleries, onnxruntime's MatMulInteger (u8 x s8) scans the int8 rows at
-  near memory bandwidth, then the candidates are re-scored exactly in float (q . g / 127). The
-  query is quantized per row; the candidate pool widens until the quantization error bound
-  (||e||_2 * max ||g||_2, Cauchy-Schwarz) proves no row outside it can enter the top k.
+- `NumpyIndex`: float32 brute force (BLAS matmul + argpartition).
+- `Int8Index`: onnxruntime's MatMulInteger (u8 x s8) scans int8 rows at near memory bandwidth,
+  then the candidates are re-scored exactly against the stored rows (int8 as q . g / 127, or the
+  fp32/fp16 floats). The query is quantized per row; the candidate pool widens until the
+  quantization error bound (Cauchy-Schwarz) proves no row outside it can enter the top k.
 - `FaissIndex`: faiss IndexFlatIP (exact), optional (`pip install pocketvec[faiss]`).
 Every index returns exact scores (Q, k) sorted best first and row ids (Q, k).
 """
@@ -32,25 +32,39 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 class NumpyIndex:
     def __init__(self, vectors: np.ndarray) -> None:
-        scale = np.float32(1 / 127) if vectors.dtype == np.int8 else np.float32(1)
-        self.vectors = np.ascontiguousarray(vectors.astype(np.float32) * scale)
+        if vectors.dtype == np.int8:
+            self.vectors = vectors.astype(np.float32) / np.float32(127)
+        else:  # float32 galleries are used in place (no copy)
+            self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return top_k(np.asarray(queries, dtype=np.float32) @ self.vectors.T, k)
 
 
 class Int8Index:
+    """int8 scan + exact re-scoring. Float rows are quantized for the scan (a 1-byte-per-value copy)
+    and re-scored against the stored floats, so the answer is the same as brute force."""
+
     def __init__(self, vectors: np.ndarray, threads: int = 1) -> None:
         import onnxruntime as ort
 
-        if vectors.dtype != np.int8:
-            raise ConfigError(f"the int8 index needs an int8 gallery. Got {vectors.dtype}.")
-        self.vectors = vectors
-        self.max_norm = float(np.sqrt((vectors.astype(np.float32) ** 2).sum(1)).max() / 127) if len(vectors) else 0.0
+        self.vectors = vectors  # the stored rows, used for exact scores
+        if vectors.dtype == np.int8:
+            scan, self.gallery_error = vectors, 0.0
+        else:
+            scan = np.clip(np.rint(vectors.astype(np.float32) * 127), -127, 127).astype(np.int8)
+            self.gallery_error = _max_row_norm(vectors.astype(np.float32) - scan.astype(np.float32) / 127)
+        self.scan_norm = _max_row_norm(scan.astype(np.float32) / 127)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(_int8_graph(vectors), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(_int8_graph(scan), options, providers=["CPUExecutionProvider"])
+
+    def exact_scores(self, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        rows = self.vectors[ids].astype(np.float32)
+        if self.vectors.dtype == np.int8:
+            rows /= np.float32(127)
+        return np.einsum("qd,qpd->qp", queries, rows)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.asarray(queries, dtype=np.float32)
@@ -58,17 +72,23 @@ class Int8Index:
         k = min(k, n)
         step = np.maximum(np.abs(queries).max(1, keepdims=True), 1e-30) / 127.0
         quantized = np.clip(np.rint(queries / step), -127, 127)
-        error = np.sqrt(((queries - quantized * step) ** 2).sum(1)) * self.max_norm  # bound on |approx - exact|
+        # |approx - exact| <= ||q - q_scan|| * max||g_scan|| + ||q|| * max||g - g_scan|| (Cauchy-Schwarz)
+        error = (np.linalg.norm(queries - quantized * step, axis=1) * self.scan_norm
+                 + np.linalg.norm(queries, axis=1) * self.gallery_error) * 1.0001 + 1e-6
         feed = {"query": (quantized + 128).astype(np.uint8), "step": step.astype(np.float32)}
-        pool = min(n, max(32, 4 * k))
+        pool = min(n, max(256, 8 * k))  # TopK of 256 costs the same as of 32; widening rescans
         while True:
             approx, ids = self.session.run(None, {**feed, "k": np.array([pool], dtype=np.int64)})
-            exact = np.einsum("qd,qpd->qp", queries, self.vectors[ids].astype(np.float32)) / np.float32(127)
-            scores, order = top_k(exact, k)
+            scores, order = top_k(self.exact_scores(queries, ids), k)
             # A row outside the pool scores at most approx[:, -1] + error exactly.
             if pool == n or np.all(approx[:, -1] + error < scores[:, -1]):
                 return scores, np.take_along_axis(ids, order, axis=1)
-            pool = min(n, pool * 4)
+            pool = min(n, pool * 8)
+
+
+def _max_row_norm(rows: np.ndarray, chunk: int = 65536) -> float:
+    norms = [np.sqrt((rows[s : s + chunk] ** 2).sum(1)).max() for s in range(0, len(rows), chunk)]
+    return float(max(norms, default=0.0))
 
 
 def _int8_graph(vectors: np.ndarray) -> bytes:
@@ -109,10 +129,14 @@ class FaissIndex:
         return scores, ids
 
 
+AUTO_SCAN_ROWS = 20_000  # from here on the int8 scan beats a float32 matmul
+
+
 def make_index(vectors: np.ndarray, kind: str = "auto"):
-    """`auto`: the int8 scan for int8 galleries, numpy brute force otherwise."""
+    """`auto`: numpy brute force for small galleries, the int8 scan (exact re-scoring) from
+    AUTO_SCAN_ROWS rows on, or for any int8 gallery."""
     if kind not in INDEX_CHOICES:
         raise ConfigError(f"index must be one of {list(INDEX_CHOICES)}. Got {kind!r}.")
     if kind == "auto":
-        kind = "int8" if vectors.dtype == np.int8 else "numpy"
+        kind = "int8" if vectors.dtype == np.int8 or len(vectors) >= AUTO_SCAN_ROWS else "numpy"
     return {"numpy": NumpyIndex, "int8": Int8Index, "faiss": FaissIndex}[kind](vectors)

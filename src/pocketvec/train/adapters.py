@@ -68,13 +68,13 @@ def add_adapters(model: nn.Module, config: AdapterConfig) -> list[str]:
 
 
 def has_adapters(model: nn.Module) -> bool:
-    from peft.tuners.lora import LoraLayer
-
-    return any(isinstance(m, LoraLayer) for m in model.modules())
+    return any("lora_" in name for name, _ in model.named_parameters())
 
 
 def merge_adapters(model: nn.Module) -> nn.Module:
     """Fold all adapters into their base layers and restore plain modules, in place."""
+    if not any("lora_" in name for name, _ in model.named_parameters()):
+        return model  # nothing to merge (and no need to import peft)
     from peft.tuners.lora import LoraLayer
 
     for name, module in list(model.named_modules()):

@@ -52,9 +52,16 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
 
 
 def load_run(run_dir: str | Path) -> Encoder:
-    """The trained encoder of a run folder, in eval mode."""
-    config = read_run_config(run_dir)
+    """The trained encoder of a run folder, in eval mode: always a plain (merged) Encoder.
+
+    An unfinished run (only a resumable state, possibly with unmerged adapters) is refused with a
+    ModelFileError that says to run `pocketvec train merge RUN_DIR`.
+    """
     weights = Path(run_dir) / WEIGHTS_FILE
+    if not weights.is_file() and (Path(run_dir) / "resume").is_dir():
+        raise ModelFileError(f"{run_dir}: unfinished run without merged weights; resume it, or run "
+                             f"`pocketvec train merge {run_dir}` to merge its adapters into plain weights")
+    config = read_run_config(run_dir)
     if not weights.is_file():
         raise ModelFileError(f"{run_dir}: no {WEIGHTS_FILE}")
     model = build_encoder(EncoderConfig.from_dict(config["encoder"]))
@@ -62,6 +69,10 @@ def load_run(run_dir: str | Path) -> Encoder:
         state = load_file(str(weights))
     except Exception as e:  # safetensors raises its own error types
         raise ModelFileError(f"{weights}: unreadable or truncated weights ({e})") from e
+    adapter_keys = [k for k in state if "lora_" in k or ".base_layer." in k]
+    if adapter_keys:
+        raise ModelFileError(f"{weights}: holds unmerged adapter weights ({adapter_keys[0]}, ...); "
+                             f"run `pocketvec train merge {run_dir}`")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ModelFileError(f"{weights}: weights do not fit the encoder (missing {missing[:3]}, "

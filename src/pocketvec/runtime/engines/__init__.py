@@ -9,7 +9,7 @@ from pocketvec.errors import ConfigError, ModelFileError
 from pocketvec.runtime.engines.base import EmbedResult, Engine
 
 ENGINES = ("auto", "onnxruntime", "coreml", "interpreter")
-COREML_SUFFIXES = (".mlpackage", ".mlmodel")
+COREML_SUFFIXES = (".mlpackage",)
 
 __all__ = ["ENGINES", "EmbedResult", "Engine", "open_engine"]
 

@@ -1,12 +1,12 @@
 """Core ML engines: coremltools' own runtime on macOS, the Core ML program interpreter elsewhere.
 
 The Core ML model takes an image input (a pixel buffer on the phone); both engines are fed the
-same preprocessed RGB pixels as the ONNX engine, so all three see identical inputs.
+same preprocessed RGB pixels as the ONNX engine, so all three see identical inputs. The file is
+read with pocketvec.export's protobuf reader, which never imports torch.
 """
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 
@@ -18,23 +18,24 @@ from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, Mo
 from pocketvec.runtime.preprocess import to_batch
 
 
-def read_coreml_metadata(path: Path) -> ModelMetadata:
-    """The pocketvec metadata of a `.mlpackage`/`.mlmodel`, read from its model spec."""
+def _export_module(name: str):
     try:
-        import coremltools as ct
+        return __import__(f"pocketvec.export.{name}", fromlist=[name])
+    except ImportError as e:
+        raise NotBuiltYet(f"reading Core ML files needs pocketvec.export.{name}, missing from this build") from e
 
-        spec = ct.utils.load_spec(str(path))
-    except Exception as e:  # protobuf / coremltools errors
-        raise ModelFileError(f"{path}: not a Core ML model coremltools can read ({e})") from e
+
+def read_coreml_metadata(path: Path) -> ModelMetadata:
+    """The pocketvec metadata of an `.mlpackage`, read from its model spec."""
+    spec = _export_module("mil_proto").load_spec(path)
     text = dict(spec.description.metadata.userDefined).get(METADATA_KEY)
     if text is None:
         raise ModelFileError(f"{path}: a Core ML model without pocketvec metadata (export it with `pocketvec export`)")
-    json.loads(text)  # fail early on garbage; ModelMetadata explains the details
     return ModelMetadata.from_json(text, str(path))
 
 
 class CoreMLEngine(Engine):
-    """coremltools' runtime: needs macOS."""
+    """coremltools' runtime (the real Core ML framework): needs macOS."""
 
     name = "coreml"
 
@@ -42,9 +43,9 @@ class CoreMLEngine(Engine):
         if platform.system() != "Darwin":
             raise ModelFileError(f"{path}: the Core ML runtime needs macOS (this is {platform.system()}); "
                                  "use --engine interpreter on Linux, or the ONNX model")
+        metadata = read_coreml_metadata(path)
         import coremltools as ct
 
-        metadata = read_coreml_metadata(path)
         self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
         super().__init__(path, metadata)
 
@@ -56,19 +57,14 @@ class CoreMLEngine(Engine):
 
 
 class InterpreterEngine(Engine):
-    """The Core ML program interpreter of pocketvec.export (numpy), for Core ML files on Linux."""
+    """pocketvec.export's Core ML program interpreter (numpy, fp32): Core ML files on any machine."""
 
     name = "coreml-interpreter"
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        try:
-            from pocketvec.export import mil_interpreter
-        except ImportError as e:
-            raise NotBuiltYet(f"{path}: the Core ML program interpreter (pocketvec.export.mil_interpreter) "
-                              "is not available in this build") from e
         metadata = read_coreml_metadata(path)
-        self.program = mil_interpreter.load(path)
+        self.program = _export_module("mil_interpreter").MILProgram.load(path)
         super().__init__(path, metadata)
 
     def run_batch(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self.program.run({INPUT_NAME: to_batch(list(batch))})[OUTPUT_NAME], dtype=np.float32)
+        return self.program.predict(to_batch(list(batch)), "fp32")

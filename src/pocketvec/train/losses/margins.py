@@ -73,7 +73,7 @@ class MarginHead(nn.Module):
             self.adaptive_scale.fill_(math.sqrt(2.0) * math.log(max(num_classes - 1, 2)))
         s = float(self.adaptive_scale)
         exp_all = torch.exp(s * cos).sum(dim=1)
-        target_cos = torch.zeros(cos.shape[0], dtype=cos.dtype)
+        target_cos = torch.zeros(cos.shape[0], dtype=cos.dtype, device=cos.device)
         rows, values = _target_column(cos, target)
         target_cos[rows] = values
         exp_all, target_cos = all_reduce_sum(exp_all), all_reduce_sum(target_cos)
@@ -102,7 +102,7 @@ def sharded_cross_entropy(logits: torch.Tensor, target: torch.Tensor, num_classe
     shifted = logits - row_max[:, None]
     log_z = torch.log(all_reduce_sum(torch.exp(shifted).sum(dim=1)))
     rows, target_logit = _target_column(shifted, target)
-    target_sum = torch.zeros(logits.shape[0], dtype=logits.dtype).index_put((rows,), target_logit)
+    target_sum = torch.zeros(logits.shape[0], dtype=logits.dtype, device=logits.device).index_put((rows,), target_logit)
     nll = log_z - all_reduce_sum(target_sum)
     if label_smoothing > 0:
         smooth = log_z - all_reduce_sum(shifted.sum(dim=1)) / num_classes

@@ -48,12 +48,13 @@ class PartialFC(nn.Module):
         positives = torch.unique(local_target[local_target >= 0])
         num_sample = max(int(self.sample_rate * self.num_local), positives.numel())
         if num_sample >= self.num_local:
-            return torch.arange(self.num_local), local_target
-        score = torch.rand(self.num_local)
+            return torch.arange(self.num_local, device=local_target.device), local_target
+        device = local_target.device
+        score = torch.rand(self.num_local, device=device)
         score[positives] = 2.0
         kept = torch.topk(score, num_sample).indices.sort().values
-        remap = torch.full((self.num_local,), -1, dtype=torch.long)
-        remap[kept] = torch.arange(num_sample)
+        remap = torch.full((self.num_local,), -1, dtype=torch.long, device=device)
+        remap[kept] = torch.arange(num_sample, device=device)
         target = torch.where(local_target >= 0, remap[local_target.clamp_min(0)], local_target)
         return kept, target
 
@@ -69,6 +70,6 @@ class PartialFC(nn.Module):
         kept, target = self.sample(local_target)
         weight = self.weight if kept.numel() == self.num_local else self.weight[kept]
         cos = F.linear(F.normalize(embeddings), F.normalize(weight)).clamp(-1.0, 1.0)
-        total_columns = int(all_reduce_sum(torch.tensor(float(kept.numel()))).item())
+        total_columns = int(all_reduce_sum(torch.tensor(float(kept.numel()), device=cos.device)).item())
         logits = self.margin(cos, target, total_columns)
         return sharded_cross_entropy(logits, target, total_columns, self.margin.config.label_smoothing)

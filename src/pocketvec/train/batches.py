@@ -1,0 +1,91 @@
+"""Training batches: pseudo-class variants of the items, turned into simulated phone photos.
+
+Every batch is a pure function of (seed, step): which pseudo-classes, which views, and the augmentation
+random numbers. That makes a resumed run draw exactly the batches the uninterrupted run would have, and
+lets data-loader workers build batches in any order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pocketvec.data.augment import AugmentConfig, PhoneAugment
+from pocketvec.data.items import ItemDataset
+from pocketvec.data.pseudoclasses import PseudoVariant, expand_pseudo_classes, policy_from_name, render_variant
+from pocketvec.errors import DatasetError
+from pocketvec.runtime.images import content_hash, load_image
+from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
+
+
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+
+
+@dataclass
+class Batch:
+    pixels: torch.Tensor  # (B, 3, S, S) float32 0-255: augmented phone photos
+    labels: torch.Tensor  # (B,) pseudo-class ids
+    clean: torch.Tensor  # (B, 3, T, T) float32 0-255: the clean variant, for the teacher
+    teacher_keys: list[tuple[str, str]]  # (item content hash, view name) per row
+
+
+class BatchMaker:
+    """Builds the batch of a given step. Picklable, so DataLoader workers can run it."""
+
+    def __init__(self, items: ItemDataset, policy: str, input_size: int, batch_classes: int,
+                 views_per_class: int, seed: int, augment: dict | None = None, backgrounds: str = "",
+                 teacher_size: int = 0) -> None:
+        if len(items) == 0:
+            raise DatasetError(f"{items.root}: no item images to train on")
+        self.variants: tuple[PseudoVariant, ...] = expand_pseudo_classes([e.label for e in items],
+                                                                         policy_from_name(policy))
+        self.num_classes = len({v.class_id for v in self.variants})
+        if self.num_classes < 2:
+            raise DatasetError(f"{items.root}: training needs at least 2 pseudo-classes. Got {self.num_classes}.")
+        self.images = [fit_within(load_image(e.path), 2 * input_size) for e in items]
+        self.hashes = [content_hash(e.path) for e in items]
+        self.augment = PhoneAugment(AugmentConfig.from_dict(augment or {}), input_size, backgrounds or None)
+        self.batch_classes = min(batch_classes, self.num_classes)
+        self.views_per_class = views_per_class
+        self.seed = seed
+        self.teacher_spec = PreprocessSpec(input_size=teacher_size, crop_mode="scale_fit") if teacher_size else None
+        self._by_class: dict[int, list[int]] = {}
+        for index, variant in enumerate(self.variants):
+            self._by_class.setdefault(variant.class_id, []).append(index)
+
+    def steps_per_epoch(self) -> int:
+        return max(1, self.num_classes // self.batch_classes)
+
+    def _classes_of(self, step: int) -> np.ndarray:
+        """Each epoch visits every pseudo-class once, in a seeded order."""
+        per_epoch = self.steps_per_epoch()
+        epoch, offset = divmod(step, per_epoch)
+        order = np.random.default_rng([self.seed, epoch, 0]).permutation(self.num_classes)
+        return order[offset * self.batch_classes : (offset + 1) * self.batch_classes]
+
+    def __call__(self, step: int) -> Batch:
+        photos, labels, clean, keys = [], [], [], []
+        for slot, class_id in enumerate(self._classes_of(step)):
+            for view in range(self.views_per_class):
+                rng = np.random.default_rng([self.seed, step, slot, view, 1])
+                members = self._by_class[int(class_id)]  # variants sharing a class: augmentations of it
+                variant = self.variants[members[int(rng.integers(len(members)))]]
+                image = render_variant(self.images[variant.item_index], variant.rotation, variant.flip,
+                                       variant.region)
+                photos.append(self.augment(image, rng))
+                labels.append(variant.class_id)
+                if self.teacher_spec is not None:
+                    clean.append(preprocess(image, self.teacher_spec))
+                keys.append((self.hashes[variant.item_index],
+                             f"r{variant.rotation}-f{int(variant.flip)}-{variant.region}-fit"))
+        to_tensor = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()  # noqa: E731
+        return Batch(to_tensor(photos), torch.tensor(labels), to_tensor(clean) if clean else torch.empty(0), keys)

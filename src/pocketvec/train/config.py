@@ -1,0 +1,130 @@
+"""The validated training configuration (a JSON file, or a preset with overrides)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from pocketvec.errors import ConfigError
+from pocketvec.runtime.preprocess import reject_unknown_keys
+from pocketvec.train.adapters import AdapterConfig
+from pocketvec.train.encoder import EncoderConfig
+from pocketvec.train.losses.margins import MarginConfig
+
+LOSSES = ("margin", "triplet", "center")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    init: str = "imagenet"  # "imagenet" (EfficientNet-Lite0 from PyPI), "random", "base", or a run folder
+    adapters: AdapterConfig = field(default_factory=lambda: AdapterConfig(kind="none"))
+    trainable: tuple[str, ...] = ("*",)  # glob patterns of encoder parameters to train (besides adapters)
+    loss: str = "margin"  # margin softmax via PartialFC; or "triplet" (triplet + pair) or "center" (+ margin)
+    margin: MarginConfig = field(default_factory=MarginConfig)
+    sample_rate: float = 1.0  # PartialFC: fraction of negative centres per step
+    center_weight: float = 0.01
+    teacher: str = ""  # "" = no distillation; a built-in name or a local checkpoint folder
+    distill_weight: float = 1.0
+    distill_temperature: float = 0.1
+    kd_weight: float = 0.0  # Hinton KD over the teacher's ImageNet logits
+    kd_temperature: float = 4.0
+    policy: str = "documents"  # pseudo-class policy preset (pocketvec.data.pseudoclasses.PRESETS)
+    augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields
+    backgrounds: str = ""  # folder of background photos; "" = the data package's default
+    epochs: int = 3
+    steps_per_epoch: int = 0  # 0 = one pass over the pseudo-classes' views
+    batch_classes: int = 16  # pseudo-classes per batch
+    views_per_class: int = 2  # augmented views of each pseudo-class in a batch
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.1
+    grad_clip: float = 5.0
+    seed: int = 0
+    eval_views: int = 2  # held-out augmented photos per item for the per-epoch evaluation
+    early_stopping_patience: int = 0  # epochs without a better Recall@1 before stopping; 0 = off
+    checkpoint_every: int = 50  # steps between resumable checkpoints
+    time_limit_s: float = 0.0  # stop (and save) after this much wall time; 0 = none
+    workers: int = 0  # data-loader processes making augmented batches
+    threads: int = 0  # torch CPU threads; 0 = the CPU count minus the workers (at least 1)
+    max_steps: int = 0  # stop after this many steps in total; 0 = epochs decide
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {list(LOSSES)}. Got {self.loss!r}.")
+        for name in ("epochs", "batch_classes", "views_per_class", "checkpoint_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be an int >= 1. Got {getattr(self, name)!r}.")
+        for name in ("steps_per_epoch", "eval_views", "early_stopping_patience", "workers", "max_steps",
+                     "threads"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be an int >= 0. Got {getattr(self, name)!r}.")
+        if not 0.0 < self.sample_rate <= 1.0:
+            raise ConfigError(f"sample_rate must be in (0, 1]. Got {self.sample_rate!r}.")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0. Got {self.lr!r}.")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ConfigError(f"warmup_fraction must be in [0, 1). Got {self.warmup_fraction!r}.")
+        object.__setattr__(self, "trainable", tuple(self.trainable))
+        if self.batch_classes * self.views_per_class < 2:
+            raise ConfigError("a batch needs at least 2 images (batch_classes * views_per_class). "
+                              f"Got {self.batch_classes} * {self.views_per_class}.")
+        from pocketvec.data.augment import AugmentConfig
+        from pocketvec.data.pseudoclasses import policy_from_name
+
+        policy_from_name(self.policy)
+        AugmentConfig.from_dict(self.augment)
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch_classes * self.views_per_class
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["encoder"] = self.encoder.to_dict()
+        data["adapters"]["targets"] = list(self.adapters.targets)
+        data["trainable"] = list(self.trainable)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        reject_unknown_keys(cls, data)
+        data = dict(data)
+        if "encoder" in data:
+            data["encoder"] = EncoderConfig.from_dict(data["encoder"])
+        if "adapters" in data:
+            data["adapters"] = AdapterConfig.from_dict(data["adapters"])
+        if "margin" in data:
+            data["margin"] = MarginConfig.from_dict(data["margin"])
+        return cls(**data)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> TrainConfig:
+        """Dotted keys reach nested configs: {"epochs": 2, "encoder.preprocess.input_size": 160}."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            *parents, leaf = key.split(".")
+            node = data
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise ConfigError(f"unknown override {key!r}: {part!r} is not a nested config. "
+                                      f"Valid top-level keys: {sorted(f.name for f in fields(TrainConfig))}.")
+                node = node[part]
+            node[leaf] = value
+        return TrainConfig.from_dict(data)
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable training config ({e})") from e
+    try:
+        return TrainConfig.from_dict(data)
+    except TypeError as e:
+        raise ConfigError(f"{path}: {e}") from e
+
+
+__all__ = ["LOSSES", "TrainConfig", "load_train_config", "replace"]

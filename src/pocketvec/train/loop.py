@@ -1,0 +1,256 @@
+"""The training loop: AdamW, warmup + cosine, clipping, AMP on GPU, resumable checkpoints, per-epoch
+held-out evaluation with early stopping, a rich progress bar, optional torchrun sharding."""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+import math
+import os
+import shutil
+import time
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import nn
+
+from pocketvec.data.items import load_items
+from pocketvec.errors import ConfigError
+from pocketvec.train.adapters import add_adapters, merge_adapters
+from pocketvec.train.batches import BatchMaker
+from pocketvec.train.checkpoint import save_run
+from pocketvec.train.config import TrainConfig
+from pocketvec.train.distributed import rank_and_world
+from pocketvec.train.evaluate import evaluate, make_held_out
+from pocketvec.train.losses.distill import DistillationLoss
+from pocketvec.train.losses.metric import CenterLoss, TripletPairLoss
+from pocketvec.train.losses.partial_fc import PartialFC
+from pocketvec.train.state import RESUME_DIR, has_state, read_state_info, restore_state, save_state
+from pocketvec.train.student import build_student
+from pocketvec.train.teacher_cache import TeacherCache
+from pocketvec.train.teachers import load_teacher
+
+# settings that may change between a run and its resumption without changing what is computed
+RESUME_FREE_KEYS = ("time_limit_s", "workers", "checkpoint_every", "threads")
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float):
+    warmup = int(total_steps * warmup_fraction)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def select_trainable(model: nn.Module, config: TrainConfig) -> None:
+    """Adapters (if any) plus the encoder parameters matching `config.trainable` are trained."""
+    if config.adapters.kind != "none":
+        add_adapters(model, config.adapters)
+    for name, param in model.named_parameters():
+        wanted = any(fnmatch.fnmatchcase(name, pattern) for pattern in config.trainable)
+        param.requires_grad_(("lora_" in name) or (wanted and ".base_layer." not in name))
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"nothing to train: trainable patterns {list(config.trainable)} match no parameter "
+                          "and there are no adapters")
+
+
+class _StepBatches(torch.utils.data.Dataset):
+    """Steps [start, stop) of this rank: rank r of w reads batch number step * w + r."""
+
+    def __init__(self, maker: BatchMaker, start: int, stop: int, rank: int, world: int) -> None:
+        self.maker, self.start, self.stop, self.rank, self.world = maker, start, stop, rank, world
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index: int):
+        return self.maker((self.start + index) * self.world + self.rank)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, data: str | Path, out: str | Path) -> None:
+        self.config, self.out = config, Path(out)
+        self.rank, self.world = rank_and_world()
+        if self.device_is_cpu():  # on a small shared CPU, threads beyond the free cores only spin
+            torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) - config.workers))
+        self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else \
+            torch.device("cpu")
+        items = load_items(data)
+        self.labels = [entry.label for entry in items]
+        teacher = load_teacher(config.teacher) if config.teacher and config.distill_weight > 0 else None
+        size = config.encoder.preprocess.input_size
+        self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
+                                config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0)
+        torch.manual_seed(config.seed)  # random init of the student, heads and class centres
+        self.model = build_student(config.encoder, config.init).to(self.device)
+        select_trainable(self.model, config)
+        self.losses = self._build_losses(teacher).to(self.device)
+        self.cache = TeacherCache(teacher.to(self.device)) if teacher else None
+        params = [p for p in chain(self.model.parameters(), self.losses.parameters()) if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        self.steps_per_epoch = config.steps_per_epoch or self.maker.steps_per_epoch()
+        self.total_steps = config.epochs * self.steps_per_epoch
+        if config.max_steps:
+            self.total_steps = min(self.total_steps, config.max_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(self.total_steps, config.warmup_fraction))
+        self.held_out = make_held_out(self.maker, self.labels, config.eval_views, config.encoder.preprocess) \
+            if config.eval_views else None
+        self.step, self.history, self.best = 0, [], {"recall_at_1": -1.0, "epoch": 0}
+        self.best_state: dict[str, torch.Tensor] | None = None
+        if has_state(self.out):
+            self._resume()
+
+    @staticmethod
+    def device_is_cpu() -> bool:
+        return not torch.cuda.is_available()
+
+    def _build_losses(self, teacher) -> nn.ModuleDict:
+        cfg, dim, classes = self.config, self.config.encoder.embedding_dim, self.maker.num_classes
+        losses = nn.ModuleDict()
+        if cfg.loss in ("margin", "center"):
+            losses["partial_fc"] = PartialFC(dim, classes, cfg.margin, cfg.sample_rate)
+        if cfg.loss == "center":
+            losses["center"] = CenterLoss(classes, dim)
+        if cfg.loss == "triplet":
+            losses["triplet"] = TripletPairLoss()
+        if teacher is not None:
+            probe = teacher.outputs(torch.zeros(1, 3, teacher.input_size, teacher.input_size))
+            classes_out = probe["logits"].shape[1] if "logits" in probe else 0
+            losses["distill"] = DistillationLoss(dim, probe["embedding"].shape[1], cfg.distill_temperature,
+                                                 classes_out, cfg.kd_temperature, cfg.kd_weight)
+        return losses
+
+    def _comparable(self, config: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(json.dumps({k: v for k, v in config.items() if k not in RESUME_FREE_KEYS}))
+
+    def _resume(self) -> None:
+        saved = read_state_info(self.out)
+        if self._comparable(saved["config"]) != self._comparable(self.config.to_dict()):
+            raise ConfigError(f"{self.out}: holds an unfinished run with another config; resume it with the "
+                              f"same settings or choose another --out")
+        info = restore_state(self.out, self._modules(), self.optimizer, self.scheduler)
+        self.step, self.history, self.best = info["step"], info["history"], info["best"]
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model, "losses": self.losses}
+
+    def _set_train_mode(self) -> None:
+        """Train mode, except BatchNorm layers whose parameters are frozen: their statistics stay fixed."""
+        self.model.train()
+        self.losses.train()
+        for module in self.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                    p.requires_grad for p in module.parameters()):
+                module.eval()
+
+    def _loss(self, batch) -> torch.Tensor:
+        cfg = self.config
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            embedding = F.normalize(self.model.head(self.model.features(batch.pixels.to(self.device))).float(), dim=-1)
+        labels = batch.labels.to(self.device)
+        loss = embedding.new_zeros(())
+        if "partial_fc" in self.losses:
+            loss = loss + self.losses["partial_fc"](embedding, labels)
+        if "center" in self.losses:
+            loss = loss + cfg.center_weight * self.losses["center"](embedding, labels)
+        if "triplet" in self.losses:
+            loss = loss + self.losses["triplet"](embedding, labels)
+        if self.cache is not None:
+            target = self.cache.outputs(batch.clean.to(self.device), batch.teacher_keys)
+            # local-batch term: averaged over ranks (the PartialFC term is already global)
+            loss = loss + cfg.distill_weight / self.world * self.losses["distill"](
+                embedding, target["embedding"], target.get("logits"))
+        return loss
+
+    def _sync_gradients(self) -> None:
+        """Sum replicated parameters' gradients over ranks (PartialFC centres are sharded: left alone)."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        sharded = {id(p) for name, p in self.losses.named_parameters() if name.startswith("partial_fc.")}
+        for p in chain(self.model.parameters(), self.losses.parameters()):
+            if p.grad is not None and id(p) not in sharded:
+                dist.all_reduce(p.grad)
+
+    def _checkpoint(self) -> None:
+        if self.rank == 0:
+            save_state(self.out, self._modules(), self.optimizer, self.scheduler,
+                       {"step": self.step, "history": self.history, "best": self.best,
+                        "config": self.config.to_dict()})
+
+    def _end_of_epoch(self) -> bool:
+        """Evaluate; returns True when early stopping says stop."""
+        epoch = self.step // self.steps_per_epoch
+        if self.held_out is None:
+            return False
+        metrics = {"epoch": epoch, "step": self.step, **evaluate(self.model, self.held_out)}
+        self.history.append(metrics)
+        if metrics["recall_at_1"] > self.best["recall_at_1"]:
+            self.best = {"recall_at_1": metrics["recall_at_1"], "epoch": epoch}
+            if self.config.early_stopping_patience:
+                self.best_state = copy.deepcopy(self.model.state_dict())
+        patience = self.config.early_stopping_patience
+        return bool(patience) and epoch - self.best["epoch"] >= patience
+
+    def run(self, stop_after: int | None = None) -> Path:
+        """Train to the end (or `stop_after` steps in total, leaving a resumable state); returns the run folder."""
+        cfg = self.config
+        stop = self.total_steps if stop_after is None else min(stop_after, self.total_steps)
+        loader = torch.utils.data.DataLoader(_StepBatches(self.maker, self.step, stop, self.rank, self.world),
+                                             batch_size=None, num_workers=cfg.workers)
+        started, images, stopped_early, timed_out = time.monotonic(), 0, False, False
+        columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+        with Progress(*columns, disable=self.rank != 0, transient=False) as progress:
+            task = progress.add_task("train", total=self.total_steps, completed=self.step, info="")
+            for batch in loader:
+                torch.manual_seed(cfg.seed * 1_000_003 + self.step)  # dropout, PartialFC sampling
+                self._set_train_mode()
+                loss = self._loss(batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self._sync_gradients()
+                torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                               cfg.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                images += len(batch.labels) * self.world
+                rate = images / max(1e-9, time.monotonic() - started)
+                progress.update(task, completed=self.step, info=f"loss {loss.item():.3f} "
+                                f"lr {self.scheduler.get_last_lr()[0]:.2e} {rate:.1f} img/s")
+                if self.step % self.steps_per_epoch == 0 or self.step == self.total_steps:
+                    stopped_early = self._end_of_epoch()
+                    self._checkpoint()
+                elif self.step % cfg.checkpoint_every == 0:
+                    self._checkpoint()
+                timed_out = bool(cfg.time_limit_s) and time.monotonic() - started > cfg.time_limit_s
+                if stopped_early or timed_out or self.step >= stop:
+                    break
+        self.images_per_second = images / max(1e-9, time.monotonic() - started)
+        if self.step < self.total_steps and not stopped_early and not timed_out:
+            self._checkpoint()  # interrupted on purpose (stop_after): resumable
+            return self.out
+        return self.finish()
+
+    def finish(self) -> Path:
+        """Restore the best epoch when early stopping, merge adapters, write the plain run folder."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        if self.rank == 0:
+            model = merge_adapters(self.model).eval().cpu()
+            save_run(self.out, model, {"train": self.config.to_dict(), "history": self.history,
+                                       "steps": self.step, "total_steps": self.total_steps})
+            shutil.rmtree(self.out / RESUME_DIR, ignore_errors=True)
+        return self.out

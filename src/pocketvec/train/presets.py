@@ -1,0 +1,61 @@
+"""Named training presets. Override any field with dotted keys (see TrainConfig.with_overrides)."""
+
+from __future__ import annotations
+
+from pocketvec.errors import ConfigError
+from pocketvec.runtime.preprocess import PreprocessSpec
+from pocketvec.train.adapters import AdapterConfig
+from pocketvec.train.config import TrainConfig
+from pocketvec.train.encoder import EncoderConfig
+from pocketvec.train.losses.margins import MarginConfig
+from pocketvec.train.student import base_run_dir
+
+
+# DoRA on the backbone's last stage and final 1x1 conv; the small embedding head is trained in full
+ENROLL_ADAPTER_TARGETS = ("backbone.conv_head", "backbone.blocks.6.*")
+# base on a CPU: the stem and early stages stay at their ImageNet weights
+BASE_TRAINABLE = ("backbone.blocks.4.*", "backbone.blocks.5.*", "backbone.blocks.6.*", "backbone.conv_head.*",
+                  "backbone.bn2.*", "head.*")
+
+
+def _base() -> TrainConfig:
+    """The general student: Lite0 ImageNet init, PartialFC ArcFace over the pool's pseudo-classes,
+    relational KL to the frozen EfficientNet-Lite2 teacher."""
+    return TrainConfig(
+        encoder=EncoderConfig(preprocess=PreprocessSpec(input_size=224)), init="imagenet",
+        adapters=AdapterConfig(kind="none"), trainable=BASE_TRAINABLE, loss="margin", margin=MarginConfig(kind="arcface", scale=32.0),
+        sample_rate=0.3, teacher="efficientnet_lite2", distill_weight=1.0, distill_temperature=0.1,
+        policy="documents", epochs=1, batch_classes=24, views_per_class=2, lr=1e-3, eval_views=1,
+        checkpoint_every=25, workers=1,
+    )
+
+
+def _enroll() -> TrainConfig:
+    """Fine-tune on a user's item folder: DoRA adapters on `base` (or Lite0 ImageNet if absent)."""
+    init = "base" if (base_run_dir() / "model.safetensors").is_file() else "imagenet"
+    return TrainConfig(
+        encoder=EncoderConfig(preprocess=PreprocessSpec(input_size=160)), init=init,
+        adapters=AdapterConfig(kind="dora", rank=8, alpha=16.0, targets=ENROLL_ADAPTER_TARGETS),
+        trainable=("head.*",), loss="margin",
+        margin=MarginConfig(kind="arcface", scale=32.0, label_smoothing=0.1), sample_rate=1.0, teacher="",
+        policy="upright", epochs=6, batch_classes=12, views_per_class=2, lr=2e-3, eval_views=1,
+        checkpoint_every=12, workers=1,
+    )
+
+
+def _smoke() -> TrainConfig:
+    """Tiny and fast: for tests and trying the pipeline (lcnet_050 at 64 px, random init)."""
+    return TrainConfig(
+        encoder=EncoderConfig(backbone="lcnet_050", embedding_dim=32, preprocess=PreprocessSpec(input_size=64)),
+        init="random", policy="single", epochs=1, batch_classes=4, views_per_class=2, eval_views=1,
+        checkpoint_every=1, augment={"strength": 0.5}, threads=1,
+    )
+
+
+PRESETS = {"base": _base, "enroll": _enroll, "smoke": _smoke}
+
+
+def preset_config(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown training preset. Available: {sorted(PRESETS)}. Got {name!r}.")
+    return PRESETS[name]()

@@ -1,0 +1,20 @@
+"""Fixtures of the training tests: a handful of real demo items in a temp folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pocketvec.data.assets import demo_items_dir
+
+FEW_ITEMS = ("flag_chad", "flag_romania", "flag_italy", "doc_memman_p026", "doc_memman_p027", "doc_microtype_p010")
+
+
+@pytest.fixture(scope="session")
+def few_items(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("items")
+    for name in FEW_ITEMS:
+        shutil.copy(demo_items_dir() / f"{name}.png", folder / f"{name}.png")
+    return folder

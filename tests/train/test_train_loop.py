@@ -1,0 +1,95 @@
+"""The training loop on tiny settings: resume after an interruption reproduces the uninterrupted run,
+unfinished runs are refused by load_run until merged, the CLI trains end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pocketvec.errors import ConfigError, ModelFileError
+from pocketvec.train.checkpoint import load_run, read_run_config
+from pocketvec.train.config import TrainConfig
+from pocketvec.train.loop import Trainer
+from pocketvec.train.merge import merge_run
+from pocketvec.train.presets import preset_config
+from pocketvec.train.run import train_config
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    """lcnet_050 at 64 px, DoRA on the head and last conv, 6 items -> 2 steps per epoch, 2 epochs."""
+    return preset_config("smoke").with_overrides({
+        "batch_classes": 3, "epochs": 2, "adapters.kind": "dora", "adapters.rank": 4,
+        "adapters.targets": ["head.*", "backbone.conv_head"], "trainable": ["head.*"], **overrides})
+
+
+def test_resume_after_interruption_gives_the_same_weights(few_items: Path, tmp_path: Path) -> None:
+    config = tiny_config()
+    straight = train_config(config, few_items, tmp_path / "straight")
+
+    interrupted = Trainer(config, few_items, tmp_path / "resumed")
+    interrupted.run(stop_after=1)  # mid-epoch: resumable state only
+    with pytest.raises(ModelFileError, match="train merge"):
+        load_run(tmp_path / "resumed")
+    resumed = Trainer(config, few_items, tmp_path / "resumed")
+    assert resumed.step == 1
+    resumed.run()
+
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(tmp_path / "resumed/model.safetensors"))
+    assert a.keys() == b.keys() and not any("lora_" in k for k in a)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0, msg=key)
+    history = read_run_config(straight)["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and 0.0 <= history[-1]["recall_at_1"] <= 1.0
+    assert read_run_config(tmp_path / "resumed")["history"] == history
+    assert not (straight / "resume").exists()
+
+
+def test_merge_turns_an_unfinished_run_into_plain_weights(few_items: Path, tmp_path: Path) -> None:
+    trainer = Trainer(tiny_config(), few_items, tmp_path / "run")
+    trainer.run(stop_after=1)
+    pixels = torch.rand(2, 3, 64, 64) * 255
+    with torch.no_grad():
+        adapted = trainer.model.eval()(pixels)
+    merge_run(tmp_path / "run")
+    merged = load_run(tmp_path / "run")
+    assert type(merged).__name__ == "Encoder"
+    with torch.no_grad():
+        assert (merged(pixels) - adapted).abs().max() <= 1e-5
+
+
+def test_another_config_does_not_resume_and_finished_runs_are_kept(few_items: Path, tmp_path: Path) -> None:
+    Trainer(tiny_config(), few_items, tmp_path / "run").run(stop_after=1)
+    with pytest.raises(ConfigError, match="another config"):
+        Trainer(tiny_config(lr=0.5), few_items, tmp_path / "run")
+
+
+def test_config_rejects_unknown_keys_and_bad_values() -> None:
+    with pytest.raises(ConfigError, match="unknown keys"):
+        TrainConfig.from_dict({"epochz": 3})
+    with pytest.raises(ConfigError, match="Got 0"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError, match="Got 'hinge'"):
+        TrainConfig(loss="hinge")
+    with pytest.raises(ConfigError, match="not a nested config"):
+        TrainConfig().with_overrides({"epochs.x": 1})
+    assert TrainConfig().with_overrides({"encoder.preprocess.input_size": 160}).encoder.preprocess.input_size == 160
+
+
+def test_cli_trains_a_run_folder(few_items: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "200", "TERM": "dumb"}
+    cmd = [sys.executable, "-m", "pocketvec", "train", "--preset", "smoke", "--data", str(few_items),
+           "--out", str(tmp_path / "run"), "--set", "max_steps=1", "--set", "margin.kind=cosface"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "run written" in result.stdout
+    assert read_run_config(tmp_path / "run")["train"]["margin"]["kind"] == "cosface"
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert again.returncode == 2 and "already holds a finished run" in again.stderr
+    bad = subprocess.run(cmd[:-4] + ["--set", "margin.kind=softmax"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "Got 'softmax'" in bad.stderr

@@ -1,0 +1,31 @@
+"""Distillation in the loop with a local timm teacher: teacher outputs are cached on disk and reused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import timm
+from safetensors.torch import save_file
+
+from pocketvec.train.loop import Trainer
+from pocketvec.train.presets import preset_config
+
+
+def test_teacher_runs_once_per_image_and_view(few_items: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("POCKETVEC_CACHE", str(tmp_path / "cache"))
+    teacher_dir = tmp_path / "teacher"
+    teacher_dir.mkdir()
+    save_file(timm.create_model("lcnet_050", num_classes=5).state_dict(), str(teacher_dir / "model.safetensors"))
+    (teacher_dir / "config.json").write_text(json.dumps({
+        "architecture": "lcnet_050", "num_classes": 5, "pretrained_cfg": {"input_size": [3, 64, 64]}}))
+    config = preset_config("smoke").with_overrides({
+        "teacher": str(teacher_dir), "kd_weight": 0.5, "batch_classes": 3, "max_steps": 2, "eval_views": 0})
+    first = Trainer(config, few_items, tmp_path / "a")
+    first.run()
+    assert first.cache.misses > 0 and first.losses["distill"].classifier.weight.grad is not None
+    cached = list((tmp_path / "cache" / "teacher-outputs").rglob("*.safetensors"))
+    assert len(cached) == first.cache.misses
+    second = Trainer(config, few_items, tmp_path / "b")
+    second.run()
+    assert second.cache.misses == 0 and second.cache.hits == first.cache.hits + first.cache.misses
