@@ -55,3 +55,15 @@ def test_int8_meets_every_bar(name, lite0_run, lite0_files, few_items):
 def test_refuses_files_from_other_weights(small_run, lite0_files, few_items):
     with pytest.raises(ModelFileError, match="other weights"):
         verify_models(small_run, [lite0_files["onnx_fp32"]], few_items)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "onnx", "{missing}", "--out", "{tmp}/m.onnx"], "no such run folder"),
+    (["export", "coreml", "{small}", "--out", "{tmp}/m.mlpackage", "--deployment-target", "iOS12"], "Got 'iOS12'"),
+    (["verify", "{small}", "{tmp}/absent.onnx", "--images", "{tmp}"], "no such model file"),
+])
+def test_cli_errors_are_one_line(args, message, small_run, tmp_path):
+    values = {"missing": tmp_path / "missing", "tmp": tmp_path, "small": small_run}
+    result = subprocess.run([sys.executable, "-m", "pocketvec", *[a.format(**values) for a in args]],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
