@@ -96,6 +96,11 @@ def test_match_calibrate_eval(run, onnx_model: Path, items_dir: Path, photo_path
 
     code, stdout, _ = run("eval", onnx_model, "--gallery", items_dir, "--queries", queries)
     assert code == 0 and "Recall@1" in stdout and "TPR@FPR=0.001" in stdout and "threshold" in stdout
+    manifest = tmp_path / "queries.csv"  # the same queries labelled by a CSV manifest
+    rows = [f"{p.relative_to(tmp_path)},{p.parent.name}" for p in sorted(queries.rglob("*.jpg"))]
+    manifest.write_text("path,label\n" + "\n".join(rows) + "\n")
+    code, csv_out, _ = run("eval", onnx_model, "--gallery", items_dir, "--queries", manifest)
+    assert code == 0 and csv_out.splitlines()[-2:] == stdout.splitlines()[-2:]  # same Recall and TPR lines
 
 
 def test_refusals(run, onnx_model: Path, other_onnx_model: Path, items_dir: Path, tmp_path: Path) -> None:
@@ -117,6 +122,11 @@ def test_refusals(run, onnx_model: Path, other_onnx_model: Path, items_dir: Path
     not_a_model.write_text("hello")
     code, _, err = run("gallery", "build", not_a_model, "--images", items_dir, "--out", tmp_path / "x.pvg")
     assert code == 2 and "model.onnx" in err and not (tmp_path / "x.pvg").exists()
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    (nothing / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    code, _, err = run("gallery", "build", onnx_model, "--images", nothing, "--out", tmp_path / "empty.pvg")
+    assert code == 2 and "no image could be enrolled" in err and not (tmp_path / "empty.pvg").exists()
     code, stdout, _ = run("match", onnx_model, gallery, image, tmp_path / "missing.jpg", "--json")
     assert code == 1 and json.loads(stdout)["errors"][0]["problem"] == "no such file"
     assert gallery.read_bytes() == before
