@@ -52,8 +52,11 @@ def demo(
                               [report.truth[i] for i in rows]))
     c = report.counts()
     console.print(f"{c['photos']} photos ({c['item_photos']} of items, the rest show no item): {c['correct']} answered "
-                  f"right, {c['accepted']} accepted, {c['wrong_accepts']} wrong answers accepted; the same top-1 and "
-                  f"decision as the PyTorch model on {report.torch_agreement:.1%}", highlight=False)
+                  f"right, {c['accepted']} accepted, {c['wrong_accepts']} wrong answers accepted", highlight=False)
+    console.print(f"top-1 label right: int8 ONNX + int8 gallery {report.top1_correct(report.matches)}/"
+                  f"{c['item_photos']}, PyTorch fp32 {report.top1_correct(report.torch_matches)}/{c['item_photos']}; "
+                  f"the same top-1 and decision as the PyTorch model on {report.torch_agreement:.1%} of photos",
+                  highlight=False)
     for name, path in (("run folder", report.run_dir), ("ONNX int8", report.onnx_model),
                        ("Core ML int8", report.coreml_model), ("gallery", report.gallery), ("photos", report.photos)):
         if path:
