@@ -88,9 +88,9 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}; "
-          f"{DIM}-d, top-{TOP_K}, batch 1, {args.queries} queries, median / p90 latency")
-    print("| items | storage | method | median ms | p90 ms | queries/s | same top-5 as exact |")
-    print("|---:|---|---|---:|---:|---:|---:|")
+          f"{DIM}-d, top-{TOP_K}, batch 1, {args.queries} queries; min / median / p90 latency")
+    print("| items | storage | method | min ms | median ms | p90 ms | queries/s | same top-5 as exact |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|")
     for n in args.sizes:
         rows = unit_rows(rng, n, DIM)
         picks = rng.integers(0, n, args.queries)
@@ -116,8 +116,8 @@ def main() -> None:
             for name, ts in times.items():
                 agree = np.mean([list(methods[name](q[None])[0]) == t for q, t in zip(queries, truth, strict=True)])
                 ms = np.array(ts) * 1e3
-                print(f"| {n:,} | {storage} | {name} | {np.median(ms):.2f} | {np.percentile(ms, 90):.2f} | "
-                      f"{1000 / ms.mean():.0f} | {agree:.0%} |", flush=True)
+                print(f"| {n:,} | {storage} | {name} | {ms.min():.2f} | {np.median(ms):.2f} | "
+                      f"{np.percentile(ms, 90):.2f} | {1000 / ms.mean():.0f} | {agree:.0%} |", flush=True)
             del methods, matcher, gallery, exact
             gc.collect()
         del rows
