@@ -67,6 +67,20 @@ def top_ids(matcher: Matcher, q: np.ndarray) -> list[int]:
     return [[int(label) for label, _ in matcher.match(q, TOP_K)[0].top]]
 
 
+def baselines(gallery: Gallery, rows: np.ndarray, storage: str, faiss: bool) -> dict[str, Callable]:
+    """The methods the matcher is compared with, for one storage type."""
+    if storage == "float32":
+        plain = Matcher(gallery, AcceptRule(0.5, 0.05), index="numpy")
+        methods = {"pocketvec matcher, index=numpy": lambda q, m=plain: top_ids(m, q),
+                   "plain numpy brute force": numpy_fp32(rows)}
+    else:
+        methods = {"plain numpy brute force (chunked dequantize)": numpy_int8(gallery.vectors)}
+    if faiss:
+        name = "faiss IndexFlatIP" if storage == "float32" else "faiss IndexScalarQuantizer QT_8bit"
+        methods[name] = faiss_index(rows, storage == "int8")
+    return methods
+
+
 def measure(methods: dict[str, Callable], queries: np.ndarray, warmup: int = 3) -> dict[str, list[float]]:
     for fn in methods.values():
         for q in queries[:warmup]:
@@ -85,6 +99,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--no-faiss", action="store_true")
+    parser.add_argument("--only-matcher", action="store_true", help="time the matcher alone (int8 storage)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}; "
@@ -97,19 +112,12 @@ def main() -> None:
         queries = rows[picks] + 0.04 * rng.standard_normal((args.queries, DIM), dtype=np.float32)
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         labels = [str(i) for i in range(n)]
-        for storage in ("float32", "int8"):
+        for storage in ("int8",) if args.only_matcher else ("float32", "int8"):
             gallery = Gallery("bench", DIM, storage, labels=labels, sources=labels, vectors=quantize(rows, storage))
             matcher = Matcher(gallery, AcceptRule(0.5, 0.05))  # index="auto": the int8 scan at this size
             methods = {"pocketvec matcher (int8 scan + exact re-score)": lambda q, m=matcher: top_ids(m, q)}
-            if storage == "float32":
-                plain = Matcher(gallery, AcceptRule(0.5, 0.05), index="numpy")
-                methods["pocketvec matcher, index=numpy"] = lambda q, m=plain: top_ids(m, q)
-                methods["plain numpy brute force"] = numpy_fp32(rows)
-            else:
-                methods["plain numpy brute force (chunked dequantize)"] = numpy_int8(gallery.vectors)
-            if not args.no_faiss:
-                name = "faiss IndexFlatIP" if storage == "float32" else "faiss IndexScalarQuantizer QT_8bit"
-                methods[name] = faiss_index(rows, storage == "int8")
+            if not args.only_matcher:
+                methods.update(baselines(gallery, rows, storage, faiss=not args.no_faiss))
             exact = numpy_fp32(gallery.embeddings())
             truth = [list(exact(q[None])[0]) for q in queries]
             times = measure(methods, queries)
