@@ -20,6 +20,8 @@ def bench(
     flags: int = typer.Option(None, "--flags", min=0, help="Flags in the gallery (default 150)."),
     photos: int = typer.Option(None, "--photos", min=1, help="Simulated query photos per item (default 5)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the photo simulator."),
+    coreml_items: int = typer.Option(15, "--coreml-items", min=1, help="Items (with all their photos) that the "
+                                     "slow Core ML interpreter embeds."),
     models: str = typer.Option("teacher,lite0,student,enrolled", "--models", help="Comma-separated models."),
     forms: str = typer.Option("torch-fp32,onnx-fp32,onnx-int8,coreml-int8", "--forms", help="Comma-separated forms."),
     student: Path = typer.Option(None, "--student", help="Run folder of the base student (zero-shot)."),
@@ -46,7 +48,7 @@ def bench(
     work = work or (cache or cache_root()) / ("bench-quick" if quick else "bench")
     options = BenchOptions(work=work, config=config, models=tuple(m for m in models.split(",") if m),
                            forms=tuple(f for f in forms.split(",") if f), student_run=student, cache=cache,
-                           enroll_args=tuple(enroll_arg))
+                           enroll_args=tuple(enroll_arg), slow_form_items=coreml_items)
     document = run_benchmark(options)
     images = images or out.parent / "images"
     bench_set = document["bench_set"]
