@@ -51,8 +51,11 @@ def onnx_kind(path: Path) -> str:
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)
-    if any(node.op_type in ("QuantizeLinear", "QLinearConv") for node in proto.graph.node):
-        return "int8"
+    ops = {node.op_type for node in proto.graph.node}
+    if ops & {"QuantizeLinear", "QLinearConv"}:
+        return "w8a8"  # activations quantized too
+    if "DequantizeLinear" in ops:
+        return "int8"  # weight-only
     return "fp16" if any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer) else "fp32"
 
 
