@@ -15,6 +15,7 @@ from pocketvec.export.onnx_export import export_onnx
 from pocketvec.export.source import INT8_WEIGHT_THRESHOLD, refuse_adapters
 from pocketvec.export.verify import onnx_kind
 from pocketvec.runtime.metadata import METADATA_KEY, ModelMetadata
+from pocketvec.runtime.onnx_options import FOLD_WEIGHTS_OPTION, is_weight_only_int8, onnx_op_types, session_options
 from pocketvec.train.checkpoint import load_run, read_run_config
 
 
@@ -72,6 +73,11 @@ def test_int8_is_weight_only_per_channel(small_run, reference, tmp_path):
     _, out = _run(path, pixels)
     cosine = np.sum(out * expected, axis=1)
     assert cosine.min() > 0.99 and np.abs(out - expected).max() > 1e-6, cosine  # close, yet really quantized
+    options = session_options(path)  # the runtime's sessions fold the int8 weights to float at load
+    assert options.get_session_config_entry(FOLD_WEIGHTS_OPTION) == "1"
+    assert not is_weight_only_int8(onnx_op_types(fp32))
+    folded = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    assert np.abs(folded.run(None, {"image": pixels})[0] - out).max() <= 1e-5
 
 
 def test_int8_means_the_same_in_onnx_and_core_ml(small_run, reference, tmp_path):
@@ -102,6 +108,7 @@ def test_w8a8_is_static_qdq_per_channel_calibrated_on_run_data(small_run, refere
     assert weight_dq and all(np.prod(inits[n.input[1]].dims) > 1 for n in weight_dq)  # per-channel scales
     assert path.stat().st_size < 0.5 * fp32.stat().st_size
     assert proto.metadata_props[0].key == METADATA_KEY and onnx_kind(path) == "w8a8"
+    assert not is_weight_only_int8(onnx_op_types(path))  # its QDQ fusions stay on
     _, out = _run(path, pixels)
     assert out.shape == expected.shape and np.isfinite(out).all()
 

@@ -50,12 +50,14 @@ class ParityReport:
 def onnx_kind(path: Path) -> str:
     import onnx
 
+    from pocketvec.runtime.onnx_options import is_weight_only_int8
+
     proto = onnx.load(str(path), load_external_data=False)
     ops = {node.op_type for node in proto.graph.node}
     if ops & {"QuantizeLinear", "QLinearConv"}:
         return "w8a8"  # activations quantized too
-    if "DequantizeLinear" in ops:
-        return "int8"  # weight-only
+    if is_weight_only_int8(ops):
+        return "int8"
     return "fp16" if any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer) else "fp32"
 
 
