@@ -73,8 +73,12 @@ def test_refuses_files_from_other_weights(small_run, lite0_files, few_items):
     (["export", "coreml", "{small}", "--out", "{tmp}/m.mlpackage", "--deployment-target", "iOS12"], "Got 'iOS12'"),
     (["verify", "{small}", "{tmp}/absent.onnx", "--images", "{tmp}"], "no such model file"),
 ])
-def test_cli_errors_are_one_line(args, message, small_run, tmp_path):
+def test_cli_errors_are_one_line(args, message, small_run, tmp_path, monkeypatch, capsys):
+    from pocketvec.cli import main
+
     values = {"missing": tmp_path / "missing", "tmp": tmp_path, "small": small_run}
-    result = subprocess.run([sys.executable, "-m", "pocketvec", *[a.format(**values) for a in args]],
-                            capture_output=True, text=True)
-    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    monkeypatch.setattr(sys, "argv", ["pocketvec", *[a.format(**values) for a in args]])
+    with pytest.raises(SystemExit) as exit_info:  # in-process: the same main() the console script runs
+        main()
+    stderr = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in stderr and "Traceback" not in stderr
