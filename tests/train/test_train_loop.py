@@ -91,5 +91,5 @@ def test_cli_trains_a_run_folder(few_items: Path, tmp_path: Path) -> None:
     assert read_run_config(tmp_path / "run")["train"]["margin"]["kind"] == "cosface"
     again = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert again.returncode == 2 and "already holds a finished run" in again.stderr
-    bad = subprocess.run(cmd[:-4] + ["--set", "margin.kind=softmax"], capture_output=True, text=True, env=env)
+    bad = subprocess.run([*cmd[:-4], "--set", "margin.kind=softmax"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "Got 'softmax'" in bad.stderr
