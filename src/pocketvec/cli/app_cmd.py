@@ -1,15 +1,38 @@
-"""`pocketvec app`: not built yet (issue #6)."""
+"""`pocketvec app serve`: the browser sample app on localhost with a model and a gallery."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
 
-from pocketvec.cli._common import not_built
-
-app = typer.Typer(help="pocketvec app (not built yet). Example: pocketvec app --help", no_args_is_help=True)
+app = typer.Typer(help="The browser sample app (sample_app/). Example: pocketvec app serve --model model.onnx",
+                  no_args_is_help=True)
 
 
 @app.command("serve")
-def serve_command() -> None:
-    """Not built yet. Example: pocketvec app serve --help"""
-    not_built("app serve", "issue #6")
+def serve_command(
+    model: Path = typer.Option(..., "--model", help="Exported ONNX model (int8 recommended)."),
+    gallery: Path | None = typer.Option(None, "--gallery", help="Gallery file (.pvg) made with this model."),
+    port: int = typer.Option(8000, "--port", help="Port on localhost (0 picks a free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 to reach it from a phone)."),
+    app_dir: Path | None = typer.Option(None, "--app-dir", help="The sample_app folder (default: the repository's)."),
+) -> None:
+    """Serve the on-device matcher app with MODEL and GALLERY; prints the URL, Ctrl-C stops.
+
+    Example: pocketvec app serve --model runs/demo/model.int8.onnx --gallery gallery.pvg --port 8000
+    """
+    from pocketvec.app_server import make_server, server_url
+
+    server = make_server(model, gallery, port=port, host=host, app_dir=app_dir)
+    console = Console()
+    console.print(f"pocketvec app: {server_url(server)}  (model {model}, gallery {gallery or 'none'})",
+                  highlight=False, soft_wrap=True)
+    console.print("Phones need https or localhost for the camera; Ctrl-C stops.", style="dim")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

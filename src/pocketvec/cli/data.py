@@ -1,16 +1,42 @@
-"""`pocketvec data preview`: not built yet (issue #2)."""
+"""`pocketvec data preview`: a contact sheet of simulated phone photos of an item folder."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
 
-from pocketvec.cli._common import not_built
+import typer
+from rich.console import Console
 
 app = typer.Typer(help="Item data: public sets and phone-photo previews. Example: pocketvec data list",
                   no_args_is_help=True)
 
 
 @app.command("preview")
-def preview_command() -> None:
-    """Not built yet. Example: pocketvec data preview items/ --out sheet.png"""
-    not_built("data preview", "issue #2")
+def preview_command(
+    items: Path = typer.Argument(None, help="Item folder or CSV manifest (default: the embedded demo items)."),
+    out: Path = typer.Option(Path("augment_preview.png"), "--out", help="PNG contact sheet to write."),
+    n: int = typer.Option(24, "--n", min=1, max=400, help="Number of samples."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same sheet."),
+    size: int = typer.Option(224, "--size", min=32, max=1024, help="Side of each simulated photo in pixels."),
+    strength: float = typer.Option(1.0, "--strength", help="Augmentation strength (0 clean, 1 default, 2 harsh)."),
+    backgrounds: Path = typer.Option(
+        None, "--backgrounds", help="Folder of background photos (default: cached wallpapers, else embedded)."
+    ),
+) -> None:
+    """Write a contact sheet of augmented samples to look at.
+
+    Example: pocketvec data preview items/ --out sheet.png --n 24 --seed 0 --size 224
+    """
+    from pocketvec.data.assets import demo_items_dir
+    from pocketvec.data.items import load_items
+
+    console = Console()
+    dataset = load_items(items if items is not None else demo_items_dir())  # fail fast, before heavy imports
+    from pocketvec.data.augment import AugmentConfig, PhoneAugment
+    from pocketvec.data.preview import contact_sheet, save_png_atomic
+
+    augment = PhoneAugment(AugmentConfig(strength=strength), size, backgrounds=backgrounds)
+    with console.status(f"simulating {n} phone photos of {len(dataset.labels)} items"):
+        sheet = contact_sheet(dataset, augment, n=n, seed=seed)
+    save_png_atomic(sheet, out)
+    console.print(f"wrote {out} ({n} samples, {len(dataset.labels)} items, seed {seed})")

@@ -1,21 +1,45 @@
-"""`pocketvec export`: not built yet (issue #4)."""
+"""`pocketvec export onnx|coreml`: a run folder's encoder to a phone-ready file."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
 
-from pocketvec.cli._common import not_built
+app = typer.Typer(help="Export a trained run to ONNX or Core ML. Example: pocketvec export onnx runs/demo "
+                       "--quantize int8 --out model.onnx", no_args_is_help=True)
 
-app = typer.Typer(help="pocketvec export (not built yet). Example: pocketvec export --help", no_args_is_help=True)
+
+def _done(path: Path) -> None:
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    Console().print(f"[green]wrote[/] {path} ({size / 1e6:.2f} MB)")
 
 
 @app.command("onnx")
-def onnx_command() -> None:
-    """Not built yet. Example: pocketvec export onnx --help"""
-    not_built("export onnx", "issue #4")
+def onnx_command(
+    run_dir: Path = typer.Argument(..., help="Run folder (config.json + model.safetensors)."),
+    out: Path = typer.Option(..., "--out", help="Output .onnx file."),
+    quantize: str = typer.Option("none", "--quantize", help="none | fp16 | int8 (static QDQ, per-channel)."),
+    calibration: Path | None = typer.Option(None, "--calibration", help="Image folder for int8 calibration "
+                                            "(default: the run's training data)."),
+) -> None:
+    """Export to ONNX. Example: pocketvec export onnx runs/demo --quantize int8 --out model.onnx"""
+    from pocketvec.export.onnx_export import export_onnx
+
+    _done(export_onnx(run_dir, out, quantize, calibration))
 
 
 @app.command("coreml")
-def coreml_command() -> None:
-    """Not built yet. Example: pocketvec export coreml --help"""
-    not_built("export coreml", "issue #4")
+def coreml_command(
+    run_dir: Path = typer.Argument(..., help="Run folder (config.json + model.safetensors)."),
+    out: Path = typer.Option(..., "--out", help="Output .mlpackage."),
+    quantize: str = typer.Option("none", "--quantize", help="none | fp16 | int8 (weights) | w8a8."),
+    deployment_target: str = typer.Option("iOS17", "--deployment-target", help="iOS16 | iOS17 | iOS18."),
+    calibration: Path | None = typer.Option(None, "--calibration", help="Image folder for w8a8 calibration "
+                                            "(default: the run's training data)."),
+) -> None:
+    """Export to a Core ML ML program. Example: pocketvec export coreml runs/demo --quantize int8 --out m.mlpackage"""
+    from pocketvec.export.coreml_export import export_coreml
+
+    _done(export_coreml(run_dir, out, quantize, deployment_target, calibration))

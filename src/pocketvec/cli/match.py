@@ -1,10 +1,48 @@
-"""`pocketvec match`: not built yet (issue #5)."""
+"""`pocketvec match`: which enrolled item is in each photo, or "unknown"."""
 
 from __future__ import annotations
 
-from pocketvec.cli._common import not_built
+from pathlib import Path
+
+import typer
 
 
-def match() -> None:
-    """Not built yet. Example: pocketvec match --help"""
-    not_built("match", "issue #5")
+def match(
+    model: Path = typer.Argument(..., help="Exported model (.onnx, .mlpackage)."),
+    gallery_path: Path = typer.Argument(..., metavar="GALLERY", help="Gallery file (.pvg) made by this model."),
+    images: list[Path] = typer.Argument(..., help="Photos to recognise."),
+    top_k: int = typer.Option(3, "--top-k", min=1, help="Labels to show per photo."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Override the gallery's accept threshold."),
+    margin: float | None = typer.Option(None, "--margin", help="Override the gallery's accept margin."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | coreml | interpreter."),
+    threads: int | None = typer.Option(None, "--threads", help="Inference threads."),
+) -> None:
+    """Match photos against a gallery. Example: pocketvec match model.onnx items.pvg photo1.jpg photo2.jpg --json"""
+    import dataclasses
+    import json
+
+    from pocketvec.runtime.engines import open_engine
+    from pocketvec.runtime.enroll import open_gallery
+    from pocketvec.runtime.matcher import DEFAULT_RULE, Matcher
+
+    from .runtime_tables import console, match_table, report_problems
+
+    runner = open_engine(model, engine, threads)
+    gallery = open_gallery(runner, gallery_path)
+    overrides = {k: v for k, v in (("threshold", threshold), ("margin", margin)) if v is not None}
+    rule = dataclasses.replace(gallery.accept_rule or DEFAULT_RULE, **overrides)
+    matcher = Matcher(gallery, rule)
+    result = runner.embed_files(images)
+    matches = matcher.match(result.embeddings, top_k) if len(result.paths) else []
+    if as_json:
+        rows = [{"image": str(p), **m.to_dict()} for p, m in zip(result.paths, matches, strict=True)]
+        print(json.dumps({"rule": dataclasses.asdict(rule), "results": rows,
+                          "errors": [{"image": str(e.path), "problem": e.problem} for e in result.failures]}, indent=2))
+    else:
+        report_problems(result.failures)
+        if matches:
+            console.print(match_table([p.name for p in result.paths], matches))
+        console.print(f"rule: score >= {rule.threshold:.2f} and margin >= {rule.margin:.2f}", highlight=False)
+    if result.failures:
+        raise typer.Exit(1)

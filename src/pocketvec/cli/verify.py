@@ -1,10 +1,29 @@
-"""`pocketvec verify`: not built yet (issue #4)."""
+"""`pocketvec verify`: parity of exported files against the PyTorch model; exit 1 when a bar fails."""
 
 from __future__ import annotations
 
-from pocketvec.cli._common import not_built
+from pathlib import Path
+
+import typer
+from rich.console import Console
 
 
-def verify() -> None:
-    """Not built yet. Example: pocketvec verify --help"""
-    not_built("verify", "issue #4")
+def verify(
+    run_dir: Path = typer.Argument(..., help="Run folder the files were exported from."),
+    models: list[Path] = typer.Argument(..., help="Exported .onnx / .mlpackage files."),
+    images: Path = typer.Option(..., "--images", help="Folder of real item images."),
+    gallery: Path | None = typer.Option(None, "--gallery", help="Gallery folder (default: the images, "
+                                        "leave-one-out)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
+) -> None:
+    """Check exported files against PyTorch fp32. Example: pocketvec verify runs/demo model.onnx --images items/"""
+    from pocketvec.export.verify import verify_models
+
+    report = verify_models(run_dir, models, images, gallery)
+    Console().print(report.table())
+    if json_out:
+        tmp = json_out.with_name(json_out.name + ".tmp")
+        tmp.write_text(report.to_json())
+        tmp.replace(json_out)
+    if not report.passed:
+        raise typer.Exit(1)

@@ -1,7 +1,9 @@
-"""Export an encoder to ONNX (fp32) with the pocketvec metadata embedded."""
+"""Export an encoder to ONNX (fp32, fp16 or static int8 QDQ) with the pocketvec metadata embedded."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import onnx
@@ -28,6 +30,19 @@ def write_metadata(proto: onnx.ModelProto, metadata: ModelMetadata) -> None:
     entry.key, entry.value = METADATA_KEY, metadata.to_json()
 
 
+def save_onnx_atomic(proto: onnx.ModelProto, out: Path, metadata: ModelMetadata) -> Path:
+    """Write `proto` with `metadata` to `out` through a temp file + fsync + rename."""
+    write_metadata(proto, metadata)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(proto.SerializeToString())
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(out)
+    return out
+
+
 def export_onnx_fp32(model: Encoder, out: str | Path, metadata: ModelMetadata | None = None) -> Path:
     """fp32 ONNX with a dynamic batch axis; input `image` NCHW 0-255, output `embedding`."""
     out = Path(out)
@@ -35,13 +50,35 @@ def export_onnx_fp32(model: Encoder, out: str | Path, metadata: ModelMetadata | 
     model = model.eval()
     size = model.config.preprocess.input_size
     dummy = torch.zeros(2, 3, size, size)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.onnx.export(
-        model, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17, dynamo=False,
-    )
-    proto = onnx.load(str(tmp))
-    write_metadata(proto, metadata or model_metadata(model))
-    onnx.save(proto, str(tmp))
-    tmp.replace(out)
-    return out
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        traced = Path(tmp) / "model.onnx"
+        torch.onnx.export(
+            model, (dummy,), str(traced), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17, dynamo=False,
+        )
+        proto = onnx.load(str(traced))
+    return save_onnx_atomic(proto, out, metadata or model_metadata(model))
+
+
+def export_onnx(run_dir: str | Path, out: str | Path, quantize: str = "none",
+                calibration_dir: str | Path | None = None) -> Path:
+    """Export a run folder's encoder to `out` at fp32 ("none"), fp16 or int8 (static QDQ, per channel).
+
+    int8 calibrates on real item images: `calibration_dir`, else the run's own training data.
+    """
+    from pocketvec.export.source import check_choice, load_export_source
+
+    check_choice("onnx", quantize)
+    model, metadata = load_export_source(run_dir)
+    out = Path(out)
+    if quantize == "none":
+        return export_onnx_fp32(model, out, metadata)
+    from pocketvec.export import onnx_quantize
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx_fp32(model, Path(tmp) / "fp32.onnx", metadata)
+        if quantize == "fp16":
+            proto = onnx_quantize.to_fp16(fp32)
+        else:
+            proto = onnx_quantize.to_int8(fp32, run_dir, metadata.preprocess, calibration_dir, Path(tmp))
+    return save_onnx_atomic(proto, out, metadata)

@@ -63,9 +63,9 @@ class PreprocessSpec:
 
 
 def _filter(name: str, x: np.ndarray) -> np.ndarray:
+    if name == "box":  # PIL: -0.5 < x <= 0.5 (asymmetric, so ties go to one side)
+        return ((x > -0.5) & (x <= 0.5)).astype(np.float64)
     x = np.abs(x)
-    if name == "box":
-        return (x < 0.5).astype(np.float64)
     if name == "bilinear":
         return np.where(x < 1.0, 1.0 - x, 0.0)
     a = -0.5  # bicubic, as PIL
@@ -88,7 +88,9 @@ def resample_weights(in_size: int, out_size: int, resample: str) -> tuple[np.nda
     offsets = np.arange(taps)
     index = xmin[:, None] + offsets[None, :]
     valid = index < xmax[:, None]
-    weights = np.where(valid, _filter(resample, (index - centers[:, None] + 0.5) / filterscale), 0.0)
+    inverse = 1.0 / filterscale  # PIL multiplies by 1/filterscale, in this order of operations
+    distance = (offsets[None, :] - centers[:, None] + xmin[:, None] + 0.5) * inverse
+    weights = np.where(valid, _filter(resample, distance), 0.0)
     total = np.zeros(out_size)
     for t in range(taps):  # sequential sum: the JavaScript port adds in the same order
         total = total + weights[:, t]

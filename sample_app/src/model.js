@@ -1,0 +1,72 @@
+// The exported encoder in the browser: onnxruntime-web (wasm backend, files served from
+// node_modules, no CDN) and the pocketvec metadata read from the model file itself.
+
+import * as ort from "../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
+import { readOnnxMetadata } from "./onnx_metadata.js";
+import { preprocess, toNCHW } from "./preprocess.js";
+
+export const INPUT_NAME = "image";
+export const OUTPUT_NAME = "embedding";
+const METADATA_KEY = "pocketvec";
+
+ort.env.wasm.wasmPaths = new URL("../node_modules/onnxruntime-web/dist/", import.meta.url).href;
+// Threads need cross-origin isolation (`pocketvec app serve` sends the headers); else one thread.
+ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+
+/** Parse and check the pocketvec metadata JSON (ModelMetadata in the Python runtime). */
+export function parseMetadata(props, source) {
+  const text = props[METADATA_KEY];
+  if (!text) throw new Error(`${source}: no pocketvec metadata (metadata_props["${METADATA_KEY}"]); export it with pocketvec`);
+  let meta;
+  try {
+    meta = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${source}: pocketvec metadata is not valid JSON (${e.message})`);
+  }
+  const p = meta.preprocess || {};
+  for (const [name, ok] of [["preprocess.input_size", Number.isInteger(p.input_size)],
+    ["preprocess.crop_mode", typeof p.crop_mode === "string"], ["preprocess.resample", typeof p.resample === "string"],
+    ["embedding_dim", Number.isInteger(meta.embedding_dim)], ["embedding_space_id", typeof meta.embedding_space_id === "string"]]) {
+    if (!ok) throw new Error(`${source}: pocketvec metadata lacks a valid ${name}`);
+  }
+  return meta;
+}
+
+export class Model {
+  constructor(session, meta, url) {
+    this.session = session;
+    this.meta = meta;
+    this.url = url;
+  }
+
+  static async load(url) {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`${url}: cannot load the model (HTTP ${response.status})`);
+    const bytes = await response.arrayBuffer();
+    const meta = parseMetadata(readOnnxMetadata(bytes), url);
+    let session;
+    try {
+      session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    } catch (e) {
+      throw new Error(`${url}: onnxruntime-web cannot open the model (${e.message || e})`);
+    }
+    return new Model(session, meta, url);
+  }
+
+  get spec() {
+    return this.meta.preprocess;
+  }
+
+  /** RGB image -> {pixels (the model input), embedding Float32Array, preprocessMs, inferenceMs}. */
+  async embed(img) {
+    const t0 = performance.now();
+    const pixels = preprocess(img, this.spec);
+    const size = this.spec.input_size;
+    const input = new ort.Tensor("float32", toNCHW(pixels), [1, 3, size, size]);
+    const t1 = performance.now();
+    const result = await this.session.run({ [INPUT_NAME]: input });
+    const t2 = performance.now();
+    const embedding = Float32Array.from(result[OUTPUT_NAME].data);
+    return { pixels, embedding, preprocessMs: t1 - t0, inferenceMs: t2 - t1 };
+  }
+}

@@ -1,0 +1,43 @@
+// Keeps the gallery on the device in IndexedDB, one gallery per model embedding space.
+
+const DB_NAME = "pocketvec", DB_VERSION = 1, STORE = "galleries";
+
+function request(req) {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+async function openDb() {
+  const req = indexedDB.open(DB_NAME, DB_VERSION);
+  req.onupgradeneeded = () => req.result.createObjectStore(STORE, { keyPath: "spaceId" });
+  return request(req);
+}
+
+/** The stored record for a space: {spaceId, dim, acceptRule, seededFrom, rows}, or undefined. */
+export async function loadStored(spaceId) {
+  const db = await openDb();
+  try {
+    return await request(db.transaction(STORE).objectStore(STORE).get(spaceId));
+  } finally {
+    db.close();
+  }
+}
+
+export async function saveStored(gallery, seededFrom = null) {
+  const db = await openDb();
+  try {
+    const tx = db.transaction(STORE, "readwrite");
+    tx.objectStore(STORE).put({
+      spaceId: gallery.spaceId, dim: gallery.dim, acceptRule: gallery.acceptRule, seededFrom,
+      rows: gallery.rows.map((r) => ({ label: r.label, source: r.source, embedding: Float32Array.from(r.embedding) })),
+    });
+    await new Promise((resolve, reject) => {
+      tx.oncomplete = resolve;
+      tx.onerror = () => reject(tx.error);
+    });
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,132 @@
+"""Serve the sample app (sample_app/) on localhost with one model and one gallery.
+
+Only the app's own files are served: the page, its scripts, onnxruntime-web's wasm runtime from
+sample_app/node_modules (no CDN), the model as /model.onnx and the gallery as /gallery.pvg.
+Cross-origin-isolation headers let onnxruntime-web use wasm threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pocketvec.errors import ConfigError, ModelFileError
+
+DEFAULT_APP_DIR = Path(__file__).resolve().parents[2] / "sample_app"
+ORT_DIST = Path("node_modules/onnxruntime-web/dist")
+ORT_ENTRY = ORT_DIST / "ort.wasm.min.mjs"
+SERVED_FOLDERS = (Path("src"), ORT_DIST)  # besides the top-level files below
+TOP_FILES = ("index.html", "style.css", "sw.js")
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8", ".wasm": "application/wasm", ".json": "application/json",
+    ".onnx": "application/octet-stream", ".pvg": "application/octet-stream",
+}
+
+
+@dataclass(frozen=True)
+class AppFiles:
+    app_dir: Path
+    model: Path
+    gallery: Path | None = None
+
+    def resolve(self, url_path: str) -> Path | None:
+        """The file behind a URL path, or None when it is not part of the app."""
+        rel = unquote(url_path).lstrip("/") or "index.html"
+        if rel == "model.onnx":
+            return self.model
+        if rel == "gallery.pvg":
+            return self.gallery
+        candidate = Path(rel)
+        if ".." in candidate.parts:
+            return None
+        if rel in TOP_FILES or any(candidate.parent == folder for folder in SERVED_FOLDERS):
+            path = self.app_dir / candidate
+            return path if path.is_file() else None
+        return None
+
+
+def check_app_dir(app_dir: Path) -> Path:
+    """The app folder with its npm packages installed, or a clear error saying how to get them."""
+    if not (app_dir / "index.html").is_file():
+        raise ConfigError(f"{app_dir}: not the pocketvec sample app (no index.html); pass --app-dir")
+    if not (app_dir / ORT_ENTRY).is_file():
+        raise ConfigError(f"{app_dir}: onnxruntime-web is not installed (no {ORT_ENTRY}); "
+                          "run `bash scripts/setup.sh` or `npm ci` in sample_app")
+    return app_dir
+
+
+def check_model_and_gallery(model: Path, gallery: Path | None) -> str:
+    """Open the model (it must carry pocketvec metadata) and refuse a gallery of another model."""
+    from pocketvec.runtime.engines import open_engine
+    from pocketvec.runtime.gallery import Gallery
+
+    if model.suffix.lower() != ".onnx":
+        raise ModelFileError(f"{model}: the browser app runs ONNX models (.onnx); got {model.suffix or 'no suffix'}")
+    space_id = open_engine(model).metadata.embedding_space_id
+    if gallery is not None:
+        Gallery.load(gallery, embedding_space_id=space_id)
+    return space_id
+
+
+class _Handler(BaseHTTPRequestHandler):
+    files: AppFiles  # set on the subclass made by make_server
+
+    def do_GET(self) -> None:  # http.server's naming
+        self._send(head_only=False)
+
+    def do_HEAD(self) -> None:
+        self._send(head_only=True)
+
+    def _send(self, head_only: bool) -> None:
+        try:
+            path = self.files.resolve(urlsplit(self.path).path)
+            found = path is not None and path.is_file()
+        except (ValueError, OSError):  # a path the OS refuses: not part of the app either
+            found = False
+        if not found:
+            self.send_error(HTTPStatus.NOT_FOUND, "not part of the pocketvec app")
+            return
+        body = path.read_bytes()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream"))
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        self.end_headers()
+        if not head_only:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet: the CLI prints the URL
+        pass
+
+
+def make_server(model: str | Path, gallery: str | Path | None = None, port: int = 8000, host: str = "127.0.0.1",
+                app_dir: str | Path | None = None) -> ThreadingHTTPServer:
+    """A server for the app (port 0 picks a free port); checks every file first."""
+    model = Path(model)
+    gallery = Path(gallery) if gallery is not None else None
+    files = AppFiles(check_app_dir(Path(app_dir) if app_dir else DEFAULT_APP_DIR), model, gallery)
+    check_model_and_gallery(model, gallery)
+    handler = type("AppHandler", (_Handler,), {"files": files})
+    try:
+        return ThreadingHTTPServer((host, port), handler)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port") from e
+
+
+def server_url(server: ThreadingHTTPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/"
+
+
+def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name="pocketvec-app", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,107 @@
+"""One model, several deployable forms: PyTorch fp32, ONNX fp32/int8, Core ML int8 (interpreter).
+
+Each form exports through the export package and embeds through the runtime's engines, exactly as a
+user would; a form whose export code is not merged yet raises NotAvailable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pocketvec.bench.models import NotAvailable
+from pocketvec.data.render import atomic_output
+from pocketvec.runtime.images import load_image
+from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
+
+FORMATS = ("torch-fp32", "onnx-fp32", "onnx-int8", "coreml-int8")
+
+
+def file_size(path: Path) -> int:
+    if path.is_dir():  # .mlpackage
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def export_form(form: str, run_dir: Path, out_dir: Path, calibration_dir: Path) -> Path | None:
+    """The exported file of `form` (None for torch-fp32), made once and reused."""
+    if form == "torch-fp32":
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if form.startswith("onnx-"):
+        out = out_dir / f"{form}.onnx"
+        if out.is_file():
+            return out
+        try:
+            from pocketvec.export.onnx_export import export_onnx
+        except ImportError as e:
+            if form != "onnx-fp32":
+                raise NotAvailable(f"int8 ONNX export is not merged yet ({e})") from e
+            from pocketvec.export.onnx_export import export_onnx_fp32
+            from pocketvec.train.checkpoint import load_run
+
+            return export_onnx_fp32(load_run(run_dir), out)
+        quantize = "none" if form == "onnx-fp32" else "int8"
+        return export_onnx(run_dir, out, quantize=quantize, calibration_dir=calibration_dir)
+    if form == "coreml-int8":
+        out = out_dir / f"{form}.mlpackage"
+        if out.exists():
+            return out
+        try:
+            from pocketvec.export.coreml_export import export_coreml
+        except ImportError as e:
+            raise NotAvailable(f"Core ML export is not merged yet ({e})") from e
+        return export_coreml(run_dir, out, quantize="int8", calibration_dir=calibration_dir)
+    raise NotAvailable(f"unknown form {form!r}; valid: {', '.join(FORMATS)}")
+
+
+def _open_engine(path: Path, threads: int | None = None):
+    try:
+        from pocketvec.runtime.engines import open_engine
+    except ImportError as e:
+        raise NotAvailable(f"runtime engines are not merged yet ({e})") from e
+    return open_engine(path, threads=threads)
+
+
+def prepared_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Path) -> np.ndarray:
+    """(N, S, S, 3) uint8: the runtime's preprocessing of every image, done once per spec and cached.
+
+    Preprocessing is idempotent (an S x S input comes out unchanged), so the models' forms all see
+    exactly the pixels the runtime would feed them.
+    """
+    key = hashlib.sha256(json.dumps([spec.to_dict(), [str(p) for p in paths]]).encode()).hexdigest()[:16]
+    cached = cache_dir / f"pixels-{key}.npy"
+    if cached.is_file():
+        return np.load(cached, allow_pickle=False)
+    pixels = np.stack([preprocess(load_image(p), spec) for p in paths])
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(cached) as tmp, open(tmp, "wb") as f:
+        np.save(f, pixels, allow_pickle=False)
+    return pixels
+
+
+def embed_torch(run_dir: Path, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """(N, dim) embeddings from the PyTorch model."""
+    import torch
+
+    from pocketvec.train.checkpoint import load_run
+
+    model = load_run(run_dir).eval()
+    rows = []
+    with torch.inference_mode():
+        for start in range(0, len(pixels), batch_size):
+            rows.append(model(torch.from_numpy(to_batch(list(pixels[start : start + batch_size])))).numpy())
+    return np.concatenate(rows).astype(np.float32)
+
+
+def embed_form(form: str, run_dir: Path, exported: Path | None, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """(N, dim) embeddings of preprocessed pixels through one form (the runtime engine for exports)."""
+    if form == "torch-fp32":
+        return embed_torch(run_dir, pixels, batch_size)
+    assert exported is not None
+    engine = _open_engine(exported)
+    rows = [engine.run_batch(pixels[start : start + batch_size]) for start in range(0, len(pixels), batch_size)]
+    return np.concatenate(rows).astype(np.float32)

@@ -1,0 +1,129 @@
+"""What the benchmark measures: accuracy from embeddings, and cost (parameters, FLOPs, latency).
+
+Accuracy uses pocketvec.runtime.metrics (pair level) and pocketvec.runtime.calibration (decision
+level: one answer per photo, threshold + margin). The decision rule is calibrated on the first
+photos of each item and scored on the other, unseen photos, so its precision is not in-sample.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pocketvec.runtime.metrics import best_f1, pair_sweep, recall_at_k, tpr_at_fpr
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    recall_at_1: float
+    recall_at_5: float
+    best_threshold: float
+    precision: float
+    recall: float
+    f1: float
+    f05: float  # F-beta (0.5) at the best-F1 threshold
+    positives: int
+    negatives: int
+    tpr_at_fpr_1e3: float
+    tpr_at_fpr_1e4: float
+    decision: dict | None  # decision-level rule at precision >= 0.99 (calibrated / held out), or None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def decision_operating_point(similarity: np.ndarray, query_labels: list[str], gallery_labels: list[str],
+                             calibrate_mask: np.ndarray, target: float = 0.99) -> dict | None:
+    """Threshold + margin calibrated on the masked queries for `target` precision, scored on the rest."""
+    try:
+        from pocketvec.runtime.calibration import MARGINS, THRESHOLDS, calibrate, decision_grid
+    except ImportError:
+        return None
+    labels = np.asarray(query_labels)
+    held_out = ~calibrate_mask
+    if not calibrate_mask.any() or not held_out.any():
+        return None
+    fitted = calibrate(similarity[calibrate_mask], list(labels[calibrate_mask]), gallery_labels, target)
+    accepted, correct = decision_grid(similarity[held_out], list(labels[held_out]), gallery_labels)
+    ti = int(np.argmin(np.abs(THRESHOLDS - fitted.chosen.threshold)))
+    mi = int(np.argmin(np.abs(MARGINS - fitted.chosen.margin)))
+    n_accepted, n_correct = int(accepted[ti, mi]), int(correct[ti, mi])
+    return {"threshold": fitted.chosen.threshold, "margin": fitted.chosen.margin,
+            "target_reached_on_calibration": fitted.target_reached,
+            "calibration_queries": int(calibrate_mask.sum()), "held_out_queries": int(held_out.sum()),
+            "precision": n_correct / n_accepted if n_accepted else 1.0,
+            "recall": n_correct / int(held_out.sum()), "accepted": n_accepted, "correct": n_correct}
+
+
+def accuracy(query: np.ndarray, gallery: np.ndarray, query_labels: list[str], gallery_labels: list[str],
+             calibrate_mask: np.ndarray) -> tuple[Accuracy, list]:
+    """Every accuracy number of one model form, plus the full pair sweep (for the plots)."""
+    similarity = query @ gallery.T
+    rows = pair_sweep(similarity, query_labels, gallery_labels)
+    best = best_f1(rows)
+    result = Accuracy(
+        recall_at_k(similarity, query_labels, gallery_labels, 1),
+        recall_at_k(similarity, query_labels, gallery_labels, 5),
+        best.threshold, best.precision, best.recall, best.f1, best.f05, best.positives, best.negatives,
+        tpr_at_fpr(similarity, query_labels, gallery_labels, 1e-3),
+        tpr_at_fpr(similarity, query_labels, gallery_labels, 1e-4),
+        decision_operating_point(similarity, query_labels, gallery_labels, calibrate_mask),
+    )
+    return result, rows
+
+
+def parity(ref_gallery: np.ndarray, ref_queries: np.ndarray, gallery: np.ndarray, queries: np.ndarray) -> dict:
+    """How closely an exported form reproduces the PyTorch embeddings of the same images."""
+    ref, got = np.concatenate([ref_gallery, ref_queries]), np.concatenate([gallery, queries])
+    cosine = np.sum(ref * got, axis=1) / np.maximum(np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1), 1e-12)
+    top1_ref = np.argmax(ref_queries @ ref_gallery.T, axis=1)
+    top1_got = np.argmax(queries @ gallery.T, axis=1)
+    return {"mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min()),
+            "top1_agreement": float((top1_ref == top1_got).mean())}
+
+
+def parameters_and_flops(run_dir: Path) -> tuple[int, int]:
+    """Parameter count and FLOPs (multiply-adds count 2) of one image at the model's input size."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pocketvec.train.checkpoint import load_run
+
+    model = load_run(run_dir).eval()
+    size = model.config.preprocess.input_size
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(torch.zeros(1, 3, size, size))
+    return sum(p.numel() for p in model.parameters()), int(counter.get_total_flops())
+
+
+def onnx_latencies(files: dict[str, Path], rounds: int = 15, runs_per_round: int = 10) -> dict[str, float]:
+    """Median seconds per image of each ONNX file: onnxruntime, 1 thread, batch 1.
+
+    The files take turns round by round, so a busy machine slows them alike and the ratios hold.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sessions, feeds = {}, {}
+    for key, path in files.items():
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        shape = [1 if not isinstance(d, int) else d for d in session.get_inputs()[0].shape]
+        feed = {session.get_inputs()[0].name: np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)}
+        for _ in range(3):
+            session.run(None, feed)  # warm-up
+        sessions[key], feeds[key] = session, feed
+    times: dict[str, list[float]] = {key: [] for key in files}
+    for _ in range(rounds):
+        for key, session in sessions.items():
+            for _ in range(runs_per_round):
+                start = time.perf_counter()
+                session.run(None, feeds[key])
+                times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(values) for key, values in times.items()}

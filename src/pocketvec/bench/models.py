@@ -1,0 +1,124 @@
+"""The models the benchmark compares, each a small spec that prepares a run folder.
+
+A spec either returns a run folder (config.json + model.safetensors, the form every export path
+takes) or raises NotAvailable with the reason (a piece not merged yet, no student given). The
+table then says "not available"; nothing is ever stood in for a missing model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pocketvec.bench.dataset import BenchSet
+
+
+class NotAvailable(Exception):
+    """A model or format that cannot be benchmarked in this checkout; the message says why."""
+
+
+@dataclass(frozen=True)
+class BenchContext:
+    work: Path
+    bench: BenchSet
+    student_run: Path | None = None  # the base student (zero-shot); enrolled starts from it
+    enroll_args: tuple[str, ...] = ()  # extra arguments for `pocketvec train --preset enroll`
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    key: str
+    title: str
+    protocol: str  # frozen (same numbers in both protocols) | zero-shot | enrolled
+    prepare: Callable[[BenchContext], Path]
+
+
+def _frozen_lite(variant: str, backbone: str, input_size: int, ctx: BenchContext) -> Path:
+    """An ImageNet EfficientNet-Lite backbone, pooled features L2-normalised, saved as a run folder."""
+    try:
+        from pocketvec.train.pretrained import load_lite_backbone
+    except ImportError as e:
+        raise NotAvailable(f"pocketvec.train.pretrained is not merged yet ({e})") from e
+    from pocketvec.runtime.preprocess import PreprocessSpec
+    from pocketvec.train.checkpoint import save_run
+    from pocketvec.train.encoder import Encoder, EncoderConfig
+
+    run_dir = ctx.work / "models" / variant
+    if (run_dir / "model.safetensors").is_file():
+        return run_dir
+    preprocess = replace(PreprocessSpec(), input_size=input_size)
+    try:
+        model = Encoder(EncoderConfig(backbone=backbone, embedding_dim=1280, head="none", preprocess=preprocess))
+    except Exception as e:  # an Encoder without the frozen-baseline head ('none') is not merged yet
+        raise NotAvailable(f"Encoder cannot build a frozen {backbone} ({e})") from e
+    load_lite_backbone(model.backbone, backbone)
+    save_run(run_dir, model.eval(), extra={"bench_model": f"frozen ImageNet {backbone}"})
+    return run_dir
+
+
+def prepare_teacher(ctx: BenchContext) -> Path:
+    return _frozen_lite("teacher-lite2", "tf_efficientnet_lite2", 260, ctx)
+
+
+def prepare_lite0(ctx: BenchContext) -> Path:
+    return _frozen_lite("frozen-lite0", "tf_efficientnet_lite0", 224, ctx)
+
+
+def base_student(ctx: BenchContext) -> Path | None:
+    """The student given with --student, else the shipped base student when this checkout has one."""
+    if ctx.student_run is not None:
+        return ctx.student_run
+    try:
+        from pocketvec.train.student import base_run_dir
+    except ImportError:
+        return None
+    shipped = base_run_dir()
+    return shipped if (shipped / "model.safetensors").is_file() else None
+
+
+def prepare_student(ctx: BenchContext) -> Path:
+    run_dir = base_student(ctx)
+    if run_dir is None:
+        raise NotAvailable("no base student: none shipped in pocketvec/assets/base and no --student RUN given")
+    if not (run_dir / "config.json").is_file():
+        raise NotAvailable(f"{run_dir} is not a run folder (no config.json)")
+    return run_dir
+
+
+def prepare_enrolled(ctx: BenchContext) -> Path:
+    """The enroll preset fine-tuned on the benchmark's gallery images (one image per item).
+
+    It starts from the base student when there is one (else the preset's own ImageNet Lite0 init).
+    """
+    base = base_student(ctx)
+    base_id = json.loads((base / "config.json").read_text())["embedding_space_id"] if base else "imagenet"
+    gallery_id = json.loads((ctx.work / "benchmark.json").read_text())["key"]
+    run_dir = ctx.work / "models" / f"student-enrolled-{base_id}-{gallery_id}"
+    if (run_dir / "model.safetensors").is_file():
+        return run_dir
+    init = ["--set", f"init={base}"] if base is not None else []
+    command = [sys.executable, "-m", "pocketvec", "train", "--preset", "enroll", "--data",
+               str(ctx.bench.gallery_dir), "--out", str(run_dir), *init, *ctx.enroll_args]
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env={**os.environ, "TERM": "dumb", "COLUMNS": "200", "NO_COLOR": "1"})
+    if done.returncode != 0:
+        said = [line.strip(" │╭╮╰╯─") for line in (done.stderr + done.stdout).splitlines()]
+        said = [line for line in said if any(c.isalnum() for c in line)] or ["no output"]
+        raise NotAvailable(f"`pocketvec train --preset enroll` failed: {said[-1][:200]}")
+    return run_dir
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    spec.key: spec
+    for spec in (
+        ModelSpec("teacher", "EfficientNet-Lite2 teacher (frozen, ImageNet)", "frozen", prepare_teacher),
+        ModelSpec("lite0", "EfficientNet-Lite0 (frozen, ImageNet)", "frozen", prepare_lite0),
+        ModelSpec("student", "student, zero-shot", "zero-shot", prepare_student),
+        ModelSpec("enrolled", "student, enrolled on the gallery", "enrolled", prepare_enrolled),
+    )
+}

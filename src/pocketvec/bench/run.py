@@ -1,0 +1,175 @@
+"""`run_benchmark`: build the public benchmark, measure every model in every form, write the report.
+
+Each (model, form) ends as one result record: its numbers, or the reason it is not available.
+Results go to `<work>/results.json`; report.py turns them into BENCHMARKS.md and the plots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pocketvec.bench.dataset import BenchConfig, build_benchmark
+from pocketvec.bench.formats import FORMATS, embed_form, export_form, file_size, prepared_pixels
+from pocketvec.bench.measure import accuracy, onnx_latencies, parameters_and_flops, parity
+from pocketvec.bench.models import MODEL_SPECS, BenchContext, NotAvailable
+from pocketvec.bench.simulator import PhotoSimConfig
+from pocketvec.errors import ConfigError
+from pocketvec.runtime.preprocess import PreprocessSpec
+from pocketvec.train.checkpoint import read_run_config
+
+SLOW_FORMS = ("coreml-int8",)  # the numpy Core ML interpreter takes about a second per image on this CPU
+QUICK = BenchConfig(pages=6, flags=6, queries_per_item=2, full_fetch=False)
+TEACHER_KEY = "teacher"
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    work: Path
+    config: BenchConfig = field(default_factory=BenchConfig)
+    models: tuple[str, ...] = tuple(MODEL_SPECS)
+    forms: tuple[str, ...] = FORMATS
+    student_run: Path | None = None
+    enroll_args: tuple[str, ...] = ()
+    cache: Path | None = None
+    simulator: PhotoSimConfig = field(default_factory=PhotoSimConfig)
+    slow_form_items: int = 20  # items (with all their photos) that the slow forms embed
+
+    def __post_init__(self) -> None:
+        for kind, chosen, valid in (("model", self.models, MODEL_SPECS), ("form", self.forms, FORMATS)):
+            unknown = [c for c in chosen if c not in valid]
+            if unknown:
+                raise ConfigError(f"unknown {kind}(s) {unknown}. Valid: {', '.join(valid)}.")
+
+
+def _calibration_mask(query_paths: list[Path], queries_per_item: int) -> np.ndarray:
+    """Decision rules are calibrated on the first 2 of 5 photos per item (1 of 2) and scored on the rest."""
+    split = max(1, round(queries_per_item * 0.4))
+    photo_index = [int(re.search(r"--q(\d+)$", p.stem).group(1)) for p in query_paths]  # type: ignore[union-attr]
+    return np.asarray(photo_index) < split
+
+
+def _subset(labels: list[str], query_labels: list[str], items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gallery and query row indices of `items` items spread over the gallery (all when it is smaller)."""
+    if items >= len(labels):
+        return np.arange(len(labels)), np.arange(len(query_labels))
+    chosen = {labels[int(i)] for i in np.linspace(0, len(labels) - 1, items)}
+    return (np.array([i for i, label in enumerate(labels) if label in chosen]),
+            np.array([i for i, label in enumerate(query_labels) if label in chosen]))
+
+
+def _export_dir(ctx: BenchContext, key: str, run_dir: Path) -> Path:
+    """Exports are reused only for the very same weights and gallery (int8 calibrates on the gallery)."""
+    stamp = json.loads((ctx.work / "benchmark.json").read_text())["key"]
+    return ctx.work / "exports" / f"{key}-{read_run_config(run_dir)['embedding_space_id']}-{stamp}"
+
+
+def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOptions, pixels: tuple,
+                  mask: np.ndarray, reference: tuple | None, key: str) -> tuple[dict, tuple, Path | None]:
+    """One form's record fields, its (gallery, query) embeddings and its exported file."""
+    bench = ctx.bench
+    exported = export_form(form, run_dir, _export_dir(ctx, key, run_dir), bench.gallery_dir)
+    items = options.slow_form_items if form in SLOW_FORMS else len(bench.gallery_labels)
+    g_idx, q_idx = _subset(bench.gallery_labels, bench.query_labels, items)
+    g_labels, q_labels = [bench.gallery_labels[i] for i in g_idx], [bench.query_labels[i] for i in q_idx]
+    gallery = embed_form(form, run_dir, exported, pixels[0][g_idx])
+    queries = embed_form(form, run_dir, exported, pixels[1][q_idx])
+    result, rows = accuracy(queries, gallery, q_labels, g_labels, mask[q_idx])
+    fields = {"status": "ok", "accuracy": result.to_dict(), "items": len(g_idx), "queries": len(q_idx),
+              "subset": len(g_idx) < len(bench.gallery_labels),
+              "sweep": [[r.threshold, r.precision, r.recall, r.f1] for r in rows]}
+    if reference is not None and form != "torch-fp32":
+        ref_gallery, ref_queries = reference[0][g_idx], reference[1][q_idx]
+        fields["parity"] = parity(ref_gallery, ref_queries, gallery, queries)
+        if fields["subset"]:
+            same_images = accuracy(ref_queries, ref_gallery, q_labels, g_labels, mask[q_idx])[0]
+            fields["reference_accuracy"] = same_images.to_dict()  # torch-fp32 on the same subset
+    if exported is not None:
+        fields["file_bytes"] = file_size(exported)
+    return fields, (gallery, queries), exported
+
+
+def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.ndarray,
+                   progress: Progress) -> tuple[list[dict], dict[str, Path]]:
+    spec = MODEL_SPECS[key]
+    base = {"model": key, "title": spec.title, "protocol": spec.protocol}
+    try:
+        run_dir = spec.prepare(ctx)
+        params, flops = parameters_and_flops(run_dir)
+    except NotAvailable as e:
+        return [{**base, "form": form, "status": f"not available: {e}"} for form in options.forms], {}
+    bench = ctx.bench
+    preprocess_spec = PreprocessSpec.from_dict(read_run_config(run_dir)["encoder"]["preprocess"])
+    task = progress.add_task(f"{key}: preprocess images", total=None)
+    pixels = (prepared_pixels(bench.gallery_paths, preprocess_spec, ctx.work / "pixels"),
+              prepared_pixels(bench.query_paths, preprocess_spec, ctx.work / "pixels"))
+    progress.remove_task(task)
+    records, onnx_files, reference = [], {}, None
+    for form in options.forms:
+        task = progress.add_task(f"{key} {form}", total=None)
+        record = {**base, "form": form, "params": params, "flops": flops, "input_size": preprocess_spec.input_size}
+        try:
+            fields, embeddings, exported = _measure_form(form, run_dir, ctx, options, pixels, mask, reference, key)
+            record.update(fields)
+            reference = embeddings if form == "torch-fp32" else reference
+            if exported is not None and exported.suffix == ".onnx":
+                onnx_files[f"{key}/{form}"] = exported
+        except NotAvailable as e:
+            record["status"] = f"not available: {e}"
+        except Exception as e:  # a merged piece that fails on this model: reported, never hidden
+            record["status"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+        records.append(record)
+        progress.remove_task(task)
+    if key == TEACHER_KEY and f"{key}/onnx-fp32" not in onnx_files:  # the latency reference, always
+        with contextlib.suppress(NotAvailable):
+            onnx_files[f"{key}/onnx-fp32"] = export_form("onnx-fp32", run_dir, _export_dir(ctx, key, run_dir),
+                                                         bench.gallery_dir)  # type: ignore[assignment]
+    return records, onnx_files
+
+
+def run_benchmark(options: BenchOptions) -> dict:
+    """Run everything; returns (and writes to <work>/results.json) the result document."""
+    import torch
+
+    torch.manual_seed(options.config.seed)
+    torch.set_num_threads(2)
+    options.work.mkdir(parents=True, exist_ok=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    records: list[dict] = []
+    onnx_files: dict[str, Path] = {}
+    with progress:
+        bench = build_benchmark(options.work, options.config, options.simulator, options.cache, progress)
+        ctx = BenchContext(options.work, bench, options.student_run, options.enroll_args)
+        mask = _calibration_mask(bench.query_paths, options.config.queries_per_item)
+        overall = progress.add_task("models", total=len(options.models))
+        for key in options.models:
+            model_records, files = _measure_model(key, ctx, options, mask, progress)
+            records += model_records
+            onnx_files.update(files)
+            progress.advance(overall)
+        latency_task = progress.add_task("onnxruntime latency (1 thread, batch 1)", total=None)
+        latencies = onnx_latencies(onnx_files) if onnx_files else {}
+        progress.remove_task(latency_task)
+    teacher_latency = latencies.get(f"{TEACHER_KEY}/onnx-fp32")
+    for record in records:
+        seconds = latencies.get(f"{record['model']}/{record['form']}")
+        if seconds is not None:
+            record["latency_s"] = seconds
+            record["latency_vs_teacher"] = seconds / teacher_latency if teacher_latency else None
+    document = {
+        "benchmark": {**bench.summary(), "config": asdict(options.config), "simulator": options.simulator.to_dict(),
+                      "decision_calibration": "first 40% of each item's photos; scored on the rest"},
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "torch": torch.__version__, "threads": 2},
+        "results": records,
+    }
+    (options.work / "results.json").write_text(json.dumps(document, indent=1, sort_keys=True))
+    document["bench_set"] = bench  # not serialised: the report draws example photos from it
+    return document

@@ -1,0 +1,78 @@
+"""Rich tables and messages shared by the runtime commands (gallery, match, eval, calibrate, demo)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from pocketvec.errors import ImageLoadError
+from pocketvec.runtime.calibration import PAIR_LEVEL_WARNING
+from pocketvec.runtime.gallery import Skipped
+from pocketvec.runtime.matcher import Match
+from pocketvec.runtime.metrics import SweepRow
+
+console = Console()
+
+
+def report_problems(failures: Sequence[ImageLoadError], skipped: Sequence[Skipped] = ()) -> None:
+    for failure in failures:
+        console.print(f"[yellow]skipped (unreadable):[/] {failure}", highlight=False, soft_wrap=True)
+    for item in skipped:
+        console.print(f"[yellow]skipped (duplicate):[/] {item.label!r} {item.source[:12]}: {item.reason}",
+                      highlight=False, soft_wrap=True)
+
+
+def match_table(names: Sequence[str], matches: Sequence[Match], truth: Sequence[str] | None = None) -> Table:
+    table = Table(title="matches")
+    for column in ("image", "answer", "top labels (score)", "margin") + (("expected",) if truth else ()):
+        table.add_column(column, overflow="fold")
+    for i, (name, match) in enumerate(zip(names, matches, strict=True)):
+        answer = f"[green]{match.answer}[/]" if match.accepted else "[yellow]unknown[/]"
+        top = ", ".join(f"{label} ({score:.3f})" for label, score in match.top)
+        margin = "-" if match.margin == float("inf") else f"{match.margin:.3f}"
+        extra = (truth[i],) if truth else ()
+        table.add_row(name, answer, top, margin, *extra)
+    return table
+
+
+def sweep_table(rows: Sequence[SweepRow], best: SweepRow, title: str, lowest: float = 0.0) -> Table:
+    """Pair-level sweep rows from `lowest` up (every 0.05, plus the best-F1 row)."""
+    table = Table(title=title)
+    for column in ("threshold", "positives", "negatives", "TP", "FP", "precision", "recall", "F1", "F0.5"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        if r.threshold < lowest - 1e-9 or (round(r.threshold * 100) % 5 and r is not best):
+            continue
+        style = "bold green" if r is best else None
+        table.add_row(f"{r.threshold:.2f}", str(r.positives), str(r.negatives), str(r.true_accepts),
+                      str(r.false_accepts), f"{r.precision:.4f}", f"{r.recall:.4f}", f"{r.f1:.4f}", f"{r.f05:.4f}",
+                      style=style)
+    return table
+
+
+def print_calibration(result) -> None:
+    """The pair-level sweep, the decision-level table (best threshold per margin) and the chosen rule."""
+    console.print(sweep_table(result.pair_rows, result.pair_best, "1. pair level: query x label pairs", lowest=0.0))
+    best = result.pair_best
+    console.print(f"pair-level best-F1 threshold {best.threshold:.2f} "
+                  f"(precision {best.precision:.4f}, recall {best.recall:.4f})", highlight=False)
+    console.print(f"[italic]{PAIR_LEVEL_WARNING}[/]", highlight=False)
+    table = Table(title=f"2. decision level: one answer per photo ({result.queries} photos, "
+                        f"{result.distractors} distractors); best threshold per margin")
+    for column in ("margin", "threshold", "accepted", "correct", "precision", "recall", "F1"):
+        table.add_column(column, justify="right")
+    for r in result.decision_rows:
+        if round(r.margin * 100) % 5 and r.margin != result.chosen.margin:
+            continue
+        style = "bold green" if r.margin == result.chosen.margin and r.threshold == result.chosen.threshold else None
+        table.add_row(f"{r.margin:.2f}", f"{r.threshold:.2f}", str(r.accepted), str(r.correct),
+                      f"{r.precision:.4f}", f"{r.recall:.4f}", f"{r.f1:.4f}", style=style)
+    console.print(table)
+    c = result.chosen
+    note = "" if result.target_reached else (
+        f" [bold red]target precision {result.rule.target_precision} not reached on these photos; "
+        "this is the most precise rule found[/]")
+    console.print(f"chosen rule: score >= {c.threshold:.2f} and margin >= {c.margin:.2f}: precision {c.precision:.4f}, "
+                  f"recall {c.recall:.4f} ({c.correct}/{c.accepted} accepted answers correct){note}", highlight=False)

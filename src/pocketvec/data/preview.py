@@ -1,0 +1,61 @@
+"""Contact sheets of simulated phone photos, so a person can judge the augmentation by eye."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from pocketvec.data.augment import PhoneAugment
+from pocketvec.data.items import ItemDataset
+from pocketvec.runtime.images import load_image
+
+GAP = 4
+CAPTION = 14
+
+
+def contact_sheet(
+    items: ItemDataset, augment: PhoneAugment, n: int = 24, seed: int = 0, columns: int = 6
+) -> Image.Image:
+    """`n` augmented samples in a grid, each captioned with its label. Tile i uses rng([seed, i])."""
+    order = np.random.default_rng(seed).permutation(len(items))
+    size = augment.output_size
+    columns = max(1, min(columns, n))
+    rows = -(-n // columns)
+    sheet = Image.new("RGB", (columns * (size + GAP) + GAP, rows * (size + GAP + CAPTION) + GAP), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    decoded: dict[int, np.ndarray] = {}
+    for tile in range(n):
+        index = int(order[tile % len(items)])
+        if index not in decoded:
+            decoded[index] = load_image(items[index].path)
+        photo = augment(decoded[index], np.random.default_rng([seed, tile]))
+        row, column = divmod(tile, columns)
+        x, y = GAP + column * (size + GAP), GAP + row * (size + GAP + CAPTION)
+        sheet.paste(Image.fromarray(photo), (x, y))
+        draw.text((x + 2, y + size + 1), items[index].label[-(size // 6) :], fill=(220, 220, 220))
+    return sheet
+
+
+def save_png_atomic(image: Image.Image, out: Path) -> None:
+    """Write a PNG via a temporary file in the same folder, fsync, rename: never a half-written file."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        os.replace(temp, out)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,151 @@
+"""`fetch_set`: build one public set into its cache folder, idempotently and resumably.
+
+Items that exist are kept; missing ones are rendered in the plan's order until the set (or `limit`
+items) is complete. Blank renders and byte-identical duplicates are skipped and remembered in the
+manifest. A full fetch ends with a `.done` marker and drops the unpacked package files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from pocketvec.data import render
+from pocketvec.data.rcc import read_rcc_entry
+from pocketvec.data.source_packages import copyright_text, download, package_version, require_tool, unpack
+from pocketvec.data.source_plan import PlannedItem, plan_items, render_order
+from pocketvec.data.sources import DONE_MARKER, MANIFEST_NAME, SourceSpec, cache_root, get_source, read_manifest
+from pocketvec.errors import DatasetError
+from pocketvec.runtime.images import content_hash
+
+_TOOLS = {"pdf": [("pdfinfo", "count PDF pages"), ("pdftoppm", "render PDF pages")],
+          "svg": [("rsvg-convert", "render SVG images")]}
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    name: str
+    folder: Path
+    items: int
+    rendered: int
+    skipped: int
+    complete: bool
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    with render.atomic_output(folder / MANIFEST_NAME) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _render_item(spec: SourceSpec, item: PlannedItem, out: Path) -> str | None:
+    """Render one item to `out`; returns a reason when the source gives no usable item."""
+    if spec.render == "pdf":
+        render.render_pdf_page(item.source, item.page or 1, out, spec.long_side)
+    elif spec.render == "rcc":
+        data = read_rcc_entry(item.source, item.entry or "")
+        with Image.open(io.BytesIO(data)) as image:
+            if min(image.size) < spec.options.get("min_side", 0):
+                return f"too small ({image.width}x{image.height})"
+            image.load()
+            render.save_downscaled(image, out, spec.long_side, f"{item.source}:{item.entry}")
+    elif item.source.suffix.lower() == ".svg":
+        render.render_svg(item.source, out, spec.long_side)
+    else:
+        render.convert_raster(item.source, out, spec.long_side)
+    return "blank" if render.is_blank(out) else None
+
+
+def _prepare(spec: SourceSpec, root: Path, progress: Progress) -> tuple[list[PlannedItem], list[dict], list[Path]]:
+    """Download and unpack the set's packages; the planned items, package records, unpack folders."""
+    downloads, files, records, unpacked = root / "_packages", [], [], []
+    for ref in spec.packages:
+        task = progress.add_task(f"download {ref.name}", total=None)
+        package_file = download(ref, downloads)
+        target = downloads / f"{package_file.name}.files"
+        files.append((ref, unpack(ref, package_file, target)))
+        records.append({"kind": ref.kind, "name": ref.name, "version": package_version(package_file),
+                        "file": package_file.name, "copyright": copyright_text(target)})
+        unpacked.append(target)
+        progress.remove_task(task)
+    items: list[PlannedItem] = []
+    for _, paths in files:
+        items += plan_items(spec, paths)
+    return items, records, unpacked
+
+
+def fetch_set(name: str, limit: int | None = None, root: Path | None = None,
+              progress: Progress | None = None) -> FetchResult:
+    """Build set `name` into `<root>/<name>/` (root: $POCKETVEC_CACHE); `limit` renders only N items."""
+    spec, root = get_source(name), root or cache_root()
+    if limit is not None and limit < 1:
+        raise DatasetError(f"--limit must be at least 1. Got {limit}.")
+    folder = root / spec.name
+    if (folder / DONE_MARKER).is_file():
+        manifest = read_manifest(folder)
+        return FetchResult(spec.name, folder, len(manifest["items"]), 0, len(manifest["skipped"]), True)
+    for tool, purpose in _TOOLS.get(spec.render, []):
+        require_tool(tool, purpose)  # fail before downloading anything
+    progress = progress or Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeRemainingColumn(), transient=False)
+    with progress:
+        items, records, unpacked = _prepare(spec, root, progress)
+        if len({i.name for i in items}) != len(items):
+            raise DatasetError(f"{spec.name}: two planned items share a name; please report this.")
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = read_manifest(folder)
+        manifest.update(name=spec.name, role=spec.role, licence=spec.licence, description=spec.description,
+                        long_side=spec.long_side, packages=[{k: v for k, v in r.items() if k != "copyright"}
+                                                           for r in records])
+        for record in records:
+            if record["copyright"]:
+                (folder / f"COPYRIGHT-{record['name'].split('@')[0]}.txt").write_text(record["copyright"])
+        hashes = {entry["sha256"]: n for n, entry in manifest["items"].items()}
+        target = len(items) if limit is None else min(limit, len(items))
+        rendered = done = 0
+        if limit is None:
+            target = len(items) - sum(name in manifest["skipped"] for name in (i.name for i in items))
+        task = progress.add_task(f"{spec.name}", total=target)
+        for item in render_order(items):
+            if done >= target:
+                break
+            out = folder / f"{item.name}{spec.suffix}"
+            if item.name in manifest["skipped"] and not out.exists():
+                continue
+            if not out.exists():
+                try:
+                    reason = _render_item(spec, item, out)
+                except DatasetError as e:
+                    reason = f"failed: {e}"
+                rendered += 1
+                digest = content_hash(out) if out.exists() else ""
+                if reason is None and digest in hashes and hashes[digest] != item.name:
+                    reason = f"duplicate of {hashes[digest]}"
+                if reason is not None:
+                    out.unlink(missing_ok=True)
+                    manifest["skipped"][item.name] = reason
+                    if limit is None:  # a full set shrinks by what it skips
+                        progress.update(task, total=len(items) - len(manifest["skipped"]))
+                    continue
+            entry = manifest["items"].get(item.name) or {"sha256": content_hash(out)}
+            inside_package = str(item.source).split(".files/", 1)[-1]
+            entry.update(file=out.name, source=inside_package, page=item.page, entry=item.entry)
+            manifest["items"][item.name] = entry
+            hashes.setdefault(entry["sha256"], item.name)
+            done += 1
+            progress.advance(task)
+            if rendered and rendered % 25 == 0:
+                _write_manifest(folder, manifest)
+        complete = limit is None or done >= len(items) - len(manifest["skipped"])
+        manifest.update(complete=complete, limit=limit)
+        _write_manifest(folder, manifest)
+    if complete:
+        (folder / DONE_MARKER).write_text(f"{done} items\n")
+        for path in unpacked:
+            shutil.rmtree(path, ignore_errors=True)
+    return FetchResult(spec.name, folder, done, rendered, len(manifest["skipped"]), complete)

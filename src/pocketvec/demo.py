@@ -1,0 +1,171 @@
+"""`pocketvec demo`: the whole loop on the embedded demo items, from training to "unknown".
+
+enroll-train -> export ONNX int8 + Core ML int8 -> verify parity -> build the int8 gallery ->
+calibrate the accept rule on synthetic phone photos -> match other synthetic phone photos (and
+photos with no item) -> compare every decision with the PyTorch model's.
+Each step uses the real library function of its package; a step whose package is missing from
+this build raises NotBuiltYet naming it (nothing is faked).
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pocketvec.errors import ConfigError, NotBuiltYet
+from pocketvec.runtime.calibration import Calibration, calibrate
+from pocketvec.runtime.engines import open_engine
+from pocketvec.runtime.enroll import build_gallery, labelled_images
+from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher
+from pocketvec.runtime.model_files import write_accept_rule
+
+QUICK_TRAINING = {"epochs": 1, "max_steps": 40}
+NOT_AN_ITEM = "not_an_item"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    out: Path = Path("pocketvec-demo")
+    epochs: int | None = None  # None: the enroll preset's own
+    quick: bool = False  # a short training run (minutes on a laptop CPU)
+    train_overrides: dict[str, Any] = field(default_factory=dict)  # dotted TrainConfig keys
+    calibration_photos: int = 4  # synthetic phone photos per item for calibration
+    test_photos: int = 3  # other photos per item for the final matching
+    target_precision: float = 0.99
+    coreml: bool = True
+    seed: int = 0
+    overwrite: bool = False
+
+
+@dataclass
+class DemoReport:
+    out: Path
+    run_dir: Path
+    onnx_model: Path
+    coreml_model: Path | None
+    gallery: Path
+    photos: Path
+    parity: Any  # pocketvec.export.verify.ParityReport
+    calibration: Calibration
+    names: list[str]
+    truth: list[str]
+    matches: list[Match]
+    torch_agreement: float  # same top-1 label and accept/reject as the PyTorch model
+
+    def counts(self) -> dict[str, int]:
+        items = [t != NOT_AN_ITEM for t in self.truth]
+        pairs = list(zip(self.matches, self.truth, strict=True))
+        right = [m.answer == (t if t != NOT_AN_ITEM else UNKNOWN) for m, t in pairs]
+        wrong_accepts = [m.accepted and m.answer != t for m, t in pairs]
+        return {"photos": len(self.truth), "item_photos": sum(items), "correct": sum(right),
+                "accepted": sum(m.accepted for m in self.matches), "wrong_accepts": sum(wrong_accepts)}
+
+
+def step(module: str, name: str, what: str) -> Callable:
+    """The library function of another package, or NotBuiltYet saying which demo step is missing."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise NotBuiltYet(f"demo step '{what}' is unavailable: {module}.{name} is not in this build ({e})") from e
+
+
+def prepare_out(options: DemoOptions) -> Path:
+    out = options.out
+    if out.exists() and any(out.iterdir()):
+        if not options.overwrite:
+            raise ConfigError(f"{out} is not empty; choose another --out or pass --overwrite")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def train_overrides(options: DemoOptions) -> dict[str, Any]:
+    overrides = dict(QUICK_TRAINING) if options.quick else {}
+    if options.epochs is not None:
+        overrides["epochs"] = options.epochs
+    overrides["seed"] = options.seed
+    return {**overrides, **options.train_overrides}
+
+
+def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoReport:
+    from pocketvec.data.assets import backgrounds_dir, demo_items_dir
+    from pocketvec.demo_photos import write_phone_photos
+
+    # Resolve every step first: a missing piece is reported before any long work starts.
+    train_preset = step("pocketvec.train.run", "train_preset", "enroll-train")
+    export_onnx = step("pocketvec.export.onnx_export", "export_onnx", "export ONNX int8")
+    export_coreml = (step("pocketvec.export.coreml_export", "export_coreml", "export Core ML int8")
+                     if options.coreml else None)
+    verify_models = step("pocketvec.export.verify", "verify_models", "verify")
+    out, items = prepare_out(options), demo_items_dir()
+
+    say(f"1/6 enroll-training on {items} ...")
+    run_dir = Path(train_preset("enroll", items, out / "run", train_overrides(options)))
+    say("2/6 exporting ONNX int8" + (" and Core ML int8" if export_coreml else "") + " ...")
+    onnx_model = Path(export_onnx(run_dir, out / "model_int8.onnx", quantize="int8", calibration_dir=items))
+    coreml_model = None
+    if export_coreml:
+        coreml_model = Path(export_coreml(run_dir, out / "model_int8.mlpackage", quantize="int8"))
+    say("3/6 verifying the exported models against PyTorch ...")
+    parity = verify_models(run_dir, [p for p in (onnx_model, coreml_model) if p], items)
+
+    say("4/6 building the int8 gallery ...")
+    engine = open_engine(onnx_model)
+    gallery, _ = build_gallery(engine, items, "int8", progress=False)
+    say("5/6 calibrating the accept rule on synthetic phone photos ...")
+    photos = out / "photos"
+    backgrounds = sorted(p for p in backgrounds_dir().iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    half = len(backgrounds) // 2
+    write_phone_photos(items, photos / "calibration", options.calibration_photos, options.seed + 1,
+                       backgrounds[:half], NOT_AN_ITEM)
+    write_phone_photos(items, photos / "test", options.test_photos, options.seed + 2, backgrounds[half:], NOT_AN_ITEM)
+    calibration_set = embed_folder(engine, photos / "calibration")
+    result = calibrate(calibration_set[0] @ gallery.embeddings().T, calibration_set[1], gallery.labels,
+                       options.target_precision)
+    gallery.accept_rule = result.rule
+    gallery_path = gallery.save(out / "items.pvg")
+    write_accept_rule(onnx_model, result.rule)
+
+    say("6/6 matching other phone photos ...")
+    test_embeddings, truth, names = embed_folder(engine, photos / "test")
+    matches = Matcher(gallery).match(test_embeddings, top_k=3)
+    agreement = torch_agreement(run_dir, engine, gallery, photos / "test", matches)
+    return DemoReport(out, run_dir, onnx_model, coreml_model, gallery_path, photos, parity, result, names, truth,
+                      matches, agreement)
+
+
+def embed_folder(engine, folder: Path) -> tuple[np.ndarray, list[str], list[str]]:
+    entries = labelled_images(folder, "folders")
+    return engine.embed([p for p, _ in entries]), [label for _, label in entries], \
+        [f"{p.parent.name}/{p.name}" for p, _ in entries]
+
+
+def torch_agreement(run_dir: Path, engine, gallery: Gallery, photos: Path, matches: list[Match]) -> float:
+    """Fraction of photos where the PyTorch fp32 model, with the same rule and the same preprocessed
+    pixels, gives the same top-1 label and the same accept/reject as the int8 ONNX pipeline."""
+    import torch
+
+    from pocketvec.data.assets import demo_items_dir
+    from pocketvec.runtime.preprocess import to_batch
+    from pocketvec.train.checkpoint import load_run
+
+    model = load_run(run_dir)
+
+    def embed(paths: list[Path]) -> np.ndarray:
+        with torch.no_grad():
+            return np.concatenate([model(torch.from_numpy(to_batch([engine.prepare(p) for p in paths[i : i + 32]])))
+                                   .numpy() for i in range(0, len(paths), 32)])
+
+    items = labelled_images(demo_items_dir())
+    reference = Gallery(gallery.embedding_space_id, gallery.dim, "float32", accept_rule=gallery.accept_rule)
+    reference.add(embed([p for p, _ in items]), [label for _, label in items], [str(p) for p, _ in items])
+    theirs = Matcher(reference).match(embed([p for p, _ in labelled_images(photos, "folders")]))
+    same = [(a.top[0][0], a.accepted) == (b.top[0][0], b.accepted) for a, b in zip(matches, theirs, strict=True)]
+    return float(np.mean(same))

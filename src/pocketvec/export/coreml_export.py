@@ -1,0 +1,111 @@
+"""Export an encoder to a Core ML ML program (.mlpackage): image input, fp32/fp16/int8/w8a8.
+
+The graph is captured with torch.export (torch.jit.trace cannot carry timm's dynamic "same" padding
+through coremltools). The image input takes RGB 0-255 unchanged (scale 1, bias 0): normalisation
+is inside the graph. The .mlpackage is written to a temp folder beside `out` and renamed into place.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from pocketvec.errors import ConfigError, ModelFileError
+from pocketvec.export.source import check_choice, load_export_source
+from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
+
+DEPLOYMENT_TARGETS = ("iOS16", "iOS17", "iOS18")
+
+
+def _target(name: str):
+    import coremltools as ct
+
+    if name not in DEPLOYMENT_TARGETS:
+        raise ConfigError(f"deployment target must be one of {list(DEPLOYMENT_TARGETS)}. Got {name!r}.")
+    return getattr(ct.target, name)
+
+
+def capture(model: torch.nn.Module, size: int):
+    """The graph coremltools converts: torch.export, decomposed to core aten ops."""
+    example = (torch.zeros(1, 3, size, size),)
+    try:
+        return torch.export.export(model.eval(), example).run_decompositions({})
+    except Exception as e:
+        raise ModelFileError(f"the encoder cannot be captured for Core ML (unsupported layer: {e})") from e
+
+
+def convert(graph, size: int, target: str, fp16: bool):
+    import coremltools as ct
+
+    image = ct.ImageType(name=INPUT_NAME, shape=(1, 3, size, size), color_layout=ct.colorlayout.RGB,
+                         scale=1.0, bias=[0.0, 0.0, 0.0])
+    precision = ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ct.convert(graph, inputs=[image], outputs=[ct.TensorType(name=OUTPUT_NAME)],
+                              convert_to="mlprogram", minimum_deployment_target=_target(target),
+                              compute_precision=precision)
+    except (NotImplementedError, ValueError, TypeError, RuntimeError) as e:
+        raise ModelFileError(f"coremltools cannot convert the encoder (unsupported op or layer: {e})") from e
+
+
+def quantize_weights_int8(mlmodel):
+    """Per-channel symmetric int8 weights (constexpr dequantization); activations stay float."""
+    import coremltools.optimize.coreml as cto
+
+    config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
+        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=512))
+    return cto.linear_quantize_weights(mlmodel, config=config)
+
+
+def attach_metadata(mlmodel, metadata: ModelMetadata) -> None:
+    mlmodel.user_defined_metadata[METADATA_KEY] = metadata.to_json()
+    mlmodel.short_description = f"pocketvec image encoder {metadata.model_name} ({metadata.embedding_dim}-d)"
+    mlmodel.version = metadata.pocketvec_version
+    mlmodel.input_description[INPUT_NAME] = f"RGB image, {metadata.preprocess.input_size} px square, " \
+                                            f"{metadata.preprocess.crop_mode}"
+    mlmodel.output_description[OUTPUT_NAME] = "L2-normalised embedding"
+
+
+def save_mlpackage_atomic(mlmodel, out: Path) -> Path:
+    """Save into a temp folder beside `out`, then swap it in; an existing `out` is replaced only at the end."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        staged = Path(tmp) / out.name
+        mlmodel.save(str(staged))
+        if out.exists():
+            old = Path(tmp) / "previous"
+            out.rename(old)
+            staged.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staged.rename(out)
+    return out
+
+
+def export_coreml(run_dir: str | Path, out: str | Path, quantize: str = "none",
+                  deployment_target: str = "iOS17", calibration_dir: str | Path | None = None) -> Path:
+    """Export a run folder's encoder to `out` (.mlpackage) at fp32 ("none"), fp16, int8 or w8a8."""
+    check_choice("coreml", quantize)
+    _target(deployment_target)
+    out = Path(out)
+    if out.suffix != ".mlpackage":
+        raise ConfigError(f"Core ML output must end in .mlpackage. Got {str(out)!r}.")
+    model, metadata = load_export_source(run_dir)
+    size = metadata.preprocess.input_size
+    if quantize == "w8a8":
+        from pocketvec.export.coreml_w8a8 import w8a8_graph
+
+        graph = w8a8_graph(model, run_dir, metadata.preprocess, calibration_dir)
+    else:
+        graph = capture(model, size)
+    mlmodel = convert(graph, size, deployment_target, fp16=quantize == "fp16")
+    if quantize == "int8":
+        mlmodel = quantize_weights_int8(mlmodel)
+    attach_metadata(mlmodel, metadata)
+    return save_mlpackage_atomic(mlmodel, out)

@@ -1,0 +1,72 @@
+"""Parity numbers and bars: one exported file's embeddings against the PyTorch fp32 embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 0.5  # used when the run has no calibrated accept rule yet (documented in docs/bench/export.md)
+# kind -> {metric: (bound, "max" | "min")}
+BARS = {
+    "fp32": {"max_abs_diff": (1e-4, "max")},
+    "fp16": {"mean_cosine": (0.9995, "min")},
+    "int8": {"mean_cosine": (0.995, "min"), "min_cosine": (0.98, "min"),
+             "top1_agreement": (0.99, "min"), "decision_agreement": (0.99, "min")},
+}
+BARS["w8a8"] = BARS["int8"]
+
+
+@dataclass
+class ParityRow:
+    model: str
+    format: str
+    kind: str  # fp32 | fp16 | int8 | w8a8
+    images: int
+    max_abs_diff: float
+    mean_cosine: float
+    min_cosine: float
+    top1_agreement: float
+    decision_agreement: float
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def _top1(queries: np.ndarray, gallery: np.ndarray, leave_one_out: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Best gallery index and (best score, margin over the second best) per query."""
+    scores = queries @ gallery.T
+    if leave_one_out:
+        np.fill_diagonal(scores, -np.inf)
+    order = np.argsort(-scores, axis=1)
+    best = scores[np.arange(len(scores)), order[:, 0]]
+    second = scores[np.arange(len(scores)), order[:, 1]] if scores.shape[1] > 1 else np.full(len(scores), -1.0)
+    return order[:, 0], np.stack([best, best - second], axis=1)
+
+
+def decisions(queries, gallery, leave_one_out: bool, threshold: float, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    top, stats = _top1(queries, gallery, leave_one_out)
+    return top, (stats[:, 0] >= threshold) & (stats[:, 1] >= margin)
+
+
+def compare(name: str, fmt: str, kind: str, reference: np.ndarray, candidate: np.ndarray,
+            ref_gallery: np.ndarray, cand_gallery: np.ndarray, leave_one_out: bool,
+            threshold: float, margin: float) -> ParityRow:
+    cosine = np.sum(reference * candidate, axis=1) / (
+        np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1) + 1e-12)
+    ref_top, ref_accept = decisions(reference, ref_gallery, leave_one_out, threshold, margin)
+    cand_top, cand_accept = decisions(candidate, cand_gallery, leave_one_out, threshold, margin)
+    row = ParityRow(name, fmt, kind, len(reference), float(np.abs(reference - candidate).max()),
+                    float(cosine.mean()), float(cosine.min()), float((ref_top == cand_top).mean()),
+                    float((ref_accept == cand_accept).mean()))
+    for metric, (bound, side) in BARS[kind].items():
+        value = getattr(row, metric)
+        if not np.isfinite(value) or (value > bound if side == "max" else value < bound):
+            row.failures.append(f"{metric} {value:.6g} {'>' if side == 'max' else '<'} {bound:g}")
+    return row
+
+
+def row_dict(row: ParityRow) -> dict:
+    return {**asdict(row), "passed": row.passed}

@@ -1,0 +1,55 @@
+"""The model an export starts from: a run folder's merged encoder and the metadata it will carry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from pocketvec.errors import ModelFileError
+from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
+from pocketvec.train.checkpoint import load_run, read_run_config
+from pocketvec.train.encoder import Encoder
+
+QUANTIZE_CHOICES = {"onnx": ("none", "fp16", "int8"), "coreml": ("none", "fp16", "int8", "w8a8")}
+
+
+def adapter_modules(model: nn.Module) -> list[str]:
+    """Names of peft/LoRA/DoRA modules or parameters still inside `model` (empty once merged)."""
+    found = [name for name, module in model.named_modules() if type(module).__module__.startswith("peft")]
+    found += [name for name, _ in model.named_parameters() if "lora_" in name]
+    return found
+
+
+def refuse_adapters(model: nn.Module, source: str | Path) -> None:
+    found = adapter_modules(model)
+    if found:
+        raise ModelFileError(f"{source}: the model still holds adapter layers ({', '.join(found[:3])}...); "
+                             "merge them first (`pocketvec train merge`), adapter graphs are never exported")
+
+
+def run_accept_rule(config: dict) -> AcceptRule | None:
+    """The calibrated accept rule a run folder records, if any (config["accept_rule"])."""
+    rule = config.get("accept_rule")
+    return AcceptRule.from_dict(rule) if rule else None
+
+
+def load_export_source(run_dir: str | Path) -> tuple[Encoder, ModelMetadata]:
+    """The run's encoder (eval, no adapters) and the metadata every exported file embeds."""
+    from pocketvec.export.onnx_export import model_metadata
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ModelFileError(f"{run_dir}: no such run folder")
+    config = read_run_config(run_dir)
+    model = load_run(run_dir)
+    refuse_adapters(model, run_dir)
+    name = str(config.get("name") or run_dir.name)
+    return model, model_metadata(model, model_name=name, accept_rule=run_accept_rule(config))
+
+
+def check_choice(kind: str, quantize: str) -> None:
+    from pocketvec.errors import ConfigError
+
+    if quantize not in QUANTIZE_CHOICES[kind]:
+        raise ConfigError(f"{kind} quantize must be one of {list(QUANTIZE_CHOICES[kind])}. Got {quantize!r}.")

@@ -1,0 +1,130 @@
+"""`verify_models`: each exported file against the PyTorch fp32 model on real images."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import track
+from rich.table import Table
+
+from pocketvec.errors import ModelFileError
+from pocketvec.export.calibration import list_images, load_batch
+from pocketvec.export.parity import DEFAULT_THRESHOLD, ParityRow, compare, row_dict
+from pocketvec.export.source import load_export_source
+
+MAX_IMAGES = 256
+
+
+@dataclass
+class ParityReport:
+    run_dir: str
+    images: int
+    threshold: float
+    margin: float
+    rows: list[ParityRow]
+
+    @property
+    def passed(self) -> bool:
+        return all(row.passed for row in self.rows)
+
+    def to_json(self) -> str:
+        return json.dumps({"run_dir": self.run_dir, "images": self.images, "threshold": self.threshold,
+                           "margin": self.margin, "passed": self.passed,
+                           "models": [row_dict(r) for r in self.rows]}, indent=2)
+
+    def table(self) -> Table:
+        table = Table(title=f"parity vs PyTorch fp32 ({self.images} images, threshold {self.threshold:.2f})")
+        for column in ("model", "kind", "max |Δ|", "mean cos", "min cos", "top-1", "decision", "result"):
+            table.add_column(column, justify="left" if column in ("model", "kind", "result") else "right")
+        for r in self.rows:
+            table.add_row(r.model, f"{r.format} {r.kind}", f"{r.max_abs_diff:.2e}", f"{r.mean_cosine:.6f}",
+                          f"{r.min_cosine:.6f}", f"{r.top1_agreement:.1%}", f"{r.decision_agreement:.1%}",
+                          "[green]pass[/]" if r.passed else f"[red]FAIL: {'; '.join(r.failures)}[/]")
+        return table
+
+
+def onnx_kind(path: Path) -> str:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    if any(node.op_type in ("QuantizeLinear", "QLinearConv") for node in proto.graph.node):
+        return "int8"
+    return "fp16" if any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer) else "fp32"
+
+
+def coreml_kind(program) -> str:
+    from pocketvec.export.mil_proto import load_spec
+
+    types = {op.type for f in load_spec(program.path).mlProgram.functions.values()
+             for b in f.block_specializations.values() for op in b.operations}
+    if "quantize" in types:
+        return "w8a8"
+    if any(t.startswith("constexpr_") for t in types):
+        return "int8"
+    return "fp16" if "cast" in types else "fp32"
+
+
+def check_space(path: Path, text: str | None, space_id: str) -> None:
+    """Refuse a file exported from other weights than the run's (embedding-space ids differ)."""
+    from pocketvec.runtime.metadata import ModelMetadata
+
+    if text is None:
+        raise ModelFileError(f"{path}: carries no pocketvec metadata (not exported by pocketvec)")
+    found = ModelMetadata.from_json(text, str(path)).embedding_space_id
+    if found != space_id:
+        raise ModelFileError(f"{path}: exported from other weights (embedding space {found}, the run's {space_id})")
+
+
+def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> tuple[str, str, np.ndarray]:
+    """(format, kind, embeddings) of one exported file; Core ML through the numpy interpreter."""
+    if path.suffix == ".onnx":
+        import onnxruntime as ort
+
+        from pocketvec.runtime.metadata import METADATA_KEY
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        check_space(path, session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), space_id)
+        out = np.concatenate([session.run(None, {session.get_inputs()[0].name: pixels[i : i + 16]})[0]
+                              for i in range(0, len(pixels), 16)])
+        return "onnx", onnx_kind(path), out
+    if path.suffix == ".mlpackage":
+        from pocketvec.export.mil_interpreter import MILProgram
+
+        program = MILProgram.load(path)
+        check_space(path, program.metadata_text, space_id)
+        kind = coreml_kind(program)
+        return "coreml", kind, program.predict(pixels, "fp16" if kind == "fp16" else "fp32")
+    raise ModelFileError(f"{path}: not an exported model (expected .onnx or .mlpackage)")
+
+
+def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir: str | Path,
+                  gallery_dir: str | Path | None = None) -> ParityReport:
+    """Compare every file in `model_paths` with the run's PyTorch model on the images of `images_dir`.
+
+    Gallery: the images of `gallery_dir`, else the query images themselves (leave-one-out).
+    Decisions use the run's accept rule (threshold, margin), else DEFAULT_THRESHOLD.
+    """
+    model, metadata = load_export_source(run_dir)
+    spec = metadata.preprocess
+    pixels = load_batch(list_images(images_dir, MAX_IMAGES), spec)
+    gallery_pixels = load_batch(list_images(gallery_dir, MAX_IMAGES), spec) if gallery_dir else None
+    rule = metadata.accept_rule
+    threshold, margin = (rule.threshold, rule.margin) if rule else (DEFAULT_THRESHOLD, 0.0)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(pixels)).numpy()
+        ref_gallery = model(torch.from_numpy(gallery_pixels)).numpy() if gallery_dir else reference
+    rows = []
+    for path in track([Path(p) for p in model_paths], description="verifying", transient=True):
+        if not path.exists():
+            raise ModelFileError(f"{path}: no such model file")
+        fmt, kind, candidate = embed_with(path, pixels, metadata.embedding_space_id)
+        if candidate.shape != reference.shape:
+            raise ModelFileError(f"{path}: outputs {candidate.shape}, the run's model {reference.shape}")
+        cand_gallery = embed_with(path, gallery_pixels, metadata.embedding_space_id)[2] if gallery_dir else candidate
+        rows.append(compare(path.name, fmt, kind, reference, candidate, ref_gallery, cand_gallery,
+                            leave_one_out=gallery_dir is None, threshold=threshold, margin=margin))
+    return ParityReport(str(run_dir), len(pixels), threshold, margin, rows)

@@ -1,0 +1,70 @@
+"""Core ML engines: coremltools' own runtime on macOS, the Core ML program interpreter elsewhere.
+
+The Core ML model takes an image input (a pixel buffer on the phone); both engines are fed the
+same preprocessed RGB pixels as the ONNX engine, so all three see identical inputs. The file is
+read with pocketvec.export's protobuf reader, which never imports torch.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from pocketvec.errors import ModelFileError, NotBuiltYet
+from pocketvec.runtime.engines.base import Engine
+from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
+from pocketvec.runtime.preprocess import to_batch
+
+
+def _export_module(name: str):
+    try:
+        return __import__(f"pocketvec.export.{name}", fromlist=[name])
+    except ImportError as e:
+        raise NotBuiltYet(f"reading Core ML files needs pocketvec.export.{name}, missing from this build") from e
+
+
+def read_coreml_metadata(path: Path) -> ModelMetadata:
+    """The pocketvec metadata of an `.mlpackage`, read from its model spec."""
+    spec = _export_module("mil_proto").load_spec(path)
+    text = dict(spec.description.metadata.userDefined).get(METADATA_KEY)
+    if text is None:
+        raise ModelFileError(f"{path}: a Core ML model without pocketvec metadata (export it with `pocketvec export`)")
+    return ModelMetadata.from_json(text, str(path))
+
+
+class CoreMLEngine(Engine):
+    """coremltools' runtime (the real Core ML framework): needs macOS."""
+
+    name = "coreml"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        if platform.system() != "Darwin":
+            raise ModelFileError(f"{path}: the Core ML runtime needs macOS (this is {platform.system()}); "
+                                 "use --engine interpreter on Linux, or the ONNX model")
+        metadata = read_coreml_metadata(path)
+        import coremltools as ct
+
+        self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
+        super().__init__(path, metadata)
+
+    def run_batch(self, batch: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        rows = [self.model.predict({INPUT_NAME: Image.fromarray(image)})[OUTPUT_NAME] for image in batch]
+        return np.asarray(rows, dtype=np.float32).reshape(len(batch), -1)
+
+
+class InterpreterEngine(Engine):
+    """pocketvec.export's Core ML program interpreter (numpy, fp32): Core ML files on any machine."""
+
+    name = "coreml-interpreter"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        metadata = read_coreml_metadata(path)
+        self.program = _export_module("mil_interpreter").MILProgram.load(path)
+        super().__init__(path, metadata)
+
+    def run_batch(self, batch: np.ndarray) -> np.ndarray:
+        return self.program.predict(to_batch(list(batch)), "fp32")

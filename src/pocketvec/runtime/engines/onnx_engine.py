@@ -1,0 +1,42 @@
+"""onnxruntime engine: the default for `.onnx` files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pocketvec.errors import ModelFileError
+from pocketvec.runtime.engines.base import Engine
+from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
+from pocketvec.runtime.preprocess import to_batch
+
+
+class OnnxEngine(Engine):
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ModelFileError(f"{path}: not a model onnxruntime can load ({str(e).splitlines()[0][:200]})") from e
+        text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if text is None:
+            raise ModelFileError(f"{path}: an ONNX model without pocketvec metadata "
+                                 "(export it with `pocketvec export`)")
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
+            raise ModelFileError(f"{path}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
+                                 f"found inputs {inputs} and outputs {outputs}")
+        super().__init__(path, ModelMetadata.from_json(text, str(path)))
+
+    def run_batch(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: to_batch(list(batch))})[0]

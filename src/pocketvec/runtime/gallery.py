@@ -1,0 +1,156 @@
+"""The gallery store: labelled embeddings of the registered items, tied to one model.
+
+Rows are stored as fp32, fp16 or int8 (round(x * 127) of the unit vector, decoded as q / 127).
+Each row remembers the sha256 of its source image, so enrolling the same image twice is detected
+and reported instead of silently duplicated. Several images per label are allowed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pocketvec import __version__
+from pocketvec.errors import GalleryError
+from pocketvec.runtime import gallery_file
+from pocketvec.runtime.metadata import AcceptRule
+
+DTYPE_CHOICES = tuple(gallery_file.DTYPES)
+
+
+def quantize(unit_vectors: np.ndarray, dtype: str) -> np.ndarray:
+    """Unit float vectors -> the stored form (int8 = round(x * 127), clipped to [-127, 127])."""
+    if dtype not in gallery_file.DTYPES:
+        raise GalleryError(f"gallery dtype must be one of {list(DTYPE_CHOICES)}. Got {dtype!r}.")
+    x = np.asarray(unit_vectors, dtype=np.float32)
+    if dtype == "int8":
+        return np.clip(np.rint(x * 127.0), -127, 127).astype(np.int8)
+    return x.astype(gallery_file.DTYPES[dtype])
+
+
+def dequantize(stored: np.ndarray) -> np.ndarray:
+    """The stored form back to float32 (int8: q / 127)."""
+    if stored.dtype == np.int8:
+        return stored.astype(np.float32) / np.float32(127.0)
+    return stored.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """One enrollment that was not added, and why."""
+
+    label: str
+    source: str  # sha256 of the image
+    reason: str
+
+
+@dataclass
+class AddReport:
+    added: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass
+class Gallery:
+    embedding_space_id: str
+    dim: int
+    dtype: str = "float32"
+    labels: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    vectors: np.ndarray | None = None  # stored form, (count, dim)
+    accept_rule: AcceptRule | None = None
+    created_by: str = f"pocketvec {__version__}"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in gallery_file.DTYPES:
+            raise GalleryError(f"gallery dtype must be one of {list(DTYPE_CHOICES)}. Got {self.dtype!r}.")
+        if self.vectors is None:
+            self.vectors = np.zeros((0, self.dim), dtype=gallery_file.DTYPES[self.dtype])
+
+    @property
+    def count(self) -> int:
+        return len(self.labels)
+
+    def label_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(self.labels).items()))
+
+    def embeddings(self) -> np.ndarray:
+        """Decoded float32 rows (count, dim)."""
+        return dequantize(self.vectors)
+
+    def add(self, embeddings: np.ndarray, labels: list[str], sources: list[str]) -> AddReport:
+        """Enroll rows; an image already enrolled (same sha256) is skipped and reported."""
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
+            raise GalleryError(f"embeddings must have shape (N, {self.dim}). Got {embeddings.shape}.")
+        if not (len(embeddings) == len(labels) == len(sources)):
+            raise GalleryError(f"got {len(embeddings)} embeddings, {len(labels)} labels, {len(sources)} sources")
+        known = dict(zip(self.sources, self.labels, strict=True))
+        report, keep = AddReport(), []
+        for i, (label, source) in enumerate(zip(labels, sources, strict=True)):
+            if not label or not label.strip():
+                raise GalleryError(f"row {i}: empty label")
+            if source in known:
+                same = known[source] == label
+                reason = (f"already enrolled as {label!r}" if same
+                          else f"the same image is already enrolled as {known[source]!r}")
+                report.skipped.append(Skipped(label, source, reason))
+                continue
+            known[source] = label
+            keep.append(i)
+        if keep:
+            self.vectors = np.concatenate([self.vectors, quantize(embeddings[keep], self.dtype)])
+            self.labels += [labels[i] for i in keep]
+            self.sources += [sources[i] for i in keep]
+        report.added = len(keep)
+        return report
+
+    def remove(self, label: str) -> int:
+        """Remove every row of `label`; returns how many rows went."""
+        keep = [i for i, row_label in enumerate(self.labels) if row_label != label]
+        removed = self.count - len(keep)
+        if removed == 0:
+            raise GalleryError(f"label {label!r} is not in the gallery ({len(self.label_counts())} labels)")
+        self.vectors = self.vectors[keep]
+        self.labels = [self.labels[i] for i in keep]
+        self.sources = [self.sources[i] for i in keep]
+        return removed
+
+    def check_model(self, embedding_space_id: str, source: str = "gallery") -> None:
+        """Refuse a gallery made by another model: its embeddings live in another space."""
+        if embedding_space_id != self.embedding_space_id:
+            raise GalleryError(
+                f"{source} was made by another model (embedding space {self.embedding_space_id}, "
+                f"this model is {embedding_space_id}); rebuild it with `pocketvec gallery build`"
+            )
+
+    def to_bytes(self) -> bytes:
+        header = {
+            "embedding_space_id": self.embedding_space_id, "dim": self.dim, "count": self.count,
+            "dtype": self.dtype, "labels": self.labels, "sources": self.sources,
+            "accept_rule": asdict(self.accept_rule) if self.accept_rule else None, "created_by": self.created_by,
+        }
+        return gallery_file.encode(header, self.vectors)
+
+    def save(self, path: str | Path) -> Path:
+        return gallery_file.write_atomic(path, self.to_bytes())
+
+    @classmethod
+    def load(cls, path: str | Path, embedding_space_id: str | None = None) -> Gallery:
+        """Read and verify a `.pvg`; with `embedding_space_id`, refuse a foreign gallery."""
+        path = Path(path)
+        if not path.is_file():
+            raise GalleryError(f"{path}: no such gallery file")
+        header, vectors = gallery_file.decode(path.read_bytes(), str(path))
+        try:
+            rule = AcceptRule.from_dict(header["accept_rule"]) if header["accept_rule"] else None
+        except Exception as e:
+            raise GalleryError(f"{path}: unreadable accept_rule ({e})") from e
+        gallery = cls(header["embedding_space_id"], header["dim"], header["dtype"], list(header["labels"]),
+                      list(header["sources"]), vectors, rule, header["created_by"])
+        if embedding_space_id is not None:
+            gallery.check_model(embedding_space_id, str(path))
+        return gallery

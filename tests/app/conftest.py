@@ -1,0 +1,240 @@
+"""Fixtures for the sample app's browser tests: a small real ONNX model, real images, the app
+served by `pocketvec.app_server`, and Debian's chromium driven headless by Playwright."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pocketvec.data.assets import demo_items_dir
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_ITEMS = demo_items_dir()
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+ENROLLED = ["flag_chad", "flag_romania", "flag_italy", "flag_ireland", "flag_mali", "flag_guinea",
+            "doc_memman_p026", "doc_memman_p027", "doc_microtype_p010", "doc_microtype_p018"]
+NOT_ENROLLED = ["flag_poland", "flag_monaco", "doc_memman_p050", "doc_microtype_p027"]
+
+
+def demo_item(name: str) -> Path:
+    return DEMO_ITEMS / f"{name}.png"
+
+
+@pytest.fixture(scope="session")
+def browser_ready() -> None:
+    """The project's setup (scripts/setup.sh) installs chromium and the npm packages."""
+    if not CHROMIUM.is_file():
+        pytest.skip("SKIPPED LOUDLY: /usr/bin/chromium is missing; `bash scripts/setup.sh` installs Debian's "
+                    "chromium (apt-get). Without it the sample app's browser tests cannot run.")
+    if not (REPO / "sample_app" / "node_modules" / "onnxruntime-web").is_dir():
+        pytest.fail("sample_app/node_modules is missing: run `bash scripts/setup.sh` (npm ci in sample_app)")
+    if not DEMO_ITEMS.is_dir():
+        pytest.fail(f"{DEMO_ITEMS} is missing: the embedded demo items are the test images")
+
+
+@pytest.fixture(scope="session")
+def app_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("app")
+
+
+@pytest.fixture(scope="session")
+def fp32_model(app_workdir: Path, browser_ready: None) -> Path:
+    """A small real encoder (random init, fixed seed) exported to ONNX with pocketvec metadata."""
+    import torch
+
+    from pocketvec.export.onnx_export import export_onnx_fp32
+    from pocketvec.runtime.images import load_image
+    from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
+    from pocketvec.train.encoder import EncoderConfig, build_encoder
+
+    torch.manual_seed(0)
+    model = build_encoder(EncoderConfig(backbone="lcnet_050", preprocess=PreprocessSpec(input_size=128)))
+    # Untrained weights map every image to one point; batch-norm statistics measured on the real
+    # items (a forward pass in train mode) make the random features tell images apart.
+    images = [preprocess(load_image(p), model.config.preprocess) for p in sorted(DEMO_ITEMS.glob("*.png"))]
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # a plain average over the pass
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(to_batch(images)))
+    return export_onnx_fp32(model.eval(), app_workdir / "model.onnx")
+
+
+@pytest.fixture(scope="session")
+def chromium(browser_ready: None) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def from_b64(text: str, shape: tuple[int, ...]) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=np.uint8).reshape(shape)
+
+
+def copy_items(names: list[str], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy(demo_item(n), folder / f"{n}.png")) for n in names]
+
+
+@pytest.fixture(scope="session")
+def serve_app(fp32_model: Path, browser_ready: None):
+    """Start `pocketvec.app_server` on a free port: serve_app(model, gallery) -> base URL."""
+    from pocketvec.app_server import make_server, serve_in_thread, server_url
+
+    servers = {}
+
+    def start(model: Path = fp32_model, gallery: Path | None = None) -> str:
+        server = make_server(model, gallery, port=0)
+        serve_in_thread(server)
+        servers[server_url(server)] = server
+        return server_url(server)
+
+    def stop(url: str) -> None:
+        server = servers.pop(url)
+        server.shutdown()
+        server.server_close()
+
+    start.stop = stop
+    yield start
+    for url in list(servers):
+        stop(url)
+
+
+@pytest.fixture()
+def page(chromium) -> Iterator[object]:
+    """A fresh browser context per test: empty IndexedDB, no service worker cache."""
+    context = chromium.new_context(accept_downloads=True, viewport={"width": 480, "height": 1000})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def photo_of(source: Path, out: Path, angle: float) -> Path:
+    """A mild 'phone photo' of a real item: rotated, cropped, darker (Pillow, fixed parameters)."""
+    from PIL import Image, ImageEnhance
+
+    image = Image.open(source).convert("RGB")
+    w, h = image.size
+    image = image.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=(236, 236, 230))
+    image = image.crop((w // 20, h // 20, image.width - w // 25, image.height - h // 25))
+    ImageEnhance.Brightness(image).enhance(0.95).save(out)
+    return out
+
+
+def gap_midpoint(values: np.ndarray, low: float, high: float) -> float:
+    """The middle of the widest gap between sorted values inside (low, high): a rule no tiny
+    numeric difference can flip."""
+    v = np.sort(values[(values > low) & (values < high)])
+    assert len(v) >= 2, f"too few values in ({low}, {high}) to place a rule: {values}"
+    i = int(np.argmax(np.diff(v)))
+    assert v[i + 1] - v[i] > 2e-3, f"no clear gap among {v}"
+    return float((v[i] + v[i + 1]) / 2)
+
+
+@pytest.fixture(scope="session")
+def scenario(fp32_model: Path, app_workdir: Path):
+    """Enrolled real items, query photos (enrolled and not), a Python gallery and an accept rule
+    placed in clear gaps of the Python scores, written into the model's metadata and the gallery."""
+    import onnx
+
+    from pocketvec.export.onnx_export import write_metadata
+    from pocketvec.runtime.engines import open_engine
+    from pocketvec.runtime.gallery import Gallery
+    from pocketvec.runtime.images import content_hash
+    from pocketvec.runtime.matcher import Matcher
+    from pocketvec.runtime.metadata import AcceptRule
+
+    enrolled = copy_items(ENROLLED, app_workdir / "enroll")
+    (app_workdir / "queries").mkdir()
+    queries = [photo_of(p, app_workdir / "queries" / f"{p.stem}_photo.png", angle=1.0 + 0.25 * i)
+               for i, p in enumerate(enrolled)]
+    queries += copy_items(NOT_ENROLLED, app_workdir / "queries")
+    engine = open_engine(fp32_model)
+    space_id = engine.metadata.embedding_space_id
+    gallery = Gallery(space_id, engine.metadata.embedding_dim)
+    gallery.add(engine.embed(enrolled), [p.stem for p in enrolled], [content_hash(p) for p in enrolled])
+    query_embeddings = engine.embed(queries)
+    probe = Matcher(gallery, AcceptRule(threshold=0.0)).match(query_embeddings, top_k=3)
+    best = np.array([m.top[0][1] for m in probe])
+    threshold = gap_midpoint(best, float(np.quantile(best, 0.2)), float(np.quantile(best, 0.9)))
+    margins = np.array([m.margin for m in probe])[best >= threshold]
+    margin = gap_midpoint(np.append(margins, 0.0), -1.0, float(margins.max()) + 1e-9)
+    rule = AcceptRule(threshold=round(threshold, 6), margin=round(max(margin, 0.0), 6), method="test")
+    proto = onnx.load(str(fp32_model))
+    write_metadata(proto, replace(engine.metadata, accept_rule=rule))
+    model = app_workdir / "model_with_rule.onnx"
+    onnx.save(proto, str(model))
+    gallery.accept_rule = rule
+    gallery_path = gallery.save(app_workdir / "gallery.pvg")
+    return SimpleNamespace(model=model, engine=open_engine(model), space_id=space_id, enrolled=enrolled,
+                           queries=queries, query_embeddings=query_embeddings, gallery=gallery,
+                           gallery_path=gallery_path, rule=rule,
+                           expected=Matcher(gallery, rule).match(query_embeddings, top_k=3))
+
+
+# Driving the page as a user does (the app exposes its state as window.pocketvecApp).
+MAX_COSINE_DISTANCE = 1e-4
+
+
+def open_app(page, url: str) -> None:
+    page.goto(url + "?sw=0")
+    page.evaluate("() => window.pocketvecApp.ready")
+
+
+def choose_photo(page, path: Path) -> dict:
+    """Pick a file in the page's file input, as a user does; returns the app's match result."""
+    count = page.evaluate("() => window.pocketvecApp.state.photos")
+    page.set_input_files("#file-input", str(path))
+    page.wait_for_function("n => window.pocketvecApp.state.photos > n || !document.querySelector('#error').hidden",
+                           arg=count)
+    assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
+    return page.evaluate("""() => { const r = window.pocketvecApp.state.lastResult;
+      return { name: r.name, embedding: Array.from(r.embedding), top: r.top, accepted: r.accepted, label: r.label,
+               inferenceMs: r.inferenceMs }; }""")
+
+
+def enroll(page, path: Path, label: str) -> str:
+    choose_photo(page, path)
+    page.fill("#label-input", label)
+    page.click("#enroll-button")
+    page.wait_for_function("() => !/^Photo:/.test(document.querySelector('#enroll-status').textContent)")
+    return page.inner_text("#enroll-status")
+
+
+def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(1.0 - np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def check_against_python(results: list[dict], query_embeddings: np.ndarray, gallery, rule) -> None:
+    """The page's embeddings, top-3 and decisions equal pocketvec.runtime's on the same gallery."""
+    from pocketvec.runtime.matcher import UNKNOWN, Matcher
+
+    expected = Matcher(gallery, rule).match(query_embeddings, top_k=3)
+    for result, py_embedding, match in zip(results, query_embeddings, expected, strict=True):
+        assert cosine_distance(np.array(result["embedding"]), py_embedding) <= MAX_COSINE_DISTANCE, result["name"]
+        assert [t["label"] for t in result["top"]] == [label for label, _ in match.top], result["name"]
+        np.testing.assert_allclose([t["score"] for t in result["top"]], [s for _, s in match.top], atol=1e-4)
+        assert result["accepted"] == match.accepted, result["name"]
+        assert (result["label"] or UNKNOWN) == match.answer, result["name"]

@@ -1,0 +1,96 @@
+"""The browser reads and writes `.pvg` files byte-compatible with pocketvec.runtime.gallery, in
+every stored dtype, and refuses damaged files with the same reasons."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pocketvec.runtime.gallery import Gallery
+
+from .conftest import b64
+
+JS_DECODE = """async ([data, spaceId]) => {
+  const { Gallery } = await import("/src/gallery.js");
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  try {
+    const { gallery, header } = await Gallery.fromFile(bytes.buffer, "test.pvg", spaceId);
+    const vectors = gallery.rows.map((r) => Array.from(r.embedding));
+    return { header, labels: gallery.rows.map((r) => r.label), vectors };
+  } catch (e) {
+    return { error: e.message };
+  }
+}"""
+
+JS_REENCODE = """async ([data, dtype]) => {
+  const { Gallery } = await import("/src/gallery.js");
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const { gallery } = await Gallery.fromFile(bytes.buffer, "test.pvg");
+  const out = await gallery.toFile(dtype);
+  return btoa(Array.from(out, (v) => String.fromCharCode(v)).join(""));
+}"""
+
+
+@pytest.fixture()
+def js_page(page, serve_app, scenario):
+    page.goto(serve_app(scenario.model) + "?sw=0")
+    return page
+
+
+def with_dtype(gallery: Gallery, dtype: str) -> Gallery:
+    out = Gallery(gallery.embedding_space_id, gallery.dim, dtype, accept_rule=gallery.accept_rule)
+    out.add(gallery.embeddings(), gallery.labels, gallery.sources)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+def test_js_reads_python_galleries_in_every_dtype(js_page, scenario, tmp_path: Path, dtype: str) -> None:
+    gallery = with_dtype(scenario.gallery, dtype)
+    path = gallery.save(tmp_path / f"{dtype}.pvg")
+    out = js_page.evaluate(JS_DECODE, [b64(path.read_bytes()), scenario.space_id])
+    assert "error" not in out, out
+    assert out["labels"] == gallery.labels and out["header"]["accept_rule"]["threshold"] == scenario.rule.threshold
+    np.testing.assert_array_equal(np.array(out["vectors"], dtype=np.float32), gallery.embeddings())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_python_reads_js_galleries_byte_for_byte(js_page, scenario, tmp_path: Path, dtype: str) -> None:
+    """JS re-encodes a Python gallery: Python loads it, and the payload is the same bytes."""
+    source = with_dtype(scenario.gallery, "float32").save(tmp_path / "source.pvg")
+    written = tmp_path / f"js_{dtype}.pvg"
+    written.write_bytes(base64.b64decode(js_page.evaluate(JS_REENCODE, [b64(source.read_bytes()), dtype])))
+    loaded = Gallery.load(written, embedding_space_id=scenario.space_id)
+    expected = with_dtype(scenario.gallery, dtype)
+    assert loaded.dtype == dtype and loaded.labels == expected.labels and loaded.sources == expected.sources
+    assert loaded.accept_rule == scenario.rule
+    np.testing.assert_array_equal(loaded.vectors, expected.vectors)
+    header_len = int.from_bytes(written.read_bytes()[12:16], "little")
+    assert (16 + header_len) % 16 == 0  # the payload starts 16-aligned
+
+
+def damaged_versions(raw: bytes) -> dict[str, bytes]:
+    return {
+        "too short": raw[:10],
+        "not a pocketvec gallery (magic": b"NOTAGALL" + raw[8:],
+        "format version 7 is not supported": raw[:8] + (7).to_bytes(4, "little") + raw[12:],
+        "truncated gallery payload": raw[:-4],
+        "checksum mismatch": raw[:-1] + bytes([raw[-1] ^ 1]),
+    }
+
+
+def test_js_refuses_damaged_files_like_python(js_page, scenario) -> None:
+    from pocketvec.errors import GalleryError
+
+    raw = scenario.gallery_path.read_bytes()
+    for reason, data in damaged_versions(raw).items():
+        out = js_page.evaluate(JS_DECODE, [b64(data), scenario.space_id])
+        assert reason in out.get("error", ""), (reason, out)
+        path = scenario.gallery_path.with_name("damaged.pvg")
+        path.write_bytes(data)
+        with pytest.raises(GalleryError, match=reason.split(" (")[0]):
+            Gallery.load(path)
+    out = js_page.evaluate(JS_DECODE, [b64(raw), "ffffffffffffffff"])
+    assert "made by another model" in out["error"] and scenario.space_id in out["error"]

@@ -1,0 +1,82 @@
+"""`pocketvec bench --quick` end to end on a tiny student: tables, plots, determinism, honest gaps."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pocketvec.bench.dataset import build_benchmark
+from pocketvec.bench.run import QUICK, BenchOptions, run_benchmark
+
+pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get is not installed")
+
+
+@pytest.fixture(scope="module")
+def tiny_student(tmp_path_factory):
+    import torch
+
+    from pocketvec.runtime.preprocess import PreprocessSpec
+    from pocketvec.train.checkpoint import save_run
+    from pocketvec.train.encoder import Encoder, EncoderConfig
+
+    torch.manual_seed(0)
+    model = Encoder(EncoderConfig(backbone="mobilenetv3_small_050", embedding_dim=32,
+                                  preprocess=PreprocessSpec(input_size=96)))
+    return save_run(tmp_path_factory.mktemp("runs") / "tiny", model.eval())
+
+
+def _bench(cache, work, out, student, *extra):
+    command = [sys.executable, "-m", "pocketvec", "bench", "--quick", "--cache", str(cache), "--work", str(work),
+               "--out", str(out), "--student", str(student), "--models", "student",
+               "--forms", "torch-fp32,onnx-fp32,onnx-int8", *extra]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> None:
+    out = tmp_path / "docs" / "BENCHMARKS.md"
+    done = _bench(cache, tmp_path / "work", out, tiny_student)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((tmp_path / "work" / "results.json").read_text())
+    assert results["benchmark"]["items"] == 12 and results["benchmark"]["queries"] == 24
+    torch_row = next(r for r in results["results"] if r["form"] == "torch-fp32")
+    assert torch_row["status"] == "ok"
+    accuracy = torch_row["accuracy"]
+    assert accuracy["positives"] == 24 and accuracy["negatives"] == 24 * 11
+    assert 0 <= accuracy["recall_at_1"] <= accuracy["recall_at_5"] <= 1
+    assert torch_row["params"] > 100_000 and torch_row["flops"] > 1_000_000
+    onnx_fp32 = next(r for r in results["results"] if r["form"] == "onnx-fp32")  # through the runtime engine
+    assert onnx_fp32["status"] == "ok" and onnx_fp32["parity"]["min_cosine"] > 0.999
+    assert onnx_fp32["file_bytes"] > 100_000
+    text = out.read_text()
+    assert "| student | zero-shot | torch-fp32 |" in text and "pocketvec bench --quick" in text
+    for name in ("bench_pr.png", "bench_sweep.png", "bench_queries.png"):
+        assert (out.parent / "images" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"images/{name}" in text
+    for row in results["results"]:  # every form is either measured or says why not
+        assert row["status"] == "ok" or row["status"].startswith(("not available:", "failed:"))
+
+    # same seed, same numbers: photos made again from scratch, every model form measured again
+    second = run_benchmark(BenchOptions(work=tmp_path / "again", config=QUICK, models=("student",),
+                                        forms=("torch-fp32", "onnx-fp32", "onnx-int8"), student_run=tiny_student,
+                                        cache=cache))
+    assert [r.get("accuracy") for r in second["results"]] == [r.get("accuracy") for r in results["results"]]
+
+
+def test_query_photos_are_reproducible_from_scratch(cache, tmp_path) -> None:
+    first = build_benchmark(tmp_path / "a", QUICK, root=cache)
+    second = build_benchmark(tmp_path / "b", QUICK, root=cache)
+    assert first.query_labels == second.query_labels and len(first.query_paths) == 24
+    assert [p.read_bytes() for p in first.query_paths] == [p.read_bytes() for p in second.query_paths]
+    assert sorted(set(first.query_labels)) == sorted(first.gallery_labels)
+
+
+def test_missing_student_is_reported_not_faked(cache, tmp_path) -> None:
+    document = run_benchmark(BenchOptions(work=tmp_path / "w", config=QUICK, models=("student",),
+                                          forms=("torch-fp32",), cache=cache))
+    (row,) = document["results"]
+    assert row["status"].startswith("not available: no base student") and "accuracy" not in row

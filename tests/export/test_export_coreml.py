@@ -1,0 +1,130 @@
+"""Core ML export checked by the numpy ML-program interpreter against PyTorch and onnxruntime."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from pocketvec.errors import ConfigError, ModelFileError
+from pocketvec.export.calibration import list_images, load_batch
+from pocketvec.export.coreml_export import export_coreml
+from pocketvec.export.mil_interpreter import MILProgram
+from pocketvec.export.mil_proto import load_spec, package_paths
+from pocketvec.export.onnx_export import export_onnx
+from pocketvec.runtime.preprocess import PreprocessSpec
+from pocketvec.train.checkpoint import load_run, read_run_config, save_run
+from pocketvec.train.encoder import EncoderConfig, build_encoder
+
+
+@pytest.fixture(scope="module")
+def small_package(small_run, tmp_path_factory):
+    return export_coreml(small_run, tmp_path_factory.mktemp("coreml") / "small.mlpackage")
+
+
+def _pixels(run, demo_items, count=4):
+    model = load_run(run)
+    pixels = load_batch(list_images(demo_items)[:count], model.config.preprocess)
+    with torch.no_grad():
+        return model, pixels, model(torch.from_numpy(pixels)).numpy()
+
+
+def test_fp32_program_matches_torch_and_onnxruntime(small_run, small_package, demo_items, tmp_path):
+    _, pixels, expected = _pixels(small_run, demo_items)
+    program = MILProgram.load(small_package)
+    out = program.predict(pixels)
+    assert np.abs(out - expected).max() <= 1e-4
+    session = ort.InferenceSession(str(export_onnx(small_run, tmp_path / "m.onnx")))
+    assert np.abs(out - session.run(None, {"image": pixels})[0]).max() <= 1e-4
+    fp16 = program.predict(pixels, "fp16")  # every intermediate rounded to float16
+    assert np.abs(fp16 - expected).max() > 0 and np.sum(fp16 * expected, axis=1).mean() >= 0.9995
+
+
+def test_package_contract(small_run, small_package):
+    spec = load_spec(small_package)
+    image = spec.description.input[0]
+    assert image.name == "image" and image.type.imageType.width == 96
+    assert image.type.imageType.ColorSpace.Name(image.type.imageType.colorSpace) == "RGB"
+    assert spec.description.output[0].name == "embedding"
+    meta = MILProgram.load(small_package).metadata
+    assert meta.embedding_space_id == read_run_config(small_run)["embedding_space_id"]
+    assert meta.preprocess.input_size == 96
+
+
+@pytest.mark.parametrize("backbone", ["mobilenetv3_small_050"])
+def test_other_backbones(backbone, demo_items, tmp_path):
+    run = save_run(tmp_path / "run", build_encoder(EncoderConfig(backbone=backbone,
+                                                                 preprocess=PreprocessSpec(input_size=64))))
+    _, pixels, expected = _pixels(run, demo_items, 2)
+    out = MILProgram.load(export_coreml(run, tmp_path / "m.mlpackage")).predict(pixels)
+    assert np.abs(out - expected).max() <= 1e-4
+
+
+def test_int8_weights_are_dequantized(small_run, demo_items, tmp_path):
+    _, pixels, expected = _pixels(small_run, demo_items, 2)
+    path = export_coreml(small_run, tmp_path / "m8.mlpackage", "int8")
+    ops = {op.type for op in load_spec(path).mlProgram.functions["main"].block_specializations["CoreML7"].operations}
+    assert "constexpr_affine_dequantize" in ops
+    out = MILProgram.load(path).predict(pixels)
+    cosine = np.sum(out * expected, axis=1)
+    assert cosine.min() > 0.95 and np.abs(out - expected).max() > 1e-6  # close, yet really quantized
+
+
+def test_fp16_overflow_shows(tmp_path):
+    import coremltools as ct
+
+    class Blowup(torch.nn.Module):
+        def forward(self, x):
+            return (x * 1000.0) * 1000.0 / 1e6
+
+    graph = torch.export.export(Blowup(), (torch.ones(1, 3, 8, 8),)).run_decompositions({})
+    model = ct.convert(graph, inputs=[ct.TensorType(name="image", shape=(1, 3, 8, 8))], convert_to="mlprogram",
+                       minimum_deployment_target=ct.target.iOS17, compute_precision=ct.precision.FLOAT32)
+    model.save(str(tmp_path / "b.mlpackage"))
+    program = MILProgram.load(tmp_path / "b.mlpackage")
+    x = np.full((1, 3, 8, 8), 200.0, dtype=np.float32)
+    assert np.allclose(program.predict(x, "fp32"), 200.0)
+    assert np.isinf(program.predict(x, "fp16")).all()
+
+
+def test_clear_errors(small_run, small_package, tmp_path):
+    program = MILProgram.load(small_package)
+    with pytest.raises(ConfigError, match=r"\(N, 3, 96, 96\)"):
+        program.predict(np.zeros((1, 3, 64, 64), np.float32))
+    spec = load_spec(small_package)
+    spec.mlProgram.functions["main"].block_specializations["CoreML7"].operations[-1].type = "fancy_op"
+    broken = tmp_path / "broken.mlpackage"
+    spec_path, _ = package_paths(small_package)
+    shutil.copytree(small_package, broken)
+    (broken / spec_path.relative_to(small_package)).write_bytes(spec.SerializeToString())
+    with pytest.raises(ModelFileError, match="fancy_op"):
+        MILProgram.load(broken)
+    with pytest.raises(ConfigError, match=r"\.mlpackage"):
+        export_coreml(small_run, tmp_path / "m.onnx")
+
+
+def test_interpreter_runs_without_torch(small_package):
+    code = ("import sys, numpy as np\nfrom pocketvec.export.mil_interpreter import MILProgram\n"
+            f"p = MILProgram.load({str(small_package)!r})\np.predict(np.zeros((1, 3, 96, 96), np.float32))\n"
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(sys.platform != "darwin", reason="MLModel.predict runs only on macOS")
+def test_interpreter_matches_core_ml_on_macos(small_package, small_run, demo_items):
+    import coremltools as ct
+    from PIL import Image
+
+    _, pixels, _ = _pixels(small_run, demo_items, 2)
+    model = ct.models.MLModel(str(small_package))
+    ours = MILProgram.load(small_package).predict(pixels)
+    for i, image in enumerate(pixels.transpose(0, 2, 3, 1).astype(np.uint8)):
+        theirs = model.predict({"image": Image.fromarray(image)})["embedding"]
+        assert np.abs(theirs.reshape(-1) - ours[i]).max() <= 1e-3

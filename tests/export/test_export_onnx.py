@@ -1,0 +1,86 @@
+"""ONNX export at fp32/fp16/int8 of a run folder, checked with real onnxruntime sessions on real images."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from pocketvec.errors import ConfigError, ModelFileError
+from pocketvec.export.calibration import list_images, load_batch
+from pocketvec.export.onnx_export import export_onnx
+from pocketvec.export.source import refuse_adapters
+from pocketvec.runtime.metadata import METADATA_KEY, ModelMetadata
+from pocketvec.train.checkpoint import load_run, read_run_config
+
+
+@pytest.fixture(scope="module")
+def reference(small_run, demo_items):
+    model = load_run(small_run)
+    pixels = load_batch(list_images(demo_items)[:6], model.config.preprocess)
+    with torch.no_grad():
+        return pixels, model(torch.from_numpy(pixels)).numpy()
+
+
+def _run(path, pixels):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session, session.run(None, {"image": pixels})[0]
+
+
+def test_fp32_matches_torch_with_metadata_and_dynamic_batch(small_run, reference, tmp_path):
+    pixels, expected = reference
+    path = export_onnx(small_run, tmp_path / "m.onnx")
+    session, out = _run(path, pixels)  # batch of 6 through a graph traced at batch 2
+    assert np.abs(out - expected).max() <= 1e-4
+    meta = ModelMetadata.from_json(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+    assert meta.embedding_space_id == read_run_config(small_run)["embedding_space_id"]
+    assert meta.preprocess.input_size == 96 and meta.embedding_dim == 256
+
+
+def test_fp16_keeps_float32_io(small_run, reference, tmp_path):
+    pixels, expected = reference
+    path = export_onnx(small_run, tmp_path / "m16.onnx", "fp16")
+    session, out = _run(path, pixels)
+    assert session.get_inputs()[0].type == "tensor(float)" and out.dtype == np.float32
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in onnx.load(str(path)).graph.initializer)
+    assert np.sum(out * expected, axis=1).mean() >= 0.9995
+
+
+def test_int8_is_static_qdq_per_channel_calibrated_on_run_data(small_run, reference, tmp_path):
+    pixels, expected = reference
+    fp32 = export_onnx(small_run, tmp_path / "m.onnx")
+    path = export_onnx(small_run, tmp_path / "m8.onnx", "int8")  # calibration: config["train"]["data"]
+    proto = onnx.load(str(path))
+    assert any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+    inits = {t.name: t for t in proto.graph.initializer}
+    conv_inputs = [n.input[1] for n in proto.graph.node if n.op_type == "Conv"]
+    weight_dq = [n for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.output[0] in conv_inputs]
+    assert weight_dq and all(np.prod(inits[n.input[1]].dims) > 1 for n in weight_dq)  # per-channel scales
+    assert path.stat().st_size < 0.5 * fp32.stat().st_size
+    assert proto.metadata_props[0].key == METADATA_KEY
+    _, out = _run(path, pixels)
+    assert out.shape == expected.shape and np.isfinite(out).all()
+
+
+def test_clear_errors(small_run, tmp_path):
+    with pytest.raises(ModelFileError, match="no such run folder"):
+        export_onnx(tmp_path / "missing", tmp_path / "m.onnx")
+    with pytest.raises(ConfigError, match="Got 'int4'"):
+        export_onnx(small_run, tmp_path / "m.onnx", "int4")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text((small_run / "config.json").read_text().replace('"train"', '"other"'))
+    (bare / "model.safetensors").write_bytes((small_run / "model.safetensors").read_bytes())
+    with pytest.raises(ConfigError, match="--calibration"):
+        export_onnx(bare, tmp_path / "m8.onnx", "int8")
+    assert not (tmp_path / "m8.onnx").exists()
+
+
+def test_unmerged_adapters_are_refused(small_run):
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(load_run(small_run), LoraConfig(r=4, target_modules=["head.layers.1"]))
+    with pytest.raises(ModelFileError, match="adapter"):
+        refuse_adapters(model, "run")

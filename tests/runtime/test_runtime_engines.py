@@ -1,0 +1,84 @@
+"""Engines on real exported ONNX models and real images: the same numbers as PyTorch, metadata
+read from the file, broken images reported by name, foreign files refused."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pocketvec.errors import ConfigError, ImageLoadError, ModelFileError
+from pocketvec.runtime.engines import open_engine
+from pocketvec.runtime.images import load_image
+from pocketvec.runtime.preprocess import preprocess, to_batch
+
+
+def test_onnx_engine_matches_pytorch(onnx_model: Path, item_paths: list[Path], test_encoder) -> None:
+    import torch
+
+    engine = open_engine(onnx_model, threads=1)
+    meta = engine.metadata
+    assert meta.preprocess.input_size == 96 and meta.embedding_dim == 64  # read from the file
+    paths = item_paths[:5]
+    embeddings = engine.embed(paths, batch_size=2)
+    assert embeddings.shape == (5, 64) and embeddings.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    model = test_encoder(seed=0)  # the fixture's model, rebuilt in PyTorch
+    batch = to_batch([preprocess(load_image(p), meta.preprocess) for p in paths])
+    with torch.no_grad():
+        reference = model(torch.from_numpy(batch)).numpy()
+    np.testing.assert_allclose(embeddings, reference, atol=1e-4)
+    # arrays and paths give the same result; batch size does not matter
+    np.testing.assert_allclose(engine.embed([load_image(p) for p in paths], batch_size=5), embeddings, atol=1e-6)
+
+
+def test_crop_mode_comes_from_the_model(onnx_model: Path, other_onnx_model: Path) -> None:
+    assert open_engine(onnx_model).metadata.preprocess.crop_mode == "center_crop"
+    assert open_engine(other_onnx_model).metadata.preprocess.crop_mode == "scale_fit"
+
+
+def test_broken_image_is_reported_and_the_rest_proceeds(onnx_model: Path, item_paths: list[Path],
+                                                         tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(item_paths[0].read_bytes()[:300])
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    engine = open_engine(onnx_model)
+    result = engine.embed_files([item_paths[0], broken, item_paths[1], text], batch_size=2)
+    assert result.paths == [item_paths[0], item_paths[1]]
+    assert [e.path for e in result.failures] == [broken, text]
+    np.testing.assert_allclose(result.embeddings, engine.embed(item_paths[:2]), atol=1e-6)
+    with pytest.raises(ImageLoadError, match=r"broken\.png"):
+        engine.embed([item_paths[0], broken])
+
+
+def test_files_that_are_not_pocketvec_models(tmp_path: Path, onnx_model: Path) -> None:
+    import onnx
+
+    plain = onnx.load(str(onnx_model))
+    del plain.metadata_props[:]
+    onnx.save(plain, str(tmp_path / "plain.onnx"))
+    with pytest.raises(ModelFileError, match=r"plain\.onnx: an ONNX model without pocketvec metadata"):
+        open_engine(tmp_path / "plain.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x07not a protobuf model at all" * 10)
+    with pytest.raises(ModelFileError, match=r"garbage\.onnx"):
+        open_engine(garbage)
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(onnx_model.read_bytes()[:5000])
+    with pytest.raises(ModelFileError, match=r"truncated\.onnx"):
+        open_engine(truncated)
+    with pytest.raises(ModelFileError, match="no such model file"):
+        open_engine(tmp_path / "missing.onnx")
+    with pytest.raises(ConfigError, match="engine must be one of"):
+        open_engine(onnx_model, engine="tensorrt")
+
+
+@pytest.mark.skipif(platform.system() == "Darwin", reason="checks the message given off macOS")
+def test_coreml_runtime_needs_macos(tmp_path: Path) -> None:
+    fake = tmp_path / "model.mlpackage"
+    fake.mkdir()  # refused before anything is read
+    with pytest.raises(ModelFileError, match="needs macOS"):
+        open_engine(fake, engine="coreml")

@@ -1,0 +1,124 @@
+"""The .pvg gallery store: round trips, int8 encoding, duplicates, and every kind of bad file."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pocketvec.errors import GalleryError
+from pocketvec.runtime import gallery_file
+from pocketvec.runtime.gallery import Gallery, quantize
+from pocketvec.runtime.metadata import AcceptRule
+
+
+def unit_rows(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def sample_gallery(dtype: str = "float32", n: int = 5) -> Gallery:
+    gallery = Gallery("abc123", 16, dtype, accept_rule=AcceptRule(0.6, 0.05, 0.99, 0.8, 0.99))
+    gallery.add(unit_rows(n), [f"item{i % 3}" for i in range(n)], [f"{i:064x}" for i in range(n)])
+    return gallery
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+def test_round_trip(tmp_path: Path, dtype: str) -> None:
+    gallery = sample_gallery(dtype)
+    path = gallery.save(tmp_path / "g.pvg")
+    loaded = Gallery.load(path, "abc123")
+    assert loaded.labels == gallery.labels and loaded.sources == gallery.sources
+    assert loaded.accept_rule == gallery.accept_rule and loaded.dtype == dtype
+    assert np.array_equal(loaded.vectors, gallery.vectors)
+    tolerance = {"float32": 0, "float16": 1e-3, "int8": 0.5 / 127 + 1e-7}[dtype]
+    assert np.abs(loaded.embeddings() - unit_rows(5)).max() <= tolerance
+    assert list(tmp_path.iterdir()) == [path]  # no temp files left behind
+
+
+def test_layout_matches_the_format_doc(tmp_path: Path) -> None:
+    raw = sample_gallery("int8").save(tmp_path / "g.pvg").read_bytes()
+    magic, version, header_len = struct.unpack_from("<8sII", raw)
+    assert (magic, version) == (b"PVGALLRY", 1)
+    assert (16 + header_len) % 16 == 0
+    header = json.loads(raw[16 : 16 + header_len])
+    assert set(header) == gallery_file.HEADER_KEYS
+    payload = np.frombuffer(raw[16 + header_len :], dtype=np.int8).reshape(header["count"], header["dim"])
+    assert np.array_equal(payload, np.clip(np.rint(unit_rows(5) * 127), -127, 127))
+
+
+def test_int8_is_round_x_times_127() -> None:
+    x = np.array([[1.0, -1.0, 0.5, -0.5, 0.004, 0.0039]], dtype=np.float32)
+    assert quantize(x, "int8").tolist() == [[127, -127, 64, -64, 1, 0]]
+
+
+def test_duplicates_are_reported_not_added() -> None:
+    gallery = sample_gallery()
+    report = gallery.add(unit_rows(3, seed=1), ["item0", "new", "other"], [f"{0:064x}", "f" * 64, f"{1:064x}"])
+    assert report.added == 1 and gallery.count == 6
+    reasons = [s.reason for s in report.skipped]
+    assert reasons == ["already enrolled as 'item0'", "the same image is already enrolled as 'item1'"]
+    # the same image twice within one batch
+    report = gallery.add(unit_rows(2, seed=2), ["x", "x"], ["e" * 64, "e" * 64])
+    assert report.added == 1 and len(report.skipped) == 1
+
+
+def test_several_images_per_label_and_remove() -> None:
+    gallery = sample_gallery(n=6)
+    assert gallery.label_counts() == {"item0": 2, "item1": 2, "item2": 2}
+    assert gallery.remove("item1") == 2
+    assert "item1" not in gallery.labels and gallery.vectors.shape == (4, 16)
+    with pytest.raises(GalleryError, match="'item1' is not in the gallery"):
+        gallery.remove("item1")
+
+
+def test_foreign_model_is_refused(tmp_path: Path) -> None:
+    path = sample_gallery().save(tmp_path / "g.pvg")
+    with pytest.raises(GalleryError, match="made by another model"):
+        Gallery.load(path, "other-model")
+
+
+def damaged_copies(raw: bytes) -> dict[str, bytes]:
+    header_len = struct.unpack_from("<I", raw, 12)[0]
+    header = json.loads(raw[16 : 16 + header_len])
+    flipped = bytearray(raw)
+    flipped[-3] ^= 0x01
+    relabelled = dict(header, count=header["count"] + 1)
+    text = json.dumps(relabelled).encode()
+    return {
+        "truncated payload": raw[:-7],
+        "truncated header": raw[:40],
+        "empty": b"",
+        "wrong magic": b"PNGALLRY" + raw[8:],
+        "future version": raw[:8] + struct.pack("<I", 2) + raw[12:],
+        "flipped payload bit": bytes(flipped),
+        "extra bytes": raw + b"\0" * 16,
+        "header not json": raw[:16] + b"{" * header_len + raw[16 + header_len :],
+        "count mismatch": raw[:12] + struct.pack("<I", len(text)) + text + raw[16 + header_len :],
+    }
+
+
+@pytest.mark.parametrize("damage", list(damaged_copies(sample_gallery().to_bytes())))
+def test_damaged_files_are_refused(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "g.pvg"
+    path.write_bytes(damaged_copies(sample_gallery().to_bytes())[damage])
+    with pytest.raises(GalleryError, match=str(path)):
+        Gallery.load(path)
+
+
+def test_failed_save_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = sample_gallery().save(tmp_path / "g.pvg")
+    before = path.read_bytes()
+    bigger = sample_gallery(n=9)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(gallery_file.os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        bigger.save(path)
+    assert path.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [path]
