@@ -89,7 +89,13 @@ def test_cli_trains_a_run_folder(few_items: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "run written" in result.stdout
     assert read_run_config(tmp_path / "run")["train"]["margin"]["kind"] == "cosface"
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    assert again.returncode == 2 and "already holds a finished run" in again.stderr
-    bad = subprocess.run([*cmd[:-4], "--set", "margin.kind=softmax"], capture_output=True, text=True, env=env)
-    assert bad.returncode == 2 and "Got 'softmax'" in bad.stderr
+    with pytest.raises(ConfigError, match="already holds a finished run"):  # nothing overwritten
+        train_config(preset_config("smoke"), few_items, tmp_path / "run")
+    from pocketvec.cli.train import _parse_set
+
+    overrides = _parse_set(["margin.kind=softmax", "epochs=2"])
+    assert overrides == {"margin.kind": "softmax", "epochs": 2}
+    with pytest.raises(ConfigError, match="Got 'softmax'"):
+        preset_config("smoke").with_overrides(overrides)
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        _parse_set(["epochs"])
