@@ -41,7 +41,7 @@ def test_pool_manifest_reads_the_cache_and_refuses_benchmark_sets(tmp_path: Path
     for name in ("flag_chad", "flag_mali", "flag_italy"):
         shutil.copy(demo_items_dir() / f"{name}.png", tmp_path / "kgeography-flags" / f"{name}.png")
     out = write_pool_manifest(tmp_path / "pool.csv", {"kgeography-flags": 2})
-    rows = list(csv.DictReader(open(out)))
+    rows = list(csv.DictReader(out.read_text().splitlines()))
     assert len(rows) == 2 and all(r["label"].startswith("kgeography-flags/flag_") for r in rows)
     assert all(Path(r["path"]).is_file() for r in rows)
     with pytest.raises(DatasetError, match="benchmark set"):
