@@ -63,8 +63,11 @@ def train(
         overrides["teacher"] = teacher
     if seed is not None:
         overrides["seed"] = seed
+    from pocketvec.train.distributed import rank_and_world
+
     run_dir = train_config(base.with_overrides(overrides) if overrides else base, data, out)
-    _report(run_dir)
+    if rank_and_world()[0] == 0:
+        _report(run_dir)
 
 
 def _report(run_dir: Path) -> None:

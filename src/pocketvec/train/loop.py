@@ -25,7 +25,7 @@ from pocketvec.train.adapters import add_adapters, merge_adapters
 from pocketvec.train.batches import BatchMaker
 from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
-from pocketvec.train.distributed import rank_and_world
+from pocketvec.train.distributed import init_from_environment, rank_and_world
 from pocketvec.train.evaluate import evaluate, make_held_out
 from pocketvec.train.losses.distill import DistillationLoss
 from pocketvec.train.losses.metric import CenterLoss, TripletPairLoss
@@ -79,6 +79,7 @@ class _StepBatches(torch.utils.data.Dataset):
 class Trainer:
     def __init__(self, config: TrainConfig, data: str | Path, out: str | Path) -> None:
         self.config, self.out = config, Path(out)
+        init_from_environment()
         self.rank, self.world = rank_and_world()
         if self.device_is_cpu():  # on a small shared CPU, threads beyond the free cores only spin
             torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) - config.workers))
@@ -253,4 +254,8 @@ class Trainer:
             save_run(self.out, model, {"train": self.config.to_dict(), "history": self.history,
                                        "steps": self.step, "total_steps": self.total_steps})
             shutil.rmtree(self.out / RESUME_DIR, ignore_errors=True)
+        if self.world > 1:  # the other ranks return once rank 0 has written the run folder
+            import torch.distributed as dist
+
+            dist.barrier()
         return self.out
