@@ -13,12 +13,13 @@ import torch
 from safetensors.torch import load_file
 
 from pocketvec.errors import ConfigError, ModelFileError
-from pocketvec.train.checkpoint import load_run, read_run_config
+from pocketvec.train.checkpoint import embedding_space_id, load_run, read_run_config
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.loop import Trainer
 from pocketvec.train.merge import merge_run
 from pocketvec.train.presets import preset_config
 from pocketvec.train.run import train_config
+from pocketvec.train.student import ship_base
 
 
 def tiny_config(**overrides) -> TrainConfig:
@@ -48,6 +49,10 @@ def test_resume_after_interruption_gives_the_same_weights(few_items: Path, tmp_p
     assert [h["epoch"] for h in history] == [1, 2] and 0.0 <= history[-1]["recall_at_1"] <= 1.0
     assert read_run_config(tmp_path / "resumed")["history"] == history
     assert not (straight / "resume").exists()
+
+    shipped = ship_base(straight, tmp_path / "shipped")  # fp16 copy, as src/pocketvec/assets/base
+    assert load_file(str(shipped / "model.safetensors"))["head.layers.1.weight"].dtype == torch.float16
+    assert embedding_space_id(load_run(shipped)) == read_run_config(shipped)["embedding_space_id"]
 
 
 def test_merge_turns_an_unfinished_run_into_plain_weights(few_items: Path, tmp_path: Path) -> None:
