@@ -2,6 +2,7 @@
 
     python -m pocketvec.train.benchmark memory --classes 1000000 --rates 0.1 0.3 1.0
     python -m pocketvec.train.benchmark throughput --preset enroll --data DIR --steps 8
+    python -m pocketvec.train.benchmark compare --data DIR_OR_CSV --runs RUN_DIR ... --input-size 160
 
 Memory is the peak resident set of a fresh process over one AdamW step (weights, gradient, optimizer
 state, sampled logits), minus the process's size before the class centres existed.
@@ -63,6 +64,33 @@ def throughput(preset: str, data: str, steps: int, overrides: dict) -> dict:
             "input_size": config.encoder.preprocess.input_size, "images_per_s": round(trainer.images_per_second, 2)}
 
 
+def compare(data: str, runs: list[str], size: int, views: int, seed: int) -> list[dict]:
+    """Recall@1 / best F1 of run folders and the frozen baselines on simulated photos of `data`'s items
+    (the training augmentation with an evaluation seed; gallery = the clean items)."""
+    import torch
+
+    from pocketvec.data.items import load_items
+    from pocketvec.runtime.preprocess import PreprocessSpec
+    from pocketvec.train.batches import BatchMaker
+    from pocketvec.train.checkpoint import load_run
+    from pocketvec.train.evaluate import evaluate, make_held_out
+    from pocketvec.train.pretrained import build_lite0_baseline
+    from pocketvec.train.teachers import load_teacher
+
+    torch.set_num_threads(1)
+    items = load_items(data)
+    maker = BatchMaker(items, "single", size, 2, 1, seed)
+    held_out = make_held_out(maker, [e.label for e in items], views, PreprocessSpec(input_size=size))
+    models = {"frozen Lite0 (ImageNet)": build_lite0_baseline(), "frozen Lite2 teacher": load_teacher()}
+    models.update({run: load_run(run) for run in runs})
+    rows = []
+    for name, model in models.items():
+        metrics = evaluate(model, held_out)
+        rows.append({"model": name, "input_size": size, "items": len(items), "queries": len(held_out.queries),
+                     **{k: round(v, 4) for k, v in metrics.items()}})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -76,9 +104,18 @@ def main() -> None:
     thr.add_argument("--data", required=True)
     thr.add_argument("--steps", type=int, default=8)
     thr.add_argument("--set", nargs="*", default=[], help="dotted KEY=JSON overrides")
+    cmp_ = sub.add_parser("compare")
+    cmp_.add_argument("--data", required=True)
+    cmp_.add_argument("--runs", nargs="*", default=[])
+    cmp_.add_argument("--input-size", type=int, default=160)
+    cmp_.add_argument("--views", type=int, default=1)
+    cmp_.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     if args.what == "memory":
         for row in memory(args.classes, args.rates, args.dim, args.batch):
+            print(json.dumps(row))
+    elif args.what == "compare":
+        for row in compare(args.data, args.runs, args.input_size, args.views, args.seed):
             print(json.dumps(row))
     else:
         overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
