@@ -14,19 +14,22 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
 from pocketvec.data.items import load_items
+from pocketvec.data.pseudoclasses import PseudoVariant, render_variant
 from pocketvec.errors import ConfigError
+from pocketvec.runtime.preprocess import preprocess
 from pocketvec.train.adapters import add_adapters, merge_adapters
 from pocketvec.train.batches import BatchMaker
 from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.distributed import init_from_environment, rank_and_world
-from pocketvec.train.evaluate import evaluate, make_held_out
+from pocketvec.train.evaluate import embed, evaluate, make_held_out
 from pocketvec.train.losses.distill import DistillationLoss
 from pocketvec.train.losses.metric import CenterLoss, TripletPairLoss
 from pocketvec.train.losses.partial_fc import PartialFC
@@ -95,6 +98,8 @@ class Trainer:
         self.model = build_student(config.encoder, config.init).to(self.device)
         select_trainable(self.model, config)
         self.losses = self._build_losses(teacher).to(self.device)
+        if config.imprint_centres and "partial_fc" in self.losses:
+            self._imprint_centres()
         self.cache = TeacherCache(teacher.to(self.device)) if teacher else None
         params = [p for p in chain(self.model.parameters(), self.losses.parameters()) if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -130,6 +135,23 @@ class Trainer:
             losses["distill"] = DistillationLoss(dim, probe["embedding"].shape[1], cfg.distill_temperature,
                                                  classes_out, cfg.kd_temperature, cfg.kd_weight)
         return losses
+
+    def _imprint_centres(self) -> None:
+        """Weight imprinting: each local class centre starts at the student's embedding of the clean
+        rendering of its pseudo-class, so the margin loss starts from the right neighbourhood."""
+        pfc = self.losses["partial_fc"]
+        first: dict[int, PseudoVariant] = {}
+        for variant in self.maker.variants:
+            first.setdefault(variant.class_id, variant)
+        spec = self.config.encoder.preprocess
+        images = []
+        for class_id in range(pfc.class_start, pfc.class_start + pfc.num_local):
+            v = first[class_id]
+            images.append(preprocess(render_variant(self.maker.images[v.item_index], v.rotation, v.flip, v.region),
+                                     spec))
+        pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(self.device)
+        with torch.no_grad():
+            pfc.weight.copy_(torch.from_numpy(embed(self.model, pixels)).to(pfc.weight))
 
     def _comparable(self, config: dict[str, Any]) -> dict[str, Any]:
         return json.loads(json.dumps({k: v for k, v in config.items() if k not in RESUME_FREE_KEYS}))

@@ -24,7 +24,8 @@ def _base() -> TrainConfig:
         encoder=EncoderConfig(preprocess=PreprocessSpec(input_size=160)), init="imagenet",
         adapters=AdapterConfig(kind="none"), trainable=BASE_TRAINABLE, loss="margin",
         margin=MarginConfig(kind="arcface", scale=32.0),
-        sample_rate=0.3, teacher="efficientnet_lite2", distill_weight=1.0, distill_temperature=0.1,
+        sample_rate=0.3, teacher="efficientnet_lite2", distill_weight=1.0,
+        distill_temperature=0.1,
         policy="upright", epochs=3, batch_classes=24, views_per_class=2, lr=1e-3, eval_views=1,
         checkpoint_every=10, workers=1,
     )
@@ -38,7 +39,7 @@ def _enroll() -> TrainConfig:
         adapters=AdapterConfig(kind="dora", rank=8, alpha=16.0, targets=ENROLL_ADAPTER_TARGETS),
         trainable=("head.*",), loss="margin",
         margin=MarginConfig(kind="arcface", scale=32.0, label_smoothing=0.1), sample_rate=1.0, teacher="",
-        policy="upright", epochs=6, batch_classes=12, views_per_class=2, lr=2e-3, eval_views=1,
+        policy="upright", epochs=12, batch_classes=12, views_per_class=2, lr=5e-3, eval_views=1,
         checkpoint_every=12, workers=1,
     )
 

@@ -1,4 +1,4 @@
-"""Distillation in the loop with a local timm teacher: teacher outputs are cached on disk and reused."""
+"""Distillation with a local timm teacher (outputs cached on disk and reused); class-centre imprinting."""
 
 from __future__ import annotations
 
@@ -29,3 +29,17 @@ def test_teacher_runs_once_per_image_and_view(few_items: Path, tmp_path: Path, m
     second = Trainer(config, few_items, tmp_path / "b")
     second.run()
     assert second.cache.misses == 0 and second.cache.hits == first.cache.hits + first.cache.misses
+
+
+def test_imprinted_centres_are_the_clean_item_embeddings(few_items: Path, tmp_path: Path) -> None:
+    import torch
+
+    from pocketvec.runtime.preprocess import preprocess
+    from pocketvec.train.evaluate import embed
+
+    config = preset_config("smoke").with_overrides({"imprint_centres": True, "eval_views": 0})
+    trainer = Trainer(config, few_items, tmp_path / "run")
+    clean = torch.stack([torch.from_numpy(preprocess(image, config.encoder.preprocess)).permute(2, 0, 1).float()
+                         for image in trainer.maker.images])
+    expected = torch.from_numpy(embed(trainer.model, clean))  # policy "single": class i = item i
+    torch.testing.assert_close(trainer.losses["partial_fc"].weight.detach(), expected, atol=1e-5, rtol=0)
