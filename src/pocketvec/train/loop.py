@@ -4,9 +4,7 @@ held-out evaluation with early stopping, a rich progress bar, optional torchrun 
 from __future__ import annotations
 
 import copy
-import fnmatch
 import json
-import math
 import os
 import shutil
 import time
@@ -14,25 +12,20 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
 from pocketvec.data.items import load_items
-from pocketvec.data.pseudoclasses import PseudoVariant, render_variant
 from pocketvec.errors import ConfigError
-from pocketvec.runtime.preprocess import preprocess
-from pocketvec.train.adapters import add_adapters, merge_adapters
+from pocketvec.train.adapters import merge_adapters
 from pocketvec.train.batches import BatchMaker
 from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.distributed import init_from_environment, rank_and_world
-from pocketvec.train.evaluate import embed, evaluate, make_held_out
-from pocketvec.train.losses.distill import DistillationLoss
-from pocketvec.train.losses.metric import CenterLoss, TripletPairLoss
-from pocketvec.train.losses.partial_fc import PartialFC
+from pocketvec.train.evaluate import evaluate, make_held_out
+from pocketvec.train.parts import StepBatches, build_losses, imprint_centres, select_trainable, warmup_cosine
 from pocketvec.train.state import RESUME_DIR, has_state, read_state_info, restore_state, save_state
 from pocketvec.train.student import build_student
 from pocketvec.train.teacher_cache import TeacherCache
@@ -40,43 +33,6 @@ from pocketvec.train.teachers import load_teacher
 
 # settings that may change between a run and its resumption without changing what is computed
 RESUME_FREE_KEYS = ("time_limit_s", "workers", "checkpoint_every", "threads")
-
-
-def warmup_cosine(total_steps: int, warmup_fraction: float):
-    warmup = int(total_steps * warmup_fraction)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
-def select_trainable(model: nn.Module, config: TrainConfig) -> None:
-    """Adapters (if any) plus the encoder parameters matching `config.trainable` are trained."""
-    if config.adapters.kind != "none":
-        add_adapters(model, config.adapters)
-    for name, param in model.named_parameters():
-        wanted = any(fnmatch.fnmatchcase(name, pattern) for pattern in config.trainable)
-        param.requires_grad_(("lora_" in name) or (wanted and ".base_layer." not in name))
-    if not any(p.requires_grad for p in model.parameters()):
-        raise ConfigError(f"nothing to train: trainable patterns {list(config.trainable)} match no parameter "
-                          "and there are no adapters")
-
-
-class _StepBatches(torch.utils.data.Dataset):
-    """Steps [start, stop) of this rank: rank r of w reads batch number step * w + r."""
-
-    def __init__(self, maker: BatchMaker, start: int, stop: int, rank: int, world: int) -> None:
-        self.maker, self.start, self.stop, self.rank, self.world = maker, start, stop, rank, world
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def __getitem__(self, index: int):
-        return self.maker((self.start + index) * self.world + self.rank)
 
 
 class Trainer:
@@ -97,9 +53,9 @@ class Trainer:
         torch.manual_seed(config.seed)  # random init of the student, heads and class centres
         self.model = build_student(config.encoder, config.init).to(self.device)
         select_trainable(self.model, config)
-        self.losses = self._build_losses(teacher).to(self.device)
+        self.losses = build_losses(config, self.maker.num_classes, teacher).to(self.device)
         if config.imprint_centres and "partial_fc" in self.losses:
-            self._imprint_centres()
+            imprint_centres(self.losses["partial_fc"], self.maker, self.model, config.encoder.preprocess)
         self.cache = TeacherCache(teacher.to(self.device)) if teacher else None
         params = [p for p in chain(self.model.parameters(), self.losses.parameters()) if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -119,39 +75,6 @@ class Trainer:
     @staticmethod
     def device_is_cpu() -> bool:
         return not torch.cuda.is_available()
-
-    def _build_losses(self, teacher) -> nn.ModuleDict:
-        cfg, dim, classes = self.config, self.config.encoder.embedding_dim, self.maker.num_classes
-        losses = nn.ModuleDict()
-        if cfg.loss in ("margin", "center"):
-            losses["partial_fc"] = PartialFC(dim, classes, cfg.margin, cfg.sample_rate)
-        if cfg.loss == "center":
-            losses["center"] = CenterLoss(classes, dim)
-        if cfg.loss == "triplet":
-            losses["triplet"] = TripletPairLoss()
-        if teacher is not None:
-            probe = teacher.outputs(torch.zeros(1, 3, teacher.input_size, teacher.input_size))
-            classes_out = probe["logits"].shape[1] if "logits" in probe else 0
-            losses["distill"] = DistillationLoss(dim, probe["embedding"].shape[1], cfg.distill_temperature,
-                                                 classes_out, cfg.kd_temperature, cfg.kd_weight)
-        return losses
-
-    def _imprint_centres(self) -> None:
-        """Weight imprinting: each local class centre starts at the student's embedding of the clean
-        rendering of its pseudo-class, so the margin loss starts from the right neighbourhood."""
-        pfc = self.losses["partial_fc"]
-        first: dict[int, PseudoVariant] = {}
-        for variant in self.maker.variants:
-            first.setdefault(variant.class_id, variant)
-        spec = self.config.encoder.preprocess
-        images = []
-        for class_id in range(pfc.class_start, pfc.class_start + pfc.num_local):
-            v = first[class_id]
-            images.append(preprocess(render_variant(self.maker.images[v.item_index], v.rotation, v.flip, v.region),
-                                     spec))
-        pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(self.device)
-        with torch.no_grad():
-            pfc.weight.copy_(torch.from_numpy(embed(self.model, pixels)).to(pfc.weight))
 
     def _comparable(self, config: dict[str, Any]) -> dict[str, Any]:
         return json.loads(json.dumps({k: v for k, v in config.items() if k not in RESUME_FREE_KEYS}))
@@ -230,7 +153,7 @@ class Trainer:
         """Train to the end (or `stop_after` steps in total, leaving a resumable state); returns the run folder."""
         cfg = self.config
         stop = self.total_steps if stop_after is None else min(stop_after, self.total_steps)
-        loader = torch.utils.data.DataLoader(_StepBatches(self.maker, self.step, stop, self.rank, self.world),
+        loader = torch.utils.data.DataLoader(StepBatches(self.maker, self.step, stop, self.rank, self.world),
                                              batch_size=None, num_workers=cfg.workers)
         started, images, stopped_early, timed_out = time.monotonic(), 0, False, False
         columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
