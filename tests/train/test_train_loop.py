@@ -3,6 +3,7 @@ unfinished runs are refused by load_run until merged, the CLI trains end to end.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from safetensors.torch import load_file
 
 from pocketvec.errors import ConfigError, ModelFileError
 from pocketvec.train.checkpoint import embedding_space_id, load_run, read_run_config
-from pocketvec.train.config import TrainConfig
+from pocketvec.train.config import TrainConfig, load_train_config
 from pocketvec.train.loop import Trainer
 from pocketvec.train.merge import merge_run
 from pocketvec.train.presets import preset_config
@@ -72,6 +73,16 @@ def test_another_config_does_not_resume_and_finished_runs_are_kept(few_items: Pa
     Trainer(tiny_config(), few_items, tmp_path / "run").run(stop_after=1)
     with pytest.raises(ConfigError, match="another config"):
         Trainer(tiny_config(lr=0.5), few_items, tmp_path / "run")
+
+
+def test_config_file_round_trips(tmp_path: Path) -> None:
+    config = preset_config("enroll")
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(config.to_dict()))
+    assert load_train_config(path) == config
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="unreadable training config"):
+        load_train_config(path)
 
 
 def test_config_rejects_unknown_keys_and_bad_values() -> None:
