@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import timm
+import torch
 from safetensors.torch import save_file
 
 from pocketvec.train.loop import Trainer
@@ -32,8 +34,6 @@ def test_teacher_runs_once_per_image_and_view(few_items: Path, tmp_path: Path, m
 
 
 def test_imprinted_centres_are_the_clean_item_embeddings(few_items: Path, tmp_path: Path) -> None:
-    import torch
-
     from pocketvec.runtime.preprocess import preprocess
     from pocketvec.train.evaluate import embed
 
@@ -43,3 +43,14 @@ def test_imprinted_centres_are_the_clean_item_embeddings(few_items: Path, tmp_pa
                          for image in trainer.maker.images])
     expected = torch.from_numpy(embed(trainer.model, clean))  # policy "single": class i = item i
     torch.testing.assert_close(trainer.losses["partial_fc"].weight.detach(), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("loss", ["triplet", "center"])
+def test_alternative_losses_train_in_the_loop(few_items: Path, tmp_path: Path, loss: str) -> None:
+    config = preset_config("smoke").with_overrides({"loss": loss, "batch_classes": 3, "max_steps": 2,
+                                                    "eval_views": 0})
+    trainer = Trainer(config, few_items, tmp_path / "run")
+    before = {k: v.clone() for k, v in trainer.model.head.state_dict().items()}
+    trainer.run()
+    assert loss in trainer.losses
+    assert any(not torch.equal(before[k], v) for k, v in trainer.model.head.state_dict().items())
