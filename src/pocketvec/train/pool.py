@@ -15,7 +15,7 @@ from pathlib import Path
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.images import is_image_path
 
-DEFAULT_POOL = {"latex-docs": 160, "kgeography-flags": 80, "wesnoth-portraits": 40, "gcompris-photos": 20}
+DEFAULT_POOL = {"latex-docs": 320, "kgeography-flags": 160, "wesnoth-portraits": 80, "gcompris-photos": 40}
 BENCHMARK_SETS = ("humanities-docs", "flag-icons")
 
 

@@ -26,7 +26,7 @@ def _base() -> TrainConfig:
         margin=MarginConfig(kind="arcface", scale=32.0),
         sample_rate=0.3, teacher="efficientnet_lite2", distill_weight=1.0,
         distill_temperature=0.1,
-        policy="upright", epochs=3, batch_classes=24, views_per_class=2, lr=1e-3, eval_views=1,
+        policy="upright", epochs=8, batch_classes=24, views_per_class=2, lr=1e-3, eval_views=1,
         checkpoint_every=10, workers=1,
     )
 
