@@ -21,7 +21,7 @@ function acceptRule() {
   return state.gallery.acceptRule || state.model.meta.accept_rule || DEFAULT_RULE;
 }
 
-/** The served gallery seeds the on-device one whenever the served file changes. */
+/** The served gallery seeds the on-device one on the first visit and whenever the served file changes. */
 async function loadGallery(model) {
   const spaceId = model.meta.embedding_space_id, url = params.get("gallery") || "gallery.pvg";
   const stored = await loadStored(spaceId);
@@ -30,7 +30,8 @@ async function loadGallery(model) {
     try {
       const { gallery, header } = await Gallery.fromFile(await response.arrayBuffer(), url, spaceId);
       if (stored?.seededFrom !== header.payload_sha256) {
-        await saveStored(gallery, header.payload_sha256);
+        gallery.seededFrom = header.payload_sha256;
+        await saveStored(gallery);
         return gallery;
       }
     } catch (e) {
@@ -40,6 +41,7 @@ async function loadGallery(model) {
   // A new gallery takes the model's calibrated rule, as pocketvec's Python enrollment does.
   const gallery = new Gallery(spaceId, model.meta.embedding_dim, stored?.acceptRule ?? model.meta.accept_rule ?? null);
   for (const r of stored?.rows || []) gallery.rows.push(r);
+  gallery.seededFrom = stored?.seededFrom ?? null;
   return gallery;
 }
 
@@ -155,6 +157,7 @@ function wire(camera) {
     if (!file) return;
     ev.target.value = "";
     const { gallery } = await Gallery.fromFile(await file.arrayBuffer(), file.name, state.model.meta.embedding_space_id);
+    gallery.seededFrom = state.gallery.seededFrom; // the served file still seeds only when it changes
     state.gallery = gallery;
     await saveStored(gallery);
     renderGallery();

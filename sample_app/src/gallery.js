@@ -24,6 +24,7 @@ export class Gallery {
     this.dim = dim;
     this.acceptRule = acceptRule;
     this.rows = []; // {label, source, embedding: Float32Array}
+    this.seededFrom = null; // payload_sha256 of the served gallery this one started from
   }
 
   get count() {

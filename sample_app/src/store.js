@@ -25,12 +25,13 @@ export async function loadStored(spaceId) {
   }
 }
 
-export async function saveStored(gallery, seededFrom = null) {
+/** Save the gallery (its `seededFrom`: the checksum of the served file it started from). */
+export async function saveStored(gallery) {
   const db = await openDb();
   try {
     const tx = db.transaction(STORE, "readwrite");
     tx.objectStore(STORE).put({
-      spaceId: gallery.spaceId, dim: gallery.dim, acceptRule: gallery.acceptRule, seededFrom,
+      spaceId: gallery.spaceId, dim: gallery.dim, acceptRule: gallery.acceptRule, seededFrom: gallery.seededFrom,
       rows: gallery.rows.map((r) => ({ label: r.label, source: r.source, embedding: Float32Array.from(r.embedding) })),
     });
     await new Promise((resolve, reject) => {

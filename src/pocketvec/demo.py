@@ -26,7 +26,7 @@ from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher
 from pocketvec.runtime.model_files import write_accept_rule
 
-QUICK_TRAINING = {"epochs": 1, "max_steps": 40}
+QUICK_TRAINING = {"epochs": 2}  # the enroll preset runs 6 epochs
 NOT_AN_ITEM = "not_an_item"
 
 
@@ -57,7 +57,17 @@ class DemoReport:
     names: list[str]
     truth: list[str]
     matches: list[Match]
-    torch_agreement: float  # same top-1 label and accept/reject as the PyTorch model
+    torch_matches: list[Match]  # the PyTorch fp32 model's answers to the same photos, same rule
+
+    @property
+    def torch_agreement(self) -> float:
+        """Fraction of photos with the same top-1 label and accept/reject as the PyTorch model."""
+        same = [(a.top[0][0], a.accepted) == (b.top[0][0], b.accepted)
+                for a, b in zip(self.matches, self.torch_matches, strict=True)]
+        return float(np.mean(same))
+
+    def top1_correct(self, matches: list[Match]) -> int:
+        return sum(m.top[0][0] == t for m, t in zip(matches, self.truth, strict=True))
 
     def counts(self) -> dict[str, int]:
         items = [t != NOT_AN_ITEM for t in self.truth]
@@ -136,9 +146,9 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoRe
     say("6/6 matching other phone photos ...")
     test_embeddings, truth, names = embed_folder(engine, photos / "test")
     matches = Matcher(gallery).match(test_embeddings, top_k=3)
-    agreement = torch_agreement(run_dir, engine, gallery, photos / "test", matches)
+    reference = torch_matches(run_dir, engine, gallery, photos / "test")
     return DemoReport(out, run_dir, onnx_model, coreml_model, gallery_path, photos, parity, result, names, truth,
-                      matches, agreement)
+                      matches, reference)
 
 
 def embed_folder(engine, folder: Path) -> tuple[np.ndarray, list[str], list[str]]:
@@ -147,9 +157,8 @@ def embed_folder(engine, folder: Path) -> tuple[np.ndarray, list[str], list[str]
         [f"{p.parent.name}/{p.name}" for p, _ in entries]
 
 
-def torch_agreement(run_dir: Path, engine, gallery: Gallery, photos: Path, matches: list[Match]) -> float:
-    """Fraction of photos where the PyTorch fp32 model, with the same rule and the same preprocessed
-    pixels, gives the same top-1 label and the same accept/reject as the int8 ONNX pipeline."""
+def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list[Match]:
+    """The PyTorch fp32 model's answers (fp32 gallery, the same rule, the same preprocessed pixels)."""
     import torch
 
     from pocketvec.data.assets import demo_items_dir
@@ -166,6 +175,4 @@ def torch_agreement(run_dir: Path, engine, gallery: Gallery, photos: Path, match
     items = labelled_images(demo_items_dir())
     reference = Gallery(gallery.embedding_space_id, gallery.dim, "float32", accept_rule=gallery.accept_rule)
     reference.add(embed([p for p, _ in items]), [label for _, label in items], [str(p) for p, _ in items])
-    theirs = Matcher(reference).match(embed([p for p, _ in labelled_images(photos, "folders")]))
-    same = [(a.top[0][0], a.accepted) == (b.top[0][0], b.accepted) for a, b in zip(matches, theirs, strict=True)]
-    return float(np.mean(same))
+    return Matcher(reference).match(embed([p for p, _ in labelled_images(photos, "folders")]), top_k=3)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import shutil
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -48,13 +47,13 @@ def app_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def fp32_model(app_workdir: Path, browser_ready: None) -> Path:
-    """A small real encoder (random init, fixed seed) exported to ONNX with pocketvec metadata."""
+def run_dir(app_workdir: Path, browser_ready: None) -> Path:
+    """A small real encoder (lcnet_050, 128 px, random init with a fixed seed) as a run folder."""
     import torch
 
-    from pocketvec.export.onnx_export import export_onnx_fp32
     from pocketvec.runtime.images import load_image
     from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
+    from pocketvec.train.checkpoint import save_run
     from pocketvec.train.encoder import EncoderConfig, build_encoder
 
     torch.manual_seed(0)
@@ -69,7 +68,15 @@ def fp32_model(app_workdir: Path, browser_ready: None) -> Path:
     model.train()
     with torch.no_grad():
         model(torch.from_numpy(to_batch(images)))
-    return export_onnx_fp32(model.eval(), app_workdir / "model.onnx")
+    return save_run(app_workdir / "run", model.eval(), {"name": "app-test-lcnet050"})
+
+
+@pytest.fixture(scope="session")
+def fp32_model(run_dir: Path, app_workdir: Path) -> Path:
+    """The run exported by `pocketvec.export` to fp32 ONNX with its metadata."""
+    from pocketvec.export.onnx_export import export_onnx
+
+    return export_onnx(run_dir, app_workdir / "model.onnx")
 
 
 @pytest.fixture(scope="session")
@@ -153,18 +160,29 @@ def gap_midpoint(values: np.ndarray, low: float, high: float) -> float:
     return float((v[i] + v[i + 1]) / 2)
 
 
+def rule_in_gaps(gallery, query_embeddings: np.ndarray):
+    """An accept rule whose threshold and margin sit in clear gaps of these queries' scores, so that
+    it gives both answers and no tiny numeric difference can flip one."""
+    from pocketvec.runtime.matcher import Matcher
+    from pocketvec.runtime.metadata import AcceptRule
+
+    probe = Matcher(gallery, AcceptRule(threshold=0.0)).match(query_embeddings, top_k=3)
+    best = np.array([m.top[0][1] for m in probe])
+    threshold = gap_midpoint(best, float(np.quantile(best, 0.2)), float(np.quantile(best, 0.9)))
+    margins = np.array([m.margin for m in probe])[best >= threshold]
+    margin = gap_midpoint(np.append(margins, 0.0), -1.0, float(margins.max()) + 1e-9)
+    return AcceptRule(threshold=round(threshold, 6), margin=round(max(margin, 0.0), 6), method="test")
+
+
 @pytest.fixture(scope="session")
 def scenario(fp32_model: Path, app_workdir: Path):
     """Enrolled real items, query photos (enrolled and not), a Python gallery and an accept rule
     placed in clear gaps of the Python scores, written into the model's metadata and the gallery."""
-    import onnx
-
-    from pocketvec.export.onnx_export import write_metadata
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.gallery import Gallery
     from pocketvec.runtime.images import content_hash
     from pocketvec.runtime.matcher import Matcher
-    from pocketvec.runtime.metadata import AcceptRule
+    from pocketvec.runtime.model_files import write_accept_rule
 
     enrolled = copy_items(ENROLLED, app_workdir / "enroll")
     (app_workdir / "queries").mkdir()
@@ -176,16 +194,8 @@ def scenario(fp32_model: Path, app_workdir: Path):
     gallery = Gallery(space_id, engine.metadata.embedding_dim)
     gallery.add(engine.embed(enrolled), [p.stem for p in enrolled], [content_hash(p) for p in enrolled])
     query_embeddings = engine.embed(queries)
-    probe = Matcher(gallery, AcceptRule(threshold=0.0)).match(query_embeddings, top_k=3)
-    best = np.array([m.top[0][1] for m in probe])
-    threshold = gap_midpoint(best, float(np.quantile(best, 0.2)), float(np.quantile(best, 0.9)))
-    margins = np.array([m.margin for m in probe])[best >= threshold]
-    margin = gap_midpoint(np.append(margins, 0.0), -1.0, float(margins.max()) + 1e-9)
-    rule = AcceptRule(threshold=round(threshold, 6), margin=round(max(margin, 0.0), 6), method="test")
-    proto = onnx.load(str(fp32_model))
-    write_metadata(proto, replace(engine.metadata, accept_rule=rule))
-    model = app_workdir / "model_with_rule.onnx"
-    onnx.save(proto, str(model))
+    rule = rule_in_gaps(gallery, query_embeddings)
+    model = write_accept_rule(shutil.copy(fp32_model, app_workdir / "model_with_rule.onnx"), rule, space_id)
     gallery.accept_rule = rule
     gallery_path = gallery.save(app_workdir / "gallery.pvg")
     return SimpleNamespace(model=model, engine=open_engine(model), space_id=space_id, enrolled=enrolled,
@@ -227,14 +237,30 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(1.0 - np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def check_against_python(results: list[dict], query_embeddings: np.ndarray, gallery, rule) -> None:
-    """The page's embeddings, top-3 and decisions equal pocketvec.runtime's on the same gallery."""
+def page_gallery(page, like):
+    """The gallery the page holds right now, as a pocketvec.runtime Gallery (for exact arithmetic)."""
+    from pocketvec.runtime.gallery import Gallery
+
+    rows = page.evaluate("""() => window.pocketvecApp.state.gallery.rows.map(
+      (r) => ({ label: r.label, source: r.source, embedding: Array.from(r.embedding) }))""")
+    gallery = Gallery(like.embedding_space_id, like.dim)
+    gallery.add(np.array([r["embedding"] for r in rows], dtype=np.float32), [r["label"] for r in rows],
+                [r["source"] for r in rows])
+    return gallery
+
+
+def check_against_python(results: list[dict], query_embeddings: np.ndarray, gallery, rule, held=None) -> None:
+    """The page's embeddings equal pocketvec.runtime's (cosine distance); its top-3 and decisions
+    equal the Python matcher's; its scores are the Python matcher's on the page's own embeddings
+    and gallery (`held`, default: `gallery` itself)."""
     from pocketvec.runtime.matcher import UNKNOWN, Matcher
 
     expected = Matcher(gallery, rule).match(query_embeddings, top_k=3)
-    for result, py_embedding, match in zip(results, query_embeddings, expected, strict=True):
+    page_input = np.array([r["embedding"] for r in results], dtype=np.float32)
+    same_input = Matcher(held or gallery, rule).match(page_input, top_k=3)
+    for result, py_embedding, match, mirror in zip(results, query_embeddings, expected, same_input, strict=True):
         assert cosine_distance(np.array(result["embedding"]), py_embedding) <= MAX_COSINE_DISTANCE, result["name"]
         assert [t["label"] for t in result["top"]] == [label for label, _ in match.top], result["name"]
-        np.testing.assert_allclose([t["score"] for t in result["top"]], [s for _, s in match.top], atol=1e-4)
+        np.testing.assert_allclose([t["score"] for t in result["top"]], [s for _, s in mirror.top], atol=1e-6)
         assert result["accepted"] == match.accepted, result["name"]
         assert (result["label"] or UNKNOWN) == match.answer, result["name"]

@@ -8,7 +8,15 @@ from pathlib import Path
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.images import content_hash
 
-from .conftest import MAX_COSINE_DISTANCE, check_against_python, choose_photo, cosine_distance, enroll, open_app
+from .conftest import (
+    MAX_COSINE_DISTANCE,
+    check_against_python,
+    choose_photo,
+    cosine_distance,
+    enroll,
+    open_app,
+    page_gallery,
+)
 
 
 def test_enroll_match_export_in_the_browser(page, serve_app, scenario, artifacts_dir: Path, tmp_path: Path) -> None:
@@ -20,7 +28,8 @@ def test_enroll_match_export_in_the_browser(page, serve_app, scenario, artifacts
     assert page.inner_text("#gallery-count") == f"{len(scenario.enrolled)} labels, {len(scenario.enrolled)} rows"
 
     results = [choose_photo(page, q) for q in scenario.queries]
-    check_against_python(results, scenario.query_embeddings, scenario.gallery, scenario.rule)
+    held = page_gallery(page, scenario.gallery)
+    check_against_python(results, scenario.query_embeddings, scenario.gallery, scenario.rule, held)
     decisions = [r["accepted"] for r in results]
     assert any(decisions) and not all(decisions), "the rule must give both answers on these queries"
     assert all(r["inferenceMs"] > 0 for r in results)
@@ -53,9 +62,13 @@ def test_served_python_gallery_matches_like_python(page, serve_app, scenario) ->
     some = [0, 1, len(scenario.queries) - 2, len(scenario.queries) - 1]  # enrolled and not (all: above)
     results = [choose_photo(page, scenario.queries[i]) for i in some]
     check_against_python(results, scenario.query_embeddings[some], scenario.gallery, scenario.rule)
-    page.reload()  # kept on the device (IndexedDB) across visits
+    new_item = scenario.queries[-1]  # not in the served gallery
+    assert enroll(page, new_item, "new item").startswith("Enrolled")
+    page.reload()  # the device gallery (IndexedDB) survives the visit; the unchanged served file does not reseed
     page.evaluate("() => window.pocketvecApp.ready")
-    assert page.inner_text("#gallery-count") == f"{len(scenario.enrolled)} labels, {len(scenario.enrolled)} rows"
+    n = len(scenario.enrolled) + 1
+    assert page.inner_text("#gallery-count") == f"{n} labels, {n} rows"
+    assert choose_photo(page, new_item)["label"] == "new item"
 
 
 def test_page_refuses_broken_images_foreign_and_damaged_galleries(page, serve_app, scenario, tmp_path: Path) -> None:

@@ -128,3 +128,18 @@ def test_interpreter_matches_core_ml_on_macos(small_package, small_run, demo_ite
     for i, image in enumerate(pixels.transpose(0, 2, 3, 1).astype(np.uint8)):
         theirs = model.predict({"image": Image.fromarray(image)})["embedding"]
         assert np.abs(theirs.reshape(-1) - ours[i]).max() <= 1e-3
+
+
+def test_w8a8_quantizes_activations(demo_items, tmp_path):
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for path in list_images(demo_items)[:3]:
+        shutil.copy(path, calibration / path.name)
+    run = save_run(tmp_path / "run", build_encoder(EncoderConfig(backbone="lcnet_050",
+                                                                 preprocess=PreprocessSpec(input_size=64))))
+    _, pixels, expected = _pixels(run, demo_items, 2)
+    path = export_coreml(run, tmp_path / "w8a8.mlpackage", "w8a8", calibration_dir=calibration)
+    program = MILProgram.load(path)
+    assert {"quantize", "dequantize"} <= program.op_types()
+    out = program.predict(pixels)
+    assert np.abs(out - expected).max() > 1e-6 and np.sum(out * expected, axis=1).min() >= 0.98

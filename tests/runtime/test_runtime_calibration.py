@@ -85,6 +85,8 @@ def test_unreachable_target_is_reported() -> None:
     truth = [f"i{j % 5}" for j in range(50)]
     result = calibrate(sims, truth, [f"i{j}" for j in range(5)], target_precision=0.99)
     assert not result.target_reached
+    assert result.chosen.accepted > 0  # the most precise rule that still answers, not "never answer"
+    assert result.chosen.precision == max(r.precision for r in result.decision_rows if r.accepted > 0)
 
 
 def test_bad_inputs() -> None:

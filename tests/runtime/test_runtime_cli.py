@@ -3,6 +3,7 @@ images: gallery build/add/remove/info, match, calibrate, eval, and their refusal
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pocketvec.cli import main
+from pocketvec.runtime.engines import open_engine
 
 
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -70,7 +72,8 @@ def test_gallery_lifecycle(run, onnx_model: Path, items_dir: Path, item_paths: l
     assert code == 2 and "not in the gallery" in err
 
 
-def test_match_calibrate_eval(run, onnx_model: Path, items_dir: Path, photo_paths: list[Path], tmp_path: Path) -> None:
+def test_match_calibrate_eval(run, onnx_model: Path, other_onnx_model: Path, items_dir: Path, photo_paths: list[Path],
+                              tmp_path: Path) -> None:
     gallery = tmp_path / "items.pvg"
     assert run("gallery", "build", onnx_model, "--images", items_dir, "--out", gallery)[0] == 0
     items = sorted(items_dir.iterdir())
@@ -79,12 +82,19 @@ def test_match_calibrate_eval(run, onnx_model: Path, items_dir: Path, photo_path
     for photo in photo_paths[:3]:
         shutil.copy(photo, queries / "not_an_item" / photo.name)
 
-    code, stdout, _ = run("calibrate", onnx_model, gallery, "--queries", queries, "--target-precision", "0.95")
+    model_copy = tmp_path / "model_copy.onnx"
+    shutil.copy(onnx_model, model_copy)
+    code, stdout, _ = run("calibrate", onnx_model, gallery, "--queries", queries, "--target-precision", "0.95",
+                          "--write-model", model_copy)
     assert code == 0, stdout
     assert "decision level" in stdout and "not the precision a user meets" in stdout
     code, stdout, _ = run("gallery", "info", gallery, "--json")
     rule = json.loads(stdout)["accept_rule"]
     assert rule["method"] == "decision" and rule["target_precision"] == 0.95
+    assert dataclasses.asdict(open_engine(model_copy).metadata.accept_rule) == rule  # travels with the model
+    before = gallery.read_bytes()
+    code, _, err = run("calibrate", onnx_model, gallery, "--queries", queries, "--write-model", other_onnx_model)
+    assert code == 2 and "another model" in err and gallery.read_bytes() == before  # nothing changed
 
     code, stdout, _ = run("match", onnx_model, gallery, items[0], items[3], "--json", "--top-k", "2")
     result = json.loads(stdout)
@@ -96,6 +106,11 @@ def test_match_calibrate_eval(run, onnx_model: Path, items_dir: Path, photo_path
 
     code, stdout, _ = run("eval", onnx_model, "--gallery", items_dir, "--queries", queries)
     assert code == 0 and "Recall@1" in stdout and "TPR@FPR=0.001" in stdout and "threshold" in stdout
+    manifest = tmp_path / "queries.csv"  # the same queries labelled by a CSV manifest
+    rows = [f"{p.relative_to(tmp_path)},{p.parent.name}" for p in sorted(queries.rglob("*.jpg"))]
+    manifest.write_text("path,label\n" + "\n".join(rows) + "\n")
+    code, csv_out, _ = run("eval", onnx_model, "--gallery", items_dir, "--queries", manifest)
+    assert code == 0 and csv_out.splitlines()[-2:] == stdout.splitlines()[-2:]  # same Recall and TPR lines
 
 
 def test_refusals(run, onnx_model: Path, other_onnx_model: Path, items_dir: Path, tmp_path: Path) -> None:
@@ -117,6 +132,11 @@ def test_refusals(run, onnx_model: Path, other_onnx_model: Path, items_dir: Path
     not_a_model.write_text("hello")
     code, _, err = run("gallery", "build", not_a_model, "--images", items_dir, "--out", tmp_path / "x.pvg")
     assert code == 2 and "model.onnx" in err and not (tmp_path / "x.pvg").exists()
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    (nothing / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    code, _, err = run("gallery", "build", onnx_model, "--images", nothing, "--out", tmp_path / "empty.pvg")
+    assert code == 2 and "no image could be enrolled" in err and not (tmp_path / "empty.pvg").exists()
     code, stdout, _ = run("match", onnx_model, gallery, image, tmp_path / "missing.jpg", "--json")
     assert code == 1 and json.loads(stdout)["errors"][0]["problem"] == "no such file"
     assert gallery.read_bytes() == before

@@ -4,15 +4,18 @@ real verification, real gallery, calibration and matching; only the model is sma
 from __future__ import annotations
 
 import json
+import platform
 import sys
 from pathlib import Path
 
 import pytest
 
 from pocketvec.cli import main
+from pocketvec.data.assets import demo_items_dir
 from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.gallery import Gallery
 
+DEMO_ITEMS = demo_items_dir()
 TINY = {"encoder.backbone": "lcnet_050", "encoder.embedding_dim": 32, "encoder.preprocess.input_size": 64,
         "init": "random", "adapters.kind": "none", "max_steps": 2, "batch_classes": 4, "eval_views": 1}
 
@@ -39,7 +42,17 @@ def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
     gallery = Gallery.load(out / "items.pvg", engine.metadata.embedding_space_id)
     assert gallery.dtype == "int8" and gallery.count == 24
     assert gallery.accept_rule is not None and engine.metadata.accept_rule == gallery.accept_rule
-    assert len(list((out / "photos" / "test").rglob("*.png"))) == 24 + 4  # one per item + scenes with no item
+    folders = {p.name: len(list(p.glob("*.png"))) for p in (out / "photos" / "test").iterdir()}
+    assert folders.pop("not_an_item") >= 3  # scenes with no item, answered "unknown" when right
+    assert len(folders) == 24 and set(folders.values()) == {1}  # one photo of each item
     assert "parity vs PyTorch" in stdout and "decision level" in stdout and "PyTorch model on" in stdout
+    # the Core ML file runs in the runtime too (the program interpreter on Linux): same metadata, same numbers
+    coreml = open_engine(out / "model_int8.mlpackage")
+    assert coreml.name == ("coreml" if platform.system() == "Darwin" else "coreml-interpreter")
+    assert coreml.metadata.embedding_space_id == engine.metadata.embedding_space_id
+    assert coreml.name != "coreml-interpreter" or coreml.precision == "fp32"  # int8 weights, fp32 compute
+    items = sorted(DEMO_ITEMS.glob("flag_*.png"))[:2]
+    cosine = (coreml.embed(items) * engine.embed(items)).sum(axis=1)
+    assert cosine.min() > 0.99, cosine
     # the demo's own words about where things are
     assert f"gallery: {out / 'items.pvg'}" in stdout

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pocketvec.errors import GalleryError
+from pocketvec.errors import ConfigError, GalleryError
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.matcher import UNKNOWN, Matcher
 from pocketvec.runtime.metadata import AcceptRule
-from pocketvec.runtime.search import AUTO_SCAN_ROWS, FaissIndex, Int8Index, NumpyIndex, make_index
+from pocketvec.runtime.search import AUTO_SCAN_ROWS, SCAN_MAX_BYTES, FaissIndex, Int8Index, NumpyIndex, make_index
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -91,3 +91,10 @@ def test_auto_index_uses_int8_scan_for_int8_galleries(crowded) -> None:
     for x, y in zip(a, b, strict=True):
         assert (x.answer, [label for label, _ in x.top]) == (y.answer, [label for label, _ in y.top])
         np.testing.assert_allclose([s for _, s in x.top], [s for _, s in y.top], atol=2e-6)
+
+
+def test_huge_galleries_leave_the_scan() -> None:
+    huge = np.broadcast_to(np.zeros((1, 256), dtype=np.int8), (8_000_000, 256))  # no memory behind it
+    with pytest.raises(ConfigError, match="at most"):
+        make_index(huge, "int8")
+    assert huge.size > SCAN_MAX_BYTES

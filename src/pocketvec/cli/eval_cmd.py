@@ -66,10 +66,10 @@ def calibrate(
     print_calibration(result)
     if dry_run:
         return
+    if write_model:  # first: it refuses another model before anything is changed
+        write_accept_rule(write_model, result.rule, runner.metadata.embedding_space_id)
+        console.print(f"[green]wrote the rule into[/] {write_model}")
     gallery.accept_rule = result.rule
     gallery.save(gallery_path)
     console.print(f"[green]stored the rule in[/] {gallery_path}")
-    if write_model:
-        write_accept_rule(write_model, result.rule, runner.metadata.embedding_space_id)
-        console.print(f"[green]wrote the rule into[/] {write_model}")
 

@@ -42,7 +42,7 @@ def match(
     else:
         report_problems(result.failures)
         if matches:
-            console.print(match_table([p.name for p in result.paths], matches))
+            console.print(match_table([str(p) for p in result.paths], matches))
         console.print(f"rule: score >= {rule.threshold:.2f} and margin >= {rule.margin:.2f}", highlight=False)
     if result.failures:
         raise typer.Exit(1)

@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--images", required=True, help="calibration / parity images")
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
+    import torch
+
     from pocketvec.export.coreml_export import export_coreml
     from pocketvec.export.onnx_export import export_onnx
     from pocketvec.export.verify import verify_models
@@ -50,19 +52,24 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        torch.manual_seed(0)
         model = build_encoder(EncoderConfig())
         load_lite_backbone(model.backbone, "tf_efficientnet_lite0")
         run = save_run(tmp / "run", model.eval())
         files = {f"onnx {q}": export_onnx(run, tmp / f"{q}.onnx", q, args.images) for q in ("none", "fp16", "int8")}
-        files.update({f"coreml {q}": export_coreml(run, tmp / f"{q}.mlpackage", q) for q in ("none", "fp16", "int8")})
+        files.update({f"coreml {q}": export_coreml(run, tmp / f"{q}.mlpackage", q, calibration_dir=args.images)
+                      for q in ("none", "fp16", "int8", "w8a8")})
         report = {r.model: r for r in verify_models(run, list(files.values()), args.images).rows}
-        print("| file | size (MB) | ORT latency, 1 thread, batch 1, median (ms) | mean cos | min cos | top-1 |")
-        print("|---|---|---|---|---|---|")
+        print("| file | size (MB) | ORT latency, 1 thread, batch 1, median (ms) | max abs diff | mean cos | min cos "
+              "| top-1 agree | decision agree | bars |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for label, path in files.items():
             latency = f"{ort_latency_ms(path, 224, args.runs):.2f}" if path.suffix == ".onnx" else "n/a (Core ML)"
             row = report[path.name]
-            print(f"| {label} | {file_size(path) / 1e6:.2f} | {latency} | {row.mean_cosine:.5f} | "
-                  f"{row.min_cosine:.5f} | {row.top1_agreement:.0%} |")
+            bars = "pass" if row.passed else "FAIL: " + "; ".join(row.failures)
+            print(f"| {label} | {file_size(path) / 1e6:.2f} | {latency} | {row.max_abs_diff:.2e} | "
+                  f"{row.mean_cosine:.5f} | {row.min_cosine:.5f} | {row.top1_agreement:.0%} | "
+                  f"{row.decision_agreement:.0%} | {bars} |")
 
 
 if __name__ == "__main__":

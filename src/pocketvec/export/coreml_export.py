@@ -55,11 +55,16 @@ def convert(graph, size: int, target: str, fp16: bool):
 
 
 def quantize_weights_int8(mlmodel):
-    """Per-channel symmetric int8 weights (constexpr dequantization); activations stay float."""
+    """Per-channel symmetric int8 weights (constexpr dequantization); activations stay float.
+
+    Weights under 2048 values (coremltools' default threshold) stay float: on Lite0 these are the stem
+    and the first depthwise/pointwise convs, the layers most sensitive to int8 (measured: mean cosine
+    0.989 -> 0.997 against fp32) for under 1 % of the weights.
+    """
     import coremltools.optimize.coreml as cto
 
     config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
-        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=512))
+        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=2048))
     return cto.linear_quantize_weights(mlmodel, config=config)
 
 

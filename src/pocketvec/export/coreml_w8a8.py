@@ -1,8 +1,8 @@
 """W8A8 for Core ML through coremltools' torch-side quantizer, activations calibrated on real images.
 
 coremltools' LinearQuantizer inserts fake-quantize modules (FX graph mode); observers are enabled
-with one `step()`, fed the calibration images in eval mode (batch-norm statistics untouched) and
-frozen by `finalize()`. timm's dynamic TF "same" padding is first frozen to static padding for the
+with one `step()`, fed the calibration images in eval mode (batch norms frozen to their running
+statistics first) and frozen by `finalize()`. timm's dynamic TF "same" padding is first frozen to static padding for the
 fixed input size, so the quantized graph traces without shape arithmetic.
 """
 
@@ -49,11 +49,14 @@ def w8a8_graph(model: nn.Module, run_dir: str | Path, spec: PreprocessSpec, cali
         LinearQuantizerConfig,
         ModuleLinearQuantizerConfig,
     )
+    from timm.utils.model import freeze_batch_norm_2d
 
     pixels = torch.from_numpy(calibration_pixels(run_dir, spec, calibration_dir))
-    model = freeze_same_padding(model.eval(), spec.input_size)
+    # FX traces through timm's BatchNormAct2d and would bake in training-mode batch statistics:
+    # frozen batch norms always use the running statistics.
+    model = freeze_same_padding(freeze_batch_norm_2d(model.eval()), spec.input_size)
     config = LinearQuantizerConfig(global_config=ModuleLinearQuantizerConfig(
-        quantization_scheme="symmetric", milestones=[0, 0, 10**9, 0]))
+        quantization_scheme="affine", milestones=[0, 0, 10**9, 0]))
     quantizer = LinearQuantizer(model, config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -64,4 +67,4 @@ def w8a8_graph(model: nn.Module, run_dir: str | Path, spec: PreprocessSpec, cali
             for i in range(len(pixels)):
                 prepared(pixels[i : i + 1])
         final = quantizer.finalize(prepared).eval()
-        return torch.jit.trace(final, pixels[:1])
+        return torch.jit.trace(final, pixels[:1], check_trace=False)

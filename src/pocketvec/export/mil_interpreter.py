@@ -9,7 +9,6 @@ NeuralNetwork-style scale/bias of the input description applied if present. Impo
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,9 +139,3 @@ class MILProgram:
             rows.append(np.asarray(values[self.output_names[0]], dtype=np.float32).reshape(1, -1))
         return np.concatenate(rows)
 
-
-def describe(path: str | Path) -> str:
-    """A one-line JSON summary (input size, colour space, ops) for messages and the CLI."""
-    program = MILProgram.load(path)
-    return json.dumps({"input_size": program.input_size, "color_space": program.color_space,
-                       "ops": sorted(program.op_types())})

@@ -108,6 +108,10 @@ def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir
     Gallery: the images of `gallery_dir`, else the query images themselves (leave-one-out).
     Decisions use the run's accept rule (threshold, margin), else DEFAULT_THRESHOLD.
     """
+    paths = [Path(p) for p in model_paths]
+    for path in paths:
+        if not path.exists():
+            raise ModelFileError(f"{path}: no such model file")
     model, metadata = load_export_source(run_dir)
     spec = metadata.preprocess
     pixels = load_batch(list_images(images_dir, MAX_IMAGES), spec)
@@ -118,9 +122,7 @@ def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir
         reference = model(torch.from_numpy(pixels)).numpy()
         ref_gallery = model(torch.from_numpy(gallery_pixels)).numpy() if gallery_dir else reference
     rows = []
-    for path in track([Path(p) for p in model_paths], description="verifying", transient=True):
-        if not path.exists():
-            raise ModelFileError(f"{path}: no such model file")
+    for path in track(paths, description="verifying", transient=True):
         fmt, kind, candidate = embed_with(path, pixels, metadata.embedding_space_id)
         if candidate.shape != reference.shape:
             raise ModelFileError(f"{path}: outputs {candidate.shape}, the run's model {reference.shape}")

@@ -93,8 +93,8 @@ def calibrate(
         key = (f1, precision)
     elif reached:
         key = (np.where(precision >= target_precision, recall, -1.0), precision)
-    else:
-        key = (precision, recall)
+    else:  # the most precise rule that still answers something (the output says the target was missed)
+        key = (np.where(accepted > 0, precision, -1.0), recall)
     # Lexicographic best; ties go to the stricter rule (higher threshold, then higher margin).
     flat = np.lexsort((MARGINS[None, :].repeat(len(THRESHOLDS), 0).ravel(),
                        THRESHOLDS[:, None].repeat(len(MARGINS), 1).ravel(),

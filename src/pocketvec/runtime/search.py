@@ -11,6 +11,8 @@ Every index returns exact scores (Q, k) sorted best first and row ids (Q, k).
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
 from pocketvec.errors import ConfigError
@@ -130,13 +132,19 @@ class FaissIndex:
 
 
 AUTO_SCAN_ROWS = 20_000  # from here on the int8 scan beats a float32 matmul
+SCAN_MAX_BYTES = 1_900_000_000  # the scan's rows travel inside an ONNX protobuf (2 GB limit)
 
 
 def make_index(vectors: np.ndarray, kind: str = "auto"):
     """`auto`: numpy brute force for small galleries, the int8 scan (exact re-scoring) from
-    AUTO_SCAN_ROWS rows on, or for any int8 gallery."""
+    AUTO_SCAN_ROWS rows on or for any int8 gallery, faiss (if installed) past the scan's size limit."""
     if kind not in INDEX_CHOICES:
         raise ConfigError(f"index must be one of {list(INDEX_CHOICES)}. Got {kind!r}.")
+    if kind == "int8" and vectors.size > SCAN_MAX_BYTES:
+        raise ConfigError(f"the int8 scan holds at most {SCAN_MAX_BYTES:,} values. Got {vectors.size:,}; "
+                          "use index='faiss' (pip install 'pocketvec[faiss]') or 'numpy'.")
     if kind == "auto":
         kind = "int8" if vectors.dtype == np.int8 or len(vectors) >= AUTO_SCAN_ROWS else "numpy"
+        if kind == "int8" and vectors.size > SCAN_MAX_BYTES:
+            kind = "faiss" if importlib.util.find_spec("faiss") else "numpy"
     return {"numpy": NumpyIndex, "int8": Int8Index, "faiss": FaissIndex}[kind](vectors)

@@ -57,14 +57,16 @@ class CoreMLEngine(Engine):
 
 
 class InterpreterEngine(Engine):
-    """pocketvec.export's Core ML program interpreter (numpy, fp32): Core ML files on any machine."""
+    """pocketvec.export's Core ML program interpreter (numpy): Core ML files on any machine."""
 
     name = "coreml-interpreter"
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         metadata = read_coreml_metadata(path)
         self.program = _export_module("mil_interpreter").MILProgram.load(path)
+        # An fp16 program casts its fp32 input: compute in fp16 as the phone does.
+        self.precision = "fp16" if "cast" in self.program.op_types() else "fp32"
         super().__init__(path, metadata)
 
     def run_batch(self, batch: np.ndarray) -> np.ndarray:
-        return self.program.predict(to_batch(list(batch)), "fp32")
+        return self.program.predict(to_batch(list(batch)), self.precision)
