@@ -119,7 +119,8 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoRe
     say(f"1/6 enroll-training on {items} ...")
     run_dir = Path(train_preset("enroll", items, out / "run", train_overrides(options)))
     say("2/6 exporting ONNX int8" + (" and Core ML int8" if export_coreml else "") + " ...")
-    onnx_model = Path(export_onnx(run_dir, out / "model_int8.onnx", quantize="int8", calibration_dir=items))
+    # int8 in both formats: per-channel int8 weights, float activations (no calibration images needed)
+    onnx_model = Path(export_onnx(run_dir, out / "model_int8.onnx", quantize="int8"))
     coreml_model = None
     if export_coreml:
         coreml_model = Path(export_coreml(run_dir, out / "model_int8.mlpackage", quantize="int8"))

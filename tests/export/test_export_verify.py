@@ -21,7 +21,7 @@ def lite0_files(lite0_run, few_items, tmp_path_factory):
     out = tmp_path_factory.mktemp("lite0_files")
     return {
         "onnx_fp32": export_onnx(lite0_run, out / "fp32.onnx"),
-        "onnx_int8": export_onnx(lite0_run, out / "int8.onnx", "int8", calibration_dir=few_items),
+        "onnx_int8": export_onnx(lite0_run, out / "int8.onnx", "int8"),
         "coreml_int8": export_coreml(lite0_run, out / "int8.mlpackage", "int8"),
     }
 
@@ -36,19 +36,30 @@ def test_cli_report_json_and_exit_code(lite0_run, lite0_files, few_items, tmp_pa
     rows = {row["model"]: row for row in report["models"]}
     assert rows["fp32.onnx"]["passed"] and rows["fp32.onnx"]["max_abs_diff"] <= 1e-4
     assert rows["int8.mlpackage"]["kind"] == "int8" and rows["int8.onnx"]["kind"] == "int8"
-    coreml_int8 = rows["int8.mlpackage"]  # the real student's int8 weights meet the cosine and decision bars
-    for metric in ("mean_cosine", "min_cosine", "decision_agreement"):
-        assert coreml_int8[metric] >= BARS["int8"][metric][0], json.dumps(coreml_int8)
+    for name in ("int8.onnx", "int8.mlpackage"):  # the real backbone's int8 weights meet the cosine and
+        row = rows[name]                          # decision bars even with a random head (top-1: see below)
+        for metric in ("mean_cosine", "min_cosine", "decision_agreement"):
+            assert row[metric] >= BARS["int8"][metric][0], json.dumps(row)
     assert result.returncode == (0 if report["passed"] else 1), result.stderr
     assert "parity vs PyTorch fp32" in result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="int8 parity is below the bars on ImageNet Lite0 + random head: ONNX "
-                   "static QDQ mean cos ~0.90 (Core ML int8 passes cosine and decision bars, top-1 agreement 5/6: "
-                   "a near-tie flips, in the CLI test); see docs/bench/export.md")
-@pytest.mark.parametrize("name", ["onnx_int8"])
-def test_int8_meets_every_bar(name, lite0_run, lite0_files, few_items):
-    report = verify_models(lite0_run, [lite0_files[name]], few_items)
+@pytest.fixture(scope="module")
+def base_run():
+    """The shipped trained student: near-ties between a random head's neighbours flip top-1 under any
+    quantization (Lite0 + random head: 22/24 agree, both formats), so the full bars are checked on it."""
+    from pocketvec.train.student import base_run_dir
+
+    if not (base_run_dir() / "model.safetensors").is_file():
+        pytest.skip("the trained base model (src/pocketvec/assets/base) is not in this build")
+    return base_run_dir()
+
+
+def test_int8_meets_every_bar_on_the_trained_base(base_run, demo_items, tmp_path):
+    files = [export_onnx(base_run, tmp_path / "int8.onnx", "int8"),
+             export_coreml(base_run, tmp_path / "int8.mlpackage", "int8")]
+    report = verify_models(base_run, files, demo_items)
+    assert [row.kind for row in report.rows] == ["int8", "int8"] and report.images == 24
     assert report.passed, report.to_json()
 
 
@@ -62,8 +73,12 @@ def test_refuses_files_from_other_weights(small_run, lite0_files, few_items):
     (["export", "coreml", "{small}", "--out", "{tmp}/m.mlpackage", "--deployment-target", "iOS12"], "Got 'iOS12'"),
     (["verify", "{small}", "{tmp}/absent.onnx", "--images", "{tmp}"], "no such model file"),
 ])
-def test_cli_errors_are_one_line(args, message, small_run, tmp_path):
+def test_cli_errors_are_one_line(args, message, small_run, tmp_path, monkeypatch, capsys):
+    from pocketvec.cli import main
+
     values = {"missing": tmp_path / "missing", "tmp": tmp_path, "small": small_run}
-    result = subprocess.run([sys.executable, "-m", "pocketvec", *[a.format(**values) for a in args]],
-                            capture_output=True, text=True)
-    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    monkeypatch.setattr(sys, "argv", ["pocketvec", *[a.format(**values) for a in args]])
+    with pytest.raises(SystemExit) as exit_info:  # in-process: the same main() the console script runs
+        main()
+    stderr = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in stderr and "Traceback" not in stderr

@@ -48,3 +48,14 @@ def test_targets_matching_nothing_are_refused() -> None:
         add_adapters(_encoder(), AdapterConfig(targets=("nothing.*",)))
     with pytest.raises(ConfigError, match="Got 'ia3'"):
         AdapterConfig(kind="ia3")
+
+
+def test_dora_on_a_layer_with_a_dead_channel_stays_finite() -> None:
+    model = _encoder()
+    with torch.no_grad():
+        model.backbone.conv_head.weight[3] = 0.0  # e.g. a tiny ImageNet weight flushed to zero by fp16
+    add_adapters(model, AdapterConfig(kind="dora", rank=4, targets=("backbone.conv_head",)))
+    out = model.train()(torch.rand(4, 3, 64, 64) * 255)
+    out.sum().backward()
+    assert torch.isfinite(out).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -3,6 +3,7 @@ unfinished runs are refused by load_run until merged, the CLI trains end to end.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,12 +14,13 @@ import torch
 from safetensors.torch import load_file
 
 from pocketvec.errors import ConfigError, ModelFileError
-from pocketvec.train.checkpoint import load_run, read_run_config
-from pocketvec.train.config import TrainConfig
+from pocketvec.train.checkpoint import embedding_space_id, load_run, read_run_config
+from pocketvec.train.config import TrainConfig, load_train_config
 from pocketvec.train.loop import Trainer
 from pocketvec.train.merge import merge_run
 from pocketvec.train.presets import preset_config
 from pocketvec.train.run import train_config
+from pocketvec.train.student import ship_base
 
 
 def tiny_config(**overrides) -> TrainConfig:
@@ -49,6 +51,10 @@ def test_resume_after_interruption_gives_the_same_weights(few_items: Path, tmp_p
     assert read_run_config(tmp_path / "resumed")["history"] == history
     assert not (straight / "resume").exists()
 
+    shipped = ship_base(straight, tmp_path / "shipped")  # fp16 copy, as src/pocketvec/assets/base
+    assert load_file(str(shipped / "model.safetensors"))["head.layers.1.weight"].dtype == torch.float16
+    assert embedding_space_id(load_run(shipped)) == read_run_config(shipped)["embedding_space_id"]
+
 
 def test_merge_turns_an_unfinished_run_into_plain_weights(few_items: Path, tmp_path: Path) -> None:
     trainer = Trainer(tiny_config(), few_items, tmp_path / "run")
@@ -67,6 +73,16 @@ def test_another_config_does_not_resume_and_finished_runs_are_kept(few_items: Pa
     Trainer(tiny_config(), few_items, tmp_path / "run").run(stop_after=1)
     with pytest.raises(ConfigError, match="another config"):
         Trainer(tiny_config(lr=0.5), few_items, tmp_path / "run")
+
+
+def test_config_file_round_trips(tmp_path: Path) -> None:
+    config = preset_config("enroll")
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(config.to_dict()))
+    assert load_train_config(path) == config
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="unreadable training config"):
+        load_train_config(path)
 
 
 def test_config_rejects_unknown_keys_and_bad_values() -> None:
@@ -89,7 +105,13 @@ def test_cli_trains_a_run_folder(few_items: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "run written" in result.stdout
     assert read_run_config(tmp_path / "run")["train"]["margin"]["kind"] == "cosface"
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    assert again.returncode == 2 and "already holds a finished run" in again.stderr
-    bad = subprocess.run(cmd[:-4] + ["--set", "margin.kind=softmax"], capture_output=True, text=True, env=env)
-    assert bad.returncode == 2 and "Got 'softmax'" in bad.stderr
+    with pytest.raises(ConfigError, match="already holds a finished run"):  # nothing overwritten
+        train_config(preset_config("smoke"), few_items, tmp_path / "run")
+    from pocketvec.cli.train import _parse_set
+
+    overrides = _parse_set(["margin.kind=softmax", "epochs=2"])
+    assert overrides == {"margin.kind": "softmax", "epochs": 2}
+    with pytest.raises(ConfigError, match="Got 'softmax'"):
+        preset_config("smoke").with_overrides(overrides)
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        _parse_set(["epochs"])

@@ -32,7 +32,7 @@ def test_lite2_teacher_sees_real_images_sensibly() -> None:
     page = load_image(demo_items_dir() / "doc_memman_p026.png")
     other_page = load_image(demo_items_dir() / "doc_microtype_p018.png")
     teacher = load_teacher("efficientnet_lite2")
-    h, w = page.shape[:2]
+    h, _w = page.shape[:2]
     crops = [page[: h * 3 // 4], page[h // 4 :], flag, other_page]  # two crops of one page, two other images
     out = teacher.outputs(_pixels(crops, 260))
     e = out["embedding"]

@@ -9,6 +9,9 @@ from rich.console import Console
 
 app = typer.Typer(help="Export a trained run to ONNX or Core ML. Example: pocketvec export onnx runs/demo "
                        "--quantize int8 --out model.onnx", no_args_is_help=True)
+QUANTIZE_HELP = ("none | fp16 | int8 (int8 weights per output channel, float activations; weights of 2048 "
+                 "values or fewer stay float) | w8a8 (int8 weights and 8-bit activations, calibrated on images).")
+CALIBRATION_HELP = "Image folder for w8a8 calibration (default: the run's training data, if its config records it)."
 
 
 def _done(path: Path) -> None:
@@ -20,9 +23,8 @@ def _done(path: Path) -> None:
 def onnx_command(
     run_dir: Path = typer.Argument(..., help="Run folder (config.json + model.safetensors)."),
     out: Path = typer.Option(..., "--out", help="Output .onnx file."),
-    quantize: str = typer.Option("none", "--quantize", help="none | fp16 | int8 (static QDQ, per-channel)."),
-    calibration: Path | None = typer.Option(None, "--calibration", help="Image folder for int8 calibration "
-                                            "(default: the run's training data)."),
+    quantize: str = typer.Option("none", "--quantize", help=QUANTIZE_HELP),
+    calibration: Path | None = typer.Option(None, "--calibration", help=CALIBRATION_HELP),
 ) -> None:
     """Export to ONNX. Example: pocketvec export onnx runs/demo --quantize int8 --out model.onnx"""
     from pocketvec.export.onnx_export import export_onnx
@@ -34,10 +36,9 @@ def onnx_command(
 def coreml_command(
     run_dir: Path = typer.Argument(..., help="Run folder (config.json + model.safetensors)."),
     out: Path = typer.Option(..., "--out", help="Output .mlpackage."),
-    quantize: str = typer.Option("none", "--quantize", help="none | fp16 | int8 (weights) | w8a8."),
+    quantize: str = typer.Option("none", "--quantize", help=QUANTIZE_HELP),
     deployment_target: str = typer.Option("iOS17", "--deployment-target", help="iOS16 | iOS17 | iOS18."),
-    calibration: Path | None = typer.Option(None, "--calibration", help="Image folder for w8a8 calibration "
-                                            "(default: the run's training data)."),
+    calibration: Path | None = typer.Option(None, "--calibration", help=CALIBRATION_HELP),
 ) -> None:
     """Export to a Core ML ML program. Example: pocketvec export coreml runs/demo --quantize int8 --out m.mlpackage"""
     from pocketvec.export.coreml_export import export_coreml

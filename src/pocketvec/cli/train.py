@@ -39,7 +39,8 @@ def train(
     input_size: int = typer.Option(0, "--input-size", help="Override the input size (128-256 px)."),
     teacher: str = typer.Option(None, "--teacher", help="Teacher: efficientnet_lite2 or a checkpoint folder."),
     seed: int = typer.Option(None, "--seed", help="Override the random seed."),
-    time_limit: float = typer.Option(0, "--time-limit", help="Stop and save after this many seconds."),
+    time_limit: float = typer.Option(0, "--time-limit",
+                                     help="Stop after this many seconds of training and write the run as it is."),
     set_: list[str] = typer.Option([], "--set", help="Any setting as dotted KEY=VALUE, e.g. margin.kind=cosface."),
 ) -> None:
     """Train from a preset or config. Example: pocketvec train --preset enroll --data items/ --out runs/enroll"""
@@ -63,8 +64,11 @@ def train(
         overrides["teacher"] = teacher
     if seed is not None:
         overrides["seed"] = seed
+    from pocketvec.train.distributed import rank_and_world
+
     run_dir = train_config(base.with_overrides(overrides) if overrides else base, data, out)
-    _report(run_dir)
+    if rank_and_world()[0] == 0:
+        _report(run_dir)
 
 
 def _report(run_dir: Path) -> None:

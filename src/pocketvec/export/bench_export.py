@@ -1,6 +1,6 @@
 """Export benchmark (not a test): size and onnxruntime latency of each format/precision, one run.
 
-Run: PYTHONPATH=src python -m pocketvec.export.bench_export --images src/pocketvec/assets/demo_items --runs 50
+Run: PYTHONPATH=src python -m pocketvec.export.bench_export --images src/pocketvec/assets/demo_items --runs 30
 """
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ def file_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def ort_latency_ms(path: Path, size: int, runs: int) -> float:
-    """Median wall time of one image (batch 1) on one onnxruntime thread."""
+def ort_latency_ms(path: Path, size: int, runs: int, fold_int8: bool = True) -> float:
+    """Median wall time of one image (batch 1) on one onnxruntime thread, with the runtime's session
+    options (`fold_int8=False`: onnxruntime's defaults, which run int8 weights' DequantizeLinear per call)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
+    from pocketvec.runtime.onnx_options import session_options
+
+    options = session_options(path, threads=1) if fold_int8 else ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, size, size)).astype(np.float32)
@@ -45,6 +48,7 @@ def main() -> None:
 
     from pocketvec.export.coreml_export import export_coreml
     from pocketvec.export.onnx_export import export_onnx
+    from pocketvec.export.source import QUANTIZE_CHOICES
     from pocketvec.export.verify import verify_models
     from pocketvec.train.checkpoint import save_run
     from pocketvec.train.encoder import EncoderConfig, build_encoder
@@ -56,15 +60,17 @@ def main() -> None:
         model = build_encoder(EncoderConfig())
         load_lite_backbone(model.backbone, "tf_efficientnet_lite0")
         run = save_run(tmp / "run", model.eval())
-        files = {f"onnx {q}": export_onnx(run, tmp / f"{q}.onnx", q, args.images) for q in ("none", "fp16", "int8")}
+        files = {f"onnx {q}": export_onnx(run, tmp / f"{q}.onnx", q, args.images) for q in QUANTIZE_CHOICES["onnx"]}
         files.update({f"coreml {q}": export_coreml(run, tmp / f"{q}.mlpackage", q, calibration_dir=args.images)
-                      for q in ("none", "fp16", "int8", "w8a8")})
+                      for q in QUANTIZE_CHOICES["coreml"]})
         report = {r.model: r for r in verify_models(run, list(files.values()), args.images).rows}
         print("| file | size (MB) | ORT latency, 1 thread, batch 1, median (ms) | max abs diff | mean cos | min cos "
               "| top-1 agree | decision agree | bars |")
         print("|---|---|---|---|---|---|---|---|---|")
         for label, path in files.items():
             latency = f"{ort_latency_ms(path, 224, args.runs):.2f}" if path.suffix == ".onnx" else "n/a (Core ML)"
+            if label == "onnx int8":
+                latency += f" ({ort_latency_ms(path, 224, args.runs, fold_int8=False):.2f} with ORT defaults)"
             row = report[path.name]
             bars = "pass" if row.passed else "FAIL: " + "; ".join(row.failures)
             print(f"| {label} | {file_size(path) / 1e6:.2f} | {latency} | {row.max_abs_diff:.2e} | "

@@ -1,4 +1,4 @@
-"""Calibration images for int8 export: real item images, preprocessed exactly as the runtime does."""
+"""Calibration images for w8a8 export: real item images, preprocessed exactly as the runtime does."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def calibration_folder(run_config: dict, calibration_dir: str | Path | None) -> 
     data = (run_config.get("train") or {}).get("data")
     if data and Path(data).is_dir():
         return Path(data)
-    raise ConfigError("int8 needs calibration images: the run records no data folder "
+    raise ConfigError("w8a8 needs calibration images: the run records no data folder "
                       f"(train.data = {data!r}); pass --calibration DIR")
 
 

@@ -1,4 +1,4 @@
-"""Export an encoder to ONNX (fp32, fp16 or static int8 QDQ) with the pocketvec metadata embedded."""
+"""Export an encoder to ONNX (fp32, fp16, weight-only int8 or static QDQ w8a8) with the pocketvec metadata."""
 
 from __future__ import annotations
 
@@ -62,9 +62,11 @@ def export_onnx_fp32(model: Encoder, out: str | Path, metadata: ModelMetadata | 
 
 def export_onnx(run_dir: str | Path, out: str | Path, quantize: str = "none",
                 calibration_dir: str | Path | None = None) -> Path:
-    """Export a run folder's encoder to `out` at fp32 ("none"), fp16 or int8 (static QDQ, per channel).
+    """Export a run folder's encoder to `out` at fp32 ("none"), fp16, int8 or w8a8.
 
-    int8 calibrates on real item images: `calibration_dir`, else the run's own training data.
+    int8: weight-only (per-channel int8 weights, float activations), as Core ML's int8.
+    w8a8: static QDQ (int8 weights, uint8 activations) calibrated on real item images:
+    `calibration_dir`, else the run's own training data.
     """
     from pocketvec.export.source import check_choice, load_export_source
 
@@ -79,6 +81,8 @@ def export_onnx(run_dir: str | Path, out: str | Path, quantize: str = "none",
         fp32 = export_onnx_fp32(model, Path(tmp) / "fp32.onnx", metadata)
         if quantize == "fp16":
             proto = onnx_quantize.to_fp16(fp32)
+        elif quantize == "int8":
+            proto = onnx_quantize.to_weight_int8(onnx.load(str(fp32)))
         else:
-            proto = onnx_quantize.to_int8(fp32, run_dir, metadata.preprocess, calibration_dir, Path(tmp))
+            proto = onnx_quantize.to_w8a8(fp32, run_dir, metadata.preprocess, calibration_dir, Path(tmp))
     return save_onnx_atomic(proto, out, metadata)

@@ -1,4 +1,4 @@
-"""ONNX fp16 conversion (float32 I/O kept) and static int8 QDQ quantization calibrated on real images."""
+"""ONNX fp16 (float32 I/O kept), weight-only int8 (`int8`) and static QDQ int8 (`w8a8`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader
 
 from pocketvec.export.calibration import (
@@ -15,8 +16,11 @@ from pocketvec.export.calibration import (
     list_images,
     load_batch,
 )
+from pocketvec.export.source import INT8_WEIGHT_THRESHOLD
 from pocketvec.runtime.preprocess import PreprocessSpec
 from pocketvec.train.checkpoint import read_run_config
+
+WEIGHT_INPUT = {"Conv": 1, "Gemm": 1, "MatMul": 1}  # op -> index of its weight input
 
 
 def to_fp16(fp32_path: Path) -> onnx.ModelProto:
@@ -24,6 +28,55 @@ def to_fp16(fp32_path: Path) -> onnx.ModelProto:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     return convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+
+
+def output_axis(node: onnx.NodeProto) -> int:
+    """The output-channel axis of `node`'s weight: Conv (O, I, kH, kW), Gemm (O, I) if transB, MatMul (I, O)."""
+    if node.op_type == "Conv":
+        return 0
+    if node.op_type == "Gemm":
+        return 0 if any(a.name == "transB" and a.i for a in node.attribute) else 1
+    return 1
+
+
+def quantize_per_channel(weight: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 (-127..127) with one scale per slice along `axis`: (int8 values, float32 scales)."""
+    reduce = tuple(i for i in range(weight.ndim) if i != axis)
+    scale = np.abs(weight).max(axis=reduce) / 127.0
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    shape = [1] * weight.ndim
+    shape[axis] = -1
+    return np.clip(np.rint(weight / scale.reshape(shape)), -127, 127).astype(np.int8), scale
+
+
+def to_weight_int8(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Weight-only int8, as Core ML's int8: each Conv/Gemm/MatMul weight with more than
+    INT8_WEIGHT_THRESHOLD values is stored as per-output-channel symmetric int8 feeding a
+    DequantizeLinear; smaller weights, biases and every activation stay float32."""
+    inits = {t.name: t for t in proto.graph.initializer}
+    dequantize = []
+    for node in proto.graph.node:
+        index = WEIGHT_INPUT.get(node.op_type)
+        name = node.input[index] if index is not None and len(node.input) > index else None
+        if name not in inits:
+            continue  # not a weight, or already replaced (a weight shared by several nodes)
+        weight = numpy_helper.to_array(inits[name])
+        if weight.dtype != np.float32 or weight.ndim < 2 or weight.size <= INT8_WEIGHT_THRESHOLD:
+            continue
+        axis = output_axis(node)
+        values, scale = quantize_per_channel(weight, axis)
+        proto.graph.initializer.remove(inits.pop(name))
+        proto.graph.initializer.extend([numpy_helper.from_array(values, f"{name}_int8"),
+                                        numpy_helper.from_array(scale, f"{name}_scale"),
+                                        numpy_helper.from_array(np.zeros_like(values, shape=scale.shape),
+                                                                f"{name}_zero_point")])
+        dequantize.append(helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale",
+                                                                f"{name}_zero_point"], [name], axis=axis,
+                                           name=f"{name}_dequantize"))
+    nodes = dequantize + list(proto.graph.node)  # topological order: the weights first
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    return proto
 
 
 class FeedReader(CalibrationDataReader):
@@ -41,7 +94,7 @@ def calibration_pixels(run_dir: str | Path, spec: PreprocessSpec, calibration_di
     return load_batch(list_images(folder, MAX_CALIBRATION_IMAGES), spec)
 
 
-def to_int8(fp32_path: Path, run_dir: str | Path, spec: PreprocessSpec, calibration_dir: str | Path | None,
+def to_w8a8(fp32_path: Path, run_dir: str | Path, spec: PreprocessSpec, calibration_dir: str | Path | None,
             workdir: Path) -> onnx.ModelProto:
     """Static QDQ: int8 per-channel weights, uint8 activations with MinMax ranges from real images."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -51,7 +104,7 @@ def to_int8(fp32_path: Path, run_dir: str | Path, spec: PreprocessSpec, calibrat
     prepared = workdir / "prepared.onnx"
     quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
     reader = FeedReader(pixels)
-    quantized = workdir / "int8.onnx"
+    quantized = workdir / "w8a8.onnx"
     quantize_static(str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return onnx.load(str(quantized))

@@ -50,8 +50,13 @@ class ParityReport:
 def onnx_kind(path: Path) -> str:
     import onnx
 
+    from pocketvec.runtime.onnx_options import is_weight_only_int8
+
     proto = onnx.load(str(path), load_external_data=False)
-    if any(node.op_type in ("QuantizeLinear", "QLinearConv") for node in proto.graph.node):
+    ops = {node.op_type for node in proto.graph.node}
+    if ops & {"QuantizeLinear", "QLinearConv"}:
+        return "w8a8"  # activations quantized too
+    if is_weight_only_int8(ops):
         return "int8"
     return "fp16" if any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer) else "fp32"
 

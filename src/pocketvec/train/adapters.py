@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from pocketvec.errors import ConfigError
@@ -54,11 +55,26 @@ def adapter_target_names(model: nn.Module, patterns: tuple[str, ...]) -> list[st
     return names
 
 
+DEAD_CHANNEL_WEIGHT = 1e-6
+
+
+def _revive_dead_channels(layer: nn.Module) -> None:
+    """DoRA divides by each output channel's weight norm: an all-zero channel (a dead channel, or one
+    flushed to zero by fp16 storage) would give 0/0 = NaN. Such channels get a negligible constant weight."""
+    with torch.no_grad():
+        dead = layer.weight.flatten(1).norm(dim=1) == 0
+        if dead.any():
+            layer.weight[dead] = DEAD_CHANNEL_WEIGHT
+
+
 def add_adapters(model: nn.Module, config: AdapterConfig) -> list[str]:
     """Inject adapters in place; only adapter weights stay trainable. Returns the adapted layer names."""
     from peft import LoraConfig, inject_adapter_in_model
 
     names = adapter_target_names(model, config.targets)
+    if config.kind == "dora":
+        for name in names:
+            _revive_dead_channels(model.get_submodule(name))
     peft_config = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                              target_modules=names, use_dora=config.kind == "dora", init_lora_weights=True)
     inject_adapter_in_model(peft_config, model)

@@ -26,10 +26,15 @@ def embedding_space_id(model: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def save_run(run_dir: str | Path, model: Encoder, extra: dict[str, Any] | None = None) -> Path:
+def save_run(run_dir: str | Path, model: Encoder, extra: dict[str, Any] | None = None,
+             half: bool = False) -> Path:
+    """Write config.json + model.safetensors; `half` stores float tensors as fp16 (the model's weights
+    must already be fp16-representable for the embedding-space id to hold after loading)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     tmp = run_dir / (WEIGHTS_FILE + ".tmp")
     save_file(state, str(tmp))
     tmp.replace(run_dir / WEIGHTS_FILE)
@@ -73,6 +78,7 @@ def load_run(run_dir: str | Path) -> Encoder:
     if adapter_keys:
         raise ModelFileError(f"{weights}: holds unmerged adapter weights ({adapter_keys[0]}, ...); "
                              f"run `pocketvec train merge {run_dir}`")
+    state = {k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ModelFileError(f"{weights}: weights do not fit the encoder (missing {missing[:3]}, "

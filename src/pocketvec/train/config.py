@@ -25,6 +25,7 @@ class TrainConfig:
     loss: str = "margin"  # margin softmax via PartialFC; or "triplet" (triplet + pair) or "center" (+ margin)
     margin: MarginConfig = field(default_factory=MarginConfig)
     sample_rate: float = 1.0  # PartialFC: fraction of negative centres per step
+    imprint_centres: bool = False  # start each class centre at the student's embedding of its clean image
     center_weight: float = 0.01
     teacher: str = ""  # "" = no distillation; a built-in name or a local checkpoint folder
     distill_weight: float = 1.0

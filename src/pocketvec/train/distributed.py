@@ -17,6 +17,16 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def init_from_environment() -> None:
+    """Under torchrun (WORLD_SIZE > 1 in the environment) join the process group: nccl on GPU, else gloo."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
 def rank_and_world() -> tuple[int, int]:
     if is_distributed():
         return dist.get_rank(), dist.get_world_size()

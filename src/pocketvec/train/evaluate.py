@@ -39,7 +39,9 @@ def make_held_out(maker: BatchMaker, labels: list[str], views: int, spec) -> Hel
 def embed(model: torch.nn.Module, pixels: torch.Tensor, batch_size: int = 32) -> np.ndarray:
     was_training = model.training
     model.eval()
-    out = torch.cat([model(pixels[i : i + batch_size]) for i in range(0, len(pixels), batch_size)])
+    device = next(model.parameters()).device
+    out = torch.cat([model(pixels[i : i + batch_size].to(device)).float().cpu()
+                     for i in range(0, len(pixels), batch_size)])
     model.train(was_training)
     return out.numpy()
 

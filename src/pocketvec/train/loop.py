@@ -4,9 +4,7 @@ held-out evaluation with early stopping, a rich progress bar, optional torchrun 
 from __future__ import annotations
 
 import copy
-import fnmatch
 import json
-import math
 import os
 import shutil
 import time
@@ -21,15 +19,13 @@ from torch import nn
 
 from pocketvec.data.items import load_items
 from pocketvec.errors import ConfigError
-from pocketvec.train.adapters import add_adapters, merge_adapters
+from pocketvec.train.adapters import merge_adapters
 from pocketvec.train.batches import BatchMaker
 from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
-from pocketvec.train.distributed import rank_and_world
+from pocketvec.train.distributed import init_from_environment, rank_and_world
 from pocketvec.train.evaluate import evaluate, make_held_out
-from pocketvec.train.losses.distill import DistillationLoss
-from pocketvec.train.losses.metric import CenterLoss, TripletPairLoss
-from pocketvec.train.losses.partial_fc import PartialFC
+from pocketvec.train.parts import StepBatches, build_losses, imprint_centres, select_trainable, warmup_cosine
 from pocketvec.train.state import RESUME_DIR, has_state, read_state_info, restore_state, save_state
 from pocketvec.train.student import build_student
 from pocketvec.train.teacher_cache import TeacherCache
@@ -39,46 +35,10 @@ from pocketvec.train.teachers import load_teacher
 RESUME_FREE_KEYS = ("time_limit_s", "workers", "checkpoint_every", "threads")
 
 
-def warmup_cosine(total_steps: int, warmup_fraction: float):
-    warmup = int(total_steps * warmup_fraction)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
-def select_trainable(model: nn.Module, config: TrainConfig) -> None:
-    """Adapters (if any) plus the encoder parameters matching `config.trainable` are trained."""
-    if config.adapters.kind != "none":
-        add_adapters(model, config.adapters)
-    for name, param in model.named_parameters():
-        wanted = any(fnmatch.fnmatchcase(name, pattern) for pattern in config.trainable)
-        param.requires_grad_(("lora_" in name) or (wanted and ".base_layer." not in name))
-    if not any(p.requires_grad for p in model.parameters()):
-        raise ConfigError(f"nothing to train: trainable patterns {list(config.trainable)} match no parameter "
-                          "and there are no adapters")
-
-
-class _StepBatches(torch.utils.data.Dataset):
-    """Steps [start, stop) of this rank: rank r of w reads batch number step * w + r."""
-
-    def __init__(self, maker: BatchMaker, start: int, stop: int, rank: int, world: int) -> None:
-        self.maker, self.start, self.stop, self.rank, self.world = maker, start, stop, rank, world
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def __getitem__(self, index: int):
-        return self.maker((self.start + index) * self.world + self.rank)
-
-
 class Trainer:
     def __init__(self, config: TrainConfig, data: str | Path, out: str | Path) -> None:
         self.config, self.out = config, Path(out)
+        init_from_environment()
         self.rank, self.world = rank_and_world()
         if self.device_is_cpu():  # on a small shared CPU, threads beyond the free cores only spin
             torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) - config.workers))
@@ -93,7 +53,9 @@ class Trainer:
         torch.manual_seed(config.seed)  # random init of the student, heads and class centres
         self.model = build_student(config.encoder, config.init).to(self.device)
         select_trainable(self.model, config)
-        self.losses = self._build_losses(teacher).to(self.device)
+        self.losses = build_losses(config, self.maker.num_classes, teacher).to(self.device)
+        if config.imprint_centres and "partial_fc" in self.losses:
+            imprint_centres(self.losses["partial_fc"], self.maker, self.model, config.encoder.preprocess)
         self.cache = TeacherCache(teacher.to(self.device)) if teacher else None
         params = [p for p in chain(self.model.parameters(), self.losses.parameters()) if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -113,22 +75,6 @@ class Trainer:
     @staticmethod
     def device_is_cpu() -> bool:
         return not torch.cuda.is_available()
-
-    def _build_losses(self, teacher) -> nn.ModuleDict:
-        cfg, dim, classes = self.config, self.config.encoder.embedding_dim, self.maker.num_classes
-        losses = nn.ModuleDict()
-        if cfg.loss in ("margin", "center"):
-            losses["partial_fc"] = PartialFC(dim, classes, cfg.margin, cfg.sample_rate)
-        if cfg.loss == "center":
-            losses["center"] = CenterLoss(classes, dim)
-        if cfg.loss == "triplet":
-            losses["triplet"] = TripletPairLoss()
-        if teacher is not None:
-            probe = teacher.outputs(torch.zeros(1, 3, teacher.input_size, teacher.input_size))
-            classes_out = probe["logits"].shape[1] if "logits" in probe else 0
-            losses["distill"] = DistillationLoss(dim, probe["embedding"].shape[1], cfg.distill_temperature,
-                                                 classes_out, cfg.kd_temperature, cfg.kd_weight)
-        return losses
 
     def _comparable(self, config: dict[str, Any]) -> dict[str, Any]:
         return json.loads(json.dumps({k: v for k, v in config.items() if k not in RESUME_FREE_KEYS}))
@@ -207,7 +153,7 @@ class Trainer:
         """Train to the end (or `stop_after` steps in total, leaving a resumable state); returns the run folder."""
         cfg = self.config
         stop = self.total_steps if stop_after is None else min(stop_after, self.total_steps)
-        loader = torch.utils.data.DataLoader(_StepBatches(self.maker, self.step, stop, self.rank, self.world),
+        loader = torch.utils.data.DataLoader(StepBatches(self.maker, self.step, stop, self.rank, self.world),
                                              batch_size=None, num_workers=cfg.workers)
         started, images, stopped_early, timed_out = time.monotonic(), 0, False, False
         columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -253,4 +199,8 @@ class Trainer:
             save_run(self.out, model, {"train": self.config.to_dict(), "history": self.history,
                                        "steps": self.step, "total_steps": self.total_steps})
             shutil.rmtree(self.out / RESUME_DIR, ignore_errors=True)
+        if self.world > 1:  # the other ranks return once rank 0 has written the run folder
+            import torch.distributed as dist
+
+            dist.barrier()
         return self.out

@@ -10,7 +10,6 @@ from pocketvec.train.encoder import EncoderConfig
 from pocketvec.train.losses.margins import MarginConfig
 from pocketvec.train.student import base_run_dir
 
-
 # DoRA on the backbone's last stage and final 1x1 conv; the small embedding head is trained in full
 ENROLL_ADAPTER_TARGETS = ("backbone.conv_head", "backbone.blocks.6.*")
 # base on a CPU: the stem and early stages stay at their ImageNet weights
@@ -22,11 +21,13 @@ def _base() -> TrainConfig:
     """The general student: Lite0 ImageNet init, PartialFC ArcFace over the pool's pseudo-classes,
     relational KL to the frozen EfficientNet-Lite2 teacher."""
     return TrainConfig(
-        encoder=EncoderConfig(preprocess=PreprocessSpec(input_size=224)), init="imagenet",
-        adapters=AdapterConfig(kind="none"), trainable=BASE_TRAINABLE, loss="margin", margin=MarginConfig(kind="arcface", scale=32.0),
-        sample_rate=0.3, teacher="efficientnet_lite2", distill_weight=1.0, distill_temperature=0.1,
-        policy="documents", epochs=1, batch_classes=24, views_per_class=2, lr=1e-3, eval_views=1,
-        checkpoint_every=25, workers=1,
+        encoder=EncoderConfig(preprocess=PreprocessSpec(input_size=160)), init="imagenet",
+        adapters=AdapterConfig(kind="none"), trainable=BASE_TRAINABLE, loss="margin",
+        margin=MarginConfig(kind="arcface", scale=32.0),
+        sample_rate=0.3, teacher="efficientnet_lite2", distill_weight=1.0,
+        distill_temperature=0.1,
+        policy="upright", epochs=8, batch_classes=24, views_per_class=2, lr=1e-3, eval_views=1,
+        checkpoint_every=10, workers=1,
     )
 
 
@@ -38,7 +39,7 @@ def _enroll() -> TrainConfig:
         adapters=AdapterConfig(kind="dora", rank=8, alpha=16.0, targets=ENROLL_ADAPTER_TARGETS),
         trainable=("head.*",), loss="margin",
         margin=MarginConfig(kind="arcface", scale=32.0, label_smoothing=0.1), sample_rate=1.0, teacher="",
-        policy="upright", epochs=6, batch_classes=12, views_per_class=2, lr=2e-3, eval_views=1,
+        policy="upright", epochs=12, batch_classes=12, views_per_class=2, lr=5e-3, eval_views=1,
         checkpoint_every=12, workers=1,
     )
 

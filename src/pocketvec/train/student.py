@@ -40,3 +40,22 @@ def build_student(config: EncoderConfig, init: str) -> Encoder:
     state = {k: v for k, v in load_run(run_dir).state_dict().items() if k not in NORMALISATION_BUFFERS}
     model.load_state_dict(state, strict=False)
     return model
+
+
+def ship_base(run_dir: str | Path, dest: str | Path | None = None) -> Path:
+    """Copy a finished run into the package as the shipped `base` (fp16 weights, a few MB).
+
+    The weights are rounded to fp16 first, so the embedding-space id written matches what load_run gives.
+    """
+    import torch
+
+    from pocketvec.train.checkpoint import load_run, read_run_config, save_run
+
+    source = read_run_config(run_dir)
+    model = load_run(run_dir)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+    extra = {k: v for k, v in source.items() if k not in ("encoder", "embedding_space_id")}
+    return save_run(dest or base_run_dir(), model, {**extra, "weights_dtype": "float16"}, half=True)

@@ -68,7 +68,7 @@ def transformers_teacher(folder: Path) -> Teacher:
         raise ModelFileError(f"{folder}: transformers could not load the model ({e})") from e
     vision = getattr(config, "vision_config", config)
     if config.model_type.startswith("siglip2"):
-        size = int(math.isqrt(vision.num_patches)) * vision.patch_size
+        size = math.isqrt(vision.num_patches) * vision.patch_size
     else:
         size = int(vision.image_size)
     processor = folder / "preprocessor_config.json"

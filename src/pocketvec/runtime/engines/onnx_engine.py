@@ -18,13 +18,11 @@ class OnnxEngine(Engine):
     def __init__(self, path: Path, threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
+        from pocketvec.runtime.onnx_options import session_options
+
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), session_options(path, threads),
+                                                providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelFileError(f"{path}: not a model onnxruntime can load ({str(e).splitlines()[0][:200]})") from e
         text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)

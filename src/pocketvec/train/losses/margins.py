@@ -79,7 +79,8 @@ class MarginHead(nn.Module):
         exp_all, target_cos = all_reduce_sum(exp_all), all_reduce_sum(target_cos)
         b_avg = (exp_all - torch.exp(s * target_cos)).mean()
         theta_med = torch.acos(target_cos.clamp(-1 + 1e-7, 1 - 1e-7)).median()
-        self.adaptive_scale.fill_(float(torch.log(b_avg.clamp_min(1e-12)) / torch.cos(theta_med.clamp(max=math.pi / 4))))
+        scale = torch.log(b_avg.clamp_min(1e-12)) / torch.cos(theta_med.clamp(max=math.pi / 4))
+        self.adaptive_scale.fill_(float(scale))
 
     def forward(self, cos: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
         """Scaled logits; `num_classes` is the total column count over all shards (for AdaCos)."""

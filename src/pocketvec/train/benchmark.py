@@ -1,0 +1,126 @@
+"""Training benchmarks (not tests): PartialFC memory per million classes, training throughput.
+
+    python -m pocketvec.train.benchmark memory --classes 1000000 --rates 0.1 0.3 1.0
+    python -m pocketvec.train.benchmark throughput --preset enroll --data DIR --steps 8
+    python -m pocketvec.train.benchmark compare --data DIR_OR_CSV --runs RUN_DIR ... --input-size 160
+
+Memory is the peak resident set of a fresh process over one AdamW step (weights, gradient, optimizer
+state, sampled logits), minus the process's size before the class centres existed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _memory_child(classes: int, rate: float, dim: int, batch: int) -> dict:
+    import torch
+
+    from pocketvec.train.losses.partial_fc import PartialFC
+
+    torch.set_num_threads(1)
+    before = _peak_rss_mb()
+    pfc = PartialFC(dim, classes, sample_rate=rate)
+    optimizer = torch.optim.AdamW(pfc.parameters(), lr=1e-3)
+    embeddings = torch.randn(batch, dim, requires_grad=True)
+    labels = torch.randint(0, classes, (batch,))
+    started = time.perf_counter()
+    pfc(embeddings, labels).backward()
+    optimizer.step()
+    return {"classes": classes, "sample_rate": rate, "dim": dim, "batch": batch,
+            "peak_mb": round(_peak_rss_mb() - before, 1), "step_s": round(time.perf_counter() - started, 2)}
+
+
+def memory(classes: int, rates: list[float], dim: int, batch: int) -> list[dict]:
+    rows = []
+    for rate in rates:  # one fresh process per rate: peak RSS never goes down
+        code = (f"import json; from pocketvec.train.benchmark import _memory_child; "
+                f"print(json.dumps(_memory_child({classes}, {rate}, {dim}, {batch})))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def throughput(preset: str, data: str, steps: int, overrides: dict) -> dict:
+    from pocketvec.train.loop import Trainer
+    from pocketvec.train.presets import preset_config
+
+    config = preset_config(preset).with_overrides({"max_steps": steps, "eval_views": 0, **overrides})
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(config, data, Path(tmp) / "run")
+        trainer.run()
+    return {"preset": preset, "steps": steps, "batch": config.batch_size,
+            "input_size": config.encoder.preprocess.input_size, "images_per_s": round(trainer.images_per_second, 2)}
+
+
+def compare(data: str, runs: list[str], size: int, views: int, seed: int) -> list[dict]:
+    """Recall@1 / best F1 of run folders and the frozen baselines on simulated photos of `data`'s items
+    (the training augmentation with an evaluation seed; gallery = the clean items)."""
+    import torch
+
+    from pocketvec.data.items import load_items
+    from pocketvec.runtime.preprocess import PreprocessSpec
+    from pocketvec.train.batches import BatchMaker
+    from pocketvec.train.checkpoint import load_run
+    from pocketvec.train.evaluate import evaluate, make_held_out
+    from pocketvec.train.pretrained import build_lite0_baseline
+    from pocketvec.train.teachers import load_teacher
+
+    torch.set_num_threads(1)
+    items = load_items(data)
+    maker = BatchMaker(items, "single", size, 2, 1, seed)
+    held_out = make_held_out(maker, [e.label for e in items], views, PreprocessSpec(input_size=size))
+    models = {"frozen Lite0 (ImageNet)": build_lite0_baseline(), "frozen Lite2 teacher": load_teacher()}
+    models.update({run: load_run(run) for run in runs})
+    rows = []
+    for name, model in models.items():
+        metrics = evaluate(model, held_out)
+        rows.append({"model": name, "input_size": size, "items": len(items), "queries": len(held_out.queries),
+                     **{k: round(v, 4) for k, v in metrics.items()}})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    mem = sub.add_parser("memory")
+    mem.add_argument("--classes", type=int, default=1_000_000)
+    mem.add_argument("--rates", type=float, nargs="+", default=[0.1, 0.3, 1.0])
+    mem.add_argument("--dim", type=int, default=256)
+    mem.add_argument("--batch", type=int, default=128)
+    thr = sub.add_parser("throughput")
+    thr.add_argument("--preset", default="enroll")
+    thr.add_argument("--data", required=True)
+    thr.add_argument("--steps", type=int, default=8)
+    thr.add_argument("--set", nargs="*", default=[], help="dotted KEY=JSON overrides")
+    cmp_ = sub.add_parser("compare")
+    cmp_.add_argument("--data", required=True)
+    cmp_.add_argument("--runs", nargs="*", default=[])
+    cmp_.add_argument("--input-size", type=int, default=160)
+    cmp_.add_argument("--views", type=int, default=1)
+    cmp_.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    if args.what == "memory":
+        for row in memory(args.classes, args.rates, args.dim, args.batch):
+            print(json.dumps(row))
+    elif args.what == "compare":
+        for row in compare(args.data, args.runs, args.input_size, args.views, args.seed):
+            print(json.dumps(row))
+    else:
+        overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+        print(json.dumps(throughput(args.preset, args.data, args.steps, overrides)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The pieces the training loop is assembled from: LR schedule, trainable-parameter selection, the
+per-step batch dataset, the loss modules, and class-centre imprinting."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from pocketvec.data.pseudoclasses import PseudoVariant, render_variant
+from pocketvec.errors import ConfigError
+from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
+from pocketvec.train.adapters import add_adapters
+from pocketvec.train.batches import BatchMaker
+from pocketvec.train.config import TrainConfig
+from pocketvec.train.evaluate import embed
+from pocketvec.train.losses.distill import DistillationLoss
+from pocketvec.train.losses.metric import CenterLoss, TripletPairLoss
+from pocketvec.train.losses.partial_fc import PartialFC
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float):
+    warmup = int(total_steps * warmup_fraction)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def select_trainable(model: nn.Module, config: TrainConfig) -> None:
+    """Adapters (if any) plus the encoder parameters matching `config.trainable` are trained."""
+    if config.adapters.kind != "none":
+        add_adapters(model, config.adapters)
+    for name, param in model.named_parameters():
+        wanted = any(fnmatch.fnmatchcase(name, pattern) for pattern in config.trainable)
+        param.requires_grad_(("lora_" in name) or (wanted and ".base_layer." not in name))
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"nothing to train: trainable patterns {list(config.trainable)} match no parameter "
+                          "and there are no adapters")
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Steps [start, stop) of this rank: rank r of w reads batch number step * w + r."""
+
+    def __init__(self, maker: BatchMaker, start: int, stop: int, rank: int, world: int) -> None:
+        self.maker, self.start, self.stop, self.rank, self.world = maker, start, stop, rank, world
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index: int):
+        return self.maker((self.start + index) * self.world + self.rank)
+
+
+def build_losses(cfg: TrainConfig, classes: int, teacher) -> nn.ModuleDict:
+    """The loss modules of a config (their parameters are trained with the encoder's)."""
+    dim = cfg.encoder.embedding_dim
+    losses = nn.ModuleDict()
+    if cfg.loss in ("margin", "center"):
+        losses["partial_fc"] = PartialFC(dim, classes, cfg.margin, cfg.sample_rate)
+    if cfg.loss == "center":
+        losses["center"] = CenterLoss(classes, dim)
+    if cfg.loss == "triplet":
+        losses["triplet"] = TripletPairLoss()
+    if teacher is not None:
+        probe = teacher.outputs(torch.zeros(1, 3, teacher.input_size, teacher.input_size))
+        classes_out = probe["logits"].shape[1] if "logits" in probe else 0
+        losses["distill"] = DistillationLoss(dim, probe["embedding"].shape[1], cfg.distill_temperature,
+                                             classes_out, cfg.kd_temperature, cfg.kd_weight)
+    return losses
+
+
+def imprint_centres(pfc: PartialFC, maker: BatchMaker, model: nn.Module, spec: PreprocessSpec) -> None:
+    """Weight imprinting: each local class centre starts at the student's embedding of the clean
+    rendering of its pseudo-class, so the margin loss starts from the right neighbourhood."""
+    first: dict[int, PseudoVariant] = {}
+    for variant in maker.variants:
+        first.setdefault(variant.class_id, variant)
+    images = []
+    for class_id in range(pfc.class_start, pfc.class_start + pfc.num_local):
+        v = first[class_id]
+        images.append(preprocess(render_variant(maker.images[v.item_index], v.rotation, v.flip, v.region),
+                                 spec))
+    pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(pfc.weight.device)
+    with torch.no_grad():
+        pfc.weight.copy_(torch.from_numpy(embed(model, pixels)).to(pfc.weight))
