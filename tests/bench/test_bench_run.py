@@ -77,7 +77,9 @@ def test_query_photos_are_reproducible_from_scratch(cache, tmp_path) -> None:
 
 
 def test_missing_student_is_reported_not_faked(cache, tmp_path) -> None:
+    (tmp_path / "not-a-run").mkdir()
     document = run_benchmark(BenchOptions(work=tmp_path / "w", config=QUICK, models=("student",),
-                                          forms=("torch-fp32",), cache=cache))
+                                          forms=("torch-fp32",), student_run=tmp_path / "not-a-run", cache=cache))
     (row,) = document["results"]
-    assert row["status"].startswith("not available: no base student") and "accuracy" not in row
+    assert row["status"].startswith("not available:") and "not a run folder" in row["status"]
+    assert "accuracy" not in row
