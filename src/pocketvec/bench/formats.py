@@ -26,6 +26,16 @@ def file_size(path: Path) -> int:
     return path.stat().st_size
 
 
+def exporter_id() -> str:
+    """A short hash of pocketvec's export code: an export cached by another exporter is not reused."""
+    import pocketvec.export
+
+    digest = hashlib.sha256()
+    for source in sorted(Path(pocketvec.export.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def export_form(form: str, run_dir: Path, out_dir: Path, calibration_dir: Path) -> Path | None:
     """The exported file of `form` (None for torch-fp32), made once and reused."""
     if form == "torch-fp32":

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketvec.runtime.metrics import best_f1, pair_sweep, recall_at_k, tpr_at_fpr
+from pocketvec.runtime.onnx_options import session_options
 
 
 @dataclass(frozen=True)
@@ -117,11 +118,10 @@ def onnx_latencies(files: dict[str, Path], rounds: int = 15, runs_per_round: int
     """
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     sessions, feeds = {}, {}
     for key, path in files.items():
+        options = session_options(path, threads=1)  # the runtime's options: int8 weights folded at load
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         shape = [1 if not isinstance(d, int) else d for d in session.get_inputs()[0].shape]
         feed = {session.get_inputs()[0].name: np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)}

@@ -19,7 +19,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pocketvec.bench.dataset import BenchConfig, build_benchmark
-from pocketvec.bench.formats import FORMATS, embed_form, export_form, file_size, prepared_pixels
+from pocketvec.bench.formats import FORMATS, embed_form, export_form, exporter_id, file_size, prepared_pixels
 from pocketvec.bench.measure import accuracy, onnx_latencies, parameters_and_flops, parity
 from pocketvec.bench.models import MODEL_SPECS, BenchContext, NotAvailable
 from pocketvec.bench.simulator import PhotoSimConfig
@@ -68,9 +68,10 @@ def _subset(labels: list[str], query_labels: list[str], items: int) -> tuple[np.
 
 
 def _export_dir(ctx: BenchContext, key: str, run_dir: Path) -> Path:
-    """Exports are reused only for the very same weights and gallery (int8 calibrates on the gallery)."""
+    """Exports are reused only for the same weights, gallery (w8a8 calibrates on it) and export code."""
     stamp = json.loads((ctx.work / "benchmark.json").read_text())["key"]
-    return ctx.work / "exports" / f"{key}-{read_run_config(run_dir)['embedding_space_id']}-{stamp}"
+    space = read_run_config(run_dir)["embedding_space_id"]
+    return ctx.work / "exports" / f"{key}-{space}-{stamp}-{exporter_id()}"
 
 
 def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOptions, pixels: tuple,
