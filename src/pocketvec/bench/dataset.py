@@ -16,9 +16,9 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from pocketvec.atomic import atomic_output
 from pocketvec.bench.backgrounds import wallpaper_paths
 from pocketvec.bench.simulator import PhotoSimConfig, query_rng, simulate_photo
-from pocketvec.data.render import atomic_output
 from pocketvec.data.source_fetch import fetch_set
 from pocketvec.data.source_plan import PlannedItem, render_order
 from pocketvec.data.sources import read_manifest

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketvec.atomic import atomic_output
 from pocketvec.bench.models import NotAvailable
-from pocketvec.data.render import atomic_output
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketvec.atomic import atomic_output
 from pocketvec.bench.goals import goals_section
-from pocketvec.data.render import atomic_output
 
 NA = "n/a"
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pocketvec.atomic import write_bytes_atomic
 from pocketvec.data.augment import PhoneAugment
 from pocketvec.data.items import ItemDataset
 from pocketvec.runtime.images import load_image
@@ -45,17 +44,4 @@ def save_png_atomic(image: Image.Image, out: Path) -> None:
     """Write a PNG via a temporary file in the same folder, fsync, rename: never a half-written file."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(out, buffer.getvalue())

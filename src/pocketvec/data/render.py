@@ -6,35 +6,18 @@ interrupted fetch never leaves a half-written item behind.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from pocketvec.atomic import atomic_output
 from pocketvec.data.source_packages import require_tool
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.images import to_rgb
-
-
-@contextmanager
-def atomic_output(final: Path):
-    """Yield a temp path next to `final`; on success fsync it and rename it over `final`."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.stem}-", suffix=final.suffix, dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _tool_output(command: list[str], source: Path) -> str:

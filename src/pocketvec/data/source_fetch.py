@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from pocketvec.atomic import atomic_output
 from pocketvec.data import render
 from pocketvec.data.rcc import read_rcc_entry
 from pocketvec.data.source_packages import copyright_text, download, package_version, require_tool, unpack
@@ -39,7 +40,7 @@ class FetchResult:
 
 
 def _write_manifest(folder: Path, manifest: dict) -> None:
-    with render.atomic_output(folder / MANIFEST_NAME) as tmp:
+    with atomic_output(folder / MANIFEST_NAME) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
 

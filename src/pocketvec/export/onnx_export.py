@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import onnx
 import torch
 
+from pocketvec.atomic import write_bytes_atomic
 from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
 from pocketvec.train.checkpoint import embedding_space_id
 from pocketvec.train.encoder import Encoder
@@ -33,14 +33,7 @@ def write_metadata(proto: onnx.ModelProto, metadata: ModelMetadata) -> None:
 def save_onnx_atomic(proto: onnx.ModelProto, out: Path, metadata: ModelMetadata) -> Path:
     """Write `proto` with `metadata` to `out` through a temp file + fsync + rename."""
     write_metadata(proto, metadata)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(proto.SerializeToString())
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(out)
-    return out
+    return write_bytes_atomic(out, proto.SerializeToString())
 
 
 def export_onnx_fp32(model: Encoder, out: str | Path, metadata: ModelMetadata | None = None) -> Path:

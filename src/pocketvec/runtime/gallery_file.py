@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pocketvec.atomic import write_bytes_atomic
 from pocketvec.errors import GalleryError
 
 MAGIC = b"PVGALLRY"
@@ -91,22 +90,5 @@ def _check_header(header: Any, source: str) -> None:
 
 
 def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write via a temp file in the same folder, fsync, rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
+    """Write a gallery (or model) file atomically."""
+    return write_bytes_atomic(path, data)
