@@ -26,7 +26,7 @@ from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher
 from pocketvec.runtime.model_files import write_accept_rule
 
-QUICK_TRAINING = {"epochs": 2}  # the enroll preset runs 6 epochs
+QUICK_TRAINING = {"epochs": 2}  # the enroll preset runs 12 epochs
 NOT_AN_ITEM = "not_an_item"
 
 
@@ -37,7 +37,7 @@ class DemoOptions:
     quick: bool = False  # a short training run (minutes on a laptop CPU)
     train_overrides: dict[str, Any] = field(default_factory=dict)  # dotted TrainConfig keys
     calibration_photos: int = 4  # synthetic phone photos per item for calibration
-    test_photos: int = 3  # other photos per item for the final matching
+    test_photos: int = 8  # other photos per item for the final matching (8 x 24 + 5 scenes = 197)
     target_precision: float = 0.99
     coreml: bool = True
     seed: int = 0

@@ -12,8 +12,9 @@ from onnx import numpy_helper
 from pocketvec.errors import ConfigError, ModelFileError
 from pocketvec.export.calibration import list_images, load_batch
 from pocketvec.export.onnx_export import export_onnx
-from pocketvec.export.source import INT8_WEIGHT_THRESHOLD, refuse_adapters
+from pocketvec.export.source import refuse_adapters
 from pocketvec.export.verify import onnx_kind
+from pocketvec.int8_grid import INT8_WEIGHT_THRESHOLD
 from pocketvec.runtime.metadata import METADATA_KEY, ModelMetadata
 from pocketvec.runtime.onnx_options import FOLD_WEIGHTS_OPTION, is_weight_only_int8, onnx_op_types, session_options
 from pocketvec.train.checkpoint import load_run, read_run_config

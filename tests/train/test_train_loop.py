@@ -69,6 +69,16 @@ def test_merge_turns_an_unfinished_run_into_plain_weights(few_items: Path, tmp_p
         assert (merged(pixels) - adapted).abs().max() <= 1e-5
 
 
+def test_int8_grid_run_ends_on_the_grid_after_the_merge(few_items: Path, tmp_path: Path) -> None:
+    run = train_config(tiny_config(int8_grid=True), few_items, tmp_path / "run")
+    model, config = load_run(run), read_run_config(run)
+    assert config["int8_grid"]["rounded_weights"] > 0 and 0.0 <= config["int8_grid"]["recall_at_1"] <= 1.0
+    weight = model.backbone.conv_head.weight.detach().reshape(model.backbone.conv_head.weight.shape[0], -1)
+    steps = weight / (weight.abs().amax(1, keepdim=True) / 127)  # merged DoRA weight, in grid steps
+    assert torch.allclose(steps, steps.round(), atol=1e-3)
+    assert preset_config("enroll").int8_grid
+
+
 def test_another_config_does_not_resume_and_finished_runs_are_kept(few_items: Path, tmp_path: Path) -> None:
     Trainer(tiny_config(), few_items, tmp_path / "run").run(stop_after=1)
     with pytest.raises(ConfigError, match="another config"):

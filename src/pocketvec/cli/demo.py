@@ -10,12 +10,12 @@ import typer
 def demo(
     out: Path = typer.Option(Path("pocketvec-demo"), "--out", help="Folder for every file the demo makes."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs (default: the enroll preset's)."),
-    quick: bool = typer.Option(False, "--quick", help="A shorter training run (2 epochs instead of the preset's 6)."),
+    quick: bool = typer.Option(False, "--quick", help="A shorter training run (2 epochs instead of the enroll preset's 12)."),
     train_set: list[str] = typer.Option([], "--train-set", help="Override a training setting: KEY=JSON_VALUE "
                                         "(dotted keys, e.g. encoder.preprocess.input_size=160). Repeatable."),
     calibration_photos: int = typer.Option(4, "--calibration-photos", min=1,
                                            help="Phone photos per item to calibrate on."),
-    test_photos: int = typer.Option(3, "--test-photos", min=1, help="Other phone photos per item to match."),
+    test_photos: int = typer.Option(8, "--test-photos", min=1, help="Other phone photos per item to match."),
     target_precision: float = typer.Option(0.99, "--target-precision", help="Answer precision the rule must reach."),
     coreml: bool = typer.Option(True, "--coreml/--no-coreml", help="Also export and verify Core ML int8."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out folder."),

@@ -31,7 +31,7 @@ def _parse_set(values: list[str]) -> dict:
 @app.callback()
 def train(
     ctx: typer.Context,
-    preset: str = typer.Option("", "--preset", help="Preset name: enroll, base or smoke."),
+    preset: str = typer.Option("", "--preset", help="Preset name: enroll, base, base-gpu or smoke."),
     config: Path = typer.Option(None, "--config", help="A JSON training config (instead of --preset)."),
     data: Path = typer.Option(None, "--data", help="Item folder or CSV manifest (path,label)."),
     out: Path = typer.Option(None, "--out", help="Run folder to write (an unfinished run there is resumed)."),

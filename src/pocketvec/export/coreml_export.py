@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from pocketvec.errors import ConfigError, ModelFileError
-from pocketvec.export.source import INT8_WEIGHT_THRESHOLD, check_choice, load_export_source
+from pocketvec.export.source import check_choice, load_export_source
+from pocketvec.int8_grid import INT8_WEIGHT_THRESHOLD
 from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
 
 DEPLOYMENT_TARGETS = ("iOS16", "iOS17", "iOS18")

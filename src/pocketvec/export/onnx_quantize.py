@@ -16,7 +16,7 @@ from pocketvec.export.calibration import (
     list_images,
     load_batch,
 )
-from pocketvec.export.source import INT8_WEIGHT_THRESHOLD
+from pocketvec.int8_grid import INT8_WEIGHT_THRESHOLD, quantize_per_channel
 from pocketvec.runtime.preprocess import PreprocessSpec
 from pocketvec.train.checkpoint import read_run_config
 
@@ -37,16 +37,6 @@ def output_axis(node: onnx.NodeProto) -> int:
     if node.op_type == "Gemm":
         return 0 if any(a.name == "transB" and a.i for a in node.attribute) else 1
     return 1
-
-
-def quantize_per_channel(weight: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 (-127..127) with one scale per slice along `axis`: (int8 values, float32 scales)."""
-    reduce = tuple(i for i in range(weight.ndim) if i != axis)
-    scale = np.abs(weight).max(axis=reduce) / 127.0
-    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-    shape = [1] * weight.ndim
-    shape[axis] = -1
-    return np.clip(np.rint(weight / scale.reshape(shape)), -127, 127).astype(np.int8), scale
 
 
 def to_weight_int8(proto: onnx.ModelProto) -> onnx.ModelProto:

@@ -14,10 +14,6 @@ from pocketvec.train.encoder import Encoder
 # Same names, same meanings in both formats: int8 = int8 weights (per output channel, symmetric), float
 # activations; w8a8 = int8 weights and 8-bit activations calibrated on real images.
 QUANTIZE_CHOICES = {kind: ("none", "fp16", "int8", "w8a8") for kind in ("onnx", "coreml")}
-# int8 keeps a weight float unless it has more than this many values (coremltools' default
-# weight_threshold): on Lite0 these are the stem and the first depthwise/pointwise convs, the layers
-# most sensitive to int8 (measured: mean cosine 0.989 -> 0.997 against fp32) for under 1 % of the weights.
-INT8_WEIGHT_THRESHOLD = 2048
 
 
 def adapter_modules(model: nn.Module) -> list[str]:

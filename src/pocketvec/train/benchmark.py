@@ -3,6 +3,7 @@
     python -m pocketvec.train.benchmark memory --classes 1000000 --rates 0.1 0.3 1.0
     python -m pocketvec.train.benchmark throughput --preset enroll --data DIR --steps 8
     python -m pocketvec.train.benchmark compare --data DIR_OR_CSV --runs RUN_DIR ... --input-size 160
+    python -m pocketvec.train.benchmark step --preset base-gpu --classes 8841 --steps 50
 
 Memory is the peak resident set of a fresh process over one AdamW step (weights, gradient, optimizer
 state, sampled logits), minus the process's size before the class centres existed.
@@ -64,6 +65,48 @@ def throughput(preset: str, data: str, steps: int, overrides: dict) -> dict:
             "input_size": config.encoder.preprocess.input_size, "images_per_s": round(trainer.images_per_second, 2)}
 
 
+def step(preset: str, classes: int, steps: int, warmup: int = 5) -> dict:
+    """Images/s of the model + loss step alone (forward, backward, AdamW) on random pixels: the
+    throughput the data loader would have to feed. As the loop: CUDA, bf16 autocast and channels_last
+    when a GPU is present."""
+    import torch
+    import torch.nn.functional as F
+
+    from pocketvec.train.parts import build_losses, memory_format
+    from pocketvec.train.presets import preset_config
+    from pocketvec.train.student import build_student
+
+    config = preset_config(preset)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_student(config.encoder, "random").to(device, memory_format=memory_format(device)).train()
+    losses = build_losses(config, classes, None).to(device)
+    optimizer = torch.optim.AdamW([*model.parameters(), *losses.parameters()], lr=1e-4)
+    size, batch = config.encoder.preprocess.input_size, config.batch_size
+    pixels = torch.randn(batch, 3, size, size, device=device).to(memory_format=memory_format(device))
+    labels = torch.randint(0, classes, (batch,), device=device)
+
+    def one_step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            embedding = F.normalize(model(pixels).float(), dim=-1)
+        optimizer.zero_grad(set_to_none=True)
+        losses["partial_fc"](embedding, labels).backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        one_step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(steps):
+        one_step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    return {"preset": preset, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+            "batch": batch, "input_size": size, "classes": classes, "steps": steps,
+            "images_per_s": round(batch * steps / seconds, 1)}
+
+
 def compare(data: str, runs: list[str], size: int, views: int, seed: int) -> list[dict]:
     """Recall@1 / best F1 of run folders and the frozen baselines on simulated photos of `data`'s items
     (the training augmentation with an evaluation seed; gallery = the clean items)."""
@@ -104,6 +147,10 @@ def main() -> None:
     thr.add_argument("--data", required=True)
     thr.add_argument("--steps", type=int, default=8)
     thr.add_argument("--set", nargs="*", default=[], help="dotted KEY=JSON overrides")
+    stp = sub.add_parser("step")
+    stp.add_argument("--preset", default="base-gpu")
+    stp.add_argument("--classes", type=int, default=8841)
+    stp.add_argument("--steps", type=int, default=50)
     cmp_ = sub.add_parser("compare")
     cmp_.add_argument("--data", required=True)
     cmp_.add_argument("--runs", nargs="*", default=[])
@@ -114,6 +161,8 @@ def main() -> None:
     if args.what == "memory":
         for row in memory(args.classes, args.rates, args.dim, args.batch):
             print(json.dumps(row))
+    elif args.what == "step":
+        print(json.dumps(step(args.preset, args.classes, args.steps)))
     elif args.what == "compare":
         for row in compare(args.data, args.runs, args.input_size, args.views, args.seed):
             print(json.dumps(row))

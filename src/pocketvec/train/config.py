@@ -51,6 +51,7 @@ class TrainConfig:
     workers: int = 0  # data-loader processes making augmented batches
     threads: int = 0  # torch CPU threads; 0 = the CPU count minus the workers (at least 1)
     max_steps: int = 0  # stop after this many steps in total; 0 = epochs decide
+    int8_grid: bool = False  # round the final weights onto the int8 export's grid (pocketvec.int8_grid)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:

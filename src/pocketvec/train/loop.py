@@ -19,13 +19,22 @@ from torch import nn
 
 from pocketvec.data.items import load_items
 from pocketvec.errors import ConfigError
+from pocketvec.int8_grid import round_to_int8_grid
 from pocketvec.train.adapters import merge_adapters
 from pocketvec.train.batches import BatchMaker
 from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.distributed import init_from_environment, rank_and_world
 from pocketvec.train.evaluate import evaluate, make_held_out
-from pocketvec.train.parts import StepBatches, build_losses, imprint_centres, select_trainable, warmup_cosine
+from pocketvec.train.parts import (
+    StepBatches,
+    build_losses,
+    imprint_centres,
+    memory_format,
+    select_trainable,
+    single_threaded_opencv,
+    warmup_cosine,
+)
 from pocketvec.train.state import RESUME_DIR, has_state, read_state_info, restore_state, save_state
 from pocketvec.train.student import build_student
 from pocketvec.train.teacher_cache import TeacherCache
@@ -51,7 +60,8 @@ class Trainer:
         self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
                                 config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0)
         torch.manual_seed(config.seed)  # random init of the student, heads and class centres
-        self.model = build_student(config.encoder, config.init).to(self.device)
+        self.memory_format = memory_format(self.device)
+        self.model = build_student(config.encoder, config.init).to(self.device, memory_format=self.memory_format)
         select_trainable(self.model, config)
         self.losses = build_losses(config, self.maker.num_classes, teacher).to(self.device)
         if config.imprint_centres and "partial_fc" in self.losses:
@@ -102,7 +112,8 @@ class Trainer:
     def _loss(self, batch) -> torch.Tensor:
         cfg = self.config
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            embedding = F.normalize(self.model.head(self.model.features(batch.pixels.to(self.device))).float(), dim=-1)
+            pixels = batch.pixels.to(self.device, memory_format=self.memory_format)
+            embedding = F.normalize(self.model.head(self.model.features(pixels)).float(), dim=-1)
         labels = batch.labels.to(self.device)
         loss = embedding.new_zeros(())
         if "partial_fc" in self.losses:
@@ -158,7 +169,8 @@ class Trainer:
         started, images, stopped_early, timed_out = time.monotonic(), 0, False, False
         columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
-        with Progress(*columns, disable=self.rank != 0, transient=False) as progress:
+        with single_threaded_opencv(cfg.workers > 0), \
+                Progress(*columns, disable=self.rank != 0, transient=False) as progress:
             task = progress.add_task("train", total=self.total_steps, completed=self.step, info="")
             for batch in loader:
                 torch.manual_seed(cfg.seed * 1_000_003 + self.step)  # dropout, PartialFC sampling
@@ -191,13 +203,19 @@ class Trainer:
         return self.finish()
 
     def finish(self) -> Path:
-        """Restore the best epoch when early stopping, merge adapters, write the plain run folder."""
+        """Restore the best epoch when early stopping, merge adapters, round onto the int8 grid if asked,
+        write the plain run folder."""
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         if self.rank == 0:
             model = merge_adapters(self.model).eval().cpu()
-            save_run(self.out, model, {"train": self.config.to_dict(), "history": self.history,
-                                       "steps": self.step, "total_steps": self.total_steps})
+            extra = {"train": self.config.to_dict(), "history": self.history, "steps": self.step,
+                     "total_steps": self.total_steps}
+            if self.config.int8_grid:  # after the merge: the exported weights are the merged ones
+                extra["int8_grid"] = {"rounded_weights": round_to_int8_grid(model)}
+                if self.held_out is not None:  # the same held-out photos, after rounding
+                    extra["int8_grid"].update(evaluate(model, self.held_out))
+            save_run(self.out, model, extra)
             shutil.rmtree(self.out / RESUME_DIR, ignore_errors=True)
         if self.world > 1:  # the other ranks return once rank 0 has written the run folder
             import torch.distributed as dist

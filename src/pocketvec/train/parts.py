@@ -3,8 +3,10 @@ per-step batch dataset, the loss modules, and class-centre imprinting."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -44,6 +46,26 @@ def select_trainable(model: nn.Module, config: TrainConfig) -> None:
     if not any(p.requires_grad for p in model.parameters()):
         raise ConfigError(f"nothing to train: trainable patterns {list(config.trainable)} match no parameter "
                           "and there are no adapters")
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on a GPU (measured on an H100: 2.4x the images/s of Lite0 at 224 px, bf16)."""
+    return torch.channels_last if device.type == "cuda" else torch.preserve_format
+
+
+@contextlib.contextmanager
+def single_threaded_opencv(enabled: bool) -> Iterator[None]:
+    """One OpenCV thread while data-loader processes run (they are the parallelism). Set in the parent
+    before the processes fork: calling cv2.setNumThreads inside a forked child can deadlock."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    if enabled:
+        cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 class StepBatches(torch.utils.data.Dataset):

@@ -1,7 +1,9 @@
 """The `base` training pool: a CSV manifest (path,label) over sets fetched by `pocketvec data fetch`.
 
-Never the benchmark sets (humanities-docs, flag-icons). Files are picked with a seeded shuffle so the
-same cache gives the same pool. Usage: python -m pocketvec.train.pool OUT.csv [SET=COUNT ...]
+Never the benchmark sets (humanities-docs, flag-icons), nor the sources of the embedded demo items.
+Files are picked with a seeded shuffle so the same cache gives the same pool.
+`--compact DIR` also writes a small self-contained copy (WebP, long side 448 px, relative paths) to
+carry to a training machine. Usage: python -m pocketvec.train.pool OUT.csv [SET=COUNT ...] [--compact DIR]
 """
 
 from __future__ import annotations
@@ -9,14 +11,19 @@ from __future__ import annotations
 import csv
 import os
 import random
+import re
 import sys
 from pathlib import Path
 
+from pocketvec.atomic import atomic_output
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.images import is_image_path
 
 DEFAULT_POOL = {"latex-docs": 320, "kgeography-flags": 160, "wesnoth-portraits": 80, "gcompris-photos": 40}
 BENCHMARK_SETS = ("humanities-docs", "flag-icons")
+# the embedded demo items come from these files (src/pocketvec/assets/demo_items/LICENSES.md)
+DEMO_SOURCES = re.compile(r"latex-docs/.*--(memman|microtype)--.*|kgeography-flags/(chad|romania|indonesia|monaco|"
+                          r"poland|ireland|cote_divoire|italy|netherlands|luxembourg|mali|guinea)", re.IGNORECASE)
 
 
 def cache_root() -> Path:
@@ -35,17 +42,41 @@ def write_pool_manifest(out: str | Path, counts: dict[str, int] | None = None, s
         if not files:
             raise DatasetError(f"{folder}: no images; run `pocketvec data fetch {name}` first")
         random.Random(f"{seed}-{name}").shuffle(files)
-        rows += [(str(p.resolve()), f"{name}/{p.relative_to(folder).with_suffix('')}") for p in files[:count]]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+        labelled = ((p, f"{name}/{p.relative_to(folder).with_suffix('')}") for p in files)
+        rows += [(str(p.resolve()), label) for p, label in labelled if not DEMO_SOURCES.fullmatch(label)][:count]
+    return write_manifest(out, rows)
+
+
+def write_manifest(out: Path, rows: list[tuple[str, str]]) -> Path:
+    with atomic_output(out) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label"])
         writer.writerows(rows)
-    tmp.replace(out)
     return out
 
 
+def write_compact_pool(manifest: str | Path, out_dir: str | Path, long_side: int = 448, quality: int = 85) -> Path:
+    """A small copy of a pool (WebP, at most `long_side` px) with a manifest of relative paths."""
+    from PIL import Image
+
+    from pocketvec.data.items import load_items
+    from pocketvec.runtime.images import load_image
+
+    out_dir = Path(out_dir)
+    rows = []
+    for index, item in enumerate(load_items(manifest)):
+        name = f"{index:05d}.webp"
+        Image.fromarray(load_image(item.path, long_side)).save(out_dir / name, "WEBP", quality=quality)
+        rows.append((name, item.label))
+    return write_manifest(out_dir / "manifest.csv", rows)
+
+
 if __name__ == "__main__":
-    counts = {k: int(v) for k, v in (arg.split("=") for arg in sys.argv[2:])} or None
-    print(write_pool_manifest(sys.argv[1], counts))
+    args = sys.argv[2:]
+    compact = args[args.index("--compact") + 1] if "--compact" in args else None
+    counts = {k: int(v) for k, v in (a.split("=") for a in args if "=" in a)} or None
+    manifest = write_pool_manifest(sys.argv[1], counts)
+    print(manifest)
+    if compact:
+        Path(compact).mkdir(parents=True, exist_ok=True)
+        print(write_compact_pool(manifest, compact))

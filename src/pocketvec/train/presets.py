@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from pocketvec.errors import ConfigError
 from pocketvec.runtime.preprocess import PreprocessSpec
 from pocketvec.train.adapters import AdapterConfig
+from pocketvec.train.checkpoint import read_run_config
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.encoder import EncoderConfig
 from pocketvec.train.losses.margins import MarginConfig
@@ -31,16 +34,29 @@ def _base() -> TrainConfig:
     )
 
 
-def _enroll() -> TrainConfig:
-    """Fine-tune on a user's item folder: DoRA adapters on `base` (or Lite0 ImageNet if absent)."""
-    init = "base" if (base_run_dir() / "model.safetensors").is_file() else "imagenet"
+def _base_gpu() -> TrainConfig:
+    """The general student on a GPU machine: the whole network from the shipped `base`, 224 px, big batches.
+    No teacher: the available frozen teachers score below the student on these items."""
     return TrainConfig(
-        encoder=EncoderConfig(preprocess=PreprocessSpec(input_size=160)), init=init,
+        encoder=EncoderConfig(preprocess=PreprocessSpec(input_size=224)), init="base",
+        adapters=AdapterConfig(kind="none"), trainable=("*",), loss="margin",
+        margin=MarginConfig(kind="arcface", scale=32.0), sample_rate=1.0, teacher="",
+        policy="upright", epochs=40, batch_classes=128, views_per_class=2, lr=2e-3, warmup_fraction=0.05,
+        eval_views=0, checkpoint_every=200, workers=max(1, (os.cpu_count() or 2) - 1),
+    )
+
+
+def _enroll() -> TrainConfig:
+    """Fine-tune on a user's item folder: DoRA adapters on `base` at its input size (or Lite0 ImageNet if absent)."""
+    has_base = (base_run_dir() / "model.safetensors").is_file()
+    size = read_run_config(base_run_dir())["encoder"]["preprocess"]["input_size"] if has_base else 224
+    return TrainConfig(
+        encoder=EncoderConfig(preprocess=PreprocessSpec(input_size=size)), init="base" if has_base else "imagenet",
         adapters=AdapterConfig(kind="dora", rank=8, alpha=16.0, targets=ENROLL_ADAPTER_TARGETS),
         trainable=("head.*",), loss="margin",
         margin=MarginConfig(kind="arcface", scale=32.0, label_smoothing=0.1), sample_rate=1.0, teacher="",
         policy="upright", epochs=12, batch_classes=12, views_per_class=2, lr=5e-3, eval_views=1,
-        checkpoint_every=12, workers=1,
+        checkpoint_every=12, workers=1, int8_grid=True,
     )
 
 
@@ -53,7 +69,7 @@ def _smoke() -> TrainConfig:
     )
 
 
-PRESETS = {"base": _base, "enroll": _enroll, "smoke": _smoke}
+PRESETS = {"base": _base, "base-gpu": _base_gpu, "enroll": _enroll, "smoke": _smoke}
 
 
 def preset_config(name: str) -> TrainConfig:
