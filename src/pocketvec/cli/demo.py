@@ -10,7 +10,8 @@ import typer
 def demo(
     out: Path = typer.Option(Path("pocketvec-demo"), "--out", help="Folder for every file the demo makes."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs (default: the enroll preset's)."),
-    quick: bool = typer.Option(False, "--quick", help="A shorter training run (2 epochs instead of the enroll preset's 12)."),
+    quick: bool = typer.Option(False, "--quick",
+                               help="A shorter training run (2 epochs instead of the enroll preset's 12)."),
     train_set: list[str] = typer.Option([], "--train-set", help="Override a training setting: KEY=JSON_VALUE "
                                         "(dotted keys, e.g. encoder.preprocess.input_size=160). Repeatable."),
     calibration_photos: int = typer.Option(4, "--calibration-photos", min=1,
