@@ -90,8 +90,10 @@ def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> tuple[str, str,
         import onnxruntime as ort
 
         from pocketvec.runtime.metadata import METADATA_KEY
+        from pocketvec.runtime.onnx_options import session_options
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        # the runtime's session options: what is verified is what the runtime runs
+        session = ort.InferenceSession(str(path), session_options(path), providers=["CPUExecutionProvider"])
         check_space(path, session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), space_id)
         out = np.concatenate([session.run(None, {session.get_inputs()[0].name: pixels[i : i + 16]})[0]
                               for i in range(0, len(pixels), 16)])
