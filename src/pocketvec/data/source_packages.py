@@ -119,10 +119,21 @@ def unpack(ref: PackageRef, package_file: Path, target: Path) -> list[Path]:
 
 
 def _extract(archive: tarfile.TarFile, ref: PackageRef, target: Path) -> None:
+    """Copy the wanted regular files out of the archive (no links, nothing outside `target`); works on
+    every Python 3.11, including those whose tarfile has no extraction filters (before 3.11.4)."""
+    root = target.resolve()
     try:
         for member in archive:
-            if member.isfile() and (_wanted(member.name, ref) or _licence_member(member.name, ref)):
-                archive.extract(member, target, filter="data")
+            if not member.isfile() or not (_wanted(member.name, ref) or _licence_member(member.name, ref)):
+                continue
+            dest = (root / member.name).resolve()
+            if not dest.is_relative_to(root):
+                raise DatasetError(f"{ref.name}: refusing the archive member {member.name!r} (outside the folder)")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            source = archive.extractfile(member)
+            assert source is not None  # a regular file always has data
+            with source, open(dest, "wb") as out:
+                shutil.copyfileobj(source, out)
     except (tarfile.TarError, OSError) as e:
         raise DatasetError(f"Could not unpack {ref.name}: {e}") from e
 
