@@ -54,6 +54,7 @@ def atomic_output(final: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        _usual_permissions(tmp)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from pocketvec.atomic import atomic_output, write_bytes_atomic
 from pocketvec.errors import ModelFileError
 from pocketvec.train.encoder import Encoder, EncoderConfig, build_encoder
 
@@ -35,14 +36,11 @@ def save_run(run_dir: str | Path, model: Encoder, extra: dict[str, Any] | None =
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    tmp = run_dir / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(run_dir / WEIGHTS_FILE)
+    with atomic_output(run_dir / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
     config = {"encoder": model.config.to_dict(), "embedding_space_id": embedding_space_id(model)}
     config.update(extra or {})
-    tmp = run_dir / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
-    tmp.replace(run_dir / CONFIG_FILE)
+    write_bytes_atomic(run_dir / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True).encode())
     return run_dir
 
 
