@@ -10,7 +10,7 @@ from pocketvec.export.calibration import list_images, load_batch
 from pocketvec.export.coreml_export import export_coreml
 from pocketvec.export.mil_interpreter import MILProgram
 from pocketvec.export.onnx_export import export_onnx
-from pocketvec.int8_grid import round_to_int8_grid
+from pocketvec.int8_grid import INT8_WEIGHT_THRESHOLD, round_to_int8_grid
 from pocketvec.train.checkpoint import load_run, read_run_config, save_run
 
 
@@ -38,7 +38,7 @@ def test_rounded_weights_make_int8_export_exact(small_run, demo_items, tmp_path)
 
 def test_rounding_is_idempotent_and_skips_small_weights(small_run):
     model = load_run(small_run)
-    small = {name: p.detach().clone() for name, p in model.named_parameters() if p.numel() <= 2048}
+    small = {name: p.detach().clone() for name, p in model.named_parameters() if p.numel() <= INT8_WEIGHT_THRESHOLD}
     round_to_int8_grid(model)
     once = {name: p.detach().clone() for name, p in model.named_parameters()}
     round_to_int8_grid(model)

@@ -65,10 +65,12 @@ def throughput(preset: str, data: str, steps: int, overrides: dict) -> dict:
             "input_size": config.encoder.preprocess.input_size, "images_per_s": round(trainer.images_per_second, 2)}
 
 
-def step(preset: str, classes: int, steps: int, warmup: int = 5) -> dict:
+def step(preset: str, classes: int, steps: int, warmup: int = 5, batch: int = 0,
+         channels_last: bool | None = None, compiled: bool = False) -> dict:
     """Images/s of the model + loss step alone (forward, backward, AdamW) on random pixels: the
-    throughput the data loader would have to feed. As the loop: CUDA, bf16 autocast and channels_last
-    when a GPU is present."""
+    throughput the data loader would have to feed. By default as the loop: the preset's batch, CUDA,
+    bf16 autocast and channels_last when a GPU is present; `batch`, `channels_last` and `compiled`
+    (torch.compile) try variants."""
     import torch
     import torch.nn.functional as F
 
@@ -78,16 +80,19 @@ def step(preset: str, classes: int, steps: int, warmup: int = 5) -> dict:
 
     config = preset_config(preset)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = build_student(config.encoder, "random").to(device, memory_format=memory_format(device)).train()
+    fmt = memory_format(device) if channels_last is None else \
+        (torch.channels_last if channels_last else torch.contiguous_format)
+    model = build_student(config.encoder, "random").to(device, memory_format=fmt).train()
+    forward = torch.compile(model) if compiled else model
     losses = build_losses(config, classes, None).to(device)
     optimizer = torch.optim.AdamW([*model.parameters(), *losses.parameters()], lr=1e-4)
-    size, batch = config.encoder.preprocess.input_size, config.batch_size
-    pixels = torch.randn(batch, 3, size, size, device=device).to(memory_format=memory_format(device))
+    size, batch = config.encoder.preprocess.input_size, batch or config.batch_size
+    pixels = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
     labels = torch.randint(0, classes, (batch,), device=device)
 
     def one_step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            embedding = F.normalize(model(pixels).float(), dim=-1)
+            embedding = F.normalize(forward(pixels).float(), dim=-1)
         optimizer.zero_grad(set_to_none=True)
         losses["partial_fc"](embedding, labels).backward()
         optimizer.step()
@@ -104,6 +109,7 @@ def step(preset: str, classes: int, steps: int, warmup: int = 5) -> dict:
     seconds = time.perf_counter() - started
     return {"preset": preset, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
             "batch": batch, "input_size": size, "classes": classes, "steps": steps,
+            "channels_last": fmt == torch.channels_last, "compiled": compiled,
             "images_per_s": round(batch * steps / seconds, 1)}
 
 

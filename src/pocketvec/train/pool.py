@@ -63,6 +63,7 @@ def write_compact_pool(manifest: str | Path, out_dir: str | Path, long_side: int
     from pocketvec.runtime.images import load_image
 
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for index, item in enumerate(load_items(manifest)):
         name = f"{index:05d}.webp"
@@ -78,5 +79,4 @@ if __name__ == "__main__":
     manifest = write_pool_manifest(sys.argv[1], counts)
     print(manifest)
     if compact:
-        Path(compact).mkdir(parents=True, exist_ok=True)
         print(write_compact_pool(manifest, compact))
