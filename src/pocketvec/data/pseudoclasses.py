@@ -139,3 +139,47 @@ def render_variant(image: np.ndarray, rotation: int, flip: bool, region: str) ->
     elif region == "bottom":
         out = out[out.shape[0] - half :]
     return np.ascontiguousarray(out)
+
+
+def _thumbnail(image: np.ndarray, side: int) -> np.ndarray:
+    import cv2
+
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+
+
+def merge_identical_classes(variants: tuple[PseudoVariant, ...], images: list[np.ndarray],
+                            tolerance: float = 0.25, side: int = 32, chunk: int = 2048) -> tuple[PseudoVariant, ...]:
+    """One class for variants whose renderings are the same picture, whatever item they come from.
+
+    Look-alike items share whole regions: the top half of a card and of its edition with a serial
+    number printed at the bottom are identical pixels. As two classes they would be a contradiction
+    the loss can only answer by giving up on discrimination. Two renderings are the same picture when
+    their 32x32 grey thumbnails differ by less than `tolerance` grey levels (RMS) and their aspect
+    ratios by less than 5%; distinct items differ by more than 0.5 even when only a serial number
+    tells them apart. Class ids stay contiguous, numbered by first appearance.
+    """
+    rendered = [render_variant(images[v.item_index], v.rotation, v.flip, v.region) for v in variants]
+    thumbs = np.stack([_thumbnail(image, side) for image in rendered])
+    aspect = np.log([image.shape[1] / image.shape[0] for image in rendered])
+    norms = (thumbs**2).sum(1)
+    parent = list(range(max(v.class_id for v in variants) + 1))
+
+    def root(c: int) -> int:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    for start in range(0, len(variants), chunk):
+        block = thumbs[start : start + chunk]
+        squared = norms[start : start + chunk, None] + norms[None] - 2 * block @ thumbs.T
+        close = (squared < tolerance**2 * thumbs.shape[1]) & \
+            (np.abs(aspect[start : start + chunk, None] - aspect[None]) < 0.05)
+        for i, j in zip(*np.nonzero(close), strict=True):
+            a, b = root(variants[start + i].class_id), root(variants[j].class_id)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    renumbered: dict[int, int] = {}
+    return tuple(PseudoVariant(v.item_index, v.rotation, v.flip, v.region,
+                               renumbered.setdefault(root(v.class_id), len(renumbered))) for v in variants)

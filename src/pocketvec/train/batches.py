@@ -15,7 +15,13 @@ from PIL import Image
 
 from pocketvec.data.augment import AugmentConfig, PhoneAugment
 from pocketvec.data.items import ItemDataset
-from pocketvec.data.pseudoclasses import PseudoVariant, expand_pseudo_classes, policy_from_name, render_variant
+from pocketvec.data.pseudoclasses import (
+    PseudoVariant,
+    expand_pseudo_classes,
+    merge_identical_classes,
+    policy_from_name,
+    render_variant,
+)
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
@@ -43,15 +49,17 @@ class BatchMaker:
 
     def __init__(self, items: ItemDataset, policy: str, input_size: int, batch_classes: int,
                  views_per_class: int, seed: int, augment: dict | None = None, backgrounds: str = "",
-                 teacher_size: int = 0) -> None:
+                 teacher_size: int = 0, merge_identical: bool = True) -> None:
         if len(items) == 0:
             raise DatasetError(f"{items.root}: no item images to train on")
+        self.images = [fit_within(load_image(e.path), 2 * input_size) for e in items]
         self.variants: tuple[PseudoVariant, ...] = expand_pseudo_classes([e.label for e in items],
                                                                          policy_from_name(policy))
+        if merge_identical:
+            self.variants = merge_identical_classes(self.variants, self.images)
         self.num_classes = len({v.class_id for v in self.variants})
         if self.num_classes < 2:
             raise DatasetError(f"{items.root}: training needs at least 2 pseudo-classes. Got {self.num_classes}.")
-        self.images = [fit_within(load_image(e.path), 2 * input_size) for e in items]
         self.hashes = [content_hash(e.path) for e in items]
         self.augment = PhoneAugment(AugmentConfig.from_dict(augment or {}), input_size, backgrounds or None)
         self.batch_classes = min(batch_classes, self.num_classes)

@@ -33,6 +33,7 @@ class TrainConfig:
     kd_weight: float = 0.0  # Hinton KD over the teacher's ImageNet logits
     kd_temperature: float = 4.0
     policy: str = "documents"  # pseudo-class policy preset (pocketvec.data.pseudoclasses.PRESETS)
+    merge_identical_classes: bool = True  # variants that render the same picture share one class
     augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields
     backgrounds: str = ""  # folder of background photos; "" = the data package's default
     epochs: int = 3

@@ -1,9 +1,9 @@
 """The training loop: AdamW, warmup + cosine, clipping, AMP on GPU, resumable checkpoints, per-epoch
-held-out evaluation with early stopping, a rich progress bar, optional torchrun sharding."""
+held-out evaluation that keeps the best shipped weights (the start included) with early stopping,
+a rich progress bar, optional torchrun sharding."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -19,13 +19,12 @@ from torch import nn
 
 from pocketvec.data.items import load_items
 from pocketvec.errors import ConfigError
-from pocketvec.int8_grid import round_to_int8_grid
-from pocketvec.train.adapters import merge_adapters
 from pocketvec.train.batches import BatchMaker
 from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.distributed import init_from_environment, rank_and_world
 from pocketvec.train.evaluate import evaluate, make_held_out
+from pocketvec.train.keep_best import better, shipped_copy, verdict
 from pocketvec.train.parts import (
     StepBatches,
     build_losses,
@@ -58,7 +57,8 @@ class Trainer:
         teacher = load_teacher(config.teacher) if config.teacher and config.distill_weight > 0 else None
         size = config.encoder.preprocess.input_size
         self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
-                                config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0)
+                                config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0,
+                                config.merge_identical_classes)
         torch.manual_seed(config.seed)  # random init of the student, heads and class centres
         self.memory_format = memory_format(self.device)
         self.model = build_student(config.encoder, config.init).to(self.device, memory_format=self.memory_format)
@@ -77,10 +77,13 @@ class Trainer:
             self.optimizer, warmup_cosine(self.total_steps, config.warmup_fraction))
         self.held_out = make_held_out(self.maker, self.labels, config.eval_views, config.encoder.preprocess) \
             if config.eval_views else None
-        self.step, self.history, self.best = 0, [], {"recall_at_1": -1.0, "epoch": 0}
-        self.best_state: dict[str, torch.Tensor] | None = None
+        self.step, self.history, self.best = 0, [], {"recall_at_1": -1.0, "best_f1": -1.0, "epoch": 0}
+        # the safety net: the best shipped weights seen so far, the start's until an epoch beats them
+        self.kept = shipped_copy(self.model, config.int8_grid) if self.held_out is not None else None
         if has_state(self.out):
             self._resume()
+        elif self.kept is not None:
+            self._record({"epoch": 0, "step": 0, **evaluate(self.kept, self.held_out)}, self.kept)
 
     @staticmethod
     def device_is_cpu() -> bool:
@@ -98,7 +101,17 @@ class Trainer:
         self.step, self.history, self.best = info["step"], info["history"], info["best"]
 
     def _modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model, "losses": self.losses}
+        modules = {"model": self.model, "losses": self.losses}
+        return modules if self.kept is None else {**modules, "kept": self.kept}
+
+    def _record(self, metrics: dict[str, Any], shipped: nn.Module) -> None:
+        """Add one held-out evaluation to the history; keep `shipped` when it is the best so far."""
+        self.history.append(metrics)
+        if better(metrics, self.best):
+            self.best = {"recall_at_1": metrics["recall_at_1"], "best_f1": metrics["best_f1"],
+                         "epoch": metrics["epoch"]}
+            if shipped is not self.kept:
+                self.kept.load_state_dict(shipped.state_dict())  # type: ignore[union-attr]
 
     def _set_train_mode(self) -> None:
         """Train mode, except BatchNorm layers whose parameters are frozen: their statistics stay fixed."""
@@ -151,12 +164,8 @@ class Trainer:
         epoch = self.step // self.steps_per_epoch
         if self.held_out is None:
             return False
-        metrics = {"epoch": epoch, "step": self.step, **evaluate(self.model, self.held_out)}
-        self.history.append(metrics)
-        if metrics["recall_at_1"] > self.best["recall_at_1"]:
-            self.best = {"recall_at_1": metrics["recall_at_1"], "epoch": epoch}
-            if self.config.early_stopping_patience:
-                self.best_state = copy.deepcopy(self.model.state_dict())
+        shipped = shipped_copy(self.model, self.config.int8_grid)
+        self._record({"epoch": epoch, "step": self.step, **evaluate(shipped, self.held_out)}, shipped)
         patience = self.config.early_stopping_patience
         return bool(patience) and epoch - self.best["epoch"] >= patience
 
@@ -203,19 +212,15 @@ class Trainer:
         return self.finish()
 
     def finish(self) -> Path:
-        """Restore the best epoch when early stopping, merge adapters, round onto the int8 grid if asked,
-        write the plain run folder."""
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+        """Write the plain run folder: the kept weights (best held-out epoch, the start included) when there
+        is a held-out set, else the last weights merged (and rounded onto the int8 grid if asked)."""
         if self.rank == 0:
-            model = merge_adapters(self.model).eval().cpu()
+            model = self.kept if self.kept is not None else shipped_copy(self.model, self.config.int8_grid)
             extra = {"train": self.config.to_dict(), "history": self.history, "steps": self.step,
-                     "total_steps": self.total_steps}
-            if self.config.int8_grid:  # after the merge: the exported weights are the merged ones
-                extra["int8_grid"] = {"rounded_weights": round_to_int8_grid(model)}
-                if self.held_out is not None:  # the same held-out photos, after rounding
-                    extra["int8_grid"].update(evaluate(model, self.held_out))
-            save_run(self.out, model, extra)
+                     "total_steps": self.total_steps, "int8_grid": self.config.int8_grid}
+            if self.kept is not None:
+                extra["kept"] = {"epoch": self.best["epoch"], "verdict": verdict(self.history, self.best["epoch"])}
+            save_run(self.out, model.cpu(), extra)
             shutil.rmtree(self.out / RESUME_DIR, ignore_errors=True)
         if self.world > 1:  # the other ranks return once rank 0 has written the run folder
             import torch.distributed as dist

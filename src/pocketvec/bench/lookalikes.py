@@ -1,0 +1,203 @@
+"""The look-alike stress tier: groups of near-identical items that differ in small details.
+
+Built from the benchmark's own packages (never trained on), so it says how a model copes with a
+catalogue of look-alikes rather than with the pool's kinds of items:
+
+- **page editions**: one page from the middle of a texlive-humanities-doc manual, the page after it
+  (same layout, running heads and fonts; other text), and three printed editions of the first page:
+  a small serial number in a corner, a small seal in a corner, a thin printed frame;
+- **flag editions**: one flag-icons flag in five printed editions: the original, one of its colours
+  shifted in hue, a serial number, a seal, a frame.
+
+Two members of a group differ in one or two small details.
+
+The folder holds one image per item, named `<group>--<member>.png`, and a `manifest.json` saying how
+each was made. Everything is a pure function of the cached packages and the counts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from pocketvec.atomic import atomic_output
+from pocketvec.data import render
+from pocketvec.data.source_fetch import fetch_set
+from pocketvec.data.source_packages import download, unpack
+from pocketvec.data.source_plan import spread_order
+from pocketvec.data.sources import cache_root, get_source, read_manifest
+from pocketvec.errors import DatasetError
+from pocketvec.runtime.images import load_image
+
+SET_NAME = "lookalikes"
+FLAG_EDITIONS = ("original", "recolour", "serial", "seal", "frame")
+PAGE_EDITIONS = ("original", "next-page", "serial", "seal", "frame")
+
+
+@dataclass(frozen=True)
+class LookalikeConfig:
+    page_groups: int = 25
+    flag_groups: int = 26
+    long_side: int = 600
+
+    @property
+    def items(self) -> int:
+        return self.page_groups * len(PAGE_EDITIONS) + self.flag_groups * len(FLAG_EDITIONS)
+
+
+def _save_png(image: np.ndarray, out: Path) -> None:
+    with atomic_output(out) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+
+
+def _dominant_colours(image: np.ndarray, count: int) -> list[np.ndarray]:
+    """The `count` most frequent colours (quantised to 8 levels per channel), most frequent first."""
+    quantised = (image // 32).reshape(-1, 3)
+    codes = quantised[:, 0].astype(np.int32) * 64 + quantised[:, 1] * 8 + quantised[:, 2]
+    ranked = np.argsort(-np.bincount(codes, minlength=512))[:count]
+    return [np.array([c // 64, (c // 8) % 8, c % 8]) for c in ranked]
+
+
+def _recolour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One of the flag's two main colours moved to a clearly different hue (or lightness if grey)."""
+    colours = _dominant_colours(image, 2)
+    target = colours[int(rng.integers(len(colours)))]
+    mask = np.all(image // 32 == target, axis=-1)
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.int32)
+    if hsv[mask, 1].mean() < 40:  # white/grey/black: shift lightness instead of hue
+        hsv[mask, 2] = np.where(hsv[mask, 2] > 128, hsv[mask, 2] - 70, hsv[mask, 2] + 70)
+    else:
+        hsv[mask, 0] = (hsv[mask, 0] + int(rng.integers(12, 20))) % 180
+    return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+def _contrasting(image: np.ndarray, y: int, x: int) -> tuple[int, int, int]:
+    return (20, 20, 20) if image[y, x].mean() > 110 else (240, 240, 240)
+
+
+def _serial(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A small printed serial number in the bottom-right corner."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    text = f"No {int(rng.integers(1000, 9999))}"
+    scale = h / 400
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, scale, max(1, round(scale * 2)))
+    x, y = w - tw - round(0.04 * w), h - round(0.05 * h)
+    cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_DUPLEX, scale, _contrasting(out, y - th // 2, x + tw // 2),
+                max(1, round(scale * 2)), cv2.LINE_AA)
+    return out
+
+
+def _seal(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A small round seal (a ring around a dot) near the top-left corner."""
+    out = image.copy()
+    h = out.shape[0]
+    radius = round(h * rng.uniform(0.07, 0.09))
+    centre = (round(radius * 1.6), round(radius * 1.6))
+    colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+    cv2.circle(out, centre, radius, colour, max(2, radius // 4), cv2.LINE_AA)
+    cv2.circle(out, centre, radius // 3, colour, -1, cv2.LINE_AA)
+    return out
+
+
+def _frame(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A thin printed frame just inside the edge."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    inset, thickness = round(0.03 * h), max(2, round(0.012 * h))
+    colour = _contrasting(out, inset, inset) if rng.random() < 0.5 else (200, 160, 40)
+    cv2.rectangle(out, (inset, inset), (w - 1 - inset, h - 1 - inset), colour, thickness)
+    return out
+
+
+_EDITION_MAKERS = {"recolour": _recolour, "serial": _serial, "seal": _seal, "frame": _frame}
+
+
+def _flag_groups(folder: Path, config: LookalikeConfig, root: Path) -> dict[str, dict]:
+    flags = fetch_set("flag-icons", root=root).folder
+    names = sorted(read_manifest(flags)["items"])
+    if len(names) < config.flag_groups:
+        raise DatasetError(f"{flags}: {len(names)} flags; the look-alike tier needs {config.flag_groups}.")
+    made = {}
+    for index in sorted(spread_order(len(names))[: config.flag_groups]):
+        name = names[index]
+        original = load_image(flags / f"{name}.png")
+        for edition in FLAG_EDITIONS:
+            item = f"flag-{name}--{edition}"
+            _save_edition(original, edition, folder / f"{item}.png", [index, FLAG_EDITIONS.index(edition)])
+            made[item] = {"group": f"flag-{name}", "source": f"flag-icons/{name}", "edition": edition}
+    return made
+
+
+def make_edition(original: np.ndarray, edition: str, rng: np.random.Generator) -> np.ndarray:
+    """One printed edition of a design: "original", "recolour", "serial", "seal" or "frame"."""
+    return original if edition == "original" else _EDITION_MAKERS[edition](original, rng)
+
+
+def _save_edition(original: np.ndarray, edition: str, out: Path, seed: list[int]) -> None:
+    if not out.is_file():
+        _save_png(make_edition(original, edition, np.random.default_rng(seed)), out)
+
+
+def _page_groups(folder: Path, config: LookalikeConfig, root: Path) -> dict[str, dict]:
+    spec = get_source("humanities-docs")
+    ref = spec.packages[0]
+    package = download(ref, root / "_packages")
+    scratch = root / "_packages" / f"{package.name}.lookalikes"
+    docs = sorted(unpack(ref, package, scratch))
+    counts = {doc: render.pdf_page_count(doc) for doc in docs}
+    docs = [doc for doc in docs if counts[doc] >= 8]
+    if len(docs) < config.page_groups:
+        raise DatasetError(f"{package}: {len(docs)} manuals long enough; the look-alike tier needs "
+                           f"{config.page_groups}.")
+    made = {}
+    for index in sorted(spread_order(len(docs))[: config.page_groups]):
+        doc = docs[index]
+        group = f"page-{doc.stem}"
+        pages = []  # two non-blank consecutive-ish pages from the middle: body text, not the title page
+        for page in range(counts[doc] // 2, counts[doc] + 1):
+            out = folder / f"{group}--page{len(pages)}.png"
+            render.render_pdf_page(doc, page, out, config.long_side)
+            if render.is_blank(out):
+                out.unlink()
+                continue
+            pages.append((page, out))
+            if len(pages) == 2:
+                break
+        if len(pages) < 2:
+            raise DatasetError(f"{doc}: fewer than two non-blank pages after page {counts[doc] // 2}.")
+        original = load_image(pages[0][1])
+        for edition in PAGE_EDITIONS:
+            item = f"{group}--{edition}"
+            source = pages[1] if edition == "next-page" else pages[0]
+            if edition in ("original", "next-page"):
+                source[1].replace(folder / f"{item}.png")
+            else:
+                _save_edition(original, edition, folder / f"{item}.png", [1000 + index, PAGE_EDITIONS.index(edition)])
+            made[item] = {"group": group, "source": f"{ref.name}/{doc.name}", "page": source[0], "edition": edition}
+    shutil.rmtree(scratch, ignore_errors=True)
+    return made
+
+
+def build_lookalikes(config: LookalikeConfig = LookalikeConfig(), root: Path | None = None) -> Path:
+    """Build (or reuse) the look-alike set in `<cache>/lookalikes/`; returns the folder."""
+    root = root or cache_root()
+    folder = root / SET_NAME
+    manifest_path = folder / "manifest.json"
+    wanted = asdict(config)
+    if manifest_path.is_file() and json.loads(manifest_path.read_text()).get("config") == wanted:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    items = {**_page_groups(folder, config, root), **_flag_groups(folder, config, root)}
+    manifest = {"config": wanted, "description": __doc__.split("\n\n")[0], "items": items,
+                "licence": "pages: LPPL-1.3c et al. (texlive-humanities-doc); flags: MIT (flag-icons)"}
+    with atomic_output(manifest_path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return folder

@@ -1,0 +1,48 @@
+"""The safety net of fine-tuning: score the weights that would ship, keep the best, never ship worse.
+
+Every held-out evaluation scores a *shipped copy* of the model (adapters merged, weights rounded onto
+the int8 grid when the run ends there), so the start and every epoch are compared as the file a user
+would export. The start counts as epoch 0: when no epoch beats it, the run ends on the start weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from torch import nn
+
+from pocketvec.int8_grid import round_to_int8_grid
+from pocketvec.train.adapters import merge_adapters
+
+
+def shipped_copy(model: nn.Module, int8_grid: bool) -> nn.Module:
+    """A plain copy of `model` as it would be written: adapters merged, on the int8 grid if asked."""
+    shipped = merge_adapters(copy.deepcopy(model)).eval()
+    if int8_grid:
+        round_to_int8_grid(shipped)
+    for param in shipped.parameters():
+        param.requires_grad_(False)
+    return shipped
+
+
+def better(metrics: dict[str, Any], than: dict[str, Any]) -> bool:
+    """Held-out Recall@1 decides; best pair F1 breaks ties."""
+    return (metrics["recall_at_1"], metrics["best_f1"]) > (than["recall_at_1"], than["best_f1"])
+
+
+def verdict(history: list[dict[str, Any]], kept_epoch: int) -> str:
+    """One line saying which weights the run ends on and why."""
+    start, last = history[0], history[-1]
+    kept = next(h for h in history if h["epoch"] == kept_epoch)
+    if kept_epoch == 0 and len(history) > 1:
+        return (f"kept the starting weights: fine-tuning lowered held-out Recall@1 from {start['recall_at_1']:.3f} "
+                f"to {last['recall_at_1']:.3f} (best epoch {max(history[1:], key=_key)['recall_at_1']:.3f})")
+    if kept_epoch == 0:
+        return f"kept the starting weights (held-out Recall@1 {start['recall_at_1']:.3f}): no epoch finished"
+    return (f"kept epoch {kept_epoch}: held-out Recall@1 {start['recall_at_1']:.3f} at the start -> "
+            f"{kept['recall_at_1']:.3f} (best F1 {start['best_f1']:.3f} -> {kept['best_f1']:.3f})")
+
+
+def _key(metrics: dict[str, Any]) -> tuple[float, float]:
+    return metrics["recall_at_1"], metrics["best_f1"]
