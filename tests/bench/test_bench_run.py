@@ -42,19 +42,22 @@ def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> N
     done = _bench(cache, tmp_path / "work", out, tiny_student)
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((tmp_path / "work" / "results.json").read_text())
-    assert results["benchmark"]["items"] == 12 and results["benchmark"]["queries"] == 24
-    torch_row = next(r for r in results["results"] if r["form"] == "torch-fp32")
+    tiers = results["benchmark"]["tiers"]
+    assert {tier: (t["items"], t["queries"]) for tier, t in tiers.items()} == {
+        "pages": (6, 12), "flags": (6, 12), "lookalikes": (10, 20)}
+    torch_row = next(r for r in results["results"] if r["form"] == "torch-fp32" and r["tier"] == "lookalikes")
     assert torch_row["status"] == "ok"
     accuracy = torch_row["accuracy"]
-    assert accuracy["positives"] == 24 and accuracy["negatives"] == 24 * 11
+    assert accuracy["positives"] == 20 and accuracy["negatives"] == 20 * 9
     assert 0 <= accuracy["recall_at_1"] <= accuracy["recall_at_5"] <= 1
     assert torch_row["params"] > 100_000 and torch_row["flops"] > 1_000_000
     onnx_fp32 = next(r for r in results["results"] if r["form"] == "onnx-fp32")  # through the runtime engine
     assert onnx_fp32["status"] == "ok" and onnx_fp32["parity"]["min_cosine"] > 0.999
     assert onnx_fp32["file_bytes"] > 100_000
     text = out.read_text()
-    assert "| student | zero-shot | torch-fp32 |" in text and "pocketvec bench --quick" in text
-    for name in ("bench_pr.png", "bench_sweep.png", "bench_queries.png"):
+    assert "| lookalikes | student | zero-shot | torch-fp32 |" in text and "pocketvec bench --quick" in text
+    for name in ("bench_pages_pr.png", "bench_flags_sweep.png", "bench_lookalikes_pr.png",
+                 "bench_queries_lookalikes.png"):
         assert (out.parent / "images" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"images/{name}" in text
     for row in results["results"]:  # every form is either measured or says why not
@@ -71,15 +74,22 @@ def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> N
 def test_query_photos_are_reproducible_from_scratch(cache, tmp_path) -> None:
     first = build_benchmark(tmp_path / "a", QUICK, root=cache)
     second = build_benchmark(tmp_path / "b", QUICK, root=cache)
-    assert first.query_labels == second.query_labels and len(first.query_paths) == 24
-    assert [p.read_bytes() for p in first.query_paths] == [p.read_bytes() for p in second.query_paths]
-    assert sorted(set(first.query_labels)) == sorted(first.gallery_labels)
+    assert list(first) == ["pages", "flags", "lookalikes"]
+    for tier, bench in first.items():
+        again = second[tier]
+        assert bench.query_labels == again.query_labels and len(bench.query_paths) == 2 * len(bench.gallery_labels)
+        assert [p.read_bytes() for p in bench.query_paths] == [p.read_bytes() for p in again.query_paths]
+        assert sorted(set(bench.query_labels)) == sorted(bench.gallery_labels)
+    groups = {label.rsplit("--", 1)[0] for label in first["lookalikes"].gallery_labels}
+    assert len(groups) == 2 and len(first["lookalikes"].gallery_labels) == 10  # one page group, one flag group
 
 
 def test_missing_student_is_reported_not_faked(cache, tmp_path) -> None:
     (tmp_path / "not-a-run").mkdir()
     document = run_benchmark(BenchOptions(work=tmp_path / "w", config=QUICK, models=("student",),
                                           forms=("torch-fp32",), student_run=tmp_path / "not-a-run", cache=cache))
-    (row,) = document["results"]
+    rows = document["results"]
+    assert [row["tier"] for row in rows] == ["pages", "flags", "lookalikes"]
+    row = rows[0]
     assert row["status"].startswith("not available:") and "not a run folder" in row["status"]
     assert "accuracy" not in row

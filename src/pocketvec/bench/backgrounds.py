@@ -1,7 +1,8 @@
-"""Backgrounds for the benchmark photo simulator: cached wallpapers, or synthetic clutter.
+"""Backgrounds for the benchmark photo simulator: the cached GNOME backgrounds, or synthetic clutter.
 
-Its own code path (numpy + OpenCV), independent of the training augmentation, so that benchmark
-queries never share the training pipeline's habits.
+Its own code path (numpy + OpenCV) and its own photos, independent of the training augmentation (which
+composites onto the Plasma wallpapers), so that benchmark queries never share the training pipeline's
+habits or backgrounds.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import numpy as np
 from pocketvec.data.sources import cache_status
 from pocketvec.runtime.images import is_image_path, load_image
 
+BENCH_BACKGROUNDS = "bench-backgrounds"
+
 
 def wallpaper_paths(root: Path | None = None) -> list[Path]:
-    """The cached `wallpapers` set (sorted), or [] when it was never fetched."""
-    status = cache_status("wallpapers", root)
+    """The cached `bench-backgrounds` set (sorted), or [] when it was never fetched."""
+    status = cache_status(BENCH_BACKGROUNDS, root)
     if not status.items:
         return []
     return sorted(p for p in status.path.iterdir() if is_image_path(p))

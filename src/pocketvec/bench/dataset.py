@@ -1,9 +1,13 @@
-"""The public benchmark: clean gallery images of document pages and flags, simulated query photos.
+"""The public benchmark: three tiers of clean gallery images with simulated query photos.
 
-Items come from the cached `humanities-docs` and `flag-icons` sets (fetched if missing; never used
-for training). Pages are chosen spread evenly across documents, flags spread across the sorted list.
-The gallery folder holds one clean image per item; `queries/` holds the simulator's photos, named
-`<label>--q<k>.jpg`. Everything is a pure function of the cache, the counts and the seed.
+- pages: document pages of the cached `humanities-docs` set, spread evenly across documents;
+- flags: flags of the `flag-icons` set, spread across the sorted list;
+- lookalikes: the look-alike stress tier (`pocketvec.bench.lookalikes`): groups of near-identical
+  pages and flags that differ in small printed details.
+
+None of these sources is ever used for training. Each tier is its own gallery (a user's catalogue)
+in `<work>/<tier>/`: `gallery/` holds one clean image per item; `queries/` the simulator's photos,
+named `<label>--q<k>.jpg`. Everything is a pure function of the cache, the counts and the seed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from pathlib import Path
 from rich.progress import Progress
 
 from pocketvec.atomic import atomic_output
-from pocketvec.bench.backgrounds import wallpaper_paths
+from pocketvec.bench.backgrounds import BENCH_BACKGROUNDS, wallpaper_paths
+from pocketvec.bench.lookalikes import LookalikeConfig, build_lookalikes
 from pocketvec.bench.simulator import PhotoSimConfig, query_rng, simulate_photo
 from pocketvec.data.source_fetch import fetch_set
 from pocketvec.data.source_plan import PlannedItem, render_order
@@ -25,13 +30,16 @@ from pocketvec.data.sources import read_manifest
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.images import load_image
 
-BENCH_SETS = (("pages", "humanities-docs"), ("flags", "flag-icons"))
+TIERS = ("pages", "flags", "lookalikes")
+TIER_SETS = {"pages": "humanities-docs", "flags": "flag-icons"}
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     pages: int = 150
     flags: int = 150
+    lookalike_page_groups: int = 25  # x 5 look-alike pages
+    lookalike_flag_groups: int = 26  # x 5 flag editions
     queries_per_item: int = 5
     seed: int = 0
     full_fetch: bool = True  # fetch the complete sets first, so the selection never depends on the cache state
@@ -47,10 +55,7 @@ class BenchSet:
     backgrounds: str  # what the simulator composited onto
 
     def summary(self) -> dict:
-        kinds = {prefix: sum(label.startswith(prefix + "--") for label in self.gallery_labels)
-                 for prefix, _ in BENCH_SETS}
-        return {"items": len(self.gallery_labels), **kinds, "queries": len(self.query_labels),
-                "backgrounds": self.backgrounds}
+        return {"items": len(self.gallery_labels), "queries": len(self.query_labels), "backgrounds": self.backgrounds}
 
 
 def select_items(set_name: str, count: int, root: Path | None, full_fetch: bool) -> list[Path]:
@@ -65,23 +70,39 @@ def select_items(set_name: str, count: int, root: Path | None, full_fetch: bool)
     return [item.source for item in render_order(planned)[:count]]
 
 
-def _config_key(config: BenchConfig, sim: PhotoSimConfig, backgrounds: list[Path]) -> str:
-    blob = json.dumps([asdict(config), sim.to_dict(), [p.name for p in backgrounds]], sort_keys=True, default=str)
+def _config_key(config: BenchConfig, sim: PhotoSimConfig, backgrounds: list[Path], labels: list[str]) -> str:
+    blob = json.dumps([asdict(config), sim.to_dict(), [p.name for p in backgrounds], labels], sort_keys=True,
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def tier_items(tier: str, config: BenchConfig, root: Path | None) -> list[tuple[str, Path]]:
+    """(label, clean image) of every item of one tier; [] when the config asks for none."""
+    if tier == "lookalikes":
+        looks = LookalikeConfig(config.lookalike_page_groups, config.lookalike_flag_groups)
+        if not looks.items:
+            return []
+        folder = build_lookalikes(looks, root, config.full_fetch)
+        return [(p.stem, p) for p in sorted(folder.glob("*.png"))]
+    count = config.pages if tier == "pages" else config.flags
+    return [(p.stem, p) for p in select_items(TIER_SETS[tier], count, root, config.full_fetch)] if count else []
+
+
 def build_benchmark(work: Path, config: BenchConfig, sim: PhotoSimConfig = PhotoSimConfig(),
-                    root: Path | None = None, progress: Progress | None = None) -> BenchSet:
-    """Select the items, copy them into `work/gallery/`, simulate `work/queries/` (reused when unchanged)."""
-    items: list[tuple[str, Path]] = []
-    for prefix, set_name in BENCH_SETS:
-        count = config.pages if prefix == "pages" else config.flags
-        if count:
-            items += [(f"{prefix}--{p.stem}", p) for p in select_items(set_name, count, root, config.full_fetch)]
+                    root: Path | None = None, progress: Progress | None = None) -> dict[str, BenchSet]:
+    """Every tier the config asks for, each built in `work/<tier>/`."""
     if config.full_fetch:
-        fetch_set("wallpapers", root=root)
+        fetch_set(BENCH_BACKGROUNDS, root=root)
     wallpapers = wallpaper_paths(root)
-    key = _config_key(config, sim, wallpapers)
+    tiers = {tier: tier_items(tier, config, root) for tier in TIERS}
+    return {tier: build_tier(work / tier, items, config, sim, wallpapers, progress)
+            for tier, items in tiers.items() if items}
+
+
+def build_tier(work: Path, items: list[tuple[str, Path]], config: BenchConfig, sim: PhotoSimConfig,
+               wallpapers: list[Path], progress: Progress | None = None) -> BenchSet:
+    """Copy the items into `work/gallery/`, simulate `work/queries/` (reused when unchanged)."""
+    key = _config_key(config, sim, wallpapers, [label for label, _ in items])
     gallery_dir, query_dir = work / "gallery", work / "queries"
     stamp = work / "benchmark.json"
     if not stamp.is_file() or json.loads(stamp.read_text()).get("key") != key:
@@ -89,7 +110,7 @@ def build_benchmark(work: Path, config: BenchConfig, sim: PhotoSimConfig = Photo
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
     gallery_paths, query_paths, query_labels = [], [], []
-    task = progress.add_task("simulate query photos", total=len(items)) if progress else None
+    task = progress.add_task(f"{work.name}: simulate query photos", total=len(items)) if progress else None
     for label, source in items:
         target = gallery_dir / f"{label}{source.suffix}"
         if not target.is_file():
@@ -108,8 +129,10 @@ def build_benchmark(work: Path, config: BenchConfig, sim: PhotoSimConfig = Photo
             query_labels.append(label)
         if progress and task is not None:
             progress.advance(task)
+    if progress and task is not None:
+        progress.remove_task(task)
     stamp.write_text(json.dumps({"key": key, "config": asdict(config), "simulator": sim.to_dict()}, indent=1))
     backgrounds = "synthetic clutter"
     if wallpapers:
-        backgrounds = f"{len(wallpapers)} cached wallpapers (80%) + synthetic clutter"
+        backgrounds = f"{len(wallpapers)} GNOME backgrounds (80%; never used by training) + synthetic clutter"
     return BenchSet(gallery_dir, gallery_paths, [label for label, _ in items], query_paths, query_labels, backgrounds)

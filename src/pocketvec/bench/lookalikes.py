@@ -119,8 +119,8 @@ def _frame(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 _EDITION_MAKERS = {"recolour": _recolour, "serial": _serial, "seal": _seal, "frame": _frame}
 
 
-def _flag_groups(folder: Path, config: LookalikeConfig, root: Path) -> dict[str, dict]:
-    flags = fetch_set("flag-icons", root=root).folder
+def _flag_groups(folder: Path, config: LookalikeConfig, root: Path, full_fetch: bool) -> dict[str, dict]:
+    flags = fetch_set("flag-icons", limit=None if full_fetch else config.flag_groups, root=root).folder
     names = sorted(read_manifest(flags)["items"])
     if len(names) < config.flag_groups:
         raise DatasetError(f"{flags}: {len(names)} flags; the look-alike tier needs {config.flag_groups}.")
@@ -159,7 +159,7 @@ def _page_groups(folder: Path, config: LookalikeConfig, root: Path) -> dict[str,
     made = {}
     for index in sorted(spread_order(len(docs))[: config.page_groups]):
         doc = docs[index]
-        group = f"page-{doc.stem}"
+        group = f"page-{doc.stem}" if f"page-{doc.stem}--original" not in made else f"page-{doc.stem}-{index}"
         pages = []  # two non-blank consecutive-ish pages from the middle: body text, not the title page
         for page in range(counts[doc] // 2, counts[doc] + 1):
             out = folder / f"{group}--page{len(pages)}.png"
@@ -185,8 +185,11 @@ def _page_groups(folder: Path, config: LookalikeConfig, root: Path) -> dict[str,
     return made
 
 
-def build_lookalikes(config: LookalikeConfig = LookalikeConfig(), root: Path | None = None) -> Path:
-    """Build (or reuse) the look-alike set in `<cache>/lookalikes/`; returns the folder."""
+def build_lookalikes(config: LookalikeConfig = LookalikeConfig(), root: Path | None = None,
+                     full_fetch: bool = True) -> Path:
+    """Build (or reuse) the look-alike set in `<cache>/lookalikes/`; returns the folder.
+
+    `full_fetch` fetches all of flag-icons first, so the flags chosen never depend on the cache state."""
     root = root or cache_root()
     folder = root / SET_NAME
     manifest_path = folder / "manifest.json"
@@ -195,7 +198,7 @@ def build_lookalikes(config: LookalikeConfig = LookalikeConfig(), root: Path | N
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    items = {**_page_groups(folder, config, root), **_flag_groups(folder, config, root)}
+    items = {**_page_groups(folder, config, root), **_flag_groups(folder, config, root, full_fetch)}
     manifest = {"config": wanted, "description": __doc__.split("\n\n")[0], "items": items,
                 "licence": "pages: LPPL-1.3c et al. (texlive-humanities-doc); flags: MIT (flag-icons)"}
     with atomic_output(manifest_path) as tmp:

@@ -32,7 +32,6 @@ class Accuracy:
     tpr_at_fpr_1e3: float
     tpr_at_fpr_1e4: float
     decision: dict | None  # decision-level rule at precision >= 0.99 (calibrated / held out), or None
-    recall_at_1_by_kind: dict  # per item kind (the label's prefix before "--": pages, flags)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,13 +60,6 @@ def decision_operating_point(similarity: np.ndarray, query_labels: list[str], ga
             "recall": n_correct / int(held_out.sum()), "accepted": n_accepted, "correct": n_correct}
 
 
-def _recall_by_kind(similarity: np.ndarray, query_labels: list[str], gallery_labels: list[str]) -> dict:
-    """Recall@1 of each kind's queries against the whole gallery (a page may be mistaken for a flag)."""
-    kinds = np.array([label.split("--", 1)[0] for label in query_labels])
-    return {str(kind): recall_at_k(similarity[kinds == kind], list(np.asarray(query_labels)[kinds == kind]),
-                                   gallery_labels, 1) for kind in sorted(set(kinds))}
-
-
 def accuracy(query: np.ndarray, gallery: np.ndarray, query_labels: list[str], gallery_labels: list[str],
              calibrate_mask: np.ndarray) -> tuple[Accuracy, list]:
     """Every accuracy number of one model form, plus the full pair sweep (for the plots)."""
@@ -81,7 +73,6 @@ def accuracy(query: np.ndarray, gallery: np.ndarray, query_labels: list[str], ga
         tpr_at_fpr(similarity, query_labels, gallery_labels, 1e-3),
         tpr_at_fpr(similarity, query_labels, gallery_labels, 1e-4),
         decision_operating_point(similarity, query_labels, gallery_labels, calibrate_mask),
-        _recall_by_kind(similarity, query_labels, gallery_labels),
     )
     return result, rows
 

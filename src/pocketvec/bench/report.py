@@ -38,34 +38,49 @@ def models_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def summary_table(results: list[dict]) -> list[str]:
+    """Per tier, side by side: zero-shot and enrolled int8 against the frozen baselines."""
+    lines = ["| tier | model | form | R@1 | best F1 (pairs) | TPR@FPR 1e-3 | decision recall at precision >= 0.99 "
+             "(held out) | enroll time |", "|---|---|---|---|---|---|---|---|"]
+    for r in _full(results):
+        if r["form"] not in ("onnx-int8", "onnx-fp32") or (r["form"] == "onnx-fp32") != (r["protocol"] == "frozen"):
+            continue
+        a, d = r["accuracy"], r["accuracy"].get("decision")
+        decision = f"{d['recall']:.3f} (precision {d['precision']:.3f})" if d else NA
+        enroll = f"{r['enroll_s'] / 60:.1f} min" if "enroll_s" in r else ""
+        lines.append(f"| {r['tier']} | {r['model']} | {r['form']} | {_f(a['recall_at_1'])} | {_f(a['f1'])} | "
+                     f"{_f(a['tpr_at_fpr_1e3'])} | {decision} | {enroll} |")
+    return lines
+
+
 def parity_table(results: list[dict]) -> list[str]:
     """Exported forms against the PyTorch fp32 embeddings of the very same images."""
-    lines = ["| model | form | images | mean cosine to torch-fp32 | min cosine | top-1 agreement | R@1 (form) | "
-             "R@1 (torch-fp32, same images) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| tier | model | form | images | mean cosine to torch-fp32 | min cosine | top-1 agreement | R@1 (form) | "
+             "R@1 (torch-fp32, same images) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in _ok(results):
         if "parity" not in r:
             continue
         p, reference = r["parity"], r.get("reference_accuracy")
         same = reference["recall_at_1"] if reference else next(
             (x["accuracy"]["recall_at_1"] for x in _full(results)
-             if x["model"] == r["model"] and x["form"] == "torch-fp32"), None)
+             if x["tier"] == r["tier"] and x["model"] == r["model"] and x["form"] == "torch-fp32"), None)
         images = f"{r['items']} items + {r['queries']} photos" + (" (subset)" if r.get("subset") else "")
-        lines.append(f"| {r['model']} | {r['form']} | {images} | {p['mean_cosine']:.4f} | {p['min_cosine']:.4f} | "
+        lines.append(f"| {r['tier']} | {r['model']} | {r['form']} | {images} | {p['mean_cosine']:.4f} | "
+                     f"{p['min_cosine']:.4f} | "
                      f"{p['top1_agreement']:.3f} | {_f(r['accuracy']['recall_at_1'])} | {_f(same)} |")
     return lines
 
 
 def accuracy_table(results: list[dict]) -> list[str]:
-    lines = ["| model | protocol | form | R@1 | R@1 pages / flags | R@5 | best F1 | threshold | precision | recall | "
+    lines = ["| tier | model | protocol | form | R@1 | R@5 | best F1 | threshold | precision | recall | "
              "F0.5 | positives | negatives | TPR@FPR 1e-3 | TPR@FPR 1e-4 | decision rule (thr / margin) | "
              "held-out precision | held-out recall |",
              "|" + "---|" * 18]
     for r in _full(results):
         a, d = r["accuracy"], r["accuracy"].get("decision")
         rule = f"{d['threshold']:.2f} / {d['margin']:.2f}" if d else NA
-        by_kind = " / ".join(_f(a.get("recall_at_1_by_kind", {}).get(kind)) for kind in ("pages", "flags"))
         lines.append(
-            f"| {r['model']} | {r['protocol']} | {r['form']} | {_f(a['recall_at_1'])} | {by_kind} | "
+            f"| {r['tier']} | {r['model']} | {r['protocol']} | {r['form']} | {_f(a['recall_at_1'])} | "
             f"{_f(a['recall_at_5'])} | "
             f"{_f(a['f1'])} | {a['best_threshold']:.2f} | {_f(a['precision'])} | {_f(a['recall'])} | "
             f"{_f(a['f05'])} | {a['positives']} | {a['negatives']} | {_f(a['tpr_at_fpr_1e3'])} | "
@@ -77,7 +92,11 @@ def accuracy_table(results: list[dict]) -> list[str]:
 def cost_table(results: list[dict]) -> list[str]:
     lines = ["| model | form | parameters | GFLOPs / image | file size | onnxruntime latency vs teacher fp32 |",
              "|---|---|---|---|---|---|"]
+    seen = set()
     for r in _ok(results):
+        if (r["model"], r["form"]) in seen:  # the same architecture on every tier
+            continue
+        seen.add((r["model"], r["form"]))
         size = f"{r['file_bytes'] / 1e6:.2f} MB" if "file_bytes" in r else NA
         ratio = f"{r['latency_vs_teacher']:.3f}" if r.get("latency_vs_teacher") is not None else NA
         lines.append(f"| {r['model']} | {r['form']} | {r['params'] / 1e6:.2f} M | {r['flops'] / 1e9:.3f} | "
@@ -87,13 +106,14 @@ def cost_table(results: list[dict]) -> list[str]:
 
 def missing_list(results: list[dict]) -> list[str]:
     """One line per model and reason: "teacher (all forms): not available: ..." or per form."""
-    reasons: dict[tuple[str, str], list[str]] = {}
+    reasons: dict[tuple[str, str, str], list[str]] = {}
     for r in results:
         if r.get("status") != "ok":
-            reasons.setdefault((r["model"], r["status"]), []).append(r["form"])
-    forms_per_model = {r["model"]: sum(x["model"] == r["model"] for x in results) for r in results}
-    return [f"- {model} ({'all forms' if len(forms) == forms_per_model[model] else ', '.join(forms)}): {status}"
-            for (model, status), forms in reasons.items()]
+            reasons.setdefault((r["tier"], r["model"], r["status"]), []).append(r["form"])
+    forms = {(r["tier"], r["model"]): sum(x["model"] == r["model"] and x["tier"] == r["tier"] for x in results)
+             for r in results}
+    return [f"- {tier}: {model} ({'all forms' if len(done) == forms[tier, model] else ', '.join(done)}): {status}"
+            for (tier, model, status), done in reasons.items()]
 
 
 def write_plots(results: list[dict], images_dir: Path, stem: str = "bench") -> list[Path]:
@@ -101,9 +121,16 @@ def write_plots(results: list[dict], images_dir: Path, stem: str = "bench") -> l
     import matplotlib
 
     matplotlib.use("Agg")
+    images_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for tier in dict.fromkeys(r["tier"] for r in results):
+        written += _tier_plots([r for r in results if r["tier"] == tier], images_dir, f"{stem}_{tier}")
+    return written
+
+
+def _tier_plots(results: list[dict], images_dir: Path, stem: str) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    images_dir.mkdir(parents=True, exist_ok=True)
     ok = _full(results)  # subset rows (Core ML) have fewer negatives: their curves are not comparable
     styles = {"torch-fp32": "-", "onnx-fp32": ":", "onnx-int8": "--", "coreml-int8": "-."}
     colours = {key: f"C{i}" for i, key in enumerate(dict.fromkeys(r["model"] for r in results))}
@@ -113,7 +140,8 @@ def write_plots(results: list[dict], images_dir: Path, stem: str = "bench") -> l
         sweep = [row for row in r["sweep"] if row[1] + row[2] > 0]
         ax.plot([row[2] for row in sweep], [row[1] for row in sweep], styles.get(r["form"], "-"),
                 color=colours[r["model"]], label=f"{r['model']} {r['form']}")
-    ax.set(xlabel="recall (pairs)", ylabel="precision (pairs)", title="Precision-recall over the threshold sweep",
+    ax.set(xlabel="recall (pairs)", ylabel="precision (pairs)",
+           title=f"{results[0]['tier']}: precision-recall over the threshold sweep",
            xlim=(0, 1.01), ylim=(0, 1.01))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
@@ -170,14 +198,18 @@ def _save(fig, path: Path) -> Path:
 def _size_notes(config: dict) -> list[str]:
     from pocketvec.bench.dataset import BenchConfig
 
+    sizes = ("pages", "flags", "lookalike_page_groups", "lookalike_flag_groups", "queries_per_item")
     default = BenchConfig()
-    if (config["pages"], config["flags"], config["queries_per_item"]) == (default.pages, default.flags,
-                                                                        default.queries_per_item):
+    if all(config[key] == getattr(default, key) for key in sizes):
         return []
-    return [f"This run is smaller than the default benchmark ({default.pages} pages + {default.flags} flags, "
-            f"{default.queries_per_item} photos each): {config['pages']} + {config['flags']}, "
-            f"{config['queries_per_item']} photos each, to fit a time budget on this shared CPU. "
-            "`pocketvec bench` without the size options runs the default."]
+    return [f"This run is not the default benchmark ({', '.join(f'{k} {getattr(default, k)}' for k in sizes)}): "
+            f"{', '.join(f'{k} {config[k]}' for k in sizes)}. `pocketvec bench` without the size options runs "
+            "the default."]
+
+
+def _tier_size(bench: dict, tier: str) -> str:
+    summary = bench["tiers"].get(tier)
+    return f"{summary['items']} items, {summary['queries']} photos" if summary else "not in this run"
 
 
 def write_markdown(document: dict, out: Path, images: list[Path], command: str, notes: list[str]) -> Path:
@@ -192,13 +224,19 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         "",
         "## The public benchmark",
         "",
-        f"- Gallery: {bench['items']} items, one clean image each: {bench.get('pages', 0)} pages of the "
-        f"texlive-humanities-doc manuals (spread evenly across documents) and {bench.get('flags', 0)} flags of the "
-        "npm package flag-icons. Neither set is ever used for training.",
-        f"- Queries: {bench['queries']} synthetic phone photos ({config['queries_per_item']} per item) from the "
+        "- Three tiers, each its own gallery of clean images (one per item), as a user enrolls one catalogue: "
+        f"**pages** ({_tier_size(bench, 'pages')}: texlive-humanities-doc manuals, spread evenly across documents), "
+        f"**flags** ({_tier_size(bench, 'flags')}: the npm package flag-icons), and the **look-alike stress tier** "
+        f"({_tier_size(bench, 'lookalikes')}: groups of five near-identical items that differ in small printed "
+        "details: a page, the next page of its manual, and the page with a serial number, a seal or a printed "
+        "frame; a flag, its editions with one colour shifted in hue, a serial number, a seal or a frame; "
+        "`pocketvec.bench.lookalikes`). None of these sources is ever used for training. The enrolled model is "
+        "fine-tuned on each tier's gallery alone.",
+        f"- Queries: synthetic phone photos ({config['queries_per_item']} per item) from the "
         "benchmark photo simulator (`pocketvec.bench.simulator`, its own code path, not the training "
         "augmentation): perspective, rotation, lighting ramp, gain/contrast/gamma, white balance, shadow, "
-        f"glare, defocus or motion blur, sensor noise, JPEG; backgrounds: {bench['backgrounds']}. "
+        f"glare, defocus or motion blur, sensor noise, JPEG; backgrounds: "
+        f"{next(iter(bench['tiers'].values()))['backgrounds']}. "
         f"Seed {config['seed']}.",
         "- Pair level: every query x label pair is a yes/no decision; the cosine threshold is swept in 0.01 "
         "steps and the best-F1 row is reported with its positive/negative pair counts and F0.5.",
@@ -210,6 +248,13 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         f"- Machine: {machine['platform']}, {machine['processor']}, {machine.get('cpus')} CPUs, torch "
         f"{machine['torch']}; the run took {document.get('duration_s', 0) / 60:.1f} min of wall time.",
         *[f"- {note}" for note in _size_notes(config) + notes],
+        "",
+        "## Per tier: zero-shot and enrolled, side by side",
+        "",
+        "The int8 ONNX file of the student (zero-shot and enrolled) and the fp32 ONNX of the frozen baselines; "
+        "enroll time is the wall time of `pocketvec train --preset enroll` on the tier's gallery, on this CPU.",
+        "",
+        *summary_table(results),
         "",
         "## Models",
         "",

@@ -1,7 +1,9 @@
-"""`run_benchmark`: build the public benchmark, measure every model in every form, write the report.
+"""`run_benchmark`: build the public benchmark, measure every model in every form on every tier.
 
-Each (model, form) ends as one result record: its numbers, or the reason it is not available.
-Results go to `<work>/results.json`; report.py turns them into BENCHMARKS.md and the plots.
+Each (tier, model, form) ends as one result record: its numbers, or the reason it is not available.
+Each tier is its own gallery, and the enrolled model is fine-tuned on that tier's gallery alone, as a
+user enrolls one catalogue. Results go to `<work>/results.json`; report.py turns them into
+BENCHMARKS.md and the plots.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from pocketvec.runtime.preprocess import PreprocessSpec
 from pocketvec.train.checkpoint import read_run_config
 
 SLOW_FORMS = ("coreml-int8",)  # the numpy Core ML interpreter takes about a second per image on this CPU
-QUICK = BenchConfig(pages=6, flags=6, queries_per_item=2, full_fetch=False)
+QUICK = BenchConfig(pages=6, flags=6, lookalike_page_groups=1, lookalike_flag_groups=1, queries_per_item=2,
+                    full_fetch=False)
 TEACHER_KEY = "teacher"
 
 
@@ -102,11 +105,17 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
 def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.ndarray,
                    progress: Progress) -> tuple[list[dict], dict[str, Path]]:
     spec = MODEL_SPECS[key]
-    base = {"model": key, "title": spec.title, "protocol": spec.protocol}
+    base = {"tier": ctx.work.name, "model": key, "title": spec.title, "protocol": spec.protocol}
     try:
+        task = progress.add_task(f"{ctx.work.name}: prepare {key}", total=None)
+        started = time.monotonic()
         run_dir = spec.prepare(ctx)
+        progress.remove_task(task)
+        if key == "enrolled":
+            base["enroll_s"] = round(time.monotonic() - started, 1)
         params, flops = parameters_and_flops(run_dir)
     except NotAvailable as e:
+        progress.remove_task(task)
         return [{**base, "form": form, "status": f"not available: {e}"} for form in options.forms], {}
     bench = ctx.bench
     run_config = read_run_config(run_dir)
@@ -114,19 +123,19 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.
     base.update(backbone=run_config["encoder"]["backbone"], embedding_dim=run_config["encoder"]["embedding_dim"],
                 init=run_config.get("train", {}).get("init", run_config.get("bench_model", "")),
                 crop_mode=preprocess_spec.crop_mode)
-    task = progress.add_task(f"{key}: preprocess images", total=None)
+    task = progress.add_task(f"{ctx.work.name}: {key}: preprocess images", total=None)
     pixels = (prepared_pixels(bench.gallery_paths, preprocess_spec, ctx.work / "pixels"),
               prepared_pixels(bench.query_paths, preprocess_spec, ctx.work / "pixels"))
     progress.remove_task(task)
     records, onnx_files, reference = [], {}, None
     for form in options.forms:
-        task = progress.add_task(f"{key} {form}", total=None)
+        task = progress.add_task(f"{ctx.work.name}: {key} {form}", total=None)
         record = {**base, "form": form, "params": params, "flops": flops, "input_size": preprocess_spec.input_size}
         try:
             fields, embeddings, exported = _measure_form(form, run_dir, ctx, options, pixels, mask, reference, key)
             record.update(fields)
             reference = embeddings if form == "torch-fp32" else reference
-            if exported is not None and exported.suffix == ".onnx":
+            if exported is not None and exported.suffix == ".onnx":  # the same architecture on every tier
                 onnx_files[f"{key}/{form}"] = exported
         except NotAvailable as e:
             record["status"] = f"not available: {e}"
@@ -153,15 +162,16 @@ def run_benchmark(options: BenchOptions) -> dict:
     records: list[dict] = []
     onnx_files: dict[str, Path] = {}
     with progress:
-        bench = build_benchmark(options.work, options.config, options.simulator, options.cache, progress)
-        ctx = BenchContext(options.work, bench, options.student_run, options.enroll_args)
-        mask = _calibration_mask(bench.query_paths, options.config.queries_per_item)
-        overall = progress.add_task("models", total=len(options.models))
-        for key in options.models:
-            model_records, files = _measure_model(key, ctx, options, mask, progress)
-            records += model_records
-            onnx_files.update(files)
-            progress.advance(overall)
+        tiers = build_benchmark(options.work, options.config, options.simulator, options.cache, progress)
+        overall = progress.add_task("tiers x models", total=len(tiers) * len(options.models))
+        for bench in tiers.values():
+            ctx = BenchContext(bench.gallery_dir.parent, bench, options.student_run, options.enroll_args)
+            mask = _calibration_mask(bench.query_paths, options.config.queries_per_item)
+            for key in options.models:
+                model_records, files = _measure_model(key, ctx, options, mask, progress)
+                records += model_records
+                onnx_files.update(files)
+                progress.advance(overall)
         latency_task = progress.add_task("onnxruntime latency (1 thread, batch 1)", total=None)
         latencies = onnx_latencies(onnx_files) if onnx_files else {}
         progress.remove_task(latency_task)
@@ -172,7 +182,8 @@ def run_benchmark(options: BenchOptions) -> dict:
             record["latency_s"] = seconds
             record["latency_vs_teacher"] = seconds / teacher_latency if teacher_latency else None
     document = {
-        "benchmark": {**bench.summary(), "config": asdict(options.config), "simulator": options.simulator.to_dict(),
+        "benchmark": {"tiers": {tier: bench.summary() for tier, bench in tiers.items()},
+                      "config": asdict(options.config), "simulator": options.simulator.to_dict(),
                       "decision_calibration": "first 40% of each item's photos; scored on the rest"},
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "torch": torch.__version__, "threads": 1},
@@ -180,5 +191,5 @@ def run_benchmark(options: BenchOptions) -> dict:
         "results": records,
     }
     (options.work / "results.json").write_text(json.dumps(document, indent=1, sort_keys=True))
-    document["bench_set"] = bench  # not serialised: the report draws example photos from it
+    document["bench_sets"] = tiers  # not serialised: the report draws example photos from them
     return document

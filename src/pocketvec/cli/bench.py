@@ -11,13 +11,15 @@ from rich.console import Console
 
 
 def bench(
-    quick: bool = typer.Option(False, "--quick", help="Smoke test: 6 pages + 6 flags, 2 photos each."),
+    quick: bool = typer.Option(False, "--quick", help="Smoke test: 6 pages, 6 flags, 10 look-alikes, 2 photos each."),
     out: Path = typer.Option(Path("docs/BENCHMARKS.md"), "--out", help="Markdown report to write."),
     images: Path = typer.Option(None, "--images", help="Folder for the plots (default: <out folder>/images)."),
     work: Path = typer.Option(None, "--work", help="Working folder: gallery, photos, exports, results "
                               "(default: <cache>/bench)."),
     pages: int = typer.Option(None, "--pages", min=0, help="Document pages in the gallery (default 150)."),
     flags: int = typer.Option(None, "--flags", min=0, help="Flags in the gallery (default 150)."),
+    lookalike_groups: int = typer.Option(None, "--lookalike-groups", min=0, help="Groups of 5 look-alikes in the "
+                                         "stress tier, half pages and half flags (default 51: 255 items)."),
     photos: int = typer.Option(None, "--photos", min=1, help="Simulated query photos per item (default 5)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the photo simulator."),
     coreml_items: int = typer.Option(15, "--coreml-items", min=1, help="Items (with all their photos) that the "
@@ -30,7 +32,8 @@ def bench(
                                          "enroll` (repeat), e.g. --enroll-arg=--epochs --enroll-arg=3."),
     cache: Path = typer.Option(None, "--cache", help="Data cache (default: $POCKETVEC_CACHE or ~/.cache/pocketvec)."),
 ) -> None:
-    """Benchmark the teacher, Lite0 and the student (zero-shot and enrolled) on the public benchmark.
+    """Benchmark the teacher, Lite0 and the student (zero-shot and enrolled) on the public benchmark's three tiers
+    (pages, flags, look-alike stress), each its own gallery.
 
     Example: pocketvec bench --quick --out /tmp/BENCH.md
     """
@@ -42,6 +45,9 @@ def bench(
 
     config = QUICK if quick else BenchConfig()
     overrides = {k: v for k, v in (("pages", pages), ("flags", flags), ("queries_per_item", photos)) if v is not None}
+    if lookalike_groups is not None:
+        pages_groups = lookalike_groups // 2
+        overrides.update(lookalike_page_groups=pages_groups, lookalike_flag_groups=lookalike_groups - pages_groups)
     config = replace(config, seed=seed, **overrides)
     from pocketvec.data.sources import cache_root
 
@@ -51,10 +57,10 @@ def bench(
                            enroll_args=tuple(enroll_arg), slow_form_items=coreml_items)
     document = run_benchmark(options)
     images = images or out.parent / "images"
-    bench_set = document["bench_set"]
     plots = write_plots(document["results"], images)
-    plots.append(write_query_sheet(bench_set.gallery_paths, bench_set.query_paths, bench_set.query_labels,
-                                   bench_set.gallery_labels, images / "bench_queries.png"))
+    for tier, bench_set in document["bench_sets"].items():
+        plots.append(write_query_sheet(bench_set.gallery_paths, bench_set.query_paths, bench_set.query_labels,
+                                       bench_set.gallery_labels, images / f"bench_queries_{tier}.png"))
     command = "pocketvec " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "pocketvec bench"
     write_markdown(document, out, plots, command, list(note))
     ok = sum(r["status"] == "ok" for r in document["results"])

@@ -79,11 +79,27 @@ def _report(run_dir: Path) -> None:
     if "history" not in config:
         console.print(f"stopped early: resumable state in {run_dir}/resume")
         return
-    last = config["history"][-1] if config["history"] else {}
+    history, kept = config["history"], config.get("kept", {})
+    if history:
+        console.print(history_table(history, kept.get("epoch")))
+    if kept:
+        console.print(f"[bold]{kept['verdict']}[/]")
     console.print(f"[green]run written:[/] {run_dir}  steps {config.get('steps')}  "
-                  f"held-out Recall@1 {last.get('recall_at_1', float('nan')):.3f}  "
-                  f"best F1 {last.get('best_f1', float('nan')):.3f}  "
                   f"embedding space {config['embedding_space_id']}")
+
+
+def history_table(history: list[dict], kept_epoch: int | None):
+    """The held-out evaluation of each epoch (0 = the start), the kept one marked."""
+    from rich.table import Table
+
+    table = Table(title="held-out simulated photos (weights as shipped)", title_justify="left")
+    for name in ("epoch", "Recall@1", "best F1", "threshold", "mean cos", "kept"):
+        table.add_column(name, justify="right")
+    for h in history:
+        table.add_row("start" if h["epoch"] == 0 else str(h["epoch"]), f"{h['recall_at_1']:.3f}",
+                      f"{h['best_f1']:.3f}", f"{h['best_threshold']:.2f}", f"{h.get('mean_cosine', float('nan')):.2f}",
+                      "◀" if h["epoch"] == kept_epoch else "")
+    return table
 
 
 @app.command("merge")

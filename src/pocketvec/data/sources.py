@@ -92,12 +92,16 @@ SOURCES: dict[str, SourceSpec] = {
         ),
         SourceSpec(
             "wallpapers", "backgrounds", "raster",
-            (
-                PackageRef("deb", "plasma-workspace-wallpapers", ("usr/share/wallpapers/*/contents/images*/*",)),
-                PackageRef("deb", "gnome-backgrounds", ("usr/share/backgrounds/gnome/*",), ("*.xml",)),
-            ),
+            (PackageRef("deb", "plasma-workspace-wallpapers", ("usr/share/wallpapers/*/contents/images*/*",)),),
             "LGPL/GPL/CC-BY-SA (per image)",
-            "desktop wallpapers: backgrounds for compositing photos, not items",
+            "KDE Plasma wallpapers: backgrounds of the training photos, never of the benchmark's",
+            long_side=1280, suffix=".jpg", options={"largest_variant_only": True},
+        ),
+        SourceSpec(
+            "bench-backgrounds", "benchmark", "raster",
+            (PackageRef("deb", "gnome-backgrounds", ("usr/share/backgrounds/gnome/*",), ("*.xml",)),),
+            "CC-BY-SA / GPL (per image)",
+            "GNOME backgrounds: backgrounds of the benchmark's photos only, never of the training photos",
             long_side=1280, suffix=".jpg", options={"largest_variant_only": True},
         ),
     )

@@ -47,7 +47,11 @@ def embed(model: torch.nn.Module, pixels: torch.Tensor, batch_size: int = 32) ->
 
 
 def evaluate(model: torch.nn.Module, held_out: HeldOut) -> dict[str, float]:
-    similarity = embed(model, held_out.queries) @ embed(model, held_out.gallery).T
+    """Recall@1, best pair F1 and its threshold, and the gallery's mean pairwise cosine (1.0 = collapsed)."""
+    gallery = embed(model, held_out.gallery)
+    similarity = embed(model, held_out.queries) @ gallery.T
     best = best_f1(pair_sweep(similarity, held_out.query_labels, held_out.gallery_labels))
+    pairs = (gallery @ gallery.T)[np.triu_indices(len(gallery), 1)]
     return {"recall_at_1": recall_at_k(similarity, held_out.query_labels, held_out.gallery_labels, 1),
-            "best_f1": best.f1, "best_threshold": best.threshold}
+            "best_f1": best.f1, "best_threshold": best.threshold,
+            "mean_cosine": float(pairs.mean()) if len(pairs) else 1.0}

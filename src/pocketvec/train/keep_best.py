@@ -31,6 +31,13 @@ def better(metrics: dict[str, Any], than: dict[str, Any]) -> bool:
     return (metrics["recall_at_1"], metrics["best_f1"]) > (than["recall_at_1"], than["best_f1"])
 
 
+def describe(metrics: dict[str, Any], kept_epoch: int) -> str:
+    """One progress line per held-out evaluation."""
+    name = "start" if metrics["epoch"] == 0 else f"epoch {metrics['epoch']}"
+    return (f"{name}: held-out Recall@1 {metrics['recall_at_1']:.3f}  best F1 {metrics['best_f1']:.3f}  "
+            f"mean cos {metrics['mean_cosine']:.2f}" + ("  (kept)" if metrics["epoch"] == kept_epoch else ""))
+
+
 def verdict(history: list[dict[str, Any]], kept_epoch: int) -> str:
     """One line saying which weights the run ends on and why."""
     start, last = history[0], history[-1]

@@ -24,7 +24,7 @@ from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.distributed import init_from_environment, rank_and_world
 from pocketvec.train.evaluate import evaluate, make_held_out
-from pocketvec.train.keep_best import better, shipped_copy, verdict
+from pocketvec.train.keep_best import better, describe, shipped_copy, verdict
 from pocketvec.train.parts import (
     StepBatches,
     build_losses,
@@ -199,6 +199,8 @@ class Trainer:
                                 f"lr {self.scheduler.get_last_lr()[0]:.2e} {rate:.1f} img/s")
                 if self.step % self.steps_per_epoch == 0 or self.step == self.total_steps:
                     stopped_early = self._end_of_epoch()
+                    if self.held_out is not None:
+                        progress.console.print(describe(self.history[-1], self.best["epoch"]))
                     self._checkpoint()
                 elif self.step % cfg.checkpoint_every == 0:
                     self._checkpoint()
