@@ -36,3 +36,7 @@ class ConfigError(PocketvecError):
 
 class NotBuiltYet(PocketvecError):
     """A command whose feature has not landed yet."""
+
+
+class PocketvecWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it as one line)."""

@@ -53,6 +53,7 @@ def calibrate(
     from pocketvec.runtime.calibration import calibrate as run_calibration
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import embed_labelled, open_gallery
+    from pocketvec.runtime.gallery_update import update_gallery
     from pocketvec.runtime.model_files import write_accept_rule
 
     from .runtime_tables import console, print_calibration, report_problems
@@ -69,7 +70,11 @@ def calibrate(
     if write_model:  # first: it refuses another model before anything is changed
         write_accept_rule(write_model, result.rule, runner.metadata.embedding_space_id)
         console.print(f"[green]wrote the rule into[/] {write_model}")
-    gallery.accept_rule = result.rule
-    gallery.save(gallery_path)
+    def store_rule(stored) -> tuple[None, bool]:  # the file as it is now, under its write lock
+        stored.accept_rule = result.rule
+        return None, True
+
+    meta = runner.metadata
+    update_gallery(gallery_path, store_rule, meta.embedding_space_id, meta.embedding_dim)
     console.print(f"[green]stored the rule in[/] {gallery_path}")
 

@@ -9,8 +9,10 @@ import numpy as np
 
 from pocketvec.data.items import load_items
 from pocketvec.errors import GalleryError, ImageLoadError
+from pocketvec.file_lock import DEFAULT_TIMEOUT_S
 from pocketvec.runtime.engines import Engine
 from pocketvec.runtime.gallery import Gallery, Skipped
+from pocketvec.runtime.gallery_update import update_gallery
 from pocketvec.runtime.images import content_hash
 
 
@@ -47,10 +49,26 @@ class EnrollReport:
 def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int = 32,
            progress: bool = True) -> EnrollReport:
     """Add the images of `source` to `gallery`; duplicates and broken files are reported."""
-    gallery.check_model(engine.metadata.embedding_space_id)
+    gallery.check_model(engine.metadata.embedding_space_id, engine.metadata.embedding_dim)
     found = embed_labelled(engine, source, batch_size, progress)
     added = gallery.add(found.embeddings, found.labels, [content_hash(p) for p in found.paths])
     return EnrollReport(added.added, added.skipped, found.failures)
+
+
+def enroll_file(engine: Engine, path: str | Path, source: str | Path, batch_size: int = 32,
+                progress: bool = True, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[EnrollReport, int]:
+    """Add the images of `source` to the gallery file at `path`: embedded first, then added to the
+    file as it is under its write lock (a concurrent writer's rows are kept). -> (report, rows now)."""
+    meta = engine.metadata
+    open_gallery(engine, path)  # a foreign or broken gallery is refused before any image is embedded
+    found = embed_labelled(engine, source, batch_size, progress)
+    hashes = [content_hash(p) for p in found.paths]
+
+    def add_rows(gallery: Gallery) -> tuple[tuple[EnrollReport, int], bool]:
+        added = gallery.add(found.embeddings, found.labels, hashes)
+        return (EnrollReport(added.added, added.skipped, found.failures), gallery.count), added.added > 0
+
+    return update_gallery(path, add_rows, meta.embedding_space_id, meta.embedding_dim, timeout_s)
 
 
 def build_gallery(engine: Engine, source: str | Path, dtype: str = "float32", batch_size: int = 32,
@@ -66,4 +84,4 @@ def build_gallery(engine: Engine, source: str | Path, dtype: str = "float32", ba
 
 def open_gallery(engine: Engine, path: str | Path) -> Gallery:
     """Load a gallery and refuse it unless the engine's model made it."""
-    return Gallery.load(path, engine.metadata.embedding_space_id)
+    return Gallery.load(path, engine.metadata.embedding_space_id, engine.metadata.embedding_dim)
