@@ -15,7 +15,6 @@ from pocketvec.runtime import gallery_file
 from pocketvec.runtime.gallery import Gallery
 
 from ..runtime.test_runtime_gallery import BAD_HEADERS, resealed, version1_bytes
-
 from .conftest import b64
 
 JS_DECODE = """async ([data, spaceId]) => {
