@@ -50,7 +50,7 @@ function checkRule(rule) {
   const unknown = Object.keys(rule).filter((k) => !RULE_KEYS.includes(k)).sort();
   if (unknown.length) throw new GalleryFileError(`AcceptRule got unknown keys ${pyList(unknown)}. Valid keys: ${pyList(RULE_KEYS)}.`);
   if (!("threshold" in rule)) throw new GalleryFileError("accept rule lacks its threshold");
-  checkNumber("accept rule threshold", rule.threshold, -1, 1);
+  checkNumber("accept rule threshold", rule.threshold, -2, 2);
   checkNumber("accept rule margin", rule.margin ?? 0, 0, 2);
   for (const name of ["precision", "recall", "target_precision"]) {
     if (rule[name] !== null && rule[name] !== undefined) checkNumber(`accept rule ${name}`, rule[name], 0, 1);

@@ -32,7 +32,7 @@ class AcceptRule:
     method: str = "decision"  # "decision" (threshold x margin at target precision) | "pair_f1"
 
     def __post_init__(self) -> None:
-        check_number("accept rule threshold", self.threshold, -1.0, 1.0)
+        check_number("accept rule threshold", self.threshold, -2.0, 2.0)  # beyond ±1: never / always
         check_number("accept rule margin", self.margin, 0.0, 2.0)
         for name in ("precision", "recall", "target_precision"):
             if getattr(self, name) is not None:
