@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,8 +42,9 @@ def remove_stray_temps(path: str | Path) -> list[Path]:
     return strays
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` atomically; the folder is created if needed."""
+def write_bytes_atomic(path: str | Path, data: bytes, before_rename: Callable[[], None] | None = None) -> Path:
+    """Write `data` to `path` atomically; the folder is created if needed. `before_rename` runs
+    once the temp file is complete and synced (a fault-injection point for tests)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
@@ -53,6 +54,8 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         _usual_permissions(tmp)
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
