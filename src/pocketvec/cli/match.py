@@ -22,6 +22,7 @@ def match(
     import dataclasses
     import json
 
+    from pocketvec.errors import display_path
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import open_gallery
     from pocketvec.runtime.matcher import DEFAULT_RULE, Matcher
@@ -42,7 +43,7 @@ def match(
     else:
         report_problems(result.failures)
         if matches:
-            console.print(match_table([str(p) for p in result.paths], matches))
+            console.print(match_table([display_path(p) for p in result.paths], matches))
         console.print(f"rule: score >= {rule.threshold:.2f} and margin >= {rule.margin:.2f}", highlight=False)
     if result.failures:
         raise typer.Exit(1)
