@@ -50,7 +50,9 @@ def calibrate(
 
     Example: pocketvec calibrate model.onnx items.pvg --queries photos/ --target-precision 0.99
     """
+    from pocketvec.output_paths import check_output_file
     from pocketvec.runtime.calibration import calibrate as run_calibration
+    from pocketvec.runtime.checks import check_number
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import embed_labelled, open_gallery
     from pocketvec.runtime.gallery_update import update_gallery
@@ -58,6 +60,9 @@ def calibrate(
 
     from .runtime_tables import console, print_calibration, report_problems
 
+    check_number("--target-precision", target_precision, 0.0, 1.0)
+    if write_model is not None:
+        check_output_file(write_model, "--write-model")
     runner = open_engine(model, engine, threads)
     gallery = open_gallery(runner, gallery_path)
     found = embed_labelled(runner, queries)

@@ -40,8 +40,8 @@ def build_command(
     from .runtime_tables import console, report_problems
 
     check_dtype(dtype)
-    refuse_existing(out, overwrite)  # before any work; checked again under the lock
     check_output_file(out, "--out")
+    refuse_existing(out, overwrite)  # before any work; checked again under the lock
     runner = open_engine(model, engine, threads)
     gallery, report = build_gallery(runner, images, dtype, batch_size)
     write_new_gallery(out, gallery, overwrite, lock_timeout)
