@@ -5,30 +5,23 @@ validated when the model is opened."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from pocketvec.cli import main
 from pocketvec.errors import ConfigError, ModelFileError
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 from pocketvec.runtime.preprocess import PreprocessSpec
 from pocketvec.train.config import TrainConfig
 
+from .runtime.test_runtime_cli import cli
+
 DEMO_ITEMS = Path(__file__).resolve().parents[1] / "src" / "pocketvec" / "assets" / "demo_items"
 
 
 def run(monkeypatch, capsys, *args) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["pocketvec", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "200")
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    code, out, err = cli(monkeypatch, capsys, *args)
+    return code, out + err
 
 
 BAD_TRAIN_ARGS = {

@@ -121,3 +121,16 @@ def test_update_gallery_refuses_a_foreign_gallery_without_writing(gallery_path: 
     with pytest.raises(GalleryError, match="made by another model"):
         update_gallery(gallery_path, lambda g: (None, True), embedding_space_id="not-this-one")
     assert gallery_path.read_bytes() == before and lock_path(gallery_path).exists()
+
+
+def test_a_version_1_gallery_warns_in_one_line_until_upgraded(monkeypatch, capsys, gallery_path: Path) -> None:
+    from .test_runtime_gallery import version1_bytes
+
+    gallery_path.write_bytes(version1_bytes(Gallery.load(gallery_path)))
+    code, _, err = cli(monkeypatch, capsys, "gallery", "info", gallery_path)
+    assert code == 0 and err.count("\n") == 1 and err.startswith("warning: ") and "gallery upgrade" in err
+    code, stdout, err = cli(monkeypatch, capsys, "gallery", "upgrade", gallery_path)
+    assert code == 0 and "format version 2" in stdout and not err
+    assert gallery_path.read_bytes()[8:12] == (2).to_bytes(4, "little")
+    code, _, err = cli(monkeypatch, capsys, "gallery", "info", gallery_path)
+    assert code == 0 and not err
