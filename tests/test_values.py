@@ -31,7 +31,10 @@ BAD_TRAIN_ARGS = {
     "seed=abc": (["--set", "seed=abc"], "seed must be an integer in [0, 2147483647]. Got 'abc'."),
     "epochs=true": (["--set", "epochs=true"], "epochs must be an integer in [1, 1000000000]. Got True."),
     "trainable=5": (["--set", "trainable=5"], "trainable must be a list of glob patterns (strings). Got 5."),
-    "margin.kind=5": (["--set", "augment=[]"], "augment must be a JSON object"),
+    "augment=[]": (["--set", "augment=[]"], "augment must be a JSON object"),
+    "margin.scale=NaN": (["--set", "margin.scale=NaN"], "margin scale must be a finite number in [0, 10000]. Got nan."),
+    "adapters.rank=true": (["--set", "adapters.rank=true"], "adapter rank must be an integer in [1, 4096]. Got True."),
+    "adapters.targets=7": (["--set", "adapters.targets=7"], "adapter targets must be a list"),
     "time limit -5": (["--time-limit", "-5"], "time_limit_s must be a finite number in [0, 1000000000]. Got -5.0."),
 }
 
