@@ -72,6 +72,11 @@ def test_output_paths_are_checked_up_front(monkeypatch, capsys, tmp_path: Path, 
     assert code == 2 and "--out" in out and ("is a file" in out or "is a folder" in out), out
 
 
+def test_a_nan_lock_timeout_is_refused(monkeypatch, capsys, tmp_path: Path) -> None:
+    code, out = run(monkeypatch, capsys, "gallery", "remove", tmp_path / "g.pvg", "x", "--lock-timeout", "nan")
+    assert code == 2 and "lock timeout (seconds) must be a finite number in [0, 86400]. Got nan." in out
+
+
 def test_match_refuses_a_nan_threshold(monkeypatch, capsys) -> None:
     code, out = run(monkeypatch, capsys, "match", "m.onnx", "g.pvg", "x.jpg", "--threshold", "nan")
     assert code == 2 and "--threshold must be a finite number in [-2, 2]. Got nan." in out

@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pocketvec.errors import PocketvecError
+from pocketvec.runtime.checks import check_number
 
 DEFAULT_TIMEOUT_S = 60.0
+MAX_TIMEOUT_S = 86400.0
 POLL_S = 0.05
 
 
@@ -27,6 +29,7 @@ def lock_path(path: str | Path) -> Path:
 @contextmanager
 def exclusive_lock(path: str | Path, timeout_s: float, what: str, error: type[PocketvecError]) -> Iterator[None]:
     """Hold the write lock of `path` (waiting up to `timeout_s`); `error` names `what` on a timeout."""
+    check_number("lock timeout (seconds)", timeout_s, 0.0, MAX_TIMEOUT_S, error=error)
     path = Path(path)
     sidecar = lock_path(path)
     try:

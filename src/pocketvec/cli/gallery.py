@@ -14,7 +14,7 @@ ENGINE = typer.Option("auto", "--engine", help="auto | onnxruntime | coreml | in
 THREADS = typer.Option(None, "--threads", help="Inference threads (default: onnxruntime's choice).")
 IMAGES_HELP = "Folder of item images (file name or sub-folder = label) or CSV."
 BATCH = typer.Option(32, "--batch-size", min=1, help="Images per inference batch.")
-LOCK_TIMEOUT = typer.Option(60.0, "--lock-timeout", min=0.0, max=86400.0,
+LOCK_TIMEOUT = typer.Option(60.0, "--lock-timeout",
                             help="Seconds to wait while another process writes the gallery.")
 
 
