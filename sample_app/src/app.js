@@ -28,9 +28,9 @@ async function loadGallery(model) {
   const response = await fetch(url).catch(() => null);
   if (response?.ok) {
     try {
-      const { gallery, header } = await Gallery.fromFile(await response.arrayBuffer(), url, spaceId);
-      if (stored?.seededFrom !== header.payload_sha256) {
-        gallery.seededFrom = header.payload_sha256;
+      const { gallery, checksum } = await Gallery.fromFile(await response.arrayBuffer(), url, spaceId, model.meta.embedding_dim);
+      if (stored?.seededFrom !== checksum) {
+        gallery.seededFrom = checksum;
         await saveStored(gallery);
         return gallery;
       }
@@ -156,7 +156,8 @@ function wire(camera) {
     const file = ev.target.files[0];
     if (!file) return;
     ev.target.value = "";
-    const { gallery } = await Gallery.fromFile(await file.arrayBuffer(), file.name, state.model.meta.embedding_space_id);
+    const meta = state.model.meta;
+    const { gallery } = await Gallery.fromFile(await file.arrayBuffer(), file.name, meta.embedding_space_id, meta.embedding_dim);
     gallery.seededFrom = state.gallery.seededFrom; // the served file still seeds only when it changes
     state.gallery = gallery;
     await saveStored(gallery);

@@ -24,7 +24,7 @@ export class Gallery {
     this.dim = dim;
     this.acceptRule = acceptRule;
     this.rows = []; // {label, source, embedding: Float32Array}
-    this.seededFrom = null; // payload_sha256 of the served gallery this one started from
+    this.seededFrom = null; // checksum of the served gallery file this one started from
   }
 
   get count() {
@@ -87,17 +87,20 @@ export class Gallery {
     return encodeGallery(header, vectors);
   }
 
-  /** Read a .pvg; a gallery made by another model (embedding space) is refused. */
-  static async fromFile(buffer, source, spaceId) {
-    const { header, vectors } = await decodeGallery(buffer, source);
+  /** Read a .pvg; a gallery made by another model (embedding space, or dim) is refused. */
+  static async fromFile(buffer, source, spaceId, dim) {
+    const { header, vectors, checksum } = await decodeGallery(buffer, source);
     if (spaceId !== undefined && header.embedding_space_id !== spaceId) {
       throw new GalleryFileError(`${source} was made by another model (embedding space ${header.embedding_space_id}, `
         + `this model is ${spaceId}); rebuild it with this model`);
+    }
+    if (dim !== undefined && header.dim !== dim) {
+      throw new GalleryFileError(`${source}: gallery rows have ${header.dim} values, the model makes ${dim}; rebuild it with this model`);
     }
     const gallery = new Gallery(header.embedding_space_id, header.dim, header.accept_rule);
     header.labels.forEach((label, i) => gallery.rows.push({
       label, source: header.sources[i], embedding: vectors.subarray(i * header.dim, (i + 1) * header.dim),
     }));
-    return { gallery, header };
+    return { gallery, header, checksum };
   }
 }

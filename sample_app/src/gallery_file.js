@@ -1,17 +1,26 @@
 // The `.pvg` gallery file, exactly as docs/FORMATS.md (and pocketvec.runtime.gallery_file):
-// little-endian magic "PVGALLRY", uint32 version 1, uint32 header_len, UTF-8 JSON header padded
-// with spaces so the payload starts at a multiple of 16, then row-major embeddings.
+// little-endian magic "PVGALLRY", uint32 version 2, uint32 header_len, UTF-8 JSON header padded
+// with spaces so the payload starts at a multiple of 16, row-major embeddings, then the 32-byte
+// sha256 of every byte before it. Version 1 (payload_sha256 in the header, no trailer) still reads.
 
 import { sha256Hex } from "./decode.js";
+import { checkHeader, GalleryFileError, MAX_DEPTH, nestingDepth } from "./gallery_header.js";
+
+export { GalleryFileError };
 
 const MAGIC = "PVGALLRY";
-const VERSION = 1;
+const VERSION = 2;
+const READABLE_VERSIONS = [1, 2];
 const PREAMBLE = 16;
+const CHECKSUM_SIZE = 32;
+const MAX_HEADER_BYTES = 256 * 2 ** 20;
 const ITEMSIZE = { float32: 4, float16: 2, int8: 1 };
-const HEADER_KEYS = ["accept_rule", "count", "created_by", "dim", "dtype", "embedding_space_id", "labels",
-  "payload_sha256", "sources"];
 
-export class GalleryFileError extends Error {}
+async function sha256Bytes(bytes) {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+}
+
+const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
 function halfToFloat(h) {
   const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
@@ -38,30 +47,25 @@ function decodePayload(bytes, dtype) {
   return out;
 }
 
-function checkHeader(header, source) {
-  if (typeof header !== "object" || header === null || Array.isArray(header)) {
-    throw new GalleryFileError(`${source}: gallery header must be a JSON object`);
+function parseHeader(bytes, source) {
+  if (bytes.byteLength > MAX_HEADER_BYTES) {
+    throw new GalleryFileError(`${source}: gallery header is ${bytes.byteLength} bytes, more than the ${MAX_HEADER_BYTES} allowed`);
   }
-  const missing = HEADER_KEYS.filter((k) => !(k in header));
-  if (missing.length) throw new GalleryFileError(`${source}: gallery header lacks keys ${JSON.stringify(missing)}`);
-  if (!(header.dtype in ITEMSIZE)) {
-    throw new GalleryFileError(`${source}: gallery dtype must be one of float16, float32, int8. Got ${JSON.stringify(header.dtype)}.`);
+  const depth = nestingDepth(bytes);
+  if (depth > MAX_DEPTH) {
+    throw new GalleryFileError(`${source}: gallery header is nested ${depth} deep, more than the ${MAX_DEPTH} allowed`);
   }
-  const { count, dim } = header;
-  if (!Number.isInteger(count) || !Number.isInteger(dim) || count < 0 || dim <= 0) {
-    throw new GalleryFileError(`${source}: gallery count/dim must be non-negative integers. Got ${count}, ${dim}.`);
-  }
-  for (const key of ["labels", "sources"]) {
-    const v = header[key];
-    if (!Array.isArray(v) || v.length !== count || !v.every((s) => typeof s === "string")) {
-      throw new GalleryFileError(`${source}: gallery '${key}' must be a list of ${count} strings`);
-    }
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (e) {
+    throw new GalleryFileError(`${source}: gallery header is not valid JSON (${e.message})`);
   }
 }
 
-/** Parse and verify a .pvg (ArrayBuffer) -> {header, vectors: Float32Array(count * dim)}. */
+/** Parse and verify a .pvg (ArrayBuffer) -> {header, vectors: Float32Array(count * dim), checksum, version}.
+ * `checksum` (hex) identifies the file: the whole-file sha256 (version 2) or payload_sha256 (version 1). */
 export async function decodeGallery(buffer, source = "gallery") {
-  const bytes = new Uint8Array(buffer);
+  let bytes = new Uint8Array(buffer);
   if (bytes.byteLength < PREAMBLE) {
     throw new GalleryFileError(`${source}: not a pocketvec gallery (file is ${bytes.byteLength} bytes, too short)`);
   }
@@ -69,32 +73,43 @@ export async function decodeGallery(buffer, source = "gallery") {
   if (magic !== MAGIC) throw new GalleryFileError(`${source}: not a pocketvec gallery (magic ${JSON.stringify(magic)}, expected "${MAGIC}")`);
   const view = new DataView(buffer);
   const version = view.getUint32(8, true), headerLen = view.getUint32(12, true);
-  if (version !== VERSION) {
-    throw new GalleryFileError(`${source}: gallery format version ${version} is not supported (this app reads ${VERSION})`);
+  if (!READABLE_VERSIONS.includes(version)) {
+    throw new GalleryFileError(`${source}: gallery format version ${version} is not supported (this app reads ${READABLE_VERSIONS.join(", ")})`);
+  }
+  let checksum = null;
+  if (version >= 2) {
+    if (bytes.byteLength < PREAMBLE + CHECKSUM_SIZE) {
+      throw new GalleryFileError(`${source}: truncated gallery (no room for the ${CHECKSUM_SIZE}-byte checksum)`);
+    }
+    const body = bytes.subarray(0, bytes.byteLength - CHECKSUM_SIZE);
+    checksum = toHex(await sha256Bytes(body));
+    if (checksum !== toHex(bytes.subarray(body.byteLength))) {
+      throw new GalleryFileError(`${source}: gallery checksum mismatch (the file was modified, truncated or damaged)`);
+    }
+    bytes = body;
   }
   const end = PREAMBLE + headerLen;
   if (end > bytes.byteLength) {
     throw new GalleryFileError(`${source}: truncated gallery (header needs ${end} bytes, file has ${bytes.byteLength})`);
   }
-  let header;
-  try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(PREAMBLE, end)));
-  } catch (e) {
-    throw new GalleryFileError(`${source}: gallery header is not valid JSON (${e.message})`);
-  }
-  checkHeader(header, source);
+  const header = parseHeader(bytes.subarray(PREAMBLE, end), source);
+  checkHeader(header, source, version);
   const payload = bytes.subarray(end);
   const expected = header.count * header.dim * ITEMSIZE[header.dtype];
   if (payload.byteLength !== expected) {
     throw new GalleryFileError(`${source}: ${payload.byteLength < expected ? "truncated" : "oversized"} gallery payload `
       + `(${payload.byteLength} bytes, expected ${expected} for ${header.count} x ${header.dim} ${header.dtype})`);
   }
-  if ((await sha256Hex(payload)) !== header.payload_sha256) {
-    throw new GalleryFileError(`${source}: gallery payload checksum mismatch (the file was modified or damaged)`);
+  if (version === 1) {
+    if ((await sha256Hex(payload)) !== header.payload_sha256) {
+      throw new GalleryFileError(`${source}: gallery payload checksum mismatch (the file was modified or damaged)`);
+    }
+    checksum = header.payload_sha256;
+    console.warn(`${source}: gallery format version 1 (its checksum does not cover the header); export it again to save it as version 2`);
   }
   const vectors = decodePayload(payload, header.dtype);
   if (!vectors.every(Number.isFinite)) throw new GalleryFileError(`${source}: gallery holds non-finite embeddings`);
-  return { header, vectors };
+  return { header, vectors, checksum, version };
 }
 
 function encodePayload(vectors, dtype) {
@@ -109,23 +124,28 @@ function encodePayload(vectors, dtype) {
   throw new GalleryFileError(`this app writes galleries as float32 or int8. Got ${JSON.stringify(dtype)}.`);
 }
 
-function sortedKeys(obj) {
-  return Object.fromEntries(Object.keys(obj).sort().map((k) => [k, obj[k]]));
+/** Keys sorted at every level, as Python's json.dumps(sort_keys=True). */
+function sortedKeys(value) {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (typeof value !== "object" || value === null) return value;
+  return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortedKeys(value[k])]));
 }
 
-/** The file's bytes for a header (without payload_sha256) and float32 rows (count * dim). */
+/** The version-2 file's bytes for a header and float32 rows (count * dim): the same bytes as
+ * pocketvec.runtime.gallery_file.encode writes for the same header and rows. */
 export async function encodeGallery(header, vectors) {
   const payload = encodePayload(vectors, header.dtype);
-  const full = sortedKeys({ ...header, payload_sha256: await sha256Hex(payload) });
-  let text = new TextEncoder().encode(JSON.stringify(full));
+  let text = new TextEncoder().encode(JSON.stringify(sortedKeys(header)));
   const pad = (16 - ((PREAMBLE + text.byteLength) % 16)) % 16;
   if (pad) text = new Uint8Array([...text, ...new Uint8Array(pad).fill(0x20)]);
-  const out = new Uint8Array(PREAMBLE + text.byteLength + payload.byteLength);
+  const bodyLength = PREAMBLE + text.byteLength + payload.byteLength;
+  const out = new Uint8Array(bodyLength + CHECKSUM_SIZE);
   out.set(new TextEncoder().encode(MAGIC), 0);
   const view = new DataView(out.buffer);
   view.setUint32(8, VERSION, true);
   view.setUint32(12, text.byteLength, true);
   out.set(text, PREAMBLE);
   out.set(payload, PREAMBLE + text.byteLength);
+  out.set(await sha256Bytes(out.subarray(0, bodyLength)), bodyLength);
   return out;
 }

@@ -67,10 +67,10 @@ def check_model_and_gallery(model: Path, gallery: Path | None) -> str:
 
     if model.suffix.lower() != ".onnx":
         raise ModelFileError(f"{model}: the browser app runs ONNX models (.onnx); got {model.suffix or 'no suffix'}")
-    space_id = open_engine(model).metadata.embedding_space_id
+    metadata = open_engine(model).metadata
     if gallery is not None:
-        Gallery.load(gallery, embedding_space_id=space_id)
-    return space_id
+        Gallery.load(gallery, metadata.embedding_space_id, metadata.embedding_dim)
+    return metadata.embedding_space_id
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,17 +25,37 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` atomically; the folder is created if needed."""
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+TEMP_SUFFIX = ".tmp"
+
+
+def remove_stray_temps(path: str | Path) -> list[Path]:
+    """Delete the temp files that killed writers of `path` left behind. Call it only while holding
+    the file's write lock (pocketvec.file_lock): a live writer's temp file looks the same."""
+    path = Path(path)
+    strays = sorted(path.parent.glob(f"{glob.escape(_temp_prefix(path))}*{TEMP_SUFFIX}"))
+    for stray in strays:
+        stray.unlink(missing_ok=True)
+    return strays
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, before_rename: Callable[[], None] | None = None) -> Path:
+    """Write `data` to `path` atomically; the folder is created if needed. `before_rename` runs
+    once the temp file is complete and synced (a fault-injection point for tests)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         _usual_permissions(tmp)
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

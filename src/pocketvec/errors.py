@@ -9,13 +9,22 @@ class PocketvecError(Exception):
     """Base class of every error that is the user's input, not a bug in pocketvec."""
 
 
+def display_path(path: str | Path) -> str:
+    """A path as text that can always be printed: bytes of a non-UTF-8 name shown as \\xNN."""
+    try:
+        raw = str(path).encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
+        raw = str(path).encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 class ImageLoadError(PocketvecError):
     """An image file that cannot be decoded (corrupt, truncated, not an image, too large)."""
 
     def __init__(self, path: str | Path, problem: str) -> None:
         self.path = Path(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(f"{display_path(self.path)}: {problem}")
 
 
 class DatasetError(PocketvecError):
@@ -36,3 +45,7 @@ class ConfigError(PocketvecError):
 
 class NotBuiltYet(PocketvecError):
     """A command whose feature has not landed yet."""
+
+
+class PocketvecWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it as one line)."""

@@ -4,13 +4,17 @@ every stored dtype, and refuses damaged files with the same reasons."""
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pocketvec.runtime import gallery_file
 from pocketvec.runtime.gallery import Gallery
 
+from ..runtime.test_runtime_gallery import BAD_HEADERS, resealed, version1_bytes
 from .conftest import b64
 
 JS_DECODE = """async ([data, spaceId]) => {
@@ -23,6 +27,12 @@ JS_DECODE = """async ([data, spaceId]) => {
   } catch (e) {
     return { error: e.message };
   }
+}"""
+
+JS_ENCODE = """async ([header, rows]) => {
+  const { encodeGallery } = await import("/src/gallery_file.js");
+  const out = await encodeGallery(header, Float32Array.from(rows.flat()));
+  return btoa(Array.from(out, (v) => String.fromCharCode(v)).join(""));
 }"""
 
 JS_REENCODE = """async ([data, dtype]) => {
@@ -71,13 +81,29 @@ def test_python_reads_js_galleries_byte_for_byte(js_page, scenario, tmp_path: Pa
     assert (16 + header_len) % 16 == 0  # the payload starts 16-aligned
 
 
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_js_and_python_write_the_same_bytes(js_page, scenario, dtype: str) -> None:
+    """Version 2 from the browser and from Python: the same header and rows give identical files."""
+    gallery = with_dtype(scenario.gallery, dtype)
+    gallery.accept_rule = dataclasses.replace(scenario.rule, precision=1.0)  # a whole float: 1 in both
+    gallery.created_by = "pocketvec test ü"
+    header = json.loads(gallery.to_bytes()[16 : 16 + int.from_bytes(gallery.to_bytes()[12:16], "little")])
+    rows = with_dtype(scenario.gallery, "float32").embeddings().tolist()
+    written = base64.b64decode(js_page.evaluate(JS_ENCODE, [header, rows]))
+    assert written == gallery.to_bytes()
+
+
 def damaged_versions(raw: bytes) -> dict[str, bytes]:
+    flipped_header = bytearray(raw)
+    flipped_header[20] ^= 1
     return {
         "too short": raw[:10],
         "not a pocketvec gallery (magic": b"NOTAGALL" + raw[8:],
         "format version 7 is not supported": raw[:8] + (7).to_bytes(4, "little") + raw[12:],
-        "truncated gallery payload": raw[:-4],
-        "checksum mismatch": raw[:-1] + bytes([raw[-1] ^ 1]),
+        "gallery checksum mismatch (the file was modified, truncated": raw[:-4],
+        "gallery checksum mismatch (the file was modified": raw[:-1] + bytes([raw[-1] ^ 1]),
+        "gallery checksum mismatch (the file": bytes(flipped_header),
+        "truncated gallery (no room": raw[:40],
     }
 
 
@@ -94,3 +120,32 @@ def test_js_refuses_damaged_files_like_python(js_page, scenario) -> None:
             Gallery.load(path)
     out = js_page.evaluate(JS_DECODE, [b64(raw), "ffffffffffffffff"])
     assert "made by another model" in out["error"] and scenario.space_id in out["error"]
+
+
+def test_js_checks_the_header_schema_like_python(js_page, scenario) -> None:
+    """Headers rewritten with a valid checksum (a writer's bug, not damage): both refuse each one."""
+    from pocketvec.errors import GalleryError
+
+    raw = scenario.gallery.to_bytes()
+    for case, (change, reason) in BAD_HEADERS.items():
+        data = resealed(raw, change)
+        out = js_page.evaluate(JS_DECODE, [b64(data), scenario.space_id])
+        assert "error" in out and out["error"].startswith("test.pvg: "), (case, out)
+        with pytest.raises(GalleryError, match=reason):
+            gallery_file.decode(data, "test.pvg")
+        js_reason = out["error"].split(": ", 1)[1].split(" Got")[0].split(" (")[0]
+        py_reason = str(_error(data)).split(": ", 1)[1].split(" Got")[0].split(" (")[0]
+        assert js_reason == py_reason, case
+
+
+def _error(data: bytes) -> Exception:
+    try:
+        gallery_file.decode(data, "test.pvg")
+    except Exception as e:
+        return e
+    raise AssertionError("accepted")
+
+
+def test_js_reads_version_1_files(js_page, scenario) -> None:
+    out = js_page.evaluate(JS_DECODE, [b64(version1_bytes(scenario.gallery)), scenario.space_id])
+    assert "error" not in out and out["labels"] == scenario.gallery.labels

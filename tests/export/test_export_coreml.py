@@ -143,3 +143,18 @@ def test_w8a8_quantizes_activations(demo_items, tmp_path):
     assert {"quantize", "dequantize"} <= program.op_types()
     out = program.predict(pixels)
     assert np.abs(out - expected).max() > 1e-6 and np.sum(out * expected, axis=1).min() >= 0.98
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "edited spec"])
+def test_a_damaged_package_is_a_clear_error(small_package, demo_items, tmp_path, damage):
+    """A truncated weight file or a damaged spec: ModelFileError naming the package, no IndexError."""
+    from pocketvec.runtime.engines import open_engine
+
+    package = shutil.copytree(small_package, tmp_path / "damaged.mlpackage")
+    files = sorted((p for p in package.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    target = files[-1] if damage == "truncated weights" else next(p for p in files if p.suffix == ".mlmodel")
+    raw = target.read_bytes()
+    target.write_bytes(raw[: len(raw) // 3] if damage == "truncated weights" else raw[:40] + b"\xff" * 40 + raw[80:])
+    with pytest.raises(ModelFileError, match=r"damaged\.mlpackage"):
+        engine = open_engine(package, engine="interpreter")
+        engine.embed(list_images(demo_items)[:1])

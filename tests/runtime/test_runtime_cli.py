@@ -59,7 +59,7 @@ def test_gallery_lifecycle(run, onnx_model: Path, items_dir: Path, item_paths: l
     shutil.copy(item_paths[0], extra / "same_image_again.png")  # already enrolled as another label
     (extra / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     code, stdout, _ = run("gallery", "add", onnx_model, out, "--images", extra)
-    assert code == 0 and "added 1 rows" in stdout
+    assert code == 1 and "added 1 rows" in stdout  # exit 1: an image was skipped as unreadable
     assert "broken.png" in stdout and "same image is already enrolled" in stdout
 
     code, stdout, _ = run("gallery", "info", out, "--json", "--labels")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 
 import pocketvec.atomic
-from pocketvec.errors import GalleryError
-from pocketvec.runtime import gallery_file
+from pocketvec.errors import GalleryError, PocketvecWarning
+from pocketvec.runtime import gallery_file, gallery_header
 from pocketvec.runtime.gallery import Gallery, quantize
 from pocketvec.runtime.metadata import AcceptRule
 
@@ -43,12 +44,100 @@ def test_round_trip(tmp_path: Path, dtype: str) -> None:
 def test_layout_matches_the_format_doc(tmp_path: Path) -> None:
     raw = sample_gallery("int8").save(tmp_path / "g.pvg").read_bytes()
     magic, version, header_len = struct.unpack_from("<8sII", raw)
-    assert (magic, version) == (b"PVGALLRY", 1)
+    assert (magic, version) == (b"PVGALLRY", 2)
     assert (16 + header_len) % 16 == 0
     header = json.loads(raw[16 : 16 + header_len])
-    assert set(header) == gallery_file.HEADER_KEYS
-    payload = np.frombuffer(raw[16 + header_len :], dtype=np.int8).reshape(header["count"], header["dim"])
+    assert set(header) == gallery_header.KEYS_V2
+    body, checksum = raw[:-32], raw[-32:]
+    assert checksum == hashlib.sha256(body).digest()  # covers preamble, header and payload
+    payload = np.frombuffer(body[16 + header_len :], dtype=np.int8).reshape(header["count"], header["dim"])
     assert np.array_equal(payload, np.clip(np.rint(unit_rows(5) * 127), -127, 127))
+
+
+def version1_bytes(gallery: Gallery) -> bytes:
+    """The same gallery as a version-1 file (no trailer; payload_sha256 in the header)."""
+    raw = gallery.to_bytes()[:-32]
+    header_len = struct.unpack_from("<I", raw, 12)[0]
+    header, payload = json.loads(raw[16 : 16 + header_len]), raw[16 + header_len :]
+    header["payload_sha256"] = hashlib.sha256(payload).hexdigest()
+    text = json.dumps(header, sort_keys=True).encode()
+    text += b" " * ((-(16 + len(text))) % 16)
+    return struct.pack("<8sII", b"PVGALLRY", 1, len(text)) + text + payload
+
+
+def test_version_1_still_reads_with_one_warning(tmp_path: Path) -> None:
+    gallery = sample_gallery("float16")
+    path = tmp_path / "old.pvg"
+    path.write_bytes(version1_bytes(gallery))
+    with pytest.warns(PocketvecWarning, match="version 1.*re-save") as caught:
+        loaded = Gallery.load(path, "abc123")
+    assert len(caught) == 1 and "\n" not in str(caught[0].message) and str(path) in str(caught[0].message)
+    assert loaded.labels == gallery.labels and np.array_equal(loaded.vectors, gallery.vectors)
+    flipped = bytearray(path.read_bytes())
+    flipped[-1] ^= 1
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(GalleryError, match="payload checksum mismatch"):
+        Gallery.load(path)
+
+
+def test_every_flipped_byte_is_refused(tmp_path: Path) -> None:
+    """Version 2's checksum covers the header too: no single-byte change anywhere is accepted."""
+    raw = sample_gallery("int8", n=2).to_bytes()
+    for i in range(len(raw)):
+        damaged = bytearray(raw)
+        damaged[i] ^= 0x20
+        with pytest.raises(GalleryError):
+            gallery_file.decode(bytes(damaged), "g.pvg")
+
+
+def resealed(raw: bytes, change) -> bytes:
+    """A file whose header was edited and whose checksum was recomputed (a bug, not damage)."""
+    header_len = struct.unpack_from("<I", raw, 12)[0]
+    header = json.loads(raw[16 : 16 + header_len])
+    text = change(header)
+    text = text if isinstance(text, bytes) else json.dumps(text).encode()
+    text += b" " * ((-(16 + len(text))) % 16)
+    body = struct.pack("<8sII", b"PVGALLRY", 2, len(text)) + text + raw[16 + header_len : -32]
+    return body + hashlib.sha256(body).digest()
+
+
+BAD_HEADERS = {
+    "dtype as a list": (lambda h: dict(h, dtype=["int8"]), "dtype must be one of"),
+    "dtype as a dict": (lambda h: dict(h, dtype={"a": 1}), "dtype must be one of"),
+    "count as bool": (lambda h: dict(h, count=True), "count must be an integer"),
+    "dim zero": (lambda h: dict(h, dim=0), "dim must be an integer"),
+    "dim as text": (lambda h: dict(h, dim="16"), "dim must be an integer"),
+    "labels of numbers": (lambda h: dict(h, labels=list(range(h["count"]))), r"labels\[0\] must be a string"),
+    "blank label": (lambda h: dict(h, labels=[" "] * h["count"]), "must not be empty"),
+    "shared sources": (lambda h: dict(h, sources=[h["sources"][0]] * h["count"]), "sources must be unique"),
+    "threshold out of range": (lambda h: dict(h, accept_rule=dict(h["accept_rule"], threshold=5)), "threshold"),
+    "threshold as text": (lambda h: dict(h, accept_rule=dict(h["accept_rule"], threshold="0.5")), "threshold"),
+    "negative margin": (lambda h: dict(h, accept_rule=dict(h["accept_rule"], margin=-0.1)), "margin"),
+    "rule as a list": (lambda h: dict(h, accept_rule=[0.5]), "accept rule must be a JSON object"),
+    "unknown rule key": (lambda h: dict(h, accept_rule=dict(h["accept_rule"], x=1)), "unknown keys"),
+    "NaN threshold": (lambda h: json.dumps(dict(h, accept_rule=dict(h["accept_rule"], threshold=float("nan"))))
+                      .encode(), "NaN is not a JSON number"),
+    "unknown key": (lambda h: dict(h, extra=1), "unknown keys"),
+    "space id empty": (lambda h: dict(h, embedding_space_id=""), "embedding_space_id must not be empty"),
+    "nested 1,000 deep": (lambda h: (json.dumps(h)[:-1] + ', "x": ' + "[" * 1000 + "]" * 1000 + "}").encode(),
+                          "nested 1001 deep"),
+    "header is a list": (lambda h: [h], "must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_HEADERS))
+def test_header_schema_is_checked_by_type_and_range(case: str) -> None:
+    change, reason = BAD_HEADERS[case]
+    raw = resealed(sample_gallery(n=3).to_bytes(), change)
+    with pytest.raises(GalleryError, match=reason) as caught:
+        gallery_file.decode(raw, "bad.pvg")
+    assert str(caught.value).startswith("bad.pvg: ")
+
+
+def test_a_gallery_of_another_dim_is_refused_by_name(tmp_path: Path) -> None:
+    path = sample_gallery().save(tmp_path / "g.pvg")
+    with pytest.raises(GalleryError, match=f"{path}: gallery rows have 16 values, the model makes 32"):
+        Gallery.load(path, "abc123", dim=32)
 
 
 def test_int8_is_round_x_times_127() -> None:
@@ -94,7 +183,7 @@ def damaged_copies(raw: bytes) -> dict[str, bytes]:
         "truncated header": raw[:40],
         "empty": b"",
         "wrong magic": b"PNGALLRY" + raw[8:],
-        "future version": raw[:8] + struct.pack("<I", 2) + raw[12:],
+        "future version": raw[:8] + struct.pack("<I", 3) + raw[12:],
         "flipped payload bit": bytes(flipped),
         "extra bytes": raw + b"\0" * 16,
         "header not json": raw[:16] + b"{" * header_len + raw[16 + header_len :],

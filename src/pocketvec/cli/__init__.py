@@ -7,13 +7,14 @@ that `pocketvec --help` stays fast.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 from rich.console import Console
 
 from pocketvec import __version__
 from pocketvec.cli import app_cmd, bench, data, data_sources, demo, eval_cmd, export, gallery, match, train, verify
-from pocketvec.errors import PocketvecError
+from pocketvec.errors import PocketvecError, PocketvecWarning
 
 app = typer.Typer(
     name="pocketvec",
@@ -50,8 +51,22 @@ def _root(
     """pocketvec: on-device image recognition, from training to the phone."""
 
 
+def _one_line_warnings() -> None:
+    """pocketvec's own warnings print as one yellow line; others keep Python's format."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, PocketvecWarning):
+            Console(stderr=True).print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
     """Entry point: user errors become one red line and exit code 2, never a traceback."""
+    _one_line_warnings()
     try:
         app()
     except PocketvecError as e:

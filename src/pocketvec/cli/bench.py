@@ -42,7 +42,12 @@ def bench(
     from pocketvec.bench.dataset import BenchConfig
     from pocketvec.bench.report import write_markdown, write_plots, write_query_sheet
     from pocketvec.bench.run import QUICK, BenchOptions, run_benchmark
+    from pocketvec.output_paths import check_output_file, check_output_folder
 
+    check_output_file(out, "--out")
+    for option, folder in (("--images", images), ("--work", work)):
+        if folder is not None:
+            check_output_folder(folder, option)
     config = QUICK if quick else BenchConfig()
     overrides = {k: v for k, v in (("pages", pages), ("flags", flags), ("queries_per_item", photos)) if v is not None}
     if lookalike_groups is not None:

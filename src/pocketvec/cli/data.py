@@ -29,7 +29,9 @@ def preview_command(
     """
     from pocketvec.data.assets import demo_items_dir
     from pocketvec.data.items import load_items
+    from pocketvec.output_paths import check_output_file
 
+    check_output_file(out, "--out")
     console = Console()
     dataset = load_items(items if items is not None else demo_items_dir())  # fail fast, before heavy imports
     from pocketvec.data.augment import AugmentConfig, PhoneAugment

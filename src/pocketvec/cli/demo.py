@@ -31,9 +31,13 @@ def demo(
 
     from pocketvec.demo import DemoOptions, run_demo
     from pocketvec.errors import ConfigError
+    from pocketvec.output_paths import check_output_folder
+    from pocketvec.runtime.checks import check_number
 
     from .runtime_tables import console, match_table, print_calibration
 
+    check_output_folder(out, "--out")
+    check_number("--target-precision", target_precision, 0.0, 1.0)
     overrides = {}
     for item in train_set:
         key, sep, value = item.partition("=")

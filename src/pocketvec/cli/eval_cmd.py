@@ -50,13 +50,19 @@ def calibrate(
 
     Example: pocketvec calibrate model.onnx items.pvg --queries photos/ --target-precision 0.99
     """
+    from pocketvec.output_paths import check_output_file
     from pocketvec.runtime.calibration import calibrate as run_calibration
+    from pocketvec.runtime.checks import check_number
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import embed_labelled, open_gallery
+    from pocketvec.runtime.gallery_update import update_gallery
     from pocketvec.runtime.model_files import write_accept_rule
 
     from .runtime_tables import console, print_calibration, report_problems
 
+    check_number("--target-precision", target_precision, 0.0, 1.0)
+    if write_model is not None:
+        check_output_file(write_model, "--write-model")
     runner = open_engine(model, engine, threads)
     gallery = open_gallery(runner, gallery_path)
     found = embed_labelled(runner, queries)
@@ -69,7 +75,11 @@ def calibrate(
     if write_model:  # first: it refuses another model before anything is changed
         write_accept_rule(write_model, result.rule, runner.metadata.embedding_space_id)
         console.print(f"[green]wrote the rule into[/] {write_model}")
-    gallery.accept_rule = result.rule
-    gallery.save(gallery_path)
+    def store_rule(stored) -> tuple[None, bool]:  # the file as it is now, under its write lock
+        stored.accept_rule = result.rule
+        return None, True
+
+    meta = runner.metadata
+    update_gallery(gallery_path, store_rule, meta.embedding_space_id, meta.embedding_dim)
     console.print(f"[green]stored the rule in[/] {gallery_path}")
 

@@ -28,7 +28,9 @@ def onnx_command(
 ) -> None:
     """Export to ONNX. Example: pocketvec export onnx runs/demo --quantize int8 --out model.onnx"""
     from pocketvec.export.onnx_export import export_onnx
+    from pocketvec.output_paths import check_output_file
 
+    check_output_file(out, "--out")
     _done(export_onnx(run_dir, out, quantize, calibration))
 
 
@@ -42,5 +44,7 @@ def coreml_command(
 ) -> None:
     """Export to a Core ML ML program. Example: pocketvec export coreml runs/demo --quantize int8 --out m.mlpackage"""
     from pocketvec.export.coreml_export import export_coreml
+    from pocketvec.output_paths import check_output_folder
 
+    check_output_folder(out, "--out")  # an .mlpackage is a folder
     _done(export_coreml(run_dir, out, quantize, deployment_target, calibration))

@@ -14,6 +14,8 @@ ENGINE = typer.Option("auto", "--engine", help="auto | onnxruntime | coreml | in
 THREADS = typer.Option(None, "--threads", help="Inference threads (default: onnxruntime's choice).")
 IMAGES_HELP = "Folder of item images (file name or sub-folder = label) or CSV."
 BATCH = typer.Option(32, "--batch-size", min=1, help="Images per inference batch.")
+LOCK_TIMEOUT = typer.Option(60.0, "--lock-timeout",
+                            help="Seconds to wait while another process writes the gallery.")
 
 
 @app.command("build")
@@ -23,25 +25,31 @@ def build_command(
     out: Path = typer.Option(..., "--out", help="Gallery file to write (.pvg)."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | float16 | int8."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing gallery file."),
-    engine: str = ENGINE, threads: int | None = THREADS, batch_size: int = BATCH,
+    engine: str = ENGINE, threads: int | None = THREADS, batch_size: int = BATCH, lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
-    """Embed every image of a folder into a new gallery.
+    """Embed every image of a folder into a new gallery; exits 1 when any image was skipped as unreadable.
 
     Example: pocketvec gallery build model.onnx --images items/ --out items.pvg --dtype int8
     """
-    from pocketvec.errors import GalleryError
+    from pocketvec.output_paths import check_output_file
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import build_gallery
+    from pocketvec.runtime.gallery import check_dtype
+    from pocketvec.runtime.gallery_update import refuse_existing, write_new_gallery
 
     from .runtime_tables import console, report_problems
 
-    if out.exists() and not overwrite:
-        raise GalleryError(f"{out} exists; use `pocketvec gallery add` to extend it or --overwrite to replace it")
+    check_dtype(dtype)
+    check_output_file(out, "--out")
+    refuse_existing(out, overwrite)  # before any work; checked again under the lock
     runner = open_engine(model, engine, threads)
     gallery, report = build_gallery(runner, images, dtype, batch_size)
-    gallery.save(out)
+    write_new_gallery(out, gallery, overwrite, lock_timeout)
     report_problems(report.failures, report.skipped)
     console.print(f"[green]wrote[/] {out}: {gallery.count} rows, {len(gallery.label_counts())} labels, {dtype}")
+    if report.failures:
+        console.print(f"[yellow]{len(report.failures)} image(s) skipped as unreadable[/]", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command("add")
@@ -49,43 +57,70 @@ def add_command(
     model: Path = typer.Argument(..., help="The model that made the gallery."),
     gallery_path: Path = typer.Argument(..., metavar="GALLERY", help="Gallery file (.pvg)."),
     images: Path = typer.Option(..., "--images", help=IMAGES_HELP),
-    engine: str = ENGINE, threads: int | None = THREADS, batch_size: int = BATCH,
+    engine: str = ENGINE, threads: int | None = THREADS, batch_size: int = BATCH, lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
-    """Enroll more images; images already enrolled are reported, not duplicated.
+    """Enroll more images; images already enrolled are reported, not duplicated; exits 1 when any
+    image was skipped as unreadable. Another process's concurrent changes are kept.
 
     Example: pocketvec gallery add model.onnx items.pvg --images new_items/
     """
     from pocketvec.runtime.engines import open_engine
-    from pocketvec.runtime.enroll import enroll, open_gallery
+    from pocketvec.runtime.enroll import enroll_file
 
     from .runtime_tables import console, report_problems
 
     runner = open_engine(model, engine, threads)
-    gallery = open_gallery(runner, gallery_path)
-    report = enroll(runner, gallery, images, batch_size)
-    if report.added:
-        gallery.save(gallery_path)
+    report, rows = enroll_file(runner, gallery_path, images, batch_size, timeout_s=lock_timeout)
     report_problems(report.failures, report.skipped)
-    console.print(f"added {report.added} rows to {gallery_path} (now {gallery.count} rows)")
+    console.print(f"added {report.added} rows to {gallery_path} (now {rows} rows)")
+    if report.failures:
+        raise typer.Exit(1)
 
 
 @app.command("remove")
 def remove_command(
     gallery_path: Path = typer.Argument(..., metavar="GALLERY", help="Gallery file (.pvg)."),
     labels: list[str] = typer.Argument(..., help="Labels to remove (every row of each)."),
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
     """Remove labels from a gallery.
 
     Example: pocketvec gallery remove items.pvg flag_chad
     """
     from pocketvec.runtime.gallery import Gallery
+    from pocketvec.runtime.gallery_update import update_gallery
 
     from .runtime_tables import console
 
-    gallery = Gallery.load(gallery_path)
-    removed = sum(gallery.remove(label) for label in labels)
-    gallery.save(gallery_path)
-    console.print(f"removed {removed} rows from {gallery_path} (now {gallery.count} rows)")
+    def remove_labels(gallery: Gallery) -> tuple[tuple[int, int], bool]:
+        removed = sum(gallery.remove(label) for label in labels)
+        return (removed, gallery.count), True
+
+    removed, rows = update_gallery(gallery_path, remove_labels, timeout_s=lock_timeout)
+    console.print(f"removed {removed} rows from {gallery_path} (now {rows} rows)")
+
+
+@app.command("upgrade")
+def upgrade_command(
+    gallery_path: Path = typer.Argument(..., metavar="GALLERY", help="Gallery file (.pvg)."),
+    lock_timeout: float = LOCK_TIMEOUT,
+) -> None:
+    """Re-save a gallery in the current format version (its rows unchanged).
+
+    Example: pocketvec gallery upgrade items.pvg
+    """
+    import warnings
+
+    from pocketvec.errors import PocketvecWarning
+    from pocketvec.runtime.gallery_file import VERSION
+    from pocketvec.runtime.gallery_update import update_gallery
+
+    from .runtime_tables import console
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PocketvecWarning)  # the old version is why we are here
+        rows = update_gallery(gallery_path, lambda gallery: (gallery.count, True), timeout_s=lock_timeout)
+    console.print(f"wrote {gallery_path} as format version {VERSION} ({rows} rows)")
 
 
 @app.command("info")

@@ -22,12 +22,17 @@ def match(
     import dataclasses
     import json
 
+    from pocketvec.errors import display_path
+    from pocketvec.runtime.checks import check_number
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import open_gallery
     from pocketvec.runtime.matcher import DEFAULT_RULE, Matcher
 
     from .runtime_tables import console, match_table, report_problems
 
+    for option, value, low, high in (("--threshold", threshold, -2.0, 2.0), ("--margin", margin, 0.0, 2.0)):
+        if value is not None:
+            check_number(option, value, low, high)
     runner = open_engine(model, engine, threads)
     gallery = open_gallery(runner, gallery_path)
     overrides = {k: v for k, v in (("threshold", threshold), ("margin", margin)) if v is not None}
@@ -42,7 +47,7 @@ def match(
     else:
         report_problems(result.failures)
         if matches:
-            console.print(match_table([str(p) for p in result.paths], matches))
+            console.print(match_table([display_path(p) for p in result.paths], matches))
         console.print(f"rule: score >= {rule.threshold:.2f} and margin >= {rule.margin:.2f}", highlight=False)
     if result.failures:
         raise typer.Exit(1)

@@ -54,6 +54,9 @@ def train(
         raise ConfigError("give exactly one of --preset NAME or --config FILE")
     if data is None or out is None:
         raise ConfigError("--data DIR and --out RUN_DIR are required")
+    from pocketvec.output_paths import check_output_folder
+
+    check_output_folder(out, "--out")
     base = preset_config(preset) if preset else load_train_config(config)
     overrides = _parse_set(set_)
     for key, value in (("epochs", epochs), ("encoder.preprocess.input_size", input_size),

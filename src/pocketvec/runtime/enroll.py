@@ -9,9 +9,11 @@ import numpy as np
 
 from pocketvec.data.items import load_items
 from pocketvec.errors import GalleryError, ImageLoadError
+from pocketvec.file_lock import DEFAULT_TIMEOUT_S
 from pocketvec.runtime.engines import Engine
 from pocketvec.runtime.gallery import Gallery, Skipped
-from pocketvec.runtime.images import content_hash
+from pocketvec.runtime.gallery_update import update_gallery
+from pocketvec.runtime.images import content_hash, is_image_path, load_image
 
 
 def labelled_images(source: str | Path, layout: str | None = None) -> list[tuple[Path, str]]:
@@ -28,13 +30,49 @@ class LabelledEmbeddings:
     failures: list[ImageLoadError] = field(default_factory=list)
 
 
+def _valid_label(label: str) -> bool:
+    try:
+        label.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return bool(label.strip())
+
+
+def unusable_entries(source: str | Path) -> list[ImageLoadError]:
+    """Entries of a folder named like images that are not regular files (a dangling link, a folder
+    named x.jpg, a pipe): the dataset scan passes over them, so they are reported here."""
+    source = Path(source)
+    if not source.is_dir():
+        return []
+    found = []
+    for path in sorted(source.rglob("*")):
+        hidden = any(part.startswith(".") for part in path.relative_to(source).parts)
+        if not hidden and is_image_path(path) and not path.is_file() and not _holds_images(path):
+            try:
+                load_image(path)
+            except ImageLoadError as e:
+                found.append(e)
+    return found
+
+
+def _holds_images(folder: Path) -> bool:
+    """A label folder of the folder-per-label layout may itself be named like an image."""
+    return folder.is_dir() and any(is_image_path(p) for p in folder.iterdir())
+
+
 def embed_labelled(engine: Engine, source: str | Path, batch_size: int = 32,
                    progress: bool = True) -> LabelledEmbeddings:
-    """Embed a labelled folder; files that do not decode are listed in `failures`, the rest proceed."""
+    """Embed a labelled folder; files that cannot be used (do not decode, a file name that is not
+    UTF-8, not a regular file) are listed in `failures` by name, the rest proceed."""
     entries = labelled_images(source)
-    label_of = {path: label for path, label in entries}
-    result = engine.embed_files([path for path, _ in entries], batch_size, progress)
-    return LabelledEmbeddings(result.embeddings, [label_of[p] for p in result.paths], result.paths, result.failures)
+    failures = unusable_entries(source)
+    bad_name = "the file name is not valid UTF-8 text (or gives an empty label); rename the file"
+    failures += [ImageLoadError(path, bad_name) for path, label in entries if not _valid_label(label)]
+    usable = [(path, label) for path, label in entries if _valid_label(label)]
+    label_of = dict(usable)
+    result = engine.embed_files([path for path, _ in usable], batch_size, progress)
+    return LabelledEmbeddings(result.embeddings, [label_of[p] for p in result.paths], result.paths,
+                              failures + result.failures)
 
 
 @dataclass
@@ -47,10 +85,26 @@ class EnrollReport:
 def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int = 32,
            progress: bool = True) -> EnrollReport:
     """Add the images of `source` to `gallery`; duplicates and broken files are reported."""
-    gallery.check_model(engine.metadata.embedding_space_id)
+    gallery.check_model(engine.metadata.embedding_space_id, engine.metadata.embedding_dim)
     found = embed_labelled(engine, source, batch_size, progress)
     added = gallery.add(found.embeddings, found.labels, [content_hash(p) for p in found.paths])
     return EnrollReport(added.added, added.skipped, found.failures)
+
+
+def enroll_file(engine: Engine, path: str | Path, source: str | Path, batch_size: int = 32,
+                progress: bool = True, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[EnrollReport, int]:
+    """Add the images of `source` to the gallery file at `path`: embedded first, then added to the
+    file as it is under its write lock (a concurrent writer's rows are kept). -> (report, rows now)."""
+    meta = engine.metadata
+    open_gallery(engine, path)  # a foreign or broken gallery is refused before any image is embedded
+    found = embed_labelled(engine, source, batch_size, progress)
+    hashes = [content_hash(p) for p in found.paths]
+
+    def add_rows(gallery: Gallery) -> tuple[tuple[EnrollReport, int], bool]:
+        added = gallery.add(found.embeddings, found.labels, hashes)
+        return (EnrollReport(added.added, added.skipped, found.failures), gallery.count), added.added > 0
+
+    return update_gallery(path, add_rows, meta.embedding_space_id, meta.embedding_dim, timeout_s)
 
 
 def build_gallery(engine: Engine, source: str | Path, dtype: str = "float32", batch_size: int = 32,
@@ -66,4 +120,4 @@ def build_gallery(engine: Engine, source: str | Path, dtype: str = "float32", ba
 
 def open_gallery(engine: Engine, path: str | Path) -> Gallery:
     """Load a gallery and refuse it unless the engine's model made it."""
-    return Gallery.load(path, engine.metadata.embedding_space_id)
+    return Gallery.load(path, engine.metadata.embedding_space_id, engine.metadata.embedding_dim)

@@ -16,15 +16,21 @@ import numpy as np
 from pocketvec import __version__
 from pocketvec.errors import GalleryError
 from pocketvec.runtime import gallery_file
+from pocketvec.runtime.checks import check_text
+from pocketvec.runtime.gallery_header import MAX_LABEL
 from pocketvec.runtime.metadata import AcceptRule
 
 DTYPE_CHOICES = tuple(gallery_file.DTYPES)
 
 
+def check_dtype(dtype: str) -> None:
+    if not isinstance(dtype, str) or dtype not in gallery_file.DTYPES:
+        raise GalleryError(f"gallery dtype must be one of {list(DTYPE_CHOICES)}. Got {dtype!r}.")
+
+
 def quantize(unit_vectors: np.ndarray, dtype: str) -> np.ndarray:
     """Unit float vectors -> the stored form (int8 = round(x * 127), clipped to [-127, 127])."""
-    if dtype not in gallery_file.DTYPES:
-        raise GalleryError(f"gallery dtype must be one of {list(DTYPE_CHOICES)}. Got {dtype!r}.")
+    check_dtype(dtype)
     x = np.asarray(unit_vectors, dtype=np.float32)
     if dtype == "int8":
         return np.clip(np.rint(x * 127.0), -127, 127).astype(np.int8)
@@ -65,8 +71,7 @@ class Gallery:
     created_by: str = f"pocketvec {__version__}"
 
     def __post_init__(self) -> None:
-        if self.dtype not in gallery_file.DTYPES:
-            raise GalleryError(f"gallery dtype must be one of {list(DTYPE_CHOICES)}. Got {self.dtype!r}.")
+        check_dtype(self.dtype)
         if self.vectors is None:
             self.vectors = np.zeros((0, self.dim), dtype=gallery_file.DTYPES[self.dtype])
 
@@ -91,8 +96,7 @@ class Gallery:
         known = dict(zip(self.sources, self.labels, strict=True))
         report, keep = AddReport(), []
         for i, (label, source) in enumerate(zip(labels, sources, strict=True)):
-            if not label or not label.strip():
-                raise GalleryError(f"row {i}: empty label")
+            check_text(f"row {i}: label", label, MAX_LABEL, error=GalleryError)
             if source in known:
                 same = known[source] == label
                 reason = (f"already enrolled as {label!r}" if same
@@ -119,13 +123,16 @@ class Gallery:
         self.sources = [self.sources[i] for i in keep]
         return removed
 
-    def check_model(self, embedding_space_id: str, source: str = "gallery") -> None:
+    def check_model(self, embedding_space_id: str, dim: int | None = None, source: str = "gallery") -> None:
         """Refuse a gallery made by another model: its embeddings live in another space."""
         if embedding_space_id != self.embedding_space_id:
             raise GalleryError(
                 f"{source} was made by another model (embedding space {self.embedding_space_id}, "
                 f"this model is {embedding_space_id}); rebuild it with `pocketvec gallery build`"
             )
+        if dim is not None and dim != self.dim:
+            raise GalleryError(f"{source}: gallery rows have {self.dim} values, the model makes {dim}; "
+                               "rebuild it with `pocketvec gallery build`")
 
     def to_bytes(self) -> bytes:
         header = {
@@ -139,18 +146,19 @@ class Gallery:
         return gallery_file.write_atomic(path, self.to_bytes())
 
     @classmethod
-    def load(cls, path: str | Path, embedding_space_id: str | None = None) -> Gallery:
-        """Read and verify a `.pvg`; with `embedding_space_id`, refuse a foreign gallery."""
+    def load(cls, path: str | Path, embedding_space_id: str | None = None, dim: int | None = None) -> Gallery:
+        """Read and verify a `.pvg`; with `embedding_space_id` (and `dim`), refuse a foreign gallery."""
         path = Path(path)
         if not path.is_file():
             raise GalleryError(f"{path}: no such gallery file")
-        header, vectors = gallery_file.decode(path.read_bytes(), str(path))
         try:
-            rule = AcceptRule.from_dict(header["accept_rule"]) if header["accept_rule"] else None
-        except Exception as e:
-            raise GalleryError(f"{path}: unreadable accept_rule ({e})") from e
+            raw = path.read_bytes()
+        except OSError as e:
+            raise GalleryError(f"{path}: cannot read the gallery ({e.strerror or e})") from e
+        decoded = gallery_file.decode(raw, str(path))
+        header = decoded.header
         gallery = cls(header["embedding_space_id"], header["dim"], header["dtype"], list(header["labels"]),
-                      list(header["sources"]), vectors, rule, header["created_by"])
+                      list(header["sources"]), decoded.vectors, decoded.accept_rule, header["created_by"])
         if embedding_space_id is not None:
-            gallery.check_model(embedding_space_id, str(path))
+            gallery.check_model(embedding_space_id, dim, str(path))
         return gallery

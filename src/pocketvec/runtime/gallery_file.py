@@ -1,8 +1,9 @@
 """The `.pvg` gallery file: bytes <-> (header, payload), exactly as docs/FORMATS.md describes.
 
-Little-endian: magic `PVGALLRY`, uint32 version, uint32 header_len, a UTF-8 JSON header padded
-with spaces so that the payload starts at a multiple of 16, then the row-major embeddings.
-Everything that can be checked is checked: a bad file raises GalleryError and nothing is changed.
+Version 2, little-endian: magic `PVGALLRY`, uint32 version, uint32 header_len, a UTF-8 JSON header
+padded with spaces so that the payload starts at a multiple of 16, the row-major embeddings, and a
+32-byte sha256 of every byte before it: header and payload are both covered. Version 1 (no trailer,
+a `payload_sha256` in the header) still reads, with a warning. A bad file raises GalleryError.
 """
 
 from __future__ import annotations
@@ -10,52 +11,75 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pocketvec.atomic import write_bytes_atomic
-from pocketvec.errors import GalleryError
+from pocketvec.bounded_json import loads_bounded
+from pocketvec.errors import GalleryError, PocketvecWarning
+from pocketvec.runtime.gallery_header import DTYPE_NAMES, check_header
+from pocketvec.runtime.metadata import AcceptRule
 
 MAGIC = b"PVGALLRY"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 PREAMBLE = struct.Struct("<8sII")  # magic, version, header_len
+CHECKSUM_SIZE = 32  # version 2: sha256 of preamble + header + payload, after the payload
 ALIGN = 16
-DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int8": np.dtype("i1")}
-HEADER_KEYS = frozenset(
-    {"embedding_space_id", "dim", "count", "dtype", "labels", "sources", "accept_rule", "payload_sha256", "created_by"}
-)
+MAX_HEADER_BYTES = 256 << 20
+DTYPES = {name: np.dtype({"float32": "<f4", "float16": "<f2", "int8": "i1"}[name]) for name in DTYPE_NAMES}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    header: dict[str, Any]
+    vectors: np.ndarray
+    accept_rule: AcceptRule | None
+    version: int
 
 
 def encode(header: dict[str, Any], payload: np.ndarray) -> bytes:
-    """The file's bytes for a header (without payload_sha256) and a (count, dim) payload."""
+    """The version-2 file's bytes for a header and a (count, dim) payload."""
     data = np.ascontiguousarray(payload, dtype=DTYPES[header["dtype"]]).tobytes()
-    header = {**header, "payload_sha256": hashlib.sha256(data).hexdigest()}
-    text = json.dumps(header, ensure_ascii=False, sort_keys=True).encode("utf-8")
-    pad = (-(PREAMBLE.size + len(text))) % ALIGN
-    text += b" " * pad
-    return PREAMBLE.pack(MAGIC, VERSION, len(text)) + text + data
+    text = json.dumps(_whole_floats_as_ints(header), ensure_ascii=False, sort_keys=True, allow_nan=False,
+                      separators=(",", ":")).encode("utf-8")
+    text += b" " * ((-(PREAMBLE.size + len(text))) % ALIGN)
+    body = PREAMBLE.pack(MAGIC, VERSION, len(text)) + text + data
+    return body + hashlib.sha256(body).digest()
 
 
-def decode(raw: bytes, source: str) -> tuple[dict[str, Any], np.ndarray]:
+def _whole_floats_as_ints(value: Any) -> Any:
+    """1.0 -> 1, as JavaScript's JSON.stringify writes it: the sample app writes the same bytes."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats_as_ints(v) for v in value]
+    return value
+
+
+def decode(raw: bytes, source: str) -> Decoded:
     """Parse and verify a file's bytes; `source` names the file in every error."""
     if len(raw) < PREAMBLE.size:
         raise GalleryError(f"{source}: not a pocketvec gallery (file is {len(raw)} bytes, too short)")
     magic, version, header_len = PREAMBLE.unpack_from(raw)
     if magic != MAGIC:
         raise GalleryError(f"{source}: not a pocketvec gallery (magic {magic!r}, expected {MAGIC!r})")
-    if version != VERSION:
+    if version not in READABLE_VERSIONS:
         raise GalleryError(f"{source}: gallery format version {version} is not supported "
-                           f"(this pocketvec reads {VERSION})")
+                           f"(this pocketvec reads {', '.join(map(str, READABLE_VERSIONS))})")
+    if version >= 2:
+        raw = _verified_body(raw, source)
     end = PREAMBLE.size + header_len
     if end > len(raw):
         raise GalleryError(f"{source}: truncated gallery (header needs {end} bytes, file has {len(raw)})")
-    try:
-        header = json.loads(raw[PREAMBLE.size : end].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise GalleryError(f"{source}: gallery header is not valid JSON ({e})") from e
-    _check_header(header, source)
+    header = loads_bounded(raw[PREAMBLE.size : end], source, "gallery header", GalleryError, MAX_HEADER_BYTES)
+    rule = check_header(header, source, version)
     dtype = DTYPES[header["dtype"]]
     expected = header["count"] * header["dim"] * dtype.itemsize
     payload = raw[end:]
@@ -64,29 +88,30 @@ def decode(raw: bytes, source: str) -> tuple[dict[str, Any], np.ndarray]:
             f"{source}: {'truncated' if len(payload) < expected else 'oversized'} gallery payload "
             f"({len(payload)} bytes, expected {expected} for {header['count']} x {header['dim']} {header['dtype']})"
         )
-    if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
-        raise GalleryError(f"{source}: gallery payload checksum mismatch (the file was modified or damaged)")
+    if version == 1:
+        _check_v1_payload(payload, header, source)
     vectors = np.frombuffer(payload, dtype=dtype).reshape(header["count"], header["dim"]).copy()
     if vectors.dtype.kind == "f" and not np.isfinite(vectors).all():
         raise GalleryError(f"{source}: gallery holds non-finite embeddings")
-    return header, vectors
+    return Decoded(header, vectors, rule, version)
 
 
-def _check_header(header: Any, source: str) -> None:
-    if not isinstance(header, dict):
-        raise GalleryError(f"{source}: gallery header must be a JSON object")
-    missing = sorted(HEADER_KEYS - set(header))
-    if missing:
-        raise GalleryError(f"{source}: gallery header lacks keys {missing}")
-    if header["dtype"] not in DTYPES:
-        raise GalleryError(f"{source}: gallery dtype must be one of {sorted(DTYPES)}. Got {header['dtype']!r}.")
-    count, dim = header["count"], header["dim"]
-    if not (isinstance(count, int) and isinstance(dim, int) and count >= 0 and dim > 0):
-        raise GalleryError(f"{source}: gallery count/dim must be non-negative integers. Got {count!r}, {dim!r}.")
-    for key in ("labels", "sources"):
-        values = header[key]
-        if not isinstance(values, list) or len(values) != count or not all(isinstance(v, str) for v in values):
-            raise GalleryError(f"{source}: gallery '{key}' must be a list of {count} strings")
+def _verified_body(raw: bytes, source: str) -> bytes:
+    """Version 2: the bytes before the trailing checksum, once the checksum matches."""
+    if len(raw) < PREAMBLE.size + CHECKSUM_SIZE:
+        raise GalleryError(f"{source}: truncated gallery (no room for the {CHECKSUM_SIZE}-byte checksum)")
+    body, stored = raw[:-CHECKSUM_SIZE], raw[-CHECKSUM_SIZE:]
+    if hashlib.sha256(body).digest() != stored:
+        raise GalleryError(f"{source}: gallery checksum mismatch (the file was modified, truncated or damaged)")
+    return body
+
+
+def _check_v1_payload(payload: bytes, header: dict[str, Any], source: str) -> None:
+    if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
+        raise GalleryError(f"{source}: gallery payload checksum mismatch (the file was modified or damaged)")
+    warnings.warn(PocketvecWarning(
+        f"{source}: gallery format version 1 (its checksum does not cover the header); "
+        "re-save it as version 2 with `pocketvec gallery upgrade`"), stacklevel=3)
 
 
 def write_atomic(path: str | Path, data: bytes) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,9 +70,15 @@ def probe_image(path: str | Path) -> tuple[int, int]:
 
 
 def _existing_file(path: str | Path) -> Path:
+    """`path` is a readable, non-empty regular file; otherwise an ImageLoadError says which it is not."""
     path = Path(path)
     if not path.is_file():
-        raise ImageLoadError(path, "no such file")
+        if path.is_symlink() and not path.exists():
+            raise ImageLoadError(path, "a symbolic link to nothing (its target is missing)")
+        raise ImageLoadError(path, "not a regular file (a folder, a device or a pipe)" if path.exists()
+                             else "no such file")
+    if not os.access(path, os.R_OK):
+        raise ImageLoadError(path, "the file cannot be read (permission denied)")
     if path.stat().st_size == 0:
         raise ImageLoadError(path, "file is empty (0 bytes)")
     return path
@@ -107,7 +114,10 @@ def _decode(path: Path, max_side: int | None) -> np.ndarray:
 def content_hash(path: str | Path) -> str:
     """sha256 of the file's bytes: the identity of an image for caches and duplicate checks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as e:
+        raise ImageLoadError(path, f"the file cannot be read ({e.strerror or e})") from e
     return digest.hexdigest()

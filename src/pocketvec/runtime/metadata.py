@@ -7,12 +7,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pocketvec import __version__
-from pocketvec.errors import ModelFileError
+from pocketvec.bounded_json import loads_bounded
+from pocketvec.errors import ConfigError, ModelFileError, PocketvecError
+from pocketvec.runtime.checks import check_number, check_text
 from pocketvec.runtime.preprocess import PreprocessSpec, reject_unknown_keys
 
 METADATA_KEY = "pocketvec"
 INPUT_NAME = "image"
 OUTPUT_NAME = "embedding"
+MAX_DIM = 65536
+MAX_NAME = 256
+MAX_METADATA_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -26,9 +31,21 @@ class AcceptRule:
     target_precision: float | None = None
     method: str = "decision"  # "decision" (threshold x margin at target precision) | "pair_f1"
 
+    def __post_init__(self) -> None:
+        check_number("accept rule threshold", self.threshold, -2.0, 2.0)  # beyond ±1: never / always
+        check_number("accept rule margin", self.margin, 0.0, 2.0)
+        for name in ("precision", "recall", "target_precision"):
+            if getattr(self, name) is not None:
+                check_number(f"accept rule {name}", getattr(self, name), 0.0, 1.0)
+        check_text("accept rule method", self.method, MAX_NAME)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AcceptRule:
+        if not isinstance(data, dict):
+            raise ConfigError(f"accept rule must be a JSON object. Got {type(data).__name__}.")
         reject_unknown_keys(cls, data)
+        if "threshold" not in data:
+            raise ConfigError("accept rule lacks its threshold")
         return cls(**data)
 
 
@@ -41,6 +58,16 @@ class ModelMetadata:
     accept_rule: AcceptRule | None = None
     pocketvec_version: str = field(default=__version__)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.preprocess, PreprocessSpec):
+            raise ConfigError("preprocess must be a PreprocessSpec")
+        check_number("embedding_dim", self.embedding_dim, 1, MAX_DIM, integer=True)
+        check_text("embedding_space_id", self.embedding_space_id, MAX_NAME)
+        check_text("model_name", self.model_name, MAX_NAME, empty=True)
+        check_text("pocketvec_version", self.pocketvec_version, MAX_NAME)
+        if self.accept_rule is not None and not isinstance(self.accept_rule, AcceptRule):
+            raise ConfigError("accept_rule must be an AcceptRule or null")
+
     def to_json(self) -> str:
         data = asdict(self)
         data["preprocess"] = self.preprocess.to_dict()
@@ -48,12 +75,19 @@ class ModelMetadata:
 
     @classmethod
     def from_json(cls, text: str, source: str = "model") -> ModelMetadata:
+        data = loads_bounded(text, source, "pocketvec metadata", ModelFileError, MAX_METADATA_BYTES)
         try:
-            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ConfigError(f"must be a JSON object. Got {type(data).__name__}.")
             reject_unknown_keys(cls, data)
+            missing = sorted({"preprocess", "embedding_dim", "embedding_space_id"} - set(data))
+            if missing:
+                raise ConfigError(f"lacks keys {missing}")
+            if not isinstance(data["preprocess"], dict):
+                raise ConfigError("preprocess must be a JSON object")
             data["preprocess"] = PreprocessSpec.from_dict(data["preprocess"])
             if data.get("accept_rule") is not None:
                 data["accept_rule"] = AcceptRule.from_dict(data["accept_rule"])
             return cls(**data)
-        except (ValueError, KeyError, TypeError) as e:
-            raise ModelFileError(f"{source}: pocketvec metadata is unreadable ({e})") from e
+        except (PocketvecError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{source}: pocketvec metadata is invalid: {e}") from e

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from pocketvec.errors import ConfigError
+from pocketvec.runtime.checks import check_number
 from pocketvec.runtime.preprocess import reject_unknown_keys
 
 # the embedding head, the backbone's final 1x1 conv, and the pointwise convs of the last block stage
@@ -32,8 +33,12 @@ class AdapterConfig:
     def __post_init__(self) -> None:
         if self.kind not in ADAPTER_KINDS:
             raise ConfigError(f"adapter kind must be one of {list(ADAPTER_KINDS)}. Got {self.kind!r}.")
-        if not isinstance(self.rank, int) or self.rank < 1:
-            raise ConfigError(f"adapter rank must be an int >= 1. Got {self.rank!r}.")
+        check_number("adapter rank", self.rank, 1, 4096, integer=True)
+        check_number("adapter alpha", self.alpha, 0.0, 1e6)
+        check_number("adapter dropout", self.dropout, 0.0, 1.0)
+        if isinstance(self.targets, str) or not isinstance(self.targets, (list, tuple)) or not all(
+                isinstance(t, str) and t for t in self.targets):
+            raise ConfigError(f"adapter targets must be a list of module name patterns. Got {self.targets!r}.")
         object.__setattr__(self, "targets", tuple(self.targets))
 
     @classmethod

@@ -8,12 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from pocketvec.errors import ConfigError
+from pocketvec.runtime.checks import check_number, check_text
 from pocketvec.runtime.preprocess import reject_unknown_keys
 from pocketvec.train.adapters import AdapterConfig
 from pocketvec.train.encoder import EncoderConfig
 from pocketvec.train.losses.margins import MarginConfig
 
 LOSSES = ("margin", "triplet", "center")
+MAX_COUNT = 10**9
+FLOAT_RANGES = (  # (name, low, high): finite numbers only; the > 0 ones are checked again below
+    ("sample_rate", 0.0, 1.0), ("lr", 0.0, 10.0), ("weight_decay", 0.0, 10.0), ("warmup_fraction", 0.0, 1.0),
+    ("grad_clip", 0.0, 1e6), ("center_weight", 0.0, 1e6), ("distill_weight", 0.0, 1e6),
+    ("distill_temperature", 0.0, 1e6), ("kd_weight", 0.0, 1e6), ("kd_temperature", 0.0, 1e6),
+    ("time_limit_s", 0.0, 1e9),
+)
 
 
 @dataclass(frozen=True)
@@ -58,18 +66,27 @@ class TrainConfig:
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {list(LOSSES)}. Got {self.loss!r}.")
         for name in ("epochs", "batch_classes", "views_per_class", "checkpoint_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be an int >= 1. Got {getattr(self, name)!r}.")
+            check_number(name, getattr(self, name), 1, MAX_COUNT, integer=True)
         for name in ("steps_per_epoch", "eval_views", "early_stopping_patience", "workers", "max_steps",
                      "threads"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be an int >= 0. Got {getattr(self, name)!r}.")
-        if not 0.0 < self.sample_rate <= 1.0:
-            raise ConfigError(f"sample_rate must be in (0, 1]. Got {self.sample_rate!r}.")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0. Got {self.lr!r}.")
-        if not 0.0 <= self.warmup_fraction < 1.0:
+            check_number(name, getattr(self, name), 0, MAX_COUNT, integer=True)
+        check_number("seed", self.seed, 0, 2**31 - 1, integer=True)
+        for name, low, high in FLOAT_RANGES:
+            check_number(name, getattr(self, name), low, high)
+        for name in ("sample_rate", "lr", "distill_temperature", "kd_temperature"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0. Got {getattr(self, name)!r}.")
+        if not self.warmup_fraction < 1.0:
             raise ConfigError(f"warmup_fraction must be in [0, 1). Got {self.warmup_fraction!r}.")
+        for name in ("init", "teacher", "policy", "backgrounds"):
+            check_text(name, getattr(self, name), 4096, empty=True)
+        if not isinstance(self.int8_grid, bool):
+            raise ConfigError(f"int8_grid must be true or false. Got {self.int8_grid!r}.")
+        if not isinstance(self.augment, dict):
+            raise ConfigError(f"augment must be a JSON object of AugmentConfig fields. Got {self.augment!r}.")
+        if isinstance(self.trainable, str) or not isinstance(self.trainable, (list, tuple)) or not all(
+                isinstance(p, str) and p for p in self.trainable):
+            raise ConfigError(f"trainable must be a list of glob patterns (strings). Got {self.trainable!r}.")
         object.__setattr__(self, "trainable", tuple(self.trainable))
         if self.batch_classes * self.views_per_class < 2:
             raise ConfigError("a batch needs at least 2 images (batch_classes * views_per_class). "
@@ -115,7 +132,10 @@ class TrainConfig:
                                       f"Valid top-level keys: {sorted(f.name for f in fields(TrainConfig))}.")
                 node = node[part]
             node[leaf] = value
-        return TrainConfig.from_dict(data)
+        try:
+            return TrainConfig.from_dict(data)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"invalid override in {sorted(overrides)}: {e}") from e
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
@@ -124,9 +144,11 @@ def load_train_config(path: str | Path) -> TrainConfig:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path}: unreadable training config ({e})") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a training config must be a JSON object of settings. Got {type(data).__name__}.")
     try:
         return TrainConfig.from_dict(data)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"{path}: {e}") from e
 
 

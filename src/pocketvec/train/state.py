@@ -2,28 +2,55 @@
 
 The optimizer's per-parameter tensors are stored as `optim/<param index>/<name>`; the scheduler, step,
 metrics and config go to JSON; the torch RNG state is a uint8 tensor.
+
+One commit point: the tensors go to a new file (`state-<step>-<token>.safetensors`, synced), then
+`state.json` is replaced atomically (one rename) naming that file and its sha256. A kill at any
+instant leaves either the previous checkpoint or the new one, whole; files of an unfinished save
+are removed by the next save. A manifest that does not match its tensors is refused, never used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
+import signal
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from pocketvec.atomic import write_bytes_atomic
+from pocketvec.atomic import remove_stray_temps, write_bytes_atomic
 from pocketvec.errors import ModelFileError
 
 RESUME_DIR = "resume"
-TENSORS_FILE = "state.safetensors"
-JSON_FILE = "state.json"
+JSON_FILE = "state.json"  # the manifest: its atomic replacement commits a checkpoint
+TENSORS_GLOB = "state*.safetensors"
+KILL_AT_ENV = "POCKETVEC_KILL_AT"  # fault injection: SIGKILL this process at a boundary (tests)
+BOUNDARIES = ("start", "tensors-written", "manifest-temp-written", "manifest-committed", "cleaned")
+_arrivals: dict[str, int] = {}
 
 
-def _atomic_json(path: Path, data: dict[str, Any]) -> None:
-    write_bytes_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode())
+def _boundary(name: str) -> None:
+    """A write boundary of save_state. POCKETVEC_KILL_AT=NAME kills the process the first time it
+    gets here, NAME@N the N-th time (the N-th checkpoint of a training run)."""
+    wanted = os.environ.get(KILL_AT_ENV)
+    if not wanted:
+        return
+    _arrivals[name] = _arrivals.get(name, 0) + 1
+    target, _, nth = wanted.partition("@")
+    if target == name and _arrivals[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _split_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -49,6 +76,13 @@ def _join_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> d
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
+    save_file(tensors, str(path))
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+    return _sha256(path)
+
+
 def save_state(run_dir: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
                scheduler: Any, info: dict[str, Any]) -> Path:
     """Write the resumable state of every module, the optimizer, the scheduler and the RNG."""
@@ -59,32 +93,72 @@ def save_state(run_dir: Path, modules: dict[str, torch.nn.Module], optimizer: to
         for name, value in module.state_dict().items():
             tensors[f"{prefix}/{name}"] = value.detach().cpu().contiguous()
     tensors["rng/torch"] = torch.get_rng_state()
-    tmp = folder / (TENSORS_FILE + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, folder / TENSORS_FILE)
-    _atomic_json(folder / JSON_FILE, {"optimizer": optim_meta, "scheduler": scheduler.state_dict(), **info})
+    _boundary("start")
+    name = f"state-{int(info.get('step', 0)):09d}-{secrets.token_hex(4)}.safetensors"
+    digest = _write_tensors(folder / name, tensors)
+    _boundary("tensors-written")
+    manifest = {"optimizer": optim_meta, "scheduler": scheduler.state_dict(), **info,
+                "tensors": {"file": name, "sha256": digest}}
+    write_bytes_atomic(folder / JSON_FILE, json.dumps(manifest, indent=1, sort_keys=True).encode(),
+                       before_rename=lambda: _boundary("manifest-temp-written"))
+    _boundary("manifest-committed")
+    _remove_uncommitted(folder, keep=name)
+    _boundary("cleaned")
     return folder
 
 
+def _remove_uncommitted(folder: Path, keep: str) -> None:
+    """Tensor files no manifest names (older checkpoints, saves killed midway) and stray temp files."""
+    for path in folder.glob(TENSORS_GLOB):
+        if path.name != keep:
+            path.unlink(missing_ok=True)
+    remove_stray_temps(folder / JSON_FILE)
+
+
 def has_state(run_dir: Path) -> bool:
-    folder = Path(run_dir) / RESUME_DIR
-    return (folder / JSON_FILE).is_file() and (folder / TENSORS_FILE).is_file()
+    return (Path(run_dir) / RESUME_DIR / JSON_FILE).is_file()
 
 
 def read_state_info(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RESUME_DIR / JSON_FILE
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except (OSError, ValueError) as e:
+        raise ModelFileError(f"{path}: unreadable resume state ({e})") from e
+    if not isinstance(info, dict):
+        raise ModelFileError(f"{path}: unreadable resume state (not a JSON object)")
+    return info
+
+
+def _committed_tensors(run_dir: Path, info: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The tensors the manifest names, once their sha256 matches it."""
+    folder = Path(run_dir) / RESUME_DIR
+    entry = info.get("tensors")
+    if not (isinstance(entry, dict) and isinstance(entry.get("file"), str) and isinstance(entry.get("sha256"), str)
+            and "/" not in entry["file"] and entry["file"].endswith(".safetensors")):
+        raise ModelFileError(f"{folder / JSON_FILE}: resume state without a valid tensors manifest (written by an "
+                             f"older pocketvec, or damaged); its weights cannot be proven to match step "
+                             f"{info.get('step')}. Delete {folder} to start the run over")
+    path = folder / entry["file"]
+    try:
+        digest = _sha256(path)
+    except OSError as e:
+        raise ModelFileError(f"{path}: the resume state's tensors are missing ({e.strerror or e}); "
+                             f"delete {folder} to start the run over") from e
+    if digest != entry["sha256"]:
+        raise ModelFileError(f"{path}: the resume state's tensors do not match their manifest (sha256 "
+                             f"{digest[:12]}, expected {entry['sha256'][:12]}); delete {folder} to start over")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own types
         raise ModelFileError(f"{path}: unreadable resume state ({e})") from e
 
 
 def load_module_states(run_dir: Path) -> dict[str, dict[str, torch.Tensor]]:
-    path = Path(run_dir) / RESUME_DIR / TENSORS_FILE
-    try:
-        tensors = load_file(str(path))
-    except Exception as e:
-        raise ModelFileError(f"{path}: unreadable or truncated resume state ({e})") from e
+    return _grouped(_committed_tensors(run_dir, read_state_info(run_dir)))
+
+
+def _grouped(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
     grouped: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         prefix, name = key.split("/", 1)
@@ -96,10 +170,10 @@ def restore_state(run_dir: Path, modules: dict[str, torch.nn.Module], optimizer:
                   scheduler: Any) -> dict[str, Any]:
     """Load everything `save_state` wrote back into the live objects; returns the JSON info."""
     info = read_state_info(run_dir)
-    grouped = load_module_states(run_dir)
+    tensors = _committed_tensors(run_dir, info)
+    grouped = _grouped(tensors)
     for prefix, module in modules.items():
         module.load_state_dict(grouped.get(prefix, {}), strict=True)
-    tensors = load_file(str(Path(run_dir) / RESUME_DIR / TENSORS_FILE))
     optimizer.load_state_dict(_join_optimizer(tensors, info["optimizer"]))
     scheduler.load_state_dict(info["scheduler"])
     torch.set_rng_state(grouped["rng"]["torch"])

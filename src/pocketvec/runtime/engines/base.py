@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketvec.errors import ImageLoadError, ModelFileError
+from pocketvec.runtime.image_bounds import check_bounds
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.metadata import ModelMetadata
 from pocketvec.runtime.preprocess import preprocess
@@ -41,9 +42,11 @@ class Engine:
 
     def prepare(self, image: ImageLike) -> np.ndarray:
         """Load (if a path) and preprocess one image exactly as the phone does."""
+        source = image if isinstance(image, (str, Path)) else "<array>"
         array = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
         if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-            raise ImageLoadError("<array>", f"expected an RGB uint8 (H, W, 3) array, got {array.dtype} {array.shape}")
+            raise ImageLoadError(source, f"expected an RGB uint8 (H, W, 3) array, got {array.dtype} {array.shape}")
+        check_bounds(array.shape[1], array.shape[0], self.metadata.preprocess, source)
         return preprocess(array, self.metadata.preprocess)
 
     def embed(self, images: Sequence[ImageLike], batch_size: int = 32, progress: bool = False) -> np.ndarray:

@@ -7,12 +7,14 @@ read with pocketvec.export's protobuf reader, which never imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from pocketvec.errors import ModelFileError, NotBuiltYet
+from pocketvec.errors import ModelFileError, NotBuiltYet, PocketvecError
 from pocketvec.runtime.engines.base import Engine
 from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
 from pocketvec.runtime.preprocess import to_batch
@@ -25,9 +27,22 @@ def _export_module(name: str):
         raise NotBuiltYet(f"reading Core ML files needs pocketvec.export.{name}, missing from this build") from e
 
 
+@contextlib.contextmanager
+def _damaged_model(path: Path) -> Iterator[None]:
+    """The reader's and interpreter's failures on a damaged file as one ModelFileError naming it."""
+    try:
+        yield
+    except PocketvecError:
+        raise
+    except Exception as e:  # protobuf, numpy and index errors from a truncated or edited package
+        raise ModelFileError(f"{path}: the Core ML model is damaged or truncated ({type(e).__name__}: "
+                             f"{str(e)[:200]})") from e
+
+
 def read_coreml_metadata(path: Path) -> ModelMetadata:
     """The pocketvec metadata of an `.mlpackage`, read from its model spec."""
-    spec = _export_module("mil_proto").load_spec(path)
+    with _damaged_model(path):
+        spec = _export_module("mil_proto").load_spec(path)
     text = dict(spec.description.metadata.userDefined).get(METADATA_KEY)
     if text is None:
         raise ModelFileError(f"{path}: a Core ML model without pocketvec metadata (export it with `pocketvec export`)")
@@ -63,10 +78,12 @@ class InterpreterEngine(Engine):
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         metadata = read_coreml_metadata(path)
-        self.program = _export_module("mil_interpreter").MILProgram.load(path)
+        with _damaged_model(path):
+            self.program = _export_module("mil_interpreter").MILProgram.load(path)
         # An fp16 program casts its fp32 input: compute in fp16 as the phone does.
         self.precision = "fp16" if "cast" in self.program.op_types() else "fp32"
         super().__init__(path, metadata)
 
     def run_batch(self, batch: np.ndarray) -> np.ndarray:
-        return self.program.predict(to_batch(list(batch)), self.precision)
+        with _damaged_model(self.path):
+            return self.program.predict(to_batch(list(batch)), self.precision)

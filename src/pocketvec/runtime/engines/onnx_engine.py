@@ -34,7 +34,22 @@ class OnnxEngine(Engine):
         if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
             raise ModelFileError(f"{path}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
                                  f"found inputs {inputs} and outputs {outputs}")
-        super().__init__(path, ModelMetadata.from_json(text, str(path)))
+        metadata = ModelMetadata.from_json(text, str(path))
+        _check_shapes(path, metadata, self.session.get_inputs(), self.session.get_outputs())
+        super().__init__(path, metadata)
 
     def run_batch(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: to_batch(list(batch))})[0]
+
+
+def _check_shapes(path: Path, metadata: ModelMetadata, inputs, outputs) -> None:
+    """The graph's fixed sizes agree with the metadata (symbolic sizes are left to run time)."""
+    size, dim = metadata.preprocess.input_size, metadata.embedding_dim
+    image = next(i for i in inputs if i.name == INPUT_NAME).shape
+    embedding = next(o for o in outputs if o.name == OUTPUT_NAME).shape
+    expected = {"input": (image[1:], [3, size, size]), "output": (embedding[1:], [dim])}
+    for what, (shape, want) in expected.items():
+        fixed = [(got, w) for got, w in zip(shape, want, strict=False) if isinstance(got, int)]
+        if len(shape) != len(want) or any(got != w for got, w in fixed):
+            raise ModelFileError(f"{path}: the graph's {what} shape {shape} does not match its metadata "
+                                 f"(input_size {size}, embedding_dim {dim})")

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from pocketvec.errors import ConfigError
+from pocketvec.runtime.checks import check_number
 from pocketvec.runtime.preprocess import reject_unknown_keys
 from pocketvec.train.distributed import all_reduce_sum
 
@@ -31,8 +32,12 @@ class MarginConfig:
     def __post_init__(self) -> None:
         if self.kind not in MARGIN_HEADS:
             raise ConfigError(f"margin head must be one of {list(MARGIN_HEADS)}. Got {self.kind!r}.")
+        check_number("margin scale", self.scale, 0.0, 1e4)
         if self.scale <= 0:
             raise ConfigError(f"margin scale must be > 0. Got {self.scale!r}.")
+        if self.margin is not None:
+            check_number("margin margin", self.margin, -10.0, 10.0)
+        check_number("label_smoothing", self.label_smoothing, 0.0, 1.0)
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1). Got {self.label_smoothing!r}.")
 

@@ -1,0 +1,97 @@
+// The `.pvg` header's schema, as pocketvec.runtime.gallery_header: every key checked by type and
+// range, with the same messages, before anything uses it.
+
+export class GalleryFileError extends Error {}
+
+export const DTYPE_NAMES = ["float16", "float32", "int8"];
+const KEYS_V2 = ["accept_rule", "count", "created_by", "dim", "dtype", "embedding_space_id", "labels", "sources"];
+const KEYS_V1 = [...KEYS_V2, "payload_sha256"].sort();
+const RULE_KEYS = ["margin", "method", "precision", "recall", "target_precision", "threshold"];
+const MAX_COUNT = 2 ** 31, MAX_DIM = 65536, MAX_NAME = 256, MAX_LABEL = 1024;
+export const MAX_DEPTH = 16;
+
+const repr = (v) => JSON.stringify(v) ?? String(v);
+const pyList = (names) => `[${names.map((n) => `'${n}'`).join(", ")}]`; // as Python prints a list of str
+
+function checkNumber(name, value, low, high, integer = false) {
+  const ok = typeof value === "number" && Number.isFinite(value) && (!integer || Number.isInteger(value))
+    && value >= low && value <= high;
+  if (!ok) throw new GalleryFileError(`${name} must be ${integer ? "an integer" : "a finite number"} in [${low}, ${high}]. Got ${repr(value)}.`);
+}
+
+function checkText(name, value, maxLength, empty = false) {
+  if (typeof value !== "string") throw new GalleryFileError(`${name} must be a string. Got ${repr(value)}.`);
+  if (value.length > maxLength) throw new GalleryFileError(`${name} must be at most ${maxLength} characters. Got ${value.length}.`);
+  if (!empty && !value.trim()) throw new GalleryFileError(`${name} must not be empty. Got ${repr(value)}.`);
+  if (!value.isWellFormed()) throw new GalleryFileError(`${name} is not valid Unicode text.`);
+}
+
+/** The deepest nesting of [ and { outside strings in JSON bytes (no recursion), as bounded_json. */
+export function nestingDepth(bytes) {
+  let depth = 0, deepest = 0, inString = false, escaped = false;
+  for (const b of bytes) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (b === 0x5c) escaped = true;
+      else if (b === 0x22) inString = false;
+    } else if (b === 0x22) inString = true;
+    else if (b === 0x5b || b === 0x7b) deepest = Math.max(deepest, ++depth);
+    else if (b === 0x5d || b === 0x7d) depth--;
+  }
+  return deepest;
+}
+
+function isObject(v) {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function checkRule(rule) {
+  if (!isObject(rule)) throw new GalleryFileError(`accept rule must be a JSON object. Got ${Array.isArray(rule) ? "list" : typeof rule}.`);
+  const unknown = Object.keys(rule).filter((k) => !RULE_KEYS.includes(k)).sort();
+  if (unknown.length) throw new GalleryFileError(`AcceptRule got unknown keys ${pyList(unknown)}. Valid keys: ${pyList(RULE_KEYS)}.`);
+  if (!("threshold" in rule)) throw new GalleryFileError("accept rule lacks its threshold");
+  checkNumber("accept rule threshold", rule.threshold, -2, 2);
+  checkNumber("accept rule margin", rule.margin ?? 0, 0, 2);
+  for (const name of ["precision", "recall", "target_precision"]) {
+    if (rule[name] !== null && rule[name] !== undefined) checkNumber(`accept rule ${name}`, rule[name], 0, 1);
+  }
+  checkText("accept rule method", rule.method ?? "decision", MAX_NAME);
+}
+
+function checkValues(header) {
+  if (typeof header.dtype !== "string" || !DTYPE_NAMES.includes(header.dtype)) {
+    throw new GalleryFileError(`dtype must be one of ${pyList(DTYPE_NAMES)}. Got ${repr(header.dtype)}.`);
+  }
+  checkNumber("count", header.count, 0, MAX_COUNT, true);
+  checkNumber("dim", header.dim, 1, MAX_DIM, true);
+  checkText("embedding_space_id", header.embedding_space_id, MAX_NAME);
+  checkText("created_by", header.created_by, MAX_NAME, true);
+  for (const key of ["labels", "sources"]) {
+    const values = header[key];
+    if (!Array.isArray(values) || values.length !== header.count) {
+      throw new GalleryFileError(`'${key}' must be a list of ${header.count} strings`);
+    }
+    values.forEach((v, i) => checkText(`${key}[${i}]`, v, MAX_LABEL));
+  }
+  if (new Set(header.sources).size !== header.count) {
+    throw new GalleryFileError("two rows share a source image (sources must be unique)");
+  }
+  if (header.accept_rule !== null) checkRule(header.accept_rule);
+}
+
+/** Refuse a header that is not exactly the schema of `version`. */
+export function checkHeader(header, source, version) {
+  if (!isObject(header)) {
+    throw new GalleryFileError(`${source}: gallery header must be a JSON object. Got ${Array.isArray(header) ? "list" : typeof header}.`);
+  }
+  const keys = version >= 2 ? KEYS_V2 : KEYS_V1;
+  const missing = keys.filter((k) => !(k in header));
+  const unknown = Object.keys(header).filter((k) => !keys.includes(k)).sort();
+  if (missing.length) throw new GalleryFileError(`${source}: gallery header lacks keys ${pyList(missing)}`);
+  if (unknown.length && version >= 2) throw new GalleryFileError(`${source}: gallery header has unknown keys ${pyList(unknown)}`);
+  try {
+    checkValues(header);
+  } catch (e) {
+    throw new GalleryFileError(`${source}: gallery header: ${e.message}`);
+  }
+}

@@ -1,0 +1,52 @@
+"""The `.pvg` header's schema: every key checked by type and range before anything uses it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pocketvec.errors import GalleryError, PocketvecError
+from pocketvec.runtime.checks import check_number, check_text
+from pocketvec.runtime.metadata import MAX_DIM, MAX_NAME, AcceptRule
+
+DTYPE_NAMES = ("float16", "float32", "int8")
+KEYS_V2 = frozenset({"embedding_space_id", "dim", "count", "dtype", "labels", "sources", "accept_rule", "created_by"})
+KEYS_V1 = KEYS_V2 | {"payload_sha256"}
+MAX_COUNT = 1 << 31
+MAX_LABEL = 1024
+
+
+def check_header(header: Any, source: str, version: int) -> AcceptRule | None:
+    """Refuse a header that is not exactly the schema of `version`; returns its accept rule."""
+    if not isinstance(header, dict):
+        raise GalleryError(f"{source}: gallery header must be a JSON object. Got {type(header).__name__}.")
+    keys = KEYS_V2 if version >= 2 else KEYS_V1
+    missing, unknown = sorted(keys - set(header)), sorted(set(header) - keys)
+    if missing:
+        raise GalleryError(f"{source}: gallery header lacks keys {missing}")
+    if unknown and version >= 2:
+        raise GalleryError(f"{source}: gallery header has unknown keys {unknown}")
+    try:
+        return _check_values(header)
+    except PocketvecError as e:
+        raise GalleryError(f"{source}: gallery header: {e}") from e
+
+
+def _check_values(header: dict[str, Any]) -> AcceptRule | None:
+    if not isinstance(header["dtype"], str) or header["dtype"] not in DTYPE_NAMES:
+        raise GalleryError(f"dtype must be one of {list(DTYPE_NAMES)}. Got {header['dtype']!r}.")
+    check_number("count", header["count"], 0, MAX_COUNT, integer=True)
+    check_number("dim", header["dim"], 1, MAX_DIM, integer=True)
+    check_text("embedding_space_id", header["embedding_space_id"], MAX_NAME)
+    check_text("created_by", header["created_by"], MAX_NAME, empty=True)
+    count = header["count"]
+    for key in ("labels", "sources"):
+        values = header[key]
+        if not isinstance(values, list) or len(values) != count:
+            raise GalleryError(f"'{key}' must be a list of {count} strings")
+        for i, value in enumerate(values):
+            check_text(f"{key}[{i}]", value, MAX_LABEL)
+    if len(set(header["sources"])) != count:
+        raise GalleryError("two rows share a source image (sources must be unique)")
+    if header["accept_rule"] is None:
+        return None
+    return AcceptRule.from_dict(header["accept_rule"])

@@ -1,0 +1,54 @@
+"""Changing a gallery file in place, safely with other writers: lock, re-read, change, write.
+
+Every writer of a `.pvg` (gallery build/add/remove/upgrade, calibrate) goes through here, so two
+runs at once never lose each other's rows: the second waits for the lock and re-reads the file the
+first one wrote. Temp files left by a killed writer are removed while the lock is held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from pocketvec.atomic import remove_stray_temps
+from pocketvec.errors import GalleryError
+from pocketvec.file_lock import DEFAULT_TIMEOUT_S, exclusive_lock
+from pocketvec.runtime.gallery import Gallery
+
+T = TypeVar("T")
+
+
+@contextmanager
+def gallery_lock(path: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[Path]:
+    """Hold the gallery's write lock; stray temp files of killed writers are removed first."""
+    path = Path(path)
+    with exclusive_lock(path, timeout_s, "the gallery", GalleryError):
+        remove_stray_temps(path)
+        yield path
+
+
+def update_gallery(path: str | Path, change: Callable[[Gallery], tuple[T, bool]],
+                   embedding_space_id: str | None = None, dim: int | None = None,
+                   timeout_s: float = DEFAULT_TIMEOUT_S) -> T:
+    """Under the lock: load the gallery as it is now, apply `change` (-> result, whether to save), save."""
+    with gallery_lock(path, timeout_s) as locked:
+        gallery = Gallery.load(locked, embedding_space_id, dim)
+        result, changed = change(gallery)
+        if changed:
+            gallery.save(locked)
+        return result
+
+
+def write_new_gallery(path: str | Path, gallery: Gallery, overwrite: bool,
+                      timeout_s: float = DEFAULT_TIMEOUT_S) -> Path:
+    """Write a new gallery under the lock; an existing file is replaced only with `overwrite`."""
+    with gallery_lock(path, timeout_s) as locked:
+        refuse_existing(locked, overwrite)
+        return gallery.save(locked)
+
+
+def refuse_existing(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise GalleryError(f"{path} exists; use `pocketvec gallery add` to extend it or --overwrite to replace it")

@@ -1,0 +1,116 @@
+"""Every value is checked before work starts: one line naming the option or key, the bad value and
+what is expected; NaN and infinities refused; output paths checked up front; model metadata
+validated when the model is opened."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pocketvec.errors import ConfigError, ModelFileError
+from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
+from pocketvec.runtime.preprocess import PreprocessSpec
+from pocketvec.train.config import TrainConfig
+
+from .runtime.test_runtime_cli import cli
+
+DEMO_ITEMS = Path(__file__).resolve().parents[1] / "src" / "pocketvec" / "assets" / "demo_items"
+
+
+def run(monkeypatch, capsys, *args) -> tuple[int, str]:
+    code, out, err = cli(monkeypatch, capsys, *args)
+    return code, out + err
+
+
+BAD_TRAIN_ARGS = {
+    "lr=abc": (["--set", "lr=abc"], "lr must be a finite number in [0, 10]. Got 'abc'."),
+    "lr=NaN": (["--set", "lr=NaN"], "lr must be a finite number in [0, 10]. Got nan."),
+    "lr=Infinity": (["--set", "lr=Infinity"], "lr must be a finite number"),
+    "seed=abc": (["--set", "seed=abc"], "seed must be an integer in [0, 2147483647]. Got 'abc'."),
+    "epochs=true": (["--set", "epochs=true"], "epochs must be an integer in [1, 1000000000]. Got True."),
+    "trainable=5": (["--set", "trainable=5"], "trainable must be a list of glob patterns (strings). Got 5."),
+    "augment=[]": (["--set", "augment=[]"], "augment must be a JSON object"),
+    "margin.scale=NaN": (["--set", "margin.scale=NaN"], "margin scale must be a finite number in [0, 10000]. Got nan."),
+    "adapters.rank=true": (["--set", "adapters.rank=true"], "adapter rank must be an integer in [1, 4096]. Got True."),
+    "adapters.targets=7": (["--set", "adapters.targets=7"], "adapter targets must be a list"),
+    "time limit -5": (["--time-limit", "-5"], "time_limit_s must be a finite number in [0, 1000000000]. Got -5.0."),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TRAIN_ARGS))
+def test_train_values_are_refused_before_work(monkeypatch, capsys, tmp_path: Path, case: str) -> None:
+    args, message = BAD_TRAIN_ARGS[case]
+    code, out = run(monkeypatch, capsys, "train", "--preset", "smoke", "--data", DEMO_ITEMS,
+                    "--out", tmp_path / "run", *args)
+    assert code == 2 and message in out and "Traceback" not in out, out
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_a_config_file_must_be_an_object(monkeypatch, capsys, tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text("[]")
+    code, out = run(monkeypatch, capsys, "train", "--config", config, "--data", DEMO_ITEMS, "--out", tmp_path / "r")
+    assert code == 2 and "must be a JSON object of settings. Got list." in out
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--preset", "smoke", "--data", DEMO_ITEMS, "--out", "{file}/run"],
+    ["export", "onnx", "runs/none", "--out", "{file}/m.onnx"],
+    ["export", "coreml", "runs/none", "--out", "{file}"],
+    ["gallery", "build", "m.onnx", "--images", DEMO_ITEMS, "--out", "{folder}"],
+    ["data", "preview", "--out", "{file}/sheet.png"],
+    ["demo", "--out", "{file}/demo"],
+    ["bench", "--quick", "--out", "{file}/B.md"],
+])
+def test_output_paths_are_checked_up_front(monkeypatch, capsys, tmp_path: Path, command: list) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    args = [str(a).format(file=a_file, folder=tmp_path) for a in command]
+    code, out = run(monkeypatch, capsys, *args)
+    assert code == 2 and "--out" in out and ("is a file" in out or "is a folder" in out), out
+
+
+def test_a_nan_lock_timeout_is_refused(monkeypatch, capsys, tmp_path: Path) -> None:
+    code, out = run(monkeypatch, capsys, "gallery", "remove", tmp_path / "g.pvg", "x", "--lock-timeout", "nan")
+    assert code == 2 and "lock timeout (seconds) must be a finite number in [0, 86400]. Got nan." in out
+
+
+def test_match_refuses_a_nan_threshold(monkeypatch, capsys) -> None:
+    code, out = run(monkeypatch, capsys, "match", "m.onnx", "g.pvg", "x.jpg", "--threshold", "nan")
+    assert code == 2 and "--threshold must be a finite number in [-2, 2]. Got nan." in out
+
+
+def test_train_config_refuses_wrong_types_directly() -> None:
+    with pytest.raises(ConfigError, match=r"grad_clip must be a finite number"):
+        TrainConfig(grad_clip=float("inf"))
+    with pytest.raises(ConfigError, match="teacher must be a string"):
+        TrainConfig(teacher=5)
+
+
+def metadata_with(**changes) -> str:
+    data = json.loads(ModelMetadata(PreprocessSpec(input_size=96), 64, "space01", "m",
+                                    AcceptRule(0.5, 0.05)).to_json())
+    for key, value in changes.items():
+        section, _, leaf = key.rpartition(".")
+        (data[section] if section else data)[leaf] = value
+    return json.dumps(data)
+
+
+BAD_METADATA = {
+    "dim as text": ({"embedding_dim": "256"}, "embedding_dim must be an integer"),
+    "negative dim": ({"embedding_dim": -1}, "embedding_dim must be an integer in [1, 65536]. Got -1."),
+    "threshold 5": ({"accept_rule.threshold": 5}, "accept rule threshold must be a finite number"),
+    "empty space id": ({"embedding_space_id": ""}, "embedding_space_id must not be empty"),
+    "input size as list": ({"preprocess.input_size": [96]}, "input_size must be an int"),
+    "mean as text": ({"preprocess.mean": "abc"}, "pocketvec metadata is invalid"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_METADATA))
+def test_model_metadata_is_validated(case: str) -> None:
+    changes, message = BAD_METADATA[case]
+    with pytest.raises(ModelFileError, match=r"^m\.onnx: pocketvec metadata is invalid") as caught:
+        ModelMetadata.from_json(metadata_with(**changes), "m.onnx")
+    assert message in str(caught.value)
