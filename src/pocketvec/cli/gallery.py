@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
+from pocketvec.cli import choices
+
 app = typer.Typer(help="Build and edit galleries (.pvg) of enrolled items. "
                   "Example: pocketvec gallery build model.onnx --images items/ --out items.pvg",
                   no_args_is_help=True)
 
-ENGINE = typer.Option("auto", "--engine", help="auto | onnxruntime | coreml | interpreter.")
+ENGINE = choices.option("auto", "--engine", what="engine", choices=choices.ENGINES)
 THREADS = typer.Option(None, "--threads", help="Inference threads (default: onnxruntime's choice).")
 IMAGES_HELP = "Folder of item images (file name or sub-folder = label) or CSV."
 BATCH = typer.Option(32, "--batch-size", min=1, help="Images per inference batch.")
@@ -21,7 +23,7 @@ def build_command(
     model: Path = typer.Argument(..., help="Exported model (.onnx, .mlpackage)."),
     images: Path = typer.Option(..., "--images", help=IMAGES_HELP),
     out: Path = typer.Option(..., "--out", help="Gallery file to write (.pvg)."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 | float16 | int8."),
+    dtype: str = choices.option("float32", "--dtype", what="gallery dtype", choices=choices.GALLERY_DTYPES),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing gallery file."),
     engine: str = ENGINE, threads: int | None = THREADS, batch_size: int = BATCH,
 ) -> None:
@@ -33,12 +35,13 @@ def build_command(
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import build_gallery
 
+    from .output import settings
     from .runtime_tables import console, report_problems
 
     if out.exists() and not overwrite:
         raise GalleryError(f"{out} exists; use `pocketvec gallery add` to extend it or --overwrite to replace it")
     runner = open_engine(model, engine, threads)
-    gallery, report = build_gallery(runner, images, dtype, batch_size)
+    gallery, report = build_gallery(runner, images, dtype, batch_size, progress=settings.progress)
     gallery.save(out)
     report_problems(report.failures, report.skipped)
     console.print(f"[green]wrote[/] {out}: {gallery.count} rows, {len(gallery.label_counts())} labels, {dtype}")
@@ -58,11 +61,12 @@ def add_command(
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import enroll, open_gallery
 
+    from .output import settings
     from .runtime_tables import console, report_problems
 
     runner = open_engine(model, engine, threads)
     gallery = open_gallery(runner, gallery_path)
-    report = enroll(runner, gallery, images, batch_size)
+    report = enroll(runner, gallery, images, batch_size, progress=settings.progress)
     if report.added:
         gallery.save(gallery_path)
     report_problems(report.failures, report.skipped)

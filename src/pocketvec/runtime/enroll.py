@@ -29,7 +29,7 @@ class LabelledEmbeddings:
 
 
 def embed_labelled(engine: Engine, source: str | Path, batch_size: int = 32,
-                   progress: bool = True) -> LabelledEmbeddings:
+                   progress: bool = False) -> LabelledEmbeddings:
     """Embed a labelled folder; files that do not decode are listed in `failures`, the rest proceed."""
     entries = labelled_images(source)
     label_of = {path: label for path, label in entries}
@@ -45,7 +45,7 @@ class EnrollReport:
 
 
 def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int = 32,
-           progress: bool = True) -> EnrollReport:
+           progress: bool = False) -> EnrollReport:
     """Add the images of `source` to `gallery`; duplicates and broken files are reported."""
     gallery.check_model(engine.metadata.embedding_space_id)
     found = embed_labelled(engine, source, batch_size, progress)
@@ -54,7 +54,7 @@ def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int
 
 
 def build_gallery(engine: Engine, source: str | Path, dtype: str = "float32", batch_size: int = 32,
-                  progress: bool = True) -> tuple[Gallery, EnrollReport]:
+                  progress: bool = False) -> tuple[Gallery, EnrollReport]:
     """A new gallery of every image in `source`, tied to the engine's model."""
     meta = engine.metadata
     gallery = Gallery(meta.embedding_space_id, meta.embedding_dim, dtype, accept_rule=meta.accept_rule)
