@@ -65,7 +65,7 @@ def calibrate(
     """
     from pocketvec.runtime.calibration import calibrate as run_calibration
     from pocketvec.runtime.engines import open_engine
-    from pocketvec.runtime.enroll import embed_labelled, open_gallery
+    from pocketvec.runtime.enroll import embed_labelled, open_gallery, query_layout
     from pocketvec.runtime.model_files import write_accept_rule
 
     from .output import settings
@@ -73,7 +73,7 @@ def calibrate(
 
     runner = open_engine(model, engine, threads)
     gallery = open_gallery(runner, gallery_path)
-    found = embed_labelled(runner, queries, progress=settings.progress and not as_json)
+    found = embed_labelled(runner, queries, progress=settings.progress and not as_json, layout=query_layout(queries))
     if not as_json:
         report_problems(found.failures)
     result = run_calibration(found.embeddings @ gallery.embeddings().T, found.labels, gallery.labels,

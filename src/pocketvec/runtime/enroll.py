@@ -28,10 +28,16 @@ class LabelledEmbeddings:
     failures: list[ImageLoadError] = field(default_factory=list)
 
 
+def query_layout(source: str | Path) -> str | None:
+    """Query photos are one sub-folder per label (or a CSV), even when each label has one photo,
+    which a layout guess would read as a flat folder of items."""
+    return "folders" if Path(source).is_dir() else None
+
+
 def embed_labelled(engine: Engine, source: str | Path, batch_size: int = 32,
-                   progress: bool = False) -> LabelledEmbeddings:
+                   progress: bool = False, layout: str | None = None) -> LabelledEmbeddings:
     """Embed a labelled folder; files that do not decode are listed in `failures`, the rest proceed."""
-    entries = labelled_images(source)
+    entries = labelled_images(source, layout)
     label_of = {path: label for path, label in entries}
     result = engine.embed_files([path for path, _ in entries], batch_size, progress)
     return LabelledEmbeddings(result.embeddings, [label_of[p] for p in result.paths], result.paths, result.failures)

@@ -15,7 +15,7 @@ import numpy as np
 
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.engines import Engine
-from pocketvec.runtime.enroll import LabelledEmbeddings, build_gallery, embed_labelled, open_gallery
+from pocketvec.runtime.enroll import LabelledEmbeddings, build_gallery, embed_labelled, open_gallery, query_layout
 from pocketvec.runtime.matcher import accepts, resolve_rule
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.metrics import SweepRow, best_f1, best_two, pair_sweep, recall_at_k, tpr_at_fpr
@@ -101,7 +101,7 @@ def evaluate(engine: Engine, gallery: str | Path, queries: str | Path, batch_siz
         stored, report = build_gallery(engine, gallery, batch_size=batch_size, progress=progress)
         failures += report.failures
         rule, source = resolve_rule(None, engine.metadata.accept_rule)
-    found = embed_labelled(engine, queries, batch_size, progress)
+    found = embed_labelled(engine, queries, batch_size, progress, query_layout(queries))
     failures += found.failures
     if not len(found.labels):
         raise DatasetError(f"{queries}: nothing to evaluate: no query photo could be loaded")
