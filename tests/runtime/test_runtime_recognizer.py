@@ -70,7 +70,7 @@ def test_clear_errors(onnx_model: Path, other_onnx_model: Path, items_dir: Path,
     with pytest.raises(ConfigError, match="needs a label"):
         rec.enroll(next(items_dir.iterdir()))
     rec.enroll(items_dir)
-    with pytest.raises(ImageLoadError, match="missing.jpg"):
+    with pytest.raises(ImageLoadError, match=r"missing\.jpg"):
         rec.match(tmp_path / "missing.jpg")
     rec.save(tmp_path / "a.pvg")
     with pytest.raises(GalleryError, match="another model"):

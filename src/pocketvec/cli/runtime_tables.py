@@ -85,10 +85,10 @@ def print_eval(report, gallery: str, model: str) -> None:
     d = report.decisions
     source = {"gallery": "the gallery's calibrated rule", "model": "the model's calibrated rule",
               "default": "the default rule: not calibrated"}[d.rule_source]
-    table = Table(title=f"decisions: one answer per photo ({source})", title_justify="left")
+    console.print(f"decisions, one answer per photo: {rule_text(d.rule)} ({source})", highlight=False)
+    table = Table()
     for column, justify in (("", "left"), ("value", "right"), ("what it counts", "left")):
         table.add_column(column, justify=justify)
-    table.add_row("rule", rule_text(d.rule), "")
     table.add_row("photos", f"{d.item_photos} + {d.distractor_photos}", "of enrolled items + distractors")
     table.add_row("answered", f"{d.correct}/{d.accepted}", "right / answers with a label")
     table.add_row("precision", f"{d.precision:.4f}", "right answers / answers")
