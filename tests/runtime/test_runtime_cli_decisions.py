@@ -62,7 +62,9 @@ def test_photos_calibrate_eval_match(run, onnx_model: Path, items_dir: Path, pho
     # the same photos under the same rule: eval counts exactly what calibrate chose
     assert (d["accepted"], d["correct"]) == (calibration["chosen"]["accepted"], calibration["chosen"]["correct"])
     assert after["recall_at_1"] == before["recall_at_1"]  # the rule does not change retrieval
-    code, stdout, _ = run("eval", onnx_model, "--gallery", items_dir, "--queries", photos, "--json")
+    code, stdout, _ = run("--quiet", "eval", onnx_model, "--gallery", gallery, "--queries", photos)
+    assert code == 0 and stdout == ""  # quiet: nothing but errors
+    code, stdout, _ = run("-q", "eval", onnx_model, "--gallery", items_dir, "--queries", photos, "--json")
     assert json.loads(stdout)["recall_at_1"] == before["recall_at_1"]  # a folder gallery: the same rows
 
 
