@@ -60,8 +60,9 @@ def photos_command(
     """
     from pocketvec.data.query_photos import NOT_AN_ITEM, write_query_photos
 
-    console = Console()
-    result = write_query_photos(items, out, per_item, distractors, seed, overwrite, progress=True)
+    from .output import console, settings
+
+    result = write_query_photos(items, out, per_item, distractors, seed, overwrite, progress=settings.progress)
     console.print(f"wrote {result.item_photos} photos of {result.items} items"
                   + (f" and {result.distractor_photos} of {result.distractor_images} distractors "
                      f"(under {NOT_AN_ITEM}/)" if result.distractor_images else "")
