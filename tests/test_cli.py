@@ -48,3 +48,16 @@ def test_train_lists_presets_prints_a_config_and_reads_it_back(tmp_path) -> None
     run_config = tmp_path / "run_config.json"  # a finished run's config.json: its "train" section is the config
     run_config.write_text(json.dumps({"embedding_space_id": "abc", "encoder": config["encoder"], "train": config}))
     assert run_cli("train", "--config", str(run_config), "--print-config").stdout == printed.stdout
+
+
+def test_train_lists_what_it_supports() -> None:
+    from pocketvec.train.config import LOSSES
+    from pocketvec.train.teachers import BUILTIN_TEACHERS
+
+    backbones = run_cli("train", "--list", "backbones", "--match", "*lcnet_050*")
+    assert backbones.returncode == 0 and "lcnet_050" in backbones.stdout.split()
+    teachers = run_cli("train", "--list", "Teachers").stdout  # any case
+    assert all(name in teachers for name in BUILTIN_TEACHERS) and "PATH" in teachers
+    assert run_cli("train", "--list", "losses").stdout.split() == list(LOSSES)
+    wrong = run_cli("train", "--list", "margin")
+    assert wrong.returncode == 2 and "Did you mean 'margins'?" in " ".join(wrong.stderr.split())

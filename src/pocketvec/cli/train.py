@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from pocketvec.cli import choices
+from pocketvec.cli import choices, train_lists
 from pocketvec.errors import ConfigError
 
 app = typer.Typer(help="Train an encoder. Example: pocketvec train --preset enroll --data items/ --out runs/enroll",
@@ -46,6 +46,10 @@ def train(
                                      help="Stop after this many seconds of training and write the run as it is."),
     set_: list[str] = typer.Option([], "--set", help="Any setting as dotted KEY=VALUE, e.g. margin.kind=cosface."),
     list_presets: bool = typer.Option(False, "--list-presets", help="List the presets and exit."),
+    list_what: str = choices.option(None, "--list", what="list", choices=train_lists.LISTS,
+                                    help="List what can be used and exit: " + " | ".join(train_lists.LISTS)
+                                    + " (filter with --match)."),
+    match: str = typer.Option("*", "--match", help="Glob for --list, e.g. '*lcnet*'."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the full config (preset or --config "
                                       "with the overrides) as JSON, usable with --config, and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print the finished run's summary as JSON."),
@@ -53,8 +57,9 @@ def train(
     """Train from a preset or config. Example: pocketvec train --preset enroll --data items/ --out runs/enroll"""
     if ctx.invoked_subcommand is not None:
         return
-    if list_presets:
-        return _list_presets()
+    if list_presets or list_what:
+        print("\n".join(train_lists.entries(list_what or "presets", match)))
+        return
     if bool(preset) == bool(config):
         raise ConfigError("give exactly one of --preset NAME or --config FILE")
     overrides = _parse_set(set_)
@@ -98,14 +103,6 @@ def _load_config(path: Path):
             raise ConfigError(f"{path}: a run's config.json without its training config (\"train\")")
         return TrainConfig.from_dict(data["train"])
     return load_train_config(path)
-
-
-def _list_presets() -> None:
-    from pocketvec.train.presets import PRESETS
-
-    for name, make in PRESETS.items():
-        doc = " ".join((make.__doc__ or "").strip().split("\n\n")[0].split())
-        Console(soft_wrap=True).print(f"[bold]{name}[/]: {doc}" if doc else f"[bold]{name}[/]", highlight=False)
 
 
 def _report(run_dir: Path, as_json: bool = False) -> None:
