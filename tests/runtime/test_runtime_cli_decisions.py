@@ -51,6 +51,9 @@ def test_photos_calibrate_eval_match(run, onnx_model: Path, items_dir: Path, pho
     table = [line for line in stdout.splitlines() if line and line[0] in "┏┃┡│└"]
     assert table and max(len(line) for line in table) <= 80  # the table fits 80 columns whole
 
+    code, stdout, _ = run("calibrate", onnx_model, gallery, "--queries", photos, "--dry-run")
+    tables = [line for line in stdout.splitlines() if line and line[0] in "┏┃┡│└"]
+    assert code == 0 and max(len(line) for line in tables) <= 80 and "…" not in stdout  # whole cells at 80
     code, stdout, _ = run("calibrate", onnx_model, gallery, "--queries", photos, "--target-precision", "0.9",
                           "--json")
     calibration = json.loads(stdout)

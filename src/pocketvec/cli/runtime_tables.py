@@ -36,17 +36,17 @@ def match_table(names: Sequence[str], matches: Sequence[Match], truth: Sequence[
 
 
 def sweep_table(rows: Sequence[SweepRow], best: SweepRow, title: str, lowest: float = 0.0) -> Table:
-    """Pair-level sweep rows from `lowest` up (every 0.05, plus the best-F1 row)."""
-    table = Table(title=title)
-    for column in ("threshold", "positives", "negatives", "TP", "FP", "precision", "recall", "F1", "F0.5"):
-        table.add_column(column, justify="right")
+    """Pair-level sweep rows from `lowest` up (every 0.05, plus the best-F1 row); fits 80 columns."""
+    counts = f" ({rows[0].positives} positive, {rows[0].negatives} negative pairs)" if rows else ""
+    table = Table(title=title + counts, title_justify="left")
+    for column in ("threshold", "TP", "FP", "precision", "recall", "F1", "F0.5"):
+        table.add_column(column, justify="right", no_wrap=True)
     for r in rows:
         if r.threshold < lowest - 1e-9 or (round(r.threshold * 100) % 5 and r is not best):
             continue
         style = "bold green" if r is best else None
-        table.add_row(f"{r.threshold:.2f}", str(r.positives), str(r.negatives), str(r.true_accepts),
-                      str(r.false_accepts), f"{r.precision:.4f}", f"{r.recall:.4f}", f"{r.f1:.4f}", f"{r.f05:.4f}",
-                      style=style)
+        table.add_row(f"{r.threshold:.2f}", str(r.true_accepts), str(r.false_accepts), f"{r.precision:.4f}",
+                      f"{r.recall:.4f}", f"{r.f1:.4f}", f"{r.f05:.4f}", style=style)
     return table
 
 
@@ -58,7 +58,7 @@ def print_calibration(result) -> None:
                   f"(precision {best.precision:.4f}, recall {best.recall:.4f})", highlight=False)
     console.print(f"[italic]{PAIR_LEVEL_WARNING}[/]", highlight=False)
     table = Table(title=f"2. decision level: one answer per photo ({result.queries} photos, "
-                        f"{result.distractors} distractors); best threshold per margin")
+                        f"{result.distractors} distractors); best threshold per margin", title_justify="left")
     for column in ("margin", "threshold", "accepted", "correct", "precision", "recall", "F1"):
         table.add_column(column, justify="right")
     for r in result.decision_rows:
