@@ -12,7 +12,7 @@ COMMANDS = [
     [], ["data"], ["data", "fetch"], ["data", "list"], ["data", "preview"], ["train"], ["train", "merge"],
     ["export"], ["export", "onnx"], ["export", "coreml"], ["verify"], ["gallery"], ["gallery", "build"],
     ["gallery", "add"], ["gallery", "remove"], ["gallery", "info"], ["match"], ["eval"], ["calibrate"],
-    ["bench"], ["demo"], ["app"], ["app", "serve"],
+    ["bench"], ["demo"], ["app"], ["app", "serve"], ["data", "photos"],
 ]
 
 
@@ -31,3 +31,33 @@ def test_help_has_example(command: list[str]) -> None:
 def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("pocketvec ")
+
+
+def test_train_lists_presets_prints_a_config_and_reads_it_back(tmp_path) -> None:
+    import json
+
+    listed = run_cli("train", "--list-presets")
+    assert listed.returncode == 0 and all(name in listed.stdout for name in ("enroll", "base", "smoke"))
+    printed = run_cli("train", "--preset", "smoke", "--set", "epochs=3", "--print-config")
+    assert printed.returncode == 0, printed.stderr
+    config = json.loads(printed.stdout)
+    assert config["epochs"] == 3 and config["encoder"]["backbone"]
+    saved = tmp_path / "config.json"
+    saved.write_text(printed.stdout)
+    assert run_cli("train", "--config", str(saved), "--print-config").stdout == printed.stdout
+    run_config = tmp_path / "run_config.json"  # a finished run's config.json: its "train" section is the config
+    run_config.write_text(json.dumps({"embedding_space_id": "abc", "encoder": config["encoder"], "train": config}))
+    assert run_cli("train", "--config", str(run_config), "--print-config").stdout == printed.stdout
+
+
+def test_train_lists_what_it_supports() -> None:
+    from pocketvec.train.config import LOSSES
+    from pocketvec.train.teachers import BUILTIN_TEACHERS
+
+    backbones = run_cli("train", "--list", "backbones", "--match", "*lcnet_050*")
+    assert backbones.returncode == 0 and "lcnet_050" in backbones.stdout.split()
+    teachers = run_cli("train", "--list", "Teachers").stdout  # any case
+    assert all(name in teachers for name in BUILTIN_TEACHERS) and "PATH" in teachers
+    assert run_cli("train", "--list", "losses").stdout.split() == list(LOSSES)
+    wrong = run_cli("train", "--list", "margin")
+    assert wrong.returncode == 2 and "Did you mean 'margins'?" in " ".join(wrong.stderr.split())

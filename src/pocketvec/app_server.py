@@ -16,7 +16,9 @@ from urllib.parse import unquote, urlsplit
 
 from pocketvec.errors import ConfigError, ModelFileError
 
-DEFAULT_APP_DIR = Path(__file__).resolve().parents[2] / "sample_app"
+PACKAGED_APP_DIR = Path(__file__).resolve().parent / "sample_app"  # in a wheel (see setup.py)
+REPOSITORY_APP_DIR = Path(__file__).resolve().parents[2] / "sample_app"  # in a checkout or editable install
+DEFAULT_APP_DIR = PACKAGED_APP_DIR if (PACKAGED_APP_DIR / "index.html").is_file() else REPOSITORY_APP_DIR
 ORT_DIST = Path("node_modules/onnxruntime-web/dist")
 ORT_ENTRY = ORT_DIST / "ort.wasm.min.mjs"
 SERVED_FOLDERS = (Path("src"), ORT_DIST)  # besides the top-level files below

@@ -75,6 +75,29 @@ def test_int8_weights_are_dequantized(small_run, demo_items, tmp_path):
     assert cosine.min() > 0.95 and np.abs(out - expected).max() > 1e-6  # close, yet really quantized
 
 
+def test_int8_all_zero_channels_stay_zero_without_warnings(demo_items, tmp_path):
+    """Dead (all-zero) output channels: coremltools gives them scale 0; the export must neither warn
+    (0/0 in numpy) nor let NaN reach the weights."""
+    import warnings
+
+    torch.manual_seed(0)
+    model = build_encoder(EncoderConfig(backbone="lcnet_050", preprocess=PreprocessSpec(input_size=96))).eval()
+    zeroed = 0
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d) and module.weight.numel() > 2048:
+                module.weight[: module.weight.shape[0] // 4] = 0  # a quarter of the filters dead
+                zeroed += 1
+    assert zeroed
+    run = save_run(tmp_path / "run", model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        path = export_coreml(run, tmp_path / "dead.mlpackage", "int8")
+    _, pixels, expected = _pixels(run, demo_items, 2)
+    out = MILProgram.load(path).predict(pixels)
+    assert np.isfinite(out).all() and np.sum(out * expected, axis=1).min() > 0.95
+
+
 def test_fp16_overflow_shows(tmp_path):
     import coremltools as ct
 

@@ -42,6 +42,8 @@ def test_cli_report_json_and_exit_code(lite0_run, lite0_files, few_items, tmp_pa
             assert row[metric] >= BARS["int8"][metric][0], json.dumps(row)
     assert result.returncode == (0 if report["passed"] else 1), result.stderr
     assert "parity vs PyTorch fp32" in result.stdout
+    for noise in ("_MLModelProxy", "has not been tested with coremltools", "RuntimeWarning", "it/s]"):
+        assert noise not in result.stderr, f"third-party noise in a normal run: {noise!r}\n{result.stderr}"
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,20 @@ import typer
 from rich.console import Console
 
 from pocketvec import __version__
-from pocketvec.cli import app_cmd, bench, data, data_sources, demo, eval_cmd, export, gallery, match, train, verify
+from pocketvec.cli import (
+    app_cmd,
+    bench,
+    data,
+    data_sources,
+    demo,
+    eval_cmd,
+    export,
+    gallery,
+    match,
+    output,
+    train,
+    verify,
+)
 from pocketvec.errors import PocketvecError, PocketvecWarning
 
 app = typer.Typer(
@@ -21,7 +34,6 @@ app = typer.Typer(
     help="Train, export, verify and run small on-device image-recognition encoders.\n\n"
     "Example: pocketvec demo",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 data_sources.register(data.app)
@@ -47,8 +59,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print results and errors only (no progress)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the messages of the libraries used "
+                                 "(coremltools, converters' progress bars, warnings)."),
 ) -> None:
     """pocketvec: on-device image recognition, from training to the phone."""
+    output.configure(quiet=quiet, verbose=verbose)
 
 
 def _one_line_warnings() -> None:

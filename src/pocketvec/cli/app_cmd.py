@@ -17,7 +17,8 @@ def serve_command(
     gallery: Path | None = typer.Option(None, "--gallery", help="Gallery file (.pvg) made with this model."),
     port: int = typer.Option(8000, "--port", help="Port on localhost (0 picks a free one)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 to reach it from a phone)."),
-    app_dir: Path | None = typer.Option(None, "--app-dir", help="The sample_app folder (default: the repository's)."),
+    app_dir: Path | None = typer.Option(None, "--app-dir", help="The sample_app folder (default: the installed "
+                                        "one, else the repository's)."),
 ) -> None:
     """Serve the on-device matcher app with MODEL and GALLERY; prints the URL, Ctrl-C stops.
 

@@ -42,3 +42,30 @@ def preview_command(
         sheet = contact_sheet(dataset, augment, n=n, seed=seed)
     save_png_atomic(sheet, out)
     console.print(f"wrote {out} ({n} samples, {len(dataset.labels)} items, seed {seed})")
+
+
+@app.command("photos")
+def photos_command(
+    items: Path = typer.Argument(..., help="Item folder or CSV manifest (one image per item, or several)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write: one sub-folder of photos per label."),
+    per_item: int = typer.Option(8, "--per-item", min=1, help="Photos per item image (and per distractor image)."),
+    distractors: Path = typer.Option(None, "--distractors",
+                                     help="Folder of images of things that are NOT enrolled; their photos go to "
+                                          "not_an_item/ and count as 'should be unknown'."),
+    seed: int = typer.Option(0, "--seed", help="The same seed gives the same photos."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out."),
+) -> None:
+    """Simulated phone photos of your items, labelled, for `calibrate` and `eval`.
+
+    Made by the benchmark photo simulator (not the training augmentation, so they do not flatter
+    the model). Example: pocketvec data photos items/ --out photos/ --per-item 8 --distractors other/
+    """
+    from pocketvec.data.query_photos import NOT_AN_ITEM, write_query_photos
+
+    from .output import console, settings
+
+    result = write_query_photos(items, out, per_item, distractors, seed, overwrite, progress=settings.progress)
+    console.print(f"wrote {result.item_photos} photos of {result.items} items"
+                  + (f" and {result.distractor_photos} of {result.distractor_images} distractors "
+                     f"(under {NOT_AN_ITEM}/)" if result.distractor_images else "")
+                  + f" to {out}", highlight=False)

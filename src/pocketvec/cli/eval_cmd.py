@@ -2,48 +2,61 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import typer
 
+from pocketvec.cli import choices
+
 
 def eval_command(
     model: Path = typer.Argument(..., help="Exported model (.onnx, .mlpackage)."),
-    gallery_dir: Path = typer.Option(..., "--gallery", help="Folder (or CSV) of gallery images, labelled."),
-    queries: Path = typer.Option(..., "--queries", help="Folder (one sub-folder per label) or CSV of query photos."),
-    engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | coreml | interpreter."),
+    gallery: Path = typer.Option(..., "--gallery", help="Gallery file (.pvg) made by this model, or a labelled "
+                                 "folder (or CSV) of item images to enroll now."),
+    queries: Path = typer.Option(..., "--queries", help="Folder (one sub-folder per label) or CSV of query photos; "
+                                 "labels not in the gallery are distractors whose right answer is 'unknown'."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    sweep: bool = typer.Option(False, "--sweep", help="Also print the pair-level threshold sweep."),
+    engine: str = choices.option("auto", "--engine", what="engine", choices=choices.ENGINES),
     threads: int | None = typer.Option(None, "--threads", help="Inference threads."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per inference batch."),
 ) -> None:
-    """Recall@1/5, the pair threshold sweep and TPR at low FPR.
+    """Decisions under the gallery's accept rule (precision, recall, 'unknown' right), Recall@1/5, TPR at low FPR.
 
-    Example: pocketvec eval model.onnx --gallery items/ --queries photos/
+    Example: pocketvec eval model.onnx --gallery items.pvg --queries photos/
     """
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.evaluation import evaluate
 
-    from .runtime_tables import console, report_problems, sweep_table
+    from .output import settings
+    from .runtime_tables import console, print_eval, report_problems, sweep_table
 
-    report = evaluate(open_engine(model, engine, threads), gallery_dir, queries, batch_size)
-    report_problems(report.gallery.failures + report.queries.failures)
-    console.print(sweep_table(report.sweep, report.best, "pair-level threshold sweep (query x label pairs)"))
-    console.print(f"queries {len(report.queries.labels)}, gallery rows {len(report.gallery.labels)}")
-    console.print(f"Recall@1 {report.recall_at_1:.4f}  Recall@5 {report.recall_at_5:.4f}  "
-                  f"best-F1 threshold {report.best.threshold:.2f} (F1 {report.best.f1:.4f})", highlight=False)
-    console.print("  ".join(f"TPR@FPR={fpr:g} {tpr:.4f}" for fpr, tpr in report.tpr_at_fpr.items()), highlight=False)
+    report = evaluate(open_engine(model, engine, threads), gallery, queries, batch_size,
+                      progress=settings.progress and not as_json)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    report_problems(report.failures)
+    if sweep:
+        console.print(sweep_table(report.sweep, report.best, "pair-level threshold sweep (query x label pairs)"))
+    print_eval(report, str(gallery), str(model))
 
 
 def calibrate(
     model: Path = typer.Argument(..., help="Exported model (.onnx, .mlpackage)."),
     gallery_path: Path = typer.Argument(..., metavar="GALLERY", help="Gallery file (.pvg) made by this model."),
     queries: Path = typer.Option(..., "--queries", help="Labelled photos of the items (folder per label or CSV); "
-                                 "labels not in the gallery are distractors that must be rejected."),
+                                 "labels not in the gallery are distractors that must be rejected. "
+                                 "Make them with `pocketvec data photos`."),
     target_precision: float = typer.Option(0.99, "--target-precision", help="Answer precision the rule must reach."),
     best_f1: bool = typer.Option(False, "--best-f1", help="Choose the decision-level best-F1 rule instead."),
     write_model: Path | None = typer.Option(None, "--write-model",
                                             help="Also write the rule into this ONNX model's metadata."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report only; change no file."),
-    engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | coreml | interpreter."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    engine: str = choices.option("auto", "--engine", what="engine", choices=choices.ENGINES),
     threads: int | None = typer.Option(None, "--threads", help="Inference threads."),
 ) -> None:
     """Choose the accept rule (threshold + margin) on labelled photos and store it in the gallery.
@@ -54,10 +67,11 @@ def calibrate(
     from pocketvec.runtime.calibration import calibrate as run_calibration
     from pocketvec.runtime.checks import check_number
     from pocketvec.runtime.engines import open_engine
-    from pocketvec.runtime.enroll import embed_labelled, open_gallery
+    from pocketvec.runtime.enroll import embed_labelled, open_gallery, query_layout
     from pocketvec.runtime.gallery_update import update_gallery
     from pocketvec.runtime.model_files import write_accept_rule
 
+    from .output import settings
     from .runtime_tables import console, print_calibration, report_problems
 
     check_number("--target-precision", target_precision, 0.0, 1.0)
@@ -65,21 +79,34 @@ def calibrate(
         check_output_file(write_model, "--write-model")
     runner = open_engine(model, engine, threads)
     gallery = open_gallery(runner, gallery_path)
-    found = embed_labelled(runner, queries)
-    report_problems(found.failures)
+    found = embed_labelled(runner, queries, progress=settings.progress and not as_json, layout=query_layout(queries))
+    if not as_json:
+        report_problems(found.failures)
     result = run_calibration(found.embeddings @ gallery.embeddings().T, found.labels, gallery.labels,
                              target_precision, "f1" if best_f1 else "recall_at_precision")
-    print_calibration(result)
-    if dry_run:
+    written = []
+    if not dry_run:
+        if write_model:  # first: it refuses another model before anything is changed
+            write_accept_rule(write_model, result.rule, runner.metadata.embedding_space_id)
+            written.append(str(write_model))
+
+        def store_rule(stored) -> tuple[None, bool]:  # the file as it is now, under its write lock
+            stored.accept_rule = result.rule
+            return None, True
+
+        meta = runner.metadata
+        update_gallery(gallery_path, store_rule, meta.embedding_space_id, meta.embedding_dim)
+        written.insert(0, str(gallery_path))
+    if as_json:
+        print(json.dumps({"rule": dataclasses.asdict(result.rule), "target_reached": result.target_reached,
+                          "chosen": dataclasses.asdict(result.chosen), "queries": result.queries,
+                          "distractors": result.distractors, "pair_best_f1": dataclasses.asdict(result.pair_best),
+                          "written": written,
+                          "unreadable": [{"image": str(e.path), "problem": e.problem} for e in found.failures]},
+                         indent=2))
         return
-    if write_model:  # first: it refuses another model before anything is changed
-        write_accept_rule(write_model, result.rule, runner.metadata.embedding_space_id)
-        console.print(f"[green]wrote the rule into[/] {write_model}")
-    def store_rule(stored) -> tuple[None, bool]:  # the file as it is now, under its write lock
-        stored.accept_rule = result.rule
-        return None, True
-
-    meta = runner.metadata
-    update_gallery(gallery_path, store_rule, meta.embedding_space_id, meta.embedding_dim)
-    console.print(f"[green]stored the rule in[/] {gallery_path}")
-
+    print_calibration(result)
+    for path in written[1:]:
+        console.print(f"[green]wrote the rule into[/] {path}")
+    if written:
+        console.print(f"[green]stored the rule in[/] {gallery_path}")

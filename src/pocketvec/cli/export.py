@@ -7,10 +7,13 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from pocketvec.cli import choices
+
 app = typer.Typer(help="Export a trained run to ONNX or Core ML. Example: pocketvec export onnx runs/demo "
                        "--quantize int8 --out model.onnx", no_args_is_help=True)
 QUANTIZE_HELP = ("none | fp16 | int8 (int8 weights per output channel, float activations; weights of 2048 "
                  "values or fewer stay float) | w8a8 (int8 weights and 8-bit activations, calibrated on images).")
+QUANTIZE = choices.option("none", "--quantize", what="quantize mode", choices=choices.QUANTIZE, help=QUANTIZE_HELP)
 CALIBRATION_HELP = "Image folder for w8a8 calibration (default: the run's training data, if its config records it)."
 
 
@@ -23,7 +26,7 @@ def _done(path: Path) -> None:
 def onnx_command(
     run_dir: Path = typer.Argument(..., help="Run folder (config.json + model.safetensors)."),
     out: Path = typer.Option(..., "--out", help="Output .onnx file."),
-    quantize: str = typer.Option("none", "--quantize", help=QUANTIZE_HELP),
+    quantize: str = QUANTIZE,
     calibration: Path | None = typer.Option(None, "--calibration", help=CALIBRATION_HELP),
 ) -> None:
     """Export to ONNX. Example: pocketvec export onnx runs/demo --quantize int8 --out model.onnx"""
@@ -38,7 +41,7 @@ def onnx_command(
 def coreml_command(
     run_dir: Path = typer.Argument(..., help="Run folder (config.json + model.safetensors)."),
     out: Path = typer.Option(..., "--out", help="Output .mlpackage."),
-    quantize: str = typer.Option("none", "--quantize", help=QUANTIZE_HELP),
+    quantize: str = QUANTIZE,
     deployment_target: str = typer.Option("iOS17", "--deployment-target", help="iOS16 | iOS17 | iOS18."),
     calibration: Path | None = typer.Option(None, "--calibration", help=CALIBRATION_HELP),
 ) -> None:

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
+from pocketvec.cli import choices
+
 app = typer.Typer(help="Build and edit galleries (.pvg) of enrolled items. "
                   "Example: pocketvec gallery build model.onnx --images items/ --out items.pvg",
                   no_args_is_help=True)
 
-ENGINE = typer.Option("auto", "--engine", help="auto | onnxruntime | coreml | interpreter.")
+ENGINE = choices.option("auto", "--engine", what="engine", choices=choices.ENGINES)
 THREADS = typer.Option(None, "--threads", help="Inference threads (default: onnxruntime's choice).")
 IMAGES_HELP = "Folder of item images (file name or sub-folder = label) or CSV."
 BATCH = typer.Option(32, "--batch-size", min=1, help="Images per inference batch.")
@@ -23,7 +25,7 @@ def build_command(
     model: Path = typer.Argument(..., help="Exported model (.onnx, .mlpackage)."),
     images: Path = typer.Option(..., "--images", help=IMAGES_HELP),
     out: Path = typer.Option(..., "--out", help="Gallery file to write (.pvg)."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 | float16 | int8."),
+    dtype: str = choices.option("float32", "--dtype", what="gallery dtype", choices=choices.GALLERY_DTYPES),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing gallery file."),
     engine: str = ENGINE, threads: int | None = THREADS, batch_size: int = BATCH, lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
@@ -37,13 +39,14 @@ def build_command(
     from pocketvec.runtime.gallery import check_dtype
     from pocketvec.runtime.gallery_update import refuse_existing, write_new_gallery
 
+    from .output import settings
     from .runtime_tables import console, report_problems
 
     check_dtype(dtype)
     check_output_file(out, "--out")
     refuse_existing(out, overwrite)  # before any work; checked again under the lock
     runner = open_engine(model, engine, threads)
-    gallery, report = build_gallery(runner, images, dtype, batch_size)
+    gallery, report = build_gallery(runner, images, dtype, batch_size, progress=settings.progress)
     write_new_gallery(out, gallery, overwrite, lock_timeout)
     report_problems(report.failures, report.skipped)
     console.print(f"[green]wrote[/] {out}: {gallery.count} rows, {len(gallery.label_counts())} labels, {dtype}")
@@ -67,10 +70,12 @@ def add_command(
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import enroll_file
 
+    from .output import settings
     from .runtime_tables import console, report_problems
 
     runner = open_engine(model, engine, threads)
-    report, rows = enroll_file(runner, gallery_path, images, batch_size, timeout_s=lock_timeout)
+    report, rows = enroll_file(runner, gallery_path, images, batch_size, progress=settings.progress,
+                               timeout_s=lock_timeout)
     report_problems(report.failures, report.skipped)
     console.print(f"added {report.added} rows to {gallery_path} (now {rows} rows)")
     if report.failures:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.console import Console
+
+from pocketvec.cli import choices
 
 
 def match(
@@ -15,7 +18,7 @@ def match(
     threshold: float | None = typer.Option(None, "--threshold", help="Override the gallery's accept threshold."),
     margin: float | None = typer.Option(None, "--margin", help="Override the gallery's accept margin."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | coreml | interpreter."),
+    engine: str = choices.option("auto", "--engine", what="engine", choices=choices.ENGINES),
     threads: int | None = typer.Option(None, "--threads", help="Inference threads."),
 ) -> None:
     """Match photos against a gallery. Example: pocketvec match model.onnx items.pvg photo1.jpg photo2.jpg --json"""
@@ -26,7 +29,7 @@ def match(
     from pocketvec.runtime.checks import check_number
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import open_gallery
-    from pocketvec.runtime.matcher import DEFAULT_RULE, Matcher
+    from pocketvec.runtime.matcher import Matcher, resolve_rule, uncalibrated_note
 
     from .runtime_tables import console, match_table, report_problems
 
@@ -36,7 +39,11 @@ def match(
     runner = open_engine(model, engine, threads)
     gallery = open_gallery(runner, gallery_path)
     overrides = {k: v for k, v in (("threshold", threshold), ("margin", margin)) if v is not None}
-    rule = dataclasses.replace(gallery.accept_rule or DEFAULT_RULE, **overrides)
+    base, source = resolve_rule(gallery.accept_rule)
+    if source == "default" and not overrides:  # once, on stderr: stdout stays the results (and valid JSON)
+        note = uncalibrated_note(str(gallery_path), str(model))
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]note:[/] {note}", highlight=False)
+    rule = dataclasses.replace(base, **overrides)
     matcher = Matcher(gallery, rule)
     result = runner.embed_files(images)
     matches = matcher.match(result.embeddings, top_k) if len(result.paths) else []

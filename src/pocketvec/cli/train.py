@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from pocketvec.cli import choices, train_lists
 from pocketvec.errors import ConfigError
 
 app = typer.Typer(help="Train an encoder. Example: pocketvec train --preset enroll --data items/ --out runs/enroll",
@@ -31,8 +32,10 @@ def _parse_set(values: list[str]) -> dict:
 @app.callback()
 def train(
     ctx: typer.Context,
-    preset: str = typer.Option("", "--preset", help="Preset name: enroll, base, base-gpu or smoke."),
-    config: Path = typer.Option(None, "--config", help="A JSON training config (instead of --preset)."),
+    preset: str = choices.option("", "--preset", what="preset", choices=choices.PRESETS,
+                                 help="Preset name: enroll, base, base-gpu or smoke (see --list-presets)."),
+    config: Path = typer.Option(None, "--config", help="A JSON training config, or a run's config.json "
+                                "(instead of --preset)."),
     data: Path = typer.Option(None, "--data", help="Item folder or CSV manifest (path,label)."),
     out: Path = typer.Option(None, "--out", help="Run folder to write (an unfinished run there is resumed)."),
     epochs: int = typer.Option(0, "--epochs", help="Override the number of epochs."),
@@ -42,23 +45,36 @@ def train(
     time_limit: float = typer.Option(0, "--time-limit",
                                      help="Stop after this many seconds of training and write the run as it is."),
     set_: list[str] = typer.Option([], "--set", help="Any setting as dotted KEY=VALUE, e.g. margin.kind=cosface."),
+    list_presets: bool = typer.Option(False, "--list-presets", help="List the presets and exit."),
+    list_what: str = choices.option(None, "--list", what="list", choices=train_lists.LISTS,
+                                    help="List what can be used and exit: " + " | ".join(train_lists.LISTS)
+                                    + " (filter with --match)."),
+    match: str = typer.Option("*", "--match", help="Glob for --list, e.g. '*lcnet*'."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the full config (preset or --config "
+                                      "with the overrides) as JSON, usable with --config, and exit."),
+    as_json: bool = typer.Option(False, "--json", help="Print the finished run's summary as JSON."),
 ) -> None:
     """Train from a preset or config. Example: pocketvec train --preset enroll --data items/ --out runs/enroll"""
     if ctx.invoked_subcommand is not None:
         return
-    from pocketvec.train.config import load_train_config
+    if list_presets or list_what:
+        print("\n".join(train_lists.entries(list_what or "presets", match)))
+        return
+    if bool(preset) == bool(config):
+        raise ConfigError("give exactly one of --preset NAME or --config FILE")
+    overrides = _parse_set(set_)
+    if "policy" in overrides:  # a real choice, checked before torch loads
+        overrides["policy"] = choices.normalize("policy", str(overrides["policy"]), choices.POLICIES)
+    if not print_config and (data is None or out is None):
+        raise ConfigError("--data DIR and --out RUN_DIR are required")
     from pocketvec.train.presets import preset_config
     from pocketvec.train.run import train_config
 
-    if bool(preset) == bool(config):
-        raise ConfigError("give exactly one of --preset NAME or --config FILE")
-    if data is None or out is None:
-        raise ConfigError("--data DIR and --out RUN_DIR are required")
-    from pocketvec.output_paths import check_output_folder
+    if not print_config:
+        from pocketvec.output_paths import check_output_folder
 
-    check_output_folder(out, "--out")
-    base = preset_config(preset) if preset else load_train_config(config)
-    overrides = _parse_set(set_)
+        check_output_folder(out, "--out")
+    base = preset_config(preset) if preset else _load_config(config)
     for key, value in (("epochs", epochs), ("encoder.preprocess.input_size", input_size),
                        ("time_limit_s", time_limit)):
         if value:
@@ -69,16 +85,40 @@ def train(
         overrides["seed"] = seed
     from pocketvec.train.distributed import rank_and_world
 
-    run_dir = train_config(base.with_overrides(overrides) if overrides else base, data, out)
+    final = base.with_overrides(overrides) if overrides else base
+    if print_config:
+        print(json.dumps(final.to_dict(), indent=2))
+        return
+    run_dir = train_config(final, data, out)
     if rank_and_world()[0] == 0:
-        _report(run_dir)
+        _report(run_dir, as_json)
 
 
-def _report(run_dir: Path) -> None:
+def _load_config(path: Path):
+    """A training config file, or a finished run's config.json (its "train" section)."""
+    from pocketvec.train.config import TrainConfig, load_train_config
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable training config ({e})") from e
+    if isinstance(data, dict) and "embedding_space_id" in data:
+        if not isinstance(data.get("train"), dict):
+            raise ConfigError(f"{path}: a run's config.json without its training config (\"train\")")
+        return TrainConfig.from_dict(data["train"])
+    return load_train_config(path)
+
+
+def _report(run_dir: Path, as_json: bool = False) -> None:
     from pocketvec.train.checkpoint import read_run_config
 
     console = Console()
     config = read_run_config(run_dir)
+    if as_json:
+        keys = ("embedding_space_id", "steps", "total_steps", "history", "kept")
+        print(json.dumps({"run_dir": str(run_dir), "finished": "history" in config,
+                          **{k: config[k] for k in keys if k in config}}, indent=2))
+        return
     if "history" not in config:
         console.print(f"stopped early: resumable state in {run_dir}/resume")
         return

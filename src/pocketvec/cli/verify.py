@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
+
+from pocketvec.cli.output import console
 
 
 def verify(
@@ -14,14 +15,18 @@ def verify(
     images: Path = typer.Option(..., "--images", help="Folder of real item images."),
     gallery: Path | None = typer.Option(None, "--gallery", help="Gallery folder (default: the images, "
                                         "leave-one-out)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON to this file; "
+                                         "'-' prints the JSON instead of the table."),
 ) -> None:
     """Check exported files against PyTorch fp32. Example: pocketvec verify runs/demo model.onnx --images items/"""
     from pocketvec.export.verify import verify_models
 
     report = verify_models(run_dir, models, images, gallery)
-    Console().print(report.table())
-    if json_out:
+    if str(json_out) == "-":
+        print(report.to_json())
+    else:
+        console.print(report.table())
+    if json_out and str(json_out) != "-":
         tmp = json_out.with_name(json_out.name + ".tmp")
         tmp.write_text(report.to_json())
         tmp.replace(json_out)

@@ -12,6 +12,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pocketvec.errors import ConfigError, ModelFileError
@@ -64,7 +65,11 @@ def quantize_weights_int8(mlmodel):
 
     config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
         mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=INT8_WEIGHT_THRESHOLD))
-    return cto.linear_quantize_weights(mlmodel, config=config)
+    # An all-zero output channel (pruned or dead filters) gets scale 0 in coremltools: 0 / 0 makes NaN
+    # quantized values, which are multiplied by that 0 scale again, so the channel stays exactly 0
+    # (tests/export/test_export_coreml.py checks it). Only numpy's warnings about it are silenced.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return cto.linear_quantize_weights(mlmodel, config=config)
 
 
 def attach_metadata(mlmodel, metadata: ModelMetadata) -> None:

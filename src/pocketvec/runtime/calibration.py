@@ -19,7 +19,7 @@ import numpy as np
 
 from pocketvec.errors import ConfigError, GalleryError
 from pocketvec.runtime.metadata import AcceptRule
-from pocketvec.runtime.metrics import SweepRow, best_f1, label_scores, pair_sweep
+from pocketvec.runtime.metrics import SweepRow, best_f1, best_two, pair_sweep
 
 THRESHOLDS = np.round(np.arange(-1.0, 1.0 + 1e-9, 0.01), 2)
 MARGINS = np.round(np.arange(0.0, 0.30 + 1e-9, 0.01), 2)
@@ -55,11 +55,8 @@ class Calibration:
 
 def decision_grid(similarity: np.ndarray, query_labels: list[str], gallery_labels: list[str]):
     """Accepted and correct counts for every (threshold, margin): arrays of shape (T, M)."""
-    labels, scores = label_scores(similarity, gallery_labels)
-    order = np.argsort(-scores, axis=1, kind="stable")
-    best = scores[np.arange(len(scores)), order[:, 0]]
-    second = scores[np.arange(len(scores)), order[:, 1]] if scores.shape[1] > 1 else np.full(len(scores), -np.inf)
-    right = np.asarray(labels)[order[:, 0]] == np.asarray(query_labels)
+    top_label, best, second = best_two(similarity, gallery_labels)
+    right = top_label == np.asarray(query_labels)
     gap = best - second
     # The same float64 comparisons as matcher.accepts, so the grid counts what the matcher answers.
     passes_t = best[None, :] >= THRESHOLDS[:, None]  # (T, Q)

@@ -60,11 +60,17 @@ def _holds_images(folder: Path) -> bool:
     return folder.is_dir() and any(is_image_path(p) for p in folder.iterdir())
 
 
+def query_layout(source: str | Path) -> str | None:
+    """Query photos are one sub-folder per label (or a CSV), even when each label has one photo,
+    which a layout guess would read as a flat folder of items."""
+    return "folders" if Path(source).is_dir() else None
+
+
 def embed_labelled(engine: Engine, source: str | Path, batch_size: int = 32,
-                   progress: bool = True) -> LabelledEmbeddings:
+                   progress: bool = False, layout: str | None = None) -> LabelledEmbeddings:
     """Embed a labelled folder; files that cannot be used (do not decode, a file name that is not
     UTF-8, not a regular file) are listed in `failures` by name, the rest proceed."""
-    entries = labelled_images(source)
+    entries = labelled_images(source, layout)
     failures = unusable_entries(source)
     bad_name = "the file name is not valid UTF-8 text (or gives an empty label); rename the file"
     failures += [ImageLoadError(path, bad_name) for path, label in entries if not _valid_label(label)]
@@ -83,7 +89,7 @@ class EnrollReport:
 
 
 def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int = 32,
-           progress: bool = True) -> EnrollReport:
+           progress: bool = False) -> EnrollReport:
     """Add the images of `source` to `gallery`; duplicates and broken files are reported."""
     gallery.check_model(engine.metadata.embedding_space_id, engine.metadata.embedding_dim)
     found = embed_labelled(engine, source, batch_size, progress)
@@ -92,7 +98,7 @@ def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int
 
 
 def enroll_file(engine: Engine, path: str | Path, source: str | Path, batch_size: int = 32,
-                progress: bool = True, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[EnrollReport, int]:
+                progress: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[EnrollReport, int]:
     """Add the images of `source` to the gallery file at `path`: embedded first, then added to the
     file as it is under its write lock (a concurrent writer's rows are kept). -> (report, rows now)."""
     meta = engine.metadata
@@ -108,7 +114,7 @@ def enroll_file(engine: Engine, path: str | Path, source: str | Path, batch_size
 
 
 def build_gallery(engine: Engine, source: str | Path, dtype: str = "float32", batch_size: int = 32,
-                  progress: bool = True) -> tuple[Gallery, EnrollReport]:
+                  progress: bool = False) -> tuple[Gallery, EnrollReport]:
     """A new gallery of every image in `source`, tied to the engine's model."""
     meta = engine.metadata
     gallery = Gallery(meta.embedding_space_id, meta.embedding_dim, dtype, accept_rule=meta.accept_rule)

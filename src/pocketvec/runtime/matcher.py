@@ -20,6 +20,22 @@ UNKNOWN = "unknown"
 DEFAULT_RULE = AcceptRule(threshold=0.5, margin=0.0, method="default")  # for a gallery never calibrated
 
 
+def resolve_rule(gallery_rule: AcceptRule | None, model_rule: AcceptRule | None = None) -> tuple[AcceptRule, str]:
+    """The rule that applies and where it came from: the gallery's, else the model's, else the default."""
+    if gallery_rule is not None:
+        return gallery_rule, "gallery"
+    if model_rule is not None:
+        return model_rule, "model"
+    return DEFAULT_RULE, "default"
+
+
+def uncalibrated_note(gallery: str = "GALLERY.pvg", model: str = "MODEL.onnx") -> str:
+    """What to tell a user whose gallery (and model) carry no calibrated accept rule."""
+    return (f"{gallery} has no calibrated accept rule; using the default (score >= {DEFAULT_RULE.threshold:.2f}, "
+            f"margin >= {DEFAULT_RULE.margin:.2f}), whose precision is unknown. Calibrate it on labelled photos: "
+            f"pocketvec data photos ITEMS --out photos/ && pocketvec calibrate {model} {gallery} --queries photos/")
+
+
 @dataclass(frozen=True)
 class Match:
     answer: str  # the accepted label, or UNKNOWN

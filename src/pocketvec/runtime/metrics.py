@@ -21,6 +21,15 @@ def label_scores(similarity: np.ndarray, gallery_labels: list[str]) -> tuple[lis
     return labels, scores
 
 
+def best_two(similarity: np.ndarray, gallery_labels: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per query: the best label, its score and the best other label's score (-inf with one label)."""
+    labels, scores = label_scores(similarity, gallery_labels)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    rows = np.arange(len(scores))
+    second = scores[rows, order[:, 1]] if scores.shape[1] > 1 else np.full(len(scores), -np.inf)
+    return np.asarray(labels)[order[:, 0]], scores[rows, order[:, 0]], second
+
+
 def positive_mask(query_labels: list[str], labels: list[str]) -> np.ndarray:
     return np.asarray(query_labels)[:, None] == np.asarray(labels)[None, :]
 

@@ -1,0 +1,44 @@
+"""How much the CLI says: --quiet (results and errors only), normal, --verbose (third-party
+messages too). In a normal run the libraries pocketvec calls stay silent: coremltools' version and
+"Failed to load" notices, converter progress bars (tqdm) and library warnings are not the user's
+business; --verbose shows them all."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+
+from rich.console import Console
+
+NOISY_LOGGERS = ("coremltools", "onnxruntime", "onnxscript", "timm", "peft", "torch", "PIL")
+
+
+@dataclass
+class Settings:
+    quiet: bool = False
+    verbose: bool = False
+
+    @property
+    def progress(self) -> bool:
+        """Progress bars (on stderr, erased when done) unless quiet."""
+        return not self.quiet
+
+
+settings = Settings()
+console = Console(soft_wrap=True)  # long paths stay whole; tables size themselves (80 columns when piped)
+
+
+def configure(quiet: bool = False, verbose: bool = False) -> None:
+    """Set the level for this process; call before the libraries are imported."""
+    settings.quiet, settings.verbose = quiet, verbose
+    console.quiet = quiet
+    if verbose:
+        return
+    os.environ.setdefault("TQDM_DISABLE", "1")  # tqdm >= 4.66 reads it for every bar's default
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for module in ("coremltools", "onnxscript", "torch", "timm", "peft", "albumentations"):
+        warnings.filterwarnings("ignore", module=rf"{module}(\..*)?$")
+    warnings.filterwarnings("ignore", message=r".*has not been tested with coremltools.*")

@@ -1,0 +1,162 @@
+"""The Python API in a few lines, torch-free (numpy, Pillow, onnxruntime):
+
+    rec = pocketvec.Recognizer("items.onnx", "items.pvg")
+    rec.match("photo.jpg")            # -> Recognition(answer="wine_07", accepted=True, score=0.83, ...)
+    rec.enroll("new_items/")          # a folder (file or sub-folder name = label) or CSV
+    rec.enroll("card.jpg", label="card_12")
+    rec.save()                        # atomically, to items.pvg
+
+It prints nothing and draws no progress unless asked (progress=True); every call returns named
+results. The accept rule is the gallery's, else the model's, else the uncalibrated default:
+`rec.calibrated` says which, and `rec.calibrate("photos/")` chooses one on labelled photos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pocketvec.errors import ConfigError, GalleryError
+from pocketvec.runtime.calibration import Calibration, calibrate
+from pocketvec.runtime.engines import open_engine
+from pocketvec.runtime.enroll import EnrollReport, embed_labelled, enroll, open_gallery, query_layout
+from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.images import content_hash
+from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, resolve_rule
+from pocketvec.runtime.metadata import AcceptRule
+
+ImageInput = str | Path | np.ndarray
+
+
+@dataclass(frozen=True)
+class Candidate:
+    label: str
+    score: float  # cosine similarity of the label's best gallery row
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """The answer for one photo: the accepted label, or "unknown"."""
+
+    answer: str  # the label, or "unknown"
+    accepted: bool
+    score: float  # the best label's score
+    margin: float  # best score - best other label's score (inf when the gallery holds one label)
+    top: tuple[Candidate, ...]  # best first, one per label
+
+    @property
+    def label(self) -> str | None:
+        """The accepted label, None for "unknown"."""
+        return self.answer if self.accepted else None
+
+    @classmethod
+    def from_match(cls, match: Match) -> Recognition:
+        top = tuple(Candidate(label, float(score)) for label, score in match.top)
+        return cls(match.answer, match.accepted, top[0].score, float(match.margin), top)
+
+
+class Recognizer:
+    """An exported model and its gallery. `gallery` may name a file that does not exist yet: the
+    recognizer then starts empty, and `save()` creates it."""
+
+    def __init__(self, model: str | Path, gallery: str | Path | None = None, *, dtype: str = "float32",
+                 engine: str = "auto", threads: int | None = None) -> None:
+        self.engine = open_engine(model, engine, threads)
+        meta = self.engine.metadata
+        self.gallery_path = Path(gallery) if gallery is not None else None
+        if self.gallery_path is not None and self.gallery_path.exists():
+            self.gallery = open_gallery(self.engine, self.gallery_path)
+        else:
+            self.gallery = Gallery(meta.embedding_space_id, meta.embedding_dim, dtype)
+        self._matcher: Matcher | None = None
+
+    @property
+    def rule(self) -> AcceptRule:
+        return resolve_rule(self.gallery.accept_rule, self.engine.metadata.accept_rule)[0]
+
+    @property
+    def rule_source(self) -> str:
+        """"gallery", "model", or "default" (never calibrated: its precision is unknown)."""
+        return resolve_rule(self.gallery.accept_rule, self.engine.metadata.accept_rule)[1]
+
+    @property
+    def calibrated(self) -> bool:
+        return self.rule_source != "default"
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted(set(self.gallery.labels))
+
+    def embed(self, images: Sequence[ImageInput], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """(N, dim) float32 unit vectors; a file that does not decode raises ImageLoadError naming it."""
+        return self.engine.embed(list(images), batch_size, progress)
+
+    def match(self, image: ImageInput, top_k: int = 3) -> Recognition:
+        """Which enrolled item `image` (a path or an RGB uint8 array) shows, or "unknown"."""
+        return self.match_many([image], top_k)[0]
+
+    def match_many(self, images: Sequence[ImageInput], top_k: int = 3, progress: bool = False) -> list[Recognition]:
+        if not len(images):
+            return []
+        matches = self._get_matcher().match(self.embed(images, progress=progress), top_k)
+        return [Recognition.from_match(m) for m in matches]
+
+    def enroll(self, images: ImageInput | Sequence[ImageInput], label: str | None = None,
+               progress: bool = False) -> EnrollReport:
+        """Add items. Without `label`: a folder or CSV whose layout names the labels. With `label`:
+        one image (path or array) or a list of them, all of that item. Images already enrolled
+        (same bytes) are reported in `skipped`, not added twice."""
+        if label is None:
+            if isinstance(images, (str, Path)) and (Path(images).is_dir() or Path(images).suffix.lower() == ".csv"):
+                report = enroll(self.engine, self.gallery, images, progress=progress)
+            else:
+                raise ConfigError("enroll(image, label=...) needs a label; only a folder or CSV names its own")
+        else:
+            batch = [images] if isinstance(images, (str, Path, np.ndarray)) else list(images)
+            embeddings = self.embed(batch, progress=progress)
+            sources = [content_hash(x) if isinstance(x, (str, Path)) else _array_hash(x) for x in batch]
+            added = self.gallery.add(embeddings, [label] * len(batch), sources)
+            report = EnrollReport(added.added, added.skipped)
+        self._matcher = None
+        return report
+
+    def calibrate(self, photos: str | Path, target_precision: float = 0.99, progress: bool = False) -> Calibration:
+        """Choose the accept rule on labelled photos (folder per label or CSV; labels not enrolled are
+        distractors) and keep it in the gallery (saved by `save()`)."""
+        found = embed_labelled(self.engine, photos, progress=progress, layout=query_layout(photos))
+        result = calibrate(found.embeddings @ self.gallery.embeddings().T, found.labels, self.gallery.labels,
+                           target_precision)
+        self.gallery.accept_rule = result.rule
+        self._matcher = None
+        return result
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the gallery (atomically) to `path`, or to the file it was opened from."""
+        target = Path(path) if path is not None else self.gallery_path
+        if target is None:
+            raise ConfigError("save() needs a path: this recognizer was made without a gallery file")
+        return self.gallery.save(target)
+
+    def _get_matcher(self) -> Matcher:
+        if self.gallery.count == 0:
+            raise GalleryError("the gallery is empty: enroll items first (Recognizer.enroll)")
+        if self._matcher is None:
+            self._matcher = Matcher(self.gallery, self.rule)
+        return self._matcher
+
+    def __repr__(self) -> str:
+        return (f"Recognizer({str(self.engine.path)!r}, {len(self.labels)} labels, "
+                f"rule {self.rule.threshold:.2f}/{self.rule.margin:.2f} ({self.rule_source}))")
+
+
+def _array_hash(array: np.ndarray) -> str:
+    import hashlib
+
+    data = np.ascontiguousarray(array)
+    return "array:" + hashlib.sha256(repr(data.shape).encode() + data.tobytes()).hexdigest()
+
+
+__all__ = ["UNKNOWN", "Candidate", "Recognition", "Recognizer"]

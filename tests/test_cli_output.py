@@ -1,0 +1,28 @@
+"""A normal CLI run keeps the libraries' own messages away from the user; --verbose shows them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+IMPORT_COREMLTOOLS = """import sys
+from pocketvec.cli import output
+output.configure(verbose=sys.argv[1] == "verbose")
+import coremltools
+from tqdm import tqdm
+for _ in tqdm(range(3), desc="converter pass"):
+    pass
+"""
+
+
+@pytest.mark.parametrize("level", ["normal", "verbose"])
+def test_third_party_noise_only_when_verbose(level: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    result = subprocess.run([sys.executable, "-c", IMPORT_COREMLTOOLS, level], capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    noisy = ("Failed to load _MLModelProxy" in result.stderr, "converter pass" in result.stderr)
+    assert noisy == ((True, True) if level == "verbose" else (False, False)), result.stderr
