@@ -36,7 +36,7 @@ def test_identical_halves_of_lookalikes_share_a_class(lookalike_items: Path) -> 
 
 
 def test_enroll_keeps_the_starting_weights_when_fine_tuning_hurts(lookalike_items: Path, tmp_path: Path) -> None:
-    config = preset_config("enroll").with_overrides({"lr": 50.0, "warmup_fraction": 0.0, "max_steps": 3,
+    config = preset_config("enroll").with_overrides({"lr": 10.0, "warmup_fraction": 0.0, "max_steps": 3,
                                                      "steps_per_epoch": 1, "batch_classes": 6, "eval_views": 1})
     run = train_config(config, lookalike_items, tmp_path / "run")
     saved = read_run_config(run)

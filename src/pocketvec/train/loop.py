@@ -181,6 +181,8 @@ class Trainer:
         with single_threaded_opencv(cfg.workers > 0), \
                 Progress(*columns, disable=self.rank != 0, transient=False) as progress:
             task = progress.add_task("train", total=self.total_steps, completed=self.step, info="")
+            if self.step == 0 and self.history:
+                progress.console.print(describe(self.history[0], self.best["epoch"]))
             for batch in loader:
                 torch.manual_seed(cfg.seed * 1_000_003 + self.step)  # dropout, PartialFC sampling
                 self._set_train_mode()
