@@ -26,7 +26,7 @@ from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher
 from pocketvec.runtime.model_files import write_accept_rule
 
-QUICK_TRAINING = {"epochs": 2}  # the enroll preset runs 12 epochs
+QUICK_TRAINING = {"epochs": 2}  # the enroll preset runs 6 epochs
 NOT_AN_ITEM = "not_an_item"
 
 

@@ -47,15 +47,22 @@ def _base_gpu() -> TrainConfig:
 
 
 def _enroll() -> TrainConfig:
-    """Fine-tune on a user's item folder: DoRA adapters on `base` at its input size (or Lite0 ImageNet if absent)."""
+    """Fine-tune on a user's item folder: DoRA adapters on `base` at its input size (or Lite0 ImageNet if absent).
+
+    The recipe that holds on look-alike catalogues (docs/bench/enroll.md): the whole item in view
+    (scale_fit: details near the edges survive), identical regions of different items merged into one
+    pseudo-class, class centres imprinted from the start model's embeddings, and the best held-out
+    weights kept, the start's included: enrolment never ends worse than it started.
+    """
     has_base = (base_run_dir() / "model.safetensors").is_file()
     size = read_run_config(base_run_dir())["encoder"]["preprocess"]["input_size"] if has_base else 224
     return TrainConfig(
-        encoder=EncoderConfig(preprocess=PreprocessSpec(input_size=size)), init="base" if has_base else "imagenet",
+        encoder=EncoderConfig(preprocess=PreprocessSpec(input_size=size, crop_mode="scale_fit")),
+        init="base" if has_base else "imagenet",
         adapters=AdapterConfig(kind="dora", rank=8, alpha=16.0, targets=ENROLL_ADAPTER_TARGETS),
-        trainable=("head.*",), loss="margin",
+        trainable=("head.*",), loss="margin", imprint_centres=True,
         margin=MarginConfig(kind="arcface", scale=32.0, label_smoothing=0.1), sample_rate=1.0, teacher="",
-        policy="upright", epochs=12, batch_classes=12, views_per_class=2, lr=5e-3, eval_views=1,
+        policy="upright", epochs=6, batch_classes=12, views_per_class=2, lr=5e-3, eval_views=1,
         checkpoint_every=12, workers=1, int8_grid=True,
     )
 
