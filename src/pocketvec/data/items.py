@@ -125,7 +125,10 @@ def find_duplicates(paths: Sequence[Path]) -> tuple[tuple[Path, ...], ...]:
     """Groups of files with identical bytes (by `content_hash`), each group in input order."""
     by_hash: dict[str, list[Path]] = defaultdict(list)
     for path in paths:
-        by_hash[content_hash(path)].append(path)
+        try:
+            by_hash[content_hash(path)].append(path)
+        except ImageLoadError:
+            continue  # an unreadable file is reported, by name, where its pixels are read; the rest go on
     return tuple(tuple(group) for group in by_hash.values() if len(group) > 1)
 
 
