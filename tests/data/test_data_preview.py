@@ -44,3 +44,17 @@ def test_preview_of_a_missing_folder_is_one_clear_line(tmp_path):
     assert result.returncode == 2
     assert "nothing: no such file or folder" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_preview_leaves_out_an_unreadable_item_and_names_it(tmp_path):
+    items = tmp_path / "items"
+    items.mkdir()
+    for name in ("flag_chad.png", "doc_microtype_p010.png"):
+        shutil.copy(demo_items_dir() / name, items / name)
+    data = (demo_items_dir() / "flag_mali.png").read_bytes()
+    (items / "flag_mali.png").write_bytes(data[: len(data) // 3])  # truncated mid-file
+    out = tmp_path / "sheet.png"
+    result = _preview(str(items), "--out", str(out), "--n", "6", "--size", "64")
+    assert result.returncode == 1, result.stderr
+    assert "skipped" in result.stdout and "flag_mali.png" in result.stdout
+    assert Image.open(out).size[0] > 0  # the two readable items still made the sheet

@@ -38,10 +38,15 @@ def preview_command(
     from pocketvec.data.preview import contact_sheet, save_png_atomic
 
     augment = PhoneAugment(AugmentConfig(strength=strength), size, backgrounds=backgrounds)
+    skipped: list = []
     with console.status(f"simulating {n} phone photos of {len(dataset.labels)} items"):
-        sheet = contact_sheet(dataset, augment, n=n, seed=seed)
+        sheet = contact_sheet(dataset, augment, n=n, seed=seed, skipped=skipped)
     save_png_atomic(sheet, out)
     console.print(f"wrote {out} ({n} samples, {len(dataset.labels)} items, seed {seed})")
+    if skipped:
+        for error in skipped:
+            console.print(f"[yellow]skipped[/] {error}", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command("photos")
