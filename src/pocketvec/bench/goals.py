@@ -17,12 +17,12 @@ def _verdict(ok: bool | None) -> str:
 
 def goal_rows(results: list[dict]) -> list[tuple[str, str, str]]:
     """(goal, measured, verdict) rows: the enroll issue's per tier, then the benchmark issue's per tier."""
-    tiers = list(dict.fromkeys(r["tier"] for r in results))
-    rows = [row for tier in tiers for row in enroll_rows(tier, [r for r in results if r["tier"] == tier])]
-    for tier in tiers:
-        rows += [(f"{tier}: {goal}", measured, verdict)
-                 for goal, measured, verdict in tier_rows([r for r in results if r["tier"] == tier])]
-    return rows
+    by_tier: dict[str, list[dict]] = {}
+    for r in results:
+        by_tier.setdefault(r["tier"], []).append(r)
+    rows = [row for tier, of_tier in by_tier.items() for row in enroll_rows(tier, of_tier)]
+    return rows + [(f"{tier}: {goal}", measured, verdict)
+                   for tier, of_tier in by_tier.items() for goal, measured, verdict in tier_rows(of_tier)]
 
 
 def enroll_rows(tier: str, results: list[dict]) -> list[tuple[str, str, str]]:

@@ -28,6 +28,7 @@ from PIL import Image
 
 from pocketvec.atomic import atomic_output
 from pocketvec.data import render
+from pocketvec.data.preview import save_png_atomic
 from pocketvec.data.source_fetch import fetch_set
 from pocketvec.data.source_packages import download, unpack
 from pocketvec.data.source_plan import spread_order
@@ -49,11 +50,6 @@ class LookalikeConfig:
     @property
     def items(self) -> int:
         return self.page_groups * len(PAGE_EDITIONS) + self.flag_groups * len(FLAG_EDITIONS)
-
-
-def _save_png(image: np.ndarray, out: Path) -> None:
-    with atomic_output(out) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
 
 
 def _dominant_colours(image: np.ndarray, count: int) -> list[np.ndarray]:
@@ -142,7 +138,7 @@ def make_edition(original: np.ndarray, edition: str, rng: np.random.Generator) -
 
 def _save_edition(original: np.ndarray, edition: str, out: Path, seed: list[int]) -> None:
     if not out.is_file():
-        _save_png(make_edition(original, edition, np.random.default_rng(seed)), out)
+        save_png_atomic(Image.fromarray(make_edition(original, edition, np.random.default_rng(seed))), out)
 
 
 def _page_groups(folder: Path, config: LookalikeConfig, root: Path) -> dict[str, dict]:

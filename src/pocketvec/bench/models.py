@@ -12,11 +12,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pocketvec.bench.dataset import BenchSet
+
+ENROLL_TIME_FILE = "enroll_wall_time.json"  # next to an enrolled run: the wall time of the training command
 
 
 class NotAvailable(Exception):
@@ -106,12 +109,14 @@ def prepare_enrolled(ctx: BenchContext) -> Path:
     init = ["--set", f"init={base}"] if base is not None else []
     command = [sys.executable, "-m", "pocketvec", "train", "--preset", "enroll", "--data",
                str(ctx.bench.gallery_dir), "--out", str(run_dir), *init, *ctx.enroll_args]
+    started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True,
                           env={**os.environ, "TERM": "dumb", "COLUMNS": "200", "NO_COLOR": "1"})
     if done.returncode != 0:
         said = [line.strip(" │╭╮╰╯─") for line in (done.stderr + done.stdout).splitlines()]
         said = [line for line in said if any(c.isalnum() for c in line)] or ["no output"]
         raise NotAvailable(f"`pocketvec train --preset enroll` failed: {said[-1][:200]}")
+    (run_dir / ENROLL_TIME_FILE).write_text(json.dumps({"seconds": round(time.monotonic() - started, 1)}))
     return run_dir
 
 

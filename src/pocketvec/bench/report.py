@@ -43,7 +43,7 @@ def summary_table(results: list[dict]) -> list[str]:
     lines = ["| tier | model | form | R@1 | best F1 (pairs) | TPR@FPR 1e-3 | decision recall at precision >= 0.99 "
              "(held out) | enroll time |", "|---|---|---|---|---|---|---|---|"]
     for r in _full(results):
-        if r["form"] not in ("onnx-int8", "onnx-fp32") or (r["form"] == "onnx-fp32") != (r["protocol"] == "frozen"):
+        if r["form"] != ("onnx-fp32" if r["protocol"] == "frozen" else "onnx-int8"):
             continue
         a, d = r["accuracy"], r["accuracy"].get("decision")
         decision = f"{d['recall']:.3f} (precision {d['precision']:.3f})" if d else NA

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pocketvec.bench.dataset import BenchConfig, build_benchmark
 from pocketvec.bench.formats import FORMATS, embed_form, export_form, exporter_id, file_size, prepared_pixels
 from pocketvec.bench.measure import accuracy, onnx_latencies, parameters_and_flops, parity
-from pocketvec.bench.models import MODEL_SPECS, BenchContext, NotAvailable
+from pocketvec.bench.models import ENROLL_TIME_FILE, MODEL_SPECS, BenchContext, NotAvailable
 from pocketvec.bench.simulator import PhotoSimConfig
 from pocketvec.errors import ConfigError
 from pocketvec.runtime.preprocess import PreprocessSpec
@@ -106,17 +106,16 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.
                    progress: Progress) -> tuple[list[dict], dict[str, Path]]:
     spec = MODEL_SPECS[key]
     base = {"tier": ctx.work.name, "model": key, "title": spec.title, "protocol": spec.protocol}
+    task = progress.add_task(f"{ctx.work.name}: prepare {key}", total=None)
     try:
-        task = progress.add_task(f"{ctx.work.name}: prepare {key}", total=None)
-        started = time.monotonic()
         run_dir = spec.prepare(ctx)
-        progress.remove_task(task)
-        if key == "enrolled":
-            base["enroll_s"] = round(time.monotonic() - started, 1)
         params, flops = parameters_and_flops(run_dir)
     except NotAvailable as e:
-        progress.remove_task(task)
         return [{**base, "form": form, "status": f"not available: {e}"} for form in options.forms], {}
+    finally:
+        progress.remove_task(task)
+    if (run_dir / ENROLL_TIME_FILE).is_file():  # measured when the run was made, also when it is reused
+        base["enroll_s"] = json.loads((run_dir / ENROLL_TIME_FILE).read_text())["seconds"]
     bench = ctx.bench
     run_config = read_run_config(run_dir)
     preprocess_spec = PreprocessSpec.from_dict(run_config["encoder"]["preprocess"])

@@ -28,7 +28,7 @@ def shipped_copy(model: nn.Module, int8_grid: bool) -> nn.Module:
 
 def better(metrics: dict[str, Any], than: dict[str, Any]) -> bool:
     """Held-out Recall@1 decides; best pair F1 breaks ties."""
-    return (metrics["recall_at_1"], metrics["best_f1"]) > (than["recall_at_1"], than["best_f1"])
+    return _key(metrics) > _key(than)
 
 
 def describe(metrics: dict[str, Any], kept_epoch: int) -> str:
