@@ -49,7 +49,8 @@ class BatchMaker:
 
     def __init__(self, items: ItemDataset, policy: str, input_size: int, batch_classes: int,
                  views_per_class: int, seed: int, augment: dict | None = None, backgrounds: str = "",
-                 teacher_size: int = 0, merge_identical: bool = True) -> None:
+                 teacher_size: int = 0, merge_identical: bool = True, clean_spec: PreprocessSpec | None = None,
+                 clean_fraction: float = 0.0) -> None:
         if len(items) == 0:
             raise DatasetError(f"{items.root}: no item images to train on")
         self.images = [fit_within(load_image(e.path), 2 * input_size) for e in items]
@@ -66,6 +67,9 @@ class BatchMaker:
         self.views_per_class = views_per_class
         self.seed = seed
         self.teacher_spec = PreprocessSpec(input_size=teacher_size, crop_mode="scale_fit") if teacher_size else None
+        # some views are the clean item preprocessed as the gallery is: its embedding joins its class
+        self.clean_spec = clean_spec or PreprocessSpec(input_size=input_size)
+        self.clean_fraction = clean_fraction
         self._by_class: dict[int, list[int]] = {}
         for index, variant in enumerate(self.variants):
             self._by_class.setdefault(variant.class_id, []).append(index)
@@ -89,7 +93,8 @@ class BatchMaker:
                 variant = self.variants[members[int(rng.integers(len(members)))]]
                 image = render_variant(self.images[variant.item_index], variant.rotation, variant.flip,
                                        variant.region)
-                photos.append(self.augment(image, rng))
+                clean_view = self.clean_fraction > 0 and rng.random() < self.clean_fraction
+                photos.append(preprocess(image, self.clean_spec) if clean_view else self.augment(image, rng))
                 labels.append(variant.class_id)
                 if self.teacher_spec is not None:
                     clean.append(preprocess(image, self.teacher_spec))

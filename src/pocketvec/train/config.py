@@ -20,7 +20,7 @@ FLOAT_RANGES = (  # (name, low, high): finite numbers only; the > 0 ones are che
     ("sample_rate", 0.0, 1.0), ("lr", 0.0, 10.0), ("weight_decay", 0.0, 10.0), ("warmup_fraction", 0.0, 1.0),
     ("grad_clip", 0.0, 1e6), ("center_weight", 0.0, 1e6), ("distill_weight", 0.0, 1e6),
     ("distill_temperature", 0.0, 1e6), ("kd_weight", 0.0, 1e6), ("kd_temperature", 0.0, 1e6),
-    ("time_limit_s", 0.0, 1e9),
+    ("time_limit_s", 0.0, 1e9), ("clean_view_fraction", 0.0, 1.0),
 )
 
 
@@ -43,6 +43,7 @@ class TrainConfig:
     policy: str = "documents"  # pseudo-class policy preset (pocketvec.data.pseudoclasses.PRESETS)
     merge_identical_classes: bool = True  # variants that render the same picture share one class
     augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields
+    clean_view_fraction: float = 0.0  # share of training views that are the clean item, as the gallery sees it
     backgrounds: str = ""  # folder of background photos; "" = the data package's default
     epochs: int = 3
     steps_per_epoch: int = 0  # 0 = one pass over the pseudo-classes' views

@@ -58,7 +58,8 @@ class Trainer:
         size = config.encoder.preprocess.input_size
         self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
                                 config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0,
-                                config.merge_identical_classes)
+                                config.merge_identical_classes, config.encoder.preprocess,
+                                config.clean_view_fraction)
         torch.manual_seed(config.seed)  # random init of the student, heads and class centres
         self.memory_format = memory_format(self.device)
         self.model = build_student(config.encoder, config.init).to(self.device, memory_format=self.memory_format)
