@@ -7,6 +7,7 @@ on photo 0 and scored on photos 1-2). One JSON line per run is appended to <work
     python scripts/enroll_ablation.py NAME EPOCHS [KEY=VALUE ...]
     python scripts/enroll_ablation.py fit_upright6_imp 6 imprint_centres=true encoder.preprocess.crop_mode=scale_fit
     python scripts/enroll_ablation.py zero-shot 0 encoder.preprocess.crop_mode=scale_fit   # the start, no training
+    python scripts/enroll_ablation.py fit_upright6_imp -1   # score the finished run of that name again
 """
 
 from __future__ import annotations
@@ -94,9 +95,12 @@ def main(name: str, epochs: int, overrides: dict) -> dict:
     paths, labels, photos, photo_labels = look_alike_tier()
     config = preset_config("enroll").with_overrides({"epochs": max(1, epochs), **overrides})
     out = WORK / "runs" / name
-    shutil.rmtree(out, ignore_errors=True)
+    if epochs >= 0:
+        shutil.rmtree(out, ignore_errors=True)
     started, history, centres = time.monotonic(), [], None
-    if epochs:
+    if epochs < 0:  # score a finished run of this name again
+        model = load_run(out)
+    elif epochs:
         trainer = Trainer(config, paths[0].parent, out)
         trainer.run()
         centres = learned_centres(trainer)

@@ -37,7 +37,7 @@ from pocketvec.data.sources import cache_root, get_source, read_manifest
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.images import load_image
 
-SET_NAME = "lookalikes"
+SET_NAME = "lookalike-sets"  # one folder per size below it
 FLAG_EDITIONS = ("original", "recolour", "serial", "seal", "frame")
 PAGE_EDITIONS = ("original", "next-page", "serial", "seal", "frame")
 
@@ -184,21 +184,20 @@ def _page_groups(folder: Path, config: LookalikeConfig, root: Path) -> dict[str,
 
 def build_lookalikes(config: LookalikeConfig = LookalikeConfig(), root: Path | None = None,
                      full_fetch: bool = True) -> Path:
-    """Build (or reuse) the look-alike set in `<cache>/lookalikes/<size>/`; returns the folder.
+    """Build (or reuse) the look-alike set in `<cache>/lookalike-sets/<size>/`; returns the folder.
 
     Each size has its own folder, built aside and renamed into place: a bench of another size, or two
     builds at once, never touch a set in use. `full_fetch` fetches all of flag-icons first, so the flags
     chosen never depend on the cache state."""
     root = root or cache_root()
     sets = root / SET_NAME
-    if (sets / "manifest.json").is_file():  # the former single-set layout: files straight in lookalikes/
-        shutil.rmtree(sets)
     folder = sets / f"pages{config.page_groups}-flags{config.flag_groups}-side{config.long_side}"
     wanted = asdict(config)
     if _manifest_config(folder) == wanted:
         return folder
     sets.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=sets))
+    building.chmod(0o755)
     try:
         items = {**_page_groups(building, config, root), **_flag_groups(building, config, root, full_fetch)}
         manifest = {"config": wanted, "description": __doc__.split("\n\n")[0], "items": items,
