@@ -67,7 +67,8 @@ def _recolour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     target = colours[int(rng.integers(len(colours)))]
     mask = np.all(image // 32 == target, axis=-1)
     hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.int32)
-    if hsv[mask, 1].mean() < 40:  # white/grey/black: shift lightness instead of hue
+    if hsv[mask, 1].mean() < 40 or hsv[mask, 2].mean() < 40:  # white/grey/black: lightness, not hue
+        # (near-black pixels can carry any saturation and hue in HSV: a hue shift would change nothing)
         hsv[mask, 2] = np.where(hsv[mask, 2] > 128, hsv[mask, 2] - 70, hsv[mask, 2] + 70)
     else:
         hsv[mask, 0] = (hsv[mask, 0] + int(rng.integers(12, 20))) % 180
