@@ -13,8 +13,8 @@ from pocketvec.train.encoder import EncoderConfig
 from pocketvec.train.losses.margins import MarginConfig
 from pocketvec.train.student import base_run_dir
 
-# DoRA on the backbone's last stage and final 1x1 conv; the small embedding head is trained in full
-ENROLL_ADAPTER_TARGETS = ("backbone.conv_head", "backbone.blocks.6.*")
+# DoRA on the backbone's last two stages and final 1x1 conv; the small embedding head is trained in full
+ENROLL_ADAPTER_TARGETS = ("backbone.conv_head", "backbone.blocks.5.*", "backbone.blocks.6.*")
 # base on a CPU: the stem and early stages stay at their ImageNet weights
 BASE_TRAINABLE = ("backbone.blocks.4.*", "backbone.blocks.5.*", "backbone.blocks.6.*", "backbone.conv_head.*",
                   "backbone.bn2.*", "head.*")
@@ -64,6 +64,7 @@ def _enroll() -> TrainConfig:
         margin=MarginConfig(kind="arcface", scale=32.0, label_smoothing=0.1), sample_rate=1.0, teacher="",
         policy="upright", epochs=6, batch_classes=12, views_per_class=2, lr=5e-3, eval_views=1,
         checkpoint_every=12, workers=1, int8_grid=True,
+        threads=os.cpu_count() or 1,  # the photo worker needs about 1/8 of a core: the step takes every core
     )
 
 
