@@ -20,7 +20,7 @@ from torch import nn
 from pocketvec.data.items import load_items
 from pocketvec.errors import ConfigError
 from pocketvec.train.batches import BatchMaker
-from pocketvec.train.checkpoint import FLOAT_WEIGHTS_FILE, save_run, save_weights
+from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.distributed import init_from_environment, rank_and_world
 from pocketvec.train.evaluate import evaluate, make_held_out
@@ -34,7 +34,7 @@ from pocketvec.train.parts import (
     single_threaded_opencv,
     warmup_cosine,
 )
-from pocketvec.train.rounding import rounding_record
+from pocketvec.train.rounding import save_on_grid
 from pocketvec.train.state import RESUME_DIR, has_state, read_state_info, restore_state, save_state
 from pocketvec.train.student import build_student
 from pocketvec.train.teacher_cache import TeacherCache
@@ -227,15 +227,14 @@ class Trainer:
         on the int8 grid also keeps its float weights (FLOAT_WEIGHTS_FILE) and the rounding's cost."""
         if self.rank == 0:
             merged = (self.kept if self.kept is not None else merged_copy(self.model)).cpu()
-            model = on_grid(merged, self.config.int8_grid)
             extra = {"train": self.config.to_dict(), "history": self.history, "steps": self.step,
                      "total_steps": self.total_steps, "int8_grid": self.config.int8_grid}
             if self.kept is not None:
                 extra["kept"] = {"epoch": self.best["epoch"], "verdict": verdict(self.history, self.best["epoch"])}
             if self.config.int8_grid:
-                save_weights(self.out / FLOAT_WEIGHTS_FILE, merged)
-                extra["int8_rounding"] = rounding_record(merged, model, self.held_out, self.best)
-            save_run(self.out, model, extra)
+                save_on_grid(self.out, merged, extra, self.held_out, self.best)
+            else:
+                save_run(self.out, merged, extra)
             shutil.rmtree(self.out / RESUME_DIR, ignore_errors=True)
         if self.world > 1:  # the other ranks return once rank 0 has written the run folder
             import torch.distributed as dist
