@@ -243,3 +243,26 @@ def test_an_unknown_op_is_refused_by_name(tmp_path) -> None:
     program.save(str(tmp_path / "softmax.mlpackage"))
     with pytest.raises(ModelFileError, match="unsupported Core ML op 'softmax'"):
         MILProgram.load(tmp_path / "softmax.mlpackage")
+
+
+@pytest.mark.parametrize("backbone, head", [("lcnet_050", "squeeze"), ("mobilenetv4_conv_small", "mlp")])
+def test_the_small_students_run_in_the_interpreter(backbone, head, demo_items, tmp_path) -> None:
+    """PP-LCNet-0.5 and MobileNetV4-small (timm, pretrained=False) with the LN+BN heads: every op of their
+    Core ML program is one the interpreter runs, and it computes what PyTorch does."""
+    from pocketvec.export.calibration import list_images, load_batch
+    from pocketvec.export.coreml_export import export_coreml
+    from pocketvec.runtime.preprocess import PreprocessSpec
+    from pocketvec.train.checkpoint import save_run
+    from pocketvec.train.encoder import EncoderConfig, build_encoder
+
+    torch.manual_seed(0)
+    model = _randomise(build_encoder(EncoderConfig(backbone=backbone, head=head, embedding_dim=32,
+                                                   preprocess=PreprocessSpec(input_size=64))))
+    run = save_run(tmp_path / "run", model)
+    program = MILProgram.load(export_coreml(run, tmp_path / "model.mlpackage"))  # refuses an unknown op
+    assert op_types(program) - {"const"} <= set(OPS)
+    pixels = load_batch(list_images(demo_items)[:2], model.config.preprocess)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(pixels)).numpy()
+    assert np.abs(program.predict(pixels) - expected).max() <= 1e-4
+    assert np.sum(program.predict(pixels, "fp16") * expected, axis=1).min() >= 0.999
