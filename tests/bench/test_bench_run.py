@@ -7,27 +7,37 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from pocketvec.bench.dataset import build_benchmark
 from pocketvec.bench.run import QUICK, BenchOptions, run_benchmark
+from pocketvec.train.checkpoint import read_run_config
 
+DEMO_ITEMS = Path(__file__).resolve().parents[2] / "src" / "pocketvec" / "assets" / "demo_items"
 pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get is not installed")
 
 
 @pytest.fixture(scope="module")
 def tiny_student(tmp_path_factory):
+    """A tiny random-init student shipped on the int8 grid, its trained float weights kept beside it."""
     import torch
 
+    from pocketvec.export.calibration import list_images, load_batch
     from pocketvec.runtime.preprocess import PreprocessSpec
-    from pocketvec.train.checkpoint import save_run
     from pocketvec.train.encoder import Encoder, EncoderConfig
+    from pocketvec.train.evaluate import HeldOut
+    from pocketvec.train.rounding import save_on_grid
 
     torch.manual_seed(0)
     model = Encoder(EncoderConfig(backbone="mobilenetv3_small_050", embedding_dim=32,
-                                  preprocess=PreprocessSpec(input_size=96)))
-    return save_run(tmp_path_factory.mktemp("runs") / "tiny", model.eval())
+                                  preprocess=PreprocessSpec(input_size=96))).eval()
+    paths = list_images(DEMO_ITEMS)
+    pixels = torch.from_numpy(load_batch(paths, model.config.preprocess))
+    labels = [path.stem for path in paths]
+    held_out = HeldOut(pixels, labels, pixels.flip(3) * 0.8, labels)  # mirrored, darker views of the items
+    return save_on_grid(tmp_path_factory.mktemp("runs") / "tiny", model, {}, held_out)
 
 
 def _bench(cache, work, out, student, *extra):
@@ -60,6 +70,21 @@ def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> N
                  "bench_queries_lookalikes.png"):
         assert (out.parent / "images" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"images/{name}" in text
+    # on the int8 grid: each export against the shipped and the trained float weights, and the rounding's cost
+    rounding = read_run_config(tiny_student)["int8_rounding"]
+    onnx_int8 = next(r for r in results["results"] if r["form"] == "onnx-int8" and r["tier"] == "pages")
+    assert set(onnx_int8["parity_float"]) == set(onnx_int8["parity"])  # the same numbers, other reference
+    for label, numbers in (("shipped (int8 grid)", onnx_int8["parity"]),
+                           ("trained float (unrounded)", onnx_int8["parity_float"])):
+        assert (f"| pages | student | onnx-int8 | 6 items + 12 photos | {label} | {numbers['mean_cosine']:.4f} | "
+                f"{numbers['min_cosine']:.4f} | {numbers['top1_agreement']:.3f} |") in text
+    held = rounding["held_out"]
+    torch_pages = next(r for r in results["results"] if r["form"] == "torch-fp32" and r["tier"] == "pages")
+    bench_r1 = (torch_pages["unrounded_accuracy"]["recall_at_1"], torch_pages["accuracy"]["recall_at_1"])
+    assert "## Cost of rounding onto the int8 grid" in text
+    assert (f"| pages | student | {rounding['rounded_weights']} | {held['float']['recall_at_1']:.3f} -> "
+            f"{held['rounded']['recall_at_1']:.3f} (") in text
+    assert f"| {bench_r1[0]:.3f} -> {bench_r1[1]:.3f} ({bench_r1[1] - bench_r1[0]:+.3f}) |" in text
     for row in results["results"]:  # every form is either measured or says why not
         assert row["status"] == "ok" or row["status"].startswith(("not available:", "failed:"))
 

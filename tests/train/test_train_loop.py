@@ -14,7 +14,14 @@ import torch
 from safetensors.torch import load_file
 
 from pocketvec.errors import ConfigError, ModelFileError
-from pocketvec.train.checkpoint import embedding_space_id, load_run, read_run_config
+from pocketvec.int8_grid import round_to_int8_grid
+from pocketvec.train.checkpoint import (
+    FLOAT_WEIGHTS_FILE,
+    embedding_space_id,
+    load_float_reference,
+    load_run,
+    read_run_config,
+)
 from pocketvec.train.config import TrainConfig, load_train_config
 from pocketvec.train.loop import Trainer
 from pocketvec.train.merge import merge_run
@@ -50,6 +57,7 @@ def test_resume_after_interruption_gives_the_same_weights(few_items: Path, tmp_p
     assert [h["epoch"] for h in history] == [0, 1, 2] and 0.0 <= history[-1]["recall_at_1"] <= 1.0
     assert read_run_config(tmp_path / "resumed")["history"] == history
     assert not (straight / "resume").exists()
+    assert not (straight / FLOAT_WEIGHTS_FILE).exists() and "int8_rounding" not in read_run_config(straight)
 
     shipped = ship_base(straight, tmp_path / "shipped")  # fp16 copy, as src/pocketvec/assets/base
     assert load_file(str(shipped / "model.safetensors"))["head.layers.1.weight"].dtype == torch.float16
@@ -77,6 +85,20 @@ def test_int8_grid_run_ends_on_the_grid_after_the_merge(few_items: Path, tmp_pat
     steps = weight / (weight.abs().amax(1, keepdim=True) / 127)  # merged DoRA weight, in grid steps
     assert torch.allclose(steps, steps.round(), atol=1e-3)
     assert preset_config("enroll").int8_grid
+
+    # the trained float weights stay next to the shipped ones; rounding them gives the shipped weights
+    unrounded = load_float_reference(run)
+    assert unrounded is not None
+    assert not torch.equal(unrounded.backbone.conv_head.weight, model.backbone.conv_head.weight)
+    record = config["int8_rounding"]
+    assert record["float_weights"] == FLOAT_WEIGHTS_FILE
+    assert record["float_embedding_space_id"] == embedding_space_id(unrounded) != config["embedding_space_id"]
+    assert record["rounded_weights"] == round_to_int8_grid(unrounded) > 0
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(unrounded.state_dict()[name], value, atol=1e-6, rtol=0, msg=name)
+    kept = next(h for h in config["history"] if h["epoch"] == config["kept"]["epoch"])
+    assert record["held_out"]["rounded"] == {"recall_at_1": kept["recall_at_1"], "best_f1": kept["best_f1"]}
+    assert 0.0 <= record["held_out"]["float"]["recall_at_1"] <= 1.0 and record["held_out"]["queries"] > 0
 
 
 def test_another_config_does_not_resume_and_finished_runs_are_kept(few_items: Path, tmp_path: Path) -> None:

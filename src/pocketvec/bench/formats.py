@@ -93,13 +93,14 @@ def prepared_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Path) ->
     return pixels
 
 
-def embed_torch(run_dir: Path, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """(N, dim) embeddings from the PyTorch model."""
+def embed_torch(run_dir: Path, pixels: np.ndarray, batch_size: int = 32, weights_file: str | None = None) -> np.ndarray:
+    """(N, dim) embeddings from the PyTorch model (`weights_file`: another weights file of the run, such
+    as the trained float weights of an int8_grid run)."""
     import torch
 
-    from pocketvec.train.checkpoint import load_run
+    from pocketvec.train.checkpoint import WEIGHTS_FILE, load_run
 
-    model = load_run(run_dir).eval()
+    model = load_run(run_dir, weights_file or WEIGHTS_FILE).eval()
     rows = []
     with torch.inference_mode():
         for start in range(0, len(pixels), batch_size):

@@ -54,21 +54,51 @@ def summary_table(results: list[dict]) -> list[str]:
 
 
 def parity_table(results: list[dict]) -> list[str]:
-    """Exported forms against the PyTorch fp32 embeddings of the very same images."""
-    lines = ["| tier | model | form | images | mean cosine to torch-fp32 | min cosine | top-1 agreement | R@1 (form) | "
-             "R@1 (torch-fp32, same images) |", "|---|---|---|---|---|---|---|---|---|"]
+    """Exported forms against the PyTorch fp32 embeddings of the very same images: against the shipped
+    weights and, for a run on the int8 grid, also against its trained float weights (one row each)."""
+    lines = ["| tier | model | form | images | against | mean cosine to torch-fp32 | min cosine | top-1 agreement | "
+             "R@1 (form) | R@1 (torch-fp32, same images) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in _ok(results):
         if "parity" not in r:
             continue
-        p, reference = r["parity"], r.get("reference_accuracy")
+        reference = r.get("reference_accuracy")
         same = reference["recall_at_1"] if reference else next(
             (x["accuracy"]["recall_at_1"] for x in _full(results)
              if x["tier"] == r["tier"] and x["model"] == r["model"] and x["form"] == "torch-fp32"), None)
         images = f"{r['items']} items + {r['queries']} photos" + (" (subset)" if r.get("subset") else "")
-        lines.append(f"| {r['tier']} | {r['model']} | {r['form']} | {images} | {p['mean_cosine']:.4f} | "
-                     f"{p['min_cosine']:.4f} | "
-                     f"{p['top1_agreement']:.3f} | {_f(r['accuracy']['recall_at_1'])} | {_f(same)} |")
+        against = [("shipped (int8 grid)", r["parity"]), ("trained float (unrounded)", r["parity_float"])] \
+            if "parity_float" in r else [("shipped = trained float", r["parity"])]
+        for label, p in against:
+            lines.append(f"| {r['tier']} | {r['model']} | {r['form']} | {images} | {label} | {p['mean_cosine']:.4f} | "
+                         f"{p['min_cosine']:.4f} | {p['top1_agreement']:.3f} | {_f(r['accuracy']['recall_at_1'])} | "
+                         f"{_f(same)} |")
     return lines
+
+
+def _change(before: float | None, after: float | None) -> str:
+    if before is None or after is None:
+        return NA
+    return f"{before:.3f} -> {after:.3f} ({after - before:+.3f})"
+
+
+def rounding_table(results: list[dict]) -> list[str]:
+    """What rounding onto the int8 grid cost each run that did it: the run's own held-out numbers (its
+    config's `int8_rounding`) and this benchmark's, trained float weights -> shipped (rounded) weights."""
+    lines = ["| tier | model | rounded weight tensors | held-out R@1, float -> rounded | held-out best F1, float -> "
+             "rounded | benchmark R@1, float -> rounded (torch-fp32) | benchmark best F1, float -> rounded |",
+             "|---|---|---|---|---|---|---|"]
+    for r in _full(results):
+        if r["form"] != "torch-fp32" or "int8_rounding" not in r:
+            continue
+        rounding, held_out = r["int8_rounding"], r["int8_rounding"].get("held_out", {})
+        float_held, rounded_held = held_out.get("float", {}), held_out.get("rounded", {})
+        unrounded, a = r.get("unrounded_accuracy", {}), r["accuracy"]
+        lines.append(f"| {r['tier']} | {r['model']} | {rounding['rounded_weights']} | "
+                     f"{_change(float_held.get('recall_at_1'), rounded_held.get('recall_at_1'))} | "
+                     f"{_change(float_held.get('best_f1'), rounded_held.get('best_f1'))} | "
+                     f"{_change(unrounded.get('recall_at_1'), a['recall_at_1'])} | "
+                     f"{_change(unrounded.get('f1'), a['f1'])} |")
+    return lines if len(lines) > 2 else []
 
 
 def accuracy_table(results: list[dict]) -> list[str]:
@@ -212,6 +242,17 @@ def _tier_size(bench: dict, tier: str) -> str:
     return f"{summary['items']} items, {summary['queries']} photos" if summary else "not in this run"
 
 
+def _rounding_section(results: list[dict]) -> list[str]:
+    table = rounding_table(results)
+    if not table:
+        return []
+    return ["## Cost of rounding onto the int8 grid", "",
+            "A run trained with `int8_grid` (the enroll preset) ships its weights rounded onto the int8 export's "
+            "grid and keeps its trained float weights next to them; the parity rows above compare each exported "
+            "file with both. Held-out: the run's own held-out views, measured when it was trained; benchmark: "
+            "this run's photos, torch-fp32 with each set of weights.", "", *table, ""]
+
+
 def write_markdown(document: dict, out: Path, images: list[Path], command: str, notes: list[str]) -> Path:
     bench, machine, results = document["benchmark"], document["machine"], document["results"]
     config = bench["config"]
@@ -278,6 +319,7 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         "",
         *parity_table(results),
         "",
+        *_rounding_section(results),
         "## Size and speed",
         "",
         *cost_table(results),

@@ -21,13 +21,21 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pocketvec.bench.dataset import BenchConfig, build_benchmark
-from pocketvec.bench.formats import FORMATS, embed_form, export_form, exporter_id, file_size, prepared_pixels
+from pocketvec.bench.formats import (
+    FORMATS,
+    embed_form,
+    embed_torch,
+    export_form,
+    exporter_id,
+    file_size,
+    prepared_pixels,
+)
 from pocketvec.bench.measure import accuracy, onnx_latencies, parameters_and_flops, parity
 from pocketvec.bench.models import ENROLL_TIME_FILE, MODEL_SPECS, BenchContext, NotAvailable
 from pocketvec.bench.simulator import PhotoSimConfig
 from pocketvec.errors import ConfigError
 from pocketvec.runtime.preprocess import PreprocessSpec
-from pocketvec.train.checkpoint import read_run_config
+from pocketvec.train.checkpoint import FLOAT_WEIGHTS_FILE, read_run_config
 
 SLOW_FORMS = ("coreml-int8",)  # the numpy Core ML interpreter takes about a second per image on this CPU
 QUICK = BenchConfig(pages=6, flags=6, lookalike_page_groups=1, lookalike_flag_groups=1, queries_per_item=2,
@@ -77,9 +85,20 @@ def _export_dir(ctx: BenchContext, key: str, run_dir: Path) -> Path:
     return ctx.work / "exports" / f"{key}-{space}-{stamp}-{exporter_id()}"
 
 
+def _float_reference(run_dir: Path, pixels: tuple) -> tuple | None:
+    """(gallery, query) embeddings of an int8_grid run's trained float weights; None without them."""
+    if not (run_dir / FLOAT_WEIGHTS_FILE).is_file():
+        return None
+    return tuple(embed_torch(run_dir, images, weights_file=FLOAT_WEIGHTS_FILE) for images in pixels)
+
+
 def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOptions, pixels: tuple,
-                  mask: np.ndarray, reference: tuple | None, key: str) -> tuple[dict, tuple, Path | None]:
-    """One form's record fields, its (gallery, query) embeddings and its exported file."""
+                  mask: np.ndarray, reference: tuple | None, key: str,
+                  float_reference: tuple | None = None) -> tuple[dict, tuple, Path | None]:
+    """One form's record fields, its (gallery, query) embeddings and its exported file.
+
+    `reference`: the shipped PyTorch model's embeddings; `float_reference`: the trained float weights'
+    of an int8_grid run (exported forms get a second parity, the PyTorch form the float accuracy)."""
     bench = ctx.bench
     exported = export_form(form, run_dir, _export_dir(ctx, key, run_dir), bench.gallery_dir)
     items = options.slow_form_items if form in SLOW_FORMS else len(bench.gallery_labels)
@@ -91,6 +110,11 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
     fields = {"status": "ok", "accuracy": result.to_dict(), "items": len(g_idx), "queries": len(q_idx),
               "subset": len(g_idx) < len(bench.gallery_labels),
               "sweep": [[r.threshold, r.precision, r.recall, r.f1] for r in rows]}
+    if float_reference is not None and form == "torch-fp32":
+        unrounded = accuracy(float_reference[1], float_reference[0], q_labels, g_labels, mask[q_idx])[0]
+        fields["unrounded_accuracy"] = unrounded.to_dict()
+    if float_reference is not None and form != "torch-fp32":
+        fields["parity_float"] = parity(float_reference[0][g_idx], float_reference[1][q_idx], gallery, queries)
     if reference is not None and form != "torch-fp32":
         ref_gallery, ref_queries = reference[0][g_idx], reference[1][q_idx]
         fields["parity"] = parity(ref_gallery, ref_queries, gallery, queries)
@@ -126,12 +150,16 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.
     pixels = (prepared_pixels(bench.gallery_paths, preprocess_spec, ctx.work / "pixels"),
               prepared_pixels(bench.query_paths, preprocess_spec, ctx.work / "pixels"))
     progress.remove_task(task)
+    if run_config.get("int8_rounding"):
+        base["int8_rounding"] = run_config["int8_rounding"]
     records, onnx_files, reference = [], {}, None
+    float_reference = _float_reference(run_dir, pixels)
     for form in options.forms:
         task = progress.add_task(f"{ctx.work.name}: {key} {form}", total=None)
         record = {**base, "form": form, "params": params, "flops": flops, "input_size": preprocess_spec.input_size}
         try:
-            fields, embeddings, exported = _measure_form(form, run_dir, ctx, options, pixels, mask, reference, key)
+            fields, embeddings, exported = _measure_form(form, run_dir, ctx, options, pixels, mask, reference, key,
+                                                         float_reference)
             record.update(fields)
             reference = embeddings if form == "torch-fp32" else reference
             if exported is not None and exported.suffix == ".onnx":  # the same architecture on every tier

@@ -18,7 +18,10 @@ def verify(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON to this file; "
                                          "'-' prints the JSON instead of the table."),
 ) -> None:
-    """Check exported files against PyTorch fp32. Example: pocketvec verify runs/demo model.onnx --images items/"""
+    """Check exported files against PyTorch fp32: the shipped weights and, for a run trained on the int8 grid,
+    also its trained float weights (one row each; the exit status follows the shipped weights).
+
+    Example: pocketvec verify runs/demo model.onnx --images items/"""
     from pocketvec.export.verify import verify_models
 
     report = verify_models(run_dir, models, images, gallery)

@@ -119,23 +119,30 @@ class MILProgram:
             raise ModelFileError(f"{self.path}: image input color space {self.color_space} is not supported")
         return pixels
 
-    def predict(self, pixels: np.ndarray, precision: str = "fp32") -> np.ndarray:
-        """NCHW float32 RGB 0-255 pixels -> the program's first output (float32), one row per image."""
+    def _constants(self, precision: str) -> dict[str, Any]:
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {list(PRECISIONS)}. Got {precision!r}.")
-        pixels = self._check_pixels(pixels)
-        constants = self.constants
-        if precision == "fp16":
-            constants = {k: v.astype(np.float16) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
-                         for k, v in constants.items()}
-        rows = []
-        for image in pixels:
-            values = dict(constants)
-            x = image[None]
-            values[self.input_name] = x.astype(np.float16) if precision == "fp16" else x
-            for operation in self.operations:
-                result = self._run(operation, values, precision)
-                values[operation.outputs[0]] = result
-            rows.append(np.asarray(values[self.output_names[0]], dtype=np.float32).reshape(1, -1))
-        return np.concatenate(rows)
+        if precision == "fp32":
+            return self.constants
+        return {k: v.astype(np.float16) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+                for k, v in self.constants.items()}
 
+    def _execute(self, x: np.ndarray, constants: dict[str, Any], precision: str) -> dict[str, Any]:
+        values = dict(constants)
+        values[self.input_name] = x.astype(np.float16) if precision == "fp16" else x
+        for operation in self.operations:
+            values[operation.outputs[0]] = self._run(operation, values, precision)
+        return values
+
+    def run(self, x: np.ndarray, precision: str = "fp32") -> dict[str, np.ndarray]:
+        """Every output of the program for one input array, as float32 (no image handling)."""
+        values = self._execute(np.asarray(x, dtype=np.float32), self._constants(precision), precision)
+        return {name: np.asarray(values[name], dtype=np.float32) for name in self.output_names}
+
+    def predict(self, pixels: np.ndarray, precision: str = "fp32") -> np.ndarray:
+        """NCHW float32 RGB 0-255 pixels -> the program's first output (float32), one row per image."""
+        constants = self._constants(precision)
+        pixels = self._check_pixels(pixels)
+        rows = [np.asarray(self._execute(image[None], constants, precision)[self.output_names[0]],
+                           dtype=np.float32).reshape(1, -1) for image in pixels]
+        return np.concatenate(rows)

@@ -160,14 +160,7 @@ def conv(x, weight, strides=None, pad_type="valid", pad=None, dilations=None, gr
     kh, kw = weight.shape[2:]
     sh, sw = (int(s) for s in (strides if strides is not None else (1, 1)))
     dh, dw = (int(d) for d in (dilations if dilations is not None else (1, 1)))
-    if str(pad_type) == "custom":
-        top, bottom, left, right = (int(p) for p in pad)
-    elif str(pad_type) in ("same", "same_lower"):
-        lower = str(pad_type) == "same_lower"
-        (top, bottom), (left, right) = (_same_pads(x.shape[2], kh, sh, dh, lower),
-                                        _same_pads(x.shape[3], kw, sw, dw, lower))
-    else:
-        top = bottom = left = right = 0
+    top, bottom, left, right = _pads(x, (kh, kw), (sh, sw), pad_type, pad, (dh, dw))
     dtype = x.dtype
     x = np.pad(x.astype(np.float32), ((0, 0), (0, 0), (top, bottom), (left, right)))
     weight = weight.astype(np.float32)
@@ -191,6 +184,41 @@ def conv(x, weight, strides=None, pad_type="valid", pad=None, dilations=None, gr
     if bias is not None:
         out += bias.astype(np.float32)[None, :, None, None]
     return out.astype(dtype)
+
+
+def _pads(x, kernel, strides, pad_type, pad, dilations=(1, 1)) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) padding of a 2-D window op."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
+    if str(pad_type) == "custom":
+        top, bottom, left, right = (int(p) for p in pad)
+        return top, bottom, left, right
+    if str(pad_type) in ("same", "same_lower"):
+        lower = str(pad_type) == "same_lower"
+        return (*_same_pads(x.shape[2], kh, sh, dh, lower), *_same_pads(x.shape[3], kw, sw, dw, lower))
+    return 0, 0, 0, 0
+
+
+@op("avg_pool")
+def avg_pool(x, kernel_sizes, strides=None, pad_type="valid", pad=None, exclude_padding_from_average=False,
+             ceil_mode=False):
+    """2-D average pooling, NCHW (the squeeze head's 2x2 pool)."""
+    if bool(ceil_mode):
+        raise NotImplementedError("avg_pool with ceil_mode=True")
+    kh, kw = (int(k) for k in kernel_sizes)
+    sh, sw = (int(s) for s in (strides if strides is not None else (1, 1)))
+    top, bottom, left, right = _pads(x, (kh, kw), (sh, sw), pad_type, pad)
+    dtype = x.dtype
+    padded = np.pad(x.astype(np.float32), ((0, 0), (0, 0), (top, bottom), (left, right)))
+    inside = np.pad(np.ones(x.shape[2:], np.float32), ((top, bottom), (left, right)))
+    ho, wo = (padded.shape[2] - kh) // sh + 1, (padded.shape[3] - kw) // sw + 1
+    total = np.zeros((*x.shape[:2], ho, wo), np.float32)
+    count = np.zeros((ho, wo), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cols = slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw)
+            total += padded[:, :, rows, cols]
+            count += inside[rows, cols]
+    return (total / (count if bool(exclude_padding_from_average) else kh * kw)).astype(dtype)
 
 
 def _along(param, axis, rank: int):

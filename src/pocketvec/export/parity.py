@@ -1,4 +1,4 @@
-"""Parity numbers and bars: one exported file's embeddings against the PyTorch fp32 embeddings."""
+"""Parity numbers and bars: one exported file's embeddings against PyTorch fp32 embeddings (one reference)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ BARS = {
              "top1_agreement": (0.99, "min"), "decision_agreement": (0.99, "min")},
 }
 BARS["w8a8"] = BARS["int8"]
+# the two references: the weights the run ships (rounded onto the int8 grid when `int8_grid` is on) and,
+# for such a run, the trained float weights from before the rounding (checkpoint.FLOAT_WEIGHTS_FILE)
+SHIPPED, TRAINED_FLOAT = "shipped", "trained float"
+REFERENCES = {SHIPPED: "the shipped weights (rounded onto the int8 grid when the run has trained float weights)",
+              TRAINED_FLOAT: "the trained float weights, before rounding onto the int8 grid"}
 
 
 @dataclass
@@ -29,6 +34,7 @@ class ParityRow:
     top1_agreement: float
     decision_agreement: float
     failures: list[str] = field(default_factory=list)
+    reference: str = SHIPPED  # which PyTorch weights the file is compared with (REFERENCES)
 
     @property
     def passed(self) -> bool:
@@ -53,14 +59,14 @@ def decisions(queries, gallery, leave_one_out: bool, threshold: float, margin: f
 
 def compare(name: str, fmt: str, kind: str, reference: np.ndarray, candidate: np.ndarray,
             ref_gallery: np.ndarray, cand_gallery: np.ndarray, leave_one_out: bool,
-            threshold: float, margin: float) -> ParityRow:
+            threshold: float, margin: float, reference_name: str = SHIPPED) -> ParityRow:
     cosine = np.sum(reference * candidate, axis=1) / (
         np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1) + 1e-12)
     ref_top, ref_accept = decisions(reference, ref_gallery, leave_one_out, threshold, margin)
     cand_top, cand_accept = decisions(candidate, cand_gallery, leave_one_out, threshold, margin)
     row = ParityRow(name, fmt, kind, len(reference), float(np.abs(reference - candidate).max()),
                     float(cosine.mean()), float(cosine.min()), float((ref_top == cand_top).mean()),
-                    float((ref_accept == cand_accept).mean()))
+                    float((ref_accept == cand_accept).mean()), reference=reference_name)
     for metric, (bound, side) in BARS[kind].items():
         value = getattr(row, metric)
         if not np.isfinite(value) or (value > bound if side == "max" else value < bound):

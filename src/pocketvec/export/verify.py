@@ -1,4 +1,10 @@
-"""`verify_models`: each exported file against the PyTorch fp32 model on real images."""
+"""`verify_models`: each exported file against the PyTorch fp32 model on real images.
+
+A run trained with `int8_grid` ships weights rounded onto the int8 grid and keeps its trained float
+weights next to them: every file is then compared with both, one row per reference. The exit status
+(`passed`) judges the files against the shipped weights, the model they are exported from;
+`passed_against_float` says whether they also meet the bars against the trained float model.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,9 @@ from rich.table import Table
 
 from pocketvec.errors import ModelFileError
 from pocketvec.export.calibration import list_images, load_batch
-from pocketvec.export.parity import DEFAULT_THRESHOLD, ParityRow, compare, row_dict
+from pocketvec.export.parity import DEFAULT_THRESHOLD, SHIPPED, TRAINED_FLOAT, ParityRow, compare, row_dict
 from pocketvec.export.source import load_export_source
+from pocketvec.train.checkpoint import load_float_reference
 
 MAX_IMAGES = 256
 
@@ -29,20 +36,34 @@ class ParityReport:
 
     @property
     def passed(self) -> bool:
-        return all(row.passed for row in self.rows)
+        """Every file meets its bars against the shipped weights (the exit status of `pocketvec verify`)."""
+        return all(row.passed for row in self.rows if row.reference == SHIPPED)
+
+    @property
+    def passed_against_float(self) -> bool | None:
+        """Every file meets its bars against the trained float weights; None when the run has none."""
+        rows = [row for row in self.rows if row.reference == TRAINED_FLOAT]
+        return all(row.passed for row in rows) if rows else None
 
     def to_json(self) -> str:
         return json.dumps({"run_dir": self.run_dir, "images": self.images, "threshold": self.threshold,
                            "margin": self.margin, "passed": self.passed,
+                           "passed_against_float": self.passed_against_float,
                            "models": [row_dict(r) for r in self.rows]}, indent=2)
+
+    def reference_label(self, reference: str) -> str:
+        if self.passed_against_float is None:
+            return "shipped = trained float"  # no rounding: one reference
+        return "shipped (int8 grid)" if reference == SHIPPED else "trained float (unrounded)"
 
     def table(self) -> Table:
         table = Table(title=f"parity vs PyTorch fp32 ({self.images} images, threshold {self.threshold:.2f})")
-        for column in ("model", "kind", "max |Δ|", "mean cos", "min cos", "top-1", "decision", "result"):
-            table.add_column(column, justify="left" if column in ("model", "kind", "result") else "right")
+        for column in ("model", "kind", "against", "max |Δ|", "mean cos", "min cos", "top-1", "decision", "result"):
+            table.add_column(column, justify="left" if column in ("model", "kind", "against", "result") else "right")
         for r in self.rows:
-            table.add_row(r.model, f"{r.format} {r.kind}", f"{r.max_abs_diff:.2e}", f"{r.mean_cosine:.6f}",
-                          f"{r.min_cosine:.6f}", f"{r.top1_agreement:.1%}", f"{r.decision_agreement:.1%}",
+            table.add_row(r.model, f"{r.format} {r.kind}", self.reference_label(r.reference), f"{r.max_abs_diff:.2e}",
+                          f"{r.mean_cosine:.6f}", f"{r.min_cosine:.6f}", f"{r.top1_agreement:.1%}",
+                          f"{r.decision_agreement:.1%}",
                           "[green]pass[/]" if r.passed else f"[red]FAIL: {'; '.join(r.failures)}[/]")
         return table
 
@@ -110,7 +131,8 @@ def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> tuple[str, str,
 
 def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir: str | Path,
                   gallery_dir: str | Path | None = None) -> ParityReport:
-    """Compare every file in `model_paths` with the run's PyTorch model on the images of `images_dir`.
+    """Compare every file in `model_paths` with the run's PyTorch model on the images of `images_dir`:
+    with the shipped weights and, when the run kept them (int8_grid), with the trained float weights.
 
     Gallery: the images of `gallery_dir`, else the query images themselves (leave-one-out).
     Decisions use the run's accept rule (threshold, margin), else DEFAULT_THRESHOLD.
@@ -120,20 +142,28 @@ def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir
         if not path.exists():
             raise ModelFileError(f"{path}: no such model file")
     model, metadata = load_export_source(run_dir)
+    models = {SHIPPED: model}
+    float_model = load_float_reference(run_dir)
+    if float_model is not None:
+        models[TRAINED_FLOAT] = float_model
     spec = metadata.preprocess
     pixels = load_batch(list_images(images_dir, MAX_IMAGES), spec)
     gallery_pixels = load_batch(list_images(gallery_dir, MAX_IMAGES), spec) if gallery_dir else None
     rule = metadata.accept_rule
     threshold, margin = (rule.threshold, rule.margin) if rule else (DEFAULT_THRESHOLD, 0.0)
+    references = {}
     with torch.no_grad():
-        reference = model(torch.from_numpy(pixels)).numpy()
-        ref_gallery = model(torch.from_numpy(gallery_pixels)).numpy() if gallery_dir else reference
+        for name, weights in models.items():
+            queries = weights(torch.from_numpy(pixels)).numpy()
+            references[name] = (queries, weights(torch.from_numpy(gallery_pixels)).numpy() if gallery_dir else queries)
     rows = []
     for path in track(paths, description="verifying", transient=True):
         fmt, kind, candidate = embed_with(path, pixels, metadata.embedding_space_id)
-        if candidate.shape != reference.shape:
-            raise ModelFileError(f"{path}: outputs {candidate.shape}, the run's model {reference.shape}")
+        if candidate.shape != references[SHIPPED][0].shape:
+            raise ModelFileError(f"{path}: outputs {candidate.shape}, the run's model {references[SHIPPED][0].shape}")
         cand_gallery = embed_with(path, gallery_pixels, metadata.embedding_space_id)[2] if gallery_dir else candidate
-        rows.append(compare(path.name, fmt, kind, reference, candidate, ref_gallery, cand_gallery,
-                            leave_one_out=gallery_dir is None, threshold=threshold, margin=margin))
+        for name, (reference, ref_gallery) in references.items():
+            rows.append(compare(path.name, fmt, kind, reference, candidate, ref_gallery, cand_gallery,
+                                leave_one_out=gallery_dir is None, threshold=threshold, margin=margin,
+                                reference_name=name))
     return ParityReport(str(run_dir), len(pixels), threshold, margin, rows)

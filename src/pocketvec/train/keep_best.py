@@ -16,14 +16,21 @@ from pocketvec.int8_grid import round_to_int8_grid
 from pocketvec.train.adapters import merge_adapters
 
 
-def shipped_copy(model: nn.Module, int8_grid: bool) -> nn.Module:
-    """A plain copy of `model` as it would be written: adapters merged, on the int8 grid if asked."""
-    shipped = merge_adapters(copy.deepcopy(model)).eval()
-    if int8_grid:
-        round_to_int8_grid(shipped)
-    for param in shipped.parameters():
+def merged_copy(model: nn.Module) -> nn.Module:
+    """A plain, frozen eval copy of `model` with its adapters merged: the trained float weights."""
+    merged = merge_adapters(copy.deepcopy(model)).eval()
+    for param in merged.parameters():
         param.requires_grad_(False)
-    return shipped
+    return merged
+
+
+def on_grid(merged: nn.Module, int8_grid: bool) -> nn.Module:
+    """`merged` as it ships: a copy rounded onto the int8 grid if asked, else `merged` itself."""
+    if not int8_grid:
+        return merged
+    rounded = copy.deepcopy(merged)
+    round_to_int8_grid(rounded)
+    return rounded
 
 
 def better(metrics: dict[str, Any], than: dict[str, Any]) -> bool:

@@ -24,7 +24,7 @@ from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.distributed import init_from_environment, rank_and_world
 from pocketvec.train.evaluate import evaluate, make_held_out
-from pocketvec.train.keep_best import better, describe, shipped_copy, verdict
+from pocketvec.train.keep_best import better, describe, merged_copy, on_grid, verdict
 from pocketvec.train.parts import (
     StepBatches,
     build_losses,
@@ -34,6 +34,7 @@ from pocketvec.train.parts import (
     single_threaded_opencv,
     warmup_cosine,
 )
+from pocketvec.train.rounding import save_on_grid
 from pocketvec.train.state import RESUME_DIR, has_state, read_state_info, restore_state, save_state
 from pocketvec.train.student import build_student
 from pocketvec.train.teacher_cache import TeacherCache
@@ -79,12 +80,13 @@ class Trainer:
         self.held_out = make_held_out(self.maker, self.labels, config.eval_views, config.encoder.preprocess) \
             if config.eval_views else None
         self.step, self.history, self.best = 0, [], {"recall_at_1": -1.0, "best_f1": -1.0, "epoch": 0}
-        # the safety net: the best shipped weights seen so far, the start's until an epoch beats them
-        self.kept = shipped_copy(self.model, config.int8_grid) if self.held_out is not None else None
+        # the safety net: the merged float weights of the best shipped model seen so far (scored as shipped,
+        # i.e. rounded onto the int8 grid when the run ends there), the start's until an epoch beats them
+        self.kept = merged_copy(self.model) if self.held_out is not None else None
         if has_state(self.out):
             self._resume()
         elif self.kept is not None:
-            self._record({"epoch": 0, "step": 0, **evaluate(self.kept, self.held_out)}, self.kept)
+            self._record({"epoch": 0, "step": 0, **self._evaluate_shipped(self.kept)}, self.kept)
 
     @staticmethod
     def device_is_cpu() -> bool:
@@ -105,14 +107,18 @@ class Trainer:
         modules = {"model": self.model, "losses": self.losses}
         return modules if self.kept is None else {**modules, "kept": self.kept}
 
-    def _record(self, metrics: dict[str, Any], shipped: nn.Module) -> None:
-        """Add one held-out evaluation to the history; keep `shipped` when it is the best so far."""
+    def _evaluate_shipped(self, merged: nn.Module) -> dict[str, Any]:
+        """Held-out metrics of the merged float weights as they would ship (on the int8 grid if asked)."""
+        return evaluate(on_grid(merged, self.config.int8_grid), self.held_out)
+
+    def _record(self, metrics: dict[str, Any], merged: nn.Module) -> None:
+        """Add one held-out evaluation to the history; keep `merged` when it is the best so far."""
         self.history.append(metrics)
         if better(metrics, self.best):
             self.best = {"recall_at_1": metrics["recall_at_1"], "best_f1": metrics["best_f1"],
                          "epoch": metrics["epoch"]}
-            if shipped is not self.kept:
-                self.kept.load_state_dict(shipped.state_dict())  # type: ignore[union-attr]
+            if merged is not self.kept:
+                self.kept.load_state_dict(merged.state_dict())  # type: ignore[union-attr]
 
     def _set_train_mode(self) -> None:
         """Train mode, except BatchNorm layers whose parameters are frozen: their statistics stay fixed."""
@@ -167,8 +173,8 @@ class Trainer:
         epoch = round(self.step / self.steps_per_epoch, 2) if rest else whole
         if self.held_out is None:
             return False
-        shipped = shipped_copy(self.model, self.config.int8_grid)
-        self._record({"epoch": epoch, "step": self.step, **evaluate(shipped, self.held_out)}, shipped)
+        merged = merged_copy(self.model)
+        self._record({"epoch": epoch, "step": self.step, **self._evaluate_shipped(merged)}, merged)
         patience = self.config.early_stopping_patience
         return bool(patience) and epoch - self.best["epoch"] >= patience
 
@@ -223,14 +229,18 @@ class Trainer:
 
     def finish(self) -> Path:
         """Write the plain run folder: the kept weights (best held-out epoch, the start included) when there
-        is a held-out set, else the last weights merged (and rounded onto the int8 grid if asked)."""
+        is a held-out set, else the last weights merged (and rounded onto the int8 grid if asked). A run
+        on the int8 grid also keeps its float weights (FLOAT_WEIGHTS_FILE) and the rounding's cost."""
         if self.rank == 0:
-            model = self.kept if self.kept is not None else shipped_copy(self.model, self.config.int8_grid)
+            merged = (self.kept if self.kept is not None else merged_copy(self.model)).cpu()
             extra = {"train": self.config.to_dict(), "history": self.history, "steps": self.step,
                      "total_steps": self.total_steps, "int8_grid": self.config.int8_grid}
             if self.kept is not None:
                 extra["kept"] = {"epoch": self.best["epoch"], "verdict": verdict(self.history, self.best["epoch"])}
-            save_run(self.out, model.cpu(), extra)
+            if self.config.int8_grid:
+                save_on_grid(self.out, merged, extra, self.held_out, self.best)
+            else:
+                save_run(self.out, merged, extra)
             shutil.rmtree(self.out / RESUME_DIR, ignore_errors=True)
         if self.world > 1:  # the other ranks return once rank 0 has written the run folder
             import torch.distributed as dist
