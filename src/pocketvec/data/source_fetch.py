@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +20,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pocketvec.atomic import atomic_output
 from pocketvec.data import render
 from pocketvec.data.rcc import read_rcc_entry
+from pocketvec.data.render_glyphs import render_glyph_sheet
 from pocketvec.data.source_packages import copyright_text, download, package_version, require_tool, unpack
+from pocketvec.data.source_parts import iconify_svg
 from pocketvec.data.source_plan import PlannedItem, plan_items, render_order
 from pocketvec.data.sources import DONE_MARKER, MANIFEST_NAME, SourceSpec, cache_root, get_source, read_manifest
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.images import content_hash
 
 _TOOLS = {"pdf": [("pdfinfo", "count PDF pages"), ("pdftoppm", "render PDF pages")],
-          "svg": [("rsvg-convert", "render SVG images")]}
+          "svg": [("rsvg-convert", "render SVG images")], "svg-parts": [("rsvg-convert", "render SVG images")],
+          "iconify": [("rsvg-convert", "render SVG images")]}
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,17 @@ def _render_item(spec: SourceSpec, item: PlannedItem, out: Path) -> str | None:
                 return f"too small ({image.width}x{image.height})"
             image.load()
             render.save_downscaled(image, out, spec.long_side, f"{item.source}:{item.entry}")
-    elif item.source.suffix.lower() == ".svg":
-        render.render_svg(item.source, out, spec.long_side)
+    elif spec.render == "glyphs":
+        render_glyph_sheet(item.source, item.entry or "", out, spec.long_side, spec.options.get("size", 60))
+    elif spec.render == "iconify":
+        with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+            svg = Path(scratch) / "icon.svg"
+            svg.write_text(iconify_svg(item.source, item.entry or ""))
+            render.render_svg(svg, out, spec.long_side, spec.options.get("background"))
+    elif spec.render == "svg-parts":
+        render.render_svg_part(item.source, item.entry or "", out, spec.long_side)
+    elif item.source.suffix.lower() in (".svg", ".svgz"):
+        render.render_svg(item.source, out, spec.long_side, spec.options.get("background"))
     else:
         render.convert_raster(item.source, out, spec.long_side)
     return "blank" if render.is_blank(out) else None
@@ -105,7 +118,9 @@ def fetch_set(name: str, limit: int | None = None, root: Path | None = None,
                                                            for r in records])
         for record in records:
             if record["copyright"]:
-                (folder / f"COPYRIGHT-{record['name'].split('@')[0]}.txt").write_text(record["copyright"])
+                package = record["name"].rpartition("@")[0] if "@" in record["name"][1:] else record["name"]
+                slug = package.removeprefix('@').replace('/', '-')
+                (folder / f"COPYRIGHT-{slug}.txt").write_text(record["copyright"])
         hashes = {entry["sha256"]: n for n, entry in manifest["items"].items()}
         target = len(items) if limit is None else min(limit, len(items))
         rendered = done = 0
