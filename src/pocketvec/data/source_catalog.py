@@ -103,4 +103,24 @@ POOL_SOURCES: tuple[SourceSpec, ...] = (
         "GPL-2.0-or-later / CC / public domain (per stamp)", "Tux Paint stamps: animals, food, vehicles, ...",
         long_side=512, kind="illustrations",
     ),
+    SourceSpec(
+        "textures-openarena", "training", "zip",
+        (PackageRef("deb", "openarena-081-textures", ("usr/share/games/openarena/baseoa/*.pk3",)),),
+        "GPL-2.0-or-later", "OpenArena 0.8.1 textures (walls, floors, metal, stone, skies) from its .pk3 pack",
+        long_side=512, suffix=".jpg", kind="textures",
+        options={"photo_suffixes": (".jpg", ".tga", ".png"), "min_bytes": 30_000, "min_side": 128},
+    ),
+    SourceSpec(
+        "textures-colobot", "training", "raster",
+        (PackageRef("deb", "colobot-common-textures", ("usr/share/games/colobot/**/*.png",)),),
+        "GPL-3.0-or-later", "Colobot terrain, object and planet textures",
+        long_side=512, suffix=".jpg", options={"min_side": 128}, kind="textures",
+    ),
+    SourceSpec(
+        "hedgewars-themes", "training", "raster",
+        (PackageRef("deb", "hedgewars-data", ("usr/share/games/hedgewars/Data/Themes/**/*.png",
+                                              "usr/share/games/hedgewars/Data/Graphics/Missions/**/*.png")),),
+        "GPL-2.0 / CC-BY-SA (per file)", "Hedgewars theme art (skies, land textures, scenery) and mission pictures",
+        long_side=512, options={"min_side": 96}, kind="game art",
+    ),
 )

@@ -22,7 +22,7 @@ from pocketvec.data import render
 from pocketvec.data.rcc import read_rcc_entry
 from pocketvec.data.render_glyphs import render_glyph_sheet
 from pocketvec.data.source_packages import copyright_text, download, package_version, require_tool, unpack
-from pocketvec.data.source_parts import iconify_svg
+from pocketvec.data.source_parts import iconify_svg, read_zip_entry
 from pocketvec.data.source_plan import PlannedItem, plan_items, render_order
 from pocketvec.data.sources import DONE_MARKER, MANIFEST_NAME, SourceSpec, cache_root, get_source, read_manifest
 from pocketvec.errors import DatasetError
@@ -52,13 +52,9 @@ def _render_item(spec: SourceSpec, item: PlannedItem, out: Path) -> str | None:
     """Render one item to `out`; returns a reason when the source gives no usable item."""
     if spec.render == "pdf":
         render.render_pdf_page(item.source, item.page or 1, out, spec.long_side)
-    elif spec.render == "rcc":
-        data = read_rcc_entry(item.source, item.entry or "")
-        with Image.open(io.BytesIO(data)) as image:
-            if min(image.size) < spec.options.get("min_side", 0):
-                return f"too small ({image.width}x{image.height})"
-            image.load()
-            render.save_downscaled(image, out, spec.long_side, f"{item.source}:{item.entry}")
+    elif spec.render in ("rcc", "zip"):
+        read = read_rcc_entry if spec.render == "rcc" else read_zip_entry
+        return _save_picture(spec, io.BytesIO(read(item.source, item.entry or "")), out, f"{item.source}:{item.entry}")
     elif spec.render == "glyphs":
         render_glyph_sheet(item.source, item.entry or "", out, spec.long_side, spec.options.get("size", 60))
     elif spec.render == "iconify":
@@ -70,8 +66,24 @@ def _render_item(spec: SourceSpec, item: PlannedItem, out: Path) -> str | None:
         render.render_svg_part(item.source, item.entry or "", out, spec.long_side)
     elif item.source.suffix.lower() in (".svg", ".svgz"):
         render.render_svg(item.source, out, spec.long_side, spec.options.get("background"))
+    elif "min_side" in spec.options:
+        return _save_picture(spec, item.source, out, str(item.source))
     else:
         render.convert_raster(item.source, out, spec.long_side)
+    return "blank" if render.is_blank(out) else None
+
+
+def _save_picture(spec: SourceSpec, source: Path | io.BytesIO, out: Path, where: str) -> str | None:
+    """A raster picture (a file or the bytes of an archive member), unless smaller than the set's
+    `min_side`; returns the reason when it gives no usable item."""
+    try:
+        with Image.open(source) as image:
+            if min(image.size) < spec.options.get("min_side", 0):
+                return f"too small ({image.width}x{image.height})"
+            image.load()
+            render.save_downscaled(image, out, spec.long_side, where)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DatasetError(f"{where}: not a readable image ({e})") from e
     return "blank" if render.is_blank(out) else None
 
 

@@ -1,4 +1,5 @@
-"""Items that are parts of one file: the cards of a deck drawn in one SVG, the icons of an Iconify JSON set.
+"""Items that are parts of one file: the cards of a deck drawn in one SVG, the icons of an Iconify JSON set,
+the pictures inside a zip archive (a game's .pk3 texture pack).
 
 A deck SVG (plain or gzip'd .svgz) names each card's group with an id ("queen_heart"); the part
 pattern of the set says which ids are items. An Iconify set is a JSON object whose `icons` map names
@@ -10,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -66,3 +68,21 @@ def iconify_svg(path: Path, name: str) -> str:
     width, height = icon.get("width", data.get("width", 16)), icon.get("height", data.get("height", 16))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
             f'viewBox="{left} {top} {width} {height}" width="{width}" height="{height}">{icon["body"]}</svg>')
+
+
+def zip_entries(path: Path, suffixes: tuple[str, ...], min_bytes: int = 0) -> list[str]:
+    """The members of a zip archive with one of `suffixes` and at least `min_bytes`, sorted."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sorted(m.filename for m in archive.infolist()
+                          if m.filename.lower().endswith(suffixes) and m.file_size >= min_bytes)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DatasetError(f"{path}: not a readable zip archive ({e})") from e
+
+
+def read_zip_entry(path: Path, member: str) -> bytes:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.read(member)
+    except (zipfile.BadZipFile, KeyError, OSError) as e:
+        raise DatasetError(f"{path}: cannot read {member!r} ({e})") from e

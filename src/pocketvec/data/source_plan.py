@@ -19,7 +19,7 @@ from PIL import Image
 from pocketvec.data.rcc import rcc_entries
 from pocketvec.data.render import pdf_page_count
 from pocketvec.data.render_glyphs import sheet_entries
-from pocketvec.data.source_parts import iconify_names, svg_part_ids
+from pocketvec.data.source_parts import iconify_names, svg_part_ids, zip_entries
 from pocketvec.data.sources import SourceSpec
 
 
@@ -120,14 +120,20 @@ def plan_items(spec: SourceSpec, files: list[Path]) -> list[PlannedItem]:
         items = []
         for source, name in zip(files, _unique(_relative_names(files)), strict=True):
             entries = _PART_LISTERS[spec.render](spec, source)
-            names = _unique([f"{name}--{_slug(e if spec.render != 'glyphs' else 'u' + e.split()[0])}"
-                             for e in entries])
+            names = _unique([f"{name}--{_slug(_entry_stem(spec, e))}" for e in entries])
             items += [PlannedItem(n, name, source, entry=e) for n, e in zip(names, entries, strict=True)]
         return items
     if spec.options.get("largest_variant_only"):
         files = _largest_variants(files)
     files = _distinct_files(files)
     return [PlannedItem(name, name, f) for f, name in zip(files, _unique(_relative_names(files)), strict=True)]
+
+
+def _entry_stem(spec: SourceSpec, entry: str) -> str:
+    """The item name part of an entry: a glyph sheet's first code point, a member's path without suffix."""
+    if spec.render == "glyphs":
+        return "u" + entry.split()[0]
+    return str(Path(entry).with_suffix("")).replace("/", "--") if spec.render == "zip" else entry
 
 
 def _distinct_files(files: list[Path]) -> list[Path]:
@@ -147,6 +153,8 @@ _PART_LISTERS: dict[str, Callable[[SourceSpec, Path], list[str]]] = {
     "glyphs": lambda spec, font: sheet_entries(font, spec.options.get("per_sheet", 36), spec.max_pages_per_document),
     "svg-parts": lambda spec, svg: svg_part_ids(svg, spec.options["part_pattern"]),
     "iconify": lambda spec, json_file: iconify_names(json_file),
+    "zip": lambda spec, archive: zip_entries(archive, tuple(spec.options.get("photo_suffixes", (".jpg",))),
+                                             spec.options.get("min_bytes", 0)),
 }
 
 

@@ -23,7 +23,7 @@ class PackageRef:
 class SourceSpec:
     name: str
     role: str  # training | benchmark | backgrounds
-    render: str  # pdf | svg | raster | rcc | svg-parts | iconify | glyphs
+    render: str  # pdf | svg | raster | rcc | svg-parts | iconify | glyphs | zip
     packages: tuple[PackageRef, ...]
     licence: str  # short SPDX-like summary; the full text is copied next to the items as COPYRIGHT-*.txt
     description: str
