@@ -191,3 +191,32 @@ def test_same_picture_in_two_sets_is_one_class_and_benchmark_bytes_are_dropped(t
     assert rows["same-page.png"] == rows["page.png"] == "icons-tabler/page"  # one class
     assert rows["other.png"] == "icons-tabler/other"
     assert len(rows) == 3 and os.path.isfile(out)
+
+
+def test_zip_members_are_items_and_small_ones_are_skipped(tmp_path) -> None:
+    import zipfile
+
+    from pocketvec.data.source_fetch import _render_item
+    from pocketvec.data.source_parts import zip_entries
+    from pocketvec.data.source_plan import plan_items
+
+    pack = tmp_path / "pak.pk3"  # a texture pack is a zip; here made of real item images
+    with zipfile.ZipFile(pack, "w") as archive:
+        archive.write(demo_items_dir() / "doc_memman_p026.png", "textures/walls/page.png")
+        with Image.open(demo_items_dir() / "doc_memman_p027.png") as image:
+            tiny = tmp_path / "tiny.png"
+            image.resize((40, 60)).save(tiny)
+        archive.write(tiny, "textures/tiny.png")
+        archive.writestr("scripts/shader.txt", "not an image")
+    spec = get_source("textures-openarena")
+    spec = replace(spec, long_side=256, options={**spec.options, "min_bytes": 0})
+    assert zip_entries(pack, (".png",)) == ["textures/tiny.png", "textures/walls/page.png"]
+    assert zip_entries(pack, (".png",), min_bytes=tiny.stat().st_size + 1) == ["textures/walls/page.png"]
+    items = plan_items(spec, [pack])
+    assert [i.name for i in items] == ["pak--textures--tiny", "pak--textures--walls--page"]
+    out = tmp_path / "out"
+    out.mkdir()
+    assert _render_item(spec, items[0], out / "tiny.jpg") == "too small (40x60)"
+    assert _render_item(spec, items[1], out / "page.jpg") is None
+    with Image.open(out / "page.jpg") as image:
+        assert max(image.size) == 256 and image.format == "JPEG"

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pocketvec.data.sources import SOURCES, cache_root, cache_status, source_names
+from pocketvec.data.sources import SOURCES, cache_root, cache_status, read_manifest, source_names
 
 
 def register(app: typer.Typer) -> None:
@@ -50,12 +50,13 @@ def list_sets(
     """
     root = cache or cache_root()
     table = Table(title=f"pocketvec data sets (cache: {root})")
-    for column in ("set", "role", "source", "licence", "cached items", "size", "state"):
+    for column in ("set", "role", "kind", "source", "licence", "cached items", "full set", "size", "state"):
         table.add_column(column, overflow="fold")
     for name, spec in SOURCES.items():
         status = cache_status(name, root)
         state = "complete" if status.complete else ("partial" if status.items else "not fetched")
-        table.add_row(name, spec.role, spec.origin, spec.licence, str(status.items),
+        planned = read_manifest(status.path).get("planned", "?") if status.items else "?"
+        table.add_row(name, spec.role, spec.kind, spec.origin, spec.licence, str(status.items), str(planned),
                       f"{status.bytes / 1e6:.1f} MB", state)
     Console().print(table)
 

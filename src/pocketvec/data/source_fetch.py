@@ -170,7 +170,7 @@ def fetch_set(name: str, limit: int | None = None, root: Path | None = None,
             if rendered and rendered % 25 == 0:
                 _write_manifest(folder, manifest)
         complete = limit is None or done >= len(items) - len(manifest["skipped"])
-        manifest.update(complete=complete, limit=limit)
+        manifest.update(complete=complete, limit=limit, planned=len(items))  # planned: the full set's items
         _write_manifest(folder, manifest)
     if complete:
         (folder / DONE_MARKER).write_text(f"{done} items\n")
