@@ -220,3 +220,14 @@ def test_zip_members_are_items_and_small_ones_are_skipped(tmp_path) -> None:
     assert _render_item(spec, items[1], out / "page.jpg") is None
     with Image.open(out / "page.jpg") as image:
         assert max(image.size) == 256 and image.format == "JPEG"
+
+
+def test_a_set_being_fetched_elsewhere_is_waited_for(tmp_path, monkeypatch) -> None:
+    from pocketvec.data import source_fetch
+    from pocketvec.file_lock import exclusive_lock
+
+    monkeypatch.setattr(source_fetch, "LOCK_TIMEOUT_S", 0.2)
+    with exclusive_lock(tmp_path / "game-icons", 1.0, "test", DatasetError), \
+            pytest.raises(DatasetError, match="game-icons: the set game-icons is being written by another process"):
+        fetch_set("game-icons", limit=1, root=tmp_path)
+    assert not (tmp_path / "_packages").exists()  # nothing downloaded while another process held the set

@@ -26,8 +26,10 @@ from pocketvec.data.source_parts import iconify_svg, read_zip_entry
 from pocketvec.data.source_plan import PlannedItem, plan_items, render_order
 from pocketvec.data.sources import DONE_MARKER, MANIFEST_NAME, SourceSpec, cache_root, get_source, read_manifest
 from pocketvec.errors import DatasetError
+from pocketvec.file_lock import exclusive_lock
 from pocketvec.runtime.images import content_hash
 
+LOCK_TIMEOUT_S = 6 * 3600.0  # a full fetch of a large set on a busy machine can take hours
 _TOOLS = {"pdf": [("pdfinfo", "count PDF pages"), ("pdftoppm", "render PDF pages")],
           "svg": [("rsvg-convert", "render SVG images")], "svg-parts": [("rsvg-convert", "render SVG images")],
           "iconify": [("rsvg-convert", "render SVG images")]}
@@ -92,9 +94,12 @@ def _prepare(spec: SourceSpec, root: Path, progress: Progress) -> tuple[list[Pla
     downloads, files, records, unpacked = root / "_packages", [], [], []
     for ref in spec.packages:
         task = progress.add_task(f"download {ref.name}", total=None)
-        package_file = download(ref, downloads)
-        target = downloads / f"{package_file.name}.files"
-        files.append((ref, unpack(ref, package_file, target)))
+        # sets that share a package download and unpack it one at a time
+        with exclusive_lock(downloads / f"{ref.kind}-{ref.name.replace('/', '-')}", LOCK_TIMEOUT_S,
+                            f"the package {ref.name}", DatasetError):
+            package_file = download(ref, downloads)
+            target = downloads / f"{package_file.name}.files"
+            files.append((ref, unpack(ref, package_file, target)))
         records.append({"kind": ref.kind, "name": ref.name, "version": package_version(package_file),
                         "file": package_file.name, "copyright": copyright_text(target)})
         unpacked.append(target)
@@ -107,10 +112,19 @@ def _prepare(spec: SourceSpec, root: Path, progress: Progress) -> tuple[list[Pla
 
 def fetch_set(name: str, limit: int | None = None, root: Path | None = None,
               progress: Progress | None = None) -> FetchResult:
-    """Build set `name` into `<root>/<name>/` (root: $POCKETVEC_CACHE); `limit` renders only N items."""
+    """Build set `name` into `<root>/<name>/` (root: $POCKETVEC_CACHE); `limit` renders only N items.
+
+    One process at a time builds a set (a lock file beside its folder): a second waits for it, then
+    finds the items already there."""
     spec, root = get_source(name), root or cache_root()
     if limit is not None and limit < 1:
         raise DatasetError(f"--limit must be at least 1. Got {limit}.")
+    root.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(root / spec.name, LOCK_TIMEOUT_S, f"the set {spec.name}", DatasetError):
+        return _fetch_locked(spec, root, limit, progress)
+
+
+def _fetch_locked(spec: SourceSpec, root: Path, limit: int | None, progress: Progress | None) -> FetchResult:
     folder = root / spec.name
     if (folder / DONE_MARKER).is_file():
         manifest = read_manifest(folder)
