@@ -41,7 +41,11 @@ def training_sets() -> list[str]:
 
 def _set_rows(name: str, folder: Path, count: int | None, seed: int,
               excluded_labels: re.Pattern[str] | None) -> tuple[list[Row], dict[str, str]]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_path(p)) if folder.is_dir() else []
+    listed = {entry.get("file") for entry in read_manifest(folder)["items"].values()} if folder.is_dir() else set()
+    # a set's items are those its manifest lists (never a half-written file of a fetch in progress);
+    # a folder without a manifest (items put there by hand) gives all its images
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_path(p) and not p.name.startswith(".")
+                   and (not listed or p.name in listed)) if folder.is_dir() else []
     if not files:
         raise DatasetError(f"{folder}: no images; run `pocketvec data fetch {name}` first")
     random.Random(f"{seed}-{name}").shuffle(files)
