@@ -16,49 +16,28 @@ _ICON = {"background": "white"}
 # picture in five shades: only the default one is kept
 _FLAG_EMOJI = ("1f1e[6-9a-f]-1f1*", "1f1f[0-9a-f]-1f1*", "1f3f4-e00*", "*-1f3f[b-f]*")
 
+
+def _svg_icons(name: str, package: str, include: tuple[str, ...], licence: str, description: str,
+               kind: str = "symbols", exclude: tuple[str, ...] = ()) -> SourceSpec:
+    """An npm package of SVG icons: one item per file, drawn on white at 384 px."""
+    return SourceSpec(name, "training", "svg", (PackageRef("npm", package, include, exclude),), licence, description,
+                      long_side=384, options=_ICON, kind=kind)
+
+
 POOL_SOURCES: tuple[SourceSpec, ...] = (
-    SourceSpec(
-        "icons-tabler", "training", "svg",
-        (PackageRef("npm", "@tabler/icons@3.51.0", ("package/icons/outline/*.svg", "package/icons/filled/*.svg")),),
-        "MIT", "Tabler icons, outline and filled (line pictograms)",
-        long_side=384, options=_ICON, kind="symbols",
-    ),
-    SourceSpec(
-        "icons-lucide", "training", "svg",
-        (PackageRef("npm", "lucide-static@1.62.0", ("package/icons/*.svg",)),),
-        "ISC", "Lucide icons (line pictograms)",
-        long_side=384, options=_ICON, kind="symbols",
-    ),
-    SourceSpec(
-        "icons-simple", "training", "svg",
-        (PackageRef("npm", "simple-icons@16.37.0", ("package/icons/*.svg",)),),
-        "CC0-1.0 (brand marks remain trademarks of their owners)", "Simple Icons: brand logos, solid",
-        long_side=384, options=_ICON, kind="symbols",
-    ),
-    SourceSpec(
-        "icons-mdi", "training", "svg",
-        (PackageRef("npm", "@mdi/svg@7.4.47", ("package/svg/*.svg",)),),
-        "Apache-2.0", "Material Design Icons (community set), solid pictograms",
-        long_side=384, options=_ICON, kind="symbols",
-    ),
-    SourceSpec(
-        "icons-bootstrap", "training", "svg",
-        (PackageRef("npm", "bootstrap-icons@1.13.2", ("package/icons/*.svg",)),),
-        "MIT", "Bootstrap Icons",
-        long_side=384, options=_ICON, kind="symbols",
-    ),
-    SourceSpec(
-        "icons-fontawesome", "training", "svg",
-        (PackageRef("npm", "@fortawesome/fontawesome-free@7.3.1", ("package/svgs/*/*.svg",)),),
-        "CC-BY-4.0 (icons)", "Font Awesome Free: solid, regular and brand icons",
-        long_side=384, options=_ICON, kind="symbols",
-    ),
-    SourceSpec(
-        "emoji-twemoji", "training", "svg",
-        (PackageRef("npm", "@twemoji/svg@15.0.0", ("package/*.svg",), _FLAG_EMOJI),),
-        "CC-BY-4.0", "Twemoji colour emoji (no flags, no skin-tone variants)",
-        long_side=384, options=_ICON, kind="emoji",
-    ),
+    _svg_icons("icons-tabler", "@tabler/icons@3.51.0", ("package/icons/outline/*.svg", "package/icons/filled/*.svg"),
+               "MIT", "Tabler icons, outline and filled (line pictograms)"),
+    _svg_icons("icons-lucide", "lucide-static@1.62.0", ("package/icons/*.svg",), "ISC",
+               "Lucide icons (line pictograms)"),
+    _svg_icons("icons-simple", "simple-icons@16.37.0", ("package/icons/*.svg",),
+               "CC0-1.0 (brand marks remain trademarks of their owners)", "Simple Icons: brand logos, solid"),
+    _svg_icons("icons-mdi", "@mdi/svg@7.4.47", ("package/svg/*.svg",), "Apache-2.0",
+               "Material Design Icons (community set), solid pictograms"),
+    _svg_icons("icons-bootstrap", "bootstrap-icons@1.13.2", ("package/icons/*.svg",), "MIT", "Bootstrap Icons"),
+    _svg_icons("icons-fontawesome", "@fortawesome/fontawesome-free@7.3.1", ("package/svgs/*/*.svg",),
+               "CC-BY-4.0 (icons)", "Font Awesome Free: solid, regular and brand icons"),
+    _svg_icons("emoji-twemoji", "@twemoji/svg@15.0.0", ("package/*.svg",), "CC-BY-4.0",
+               "Twemoji colour emoji (no flags, no skin-tone variants)", kind="emoji", exclude=_FLAG_EMOJI),
     SourceSpec(
         "game-icons", "training", "iconify",
         (PackageRef("npm", "@iconify-json/game-icons@1.2.4", ("package/icons.json",)),),
