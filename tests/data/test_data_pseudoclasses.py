@@ -81,3 +81,17 @@ def test_render_variant_pixels():
     np.testing.assert_array_equal(render_variant(flag, 180, False, "top"), render_variant(flag, 0, False, "top"))
     with pytest.raises(ConfigError):
         render_variant(page, 45, False, "full")
+
+
+def test_identical_bright_pages_merge_into_one_class():
+    from PIL import Image
+
+    from pocketvec.data.assets import demo_items_dir
+    from pocketvec.data.pseudoclasses import merge_identical_classes
+
+    with Image.open(demo_items_dir() / "doc_memman_p026.png") as image:
+        page = np.asarray(image.convert("RGB"))
+    other = np.asarray(Image.open(demo_items_dir() / "doc_memman_p027.png").convert("RGB"))
+    variants = expand_pseudo_classes(["a", "b", "c"], PRESETS["single"])
+    merged = merge_identical_classes(variants, [page, page.copy(), other])
+    assert [v.class_id for v in merged] == [0, 0, 1]  # a mostly white page equals its copy, not its neighbour

@@ -160,7 +160,9 @@ def merge_identical_classes(variants: tuple[PseudoVariant, ...], images: list[np
     tells them apart. Class ids stay contiguous, numbered by first appearance.
     """
     rendered = [render_variant(images[v.item_index], v.rotation, v.flip, v.region) for v in variants]
-    thumbs = np.stack([_thumbnail(image, side) for image in rendered])
+    # float64: in float32, |a|^2 + |b|^2 - 2ab of two identical bright thumbnails is ~80, above the
+    # tolerance (0.25^2 * 1024 = 64), so identical pages were never merged
+    thumbs = np.stack([_thumbnail(image, side) for image in rendered]).astype(np.float64)
     aspect = np.log([image.shape[1] / image.shape[0] for image in rendered])
     norms = (thumbs**2).sum(1)
     parent = list(range(max(v.class_id for v in variants) + 1))

@@ -47,19 +47,45 @@ def render_pdf_page(pdf: Path, page: int, out: Path, long_side: int) -> None:
                       "-singlefile", str(pdf), root], pdf)
 
 
-def render_svg(svg: Path, out: Path, long_side: int) -> None:
-    """An SVG rendered so that its longest side is `long_side` pixels (aspect kept), as PNG or JPEG."""
+def render_svg(svg: Path, out: Path, long_side: int, background: str | None = None) -> None:
+    """An SVG rendered so that its longest side is `long_side` pixels (aspect kept), as PNG or JPEG;
+    `background` (a CSS colour) fills the transparent parts."""
     tool = require_tool("rsvg-convert", "render SVG images")
     # -w and -h together with --keep-aspect-ratio fit the drawing into a long_side square
-    command = [tool, "--keep-aspect-ratio", "-w", str(long_side), "-h", str(long_side), "-f", "png", "-o"]
+    command = [tool, "--keep-aspect-ratio", "-w", str(long_side), "-h", str(long_side), "-f", "png"]
+    command += ["-b", background] if background else []
     if out.suffix.lower() == ".png":
         with atomic_output(out) as tmp:
-            _tool_output([*command, str(tmp), str(svg)], svg)
+            _tool_output([*command, "-o", str(tmp), str(svg)], svg)
         return
     with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
         png = Path(scratch) / "render.png"
-        _tool_output([*command, str(png), str(svg)], svg)
+        _tool_output([*command, "-o", str(png), str(svg)], svg)
         convert_raster(png, out, long_side)
+
+
+def render_svg_part(svg: Path, element: str, out: Path, long_side: int, background: str = "white") -> None:
+    """One element of an SVG (a card of a deck drawn in one file), cropped to its bounds, long side
+    `long_side` pixels: a small render finds where the element is, a second renders just that region."""
+    tool = require_tool("rsvg-convert", "render SVG images")
+    probe_side = 1024
+    with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+        probe = Path(scratch) / "probe.png"
+        _tool_output([tool, "--keep-aspect-ratio", "-w", str(probe_side), "-h", str(probe_side), "-i", element,
+                      "-f", "png", "-o", str(probe), str(svg)], svg)
+        with Image.open(probe) as image:
+            canvas, bounds = image.size, image.getchannel("A").getbbox()
+    if bounds is None:
+        raise DatasetError(f"{svg}: the element {element!r} draws nothing")
+    x0, y0 = max(bounds[0] - 1, 0), max(bounds[1] - 1, 0)
+    x1, y1 = min(bounds[2] + 1, canvas[0]), min(bounds[3] + 1, canvas[1])
+    scale = long_side / max(x1 - x0, y1 - y0)
+    size = [str(round(v * scale)) for v in canvas]
+    page = [f"--page-width={round((x1 - x0) * scale)}px", f"--page-height={round((y1 - y0) * scale)}px",
+            f"--left={-round(x0 * scale)}px", f"--top={-round(y0 * scale)}px"]
+    with atomic_output(out) as tmp:
+        _tool_output([tool, "--keep-aspect-ratio", "-w", size[0], "-h", size[1], *page, "-i", element,
+                      "-b", background, "-f", "png", "-o", str(tmp), str(svg)], svg)
 
 
 def save_downscaled(image: Image.Image, out: Path, long_side: int, source: str) -> None:

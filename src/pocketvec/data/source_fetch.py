@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +20,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pocketvec.atomic import atomic_output
 from pocketvec.data import render
 from pocketvec.data.rcc import read_rcc_entry
+from pocketvec.data.render_glyphs import render_glyph_sheet
 from pocketvec.data.source_packages import copyright_text, download, package_version, require_tool, unpack
+from pocketvec.data.source_parts import iconify_svg, read_zip_entry
 from pocketvec.data.source_plan import PlannedItem, plan_items, render_order
 from pocketvec.data.sources import DONE_MARKER, MANIFEST_NAME, SourceSpec, cache_root, get_source, read_manifest
 from pocketvec.errors import DatasetError
+from pocketvec.file_lock import exclusive_lock
 from pocketvec.runtime.images import content_hash
 
+LOCK_TIMEOUT_S = 6 * 3600.0  # a full fetch of a large set on a busy machine can take hours
 _TOOLS = {"pdf": [("pdfinfo", "count PDF pages"), ("pdftoppm", "render PDF pages")],
-          "svg": [("rsvg-convert", "render SVG images")]}
+          "svg": [("rsvg-convert", "render SVG images")], "svg-parts": [("rsvg-convert", "render SVG images")],
+          "iconify": [("rsvg-convert", "render SVG images")]}
 
 
 @dataclass(frozen=True)
@@ -48,17 +54,38 @@ def _render_item(spec: SourceSpec, item: PlannedItem, out: Path) -> str | None:
     """Render one item to `out`; returns a reason when the source gives no usable item."""
     if spec.render == "pdf":
         render.render_pdf_page(item.source, item.page or 1, out, spec.long_side)
-    elif spec.render == "rcc":
-        data = read_rcc_entry(item.source, item.entry or "")
-        with Image.open(io.BytesIO(data)) as image:
+    elif spec.render in ("rcc", "zip"):
+        read = read_rcc_entry if spec.render == "rcc" else read_zip_entry
+        return _save_picture(spec, io.BytesIO(read(item.source, item.entry or "")), out, f"{item.source}:{item.entry}")
+    elif spec.render == "glyphs":
+        render_glyph_sheet(item.source, item.entry or "", out, spec.long_side, spec.options.get("size", 60))
+    elif spec.render == "iconify":
+        with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+            svg = Path(scratch) / "icon.svg"
+            svg.write_text(iconify_svg(item.source, item.entry or ""))
+            render.render_svg(svg, out, spec.long_side, spec.options.get("background"))
+    elif spec.render == "svg-parts":
+        render.render_svg_part(item.source, item.entry or "", out, spec.long_side)
+    elif item.source.suffix.lower() in (".svg", ".svgz"):
+        render.render_svg(item.source, out, spec.long_side, spec.options.get("background"))
+    elif "min_side" in spec.options:
+        return _save_picture(spec, item.source, out, str(item.source))
+    else:
+        render.convert_raster(item.source, out, spec.long_side)
+    return "blank" if render.is_blank(out) else None
+
+
+def _save_picture(spec: SourceSpec, source: Path | io.BytesIO, out: Path, where: str) -> str | None:
+    """A raster picture (a file or the bytes of an archive member), unless smaller than the set's
+    `min_side`; returns the reason when it gives no usable item."""
+    try:
+        with Image.open(source) as image:
             if min(image.size) < spec.options.get("min_side", 0):
                 return f"too small ({image.width}x{image.height})"
             image.load()
-            render.save_downscaled(image, out, spec.long_side, f"{item.source}:{item.entry}")
-    elif item.source.suffix.lower() == ".svg":
-        render.render_svg(item.source, out, spec.long_side)
-    else:
-        render.convert_raster(item.source, out, spec.long_side)
+            render.save_downscaled(image, out, spec.long_side, where)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DatasetError(f"{where}: not a readable image ({e})") from e
     return "blank" if render.is_blank(out) else None
 
 
@@ -67,9 +94,12 @@ def _prepare(spec: SourceSpec, root: Path, progress: Progress) -> tuple[list[Pla
     downloads, files, records, unpacked = root / "_packages", [], [], []
     for ref in spec.packages:
         task = progress.add_task(f"download {ref.name}", total=None)
-        package_file = download(ref, downloads)
-        target = downloads / f"{package_file.name}.files"
-        files.append((ref, unpack(ref, package_file, target)))
+        # sets that share a package download and unpack it one at a time
+        with exclusive_lock(downloads / f"{ref.kind}-{ref.name.replace('/', '-')}", LOCK_TIMEOUT_S,
+                            f"the package {ref.name}", DatasetError):
+            package_file = download(ref, downloads)
+            target = downloads / f"{package_file.name}.files"
+            files.append((ref, unpack(ref, package_file, target)))
         records.append({"kind": ref.kind, "name": ref.name, "version": package_version(package_file),
                         "file": package_file.name, "copyright": copyright_text(target)})
         unpacked.append(target)
@@ -82,10 +112,19 @@ def _prepare(spec: SourceSpec, root: Path, progress: Progress) -> tuple[list[Pla
 
 def fetch_set(name: str, limit: int | None = None, root: Path | None = None,
               progress: Progress | None = None) -> FetchResult:
-    """Build set `name` into `<root>/<name>/` (root: $POCKETVEC_CACHE); `limit` renders only N items."""
+    """Build set `name` into `<root>/<name>/` (root: $POCKETVEC_CACHE); `limit` renders only N items.
+
+    One process at a time builds a set (a lock file beside its folder): a second waits for it, then
+    finds the items already there."""
     spec, root = get_source(name), root or cache_root()
     if limit is not None and limit < 1:
         raise DatasetError(f"--limit must be at least 1. Got {limit}.")
+    root.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(root / spec.name, LOCK_TIMEOUT_S, f"the set {spec.name}", DatasetError):
+        return _fetch_locked(spec, root, limit, progress)
+
+
+def _fetch_locked(spec: SourceSpec, root: Path, limit: int | None, progress: Progress | None) -> FetchResult:
     folder = root / spec.name
     if (folder / DONE_MARKER).is_file():
         manifest = read_manifest(folder)
@@ -105,7 +144,9 @@ def fetch_set(name: str, limit: int | None = None, root: Path | None = None,
                                                            for r in records])
         for record in records:
             if record["copyright"]:
-                (folder / f"COPYRIGHT-{record['name'].split('@')[0]}.txt").write_text(record["copyright"])
+                package = record["name"].rpartition("@")[0] if "@" in record["name"][1:] else record["name"]
+                slug = package.removeprefix('@').replace('/', '-')
+                (folder / f"COPYRIGHT-{slug}.txt").write_text(record["copyright"])
         hashes = {entry["sha256"]: n for n, entry in manifest["items"].items()}
         target = len(items) if limit is None else min(limit, len(items))
         rendered = done = 0
@@ -143,7 +184,7 @@ def fetch_set(name: str, limit: int | None = None, root: Path | None = None,
             if rendered and rendered % 25 == 0:
                 _write_manifest(folder, manifest)
         complete = limit is None or done >= len(items) - len(manifest["skipped"])
-        manifest.update(complete=complete, limit=limit)
+        manifest.update(complete=complete, limit=limit, planned=len(items))  # planned: the full set's items
         _write_manifest(folder, manifest)
     if complete:
         (folder / DONE_MARKER).write_text(f"{done} items\n")

@@ -65,6 +65,7 @@ def download(ref: PackageRef, downloads: Path) -> Path:
         found = sorted(downloads.glob(f"{ref.name}_*.deb"))
     elif ref.kind == "npm":
         name, _, version = ref.name.rpartition("@") if "@" in ref.name[1:] else (ref.name, "", "")
+        name = name.removeprefix("@").replace("/", "-")  # npm pack names @scope/pkg as scope-pkg-VERSION.tgz
         found = sorted(downloads.glob(f"{name}-{version or '*'}.tgz"))
         if found:
             return found[-1]

@@ -7,7 +7,9 @@ of the order samples evenly across documents. A limited fetch is a prefix of the
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from PIL import Image
 
 from pocketvec.data.rcc import rcc_entries
 from pocketvec.data.render import pdf_page_count
+from pocketvec.data.render_glyphs import sheet_entries
+from pocketvec.data.source_parts import iconify_names, svg_part_ids, zip_entries
 from pocketvec.data.sources import SourceSpec
 
 
@@ -112,9 +116,46 @@ def plan_items(spec: SourceSpec, files: list[Path]) -> list[PlannedItem]:
             names = _unique([f"{_slug(rcc.stem)}--{_slug(Path(e).stem)}" for e in entries])
             items += [PlannedItem(n, rcc.stem, rcc, entry=e) for n, e in zip(names, entries, strict=True)]
         return items
+    if spec.render in _PART_LISTERS:
+        items = []
+        for source, name in zip(files, _unique(_relative_names(files)), strict=True):
+            entries = _PART_LISTERS[spec.render](spec, source)
+            names = _unique([f"{name}--{_slug(_entry_stem(spec, e))}" for e in entries])
+            items += [PlannedItem(n, name, source, entry=e) for n, e in zip(names, entries, strict=True)]
+        return items
     if spec.options.get("largest_variant_only"):
         files = _largest_variants(files)
+    files = _distinct_files(files)
     return [PlannedItem(name, name, f) for f, name in zip(files, _unique(_relative_names(files)), strict=True)]
+
+
+def _entry_stem(spec: SourceSpec, entry: str) -> str:
+    """The item name part of an entry: a glyph sheet's first code point, a member's path without suffix."""
+    if spec.render == "glyphs":
+        return "u" + entry.split()[0]
+    return str(Path(entry).with_suffix("")).replace("/", "--") if spec.render == "zip" else entry
+
+
+def _distinct_files(files: list[Path]) -> list[Path]:
+    """The files with distinct bytes (packages install one picture under several folders)."""
+    seen: set[str] = set()
+    out = []
+    for f in files:
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            out.append(f)
+    return out
+
+
+# sets whose items are parts of a file: the part names ("entries") of one file
+_PART_LISTERS: dict[str, Callable[[SourceSpec, Path], list[str]]] = {
+    "glyphs": lambda spec, font: sheet_entries(font, spec.options.get("per_sheet", 36), spec.max_pages_per_document),
+    "svg-parts": lambda spec, svg: svg_part_ids(svg, spec.options["part_pattern"]),
+    "iconify": lambda spec, json_file: iconify_names(json_file),
+    "zip": lambda spec, archive: zip_entries(archive, tuple(spec.options.get("photo_suffixes", (".jpg",))),
+                                             spec.options.get("min_bytes", 0)),
+}
 
 
 def render_order(items: list[PlannedItem]) -> list[PlannedItem]:

@@ -10,41 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from pocketvec.data.source_catalog import POOL_SOURCES
+from pocketvec.data.source_spec import PackageRef, SourceSpec
 from pocketvec.errors import ConfigError
 
 MANIFEST_NAME = "manifest.json"
 DONE_MARKER = ".done"
-
-
-@dataclass(frozen=True)
-class PackageRef:
-    """One package to download: `kind` is "deb" (apt-get download) or "npm" (npm pack)."""
-
-    kind: str
-    name: str
-    include: tuple[str, ...]  # glob patterns (relative to the package root) of the files to use
-    exclude: tuple[str, ...] = ()  # glob patterns on the file name to leave out
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    name: str
-    role: str  # training | benchmark | backgrounds
-    render: str  # pdf | svg | raster | rcc
-    packages: tuple[PackageRef, ...]
-    licence: str  # short SPDX-like summary; the full text is copied next to the items as COPYRIGHT-*.txt
-    description: str
-    long_side: int = 600  # output size: longest side in pixels (never upscaled for raster inputs)
-    suffix: str = ".png"  # output format of each item
-    max_pages_per_document: int = 30  # PDFs: evenly spaced pages per document, so a full fetch stays short
-    options: dict = field(default_factory=dict, hash=False, compare=False)
-
-    @property
-    def origin(self) -> str:
-        return ", ".join(f"{p.kind}:{p.name}" for p in self.packages)
 
 
 _TEXLIVE_PDFS = ("usr/share/doc/texlive-doc/**/*.pdf",)
@@ -57,24 +31,28 @@ SOURCES: dict[str, SourceSpec] = {
             (PackageRef("deb", "texlive-latex-recommended-doc", _TEXLIVE_PDFS),),
             "LPPL-1.3c et al. (per package)",
             "pages of the LaTeX manuals in texlive-latex-recommended-doc",
+            kind="printed matter",
         ),
         SourceSpec(
             "humanities-docs", "benchmark", "pdf",
             (PackageRef("deb", "texlive-humanities-doc", _TEXLIVE_PDFS),),
             "LPPL-1.3c et al. (per package)",
             "pages of the texlive-humanities-doc manuals: the public benchmark, never for training",
+            kind="printed matter",
         ),
         SourceSpec(
             "kgeography-flags", "training", "raster",
             (PackageRef("deb", "kgeography-data", ("usr/share/kgeography/flags/**/*.png",), ("blurred_*",)),),
             "GPL-2.0-or-later",
             "country and region flags of kgeography",
+            kind="flags",
         ),
         SourceSpec(
             "flag-icons", "benchmark", "svg",
             (PackageRef("npm", "flag-icons@7.5.0", ("package/flags/4x3/*.svg",)),),
             "MIT",
             "country flags of the npm package flag-icons, 4:3 SVGs: the public benchmark",
+            kind="flags",
         ),
         SourceSpec(
             "wesnoth-portraits", "training", "raster",
@@ -82,6 +60,7 @@ SOURCES: dict[str, SourceSpec] = {
                         ("usr/share/games/wesnoth/*/data/core/images/portraits/**/*.png",)),),
             "GPL-2.0-or-later",
             "unit portraits of Battle for Wesnoth 1.16",
+            kind="portraits",
         ),
         SourceSpec(
             "gcompris-photos", "training", "rcc",
@@ -89,6 +68,7 @@ SOURCES: dict[str, SourceSpec] = {
             "GPL-3.0+ / CC-BY-SA",
             "photographs inside the Qt resource files of GCompris activities",
             suffix=".jpg", options={"min_side": 200, "photo_suffixes": (".webp", ".jpg", ".jpeg")},
+            kind="photographs",
         ),
         SourceSpec(
             "wallpapers", "backgrounds", "raster",
@@ -96,6 +76,7 @@ SOURCES: dict[str, SourceSpec] = {
             "LGPL/GPL/CC-BY-SA (per image)",
             "KDE Plasma wallpapers: backgrounds of the training photos, never of the benchmark's",
             long_side=1280, suffix=".jpg", options={"largest_variant_only": True},
+            kind="backgrounds",
         ),
         SourceSpec(
             "bench-backgrounds", "benchmark", "raster",
@@ -103,9 +84,11 @@ SOURCES: dict[str, SourceSpec] = {
             "CC-BY-SA / GPL (per image)",
             "GNOME backgrounds: backgrounds of the benchmark's photos only, never of the training photos",
             long_side=1280, suffix=".jpg", options={"largest_variant_only": True},
+            kind="backgrounds",
         ),
     )
 }
+SOURCES.update((spec.name, spec) for spec in POOL_SOURCES)
 
 
 def source_names() -> list[str]:

@@ -1,50 +1,39 @@
 """The `base` training pool: a CSV manifest (path,label) over sets fetched by `pocketvec data fetch`.
 
-Never the benchmark sets (humanities-docs, flag-icons), nor the sources of the embedded demo items.
-Files are picked with a seeded shuffle so the same cache gives the same pool.
+Never a benchmark or background set, nor the sources of the embedded demo items (data/pool_guard.py).
+Files are picked with a seeded shuffle so the same cache gives the same pool; the same picture in two
+sets is one class (data/pool_dedupe.py).
 `--compact DIR` also writes a small self-contained copy (WebP, long side 448 px, relative paths) to
-carry to a training machine. Usage: python -m pocketvec.train.pool OUT.csv [SET=COUNT ...] [--compact DIR]
+carry to a training machine. Usage: python -m pocketvec.train.pool OUT.csv [SET=COUNT ... | all] [--compact DIR]
 """
 
 from __future__ import annotations
 
 import csv
-import os
-import random
 import re
 import sys
 from pathlib import Path
 
 from pocketvec.atomic import atomic_output
-from pocketvec.errors import DatasetError
-from pocketvec.runtime.images import is_image_path
+from pocketvec.data.pool_build import PoolRows, pool_rows, training_sets
 
 DEFAULT_POOL = {"latex-docs": 320, "kgeography-flags": 160, "wesnoth-portraits": 80, "gcompris-photos": 40}
-BENCHMARK_SETS = ("humanities-docs", "flag-icons")
+# every fetched item of every training set (`python -m pocketvec.train.pool OUT.csv all`)
+FULL_POOL = dict.fromkeys(training_sets())
 # the embedded demo items come from these files (src/pocketvec/assets/demo_items/LICENSES.md)
 DEMO_SOURCES = re.compile(r"latex-docs/.*--(memman|microtype)--.*|kgeography-flags/(chad|romania|indonesia|monaco|"
                           r"poland|ireland|cote_divoire|italy|netherlands|luxembourg|mali|guinea)", re.IGNORECASE)
 
 
-def cache_root() -> Path:
-    root = os.environ.get("POCKETVEC_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "pocketvec"
+def write_pool_manifest(out: str | Path, counts: dict[str, int | None] | None = None, seed: int = 0,
+                        dedupe: bool = True) -> Path:
+    """The pool's CSV: `counts` items per set (None: all), never benchmark or demo items, duplicates
+    across sets merged (data/pool_build.py)."""
+    return write_manifest(Path(out), build_pool(counts, seed, dedupe).rows)
 
 
-def write_pool_manifest(out: str | Path, counts: dict[str, int] | None = None, seed: int = 0) -> Path:
-    out = Path(out)
-    rows = []
-    for name, count in (counts or DEFAULT_POOL).items():
-        if name in BENCHMARK_SETS:
-            raise DatasetError(f"{name} is a benchmark set and never part of the training pool")
-        folder = cache_root() / name
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_path(p)) if folder.is_dir() else []
-        if not files:
-            raise DatasetError(f"{folder}: no images; run `pocketvec data fetch {name}` first")
-        random.Random(f"{seed}-{name}").shuffle(files)
-        labelled = ((p, f"{name}/{p.relative_to(folder).with_suffix('')}") for p in files)
-        rows += [(str(p.resolve()), label) for p, label in labelled if not DEMO_SOURCES.fullmatch(label)][:count]
-    return write_manifest(out, rows)
+def build_pool(counts: dict[str, int | None] | None = None, seed: int = 0, dedupe: bool = True) -> PoolRows:
+    return pool_rows(counts or DEFAULT_POOL, seed, excluded_labels=DEMO_SOURCES, dedupe=dedupe)
 
 
 def write_manifest(out: Path, rows: list[tuple[str, str]]) -> Path:
@@ -75,7 +64,7 @@ def write_compact_pool(manifest: str | Path, out_dir: str | Path, long_side: int
 if __name__ == "__main__":
     args = sys.argv[2:]
     compact = args[args.index("--compact") + 1] if "--compact" in args else None
-    counts = {k: int(v) for k, v in (a.split("=") for a in args if "=" in a)} or None
+    counts = FULL_POOL if "all" in args else {k: int(v) for k, v in (a.split("=") for a in args if "=" in a)} or None
     manifest = write_pool_manifest(sys.argv[1], counts)
     print(manifest)
     if compact:
