@@ -34,6 +34,14 @@ def held(page, pattern: str) -> list:
     return routes
 
 
+def wait_for_request(page, routes: list, what: str) -> None:
+    for _ in range(1200):  # 60 s
+        if routes:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"the page never requested {what}")
+
+
 def test_first_screen_says_what_to_do_while_the_model_loads(page, serve_app, scenario, artifacts_dir: Path) -> None:
     model_requests, wasm_requests = held(page, "**/model.onnx"), held(page, "**/*.wasm")
     page.add_init_script(RECORD_LOADING_TEXTS)
@@ -44,8 +52,7 @@ def test_first_screen_says_what_to_do_while_the_model_loads(page, serve_app, sce
                   "Choose image"):
         assert words in steps, (words, steps)
     assert page.locator("#intro").is_visible()
-    while not model_requests:  # the model is being fetched: nothing can be used yet
-        page.wait_for_timeout(50)
+    wait_for_request(page, model_requests, "the model")  # being fetched: nothing can be used yet
     assert page.locator("#loading").is_visible() and page.inner_text("#loading-text").startswith("Loading the model")
     for control in ("#file-input", "#camera-button", "#import-input", "#export-button", "#enroll-button"):
         assert page.locator(control).is_disabled(), control
@@ -56,8 +63,7 @@ def test_first_screen_says_what_to_do_while_the_model_loads(page, serve_app, sce
     size = scenario.model.stat().st_size / 1e6
     shown = page.evaluate("() => window.loadingTexts")
     assert f"Loading the model… {size:.1f} of {size:.1f} MB" in shown, shown  # the download's progress
-    while not wasm_requests:  # onnxruntime-web fetches its wasm: still loading
-        page.wait_for_timeout(50)
+    wait_for_request(page, wasm_requests, "onnxruntime-web's wasm")  # still loading
     assert page.locator("#loading").is_visible() and page.locator("#file-input").is_disabled()
     assert f"{size:.1f} MB" not in page.inner_text("#loading-text")  # the second stage replaced the first
     page.screenshot(path=str(artifacts_dir / "app_loading.png"))
