@@ -2,7 +2,7 @@
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test test-wheel lint bench
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -14,6 +14,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+# The wheel in a new venv (pip resolves torch & co. from this machine's disk): many minutes
+test-wheel: $(STAMP)
+	POCKETVEC_FRESH_VENV=1 $(VENV)/bin/python -m pytest -q tests/runtime/test_wheel_fresh_venv.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests

@@ -1,6 +1,8 @@
 """`pocketvec eval` end to end (decode, preprocess, inference, matching), images per second, with
 the spec's first implementation of preprocessing ("before") and the fast one ("after"), side by
 side in one run: the two are run alternately, `--rounds` times each, on the same model and photos.
+`--before REV` adds the fast preprocessing as it was at git revision REV (e.g. main); `--no-reference`
+leaves the first implementation out.
 
 Run (one inference thread, as in docs/bench/runtime.md):
     pocketvec export onnx src/pocketvec/assets/base --out /tmp/base.onnx
@@ -8,7 +10,7 @@ Run (one inference thread, as in docs/bench/runtime.md):
         --distractors src/pocketvec/assets/backgrounds
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src \\
         python scripts/bench_eval.py /tmp/base.onnx --gallery src/pocketvec/assets/demo_items \\
-        --queries /tmp/photos --rounds 3
+        --queries /tmp/photos --rounds 3 [--before main]
 """
 
 from __future__ import annotations
@@ -23,14 +25,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "runtime"))
 
+from bench_preprocess import preprocess_at  # noqa: E402  (scripts/, this file's folder)
 from preprocess_reference import reference_preprocess  # noqa: E402
 
 import pocketvec.runtime.engines.base as engine_base  # noqa: E402
 from pocketvec.runtime.engines import open_engine  # noqa: E402
 from pocketvec.runtime.evaluation import evaluate  # noqa: E402
 from pocketvec.runtime.preprocess import preprocess  # noqa: E402
-
-VARIANTS = {"before (reference preprocessing)": reference_preprocess, "after (fast preprocessing)": preprocess}
 
 
 def main() -> None:
@@ -39,12 +40,18 @@ def main() -> None:
     parser.add_argument("--gallery", type=Path, required=True)
     parser.add_argument("--queries", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", metavar="REV", help="also the fast preprocessing of this git revision")
+    parser.add_argument("--no-reference", action="store_true", help="leave out the first implementation")
     args = parser.parse_args()
+    variants = {} if args.no_reference else {"before (reference preprocessing)": reference_preprocess}
+    if args.before:
+        variants[f"fast preprocessing at {args.before}"] = preprocess_at(args.before)
+    variants["after (fast preprocessing)"] = preprocess
     engine = open_engine(args.model, threads=1)
-    seconds: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
     reports = {}
     for _ in range(args.rounds):
-        for name, fn in VARIANTS.items():
+        for name, fn in variants.items():
             engine_base.preprocess = fn  # what Engine.prepare calls
             start = time.perf_counter()
             reports[name] = evaluate(engine, args.gallery, args.queries)

@@ -1,19 +1,24 @@
 """Preprocessing speed: the spec as first written (float64, tap by tap) vs pocketvec's fast
 resampler, side by side on the same photos, interleaved photo by photo; checks identical pixels.
+`--before REV` adds the fast resampler as it was at git revision REV (e.g. main), timed in the
+same run, to measure a change.
 
 Photos: the bundled background photos, each resized with Pillow to 640x480 (a phone photo at the
 size a camera preview gives), and their 480x640 portrait transposes.
 
 Run (one core, as in docs/bench/runtime.md):
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src \\
-        python scripts/bench_preprocess.py --repeats 20
+        python scripts/bench_preprocess.py --repeats 20 [--before main]
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
+import types
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,28 +40,54 @@ def photos() -> list[np.ndarray]:
     return out
 
 
+def preprocess_at(rev: str) -> Callable[[np.ndarray, PreprocessSpec], np.ndarray]:
+    """`preprocess` as it was at git revision `rev` (its preprocess.py on its resample.py)."""
+    def source(path: str) -> str:
+        return subprocess.run(["git", "show", f"{rev}:src/pocketvec/runtime/{path}"], cwd=REPO, check=True,
+                              capture_output=True, text=True).stdout
+
+    modules = {}
+    for name in ("resample", "preprocess"):
+        module = types.ModuleType(f"{name}_at_{rev}")
+        sys.modules[module.__name__] = module
+        code = source(f"{name}.py").replace("from pocketvec.runtime.resample import", f"from resample_at_{rev} import")
+        exec(compile(code, f"{rev}:{name}.py", "exec"), module.__dict__)
+        modules[name] = module
+    old = modules["preprocess"]
+    return lambda image, spec: old.preprocess(image, old.PreprocessSpec(**spec.to_dict()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--before", metavar="REV", help="also time the fast resampler of this git revision")
     args = parser.parse_args()
     images = photos()
-    print(f"{len(images)} photos of 480x640, {args.repeats} rounds, one image at a time")
+    methods = {"reference": reference_preprocess}
+    if args.before:
+        methods[f"fast@{args.before}"] = preprocess_at(args.before)
+    methods["fast"] = preprocess
+    print(f"{len(images)} photos of 480x640, {args.repeats} rounds, one image at a time; "
+          "wall ms (CPU ms of this thread)")
     for crop in ("center_crop", "scale_fit", "scale_fill"):
         spec = PreprocessSpec(input_size=args.size, crop_mode=crop)
-        times: dict[str, list[float]] = {"reference": [], "fast": []}
-        for image in images:  # warm the plan cache; check the pixels
-            assert np.array_equal(preprocess(image, spec), reference_preprocess(image, spec)), crop
+        wall: dict[str, list[float]] = {name: [] for name in methods}
+        cpu: dict[str, list[float]] = {name: [] for name in methods}
+        for image in images:  # warm the plan caches; check the pixels
+            expected = reference_preprocess(image, spec)
+            for name, fn in methods.items():
+                assert np.array_equal(fn(image, spec), expected), (crop, name)
         for _ in range(args.repeats):
             for image in images:
-                for name, fn in (("reference", reference_preprocess), ("fast", preprocess)):
-                    start = time.perf_counter()
+                for name, fn in methods.items():
+                    start, start_cpu = time.perf_counter(), time.thread_time()
                     fn(image, spec)
-                    times[name].append(time.perf_counter() - start)
-        ref, fast = (np.array(times[k]) * 1e3 for k in ("reference", "fast"))
-        print(f"{crop:12s} reference min {ref.min():6.2f} median {np.median(ref):6.2f} ms | "
-              f"fast min {fast.min():5.2f} median {np.median(fast):5.2f} ms | "
-              f"ratio of medians {np.median(ref) / np.median(fast):5.1f}x | identical pixels: yes")
+                    wall[name].append((time.perf_counter() - start) * 1e3)
+                    cpu[name].append((time.thread_time() - start_cpu) * 1e3)
+        cells = [f"{name} min {min(wall[name]):.2f} median {np.median(wall[name]):.2f} "
+                 f"({np.median(cpu[name]):.2f})" for name in methods]
+        print(f"{crop:12s} " + " | ".join(cells) + " | identical pixels: yes")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,37 @@
 // import / export the gallery. Everything runs on the device; nothing is uploaded.
 
 import { Camera } from "./camera.js";
-import { decodeImage, sha256Hex } from "./decode.js";
-import { DEFAULT_RULE, Gallery } from "./gallery.js";
+import { decodeImage, sha256Hex, toImageData } from "./decode.js";
+import { DEFAULT_RULE, Gallery, score3 } from "./gallery.js";
 import { Model } from "./model.js";
 import { loadStored, saveStored } from "./store.js";
+import { carryThumbnails, makeThumbnail, thumbnailElement } from "./thumbnail.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const state = { model: null, gallery: null, photo: null, lastResult: null, photos: 0 };
+const CONTROLS = ["file-input", "camera-button", "import-input", "export-button"]; // usable once the model runs
+
+/** The loading line while the model downloads and onnxruntime-web starts. */
+function showLoading(stage, loaded, total) {
+  const mb = (n) => (n / 1e6).toFixed(1);
+  const bar = $("loading-bar");
+  if (stage === "download") {
+    $("loading-text").textContent = total ? `Loading the model… ${mb(loaded)} of ${mb(total)} MB` : `Loading the model… ${mb(loaded)} MB`;
+    if (total) Object.assign(bar, { max: total, value: loaded }); else bar.removeAttribute("value");
+  } else {
+    $("loading-text").textContent = "Starting the inference engine (onnxruntime-web, wasm)…";
+    bar.removeAttribute("value");
+  }
+}
+
+/** The first screen's steps: each ticked once done; the list goes once all are. */
+function renderSteps() {
+  const done = { "step-model": !!state.model, "step-gallery": state.gallery?.count > 0,
+    "step-match": state.gallery?.count > 0 && state.photos > 0 };
+  for (const [id, ok] of Object.entries(done)) $(id).classList.toggle("done", ok);
+  $("intro").hidden = Object.values(done).every(Boolean);
+}
 
 function showError(e) {
   $("error").textContent = e ? String(e.message || e) : "";
@@ -31,6 +54,7 @@ async function loadGallery(model) {
       const { gallery, checksum } = await Gallery.fromFile(await response.arrayBuffer(), url, spaceId, model.meta.embedding_dim);
       if (stored?.seededFrom !== checksum) {
         gallery.seededFrom = checksum;
+        carryThumbnails(gallery.rows, stored?.rows || []);
         await saveStored(gallery);
         return gallery;
       }
@@ -47,23 +71,25 @@ async function loadGallery(model) {
 
 function renderGallery() {
   const g = state.gallery, list = $("gallery-list");
-  list.replaceChildren(...[...g.labelCounts()].map(([label, n]) => {
-    const li = document.createElement("li");
-    li.textContent = `${label} (${n} photo${n > 1 ? "s" : ""})`;
+  const labels = g.labelRows();
+  list.replaceChildren(...[...labels].map(([label, rows]) => {
+    const li = document.createElement("li"), n = rows.length;
+    const text = Object.assign(document.createElement("span"), { textContent: `${label} (${n} photo${n > 1 ? "s" : ""})` });
     const remove = Object.assign(document.createElement("button"), { type: "button", textContent: "remove" });
     remove.onclick = () => guarded(async () => {
       g.removeLabel(label);
       await saveStored(g);
       renderGallery();
     });
-    li.append(remove);
+    li.append(thumbnailElement(rows), text, remove);
     return li;
   }));
-  $("gallery-count").textContent = `${g.labelCounts().size} labels, ${g.count} rows`;
+  $("gallery-count").textContent = `${labels.size} labels, ${g.count} rows`;
   const rule = acceptRule();
   const from = g.acceptRule ? "gallery" : state.model.meta.accept_rule ? "model" : "default, not calibrated";
-  $("rule-info").textContent = `Accept rule (${from}): best ≥ ${rule.threshold} and best − next label ≥ ${rule.margin}`
-    + (rule.precision != null ? ` (precision ${rule.precision}, recall ${rule.recall} when calibrated)` : "");
+  $("rule-info").textContent = `Accept rule (${from}): best ≥ ${score3(rule.threshold)} and best − next label ≥ ${score3(rule.margin)}`
+    + (rule.precision != null ? ` (precision ${score3(rule.precision)}, recall ${score3(rule.recall)} when calibrated)` : "");
+  renderSteps();
 }
 
 function renderResult(result) {
@@ -74,7 +100,7 @@ function renderResult(result) {
   $("top3").tBodies[0].replaceChildren(...result.top.map((t, i) => {
     const tr = document.createElement("tr");
     const width = Math.max(0, Math.min(1, t.score)) * 100;
-    tr.innerHTML = `<td>${i + 1}</td><td></td><td>${t.score.toFixed(4)}</td><td class="bar-cell"><div class="bar" style="width:${width}%"></div></td>`;
+    tr.innerHTML = `<td>${i + 1}</td><td></td><td>${score3(t.score)}</td><td class="bar-cell"><div class="bar" style="width:${width}%"></div></td>`;
     tr.children[1].textContent = t.label;
     return tr;
   }));
@@ -85,12 +111,7 @@ function renderResult(result) {
 
 function drawRGB(canvas, img) {
   Object.assign(canvas, { width: img.width, height: img.height, hidden: false });
-  const rgba = new ImageData(img.width, img.height);
-  for (let i = 0, j = 0; j < img.data.length; i += 4, j += 3) {
-    rgba.data.set(img.data.subarray(j, j + 3), i);
-    rgba.data[i + 3] = 255;
-  }
-  canvas.getContext("2d").putImageData(rgba, 0, 0);
+  canvas.getContext("2d").putImageData(toImageData(img), 0, 0);
 }
 
 /** A new photo: show it, embed it, match it against the gallery. */
@@ -99,10 +120,11 @@ async function usePhoto(img, source, name) {
   const out = await state.model.embed(img);
   drawRGB($("model-input"), out.pixels); // exactly what the model saw (crop mode, filter)
   const match = state.gallery.match(out.embedding, 3, acceptRule());
-  state.photo = { source, name, embedding: out.embedding };
+  state.photo = { source, name, embedding: out.embedding, img };
   state.lastResult = { ...out, ...match, name };
   state.photos += 1;
   renderResult(state.lastResult);
+  renderSteps();
   $("enroll-button").disabled = false;
   $("enroll-status").textContent = `Photo: ${name}`;
 }
@@ -143,7 +165,7 @@ function wire(camera) {
     ev.preventDefault();
     guarded(async () => {
       const label = $("label-input").value;
-      const out = state.gallery.add(label, state.photo.source, state.photo.embedding);
+      const out = state.gallery.add(label, state.photo.source, state.photo.embedding, makeThumbnail(state.photo.img));
       if (out.added) {
         await saveStored(state.gallery);
         $("label-input").value = "";
@@ -159,6 +181,7 @@ function wire(camera) {
     const meta = state.model.meta;
     const { gallery } = await Gallery.fromFile(await file.arrayBuffer(), file.name, meta.embedding_space_id, meta.embedding_dim);
     gallery.seededFrom = state.gallery.seededFrom; // the served file still seeds only when it changes
+    carryThumbnails(gallery.rows, state.gallery.rows); // a .pvg has no images: keep those of the same photos
     state.gallery = gallery;
     await saveStored(gallery);
     renderGallery();
@@ -168,16 +191,22 @@ function wire(camera) {
 
 async function main() {
   const url = params.get("model") || "model.onnx";
-  state.model = await Model.load(url);
+  state.model = await Model.load(url, showLoading);
   const m = state.model.meta, p = m.preprocess;
   $("model-info").textContent = `${m.model_name || url} · ${p.input_size}px ${p.crop_mode} (${p.resample}) · `
     + `dim ${m.embedding_dim} · space ${m.embedding_space_id} · onnxruntime-web wasm`;
   state.gallery = await loadGallery(state.model);
   renderGallery();
   wire(new Camera($("camera")));
+  for (const id of CONTROLS) $(id).disabled = false;
 }
 
 if ("serviceWorker" in navigator && params.get("sw") !== "0") {
   navigator.serviceWorker.register("sw.js").catch((e) => console.warn("offline cache unavailable:", e));
 }
-window.pocketvecApp = { state, ready: main().catch((e) => { showError(e); throw e; }) };
+const ready = main().catch((e) => {
+  showError(e);
+  throw e;
+}).finally(() => { $("loading").hidden = true; });
+ready.catch(() => {}); // shown on the page; `pocketvecApp.ready` still rejects for whoever awaits it
+window.pocketvecApp = { state, ready };

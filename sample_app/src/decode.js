@@ -47,3 +47,13 @@ export async function sha256Hex(bytes) {
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** RGB {width, height, data} -> an opaque ImageData (for a canvas). */
+export function toImageData(img) {
+  const rgba = new ImageData(img.width, img.height);
+  for (let i = 0, j = 0; j < img.data.length; i += 4, j += 3) {
+    rgba.data.set(img.data.subarray(j, j + 3), i);
+    rgba.data[i + 3] = 255;
+  }
+  return rgba;
+}

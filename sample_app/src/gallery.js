@@ -7,15 +7,18 @@ import { decodeGallery, encodeGallery, GalleryFileError } from "./gallery_file.j
 // As pocketvec.runtime.matcher: the rule used when neither the gallery nor the model carries one.
 export const DEFAULT_RULE = Object.freeze({ threshold: 0.5, margin: 0.0, method: "default" });
 
+/** Every score, threshold and margin the page shows: 3 decimals. */
+export const score3 = (x) => Number(x).toFixed(3);
+
 /** Accept the best label when best >= threshold and best - best other label >= margin. */
 export function decide(top, rule = DEFAULT_RULE) {
   if (top.length === 0) return { accepted: false, reason: "empty gallery" };
   const best = top[0].score, other = top.length > 1 ? top[1].score : -Infinity;
-  if (best < rule.threshold) return { accepted: false, reason: `best ${best.toFixed(3)} < threshold ${rule.threshold}` };
+  if (best < rule.threshold) return { accepted: false, reason: `best ${score3(best)} < threshold ${score3(rule.threshold)}` };
   if (best - other < rule.margin) {
-    return { accepted: false, reason: `margin ${(best - other).toFixed(3)} < ${rule.margin}` };
+    return { accepted: false, reason: `margin ${score3(best - other)} < ${score3(rule.margin)}` };
   }
-  return { accepted: true, reason: `best ≥ ${rule.threshold}, margin ≥ ${rule.margin}` };
+  return { accepted: true, reason: `best ≥ ${score3(rule.threshold)}, margin ≥ ${score3(rule.margin)}` };
 }
 
 export class Gallery {
@@ -23,7 +26,7 @@ export class Gallery {
     this.spaceId = spaceId;
     this.dim = dim;
     this.acceptRule = acceptRule;
-    this.rows = []; // {label, source, embedding: Float32Array}
+    this.rows = []; // {label, source, embedding: Float32Array, thumb?: data URL (enrolled on the device)}
     this.seededFrom = null; // checksum of the served gallery file this one started from
   }
 
@@ -31,14 +34,15 @@ export class Gallery {
     return this.rows.length;
   }
 
-  labelCounts() {
-    const counts = new Map();
-    for (const r of this.rows) counts.set(r.label, (counts.get(r.label) || 0) + 1);
-    return new Map([...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  /** The rows of each label, labels sorted. */
+  labelRows() {
+    const rows = new Map();
+    for (const r of this.rows) rows.set(r.label, [...(rows.get(r.label) || []), r]);
+    return new Map([...rows].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
   /** Enroll one row; the same image (sha256) twice is refused with the reason. */
-  add(label, source, embedding) {
+  add(label, source, embedding, thumb = null) {
     label = (label || "").trim();
     if (!label) throw new GalleryFileError("enroll: the label is empty");
     if (embedding.length !== this.dim) throw new GalleryFileError(`enroll: embedding has ${embedding.length} values, the model makes ${this.dim}`);
@@ -46,7 +50,7 @@ export class Gallery {
     if (known) {
       return { added: false, reason: known.label === label ? `already enrolled as "${label}"` : `the same image is already enrolled as "${known.label}"` };
     }
-    const row = { label, source, embedding: Float32Array.from(embedding) };
+    const row = { label, source, embedding: Float32Array.from(embedding), ...(thumb ? { thumb } : {}) };
     this.rows.push(row);
     return { added: true, row };
   }

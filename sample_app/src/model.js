@@ -32,6 +32,29 @@ export function parseMetadata(props, source) {
   return meta;
 }
 
+/** The response body as an ArrayBuffer, reporting (bytes so far, Content-Length or 0) as it arrives. */
+async function readWithProgress(response, report) {
+  const total = Number(response.headers.get("Content-Length")) || 0;
+  if (!response.body) return response.arrayBuffer();
+  const reader = response.body.getReader(), chunks = [];
+  let loaded = 0;
+  report(0, total);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.byteLength;
+    report(loaded, total);
+  }
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const c of chunks) {
+    bytes.set(c, offset);
+    offset += c.byteLength;
+  }
+  return bytes.buffer;
+}
+
 export class Model {
   constructor(session, meta, url) {
     this.session = session;
@@ -39,11 +62,14 @@ export class Model {
     this.url = url;
   }
 
-  static async load(url) {
+  /** Fetch and open the model; `onStage(stage, loaded, total)` reports "download" (bytes so far, total or 0)
+   * and then "engine" (onnxruntime-web loading its wasm and building the session). */
+  static async load(url, onStage = () => {}) {
     const response = await fetch(url);
     if (!response.ok) throw new Error(`${url}: cannot load the model (HTTP ${response.status})`);
-    const bytes = await response.arrayBuffer();
+    const bytes = await readWithProgress(response, (loaded, total) => onStage("download", loaded, total));
     const meta = parseMetadata(readOnnxMetadata(bytes), url);
+    onStage("engine", bytes.byteLength, bytes.byteLength);
     let session;
     try {
       session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });

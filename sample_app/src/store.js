@@ -15,7 +15,7 @@ async function openDb() {
   return request(req);
 }
 
-/** The stored record for a space: {spaceId, dim, acceptRule, seededFrom, rows}, or undefined. */
+/** The stored record for a space: {spaceId, dim, acceptRule, seededFrom, rows (with thumb)}, or undefined. */
 export async function loadStored(spaceId) {
   const db = await openDb();
   try {
@@ -32,7 +32,8 @@ export async function saveStored(gallery) {
     const tx = db.transaction(STORE, "readwrite");
     tx.objectStore(STORE).put({
       spaceId: gallery.spaceId, dim: gallery.dim, acceptRule: gallery.acceptRule, seededFrom: gallery.seededFrom,
-      rows: gallery.rows.map((r) => ({ label: r.label, source: r.source, embedding: Float32Array.from(r.embedding) })),
+      rows: gallery.rows.map((r) => ({ label: r.label, source: r.source, embedding: Float32Array.from(r.embedding),
+        thumb: r.thumb ?? null })),
     });
     await new Promise((resolve, reject) => {
       tx.oncomplete = resolve;

@@ -77,6 +77,9 @@ class PassPlan:
     weights: np.ndarray  # (outputs, taps) float64, the spec's weights
     blocks: tuple[_Block, ...]
     tolerance: float  # bound on |float32 product - float64 tap-order sum|, with a 4x margin
+    lo: int  # the input pixels [lo, hi) that these outputs read
+    hi: int
+    overshoots: bool  # negative weights (bicubic): values may leave 0-255 and are clipped
 
 
 @functools.lru_cache(maxsize=128)
@@ -97,37 +100,48 @@ def pass_plan(in_size: int, out_size: int, resample: str, first: int, last: int)
     tolerance = 4.0 * (weights.shape[1] + 2) * _FLOAT32_UNIT * 256.0 * weight_sum
     for array in (index, weights):
         array.flags.writeable = False
-    return PassPlan(index, weights, tuple(blocks), tolerance)
+    lo, hi = min((b.lo for b in blocks), default=0), max((b.hi for b in blocks), default=1)
+    return PassPlan(index, weights, tuple(blocks), tolerance, lo, hi, bool((weights < 0).any()))
 
 
-def resample_axis(pixels: np.ndarray, plan: PassPlan, axis: int) -> np.ndarray:
+def resample_axis(pixels: np.ndarray, plan: PassPlan, axis: int, offset: int = 0) -> np.ndarray:
     """Resample a 2-D array of whole pixel values 0-255 (any dtype, float32 is fastest) along
-    `axis` (1: each row, 0: each column) to the plan's outputs, rounded as the spec: float32."""
+    `axis` (1: each row, 0: each column) to the plan's outputs, rounded as the spec: float32.
+    `pixels` may start at input pixel `offset` along `axis` (it must hold [plan.lo, plan.hi))."""
     source = pixels if pixels.dtype == np.float32 else pixels.astype(np.float32)
     shape = (pixels.shape[0], len(plan.index)) if axis == 1 else (len(plan.index), pixels.shape[1])
     values = np.empty(shape, np.float32)
     for b in plan.blocks:
+        lo, hi = b.lo - offset, b.hi - offset
         if axis == 1:
-            np.matmul(source[:, b.lo : b.hi], b.matrix, out=values[:, b.start : b.stop])
+            np.matmul(source[:, lo:hi], b.matrix, out=values[:, b.start : b.stop])
         else:
-            np.matmul(b.matrix.T, source[b.lo : b.hi], out=values[b.start : b.stop])
+            np.matmul(b.matrix.T, source[lo:hi], out=values[b.start : b.stop])
     rounded = np.rint(values)  # = floor(x + 0.5) except at ties, which are recomputed below
     np.subtract(values, rounded, out=values)
     np.abs(values, out=values)
     near_tie = np.flatnonzero(values > 0.5 - plan.tolerance)
     if len(near_tie):
         rows, cols = np.divmod(near_tie, shape[1])
-        rounded[rows, cols] = np.floor(_tap_order_sum(source, plan, rows, cols, axis) + 0.5)
-    return np.clip(rounded, 0, 255, out=rounded)  # bicubic overshoots
+        rounded[rows, cols] = np.floor(_tap_order_sum(source, plan, rows, cols, axis, offset) + 0.5)
+    return np.clip(rounded, 0, 255, out=rounded) if plan.overshoots else rounded
 
 
-def _tap_order_sum(pixels: np.ndarray, plan: PassPlan, rows: np.ndarray, cols: np.ndarray, axis: int) -> np.ndarray:
+def _tap_order_sum(pixels: np.ndarray, plan: PassPlan, rows: np.ndarray, cols: np.ndarray, axis: int,
+                   offset: int) -> np.ndarray:
     """The spec's own float64 sum, taps added in order, for the chosen output values only."""
     out, other = (cols, rows) if axis == 1 else (rows, cols)
+    width = pixels.shape[1]
+    # Tap t of an output reads input pixel index[out, 0] + t: as flat positions in `pixels`, one
+    # take per tap. A tap past the last pixel or outside the given window has weight 0 (it adds 0
+    # wherever it reads), so positions are only kept inside the array.
+    first = plan.index[out, 0] - offset
+    base, stride = (other * width + first, 1) if axis == 1 else (first * width + other, width)
+    flat, weights = pixels.reshape(-1), plan.weights[out]
     total = np.zeros(len(rows))
-    for t in range(plan.index.shape[1]):
-        source = pixels[other, plan.index[out, t]] if axis == 1 else pixels[plan.index[out, t], other]
-        total = total + source.astype(np.float64) * plan.weights[out, t]
+    for t in range(weights.shape[1]):
+        position = np.clip(base + t * stride, 0, flat.size - 1)
+        total += flat.take(position).astype(np.float64) * weights[:, t]
     return total
 
 
@@ -141,15 +155,17 @@ def resize_window(image: np.ndarray, width: int, height: int, resample: str,
     """
     h, w, channels = image.shape
     (left, right), (top, bottom) = cols or (0, width), rows or (0, height)
-    planar = image.transpose(0, 2, 1)  # (h, channels, w): each channel's row is contiguous
+    vertical = pass_plan(h, height, resample, top, bottom) if h != height else None
+    y0, y1 = (vertical.lo, vertical.hi) if vertical else (top, bottom)  # the input rows still needed
+    planar = image[y0:y1].transpose(0, 2, 1)  # (rows, channels, w): each channel's row is contiguous
     if w != width:
-        flat = np.ascontiguousarray(planar, dtype=np.float32).reshape(h * channels, w)
-        planar = resample_axis(flat, pass_plan(w, width, resample, left, right), 1).reshape(h, channels, -1)
+        horizontal = pass_plan(w, width, resample, left, right)
+        x0, x1 = horizontal.lo, horizontal.hi  # only the input columns the window reads become float32
+        flat = np.ascontiguousarray(planar[:, :, x0:x1], dtype=np.float32).reshape((y1 - y0) * channels, x1 - x0)
+        planar = resample_axis(flat, horizontal, 1, x0).reshape(y1 - y0, channels, -1)
     else:
         planar = planar[:, :, left:right]
-    if h != height:
-        flat = np.ascontiguousarray(planar).reshape(h, -1)
-        planar = resample_axis(flat, pass_plan(h, height, resample, top, bottom), 0).reshape(-1, channels, right - left)
-    else:
-        planar = planar[top:bottom]
+    if vertical:
+        flat = np.ascontiguousarray(planar).reshape(y1 - y0, -1)
+        planar = resample_axis(flat, vertical, 0, y0).reshape(-1, channels, right - left)
     return np.ascontiguousarray(planar.transpose(0, 2, 1), dtype=np.uint8)
