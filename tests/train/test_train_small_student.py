@@ -63,7 +63,10 @@ def test_cache_round_trips_photos_labels_and_teacher_embeddings(cache: Path, tin
     assert torch.equal(batch.labels, stored["labels"])
     assert batch.labels.max() < photos.spec.num_classes
     assert torch.allclose(batch.teacher_embedding, load_teacher(tiny_teacher)(batch.pixels), atol=1e-5)
-    assert torch.equal(photos.batch(3, TEACHER_SIZE).pixels, batch.pixels)  # the cache repeats
+    repeat = photos.batch(3, TEACHER_SIZE)  # the cache repeats, lightly jittered, with the same targets
+    assert torch.equal(repeat.labels, batch.labels) and torch.equal(repeat.teacher_embedding, batch.teacher_embedding)
+    assert not torch.equal(repeat.pixels, batch.pixels)
+    assert torch.equal(photos.batch(3, TEACHER_SIZE).pixels, repeat.pixels)  # seeded by the step
     resized = photos.batch(1, 64)
     assert resized.pixels.shape == (6, 3, 64, 64)
     assert abs(float(resized.pixels.mean()) - float(batch.pixels.mean())) < 3.0

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -90,6 +91,9 @@ class PhotoCache:
                               f"{items.root} with policy {config.policy!r}")
 
     def batch(self, step: int, input_size: int) -> Batch:
+        """The cached batch of `step` (modulo the cache's steps) at `input_size`. Each repeat past the first
+        pass gets a seeded light jitter (a crop of 85-100 % of the side, brightness x0.85-1.15) that barely
+        moves the teacher's embedding, so a small cache is not shown identical pixels every epoch."""
         path = step_path(self.folder, step % self.spec.steps)
         if not path.is_file():
             raise DatasetError(f"{path}: missing cached step; finish the cache with `pocketvec train cache`")
@@ -105,10 +109,28 @@ class PhotoCache:
             raise ModelFileError(f"{path}: cached step with unexpected tensors (pixels {tuple(pixels.shape)} "
                                  f"{pixels.dtype}, labels {tuple(labels.shape)}, embedding {tuple(embedding.shape)})")
         photos = pixels.float()
-        if size != input_size:
-            photos = F.interpolate(photos, size=(input_size, input_size), mode="bilinear", align_corners=False,
-                                   antialias=True)
+        if step >= self.spec.steps:
+            photos = jitter(photos, step, input_size)
+        elif size != input_size:
+            photos = resize(photos, input_size)
         return Batch(photos, labels.long(), torch.empty(0), [], embedding.float())
+
+
+def resize(photos: torch.Tensor, size: int) -> torch.Tensor:
+    return F.interpolate(photos, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def jitter(photos: torch.Tensor, step: int, size: int) -> torch.Tensor:
+    """One seeded crop (85-100 % of the side, anywhere) and brightness factor per photo, at `size` px."""
+    rng = np.random.default_rng([step, 7])
+    full = photos.shape[-1]
+    out = []
+    for photo in photos:
+        side = round(full * rng.uniform(0.85, 1.0))
+        top, left = rng.integers(0, full - side + 1, 2)
+        out.append(resize(photo[None, :, top:top + side, left:left + side], size)[0])
+    brightness = torch.from_numpy(rng.uniform(0.85, 1.15, (len(out), 1, 1, 1))).float()
+    return (torch.stack(out) * brightness).clamp(0, 255)
 
 
 class CachedSteps(torch.utils.data.Dataset):
