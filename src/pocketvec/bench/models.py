@@ -94,6 +94,16 @@ def prepare_student(ctx: BenchContext) -> Path:
     return run_dir
 
 
+def prepare_small(ctx: BenchContext) -> Path:
+    """The distilled small student (PP-LCNet 0.5) shipped in pocketvec/assets/small, zero-shot."""
+    from pocketvec.train.student import shipped_run_dir
+
+    run_dir = shipped_run_dir("small")
+    if not (run_dir / "model.safetensors").is_file():
+        raise NotAvailable("no small student shipped in pocketvec/assets/small")
+    return run_dir
+
+
 def prepare_enrolled(ctx: BenchContext) -> Path:
     """The enroll preset fine-tuned on the benchmark's gallery images (one image per item).
 
@@ -126,6 +136,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         ModelSpec("teacher", "EfficientNet-Lite2 teacher (frozen, ImageNet)", "frozen", prepare_teacher),
         ModelSpec("lite0", "EfficientNet-Lite0 (frozen, ImageNet)", "frozen", prepare_lite0),
         ModelSpec("student", "student, zero-shot", "zero-shot", prepare_student),
+        ModelSpec("small", "small student (PP-LCNet 0.5, distilled), zero-shot", "zero-shot", prepare_small),
         ModelSpec("enrolled", "student, enrolled on the gallery", "enrolled", prepare_enrolled),
     )
 }

@@ -33,14 +33,18 @@ def _parse_set(values: list[str]) -> dict:
 def train(
     ctx: typer.Context,
     preset: str = choices.option("", "--preset", what="preset", choices=choices.PRESETS,
-                                 help="Preset name: enroll, base, base-gpu or smoke (see --list-presets)."),
+                                 help="Preset name: enroll, enroll-small, base, base-gpu, small, small-gpu or "
+                                      "smoke (see --list-presets)."),
     config: Path = typer.Option(None, "--config", help="A JSON training config, or a run's config.json "
                                 "(instead of --preset)."),
     data: Path = typer.Option(None, "--data", help="Item folder or CSV manifest (path,label)."),
     out: Path = typer.Option(None, "--out", help="Run folder to write (an unfinished run there is resumed)."),
     epochs: int = typer.Option(0, "--epochs", help="Override the number of epochs."),
     input_size: int = typer.Option(0, "--input-size", help="Override the input size (128-256 px)."),
-    teacher: str = typer.Option(None, "--teacher", help="Teacher: efficientnet_lite2 or a checkpoint folder."),
+    teacher: str = typer.Option(None, "--teacher", help="Teacher: efficientnet_lite2, base, small or a checkpoint "
+                                "folder."),
+    teacher_photos: Path = typer.Option(None, "--teacher-photos", help="Train from a teacher-photo cache "
+                                        "(`pocketvec train cache`): no teacher or photo simulation while training."),
     seed: int = typer.Option(None, "--seed", help="Override the random seed."),
     time_limit: float = typer.Option(0, "--time-limit",
                                      help="Stop after this many seconds of training and write the run as it is."),
@@ -74,9 +78,9 @@ def train(
         from pocketvec.output_paths import check_output_folder
 
         check_output_folder(out, "--out")
-    base = preset_config(preset) if preset else _load_config(config)
+    base = preset_config(preset, overrides.get("init")) if preset else _load_config(config)
     for key, value in (("epochs", epochs), ("encoder.preprocess.input_size", input_size),
-                       ("time_limit_s", time_limit)):
+                       ("time_limit_s", time_limit), ("teacher_photos", str(teacher_photos or ""))):
         if value:
             overrides[key] = value
     if teacher is not None:
@@ -143,6 +147,33 @@ def history_table(history: list[dict], kept_epoch: int | None):
                       f"{h['best_f1']:.3f}", f"{h['best_threshold']:.2f}", f"{h.get('mean_cosine', float('nan')):.2f}",
                       "◀" if h["epoch"] == kept_epoch else "")
     return table
+
+
+@app.command("cache")
+def cache_command(
+    preset: str = choices.option("small", "--preset", what="preset", choices=choices.PRESETS,
+                                 help="The training preset whose teacher, pool policy and batches are cached."),
+    data: Path = typer.Option(..., "--data", help="Item folder or CSV manifest (path,label): the training pool."),
+    out: Path = typer.Option(..., "--out", help="Cache folder to write (an unfinished one there is resumed)."),
+    steps: int = typer.Option(..., "--steps", help="Training batches to simulate and embed."),
+    workers: int = typer.Option(1, "--workers", help="Processes simulating photos while the teacher runs."),
+    set_: list[str] = typer.Option([], "--set", help="Any setting as dotted KEY=VALUE, e.g. batch_classes=64."),
+) -> None:
+    """Embed simulated training photos with the frozen teacher once and store them, so a student trains
+    against them without the teacher. Example: pocketvec train cache --preset small --data pool.csv
+    --out teacher-photos --steps 200; then pocketvec train --preset small --data pool.csv --teacher-photos
+    teacher-photos --out runs/small"""
+    from pocketvec.output_paths import check_output_folder
+    from pocketvec.train.photo_cache import build_photo_cache, read_spec
+    from pocketvec.train.presets import preset_config
+
+    check_output_folder(out, "--out")
+    overrides = _parse_set(set_)
+    config = preset_config(preset, overrides.get("init"))
+    folder = build_photo_cache(config.with_overrides(overrides) if overrides else config, data, out, steps, workers)
+    spec = read_spec(folder)
+    Console().print(f"[green]teacher photos written:[/] {folder}  {spec.steps} steps × {spec.batch_size} photos "
+                    f"at {spec.photo_size} px, teacher {spec.teacher_id}")
 
 
 @app.command("merge")

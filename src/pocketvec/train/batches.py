@@ -42,6 +42,7 @@ class Batch:
     labels: torch.Tensor  # (B,) pseudo-class ids
     clean: torch.Tensor  # (B, 3, T, T) float32 0-255: the clean variant, for the teacher
     teacher_keys: list[tuple[str, str]]  # (item content hash, view name) per row
+    teacher_embedding: torch.Tensor | None = None  # (B, D) cached teacher embeddings of `pixels`
 
 
 class BatchMaker:

@@ -35,7 +35,8 @@ class TrainConfig:
     sample_rate: float = 1.0  # PartialFC: fraction of negative centres per step
     imprint_centres: bool = False  # start each class centre at the student's embedding of its clean image
     center_weight: float = 0.01
-    teacher: str = ""  # "" = no distillation; a built-in name or a local checkpoint folder
+    teacher: str = ""  # "" = no distillation; a built-in or shipped name, or a local checkpoint folder
+    teacher_photos: str = ""  # a teacher-photo cache folder (pocketvec.train.photo_cache): train from it
     distill_weight: float = 1.0
     distill_temperature: float = 0.1
     kd_weight: float = 0.0  # Hinton KD over the teacher's ImageNet logits
@@ -79,7 +80,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be > 0. Got {getattr(self, name)!r}.")
         if not self.warmup_fraction < 1.0:
             raise ConfigError(f"warmup_fraction must be in [0, 1). Got {self.warmup_fraction!r}.")
-        for name in ("init", "teacher", "policy", "backgrounds"):
+        for name in ("init", "teacher", "teacher_photos", "policy", "backgrounds"):
             check_text(name, getattr(self, name), 4096, empty=True)
         if not isinstance(self.int8_grid, bool):
             raise ConfigError(f"int8_grid must be true or false. Got {self.int8_grid!r}.")

@@ -34,6 +34,7 @@ from pocketvec.train.parts import (
     single_threaded_opencv,
     warmup_cosine,
 )
+from pocketvec.train.photo_cache import CachedSteps, PhotoCache
 from pocketvec.train.rounding import save_on_grid
 from pocketvec.train.state import RESUME_DIR, has_state, read_state_info, restore_state, save_state
 from pocketvec.train.student import build_student
@@ -55,23 +56,32 @@ class Trainer:
             torch.device("cpu")
         items = load_items(data)
         self.labels = [entry.label for entry in items]
-        teacher = load_teacher(config.teacher) if config.teacher and config.distill_weight > 0 else None
+        # cached teacher photos: the teacher and the photo simulator do not run while training
+        self.photos = PhotoCache(config.teacher_photos) if config.teacher_photos else None
+        if self.photos is not None:
+            self.photos.check_pool(config, items)
+        live_teacher = config.teacher and config.distill_weight > 0 and self.photos is None
+        teacher = load_teacher(config.teacher) if live_teacher else None
         size = config.encoder.preprocess.input_size
+        needs_maker = self.photos is None or config.eval_views > 0 or config.imprint_centres
         self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
                                 config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0,
                                 config.merge_identical_classes, config.encoder.preprocess,
-                                config.clean_view_fraction)
+                                config.clean_view_fraction) if needs_maker else None
+        classes = self.photos.spec.num_classes if self.photos is not None else self.maker.num_classes
         torch.manual_seed(config.seed)  # random init of the student, heads and class centres
         self.memory_format = memory_format(self.device)
         self.model = build_student(config.encoder, config.init).to(self.device, memory_format=self.memory_format)
         select_trainable(self.model, config)
-        self.losses = build_losses(config, self.maker.num_classes, teacher).to(self.device)
+        cached_dim = self.photos.spec.embedding_dim if self.photos is not None else 0
+        self.losses = build_losses(config, classes, teacher, cached_dim).to(self.device)
         if config.imprint_centres and "partial_fc" in self.losses:
             imprint_centres(self.losses["partial_fc"], self.maker, self.model, config.encoder.preprocess)
         self.cache = TeacherCache(teacher.to(self.device)) if teacher else None
         params = [p for p in chain(self.model.parameters(), self.losses.parameters()) if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-        self.steps_per_epoch = config.steps_per_epoch or self.maker.steps_per_epoch()
+        self.steps_per_epoch = config.steps_per_epoch or (
+            self.photos.spec.steps if self.photos is not None else self.maker.steps_per_epoch())
         self.total_steps = config.epochs * self.steps_per_epoch
         if config.max_steps:
             self.total_steps = min(self.total_steps, config.max_steps)
@@ -142,8 +152,12 @@ class Trainer:
             loss = loss + cfg.center_weight * self.losses["center"](embedding, labels)
         if "triplet" in self.losses:
             loss = loss + self.losses["triplet"](embedding, labels)
-        if self.cache is not None:
+        target = None
+        if batch.teacher_embedding is not None and "distill" in self.losses:
+            target = {"embedding": batch.teacher_embedding.to(self.device)}
+        elif self.cache is not None:
             target = self.cache.outputs(batch.clean.to(self.device), batch.teacher_keys)
+        if target is not None:
             # local-batch term: averaged over ranks (the PartialFC term is already global)
             loss = loss + cfg.distill_weight / self.world * self.losses["distill"](
                 embedding, target["embedding"], target.get("logits"))
@@ -182,8 +196,9 @@ class Trainer:
         """Train to the end (or `stop_after` steps in total, leaving a resumable state); returns the run folder."""
         cfg = self.config
         stop = self.total_steps if stop_after is None else min(stop_after, self.total_steps)
-        loader = torch.utils.data.DataLoader(StepBatches(self.maker, self.step, stop, self.rank, self.world),
-                                             batch_size=None, num_workers=cfg.workers)
+        steps = CachedSteps(self.photos, cfg.encoder.preprocess.input_size, self.step, stop, self.rank, self.world) \
+            if self.photos is not None else StepBatches(self.maker, self.step, stop, self.rank, self.world)
+        loader = torch.utils.data.DataLoader(steps, batch_size=None, num_workers=cfg.workers)
         started, images, stopped_early, timed_out = time.monotonic(), 0, False, False
         columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]

@@ -81,8 +81,9 @@ class StepBatches(torch.utils.data.Dataset):
         return self.maker((self.start + index) * self.world + self.rank)
 
 
-def build_losses(cfg: TrainConfig, classes: int, teacher) -> nn.ModuleDict:
-    """The loss modules of a config (their parameters are trained with the encoder's)."""
+def build_losses(cfg: TrainConfig, classes: int, teacher, cached_teacher_dim: int = 0) -> nn.ModuleDict:
+    """The loss modules of a config (their parameters are trained with the encoder's). With cached teacher
+    embeddings (`cached_teacher_dim`), the distillation term is built without the teacher."""
     dim = cfg.encoder.embedding_dim
     losses = nn.ModuleDict()
     if cfg.loss in ("margin", "center"):
@@ -96,6 +97,8 @@ def build_losses(cfg: TrainConfig, classes: int, teacher) -> nn.ModuleDict:
         classes_out = probe["logits"].shape[1] if "logits" in probe else 0
         losses["distill"] = DistillationLoss(dim, probe["embedding"].shape[1], cfg.distill_temperature,
                                              classes_out, cfg.kd_temperature, cfg.kd_weight)
+    elif cached_teacher_dim and cfg.distill_weight > 0:
+        losses["distill"] = DistillationLoss(dim, cached_teacher_dim, cfg.distill_temperature)
     return losses
 
 

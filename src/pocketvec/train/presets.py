@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from pathlib import Path
 
 from pocketvec.errors import ConfigError
 from pocketvec.runtime.preprocess import PreprocessSpec
@@ -11,10 +13,16 @@ from pocketvec.train.checkpoint import read_run_config
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.encoder import EncoderConfig
 from pocketvec.train.losses.margins import MarginConfig
-from pocketvec.train.student import base_run_dir
+from pocketvec.train.student import SHIPPED_MODELS, shipped_run_dir
 
-# DoRA on the backbone's last two stages and final 1x1 conv; the small embedding head is trained in full
+# DoRA on Lite0's last two stages and final 1x1 conv; the small embedding head is trained in full
 ENROLL_ADAPTER_TARGETS = ("backbone.conv_head", "backbone.blocks.5.*", "backbone.blocks.6.*")
+# on PP-LCNet / MobileNetV3-style timm backbones (their last stage is blocks.5)
+LAST_STAGE_TARGETS = {"tf_efficientnet_lite0": ENROLL_ADAPTER_TARGETS}
+LAST_STAGE_FALLBACK = ("backbone.conv_head", "backbone.blocks.5.*")
+# the distilled small student: PP-LCNet 0.5 + the 128-d LN+BN head at 160 px (int8 ONNX < 1 MB)
+SMALL_DISTILL_WEIGHT = 50.0  # τ² = 0.01 scales the relational KL: this puts it near the margin loss
+SMALL_ENCODER = EncoderConfig(backbone="lcnet_050", embedding_dim=128, preprocess=PreprocessSpec(input_size=160))
 # base on a CPU: the stem and early stages stay at their ImageNet weights
 BASE_TRAINABLE = ("backbone.blocks.4.*", "backbone.blocks.5.*", "backbone.blocks.6.*", "backbone.conv_head.*",
                   "backbone.bn2.*", "head.*")
@@ -46,26 +54,63 @@ def _base_gpu() -> TrainConfig:
     )
 
 
-def _enroll() -> TrainConfig:
-    """Fine-tune on a user's item folder: DoRA adapters on `base` at its input size (or Lite0 ImageNet if absent).
+def _small() -> TrainConfig:
+    """The distilled small student on a CPU: PP-LCNet 0.5 (random init: no ImageNet weights ship locally)
+    + the 128-d LN+BN head at 160 px, relational KL to the frozen shipped `base` plus CosFace over
+    PartialFC, trained from a teacher-photo cache (`pocketvec train cache`, then --teacher-photos)."""
+    return TrainConfig(
+        encoder=SMALL_ENCODER, init="random", adapters=AdapterConfig(kind="none"), trainable=("*",),
+        loss="margin", margin=MarginConfig(kind="cosface", scale=32.0), sample_rate=1.0, teacher="base",
+        distill_weight=SMALL_DISTILL_WEIGHT, distill_temperature=0.1, policy="upright", epochs=12,
+        batch_classes=32, views_per_class=2, lr=4e-3, warmup_fraction=0.05, eval_views=0, checkpoint_every=25,
+        workers=0, threads=1,
+    )
+
+
+def _small_gpu() -> TrainConfig:
+    """The small student on a GPU machine: the `small` recipe with big batches, 7 passes over a big
+    teacher-photo cache (400 steps of 256 photos: 15 GB at 224 px; its teacher runs on the GPU too)."""
+    return replace(_small(), batch_classes=128, epochs=7, checkpoint_every=200,
+                   workers=max(1, (os.cpu_count() or 2) - 1), threads=0)
+
+
+def enroll_config(start: str = "base") -> TrainConfig:
+    """Fine-tune on a user's item folder from `start` (`base`, `small` or a run folder): DoRA adapters on
+    its last stages (Lite0: the last two) at its input size (Lite0 ImageNet at 224 px if `base` is absent).
 
     The recipe that holds on look-alike catalogues (docs/bench/enroll.md): the whole item in view
     (scale_fit: details near the edges survive), identical regions of different items merged into one
     pseudo-class, class centres imprinted from the start model's embeddings, and the best held-out
     weights kept, the start's included: enrolment never ends worse than it started.
     """
-    has_base = (base_run_dir() / "model.safetensors").is_file()
-    size = read_run_config(base_run_dir())["encoder"]["preprocess"]["input_size"] if has_base else 224
+    run_dir = shipped_run_dir(start) if start in SHIPPED_MODELS else Path(start).expanduser()
+    if (run_dir / "model.safetensors").is_file():
+        encoder = EncoderConfig.from_dict(read_run_config(run_dir)["encoder"])
+        init = start
+    elif start == "base":
+        encoder, init = EncoderConfig(preprocess=PreprocessSpec(input_size=224)), "imagenet"
+    else:
+        raise ConfigError(f"enroll from {start!r}: {run_dir} holds no trained model (model.safetensors)")
+    encoder = replace(encoder, preprocess=replace(encoder.preprocess, crop_mode="scale_fit"))
+    targets = LAST_STAGE_TARGETS.get(encoder.backbone, LAST_STAGE_FALLBACK)
     return TrainConfig(
-        encoder=EncoderConfig(preprocess=PreprocessSpec(input_size=size, crop_mode="scale_fit")),
-        init="base" if has_base else "imagenet",
-        adapters=AdapterConfig(kind="dora", rank=8, alpha=16.0, targets=ENROLL_ADAPTER_TARGETS),
+        encoder=encoder, init=init, adapters=AdapterConfig(kind="dora", rank=8, alpha=16.0, targets=targets),
         trainable=("head.*",), loss="margin", imprint_centres=True,
         margin=MarginConfig(kind="arcface", scale=32.0, label_smoothing=0.1), sample_rate=1.0, teacher="",
         policy="upright", epochs=6, batch_classes=12, views_per_class=2, lr=5e-3, eval_views=1,
         checkpoint_every=12, workers=1, int8_grid=True,
         threads=os.cpu_count() or 1,  # the photo worker needs about 1/8 of a core: the step takes every core
     )
+
+
+def _enroll() -> TrainConfig:
+    """Fine-tune `base` on a user's item folder: DoRA adapters, imprinted centres, best held-out kept."""
+    return enroll_config("base")
+
+
+def _enroll_small() -> TrainConfig:
+    """The enroll recipe from the distilled small student (`small`, PP-LCNet 0.5 at 160 px)."""
+    return enroll_config("small")
 
 
 def _smoke() -> TrainConfig:
@@ -77,10 +122,15 @@ def _smoke() -> TrainConfig:
     )
 
 
-PRESETS = {"base": _base, "base-gpu": _base_gpu, "enroll": _enroll, "smoke": _smoke}
+PRESETS = {"base": _base, "base-gpu": _base_gpu, "enroll": _enroll, "enroll-small": _enroll_small,
+           "small": _small, "small-gpu": _small_gpu, "smoke": _smoke}
 
 
-def preset_config(name: str) -> TrainConfig:
+def preset_config(name: str, init: str | None = None) -> TrainConfig:
+    """A preset's config; `init` (the --set init=... override) picks the start of the enroll presets, whose
+    encoder follows it (`--preset enroll --set init=small` is `--preset enroll-small`)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown training preset. Available: {sorted(PRESETS)}. Got {name!r}.")
+    if init and name in ("enroll", "enroll-small") and init not in ("imagenet", "random"):
+        return enroll_config(init)
     return PRESETS[name]()

