@@ -45,7 +45,7 @@ class TrainConfig:
     augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields
     backgrounds: str = ""  # folder of background photos; "" = the data package's default
     epochs: int = 3
-    steps_per_epoch: int = 0  # 0 = one pass over the pseudo-classes' views
+    steps_per_epoch: int = 0  # batches per epoch, all processes together; 0 = one pass over the pseudo-classes
     batch_classes: int = 16  # pseudo-classes per batch
     views_per_class: int = 2  # augmented views of each pseudo-class in a batch
     lr: float = 1e-3

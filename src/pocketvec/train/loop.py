@@ -43,6 +43,12 @@ from pocketvec.train.teachers import load_teacher
 RESUME_FREE_KEYS = ("time_limit_s", "workers", "checkpoint_every", "threads")
 
 
+def process_steps_per_epoch(global_batches: int, world: int) -> int:
+    """Steps of each process per epoch: every step reads `world` batches (one per process), so an epoch,
+    one pass over the pool's `global_batches`, takes global_batches / world steps (at least one)."""
+    return max(1, global_batches // world)
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, data: str | Path, out: str | Path) -> None:
         self.config, self.out = config, Path(out)
@@ -69,7 +75,8 @@ class Trainer:
         self.cache = TeacherCache(teacher.to(self.device)) if teacher else None
         params = [p for p in chain(self.model.parameters(), self.losses.parameters()) if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-        self.steps_per_epoch = config.steps_per_epoch or self.maker.steps_per_epoch()
+        pool_batches = config.steps_per_epoch or self.maker.steps_per_epoch()
+        self.steps_per_epoch = process_steps_per_epoch(pool_batches, self.world)
         self.total_steps = config.epochs * self.steps_per_epoch
         if config.max_steps:
             self.total_steps = min(self.total_steps, config.max_steps)
