@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
+from pocketvec.data.augment_torch import TorchPhotoSim
 from pocketvec.data.items import load_items
 from pocketvec.errors import ConfigError
 from pocketvec.train.batches import BatchMaker
@@ -64,7 +65,8 @@ class Trainer:
         size = config.encoder.preprocess.input_size
         self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
                                 config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0,
-                                config.merge_identical_classes)
+                                config.merge_identical_classes, config.device_augment(torch.cuda.is_available()))
+        self.sim = TorchPhotoSim(size) if self.maker.device_augment else None
         torch.manual_seed(config.seed)  # random init of the student, heads and class centres
         self.memory_format = memory_format(self.device)
         self.model = build_student(config.encoder, config.init).to(self.device, memory_format=self.memory_format)
@@ -132,7 +134,7 @@ class Trainer:
     def _loss(self, batch) -> torch.Tensor:
         cfg = self.config
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            pixels = batch.pixels.to(self.device, memory_format=self.memory_format)
+            pixels = batch.finish_pixels(self.device, self.sim).to(memory_format=self.memory_format)
             embedding = F.normalize(self.model.head(self.model.features(pixels)).float(), dim=-1)
         labels = batch.labels.to(self.device)
         loss = embedding.new_zeros(())
