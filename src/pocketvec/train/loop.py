@@ -87,6 +87,7 @@ class Trainer:
         self.held_out = make_held_out(self.maker, self.labels, config.eval_views, config.encoder.preprocess) \
             if config.eval_views else None
         self.step, self.history, self.best = 0, [], {"recall_at_1": -1.0, "best_f1": -1.0, "epoch": 0}
+        self.images_per_second = 0.0  # of the last run() call
         # the safety net: the best shipped weights seen so far, the start's until an epoch beats them
         self.kept = shipped_copy(self.model, config.int8_grid) if self.held_out is not None else None
         if has_state(self.out):
@@ -230,7 +231,9 @@ class Trainer:
         if self.rank == 0:
             model = self.kept if self.kept is not None else shipped_copy(self.model, self.config.int8_grid)
             extra = {"train": self.config.to_dict(), "history": self.history, "steps": self.step,
-                     "total_steps": self.total_steps, "int8_grid": self.config.int8_grid}
+                     "total_steps": self.total_steps, "int8_grid": self.config.int8_grid, "world_size": self.world,
+                     "pseudo_classes": self.maker.num_classes,
+                     "images_per_s": round(self.images_per_second, 1)}
             if self.kept is not None:
                 extra["kept"] = {"epoch": self.best["epoch"], "verdict": verdict(self.history, self.best["epoch"])}
             save_run(self.out, model.cpu(), extra)

