@@ -20,14 +20,15 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
   POOL=${POOL:-latex-docs=12 kgeography-flags=12}
   BENCH=${BENCH:---pages 4 --flags 4 --lookalike-groups 2 --photos 2}
   LIMIT=${LIMIT:-120}
-  TRAIN_SET=(--set max_steps=3 --set batch_classes=4 --set workers=1 --set augment_device=gpu
+  TRAIN_SET=(--set max_steps=2 --set batch_classes=4 --set workers=1 --set augment_device=gpu
              --set encoder.preprocess.input_size=96)
-  STEP=(--steps 2 --set sample_rate=0.1 batch_classes=4 encoder.preprocess.input_size=96)
-  CLASSES=(2000 8000); AUG=(--size 96 --batch 8 --batches 1)
+  STEP=(--steps 1 --warmup 1 --set sample_rate=0.1 batch_classes=4 encoder.preprocess.input_size=96)
+  CLASSES=(2000); AUG=(--size 96 --batch 8 --batches 1)
 else
   CARRY=${CARRY:-.carry}
   POOL=${POOL:-latex-docs=1600 kgeography-flags=655 wesnoth-portraits=238 gcompris-photos=454}
-  BENCH=${BENCH:---pages 150 --flags 150 --lookalike-groups 51 --photos 5}
+  # the device run carries at most 64 MiB (pool + bench + wheels): a smaller bench and a 320 px pool copy
+  BENCH=${BENCH:---pages 100 --flags 100 --lookalike-groups 20 --photos 2}
   LIMIT=${LIMIT:-330}
   TRAIN_SET=(--set "epochs=${EPOCHS:-8}")
   STEP=(--steps 20 --set sample_rate=0.1)
@@ -36,7 +37,7 @@ fi
 
 if [ "$MODE" = prepare ]; then
   # shellcheck disable=SC2086
-  $PY -m pocketvec.train.pool "$CARRY/pool.csv" $POOL --compact "$CARRY/pool"
+  $PY -m pocketvec.train.pool "$CARRY/pool.csv" $POOL --compact "$CARRY/pool" --long-side "${POOL_SIDE:-320}"
   rm -f "$CARRY/pool.csv"
   # shellcheck disable=SC2086
   $PY -m pocketvec.train.bench_tiers build "$CARRY/bench" $BENCH

@@ -205,6 +205,7 @@ def main() -> None:
     stp.add_argument("--preset", default="base-gpu")
     stp.add_argument("--classes", type=int, default=8841)
     stp.add_argument("--steps", type=int, default=50)
+    stp.add_argument("--warmup", type=int, default=5)
     stp.add_argument("--set", nargs="*", default=[], help="dotted KEY=JSON overrides, e.g. sample_rate=0.1")
     aug = sub.add_parser("augment")
     aug.add_argument("--data", required=True)
@@ -223,7 +224,7 @@ def main() -> None:
         for row in memory(args.classes, args.rates, args.dim, args.batch):
             print(json.dumps(row))
     elif args.what == "step":
-        print(json.dumps(step(args.preset, args.classes, args.steps, overrides=_overrides(args.set))))
+        print(json.dumps(step(args.preset, args.classes, args.steps, args.warmup, overrides=_overrides(args.set))))
     elif args.what == "augment":
         for row in augment(args.data, args.size, args.batch, args.batches, args.threads):
             print(json.dumps(row))
