@@ -93,3 +93,15 @@ def test_missing_student_is_reported_not_faked(cache, tmp_path) -> None:
     row = rows[0]
     assert row["status"].startswith("not available:") and "not a run folder" in row["status"]
     assert "accuracy" not in row
+
+
+def test_lookalike_sets_of_two_sizes_live_side_by_side(cache) -> None:
+    from pocketvec.bench.lookalikes import LookalikeConfig, build_lookalikes
+
+    small = build_lookalikes(LookalikeConfig(page_groups=1, flag_groups=1), root=cache)
+    files = sorted(p.name for p in small.iterdir())
+    larger = build_lookalikes(LookalikeConfig(page_groups=1, flag_groups=2), root=cache)
+    assert larger != small and len(list(larger.glob("*.png"))) == 15
+    assert sorted(p.name for p in small.iterdir()) == files  # building another size left this one alone
+    assert build_lookalikes(LookalikeConfig(page_groups=1, flag_groups=1), root=cache) == small
+    assert [p.name for p in small.parent.iterdir() if p.name.startswith(".")] == []  # no build left behind

@@ -113,3 +113,12 @@ def test_every_device_effect_changes_pixels(items: list[np.ndarray]) -> None:
             scene.params[INDEX[name]] = value
         changed = (TorchPhotoSim(SIZE)(stack_scenes([scene])) - plain).abs().mean()
         assert changed > 0.5, effect
+
+
+def test_a_clean_view_passes_through_unchanged(items: list[np.ndarray]) -> None:
+    from pocketvec.data.augment_scene_params import clean_scene
+    from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
+
+    clean = preprocess(items[0], PreprocessSpec(input_size=SIZE))
+    photo = TorchPhotoSim(SIZE)(stack_scenes([clean_scene(clean)]))[0].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(photo.astype(np.uint8), clean)

@@ -55,3 +55,12 @@ def test_enroll_keeps_the_starting_weights_when_fine_tuning_hurts(lookalike_item
     pixels = torch.rand(4, 3, 224, 224) * 255
     with torch.no_grad():
         assert torch.nn.functional.cosine_similarity(shipped(pixels), start(pixels)).min() > 0.999
+
+
+def test_a_time_limit_judges_the_weights_it_stopped_at(lookalike_items: Path, tmp_path: Path) -> None:
+    config = preset_config("enroll").with_overrides({"time_limit_s": 1e-6, "steps_per_epoch": 4, "epochs": 2,
+                                                     "batch_classes": 6, "eval_views": 1})
+    saved = read_run_config(train_config(config, lookalike_items, tmp_path / "run"))
+    assert saved["steps"] == 1
+    assert [h["epoch"] for h in saved["history"]] == [0, 0.25]  # the start, then the quarter epoch it reached
+    assert saved["kept"]["epoch"] in (0, 0.25)

@@ -17,8 +17,10 @@ each was made. Everything is a pure function of the cached packages and the coun
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,7 +28,6 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pocketvec.atomic import atomic_output
 from pocketvec.data import render
 from pocketvec.data.preview import save_png_atomic
 from pocketvec.data.source_fetch import fetch_set
@@ -36,7 +37,7 @@ from pocketvec.data.sources import cache_root, get_source, read_manifest
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.images import load_image
 
-SET_NAME = "lookalikes"
+SET_NAME = "lookalike-sets"  # one folder per size below it
 FLAG_EDITIONS = ("original", "recolour", "serial", "seal", "frame")
 PAGE_EDITIONS = ("original", "next-page", "serial", "seal", "frame")
 
@@ -145,7 +146,7 @@ def _page_groups(folder: Path, config: LookalikeConfig, root: Path) -> dict[str,
     spec = get_source("humanities-docs")
     ref = spec.packages[0]
     package = download(ref, root / "_packages")
-    scratch = root / "_packages" / f"{package.name}.lookalikes"
+    scratch = folder / "_unpacked"  # inside the set being built: concurrent builds never share it
     docs = sorted(unpack(ref, package, scratch))
     counts = {doc: render.pdf_page_count(doc) for doc in docs}
     docs = [doc for doc in docs if counts[doc] >= 8]
@@ -183,20 +184,36 @@ def _page_groups(folder: Path, config: LookalikeConfig, root: Path) -> dict[str,
 
 def build_lookalikes(config: LookalikeConfig = LookalikeConfig(), root: Path | None = None,
                      full_fetch: bool = True) -> Path:
-    """Build (or reuse) the look-alike set in `<cache>/lookalikes/`; returns the folder.
+    """Build (or reuse) the look-alike set in `<cache>/lookalike-sets/<size>/`; returns the folder.
 
-    `full_fetch` fetches all of flag-icons first, so the flags chosen never depend on the cache state."""
+    Each size has its own folder, built aside and renamed into place: a bench of another size, or two
+    builds at once, never touch a set in use. `full_fetch` fetches all of flag-icons first, so the flags
+    chosen never depend on the cache state."""
     root = root or cache_root()
-    folder = root / SET_NAME
-    manifest_path = folder / "manifest.json"
+    sets = root / SET_NAME
+    folder = sets / f"pages{config.page_groups}-flags{config.flag_groups}-side{config.long_side}"
     wanted = asdict(config)
-    if manifest_path.is_file() and json.loads(manifest_path.read_text()).get("config") == wanted:
+    if _manifest_config(folder) == wanted:
         return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    items = {**_page_groups(folder, config, root), **_flag_groups(folder, config, root, full_fetch)}
-    manifest = {"config": wanted, "description": __doc__.split("\n\n")[0], "items": items,
-                "licence": "pages: LPPL-1.3c et al. (texlive-humanities-doc); flags: MIT (flag-icons)"}
-    with atomic_output(manifest_path) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    sets.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=sets))
+    building.chmod(0o755)
+    try:
+        items = {**_page_groups(building, config, root), **_flag_groups(building, config, root, full_fetch)}
+        manifest = {"config": wanted, "description": __doc__.split("\n\n")[0], "items": items,
+                    "licence": "pages: LPPL-1.3c et al. (texlive-humanities-doc); flags: MIT (flag-icons)"}
+        (building / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        if _manifest_config(folder) != wanted:  # another build may have finished first: keep its copy
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):  # lost a race to a build of the same size: its copy serves
+                building.rename(folder)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
     return folder
+
+
+def _manifest_config(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "manifest.json").read_text()).get("config")
+    except (OSError, ValueError):
+        return None

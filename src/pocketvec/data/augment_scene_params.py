@@ -49,6 +49,14 @@ class Scene:
     noise_seed: int
 
 
+def clean_scene(pixels: np.ndarray) -> Scene:
+    """A view that is already the finished picture (the clean item as the gallery sees it): no item on
+    it (the homography sends every pixel far outside the canvas) and every effect off."""
+    far = np.array([[0, 0, -1e6], [0, 0, -1e6], [0, 0, 1]], dtype=np.float32)
+    return Scene(np.ascontiguousarray(pixels, dtype=np.uint8), np.zeros_like(pixels, dtype=np.uint8), (1, 1), far,
+                 np.zeros(len(PARAMS), dtype=np.float32), 0)
+
+
 def item_canvas(item: np.ndarray, quad: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int]]:
     """The item shrunk (INTER_AREA, as the CPU path does before its warp) to about the size it takes in
     the frame, never more than the canvas, placed at the top-left of an (S, S, 3) canvas."""

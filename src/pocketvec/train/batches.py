@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from pocketvec.data.augment import AugmentConfig, PhoneAugment
+from pocketvec.data.augment_scene_params import clean_scene
 from pocketvec.data.augment_torch import SceneBatch, TorchPhotoSim, stack_scenes
 from pocketvec.data.items import ItemDataset
 from pocketvec.data.pseudoclasses import (
@@ -63,7 +64,8 @@ class BatchMaker:
 
     def __init__(self, items: ItemDataset, policy: str, input_size: int, batch_classes: int,
                  views_per_class: int, seed: int, augment: dict | None = None, backgrounds: str = "",
-                 teacher_size: int = 0, merge_identical: bool = True, device_augment: bool = False) -> None:
+                 teacher_size: int = 0, merge_identical: bool = True, clean_spec: PreprocessSpec | None = None,
+                 clean_fraction: float = 0.0, device_augment: bool = False) -> None:
         if len(items) == 0:
             raise DatasetError(f"{items.root}: no item images to train on")
         self.images = [fit_within(load_image(e.path), 2 * input_size) for e in items]
@@ -81,6 +83,9 @@ class BatchMaker:
         self.views_per_class = views_per_class
         self.seed = seed
         self.teacher_spec = PreprocessSpec(input_size=teacher_size, crop_mode="scale_fit") if teacher_size else None
+        # some views are the clean item preprocessed as the gallery is: its embedding joins its class
+        self.clean_spec = clean_spec or PreprocessSpec(input_size=input_size)
+        self.clean_fraction = clean_fraction
         self._by_class: dict[int, list[int]] = {}
         for index, variant in enumerate(self.variants):
             self._by_class.setdefault(variant.class_id, []).append(index)
@@ -104,7 +109,12 @@ class BatchMaker:
                 variant = self.variants[members[int(rng.integers(len(members)))]]
                 image = render_variant(self.images[variant.item_index], variant.rotation, variant.flip,
                                        variant.region)
-                photos.append(self.augment.scene(image, rng) if self.device_augment else self.augment(image, rng))
+                clean_view = self.clean_fraction > 0 and rng.random() < self.clean_fraction
+                if clean_view:
+                    clean_pixels = preprocess(image, self.clean_spec)
+                    photos.append(clean_scene(clean_pixels) if self.device_augment else clean_pixels)
+                else:
+                    photos.append(self.augment.scene(image, rng) if self.device_augment else self.augment(image, rng))
                 labels.append(variant.class_id)
                 if self.teacher_spec is not None:
                     clean.append(preprocess(image, self.teacher_spec))

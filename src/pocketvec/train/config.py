@@ -21,7 +21,7 @@ FLOAT_RANGES = (  # (name, low, high): finite numbers only; the > 0 ones are che
     ("sample_rate", 0.0, 1.0), ("lr", 0.0, 10.0), ("weight_decay", 0.0, 10.0), ("warmup_fraction", 0.0, 1.0),
     ("grad_clip", 0.0, 1e6), ("center_weight", 0.0, 1e6), ("distill_weight", 0.0, 1e6),
     ("distill_temperature", 0.0, 1e6), ("kd_weight", 0.0, 1e6), ("kd_temperature", 0.0, 1e6),
-    ("time_limit_s", 0.0, 1e9),
+    ("time_limit_s", 0.0, 1e9), ("clean_view_fraction", 0.0, 1.0),
 )
 
 
@@ -47,6 +47,7 @@ class TrainConfig:
     # where the photo simulation's pixel work runs: "cpu" (albumentations, in the data-loader processes),
     # "gpu" (torch, batched, on the training device: the GPU, or the CPU without one), "auto" (gpu with CUDA)
     augment_device: str = "auto"
+    clean_view_fraction: float = 0.0  # share of training views that are the clean item, as the gallery sees it
     backgrounds: str = ""  # folder of background photos; "" = the data package's default
     epochs: int = 3
     steps_per_epoch: int = 0  # batches per epoch, all processes together; 0 = one pass over the pseudo-classes

@@ -65,7 +65,8 @@ class Trainer:
         size = config.encoder.preprocess.input_size
         self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
                                 config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0,
-                                config.merge_identical_classes, config.device_augment(torch.cuda.is_available()))
+                                config.merge_identical_classes, config.encoder.preprocess,
+                                config.clean_view_fraction, config.device_augment(torch.cuda.is_available()))
         self.sim = TorchPhotoSim(size) if self.maker.device_augment else None
         torch.manual_seed(config.seed)  # random init of the student, heads and class centres
         self.memory_format = memory_format(self.device)
@@ -170,8 +171,10 @@ class Trainer:
                         "config": self.config.to_dict()})
 
     def _end_of_epoch(self) -> bool:
-        """Evaluate; returns True when early stopping says stop."""
-        epoch = self.step // self.steps_per_epoch
+        """Evaluate; returns True when early stopping says stop. A partial epoch (a time limit or max_steps
+        ended it) counts as a fraction: 6.5 is half of the seventh."""
+        whole, rest = divmod(self.step, self.steps_per_epoch)
+        epoch = round(self.step / self.steps_per_epoch, 2) if rest else whole
         if self.held_out is None:
             return False
         shipped = shipped_copy(self.model, self.config.int8_grid)
@@ -217,6 +220,9 @@ class Trainer:
                 elif self.step % cfg.checkpoint_every == 0:
                     self._checkpoint()
                 timed_out = bool(cfg.time_limit_s) and time.monotonic() - started > cfg.time_limit_s
+                if timed_out and self.held_out is not None and self.history[-1]["step"] != self.step:
+                    self._end_of_epoch()  # the weights reached before the time ran out are judged too
+                    progress.console.print(describe(self.history[-1], self.best["epoch"]))
                 if stopped_early or timed_out or self.step >= stop:
                     break
         self.images_per_second = images / max(1e-9, time.monotonic() - started)
