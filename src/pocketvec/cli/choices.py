@@ -14,7 +14,7 @@ import typer
 
 ENGINES = ("auto", "onnxruntime", "coreml", "interpreter")  # pocketvec.runtime.engines.ENGINES
 QUANTIZE = ("none", "fp16", "int8", "w8a8")  # pocketvec.export.source.QUANTIZE_CHOICES
-PRESETS = ("enroll", "base", "base-gpu", "smoke")  # pocketvec.train.presets.PRESETS
+PRESETS = ("enroll", "base", "base-gpu", "base-imagenet", "smoke")  # pocketvec.train.presets.PRESETS
 POLICIES = ("documents", "upright", "single", "symmetric")  # pocketvec.data.pseudoclasses.PRESETS
 GALLERY_DTYPES = ("float32", "float16", "int8")  # pocketvec.runtime.gallery_file.DTYPES
 

@@ -33,7 +33,7 @@ def _parse_set(values: list[str]) -> dict:
 def train(
     ctx: typer.Context,
     preset: str = choices.option("", "--preset", what="preset", choices=choices.PRESETS,
-                                 help="Preset name: enroll, base, base-gpu or smoke (see --list-presets)."),
+                                 help="Preset name: enroll, base, base-gpu, base-imagenet or smoke (--list-presets)."),
     config: Path = typer.Option(None, "--config", help="A JSON training config, or a run's config.json "
                                 "(instead of --preset)."),
     data: Path = typer.Option(None, "--data", help="Item folder or CSV manifest (path,label)."),
