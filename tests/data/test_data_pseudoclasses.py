@@ -95,3 +95,48 @@ def test_identical_bright_pages_merge_into_one_class():
     variants = expand_pseudo_classes(["a", "b", "c"], PRESETS["single"])
     merged = merge_identical_classes(variants, [page, page.copy(), other])
     assert [v.class_id for v in merged] == [0, 0, 1]  # a mostly white page equals its copy, not its neighbour
+
+
+def _brute_force_merge(variants, images, tolerance: float = 0.25) -> list[int]:
+    """The O(n²) definition: union every pair within `tolerance` RMS and 5% aspect, then renumber."""
+    import cv2
+
+    rendered = [render_variant(images[v.item_index], v.rotation, v.flip, v.region) for v in variants]
+    thumbs = np.stack([cv2.resize(cv2.cvtColor(r, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA)
+                       .astype(np.float32).ravel() for r in rendered])
+    aspect = np.log([r.shape[1] / r.shape[0] for r in rendered])
+    parent = list(range(max(v.class_id for v in variants) + 1))
+
+    def root(c: int) -> int:
+        while parent[c] != c:
+            c = parent[c]
+        return c
+
+    for i in range(len(variants)):
+        for j in range(len(variants)):
+            rms = np.sqrt(((thumbs[i] - thumbs[j]) ** 2).mean())
+            if rms < tolerance and abs(aspect[i] - aspect[j]) < 0.05:
+                a, b = root(variants[i].class_id), root(variants[j].class_id)
+                parent[max(a, b)] = min(a, b)
+    renumbered: dict[int, int] = {}
+    return [renumbered.setdefault(root(v.class_id), len(renumbered)) for v in variants]
+
+
+def test_bucketed_merge_finds_every_pair_the_brute_force_finds():
+    """Near-identical renderings placed across bucket edges (grey levels stepped by a fraction of the
+    bucket width, aspects around the 5% limit) merge exactly as the all-pairs definition says."""
+    from pocketvec.data.pseudoclasses import merge_identical_classes
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, size=(64, 48, 3), dtype=np.uint8)
+    images = []
+    for step in range(40):  # brightness ramps through several buckets in steps of 0.1 grey levels
+        shift = step * 0.1
+        images.append(np.clip(base.astype(np.float32) + shift, 0, 255).round().astype(np.uint8))
+    images += [np.full((40 + k, 40, 3), 128, dtype=np.uint8) for k in range(0, 6)]  # aspects near 5% apart
+    images += [rng.integers(0, 256, size=(50, 50, 3), dtype=np.uint8) for _ in range(4)]  # all distinct
+    variants = expand_pseudo_classes([str(i) for i in range(len(images))], policy_from_name("upright"))
+    merged = [v.class_id for v in merge_identical_classes(variants, images)]
+    assert merged == _brute_force_merge(variants, images)
+    assert len(set(merged)) < len({v.class_id for v in variants})  # some merged, ...
+    assert len(set(merged)) > 4  # ... and not everything

@@ -1,15 +1,10 @@
-"""PartialFC: equals the full margin softmax at rate 1.0, keeps positives when sampling, and two gloo
-processes give the loss and gradients of one process on the same global batch."""
+"""PartialFC in one process: equals the full margin softmax at rate 1.0, keeps positives when sampling,
+never builds batch × classes logits when sampling (test_train_world.py: two gloo processes)."""
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from pocketvec.errors import ConfigError
@@ -60,46 +55,3 @@ def test_shards_cover_all_classes_once() -> None:
 def test_labels_out_of_range_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"labels must be in \[0, 10\)"):
         PartialFC(DIM, CLASSES)(torch.randn(2, DIM), torch.tensor([0, 10]))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, world: int, port: int, results: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        torch.set_num_threads(1)
-        emb, labels, centres = _inputs()
-        local = BATCH // world
-        pfc = PartialFC(DIM, CLASSES, MarginConfig(kind="arcface", scale=16.0, label_smoothing=0.1))
-        with torch.no_grad():
-            pfc.weight.copy_(centres[pfc.class_start : pfc.class_start + pfc.num_local])
-        mine = emb[rank * local : (rank + 1) * local].clone().requires_grad_(True)
-        loss = pfc(mine, labels[rank * local : (rank + 1) * local])
-        loss.backward()
-        results[rank] = (loss.item(), mine.grad.clone(), pfc.weight.grad.clone())
-    finally:
-        dist.destroy_process_group()
-
-
-def test_two_gloo_processes_match_one_process() -> None:
-    emb, labels, centres = _inputs()
-    single = PartialFC(DIM, CLASSES, MarginConfig(kind="arcface", scale=16.0, label_smoothing=0.1), rank=0,
-                       world_size=1)
-    with torch.no_grad():
-        single.weight.copy_(centres)
-    emb = emb.clone().requires_grad_(True)
-    loss = single(emb, labels)
-    loss.backward()
-
-    manager = mp.Manager()
-    results = manager.dict()
-    mp.spawn(_worker, args=(2, _free_port(), results), nprocs=2, join=True)
-    assert results[0][0] == pytest.approx(loss.item(), abs=1e-6)
-    assert results[1][0] == pytest.approx(loss.item(), abs=1e-6)
-    torch.testing.assert_close(torch.cat([results[0][1], results[1][1]]), emb.grad)
-    torch.testing.assert_close(torch.cat([results[0][2], results[1][2]]), single.weight.grad)

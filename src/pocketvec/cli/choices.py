@@ -15,7 +15,7 @@ import typer
 ENGINES = ("auto", "onnxruntime", "coreml", "interpreter")  # pocketvec.runtime.engines.ENGINES
 QUANTIZE = ("none", "fp16", "int8", "w8a8")  # pocketvec.export.source.QUANTIZE_CHOICES
 # pocketvec.train.presets.PRESETS
-PRESETS = ("enroll", "enroll-small", "base", "base-gpu", "small", "small-gpu", "smoke")
+PRESETS = ("enroll", "enroll-small", "base", "base-gpu", "base-imagenet", "small", "small-gpu", "smoke")
 POLICIES = ("documents", "upright", "single", "symmetric")  # pocketvec.data.pseudoclasses.PRESETS
 GALLERY_DTYPES = ("float32", "float16", "int8")  # pocketvec.runtime.gallery_file.DTYPES
 

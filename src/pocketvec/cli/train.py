@@ -33,7 +33,8 @@ def _parse_set(values: list[str]) -> dict:
 def train(
     ctx: typer.Context,
     preset: str = choices.option("", "--preset", what="preset", choices=choices.PRESETS,
-                                 help="Preset name: enroll, enroll-small, base, base-gpu, small, small-gpu or "
+                                 help="Preset name: enroll, enroll-small, base, base-gpu, base-imagenet,"
+                                      " small, small-gpu or "
                                       "smoke (see --list-presets)."),
     config: Path = typer.Option(None, "--config", help="A JSON training config, or a run's config.json "
                                 "(instead of --preset)."),

@@ -25,6 +25,7 @@ from pocketvec.data import augment_effects as fx
 from pocketvec.data.assets import backgrounds_dir
 from pocketvec.data.augment_config import AugmentConfig
 from pocketvec.data.augment_scene import background_frame, composite_item, item_quad, plain_frame
+from pocketvec.data.augment_scene_params import Scene, draw_params, inverse_homography, item_canvas
 from pocketvec.data.sources import set_dir
 from pocketvec.errors import ConfigError, DatasetError
 from pocketvec.runtime.images import is_image_path, load_image
@@ -87,8 +88,7 @@ class PhoneAugment:
         self._motion = A.MotionBlur(blur_limit=(3, max(3, 2 * round(1 + 3 * s) + 1)), p=1.0)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ConfigError(f"PhoneAugment needs an RGB uint8 (H, W, 3) image. Got {image.dtype} {image.shape}.")
+        _check_item(image)
         cfg, size, s = self.config, self.output_size, self.config.strength
         frame = self._frame(rng)
         quad = item_quad(image.shape[:2], size, cfg, rng)
@@ -116,6 +116,16 @@ class PhoneAugment:
             frame = fx.jpeg(frame, rng, cfg.jpeg_quality)
         return np.ascontiguousarray(frame, dtype=np.uint8)
 
+    def scene(self, image: np.ndarray, rng: np.random.Generator) -> Scene:
+        """The CPU half of the device path (pocketvec.data.augment_torch): background, item canvas,
+        homography and effect parameters of one sample; the pixel effects run later, batched."""
+        _check_item(image)
+        frame = self._frame(rng)
+        quad = item_quad(image.shape[:2], self.output_size, self.config, rng)
+        canvas, item_hw = item_canvas(image, quad, self.output_size)
+        params = draw_params(self.config, rng, shadow_allowed=self.config.p_background > 0)
+        return Scene(frame, canvas, item_hw, inverse_homography(item_hw, quad), params, int(rng.integers(0, 2**31)))
+
     def _frame(self, rng: np.random.Generator) -> np.ndarray:
         if self.backgrounds and rng.random() < self.config.p_background:
             background = self.backgrounds[int(rng.integers(0, len(self.backgrounds)))]
@@ -140,6 +150,11 @@ class PhoneAugment:
         """Run an albumentations transform with randomness drawn from this sample's generator."""
         transform.set_random_state(rng, random.Random(int(rng.integers(0, 2**63))))
         return transform(image=frame)["image"]
+
+
+def _check_item(image: np.ndarray) -> None:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ConfigError(f"PhoneAugment needs an RGB uint8 (H, W, 3) image. Got {image.dtype} {image.shape}.")
 
 
 def _fit(image: np.ndarray, max_side: int) -> np.ndarray:

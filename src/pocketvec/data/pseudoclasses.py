@@ -148,6 +148,43 @@ def _thumbnail(image: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
 
 
+def _bucket_keys(thumbs: np.ndarray, aspect: np.ndarray, tolerance: float, aspect_tolerance: float) -> np.ndarray:
+    """Coarse integer keys (top-half mean, bottom-half mean, log aspect) such that two renderings close
+    enough to merge always land in the same or adjacent buckets along every key.
+
+    A half holds n/2 of the n thumbnail pixels, so two thumbnails within `tolerance` RMS have half means
+    within tolerance * sqrt(2) (Cauchy-Schwarz): buckets 1.5 * tolerance wide are wide enough."""
+    half = thumbs.shape[1] // 2
+    width = 1.5 * max(tolerance, 1e-6)
+    return np.stack([np.floor(thumbs[:, :half].mean(1) / width), np.floor(thumbs[:, half:].mean(1) / width),
+                     np.floor(aspect / aspect_tolerance)], 1).astype(np.int64)
+
+
+def _neighbour_bucket_pairs(keys: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every (bucket, neighbouring bucket) pair once (a bucket with itself included), and each bucket's
+    members. Neighbours differ by at most one along every key."""
+    buckets, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(inverse, minlength=len(buckets)))[:-1])
+    low = buckets.min(0) - 1
+    radix = buckets.max(0) - low + 2
+
+    def code(k: np.ndarray) -> np.ndarray:
+        k = k - low
+        return (k[:, 0] * radix[1] + k[:, 1]) * radix[2] + k[:, 2]
+
+    codes = code(buckets)  # sorted, as np.unique sorts the keys lexicographically
+    pairs = [np.stack([np.flatnonzero([len(m) > 1 for m in members])] * 2, 1)]
+    offsets = [o for o in np.ndindex(3, 3, 3) if tuple(np.subtract(o, 1)) > (0, 0, 0)]  # half of them: each pair once
+    for offset in offsets:
+        target = code(buckets + np.subtract(offset, 1))
+        position = np.minimum(np.searchsorted(codes, target), len(codes) - 1)
+        found = np.flatnonzero(codes[position] == target)
+        pairs.append(np.stack([found, position[found]], 1))
+    return np.concatenate(pairs), members
+
+
 def merge_identical_classes(variants: tuple[PseudoVariant, ...], images: list[np.ndarray],
                             tolerance: float = 0.25, side: int = 32, chunk: int = 2048) -> tuple[PseudoVariant, ...]:
     """One class for variants whose renderings are the same picture, whatever item they come from.
@@ -158,12 +195,20 @@ def merge_identical_classes(variants: tuple[PseudoVariant, ...], images: list[np
     their 32x32 grey thumbnails differ by less than `tolerance` grey levels (RMS) and their aspect
     ratios by less than 5%; distinct items differ by more than 0.5 even when only a serial number
     tells them apart. Class ids stay contiguous, numbered by first appearance.
+
+    Scales to hundreds of thousands of variants: only thumbnails are kept (not the renderings), and
+    only renderings in the same or neighbouring buckets of a coarse key are compared (`_bucket_keys`:
+    a pair that could merge is never in buckets further apart), so the work grows with the number of
+    near pairs instead of n².
     """
-    rendered = [render_variant(images[v.item_index], v.rotation, v.flip, v.region) for v in variants]
     # float64: in float32, |a|^2 + |b|^2 - 2ab of two identical bright thumbnails is ~80, above the
     # tolerance (0.25^2 * 1024 = 64), so identical pages were never merged
-    thumbs = np.stack([_thumbnail(image, side) for image in rendered]).astype(np.float64)
-    aspect = np.log([image.shape[1] / image.shape[0] for image in rendered])
+    thumbs = np.empty((len(variants), side * side), dtype=np.float64)
+    aspect = np.empty(len(variants), dtype=np.float64)
+    for index, v in enumerate(variants):
+        rendered = render_variant(images[v.item_index], v.rotation, v.flip, v.region)
+        thumbs[index] = _thumbnail(rendered, side)
+        aspect[index] = np.log(rendered.shape[1] / rendered.shape[0])
     norms = (thumbs**2).sum(1)
     parent = list(range(max(v.class_id for v in variants) + 1))
 
@@ -173,15 +218,18 @@ def merge_identical_classes(variants: tuple[PseudoVariant, ...], images: list[np
             c = parent[c]
         return c
 
-    for start in range(0, len(variants), chunk):
-        block = thumbs[start : start + chunk]
-        squared = norms[start : start + chunk, None] + norms[None] - 2 * block @ thumbs.T
-        close = (squared < tolerance**2 * thumbs.shape[1]) & \
-            (np.abs(aspect[start : start + chunk, None] - aspect[None]) < 0.05)
-        for i, j in zip(*np.nonzero(close), strict=True):
-            a, b = root(variants[start + i].class_id), root(variants[j].class_id)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
+    pairs, members = _neighbour_bucket_pairs(_bucket_keys(thumbs, aspect, tolerance, 0.05))
+    for first, second in pairs:
+        others = members[second]
+        for start in range(0, len(members[first]), chunk):
+            rows = members[first][start : start + chunk]
+            squared = norms[rows, None] + norms[None, others] - 2 * thumbs[rows] @ thumbs[others].T
+            close = (squared < tolerance**2 * thumbs.shape[1]) & \
+                (np.abs(aspect[rows, None] - aspect[None, others]) < 0.05)
+            for i, j in zip(*np.nonzero(close), strict=True):
+                a, b = root(variants[rows[i]].class_id), root(variants[others[j]].class_id)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
     renumbered: dict[int, int] = {}
     return tuple(PseudoVariant(v.item_index, v.rotation, v.flip, v.region,
                                renumbered.setdefault(root(v.class_id), len(renumbered))) for v in variants)

@@ -3,6 +3,10 @@
 Every batch is a pure function of (seed, step): which pseudo-classes, which views, and the augmentation
 random numbers. That makes a resumed run draw exactly the batches the uninterrupted run would have, and
 lets data-loader workers build batches in any order.
+
+Two augmentation paths: `cpu` makes finished photos here (albumentations/OpenCV, PhoneAugment);
+`device` prepares scenes here (crop, item canvas, every random number) and leaves the pixel effects to
+the training device, batched (pocketvec.data.augment_torch; the loop calls `finish_pixels`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import torch
 from PIL import Image
 
 from pocketvec.data.augment import AugmentConfig, PhoneAugment
+from pocketvec.data.augment_scene_params import clean_scene
+from pocketvec.data.augment_torch import SceneBatch, TorchPhotoSim, stack_scenes
 from pocketvec.data.items import ItemDataset
 from pocketvec.data.pseudoclasses import (
     PseudoVariant,
@@ -38,11 +44,20 @@ def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
 
 @dataclass
 class Batch:
-    pixels: torch.Tensor  # (B, 3, S, S) float32 0-255: augmented phone photos
+    pixels: torch.Tensor  # (B, 3, S, S) float32 0-255: augmented phone photos (empty on the device path)
     labels: torch.Tensor  # (B,) pseudo-class ids
     clean: torch.Tensor  # (B, 3, T, T) float32 0-255: the clean variant, for the teacher
     teacher_keys: list[tuple[str, str]]  # (item content hash, view name) per row
     teacher_embedding: torch.Tensor | None = None  # (B, D) cached teacher embeddings of `pixels`
+    scene: SceneBatch | None = None  # the device path's prepared scenes
+
+    def finish_pixels(self, device: torch.device, sim: TorchPhotoSim | None) -> torch.Tensor:
+        """The photos on `device`: made here already (cpu path), or simulated there now (device path)."""
+        if self.scene is None:
+            return self.pixels.to(device, non_blocking=True)
+        if sim is None:
+            raise DatasetError("this batch holds prepared scenes: the device path needs a TorchPhotoSim")
+        return sim(self.scene, device)
 
 
 class BatchMaker:
@@ -51,7 +66,7 @@ class BatchMaker:
     def __init__(self, items: ItemDataset, policy: str, input_size: int, batch_classes: int,
                  views_per_class: int, seed: int, augment: dict | None = None, backgrounds: str = "",
                  teacher_size: int = 0, merge_identical: bool = True, clean_spec: PreprocessSpec | None = None,
-                 clean_fraction: float = 0.0) -> None:
+                 clean_fraction: float = 0.0, device_augment: bool = False) -> None:
         if len(items) == 0:
             raise DatasetError(f"{items.root}: no item images to train on")
         self.images = [fit_within(load_image(e.path), 2 * input_size) for e in items]
@@ -64,6 +79,7 @@ class BatchMaker:
             raise DatasetError(f"{items.root}: training needs at least 2 pseudo-classes. Got {self.num_classes}.")
         self.hashes = [content_hash(e.path) for e in items]
         self.augment = PhoneAugment(AugmentConfig.from_dict(augment or {}), input_size, backgrounds or None)
+        self.device_augment = device_augment
         self.batch_classes = min(batch_classes, self.num_classes)
         self.views_per_class = views_per_class
         self.seed = seed
@@ -95,11 +111,18 @@ class BatchMaker:
                 image = render_variant(self.images[variant.item_index], variant.rotation, variant.flip,
                                        variant.region)
                 clean_view = self.clean_fraction > 0 and rng.random() < self.clean_fraction
-                photos.append(preprocess(image, self.clean_spec) if clean_view else self.augment(image, rng))
+                if clean_view:
+                    clean_pixels = preprocess(image, self.clean_spec)
+                    photos.append(clean_scene(clean_pixels) if self.device_augment else clean_pixels)
+                else:
+                    photos.append(self.augment.scene(image, rng) if self.device_augment else self.augment(image, rng))
                 labels.append(variant.class_id)
                 if self.teacher_spec is not None:
                     clean.append(preprocess(image, self.teacher_spec))
                 keys.append((self.hashes[variant.item_index],
                              f"r{variant.rotation}-f{int(variant.flip)}-{variant.region}-fit"))
         to_tensor = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()  # noqa: E731
-        return Batch(to_tensor(photos), torch.tensor(labels), to_tensor(clean) if clean else torch.empty(0), keys)
+        labels_t, clean_t = torch.tensor(labels), to_tensor(clean) if clean else torch.empty(0)
+        if self.device_augment:
+            return Batch(torch.empty(0), labels_t, clean_t, keys, scene=stack_scenes(photos))
+        return Batch(to_tensor(photos), labels_t, clean_t, keys)

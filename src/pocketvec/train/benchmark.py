@@ -4,6 +4,7 @@
     python -m pocketvec.train.benchmark throughput --preset enroll --data DIR --steps 8
     python -m pocketvec.train.benchmark compare --data DIR_OR_CSV --runs RUN_DIR ... --input-size 160
     python -m pocketvec.train.benchmark step --preset base-gpu --classes 8841 --steps 50
+    python -m pocketvec.train.benchmark augment --data DIR_OR_CSV --size 224 --batch 64 --batches 4
 
 Memory is the peak resident set of a fresh process over one AdamW step (weights, gradient, optimizer
 state, sampled logits), minus the process's size before the class centres existed.
@@ -66,7 +67,7 @@ def throughput(preset: str, data: str, steps: int, overrides: dict) -> dict:
 
 
 def step(preset: str, classes: int, steps: int, warmup: int = 5, batch: int = 0,
-         channels_last: bool | None = None, compiled: bool = False) -> dict:
+         channels_last: bool | None = None, compiled: bool = False, overrides: dict | None = None) -> dict:
     """Images/s of the model + loss step alone (forward, backward, AdamW) on random pixels: the
     throughput the data loader would have to feed. By default as the loop: the preset's batch, CUDA,
     bf16 autocast and channels_last when a GPU is present; `batch`, `channels_last` and `compiled`
@@ -78,7 +79,7 @@ def step(preset: str, classes: int, steps: int, warmup: int = 5, batch: int = 0,
     from pocketvec.train.presets import preset_config
     from pocketvec.train.student import build_student
 
-    config = preset_config(preset)
+    config = preset_config(preset).with_overrides(overrides or {})
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     fmt = memory_format(device) if channels_last is None else \
         (torch.channels_last if channels_last else torch.contiguous_format)
@@ -97,6 +98,8 @@ def step(preset: str, classes: int, steps: int, warmup: int = 5, batch: int = 0,
         losses["partial_fc"](embedding, labels).backward()
         optimizer.step()
 
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     for _ in range(warmup):
         one_step()
     if device.type == "cuda":
@@ -109,8 +112,49 @@ def step(preset: str, classes: int, steps: int, warmup: int = 5, batch: int = 0,
     seconds = time.perf_counter() - started
     return {"preset": preset, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
             "batch": batch, "input_size": size, "classes": classes, "steps": steps,
-            "channels_last": fmt == torch.channels_last, "compiled": compiled,
-            "images_per_s": round(batch * steps / seconds, 1)}
+            "channels_last": fmt == torch.channels_last, "compiled": compiled, "sample_rate": config.sample_rate,
+            "images_per_s": round(batch * steps / seconds, 1),
+            "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device.type == "cuda" else None}
+
+
+def augment(data: str, size: int, batch: int, batches: int, threads: int = 1) -> list[dict]:
+    """Photos/s of both augmentation paths on the same items, one after the other in this process:
+    the CPU path (finished photos, as one data-loader process makes them) and the device path split
+    into its CPU half (scene preparation, per data-loader process) and its device half (the torch
+    simulation of whole batches on CUDA when present, else here on the CPU)."""
+    import torch
+
+    from pocketvec.data.augment_torch import TorchPhotoSim
+    from pocketvec.data.items import load_items
+    from pocketvec.train.batches import BatchMaker
+
+    torch.set_num_threads(threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    items = load_items(data)
+    rows = []
+    for device_path in (False, True):
+        maker = BatchMaker(items, "upright", size, max(1, batch // 2), 2, 0, device_augment=device_path)
+        sim = TorchPhotoSim(size) if device_path else None
+        maker(0).finish_pixels(device, sim)  # warm-up: decoders, kernels, allocator
+        started = time.perf_counter()
+        made = [maker(step) for step in range(1, batches + 1)]
+        prepared = time.perf_counter() - started
+        photos = sum(len(b.labels) for b in made)
+        row = {"path": "device" if device_path else "cpu", "device": str(device), "size": size, "photos": photos,
+               "cpu_photos_per_s": round(photos / prepared, 1)}
+        if device_path:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            for b in made:
+                b.finish_pixels(device, sim)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            simulated = time.perf_counter() - started
+            row.update(device_photos_per_s=round(photos / simulated, 1),
+                       one_process_photos_per_s=round(photos / (prepared + simulated), 1))
+        rows.append(row)
+    return rows
 
 
 def compare(data: str, runs: list[str], size: int, views: int, seed: int) -> list[dict]:
@@ -140,6 +184,10 @@ def compare(data: str, runs: list[str], size: int, views: int, seed: int) -> lis
     return rows
 
 
+def _overrides(items: list[str]) -> dict:
+    return {k: json.loads(v) for k, v in (item.split("=", 1) for item in items)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -157,6 +205,14 @@ def main() -> None:
     stp.add_argument("--preset", default="base-gpu")
     stp.add_argument("--classes", type=int, default=8841)
     stp.add_argument("--steps", type=int, default=50)
+    stp.add_argument("--warmup", type=int, default=5)
+    stp.add_argument("--set", nargs="*", default=[], help="dotted KEY=JSON overrides, e.g. sample_rate=0.1")
+    aug = sub.add_parser("augment")
+    aug.add_argument("--data", required=True)
+    aug.add_argument("--size", type=int, default=224)
+    aug.add_argument("--batch", type=int, default=64)
+    aug.add_argument("--batches", type=int, default=4)
+    aug.add_argument("--threads", type=int, default=1)
     cmp_ = sub.add_parser("compare")
     cmp_.add_argument("--data", required=True)
     cmp_.add_argument("--runs", nargs="*", default=[])
@@ -168,13 +224,15 @@ def main() -> None:
         for row in memory(args.classes, args.rates, args.dim, args.batch):
             print(json.dumps(row))
     elif args.what == "step":
-        print(json.dumps(step(args.preset, args.classes, args.steps)))
+        print(json.dumps(step(args.preset, args.classes, args.steps, args.warmup, overrides=_overrides(args.set))))
+    elif args.what == "augment":
+        for row in augment(args.data, args.size, args.batch, args.batches, args.threads):
+            print(json.dumps(row))
     elif args.what == "compare":
         for row in compare(args.data, args.runs, args.input_size, args.views, args.seed):
             print(json.dumps(row))
     else:
-        overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-        print(json.dumps(throughput(args.preset, args.data, args.steps, overrides)))
+        print(json.dumps(throughput(args.preset, args.data, args.steps, _overrides(args.set))))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pocketvec.train.encoder import EncoderConfig
 from pocketvec.train.losses.margins import MarginConfig
 
 LOSSES = ("margin", "triplet", "center")
+AUGMENT_DEVICES = ("cpu", "gpu", "auto")
 MAX_COUNT = 10**9
 FLOAT_RANGES = (  # (name, low, high): finite numbers only; the > 0 ones are checked again below
     ("sample_rate", 0.0, 1.0), ("lr", 0.0, 10.0), ("weight_decay", 0.0, 10.0), ("warmup_fraction", 0.0, 1.0),
@@ -44,10 +45,13 @@ class TrainConfig:
     policy: str = "documents"  # pseudo-class policy preset (pocketvec.data.pseudoclasses.PRESETS)
     merge_identical_classes: bool = True  # variants that render the same picture share one class
     augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields
+    # where the photo simulation's pixel work runs: "cpu" (albumentations, in the data-loader processes),
+    # "gpu" (torch, batched, on the training device: the GPU, or the CPU without one), "auto" (gpu with CUDA)
+    augment_device: str = "auto"
     clean_view_fraction: float = 0.0  # share of training views that are the clean item, as the gallery sees it
     backgrounds: str = ""  # folder of background photos; "" = the data package's default
     epochs: int = 3
-    steps_per_epoch: int = 0  # 0 = one pass over the pseudo-classes' views
+    steps_per_epoch: int = 0  # batches per epoch, all processes together; 0 = one pass over the pseudo-classes
     batch_classes: int = 16  # pseudo-classes per batch
     views_per_class: int = 2  # augmented views of each pseudo-class in a batch
     lr: float = 1e-3
@@ -67,6 +71,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {list(LOSSES)}. Got {self.loss!r}.")
+        if self.augment_device not in AUGMENT_DEVICES:
+            raise ConfigError(f"augment_device must be one of {list(AUGMENT_DEVICES)}. Got {self.augment_device!r}.")
         for name in ("epochs", "batch_classes", "views_per_class", "checkpoint_every"):
             check_number(name, getattr(self, name), 1, MAX_COUNT, integer=True)
         for name in ("steps_per_epoch", "eval_views", "early_stopping_patience", "workers", "max_steps",
@@ -98,6 +104,10 @@ class TrainConfig:
 
         policy_from_name(self.policy)
         AugmentConfig.from_dict(self.augment)
+
+    def device_augment(self, cuda: bool) -> bool:
+        """Whether the photo simulation runs in torch on the training device."""
+        return self.augment_device == "gpu" or (self.augment_device == "auto" and cuda)
 
     @property
     def batch_size(self) -> int:

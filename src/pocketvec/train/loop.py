@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
+from pocketvec.data.augment_torch import TorchPhotoSim
 from pocketvec.data.items import load_items
 from pocketvec.errors import ConfigError
 from pocketvec.train.batches import BatchMaker
@@ -45,6 +46,12 @@ from pocketvec.train.teachers import load_teacher
 RESUME_FREE_KEYS = ("time_limit_s", "workers", "checkpoint_every", "threads")
 
 
+def process_steps_per_epoch(global_batches: int, world: int) -> int:
+    """Steps of each process per epoch: every step reads `world` batches (one per process), so an epoch,
+    one pass over the pool's `global_batches`, takes global_batches / world steps (at least one)."""
+    return max(1, global_batches // world)
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, data: str | Path, out: str | Path) -> None:
         self.config, self.out = config, Path(out)
@@ -67,8 +74,10 @@ class Trainer:
         self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
                                 config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0,
                                 config.merge_identical_classes, config.encoder.preprocess,
-                                config.clean_view_fraction) if needs_maker else None
+                                config.clean_view_fraction, config.device_augment(torch.cuda.is_available())) \
+            if needs_maker else None
         classes = self.photos.spec.num_classes if self.photos is not None else self.maker.num_classes
+        self.sim = TorchPhotoSim(size) if self.maker is not None and self.maker.device_augment else None
         torch.manual_seed(config.seed)  # random init of the student, heads and class centres
         self.memory_format = memory_format(self.device)
         self.model = build_student(config.encoder, config.init).to(self.device, memory_format=self.memory_format)
@@ -80,8 +89,9 @@ class Trainer:
         self.cache = TeacherCache(teacher.to(self.device)) if teacher else None
         params = [p for p in chain(self.model.parameters(), self.losses.parameters()) if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-        self.steps_per_epoch = config.steps_per_epoch or (
+        pool_batches = config.steps_per_epoch or (
             self.photos.spec.steps if self.photos is not None else self.maker.steps_per_epoch())
+        self.steps_per_epoch = process_steps_per_epoch(pool_batches, self.world)
         self.total_steps = config.epochs * self.steps_per_epoch
         if config.max_steps:
             self.total_steps = min(self.total_steps, config.max_steps)
@@ -90,6 +100,7 @@ class Trainer:
         self.held_out = make_held_out(self.maker, self.labels, config.eval_views, config.encoder.preprocess) \
             if config.eval_views else None
         self.step, self.history, self.best = 0, [], {"recall_at_1": -1.0, "best_f1": -1.0, "epoch": 0}
+        self.images_per_second = 0.0  # of the last run() call
         # the safety net: the merged float weights of the best shipped model seen so far (scored as shipped,
         # i.e. rounded onto the int8 grid when the run ends there), the start's until an epoch beats them
         self.kept = merged_copy(self.model) if self.held_out is not None else None
@@ -142,7 +153,7 @@ class Trainer:
     def _loss(self, batch) -> torch.Tensor:
         cfg = self.config
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            pixels = batch.pixels.to(self.device, memory_format=self.memory_format)
+            pixels = batch.finish_pixels(self.device, self.sim).to(memory_format=self.memory_format)
             embedding = F.normalize(self.model.head(self.model.features(pixels)).float(), dim=-1)
         labels = batch.labels.to(self.device)
         loss = embedding.new_zeros(())
@@ -249,7 +260,9 @@ class Trainer:
         if self.rank == 0:
             merged = (self.kept if self.kept is not None else merged_copy(self.model)).cpu()
             extra = {"train": self.config.to_dict(), "history": self.history, "steps": self.step,
-                     "total_steps": self.total_steps, "int8_grid": self.config.int8_grid}
+                     "total_steps": self.total_steps, "int8_grid": self.config.int8_grid, "world_size": self.world,
+                     "pseudo_classes": self.maker.num_classes,
+                     "images_per_s": round(self.images_per_second, 1)}
             if self.kept is not None:
                 extra["kept"] = {"epoch": self.best["epoch"], "verdict": verdict(self.history, self.best["epoch"])}
             if self.config.int8_grid:

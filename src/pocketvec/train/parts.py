@@ -102,17 +102,19 @@ def build_losses(cfg: TrainConfig, classes: int, teacher, cached_teacher_dim: in
     return losses
 
 
-def imprint_centres(pfc: PartialFC, maker: BatchMaker, model: nn.Module, spec: PreprocessSpec) -> None:
+def imprint_centres(pfc: PartialFC, maker: BatchMaker, model: nn.Module, spec: PreprocessSpec,
+                    chunk: int = 512) -> None:
     """Weight imprinting: each local class centre starts at the student's embedding of the clean
     rendering of its pseudo-class, so the margin loss starts from the right neighbourhood."""
     first: dict[int, PseudoVariant] = {}
     for variant in maker.variants:
         first.setdefault(variant.class_id, variant)
-    images = []
-    for class_id in range(pfc.class_start, pfc.class_start + pfc.num_local):
-        v = first[class_id]
-        images.append(preprocess(render_variant(maker.images[v.item_index], v.rotation, v.flip, v.region),
-                                 spec))
-    pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(pfc.weight.device)
-    with torch.no_grad():
-        pfc.weight.copy_(torch.from_numpy(embed(model, pixels)).to(pfc.weight))
+    for start in range(0, pfc.num_local, chunk):  # in chunks: 100k classes of pixels would not fit in memory
+        images = []
+        for class_id in range(pfc.class_start + start, pfc.class_start + min(pfc.num_local, start + chunk)):
+            v = first[class_id]
+            images.append(preprocess(render_variant(maker.images[v.item_index], v.rotation, v.flip, v.region),
+                                     spec))
+        pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(pfc.weight.device)
+        with torch.no_grad():
+            pfc.weight[start : start + len(images)] = torch.from_numpy(embed(model, pixels)).to(pfc.weight)

@@ -5,6 +5,7 @@ Files are picked with a seeded shuffle so the same cache gives the same pool; th
 sets is one class (data/pool_dedupe.py).
 `--compact DIR` also writes a small self-contained copy (WebP, long side 448 px, relative paths) to
 carry to a training machine. Usage: python -m pocketvec.train.pool OUT.csv [SET=COUNT ... | all] [--compact DIR]
+[--long-side PX]
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ def write_compact_pool(manifest: str | Path, out_dir: str | Path, long_side: int
 if __name__ == "__main__":
     args = sys.argv[2:]
     compact = args[args.index("--compact") + 1] if "--compact" in args else None
+    long_side = int(args[args.index("--long-side") + 1]) if "--long-side" in args else 448
     counts = FULL_POOL if "all" in args else {k: int(v) for k, v in (a.split("=") for a in args if "=" in a)} or None
     manifest = write_pool_manifest(sys.argv[1], counts)
     print(manifest)
     if compact:
-        print(write_compact_pool(manifest, compact))
+        print(write_compact_pool(manifest, compact, long_side))

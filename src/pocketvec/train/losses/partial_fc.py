@@ -2,9 +2,15 @@
 
 Like insightface's partial_fc_v2, but it runs anywhere: rank 0 of 1 with no process group on a CPU, or
 sharded under torchrun (gloo / nccl) when a process group is initialised. Each rank owns a contiguous
-slice of the centres; the embeddings of the global batch are gathered; each rank keeps its batch's
-positive centres plus a random fraction of the others; the softmax is normalised across ranks.
+slice of the centres; the embeddings of the global batch are gathered; the batch's positive centres
+plus a random fraction of the others are kept; the softmax is normalised across ranks.
 With sample_rate 1.0 and one rank this is exactly the full margin softmax.
+
+The sample is drawn over all classes, not per shard (insightface draws per shard): every rank draws
+the same scores (the loop seeds every step identically on all ranks) and keeps its slice of one global
+pick, so a run samples the same centres whatever the world size. Memory scales with the classes and
+the kept columns only: the centres (C × D), the per-step scores (C floats) and the logits
+(batch × kept); nothing is batch × C unless the rate is 1.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pocketvec.errors import ConfigError
-from pocketvec.train.distributed import all_gather_grad, all_gather_nograd, all_reduce_sum, rank_and_world
+from pocketvec.train.distributed import all_gather_grad, all_gather_nograd, rank_and_world
 from pocketvec.train.losses.margins import MarginConfig, MarginHead, sharded_cross_entropy
 
 
@@ -43,18 +49,28 @@ class PartialFC(nn.Module):
         self.margin = MarginHead(margin or MarginConfig())
         self.weight = nn.Parameter(torch.normal(0.0, 0.01, (self.num_local, embedding_dim)))
 
-    def sample(self, local_target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Indices of the kept local centres (positives always, then random others) and remapped targets."""
-        positives = torch.unique(local_target[local_target >= 0])
-        num_sample = max(int(self.sample_rate * self.num_local), positives.numel())
-        if num_sample >= self.num_local:
-            return torch.arange(self.num_local, device=local_target.device), local_target
-        device = local_target.device
-        score = torch.rand(self.num_local, device=device)
-        score[positives] = 2.0
-        kept = torch.topk(score, num_sample).indices.sort().values
+    def num_sampled(self, labels: torch.Tensor) -> int:
+        """Columns kept over all ranks: the rate's share of the classes, never fewer than the positives."""
+        if self.sample_rate >= 1.0:
+            return self.num_classes
+        return min(self.num_classes, max(int(self.sample_rate * self.num_classes), int(torch.unique(labels).numel())))
+
+    def sample(self, labels: torch.Tensor, num_sample: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's kept centres (local indices, sorted) and each row's target column among them (-1
+        where the row's class lives on another rank). `labels` are the global batch's class ids."""
+        local = labels - self.class_start
+        local_target = torch.where((local >= 0) & (local < self.num_local), local, torch.full_like(local, -1))
+        num_sample = self.num_sampled(labels) if num_sample is None else num_sample
+        device = labels.device
+        if num_sample >= self.num_classes:
+            return torch.arange(self.num_local, device=device), local_target
+        score = torch.rand(self.num_classes, device=device)  # the same on every rank: one global pick
+        score[labels] = 2.0
+        picked = torch.topk(score, num_sample, sorted=False).indices
+        kept = (picked[(picked >= self.class_start) & (picked < self.class_start + self.num_local)]
+                - self.class_start).sort().values
         remap = torch.full((self.num_local,), -1, dtype=torch.long, device=device)
-        remap[kept] = torch.arange(num_sample, device=device)
+        remap[kept] = torch.arange(kept.numel(), device=device)
         target = torch.where(local_target >= 0, remap[local_target.clamp_min(0)], local_target)
         return kept, target
 
@@ -65,11 +81,9 @@ class PartialFC(nn.Module):
                               f"[{int(labels.min())}, {int(labels.max())}].")
         embeddings = all_gather_grad(embeddings)
         labels = all_gather_nograd(labels)
-        local = labels - self.class_start
-        local_target = torch.where((local >= 0) & (local < self.num_local), local, torch.full_like(local, -1))
-        kept, target = self.sample(local_target)
+        total_columns = self.num_sampled(labels)
+        kept, target = self.sample(labels, total_columns)
         weight = self.weight if kept.numel() == self.num_local else self.weight[kept]
         cos = F.linear(F.normalize(embeddings), F.normalize(weight)).clamp(-1.0, 1.0)
-        total_columns = int(all_reduce_sum(torch.tensor(float(kept.numel()), device=cos.device)).item())
         logits = self.margin(cos, target, total_columns)
         return sharded_cross_entropy(logits, target, total_columns, self.margin.config.label_smoothing)
