@@ -76,14 +76,14 @@ class Trainer:
                                 config.merge_identical_classes, config.encoder.preprocess,
                                 config.clean_view_fraction, config.device_augment(torch.cuda.is_available())) \
             if needs_maker else None
-        classes = self.photos.spec.num_classes if self.photos is not None else self.maker.num_classes
+        self.num_classes = self.photos.spec.num_classes if self.photos is not None else self.maker.num_classes
         self.sim = TorchPhotoSim(size) if self.maker is not None and self.maker.device_augment else None
         torch.manual_seed(config.seed)  # random init of the student, heads and class centres
         self.memory_format = memory_format(self.device)
         self.model = build_student(config.encoder, config.init).to(self.device, memory_format=self.memory_format)
         select_trainable(self.model, config)
         cached_dim = self.photos.spec.embedding_dim if self.photos is not None else 0
-        self.losses = build_losses(config, classes, teacher, cached_dim).to(self.device)
+        self.losses = build_losses(config, self.num_classes, teacher, cached_dim).to(self.device)
         if config.imprint_centres and "partial_fc" in self.losses:
             imprint_centres(self.losses["partial_fc"], self.maker, self.model, config.encoder.preprocess)
         self.cache = TeacherCache(teacher.to(self.device)) if teacher else None
@@ -261,7 +261,7 @@ class Trainer:
             merged = (self.kept if self.kept is not None else merged_copy(self.model)).cpu()
             extra = {"train": self.config.to_dict(), "history": self.history, "steps": self.step,
                      "total_steps": self.total_steps, "int8_grid": self.config.int8_grid, "world_size": self.world,
-                     "pseudo_classes": self.maker.num_classes,
+                     "pseudo_classes": self.num_classes,
                      "images_per_s": round(self.images_per_second, 1)}
             if self.kept is not None:
                 extra["kept"] = {"epoch": self.best["epoch"], "verdict": verdict(self.history, self.best["epoch"])}
