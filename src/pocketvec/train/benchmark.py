@@ -75,13 +75,13 @@ def step(preset: str, classes: int, steps: int, warmup: int = 5, batch: int = 0,
     import torch
     import torch.nn.functional as F
 
-    from pocketvec.train.parts import build_losses, memory_format
+    from pocketvec.train.parts import MEMORY_FORMAT, build_losses
     from pocketvec.train.presets import preset_config
     from pocketvec.train.student import build_student
 
     config = preset_config(preset).with_overrides(overrides or {})
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    fmt = memory_format(device) if channels_last is None else \
+    fmt = MEMORY_FORMAT if channels_last is None else \
         (torch.channels_last if channels_last else torch.contiguous_format)
     model = build_student(config.encoder, "random").to(device, memory_format=fmt).train()
     forward = torch.compile(model) if compiled else model

@@ -27,10 +27,10 @@ from pocketvec.train.distributed import init_from_environment, rank_and_world
 from pocketvec.train.evaluate import evaluate, make_held_out
 from pocketvec.train.keep_best import better, describe, merged_copy, on_grid, verdict
 from pocketvec.train.parts import (
+    MEMORY_FORMAT,
     StepBatches,
     build_losses,
     imprint_centres,
-    memory_format,
     select_trainable,
     single_threaded_opencv,
     warmup_cosine,
@@ -79,7 +79,7 @@ class Trainer:
         self.num_classes = self.photos.spec.num_classes if self.photos is not None else self.maker.num_classes
         self.sim = TorchPhotoSim(size) if self.maker is not None and self.maker.device_augment else None
         torch.manual_seed(config.seed)  # random init of the student, heads and class centres
-        self.memory_format = memory_format(self.device)
+        self.memory_format = MEMORY_FORMAT
         self.model = build_student(config.encoder, config.init).to(self.device, memory_format=self.memory_format)
         select_trainable(self.model, config)
         cached_dim = self.photos.spec.embedding_dim if self.photos is not None else 0

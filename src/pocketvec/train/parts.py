@@ -48,9 +48,9 @@ def select_trainable(model: nn.Module, config: TrainConfig) -> None:
                           "and there are no adapters")
 
 
-def memory_format(device: torch.device) -> torch.memory_format:
-    """channels_last on a GPU (measured on an H100: 2.4x the images/s of Lite0 at 224 px, bf16)."""
-    return torch.channels_last if device.type == "cuda" else torch.preserve_format
+# channels_last on every device. Measured for Lite0 at 224 px: 2.4x the images/s on an H100 (bf16); on a
+# 2-core CPU (oneDNN) 0.89 s instead of 1.09 s per enroll step, 19 instead of 39 ms per eval image.
+MEMORY_FORMAT = torch.channels_last
 
 
 @contextlib.contextmanager
