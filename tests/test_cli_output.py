@@ -26,3 +26,13 @@ def test_third_party_noise_only_when_verbose(level: str) -> None:
     assert result.returncode == 0, result.stderr
     noisy = ("Failed to load _MLModelProxy" in result.stderr, "converter pass" in result.stderr)
     assert noisy == ((True, True) if level == "verbose" else (False, False)), result.stderr
+
+
+def test_progress_bar_leaves_nothing_in_a_log(capfd: pytest.CaptureFixture[str]) -> None:
+    """Not on a terminal a bar cannot redraw: it must not leave rich's blank line on stderr either."""
+    from pocketvec.runtime.progress import progress_bar
+
+    with progress_bar("embed", total=5) as advance:
+        advance(5)
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
