@@ -61,3 +61,39 @@ def test_train_lists_what_it_supports() -> None:
     assert run_cli("train", "--list", "losses").stdout.split() == list(LOSSES)
     wrong = run_cli("train", "--list", "margin")
     assert wrong.returncode == 2 and "Did you mean 'margins'?" in " ".join(wrong.stderr.split())
+
+
+MISSING_DATA = """import sys
+from pocketvec.cli import main
+sys.argv = ["pocketvec", "train", "--preset", "enroll", "--data", sys.argv[1], "--out", sys.argv[2]]
+try:
+    main()
+except SystemExit as e:
+    print(e.code, "torch" in sys.modules)
+"""
+
+
+def test_train_refuses_missing_data_before_torch_loads(tmp_path) -> None:
+    missing = tmp_path / "itmes"
+    result = subprocess.run([sys.executable, "-c", MISSING_DATA, str(missing), str(tmp_path / "run")],
+                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", "TERM": "dumb"})
+    assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
+    assert f"{missing}: no such file or folder" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_gpu_preset_warns_without_cuda(monkeypatch) -> None:
+    import torch
+
+    from pocketvec.cli.train import _warn_without_gpu
+    from pocketvec.errors import PocketvecWarning
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(PocketvecWarning, match="base-gpu is sized for a GPU.*no CUDA device"):
+        _warn_without_gpu("base-gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_without_gpu("base-gpu")

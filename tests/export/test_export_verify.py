@@ -84,3 +84,21 @@ def test_cli_errors_are_one_line(args, message, small_run, tmp_path, monkeypatch
         main()
     stderr = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in stderr and "Traceback" not in stderr
+
+
+def test_report_table_keeps_every_number_whole_in_80_columns():
+    """An 80-column terminal folds the names, never a number (it used to print `2.46e…`, `100.…`)."""
+    from rich.console import Console
+
+    from pocketvec.export.parity import SHIPPED, TRAINED_FLOAT, ParityRow
+    from pocketvec.export.verify import ParityReport
+
+    rows = [ParityRow("items.onnx", "onnx", "int8", 12, 2.4586e-07, 1.0, 0.99999988, 1.0, 1.0, [], SHIPPED),
+            ParityRow("items.mlpackage", "coreml", "int8", 12, 5.1143e-03, 0.99982625, 0.99957961, 1.0, 1.0, [],
+                      TRAINED_FLOAT)]
+    console = Console(width=80, record=True)
+    console.print(ParityReport("runs/items", 12, 0.5, 0.0, rows).table())
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for number in ("2.46e-07", "5.11e-03", "1.000000", "0.999826", "0.999580", "100.0%"):
+        assert number in text, text

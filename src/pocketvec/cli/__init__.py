@@ -84,7 +84,8 @@ def main() -> None:
     """Entry point: user errors become one red line and exit code 2, never a traceback."""
     _one_line_warnings()
     try:
-        app()
+        with output.widen_when_logged():
+            app()
     except PocketvecError as e:
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)

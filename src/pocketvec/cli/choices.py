@@ -16,6 +16,7 @@ ENGINES = ("auto", "onnxruntime", "coreml", "interpreter")  # pocketvec.runtime.
 QUANTIZE = ("none", "fp16", "int8", "w8a8")  # pocketvec.export.source.QUANTIZE_CHOICES
 # pocketvec.train.presets.PRESETS
 PRESETS = ("enroll", "enroll-small", "base", "base-gpu", "base-imagenet", "small", "small-gpu", "smoke")
+GPU_PRESETS = ("base-gpu", "base-imagenet", "small-gpu")  # sized for a GPU machine (they run, slowly, on a CPU)
 POLICIES = ("documents", "upright", "single", "symmetric")  # pocketvec.data.pseudoclasses.PRESETS
 GALLERY_DTYPES = ("float32", "float16", "int8")  # pocketvec.runtime.gallery_file.DTYPES
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -27,7 +29,30 @@ class Settings:
 
 
 settings = Settings()
-console = Console(soft_wrap=True)  # long paths stay whole; tables size themselves (80 columns when piped)
+console = Console(soft_wrap=True)  # long paths stay whole; tables size themselves (LOG_COLUMNS in a log)
+LOG_COLUMNS = "200"
+
+
+@contextmanager
+def widen_when_logged() -> Iterator[None]:
+    """With no terminal at all (a log file, CI, a pipe from a script) rich lays tables out in 80 columns,
+    folding every cell of `data list` and `verify`; give it LOG_COLUMNS instead, for this command only. A
+    terminal's own width, or COLUMNS set by the user, is left alone."""
+    if "COLUMNS" in os.environ or any(_is_terminal(fd) for fd in (0, 1, 2)):
+        yield
+        return
+    os.environ["COLUMNS"] = LOG_COLUMNS
+    try:
+        yield
+    finally:
+        os.environ.pop("COLUMNS", None)
+
+
+def _is_terminal(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 def configure(quiet: bool = False, verbose: bool = False) -> None:

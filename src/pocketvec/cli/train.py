@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from pocketvec.cli import choices, train_lists
+from pocketvec.cli.choices import GPU_PRESETS
 from pocketvec.errors import ConfigError
 
 app = typer.Typer(help="Train an encoder. Example: pocketvec train --preset enroll --data items/ --out runs/enroll",
@@ -72,6 +73,10 @@ def train(
         overrides["policy"] = choices.normalize("policy", str(overrides["policy"]), choices.POLICIES)
     if not print_config and (data is None or out is None):
         raise ConfigError("--data DIR and --out RUN_DIR are required")
+    if not print_config and not data.exists():  # before torch loads: a typo costs a second, not twenty
+        from pocketvec.errors import DatasetError
+
+        raise DatasetError(f"{data}: no such file or folder")
     from pocketvec.train.presets import preset_config
     from pocketvec.train.run import train_config
 
@@ -94,9 +99,25 @@ def train(
     if print_config:
         print(json.dumps(final.to_dict(), indent=2))
         return
+    if preset in GPU_PRESETS:
+        _warn_without_gpu(preset)
     run_dir = train_config(final, data, out)
     if rank_and_world()[0] == 0:
         _report(run_dir, as_json)
+
+
+def _warn_without_gpu(preset: str) -> None:
+    """A GPU preset on a machine without CUDA runs, but on the CPU: say so before the bar sits at 0 for hours."""
+    import warnings
+
+    import torch
+
+    from pocketvec.errors import PocketvecWarning
+
+    if not torch.cuda.is_available():
+        warnings.warn(PocketvecWarning(
+            f"preset {preset} is sized for a GPU and this machine has no CUDA device: it trains on the CPU, "
+            "far too slowly to finish (on a CPU: --preset base, or enroll on your items)"), stacklevel=2)
 
 
 def _load_config(path: Path):

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import Progress
 
 from pocketvec.data.pool_dedupe import DedupeResult, Row, dedupe_rows
@@ -74,7 +75,8 @@ def pool_rows(counts: dict[str, int | None], seed: int = 0, root: Path | None = 
         kinds[name] = spec.kind or "other"
     result = None
     if dedupe:
-        with Progress(transient=True) as progress:
+        console = Console(stderr=True)  # stdout: the pool's report; no bar where it cannot redraw (a log)
+        with Progress(transient=True, console=console, disable=not console.is_terminal) as progress:
             task = progress.add_task("pool: thumbnails for the duplicate check", total=len(rows))
             result = dedupe_rows(rows, hashes, benchmark_hashes(root), on_image=lambda: progress.advance(task))
         rows = result.rows

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import track
 from rich.table import Table
 
 from pocketvec.errors import ModelFileError
 from pocketvec.export.calibration import list_images, load_batch
 from pocketvec.export.parity import DEFAULT_THRESHOLD, SHIPPED, TRAINED_FLOAT, ParityRow, compare, row_dict
 from pocketvec.export.source import load_export_source
+from pocketvec.runtime.progress import progress_bar
 from pocketvec.train.checkpoint import load_float_reference
 
 MAX_IMAGES = 256
@@ -59,7 +59,8 @@ class ParityReport:
     def table(self) -> Table:
         table = Table(title=f"parity vs PyTorch fp32 ({self.images} images, threshold {self.threshold:.2f})")
         for column in ("model", "kind", "against", "max |Δ|", "mean cos", "min cos", "top-1", "decision", "result"):
-            table.add_column(column, justify="left" if column in ("model", "kind", "against", "result") else "right")
+            text = column in ("model", "kind", "against", "result")  # these wrap in a narrow terminal; numbers never
+            table.add_column(column, justify="left" if text else "right", overflow="fold", no_wrap=not text)
         for r in self.rows:
             table.add_row(r.model, f"{r.format} {r.kind}", self.reference_label(r.reference), f"{r.max_abs_diff:.2e}",
                           f"{r.mean_cosine:.6f}", f"{r.min_cosine:.6f}", f"{r.top1_agreement:.1%}",
@@ -157,13 +158,17 @@ def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir
             queries = weights(torch.from_numpy(pixels)).numpy()
             references[name] = (queries, weights(torch.from_numpy(gallery_pixels)).numpy() if gallery_dir else queries)
     rows = []
-    for path in track(paths, description="verifying", transient=True):
-        fmt, kind, candidate = embed_with(path, pixels, metadata.embedding_space_id)
-        if candidate.shape != references[SHIPPED][0].shape:
-            raise ModelFileError(f"{path}: outputs {candidate.shape}, the run's model {references[SHIPPED][0].shape}")
-        cand_gallery = embed_with(path, gallery_pixels, metadata.embedding_space_id)[2] if gallery_dir else candidate
-        for name, (reference, ref_gallery) in references.items():
-            rows.append(compare(path.name, fmt, kind, reference, candidate, ref_gallery, cand_gallery,
-                                leave_one_out=gallery_dir is None, threshold=threshold, margin=margin,
-                                reference_name=name))
+    with progress_bar("verifying", len(paths)) as advance:  # stderr, on a terminal only: stdout is the report
+        for path in paths:
+            fmt, kind, candidate = embed_with(path, pixels, metadata.embedding_space_id)
+            if candidate.shape != references[SHIPPED][0].shape:
+                raise ModelFileError(f"{path}: outputs {candidate.shape}, "
+                                     f"the run's model {references[SHIPPED][0].shape}")
+            cand_gallery = (embed_with(path, gallery_pixels, metadata.embedding_space_id)[2] if gallery_dir
+                            else candidate)
+            for name, (reference, ref_gallery) in references.items():
+                rows.append(compare(path.name, fmt, kind, reference, candidate, ref_gallery, cand_gallery,
+                                    leave_one_out=gallery_dir is None, threshold=threshold, margin=margin,
+                                    reference_name=name))
+            advance(1)
     return ParityReport(str(run_dir), len(pixels), threshold, margin, rows)

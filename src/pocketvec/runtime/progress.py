@@ -16,6 +16,8 @@ def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator
         yield lambda n: None
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True, console=Console(stderr=True)) as progress:  # stdout: results only
+    console = Console(stderr=True)  # stdout: results only
+    # not on a terminal (a log, a pipe) a bar cannot redraw: rich would only leave a blank line behind
+    with Progress(*columns, transient=True, console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)
