@@ -107,12 +107,16 @@ def prepare_small(ctx: BenchContext) -> Path:
 def prepare_enrolled(ctx: BenchContext) -> Path:
     """The enroll preset fine-tuned on the benchmark's gallery images (one image per item).
 
-    It starts from the base student when there is one (else the preset's own ImageNet Lite0 init).
+    It starts from the base student when there is one (else the preset's own ImageNet Lite0 init). The run
+    folder is keyed by the preset's settings too, so a changed preset enrols again instead of reusing a run.
     """
+    from pocketvec.train.presets import preset_config
+
     base = base_student(ctx)
     base_id = json.loads((base / "config.json").read_text())["embedding_space_id"] if base else "imagenet"
     gallery_id = json.loads((ctx.work / "benchmark.json").read_text())["key"]
-    args_id = hashlib.sha256(json.dumps(ctx.enroll_args).encode()).hexdigest()[:8]
+    recipe = {"preset": preset_config("enroll").to_dict(), "args": ctx.enroll_args}
+    args_id = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:8]
     run_dir = ctx.work / "models" / f"student-enrolled-{base_id}-{gallery_id}-{args_id}"
     if (run_dir / "model.safetensors").is_file():
         return run_dir
