@@ -63,3 +63,29 @@ def test_plans_are_cached_and_read_only() -> None:
     plan = pass_plan(640, 299, "bilinear", 37, 261)
     assert pass_plan(640, 299, "bilinear", 37, 261) is plan
     assert len(plan.index) == 224 and not plan.weights.flags.writeable
+
+
+def test_resampling_products_run_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenBLAS's thread pool made each small product 20-200x slower on a busy machine: the resize
+    limits BLAS to one thread while it runs, and gives the caller its own setting back."""
+    from threadpoolctl import threadpool_info
+
+    import pocketvec.runtime.resample as resample_module
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    if not blas_threads():
+        pytest.skip("numpy has no BLAS thread pool here")
+    seen: list[set[int]] = []
+
+    def recording_axis(*args, **kwargs):
+        seen.append(blas_threads())
+        return resample_axis(*args, **kwargs)
+
+    monkeypatch.setattr(resample_module, "resample_axis", recording_axis)
+    before = blas_threads()
+    image = np.random.default_rng(0).integers(0, 256, (640, 480, 3), dtype=np.uint8)
+    preprocess(image, PreprocessSpec(input_size=224, crop_mode="scale_fit"))
+    assert seen and all(threads == {1} for threads in seen)
+    assert blas_threads() == before
