@@ -27,7 +27,7 @@ from pocketvec.train.loop import Trainer
 from pocketvec.train.merge import merge_run
 from pocketvec.train.presets import preset_config
 from pocketvec.train.run import train_config
-from pocketvec.train.student import ship_base
+from pocketvec.train.student import build_student, ship_base
 
 
 def tiny_config(**overrides) -> TrainConfig:
@@ -147,3 +147,19 @@ def test_cli_trains_a_run_folder(few_items: Path, tmp_path: Path) -> None:
         preset_config("smoke").with_overrides(overrides)
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         _parse_set(["epochs"])
+
+
+def test_wise_alpha_ships_the_blend_of_start_and_trained_weights(few_items: Path, tmp_path: Path) -> None:
+    """WiSE-FT: alpha 0 ships the start, 1 the trained weights, 0.5 their mean (BatchNorm statistics too)."""
+    shipped = {alpha: load_run(train_config(tiny_config(wise_alpha=alpha, eval_views=0), few_items,
+                                            tmp_path / f"alpha{alpha}")).state_dict()
+               for alpha in (0.0, 0.5, 1.0)}
+    torch.manual_seed(tiny_config().seed)
+    start = build_student(tiny_config().encoder, tiny_config().init).state_dict()
+    moved = [key for key, value in shipped[1.0].items() if value.is_floating_point()
+             and not torch.allclose(value, start[key])]
+    assert any("running_mean" in key for key in moved) and any(key.endswith("weight") for key in moved)
+    for key, value in shipped[0.5].items():
+        if value.is_floating_point():  # (the step counters of BatchNorm count the steps taken)
+            torch.testing.assert_close(shipped[0.0][key], start[key], atol=1e-6, rtol=0, msg=key)
+            torch.testing.assert_close(value, (shipped[0.0][key] + shipped[1.0][key]) / 2, atol=1e-6, rtol=0, msg=key)

@@ -21,7 +21,7 @@ FLOAT_RANGES = (  # (name, low, high): finite numbers only; the > 0 ones are che
     ("sample_rate", 0.0, 1.0), ("lr", 0.0, 10.0), ("weight_decay", 0.0, 10.0), ("warmup_fraction", 0.0, 1.0),
     ("grad_clip", 0.0, 1e6), ("center_weight", 0.0, 1e6), ("distill_weight", 0.0, 1e6),
     ("distill_temperature", 0.0, 1e6), ("kd_weight", 0.0, 1e6), ("kd_temperature", 0.0, 1e6),
-    ("time_limit_s", 0.0, 1e9), ("clean_view_fraction", 0.0, 1.0),
+    ("time_limit_s", 0.0, 1e9), ("clean_view_fraction", 0.0, 1.0), ("wise_alpha", 0.0, 1.0),
 )
 
 
@@ -67,6 +67,9 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = the CPU count minus the workers (at least 1)
     max_steps: int = 0  # stop after this many steps in total; 0 = epochs decide
     int8_grid: bool = False  # round the final weights onto the int8 export's grid (pocketvec.int8_grid)
+    # WiSE-FT: the weights that ship (and that the held-out evaluation scores) are start + wise_alpha *
+    # (trained - start); 1.0 = the trained weights as they are
+    wise_alpha: float = 1.0
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:

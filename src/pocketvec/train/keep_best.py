@@ -1,8 +1,9 @@
 """The safety net of fine-tuning: score the weights that would ship, keep the best, never ship worse.
 
 Every held-out evaluation scores a *shipped copy* of the model (adapters merged, weights rounded onto
-the int8 grid when the run ends there), so the start and every epoch are compared as the file a user
-would export. The start counts as epoch 0: when no epoch beats it, the run ends on the start weights.
+the int8 grid when the run ends there, blended with the start when the run asks for a weight-space
+ensemble), so the start and every epoch are compared as the file a user would export. The start counts
+as epoch 0: when no epoch beats it, the run ends on the start weights.
 """
 
 from __future__ import annotations
@@ -22,6 +23,19 @@ def merged_copy(model: nn.Module) -> nn.Module:
     for param in merged.parameters():
         param.requires_grad_(False)
     return merged
+
+
+def blend(trained: nn.Module, start: nn.Module, alpha: float) -> nn.Module:
+    """WiSE-FT (Wortsman et al., 2022), in place: every float tensor of `trained` (weights and BatchNorm
+    statistics) becomes start + alpha * (trained - start). Fine-tuning on a few hundred items fits the
+    training photos' look; halfway back towards the start keeps what the start knew of other photos."""
+    if alpha == 1.0:
+        return trained
+    start_state = start.state_dict()
+    for name, tensor in trained.state_dict().items():
+        if tensor.is_floating_point():
+            tensor.copy_(start_state[name].to(tensor.device).lerp(tensor, alpha))
+    return trained
 
 
 def on_grid(merged: nn.Module, int8_grid: bool) -> nn.Module:

@@ -25,7 +25,7 @@ from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.distributed import init_from_environment, rank_and_world
 from pocketvec.train.evaluate import evaluate, make_held_out
-from pocketvec.train.keep_best import better, describe, merged_copy, on_grid, verdict
+from pocketvec.train.keep_best import better, blend, describe, merged_copy, on_grid, verdict
 from pocketvec.train.parts import (
     MEMORY_FORMAT,
     StepBatches,
@@ -104,6 +104,7 @@ class Trainer:
         # the safety net: the merged float weights of the best shipped model seen so far (scored as shipped,
         # i.e. rounded onto the int8 grid when the run ends there), the start's until an epoch beats them
         self.kept = merged_copy(self.model) if self.held_out is not None else None
+        self.start = merged_copy(self.model) if config.wise_alpha < 1.0 else None  # what WiSE-FT blends with
         if has_state(self.out):
             self._resume()
         elif self.kept is not None:
@@ -127,6 +128,11 @@ class Trainer:
     def _modules(self) -> dict[str, nn.Module]:
         modules = {"model": self.model, "losses": self.losses}
         return modules if self.kept is None else {**modules, "kept": self.kept}
+
+    def _merged(self) -> nn.Module:
+        """The trained weights with their adapters merged, blended with the start if the run asks for it."""
+        merged = merged_copy(self.model)
+        return merged if self.start is None else blend(merged, self.start, self.config.wise_alpha)
 
     def _evaluate_shipped(self, merged: nn.Module) -> dict[str, Any]:
         """Held-out metrics of the merged float weights as they would ship (on the int8 grid if asked)."""
@@ -198,7 +204,7 @@ class Trainer:
         epoch = round(self.step / self.steps_per_epoch, 2) if rest else whole
         if self.held_out is None:
             return False
-        merged = merged_copy(self.model)
+        merged = self._merged()
         self._record({"epoch": epoch, "step": self.step, **self._evaluate_shipped(merged)}, merged)
         patience = self.config.early_stopping_patience
         return bool(patience) and epoch - self.best["epoch"] >= patience
@@ -258,7 +264,7 @@ class Trainer:
         is a held-out set, else the last weights merged (and rounded onto the int8 grid if asked). A run
         on the int8 grid also keeps its float weights (FLOAT_WEIGHTS_FILE) and the rounding's cost."""
         if self.rank == 0:
-            merged = (self.kept if self.kept is not None else merged_copy(self.model)).cpu()
+            merged = (self.kept if self.kept is not None else self._merged()).cpu()
             extra = {"train": self.config.to_dict(), "history": self.history, "steps": self.step,
                      "total_steps": self.total_steps, "int8_grid": self.config.int8_grid, "world_size": self.world,
                      "pseudo_classes": self.num_classes,
