@@ -12,9 +12,9 @@ on one BLAS thread: OpenBLAS's thread pool cost 20-200x the work whenever the co
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,14 +61,29 @@ def resample_weights(in_size: int, out_size: int, resample: str) -> tuple[np.nda
     return np.minimum(index, in_size - 1), weights
 
 
-@functools.cache
-def _threadpools() -> ThreadpoolController:
-    return ThreadpoolController()
+class _OneBlasThread:
+    """numpy's BLAS on one thread while any thread of the process is inside (`with ONE_BLAS_THREAD:`);
+    the setting from before comes back when the last one leaves."""
+
+    def __init__(self) -> None:
+        self._lock, self._inside, self._limiter = threading.Lock(), 0, None
+        self._controller: ThreadpoolController | None = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                self._controller = self._controller or ThreadpoolController()  # numpy's BLAS is loaded by now
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
+            self._inside += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0:
+                self._limiter.restore_original_limits()
 
 
-def one_blas_thread() -> contextlib.AbstractContextManager:
-    """A context in which numpy's BLAS runs on one thread (the caller's); restored on exit."""
-    return _threadpools().limit(limits=1, user_api="blas")
+ONE_BLAS_THREAD = _OneBlasThread()
 
 
 @dataclass(frozen=True)
@@ -166,7 +181,7 @@ def resize_window(image: np.ndarray, width: int, height: int, resample: str,
     change is not resampled. Pixels outside the window are never computed: each depends only on
     its own taps.
     """
-    with one_blas_thread():
+    with ONE_BLAS_THREAD:
         return _resize_window(image, width, height, resample, cols or (0, width), rows or (0, height))
 
 
