@@ -132,10 +132,12 @@ def test_config_rejects_unknown_keys_and_bad_values() -> None:
 def test_cli_trains_a_run_folder(few_items: Path, tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "200", "TERM": "dumb"}
     cmd = [sys.executable, "-m", "pocketvec", "train", "--preset", "smoke", "--data", str(few_items),
-           "--out", str(tmp_path / "run"), "--set", "max_steps=1", "--set", "margin.kind=cosface"]
+           "--out", str(tmp_path / "run"), "--set", "max_steps=1", "--set", "margin.kind=cosface",
+           "--set", "wise_alpha=0.25"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert "run written" in result.stdout
+    assert "weights shipped: start + 0.25 x (fine-tuned - start), WiSE-FT" in result.stdout
     assert read_run_config(tmp_path / "run")["train"]["margin"]["kind"] == "cosface"
     with pytest.raises(ConfigError, match="already holds a finished run"):  # nothing overwritten
         train_config(preset_config("smoke"), few_items, tmp_path / "run")

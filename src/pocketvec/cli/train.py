@@ -153,6 +153,10 @@ def _report(run_dir: Path, as_json: bool = False) -> None:
         console.print(history_table(history, kept.get("epoch")))
     if kept:
         console.print(f"[bold]{kept['verdict']}[/]")
+    alpha = config.get("train", {}).get("wise_alpha", 1.0)
+    if alpha < 1.0:
+        console.print(f"weights shipped: start + {alpha:g} x (fine-tuned - start), WiSE-FT "
+                      "(--set wise_alpha=1 ships the fine-tuned weights as they are)")
     console.print(f"[green]run written:[/] {run_dir}  steps {config.get('steps')}  "
                   f"embedding space {config['embedding_space_id']}")
 
