@@ -15,33 +15,27 @@ import numpy as np
 import torch
 
 from pocketvec.runtime.images import load_image
+from pocketvec.runtime.metrics import recall_at_k
 from pocketvec.runtime.preprocess import preprocess
 from pocketvec.train.checkpoint import load_run
-from pocketvec.train.parts import MEMORY_FORMAT
+from pocketvec.train.evaluate import embed
 from pocketvec.train.presets import preset_config
 from pocketvec.train.student import build_student
 
 SETTINGS = ((224, "center_crop"), (224, "scale_fit"), (288, "scale_fit"))
 
 
-@torch.no_grad()
-def embed(model: torch.nn.Module, paths: list[Path]) -> np.ndarray:
-    model = model.eval().to(memory_format=MEMORY_FORMAT)
-    spec = model.config.preprocess
-    out = []
-    for i in range(0, len(paths), 64):
-        batch = np.stack([preprocess(load_image(p), spec) for p in paths[i : i + 64]])
-        out.append(model(torch.from_numpy(batch).permute(0, 3, 1, 2).float().contiguous(memory_format=MEMORY_FORMAT)))
-    return torch.cat(out).numpy()
+def pixels(paths: list[Path], spec) -> torch.Tensor:
+    return torch.from_numpy(np.stack([preprocess(load_image(p), spec) for p in paths])).permute(0, 3, 1, 2).float()
 
 
 def recall_at_1(model: torch.nn.Module, tier: Path) -> float:
+    """The tier's photos (`<label>--q<k>.jpg`) against its gallery (`<label>.png`), as `pocketvec bench` wrote them."""
     gallery = sorted((tier / "gallery").glob("*.png"))
     photos = sorted((tier / "queries").glob("*.jpg"))
-    labels = np.array([p.stem for p in gallery])
-    truth = np.array([p.name.rsplit("--q", 1)[0] for p in photos])
-    scores = embed(model, photos) @ embed(model, gallery).T
-    return float((labels[scores.argmax(1)] == truth).mean())
+    spec = model.config.preprocess
+    scores = embed(model, pixels(photos, spec)) @ embed(model, pixels(gallery, spec)).T
+    return recall_at_k(scores, [p.name.rsplit("--q", 1)[0] for p in photos], [p.stem for p in gallery], 1)
 
 
 def main(tier: Path) -> None:
