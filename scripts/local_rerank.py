@@ -1,0 +1,128 @@
+"""Re-rank each photo's top 5 by local matching: how much the global embedding leaves on the table.
+
+For every gallery item and photo the backbone's stride-16 feature map (Lite0: blocks.4, 14x14x112 at
+224 px) is kept, each location L2-normalised. A candidate's local score is the mean, over the
+candidate's locations, of the best cosine with any location of the photo (gallery-to-photo chamfer
+similarity: a mark the candidate has and the photo lacks finds no match). The top 5 by global cosine
+are re-scored global - lam * (best local - local); the rest drop out. Training-free: the model is the
+one the benchmark scores (PyTorch fp32), on the tier's gallery and photos as `pocketvec bench` built
+them; decision rule calibrated on each item's first 40 % of photos, scored on the rest, as the
+benchmark does (docs/bench/enroll.md, fifth round).
+
+    python scripts/local_rerank.py /work/benchwork/lookalikes base
+    python scripts/local_rerank.py /work/benchwork/lookalikes /work/benchwork/lookalikes/models/RUN --lams 2,4,8
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from bench_input_size import pixels
+
+from pocketvec.bench.measure import decision_operating_point
+from pocketvec.runtime.metrics import recall_at_k
+from pocketvec.train.checkpoint import load_run
+from pocketvec.train.presets import preset_config
+from pocketvec.train.student import build_student
+
+TOP_K = 5
+CALIBRATION_FRACTION = 0.4  # as `pocketvec bench`: each item's first photos calibrate the rule
+
+
+def stride16_module(model: torch.nn.Module) -> torch.nn.Module:
+    """The last backbone stage at 1/16 of the input's resolution, from timm's feature_info."""
+    name = [info["module"] for info in model.backbone.feature_info if info["reduction"] == 16][-1]
+    return model.backbone.get_submodule(name)
+
+
+@torch.inference_mode()
+def embed_with_locals(model: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> tuple[np.ndarray, torch.Tensor]:
+    """(global embeddings (N, D), local descriptors (N, C, H*W) normalised per location)."""
+    maps: list[torch.Tensor] = []
+    hook = stride16_module(model).register_forward_hook(lambda _m, _i, out: maps.append(out))
+    try:
+        embeddings = torch.cat([model(images[i:i + batch]) for i in range(0, len(images), batch)])
+    finally:
+        hook.remove()
+    return embeddings.numpy(), F.normalize(torch.cat(maps).flatten(2), dim=1)
+
+
+def local_scores(photos: torch.Tensor, gallery: torch.Tensor, top: np.ndarray) -> np.ndarray:
+    """Gallery-to-photo chamfer similarity of each photo with its top candidates: (N, TOP_K)."""
+    out = np.empty(top.shape, dtype=np.float32)
+    for i, candidates in enumerate(top):
+        cosines = torch.einsum("cn,kcm->knm", photos[i], gallery[candidates])
+        out[i] = cosines.max(1).values.mean(1).numpy()
+    return out
+
+
+def rescored(similarity: np.ndarray, top: np.ndarray, local: np.ndarray, lam: float) -> np.ndarray:
+    """The top candidates' cosines less lam x their local shortfall from the best-matching candidate (the
+    threshold stays on the cosine scale, the margin widens); every other item at -1 (out of the running)."""
+    out = np.full_like(similarity, -1.0)
+    rows = np.arange(len(similarity))[:, None]
+    out[rows, top] = similarity[rows, top] - lam * (local.max(axis=1, keepdims=True) - local)
+    return out
+
+
+def report(name: str, similarity: np.ndarray, photo_labels: list[str], gallery_labels: list[str],
+           calibrate: np.ndarray) -> None:
+    decision = decision_operating_point(similarity, photo_labels, gallery_labels, calibrate) or {}
+    print(f"{name}\tR@1 {recall_at_k(similarity, photo_labels, gallery_labels, 1):.3f}\t"
+          f"decision recall {decision.get('recall', float('nan')):.3f} "
+          f"at precision {decision.get('precision', float('nan')):.3f}", flush=True)
+    print(f"\t{by_edition(similarity, photo_labels, gallery_labels)}", flush=True)
+
+
+def by_edition(similarity: np.ndarray, photo_labels: list[str], gallery_labels: list[str]) -> str:
+    """Recall@1 per item kind and per edition (labels `<kind>-...--<edition>`), and the commonest confusions."""
+    picked = np.asarray(gallery_labels)[similarity.argmax(axis=1)]
+    truth = np.asarray(photo_labels)
+    right = picked == truth
+    kind = np.array([label.split("-")[0] for label in photo_labels])
+    edition = np.array([label.rsplit("--", 1)[-1] for label in photo_labels])
+    parts = [f"{k} {right[kind == k].mean():.3f}" for k in sorted(set(kind))]
+    parts += [f"{e} {right[edition == e].mean():.3f}" for e in sorted(set(edition))]
+    wrong = Counter((t.rsplit("--", 1)[-1], p.rsplit("--", 1)[-1]) for t, p in zip(truth[~right], picked[~right],
+                                                                                  strict=True))
+    return ", ".join(parts + [f"{t} taken for {p} x{n}" for (t, p), n in wrong.most_common(3)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tier", type=Path, help="a benchmark tier folder (gallery/, queries/)")
+    parser.add_argument("model", help="'base' (the enroll preset's start, zero-shot) or an enrolled run folder")
+    parser.add_argument("--lams", default="1,2,4,8", help="weights of the local score")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.model == "base":
+        config = preset_config("enroll")
+        model = build_student(config.encoder, config.init).eval()
+    else:
+        model = load_run(Path(args.model)).eval()
+    spec = model.config.preprocess
+    gallery = sorted((args.tier / "gallery").glob("*.png"))
+    photos = sorted((args.tier / "queries").glob("*.jpg"))
+    gallery_labels = [p.stem for p in gallery]
+    photo_labels = [p.name.rsplit("--q", 1)[0] for p in photos]
+    shot = np.array([int(p.stem.rsplit("--q", 1)[1]) for p in photos])
+    calibrate = shot < max(1, round(CALIBRATION_FRACTION * (shot.max() + 1)))
+    g_emb, g_loc = embed_with_locals(model, pixels(gallery, spec))
+    p_emb, p_loc = embed_with_locals(model, pixels(photos, spec))
+    similarity = p_emb @ g_emb.T
+    top = np.argsort(-similarity, axis=1)[:, :TOP_K]
+    local = local_scores(p_loc, g_loc, top)
+    where = f"{args.tier.name}\t{Path(args.model).name}\t{spec.input_size} px {spec.crop_mode}"
+    report(f"{where}\tglobal", similarity, photo_labels, gallery_labels, calibrate)
+    for lam in (float(v) for v in args.lams.split(",")):
+        report(f"{where}\tre-ranked lam {lam:g}", rescored(similarity, top, local, lam), photo_labels,
+               gallery_labels, calibrate)
+
+
+if __name__ == "__main__":
+    main()
