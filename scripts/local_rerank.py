@@ -11,6 +11,7 @@ benchmark does (docs/bench/enroll.md, fifth round).
 
     python scripts/local_rerank.py /work/benchwork/lookalikes base
     python scripts/local_rerank.py /work/benchwork/lookalikes /work/benchwork/lookalikes/models/RUN --lams 2,4,8
+    python scripts/local_rerank.py /work/benchwork/lookalikes base --simulate 3   # lam on other photos
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ import torch.nn.functional as F
 from bench_input_size import pixels
 
 from pocketvec.bench.measure import decision_operating_point
+from pocketvec.data.augment import PhoneAugment
+from pocketvec.runtime.images import load_image
 from pocketvec.runtime.metrics import recall_at_k
+from pocketvec.runtime.preprocess import preprocess
 from pocketvec.train.checkpoint import load_run
 from pocketvec.train.presets import preset_config
 from pocketvec.train.student import build_student
@@ -93,11 +97,24 @@ def by_edition(similarity: np.ndarray, photo_labels: list[str], gallery_labels: 
     return ", ".join(parts + [f"{t} taken for {p} x{n}" for (t, p), n in wrong.most_common(3)])
 
 
+def simulated(gallery: list[Path], spec, per_item: int) -> tuple[torch.Tensor, list[str], np.ndarray]:
+    """`per_item` photos of each gallery image from the training's photo simulator (seed 1), as the model's
+    input; their labels and photo numbers."""
+    simulate, rng = PhoneAugment(output_size=spec.input_size), np.random.default_rng(1)
+    images = [preprocess(simulate(load_image(p), rng), spec) for p in gallery for _ in range(per_item)]
+    labels = [p.stem for p in gallery for _ in range(per_item)]
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float(), labels, np.tile(np.arange(per_item),
+                                                                                            len(gallery))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tier", type=Path, help="a benchmark tier folder (gallery/, queries/)")
     parser.add_argument("model", help="'base' (the enroll preset's start, zero-shot) or an enrolled run folder")
     parser.add_argument("--lams", default="1,2,4,8", help="weights of the local score")
+    parser.add_argument("--simulate", type=int, default=0, metavar="N",
+                        help="score N photos per item from the training's photo simulator instead of the tier's "
+                             "photos (to choose lam on photos the benchmark does not score)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.model == "base":
@@ -107,17 +124,21 @@ def main() -> None:
         model = load_run(Path(args.model)).eval()
     spec = model.config.preprocess
     gallery = sorted((args.tier / "gallery").glob("*.png"))
-    photos = sorted((args.tier / "queries").glob("*.jpg"))
     gallery_labels = [p.stem for p in gallery]
-    photo_labels = [p.name.rsplit("--q", 1)[0] for p in photos]
-    shot = np.array([int(p.stem.rsplit("--q", 1)[1]) for p in photos])
+    if args.simulate:
+        photo_pixels, photo_labels, shot = simulated(gallery, spec, args.simulate)
+    else:
+        photos = sorted((args.tier / "queries").glob("*.jpg"))
+        photo_pixels, photo_labels = pixels(photos, spec), [p.name.rsplit("--q", 1)[0] for p in photos]
+        shot = np.array([int(p.stem.rsplit("--q", 1)[1]) for p in photos])
     calibrate = shot < max(1, round(CALIBRATION_FRACTION * (shot.max() + 1)))
     g_emb, g_loc = embed_with_locals(model, pixels(gallery, spec))
-    p_emb, p_loc = embed_with_locals(model, pixels(photos, spec))
+    p_emb, p_loc = embed_with_locals(model, photo_pixels)
     similarity = p_emb @ g_emb.T
     top = np.argsort(-similarity, axis=1)[:, :TOP_K]
     local = local_scores(p_loc, g_loc, top)
-    where = f"{args.tier.name}\t{Path(args.model).name}\t{spec.input_size} px {spec.crop_mode}"
+    photos_from = " (training simulator)" if args.simulate else ""
+    where = f"{args.tier.name}{photos_from}\t{Path(args.model).name}\t{spec.input_size} px {spec.crop_mode}"
     report(f"{where}\tglobal", similarity, photo_labels, gallery_labels, calibrate)
     for lam in (float(v) for v in args.lams.split(",")):
         report(f"{where}\tre-ranked lam {lam:g}", rescored(similarity, top, local, lam), photo_labels,
