@@ -29,7 +29,7 @@ from pocketvec.bench.measure import decision_operating_point
 from pocketvec.data.augment import PhoneAugment
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.metrics import recall_at_k
-from pocketvec.runtime.preprocess import preprocess
+from pocketvec.runtime.preprocess import preprocess, to_batch
 from pocketvec.train.checkpoint import load_run
 from pocketvec.train.presets import preset_config
 from pocketvec.train.student import build_student
@@ -103,8 +103,7 @@ def simulated(gallery: list[Path], spec, per_item: int) -> tuple[torch.Tensor, l
     simulate, rng = PhoneAugment(output_size=spec.input_size), np.random.default_rng(1)
     images = [preprocess(simulate(load_image(p), rng), spec) for p in gallery for _ in range(per_item)]
     labels = [p.stem for p in gallery for _ in range(per_item)]
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float(), labels, np.tile(np.arange(per_item),
-                                                                                            len(gallery))
+    return torch.from_numpy(to_batch(images)), labels, np.tile(np.arange(per_item), len(gallery))
 
 
 def main() -> None:
@@ -116,7 +115,6 @@ def main() -> None:
                         help="score N photos per item from the training's photo simulator instead of the tier's "
                              "photos (to choose lam on photos the benchmark does not score)")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.model == "base":
         config = preset_config("enroll")
         model = build_student(config.encoder, config.init).eval()

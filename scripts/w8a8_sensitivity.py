@@ -22,6 +22,7 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from pocketvec.bench.measure import parity
 from pocketvec.data.assets import demo_items_dir
 from pocketvec.data.augment import PhoneAugment
 from pocketvec.export.calibration import list_images, load_batch
@@ -41,10 +42,10 @@ def embeddings(path: Path, pixels: np.ndarray) -> np.ndarray:
 
 
 def agreement(reference: np.ndarray, got: np.ndarray) -> str:
-    cosine = np.sum(reference * got, 1) / np.linalg.norm(reference, axis=1) / np.linalg.norm(got, axis=1)
+    """The benchmark's parity figures, the first half of the images matched against the second half."""
     half = len(reference) // 2
-    same = np.argmax(reference[:half] @ reference[half:].T, 1) == np.argmax(got[:half] @ got[half:].T, 1)
-    return f"mean cosine {cosine.mean():.4f}  min {cosine.min():.4f}  top-1 agreement {same.mean():.3f}"
+    p = parity(reference[half:], reference[:half], got[half:], got[:half])
+    return f"mean cosine {p['mean_cosine']:.4f}  min {p['min_cosine']:.4f}  top-1 agreement {p['top1_agreement']:.3f}"
 
 
 def main() -> None:
