@@ -71,7 +71,7 @@ def check_model_and_gallery(model: Path, gallery: Path | None) -> str:
         raise ModelFileError(f"{model}: the browser app runs ONNX models (.onnx); got {model.suffix or 'no suffix'}")
     metadata = open_engine(model).metadata
     if gallery is not None:
-        Gallery.load(gallery, metadata.embedding_space_id, metadata.embedding_dim)
+        Gallery.load_for(gallery, metadata)
     return metadata.embedding_space_id
 
 

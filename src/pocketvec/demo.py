@@ -20,10 +20,10 @@ import numpy as np
 
 from pocketvec.errors import ConfigError, NotBuiltYet
 from pocketvec.runtime.calibration import Calibration, calibrate
-from pocketvec.runtime.engines import open_engine
+from pocketvec.runtime.engines import EmbedResult, open_engine
 from pocketvec.runtime.enroll import build_gallery, labelled_images
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher
+from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, scores
 from pocketvec.runtime.model_files import write_accept_rule
 
 QUICK_TRAINING = {"epochs": 2}  # the enroll preset runs 6 epochs
@@ -137,24 +137,25 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoRe
     write_phone_photos(items, photos / "calibration", options.calibration_photos, options.seed + 1,
                        backgrounds[:half], NOT_AN_ITEM)
     write_phone_photos(items, photos / "test", options.test_photos, options.seed + 2, backgrounds[half:], NOT_AN_ITEM)
-    calibration_set = embed_folder(engine, photos / "calibration")
-    result = calibrate(calibration_set[0] @ gallery.embeddings().T, calibration_set[1], gallery.labels,
-                       options.target_precision)
+    rerank = engine.metadata.local_rerank
+    calibration_set, calibration_labels, _ = embed_folder(engine, photos / "calibration")
+    similarity = scores(gallery, calibration_set.embeddings, calibration_set.locals, rerank)
+    result = calibrate(similarity, calibration_labels, gallery.labels, options.target_precision)
     gallery.accept_rule = result.rule
     gallery_path = gallery.save(out / "items.pvg")
     write_accept_rule(onnx_model, result.rule)
 
     say("6/6 matching other phone photos ...")
-    test_embeddings, truth, names = embed_folder(engine, photos / "test")
-    matches = Matcher(gallery).match(test_embeddings, top_k=3)
+    test, truth, names = embed_folder(engine, photos / "test")
+    matches = Matcher(gallery, local_rerank=rerank).match(test.embeddings, 3, test.locals)
     reference = torch_matches(run_dir, engine, gallery, photos / "test")
     return DemoReport(out, run_dir, onnx_model, coreml_model, gallery_path, photos, parity, result, names, truth,
                       matches, reference)
 
 
-def embed_folder(engine, folder: Path) -> tuple[np.ndarray, list[str], list[str]]:
+def embed_folder(engine, folder: Path) -> tuple[EmbedResult, list[str], list[str]]:
     entries = labelled_images(folder, "folders")
-    return engine.embed([p for p, _ in entries]), [label for _, label in entries], \
+    return engine.embed_all([p for p, _ in entries]), [label for _, label in entries], \
         [f"{p.parent.name}/{p.name}" for p, _ in entries]
 
 
@@ -166,14 +167,21 @@ def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list
     from pocketvec.runtime.preprocess import to_batch
     from pocketvec.train.checkpoint import load_run
 
-    model = load_run(run_dir)
+    model, rerank = load_run(run_dir), engine.metadata.local_rerank
 
-    def embed(paths: list[Path]) -> np.ndarray:
-        with torch.no_grad():
-            return np.concatenate([model(torch.from_numpy(to_batch([engine.prepare(p) for p in paths[i : i + 32]])))
-                                   .numpy() for i in range(0, len(paths), 32)])
+    @torch.no_grad()
+    def embed(paths: list[Path]) -> tuple[np.ndarray, np.ndarray | None]:
+        batches = [torch.from_numpy(to_batch([engine.prepare(p) for p in paths[i : i + 32]]))
+                   for i in range(0, len(paths), 32)]
+        if rerank is None:
+            return np.concatenate([model(x).numpy() for x in batches]), None
+        outputs = [model.forward_with_locals(x) for x in batches]
+        return tuple(np.concatenate([out[k].numpy() for out in outputs]) for k in range(2))
 
     items = labelled_images(demo_items_dir())
-    reference = Gallery(gallery.embedding_space_id, gallery.dim, "float32", accept_rule=gallery.accept_rule)
-    reference.add(embed([p for p, _ in items]), [label for _, label in items], [str(p) for p, _ in items])
-    return Matcher(reference).match(embed([p for p, _ in labelled_images(photos, "folders")]), top_k=3)
+    reference = Gallery(gallery.embedding_space_id, gallery.dim, "float32", accept_rule=gallery.accept_rule,
+                        local_shape=gallery.local_shape)
+    item_embeddings, item_locals = embed([p for p, _ in items])
+    reference.add(item_embeddings, [label for _, label in items], [str(p) for p, _ in items], item_locals)
+    queries, query_locals = embed([p for p, _ in labelled_images(photos, "folders")])
+    return Matcher(reference, local_rerank=rerank).match(queries, 3, query_locals)

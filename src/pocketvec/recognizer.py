@@ -25,7 +25,7 @@ from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import EnrollReport, embed_labelled, enroll, open_gallery, query_layout
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.images import content_hash
-from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, resolve_rule
+from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule
 
 ImageInput = str | Path | np.ndarray
@@ -70,7 +70,7 @@ class Recognizer:
         if self.gallery_path is not None and self.gallery_path.exists():
             self.gallery = open_gallery(self.engine, self.gallery_path)
         else:
-            self.gallery = Gallery(meta.embedding_space_id, meta.embedding_dim, dtype)
+            self.gallery = Gallery.for_model(meta, dtype)
         self._matcher: Matcher | None = None
 
     @property
@@ -101,7 +101,8 @@ class Recognizer:
     def match_many(self, images: Sequence[ImageInput], top_k: int = 3, progress: bool = False) -> list[Recognition]:
         if not len(images):
             return []
-        matches = self._get_matcher().match(self.embed(images, progress=progress), top_k)
+        found = self.engine.embed_all(list(images), progress=progress)
+        matches = self._get_matcher().match(found.embeddings, top_k, found.locals)
         return [Recognition.from_match(m) for m in matches]
 
     def enroll(self, images: ImageInput | Sequence[ImageInput], label: str | None = None,
@@ -116,9 +117,9 @@ class Recognizer:
                 raise ConfigError("enroll(image, label=...) needs a label; only a folder or CSV names its own")
         else:
             batch = [images] if isinstance(images, (str, Path, np.ndarray)) else list(images)
-            embeddings = self.embed(batch, progress=progress)
+            found = self.engine.embed_all(batch, progress=progress)
             sources = [content_hash(x) if isinstance(x, (str, Path)) else _array_hash(x) for x in batch]
-            added = self.gallery.add(embeddings, [label] * len(batch), sources)
+            added = self.gallery.add(found.embeddings, [label] * len(batch), sources, found.locals)
             report = EnrollReport(added.added, added.skipped)
         self._matcher = None
         return report
@@ -127,8 +128,8 @@ class Recognizer:
         """Choose the accept rule on labelled photos (folder per label or CSV; labels not enrolled are
         distractors) and keep it in the gallery (saved by `save()`)."""
         found = embed_labelled(self.engine, photos, progress=progress, layout=query_layout(photos))
-        result = calibrate(found.embeddings @ self.gallery.embeddings().T, found.labels, self.gallery.labels,
-                           target_precision)
+        similarity = scores(self.gallery, found.embeddings, found.locals, self.engine.metadata.local_rerank)
+        result = calibrate(similarity, found.labels, self.gallery.labels, target_precision)
         self.gallery.accept_rule = result.rule
         self._matcher = None
         return result
@@ -144,7 +145,7 @@ class Recognizer:
         if self.gallery.count == 0:
             raise GalleryError("the gallery is empty: enroll items first (Recognizer.enroll)")
         if self._matcher is None:
-            self._matcher = Matcher(self.gallery, self.rule)
+            self._matcher = Matcher(self.gallery, self.rule, local_rerank=self.engine.metadata.local_rerank)
         return self._matcher
 
     def __repr__(self) -> str:

@@ -69,6 +69,7 @@ def calibrate(
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import embed_labelled, open_gallery, query_layout
     from pocketvec.runtime.gallery_update import update_gallery
+    from pocketvec.runtime.matcher import scores
     from pocketvec.runtime.model_files import write_accept_rule
 
     from .output import settings
@@ -82,7 +83,8 @@ def calibrate(
     found = embed_labelled(runner, queries, progress=settings.progress and not as_json, layout=query_layout(queries))
     if not as_json:
         report_problems(found.failures)
-    result = run_calibration(found.embeddings @ gallery.embeddings().T, found.labels, gallery.labels,
+    similarity = scores(gallery, found.embeddings, found.locals, runner.metadata.local_rerank)
+    result = run_calibration(similarity, found.labels, gallery.labels,
                              target_precision, "f1" if best_f1 else "recall_at_precision")
     written = []
     if not dry_run:
@@ -94,8 +96,7 @@ def calibrate(
             stored.accept_rule = result.rule
             return None, True
 
-        meta = runner.metadata
-        update_gallery(gallery_path, store_rule, meta.embedding_space_id, meta.embedding_dim)
+        update_gallery(gallery_path, store_rule, runner.metadata)
         written.insert(0, str(gallery_path))
     if as_json:
         print(json.dumps({"rule": dataclasses.asdict(result.rule), "target_reached": result.target_reached,

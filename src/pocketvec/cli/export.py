@@ -15,6 +15,9 @@ QUANTIZE_HELP = ("none | fp16 | int8 (int8 weights per output channel, float act
                  "values or fewer stay float) | w8a8 (int8 weights and 8-bit activations, calibrated on images).")
 QUANTIZE = choices.option("none", "--quantize", what="quantize mode", choices=choices.QUANTIZE, help=QUANTIZE_HELP)
 CALIBRATION_HELP = "Image folder for w8a8 calibration (default: the run's training data, if its config records it)."
+LOCAL_RERANK_HELP = ("Add the `local` output (the stride-16 feature map) and the local re-rank settings: the matcher "
+                     "re-scores the 5 best labels by their local marks (docs/bench/enroll.md, sixth round). "
+                     "--no-local-rerank exports the embedding alone (plain cosine matching).")
 
 
 def _done(path: Path) -> None:
@@ -28,13 +31,14 @@ def onnx_command(
     out: Path = typer.Option(..., "--out", help="Output .onnx file."),
     quantize: str = QUANTIZE,
     calibration: Path | None = typer.Option(None, "--calibration", help=CALIBRATION_HELP),
+    local_rerank: bool = typer.Option(True, "--local-rerank/--no-local-rerank", help=LOCAL_RERANK_HELP),
 ) -> None:
     """Export to ONNX. Example: pocketvec export onnx runs/demo --quantize int8 --out model.onnx"""
     from pocketvec.export.onnx_export import export_onnx
     from pocketvec.output_paths import check_output_file
 
     check_output_file(out, "--out")
-    _done(export_onnx(run_dir, out, quantize, calibration))
+    _done(export_onnx(run_dir, out, quantize, calibration, local_rerank))
 
 
 @app.command("coreml")

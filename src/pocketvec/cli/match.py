@@ -44,9 +44,9 @@ def match(
         note = uncalibrated_note(str(gallery_path), str(model))
         Console(stderr=True, soft_wrap=True).print(f"[yellow]note:[/] {note}", highlight=False)
     rule = dataclasses.replace(base, **overrides)
-    matcher = Matcher(gallery, rule)
+    matcher = Matcher(gallery, rule, local_rerank=runner.metadata.local_rerank)
     result = runner.embed_files(images)
-    matches = matcher.match(result.embeddings, top_k) if len(result.paths) else []
+    matches = matcher.match(result.embeddings, top_k, result.locals) if len(result.paths) else []
     if as_json:
         rows = [{"image": str(p), **m.to_dict()} for p, m in zip(result.paths, matches, strict=True)]
         print(json.dumps({"rule": dataclasses.asdict(rule), "results": rows,

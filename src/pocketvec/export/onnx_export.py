@@ -9,19 +9,29 @@ import onnx
 import torch
 
 from pocketvec.atomic import write_bytes_atomic
-from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
+from pocketvec.runtime.local_rerank import LocalRerank
+from pocketvec.runtime.metadata import INPUT_NAME, LOCAL_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
 from pocketvec.train.checkpoint import embedding_space_id
-from pocketvec.train.encoder import Encoder
+from pocketvec.train.encoder import Encoder, WithLocals
 
 
-def model_metadata(model: Encoder, model_name: str = "", accept_rule=None) -> ModelMetadata:
+def model_metadata(model: Encoder, model_name: str = "", accept_rule=None, local_rerank: bool = False) -> ModelMetadata:
     return ModelMetadata(
         preprocess=model.config.preprocess,
         embedding_dim=model.config.embedding_dim,
         embedding_space_id=embedding_space_id(model),
         model_name=model_name or model.config.backbone,
         accept_rule=accept_rule,
+        local_rerank=local_rerank_of(model) if local_rerank else None,
     )
+
+
+@torch.no_grad()
+def local_rerank_of(model: Encoder) -> LocalRerank:
+    """The re-rank settings (runtime defaults) and the shape of the model's `local` output."""
+    size = model.config.preprocess.input_size
+    _, local = model.eval().forward_with_locals(torch.zeros(1, 3, size, size))
+    return LocalRerank(locations=local.shape[1], channels=local.shape[2])
 
 
 def write_metadata(proto: onnx.ModelProto, metadata: ModelMetadata) -> None:
@@ -37,24 +47,27 @@ def save_onnx_atomic(proto: onnx.ModelProto, out: Path, metadata: ModelMetadata)
 
 
 def export_onnx_fp32(model: Encoder, out: str | Path, metadata: ModelMetadata | None = None) -> Path:
-    """fp32 ONNX with a dynamic batch axis; input `image` NCHW 0-255, output `embedding`."""
+    """fp32 ONNX with a dynamic batch axis; input `image` NCHW 0-255, output `embedding` (and `local` when
+    the metadata asks for a local re-rank)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
+    metadata = metadata or model_metadata(model)
     size = model.config.preprocess.input_size
     dummy = torch.zeros(2, 3, size, size)
+    graph, outputs = (WithLocals(model), [OUTPUT_NAME, LOCAL_NAME]) if metadata.local_rerank else (model, [OUTPUT_NAME])
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         traced = Path(tmp) / "model.onnx"
         torch.onnx.export(
-            model, (dummy,), str(traced), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17, dynamo=False,
+            graph, (dummy,), str(traced), input_names=[INPUT_NAME], output_names=outputs,
+            dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *outputs]}, opset_version=17, dynamo=False,
         )
         proto = onnx.load(str(traced))
-    return save_onnx_atomic(proto, out, metadata or model_metadata(model))
+    return save_onnx_atomic(proto, out, metadata)
 
 
 def export_onnx(run_dir: str | Path, out: str | Path, quantize: str = "none",
-                calibration_dir: str | Path | None = None) -> Path:
+                calibration_dir: str | Path | None = None, local_rerank: bool = True) -> Path:
     """Export a run folder's encoder to `out` at fp32 ("none"), fp16, int8 or w8a8.
 
     int8: weight-only (per-channel int8 weights, float activations), as Core ML's int8.
@@ -64,7 +77,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, quantize: str = "none",
     from pocketvec.export.source import check_choice, load_export_source
 
     check_choice("onnx", quantize)
-    model, metadata = load_export_source(run_dir)
+    model, metadata = load_export_source(run_dir, local_rerank)
     out = Path(out)
     if quantize == "none":
         return export_onnx_fp32(model, out, metadata)

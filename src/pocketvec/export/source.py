@@ -36,7 +36,7 @@ def run_accept_rule(config: dict) -> AcceptRule | None:
     return AcceptRule.from_dict(rule) if rule else None
 
 
-def load_export_source(run_dir: str | Path) -> tuple[Encoder, ModelMetadata]:
+def load_export_source(run_dir: str | Path, local_rerank: bool = False) -> tuple[Encoder, ModelMetadata]:
     """The run's encoder (eval, no adapters) and the metadata every exported file embeds."""
     from pocketvec.export.onnx_export import model_metadata
 
@@ -47,7 +47,8 @@ def load_export_source(run_dir: str | Path) -> tuple[Encoder, ModelMetadata]:
     model = load_run(run_dir)
     refuse_adapters(model, run_dir)
     name = str(config.get("name") or run_dir.name)
-    return model, model_metadata(model, model_name=name, accept_rule=run_accept_rule(config))
+    return model, model_metadata(model, model_name=name, accept_rule=run_accept_rule(config),
+                                 local_rerank=local_rerank)
 
 
 def check_choice(kind: str, quantize: str) -> None:

@@ -11,7 +11,7 @@ from pocketvec.data.items import load_items
 from pocketvec.errors import GalleryError, ImageLoadError
 from pocketvec.file_lock import DEFAULT_TIMEOUT_S
 from pocketvec.runtime.engines import Engine
-from pocketvec.runtime.gallery import Gallery, Skipped
+from pocketvec.runtime.gallery import Gallery, Skipped, model_local_shape
 from pocketvec.runtime.gallery_update import update_gallery
 from pocketvec.runtime.images import content_hash, is_image_path, load_image
 
@@ -28,6 +28,7 @@ class LabelledEmbeddings:
     labels: list[str]
     paths: list[Path]
     failures: list[ImageLoadError] = field(default_factory=list)
+    locals: np.ndarray | None = None  # (N, locations, channels) for a model with a local re-rank
 
 
 def _valid_label(label: str) -> bool:
@@ -78,7 +79,7 @@ def embed_labelled(engine: Engine, source: str | Path, batch_size: int = 32,
     label_of = dict(usable)
     result = engine.embed_files([path for path, _ in usable], batch_size, progress)
     return LabelledEmbeddings(result.embeddings, [label_of[p] for p in result.paths], result.paths,
-                              failures + result.failures)
+                              failures + result.failures, result.locals)
 
 
 @dataclass
@@ -91,9 +92,10 @@ class EnrollReport:
 def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int = 32,
            progress: bool = False) -> EnrollReport:
     """Add the images of `source` to `gallery`; duplicates and broken files are reported."""
-    gallery.check_model(engine.metadata.embedding_space_id, engine.metadata.embedding_dim)
+    meta = engine.metadata
+    gallery.check_model(meta.embedding_space_id, meta.embedding_dim, local_shape=model_local_shape(meta))
     found = embed_labelled(engine, source, batch_size, progress)
-    added = gallery.add(found.embeddings, found.labels, [content_hash(p) for p in found.paths])
+    added = gallery.add(found.embeddings, found.labels, [content_hash(p) for p in found.paths], found.locals)
     return EnrollReport(added.added, added.skipped, found.failures)
 
 
@@ -107,17 +109,17 @@ def enroll_file(engine: Engine, path: str | Path, source: str | Path, batch_size
     hashes = [content_hash(p) for p in found.paths]
 
     def add_rows(gallery: Gallery) -> tuple[tuple[EnrollReport, int], bool]:
-        added = gallery.add(found.embeddings, found.labels, hashes)
+        added = gallery.add(found.embeddings, found.labels, hashes, found.locals)
         return (EnrollReport(added.added, added.skipped, found.failures), gallery.count), added.added > 0
 
-    return update_gallery(path, add_rows, meta.embedding_space_id, meta.embedding_dim, timeout_s)
+    return update_gallery(path, add_rows, meta, timeout_s)
 
 
 def build_gallery(engine: Engine, source: str | Path, dtype: str = "float32", batch_size: int = 32,
                   progress: bool = False) -> tuple[Gallery, EnrollReport]:
     """A new gallery of every image in `source`, tied to the engine's model."""
     meta = engine.metadata
-    gallery = Gallery(meta.embedding_space_id, meta.embedding_dim, dtype, accept_rule=meta.accept_rule)
+    gallery = Gallery.for_model(meta, dtype, accept_rule=meta.accept_rule)
     report = enroll(engine, gallery, source, batch_size, progress)
     if gallery.count == 0:
         raise GalleryError(f"{source}: no image could be enrolled ({len(report.failures)} failed to load)")
@@ -126,4 +128,4 @@ def build_gallery(engine: Engine, source: str | Path, dtype: str = "float32", ba
 
 def open_gallery(engine: Engine, path: str | Path) -> Gallery:
     """Load a gallery and refuse it unless the engine's model made it."""
-    return Gallery.load(path, engine.metadata.embedding_space_id, engine.metadata.embedding_dim)
+    return Gallery.load_for(path, engine.metadata)

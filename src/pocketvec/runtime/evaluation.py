@@ -16,7 +16,7 @@ import numpy as np
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.engines import Engine
 from pocketvec.runtime.enroll import LabelledEmbeddings, build_gallery, embed_labelled, open_gallery, query_layout
-from pocketvec.runtime.matcher import accepts, resolve_rule
+from pocketvec.runtime.matcher import accepts, resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.metrics import SweepRow, best_f1, best_two, pair_sweep, recall_at_k, tpr_at_fpr
 
@@ -105,7 +105,7 @@ def evaluate(engine: Engine, gallery: str | Path, queries: str | Path, batch_siz
     failures += found.failures
     if not len(found.labels):
         raise DatasetError(f"{queries}: nothing to evaluate: no query photo could be loaded")
-    similarity = found.embeddings @ stored.embeddings().T
+    similarity = scores(stored, found.embeddings, found.locals, engine.metadata.local_rerank)
     decisions = count_decisions(similarity, found.labels, stored.labels, rule, source)
     items = np.isin(found.labels, list(set(stored.labels)))
     if not items.any():

@@ -18,7 +18,7 @@ from pocketvec.errors import GalleryError
 from pocketvec.runtime import gallery_file
 from pocketvec.runtime.checks import check_text
 from pocketvec.runtime.gallery_header import MAX_LABEL
-from pocketvec.runtime.metadata import AcceptRule
+from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 
 DTYPE_CHOICES = tuple(gallery_file.DTYPES)
 
@@ -42,6 +42,11 @@ def dequantize(stored: np.ndarray) -> np.ndarray:
     if stored.dtype == np.int8:
         return stored.astype(np.float32) / np.float32(127.0)
     return stored.astype(np.float32)
+
+
+def model_local_shape(metadata: ModelMetadata) -> tuple[int, int] | None:
+    """The (locations, channels) of a model's local maps, None without a local re-rank."""
+    return metadata.local_rerank.shape if metadata.local_rerank else None
 
 
 @dataclass(frozen=True)
@@ -69,11 +74,15 @@ class Gallery:
     vectors: np.ndarray | None = None  # stored form, (count, dim)
     accept_rule: AcceptRule | None = None
     created_by: str = f"pocketvec {__version__}"
+    local_shape: tuple[int, int] | None = None  # (locations, channels) for a model with a local re-rank
+    locals: np.ndarray | None = None  # (count, locations, channels) float16, with local_shape
 
     def __post_init__(self) -> None:
         check_dtype(self.dtype)
         if self.vectors is None:
             self.vectors = np.zeros((0, self.dim), dtype=gallery_file.DTYPES[self.dtype])
+        if self.local_shape is not None and self.locals is None:
+            self.locals = np.zeros((0, *self.local_shape), dtype=gallery_file.LOCAL_DTYPE)
 
     @property
     def count(self) -> int:
@@ -86,11 +95,14 @@ class Gallery:
         """Decoded float32 rows (count, dim)."""
         return dequantize(self.vectors)
 
-    def add(self, embeddings: np.ndarray, labels: list[str], sources: list[str]) -> AddReport:
-        """Enroll rows; an image already enrolled (same sha256) is skipped and reported."""
+    def add(self, embeddings: np.ndarray, labels: list[str], sources: list[str],
+            locals_: np.ndarray | None = None) -> AddReport:
+        """Enroll rows (with their local maps when the gallery keeps them); an image already enrolled (same
+        sha256) is skipped and reported."""
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
             raise GalleryError(f"embeddings must have shape (N, {self.dim}). Got {embeddings.shape}.")
+        self._check_locals(locals_, len(embeddings))
         if not (len(embeddings) == len(labels) == len(sources)):
             raise GalleryError(f"got {len(embeddings)} embeddings, {len(labels)} labels, {len(sources)} sources")
         known = dict(zip(self.sources, self.labels, strict=True))
@@ -107,6 +119,8 @@ class Gallery:
             keep.append(i)
         if keep:
             self.vectors = np.concatenate([self.vectors, quantize(embeddings[keep], self.dtype)])
+            if locals_ is not None:
+                self.locals = np.concatenate([self.locals, np.asarray(locals_)[keep].astype(gallery_file.LOCAL_DTYPE)])
             self.labels += [labels[i] for i in keep]
             self.sources += [sources[i] for i in keep]
         report.added = len(keep)
@@ -119,12 +133,31 @@ class Gallery:
         if removed == 0:
             raise GalleryError(f"label {label!r} is not in the gallery ({len(self.label_counts())} labels)")
         self.vectors = self.vectors[keep]
+        if self.locals is not None:
+            self.locals = self.locals[keep]
         self.labels = [self.labels[i] for i in keep]
         self.sources = [self.sources[i] for i in keep]
         return removed
 
-    def check_model(self, embedding_space_id: str, dim: int | None = None, source: str = "gallery") -> None:
-        """Refuse a gallery made by another model: its embeddings live in another space."""
+    def _check_locals(self, locals_: np.ndarray | None, rows: int) -> None:
+        if self.local_shape is None:
+            if locals_ is not None:
+                raise GalleryError("this gallery keeps no local maps (it was made for a model without a local re-rank)")
+            return
+        if locals_ is None or np.shape(locals_) != (rows, *self.local_shape):
+            raise GalleryError(f"this gallery keeps each row's local map: expected ({rows}, {self.local_shape[0]}, "
+                               f"{self.local_shape[1]}), got {None if locals_ is None else np.shape(locals_)}")
+        if not np.isfinite(locals_).all():
+            raise GalleryError("local maps must be finite")
+
+    def local_maps(self) -> np.ndarray | None:
+        """The rows' local maps as float32 (count, locations, channels), or None."""
+        return None if self.locals is None else self.locals.astype(np.float32)
+
+    def check_model(self, embedding_space_id: str, dim: int | None = None, source: str = "gallery",
+                    local_shape: tuple[int, int] | str | None = "any") -> None:
+        """Refuse a gallery made by another model: its embeddings live in another space; and one whose
+        local maps do not fit the model's local re-rank (`local_shape` None: the model has none)."""
         if embedding_space_id != self.embedding_space_id:
             raise GalleryError(
                 f"{source} was made by another model (embedding space {self.embedding_space_id}, "
@@ -133,6 +166,11 @@ class Gallery:
         if dim is not None and dim != self.dim:
             raise GalleryError(f"{source}: gallery rows have {self.dim} values, the model makes {dim}; "
                                "rebuild it with `pocketvec gallery build`")
+        if local_shape != "any" and local_shape != self.local_shape:
+            has = f"local maps of {self.local_shape}" if self.local_shape else "no local maps"
+            wants = f"local maps of {local_shape} (local re-rank)" if local_shape else "none (no local re-rank)"
+            raise GalleryError(f"{source} holds {has}, the model makes {wants}; rebuild it with "
+                               "`pocketvec gallery build`")
 
     def to_bytes(self) -> bytes:
         header = {
@@ -140,14 +178,29 @@ class Gallery:
             "dtype": self.dtype, "labels": self.labels, "sources": self.sources,
             "accept_rule": asdict(self.accept_rule) if self.accept_rule else None, "created_by": self.created_by,
         }
-        return gallery_file.encode(header, self.vectors)
+        if self.local_shape is not None:
+            header["local_shape"] = list(self.local_shape)
+        return gallery_file.encode(header, self.vectors, self.locals)
 
     def save(self, path: str | Path) -> Path:
         return gallery_file.write_atomic(path, self.to_bytes())
 
     @classmethod
-    def load(cls, path: str | Path, embedding_space_id: str | None = None, dim: int | None = None) -> Gallery:
-        """Read and verify a `.pvg`; with `embedding_space_id` (and `dim`), refuse a foreign gallery."""
+    def for_model(cls, metadata: ModelMetadata, dtype: str = "float32",
+                  accept_rule: AcceptRule | None = None) -> Gallery:
+        """An empty gallery tied to a model (its space, dim and local maps)."""
+        return cls(metadata.embedding_space_id, metadata.embedding_dim, dtype, accept_rule=accept_rule,
+                   local_shape=model_local_shape(metadata))
+
+    @classmethod
+    def load_for(cls, path: str | Path, metadata: ModelMetadata) -> Gallery:
+        """Load a gallery and refuse it unless the model of `metadata` made it."""
+        return cls.load(path, metadata.embedding_space_id, metadata.embedding_dim, model_local_shape(metadata))
+
+    @classmethod
+    def load(cls, path: str | Path, embedding_space_id: str | None = None, dim: int | None = None,
+             local_shape: tuple[int, int] | str | None = "any") -> Gallery:
+        """Read and verify a `.pvg`; with `embedding_space_id` (`dim`, `local_shape`), refuse a foreign gallery."""
         path = Path(path)
         if not path.is_file():
             raise GalleryError(f"{path}: no such gallery file")
@@ -158,7 +211,8 @@ class Gallery:
         decoded = gallery_file.decode(raw, str(path))
         header = decoded.header
         gallery = cls(header["embedding_space_id"], header["dim"], header["dtype"], list(header["labels"]),
-                      list(header["sources"]), decoded.vectors, decoded.accept_rule, header["created_by"])
+                      list(header["sources"]), decoded.vectors, decoded.accept_rule, header["created_by"],
+                      tuple(header["local_shape"]) if "local_shape" in header else None, decoded.locals)
         if embedding_space_id is not None:
-            gallery.check_model(embedding_space_id, dim, str(path))
+            gallery.check_model(embedding_space_id, dim, str(path), local_shape)
         return gallery

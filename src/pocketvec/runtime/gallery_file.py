@@ -2,8 +2,11 @@
 
 Version 2, little-endian: magic `PVGALLRY`, uint32 version, uint32 header_len, a UTF-8 JSON header
 padded with spaces so that the payload starts at a multiple of 16, the row-major embeddings, and a
-32-byte sha256 of every byte before it: header and payload are both covered. Version 1 (no trailer,
-a `payload_sha256` in the header) still reads, with a warning. A bad file raises GalleryError.
+32-byte sha256 of every byte before it: header and payload are both covered. Version 3 is version 2
+with the rows' local maps for the local re-rank: a `local_shape` [locations, channels] in the header
+and count x locations x channels float16 after the embeddings (written only for such galleries).
+Version 1 (no trailer, a `payload_sha256` in the header) still reads, with a warning. A bad file
+raises GalleryError.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from pocketvec.runtime.metadata import AcceptRule
 
 MAGIC = b"PVGALLRY"
 VERSION = 2
-READABLE_VERSIONS = (1, 2)
+LOCALS_VERSION = 3  # version 2 + local maps
+READABLE_VERSIONS = (1, 2, 3)
+LOCAL_DTYPE = np.dtype("<f2")
 PREAMBLE = struct.Struct("<8sII")  # magic, version, header_len
 CHECKSUM_SIZE = 32  # version 2: sha256 of preamble + header + payload, after the payload
 ALIGN = 16
@@ -40,15 +45,20 @@ class Decoded:
     vectors: np.ndarray
     accept_rule: AcceptRule | None
     version: int
+    locals: np.ndarray | None = None  # (count, locations, channels) float16, version 3
 
 
-def encode(header: dict[str, Any], payload: np.ndarray) -> bytes:
-    """The version-2 file's bytes for a header and a (count, dim) payload."""
+def encode(header: dict[str, Any], payload: np.ndarray, locals_: np.ndarray | None = None) -> bytes:
+    """The file's bytes for a header and a (count, dim) payload: version 2, or version 3 with the rows'
+    local maps (the header then holds `local_shape`)."""
     data = np.ascontiguousarray(payload, dtype=DTYPES[header["dtype"]]).tobytes()
+    if locals_ is not None:
+        data += np.ascontiguousarray(locals_, dtype=LOCAL_DTYPE).tobytes()
     text = json.dumps(_whole_floats_as_ints(header), ensure_ascii=False, sort_keys=True, allow_nan=False,
                       separators=(",", ":")).encode("utf-8")
     text += b" " * ((-(PREAMBLE.size + len(text))) % ALIGN)
-    body = PREAMBLE.pack(MAGIC, VERSION, len(text)) + text + data
+    version = LOCALS_VERSION if locals_ is not None else VERSION
+    body = PREAMBLE.pack(MAGIC, version, len(text)) + text + data
     return body + hashlib.sha256(body).digest()
 
 
@@ -80,20 +90,29 @@ def decode(raw: bytes, source: str) -> Decoded:
         raise GalleryError(f"{source}: truncated gallery (header needs {end} bytes, file has {len(raw)})")
     header = loads_bounded(raw[PREAMBLE.size : end], source, "gallery header", GalleryError, MAX_HEADER_BYTES)
     rule = check_header(header, source, version)
-    dtype = DTYPES[header["dtype"]]
-    expected = header["count"] * header["dim"] * dtype.itemsize
+    dtype, count = DTYPES[header["dtype"]], header["count"]
+    local_shape = tuple(header.get("local_shape") or ())
+    vector_bytes = count * header["dim"] * dtype.itemsize
+    map_bytes = local_shape[0] * local_shape[1] * LOCAL_DTYPE.itemsize if local_shape else 0
+    expected = vector_bytes + count * map_bytes
     payload = raw[end:]
     if len(payload) != expected:
+        maps = f" + {count} x {local_shape[0]} x {local_shape[1]} float16" if local_shape else ""
         raise GalleryError(
             f"{source}: {'truncated' if len(payload) < expected else 'oversized'} gallery payload "
-            f"({len(payload)} bytes, expected {expected} for {header['count']} x {header['dim']} {header['dtype']})"
+            f"({len(payload)} bytes, expected {expected} for {count} x {header['dim']} {header['dtype']}{maps})"
         )
     if version == 1:
         _check_v1_payload(payload, header, source)
-    vectors = np.frombuffer(payload, dtype=dtype).reshape(header["count"], header["dim"]).copy()
+    vectors = np.frombuffer(payload[:vector_bytes], dtype=dtype).reshape(count, header["dim"]).copy()
     if vectors.dtype.kind == "f" and not np.isfinite(vectors).all():
         raise GalleryError(f"{source}: gallery holds non-finite embeddings")
-    return Decoded(header, vectors, rule, version)
+    locals_ = None
+    if local_shape:
+        locals_ = np.frombuffer(payload[vector_bytes:], dtype=LOCAL_DTYPE).reshape(count, *local_shape).copy()
+        if not np.isfinite(locals_).all():
+            raise GalleryError(f"{source}: gallery holds non-finite local maps")
+    return Decoded(header, vectors, rule, version, locals_)
 
 
 def _verified_body(raw: bytes, source: str) -> bytes:

@@ -6,11 +6,14 @@ from typing import Any
 
 from pocketvec.errors import GalleryError, PocketvecError
 from pocketvec.runtime.checks import check_number, check_text
+from pocketvec.runtime.local_rerank import MAX_CHANNELS, MAX_LOCATIONS
 from pocketvec.runtime.metadata import MAX_DIM, MAX_NAME, AcceptRule
 
 DTYPE_NAMES = ("float16", "float32", "int8")
 KEYS_V2 = frozenset({"embedding_space_id", "dim", "count", "dtype", "labels", "sources", "accept_rule", "created_by"})
 KEYS_V1 = KEYS_V2 | {"payload_sha256"}
+KEYS_V3 = KEYS_V2 | {"local_shape"}
+KEYS = {1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3}
 MAX_COUNT = 1 << 31
 MAX_LABEL = 1024
 
@@ -19,7 +22,7 @@ def check_header(header: Any, source: str, version: int) -> AcceptRule | None:
     """Refuse a header that is not exactly the schema of `version`; returns its accept rule."""
     if not isinstance(header, dict):
         raise GalleryError(f"{source}: gallery header must be a JSON object. Got {type(header).__name__}.")
-    keys = KEYS_V2 if version >= 2 else KEYS_V1
+    keys = KEYS[version]
     missing, unknown = sorted(keys - set(header)), sorted(set(header) - keys)
     if missing:
         raise GalleryError(f"{source}: gallery header lacks keys {missing}")
@@ -45,6 +48,12 @@ def _check_values(header: dict[str, Any]) -> AcceptRule | None:
             raise GalleryError(f"'{key}' must be a list of {count} strings")
         for i, value in enumerate(values):
             check_text(f"{key}[{i}]", value, MAX_LABEL)
+    if "local_shape" in header:
+        shape = header["local_shape"]
+        if not isinstance(shape, list) or len(shape) != 2:
+            raise GalleryError(f"local_shape must be [locations, channels]. Got {shape!r}.")
+        check_number("local_shape locations", shape[0], 1, MAX_LOCATIONS, integer=True)
+        check_number("local_shape channels", shape[1], 1, MAX_CHANNELS, integer=True)
     if len(set(header["sources"])) != count:
         raise GalleryError("two rows share a source image (sources must be unique)")
     if header["accept_rule"] is None:

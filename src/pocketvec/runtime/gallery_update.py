@@ -16,6 +16,7 @@ from pocketvec.atomic import remove_stray_temps
 from pocketvec.errors import GalleryError
 from pocketvec.file_lock import DEFAULT_TIMEOUT_S, exclusive_lock
 from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.metadata import ModelMetadata
 
 T = TypeVar("T")
 
@@ -30,11 +31,11 @@ def gallery_lock(path: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iter
 
 
 def update_gallery(path: str | Path, change: Callable[[Gallery], tuple[T, bool]],
-                   embedding_space_id: str | None = None, dim: int | None = None,
-                   timeout_s: float = DEFAULT_TIMEOUT_S) -> T:
-    """Under the lock: load the gallery as it is now, apply `change` (-> result, whether to save), save."""
+                   metadata: ModelMetadata | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> T:
+    """Under the lock: load the gallery as it is now (refused unless the model of `metadata` made it, when
+    given), apply `change` (-> result, whether to save), save."""
     with gallery_lock(path, timeout_s) as locked:
-        gallery = Gallery.load(locked, embedding_space_id, dim)
+        gallery = Gallery.load(locked) if metadata is None else Gallery.load_for(locked, metadata)
         result, changed = change(gallery)
         if changed:
             gallery.save(locked)

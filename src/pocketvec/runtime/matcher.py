@@ -1,8 +1,10 @@
 """The matcher: top-k labels with scores and the answer (best label or "unknown").
 
 Scores are cosine similarities between unit vectors, reduced to one per label (the best row of
-that label). The accept rule: best >= threshold AND best - best_other_label >= margin.
-Brute force by default (see `runtime/search.py`); faiss optional for huge galleries.
+that label); for a model with a local re-rank, the best labels' scores re-ranked by their local maps
+(`runtime/local_rerank.py`) and the others out of the running. The accept rule: best >= threshold
+AND best - best_other_label >= margin. Brute force by default (see `runtime/search.py`); faiss
+optional for huge galleries (plain cosine matching only).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from pocketvec.errors import GalleryError
 from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.search import make_index
 
@@ -54,39 +57,66 @@ def accepts(best: np.ndarray, second: np.ndarray, rule: AcceptRule) -> np.ndarra
     return (best >= rule.threshold) & (best - second >= rule.margin)
 
 
-class Matcher:
-    """Match query embeddings against a gallery with one accept rule."""
+def scores(gallery: Gallery, queries: np.ndarray, query_locals: np.ndarray | None = None,
+           local_rerank: LocalRerank | None = None) -> np.ndarray:
+    """(Q, rows) scores the matcher answers from: cosines, re-ranked when the model has a local re-rank."""
+    cosines = np.atleast_2d(np.asarray(queries, dtype=np.float32)) @ gallery.embeddings().T
+    if local_rerank is None:
+        return cosines
+    if query_locals is None or gallery.locals is None:
+        raise GalleryError("the model re-ranks by local maps: the queries and the gallery both need them "
+                           f"(queries: {'yes' if query_locals is not None else 'no'}, "
+                           f"gallery: {'yes' if gallery.locals is not None else 'no'})")
+    return rerank(cosines, label_ids(gallery.labels), query_locals, gallery.local_maps(), local_rerank)
 
-    def __init__(self, gallery: Gallery, rule: AcceptRule | None = None, index: str = "auto") -> None:
+
+class Matcher:
+    """Match query embeddings (and local maps, for a model with a local re-rank) against a gallery with
+    one accept rule."""
+
+    def __init__(self, gallery: Gallery, rule: AcceptRule | None = None, index: str = "auto",
+                 local_rerank: LocalRerank | None = None) -> None:
         if gallery.count == 0:
             raise GalleryError("the gallery is empty: enroll items with `pocketvec gallery add` first")
         self.gallery = gallery
         self.rule = rule or gallery.accept_rule or DEFAULT_RULE
+        self.local_rerank = local_rerank
         self.labels = sorted(set(gallery.labels))
         column = {label: i for i, label in enumerate(self.labels)}
         self.row_label = np.array([column[label] for label in gallery.labels], dtype=np.int64)
         self.index = make_index(gallery.vectors, index)
 
-    def match(self, queries: np.ndarray, top_k: int = 3) -> list[Match]:
-        """One Match per query row (unit vectors, (Q, dim))."""
+    def match(self, queries: np.ndarray, top_k: int = 3, query_locals: np.ndarray | None = None) -> list[Match]:
+        """One Match per query row (unit vectors, (Q, dim); with their local maps (Q, locations, channels)
+        when the matcher re-ranks)."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        # Enough rows that the best-scoring top_k + 1 labels are certainly among them when labels
-        # have one row each; with several rows per label, widen until k+1 labels are found.
-        want = min(len(self.labels), top_k + 1)
-        rows = min(self.gallery.count, want)
+        if self.local_rerank is not None:
+            reranked = scores(self.gallery, queries, query_locals, self.local_rerank)
+            order = np.argsort(-reranked, axis=1, kind="stable")
+            labelled = [[(label, s) for label, s in self._reduce(row[o], o) if s > -np.inf]
+                        for row, o in zip(reranked, order, strict=True)]
+        else:
+            labelled = self._searched(queries, top_k)
         results = []
-        while True:
-            scores, ids = self.index.search(queries, rows)
-            labelled = [self._reduce(s, i) for s, i in zip(scores, ids, strict=True)]
-            if rows >= self.gallery.count or all(len(lab) >= want for lab in labelled):
-                break
-            rows = min(self.gallery.count, rows * 4)
         for per_label in labelled:
             best_label, best = per_label[0]
             second = per_label[1][1] if len(per_label) > 1 else -np.inf
             ok = bool(accepts(np.array(best), np.array(second), self.rule))
             results.append(Match(best_label if ok else UNKNOWN, ok, per_label[:top_k], float(best - second)))
         return results
+
+    def _searched(self, queries: np.ndarray, top_k: int) -> list[list[tuple[str, float]]]:
+        """(label, cosine) of the top_k + 1 best labels of each query, from the index."""
+        # Enough rows that the best-scoring top_k + 1 labels are certainly among them when labels
+        # have one row each; with several rows per label, widen until k+1 labels are found.
+        want = min(len(self.labels), top_k + 1)
+        rows = min(self.gallery.count, want)
+        while True:
+            found, ids = self.index.search(queries, rows)
+            labelled = [self._reduce(s, i) for s, i in zip(found, ids, strict=True)]
+            if rows >= self.gallery.count or all(len(lab) >= want for lab in labelled):
+                return labelled
+            rows = min(self.gallery.count, rows * 4)
 
     def _reduce(self, scores: np.ndarray, ids: np.ndarray) -> list[tuple[str, float]]:
         """Row hits (best first) -> one (label, best score) per label, best first."""

@@ -10,11 +10,13 @@ from pocketvec import __version__
 from pocketvec.bounded_json import loads_bounded
 from pocketvec.errors import ConfigError, ModelFileError, PocketvecError
 from pocketvec.runtime.checks import check_number, check_text
+from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import PreprocessSpec, reject_unknown_keys
 
 METADATA_KEY = "pocketvec"
 INPUT_NAME = "image"
 OUTPUT_NAME = "embedding"
+LOCAL_NAME = "local"  # the second output of a model with a local re-rank: (N, locations, channels)
 MAX_DIM = 65536
 MAX_NAME = 256
 MAX_METADATA_BYTES = 1 << 20
@@ -57,6 +59,7 @@ class ModelMetadata:
     model_name: str = ""
     accept_rule: AcceptRule | None = None
     pocketvec_version: str = field(default=__version__)
+    local_rerank: LocalRerank | None = None  # None: the model has no `local` output, plain cosine matching
 
     def __post_init__(self) -> None:
         if not isinstance(self.preprocess, PreprocessSpec):
@@ -67,10 +70,14 @@ class ModelMetadata:
         check_text("pocketvec_version", self.pocketvec_version, MAX_NAME)
         if self.accept_rule is not None and not isinstance(self.accept_rule, AcceptRule):
             raise ConfigError("accept_rule must be an AcceptRule or null")
+        if self.local_rerank is not None and not isinstance(self.local_rerank, LocalRerank):
+            raise ConfigError("local_rerank must be a LocalRerank or null")
 
     def to_json(self) -> str:
         data = asdict(self)
         data["preprocess"] = self.preprocess.to_dict()
+        if self.local_rerank is None:  # files without a re-rank keep the metadata they always had
+            del data["local_rerank"]
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -88,6 +95,8 @@ class ModelMetadata:
             data["preprocess"] = PreprocessSpec.from_dict(data["preprocess"])
             if data.get("accept_rule") is not None:
                 data["accept_rule"] = AcceptRule.from_dict(data["accept_rule"])
+            if data.get("local_rerank") is not None:
+                data["local_rerank"] = LocalRerank.from_dict(data["local_rerank"])
             return cls(**data)
         except (PocketvecError, TypeError, ValueError) as e:
             raise ModelFileError(f"{source}: pocketvec metadata is invalid: {e}") from e

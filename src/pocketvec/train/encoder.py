@@ -18,6 +18,7 @@ from pocketvec.runtime.preprocess import PreprocessSpec, reject_unknown_keys
 # "none": pooled backbone features only (frozen baselines); embedding_dim must equal the backbone width
 HEADS = ("mlp", "squeeze", "none")
 SQUEEZE_CHANNELS = 64
+LOCAL_REDUCTION = 16  # the local re-rank matches the backbone's stride-16 map (14 x 14 at 224 px)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,33 @@ class Encoder(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.features(pixels)), dim=-1)
+
+    def local_stage(self) -> int:
+        """Index in timm's feature_info of the last backbone stage at 1/16 of the input's resolution."""
+        stages = [i for i, info in enumerate(self.backbone.feature_info) if info["reduction"] == LOCAL_REDUCTION]
+        if not stages:
+            raise ConfigError(f"{self.config.backbone} has no stage at stride {LOCAL_REDUCTION}: no local re-rank")
+        return stages[-1]
+
+    def forward_with_locals(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The embedding (as forward) and the stride-16 map as (N, locations, channels), each location
+        L2-normalised: what the local re-rank matches (pocketvec.runtime.local_rerank)."""
+        x = (pixels - self.pixel_mean) / self.pixel_std
+        final, (stage,) = self.backbone.forward_intermediates(x, indices=[self.local_stage()])
+        features = final if self.config.head == "squeeze" else self.backbone.forward_head(final)
+        embedding = F.normalize(self.head(features), dim=-1)
+        return embedding, F.normalize(stage, dim=1).flatten(2).transpose(1, 2)
+
+
+class WithLocals(nn.Module):
+    """An encoder whose forward returns (embedding, local): the graph exported for a local re-rank."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder.forward_with_locals(pixels)
 
 
 def build_encoder(config: EncoderConfig) -> Encoder:

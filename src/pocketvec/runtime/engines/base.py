@@ -26,6 +26,7 @@ class EmbedResult:
     embeddings: np.ndarray  # (len(paths), dim) float32
     paths: list[Path] = field(default_factory=list)
     failures: list[ImageLoadError] = field(default_factory=list)
+    locals: np.ndarray | None = None  # (len(paths), locations, channels) when the model has a local re-rank
 
 
 class Engine:
@@ -38,7 +39,11 @@ class Engine:
         self.metadata = metadata
 
     def run_batch(self, batch: np.ndarray) -> np.ndarray:  # (N, S, S, 3) uint8 -> (N, dim)
-        raise NotImplementedError
+        return self.run_outputs(batch)[0]
+
+    def run_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(embeddings, local maps or None); an engine overrides this or run_batch."""
+        return self.run_batch(batch), None
 
     def prepare(self, image: ImageLike) -> np.ndarray:
         """Load (if a path) and preprocess one image exactly as the phone does."""
@@ -53,6 +58,10 @@ class Engine:
         """(N, dim) float32 for N images or paths; a broken file raises ImageLoadError naming it."""
         return self._embed(images, batch_size, progress, failures=None).embeddings
 
+    def embed_all(self, images: Sequence[ImageLike], batch_size: int = 32, progress: bool = False) -> EmbedResult:
+        """As embed, with the local maps when the model has a local re-rank."""
+        return self._embed(images, batch_size, progress, failures=None)
+
     def embed_files(self, paths: Sequence[str | Path], batch_size: int = 32, progress: bool = False) -> EmbedResult:
         """Embed image files; a file that does not decode is reported by name and the rest proceeds."""
         return self._embed([Path(p) for p in paths], batch_size, progress, failures=[])
@@ -60,6 +69,7 @@ class Engine:
     def _embed(self, images: Sequence[ImageLike], batch_size: int, progress: bool,
                failures: list[ImageLoadError] | None) -> EmbedResult:
         rows: list[np.ndarray] = []
+        maps: list[np.ndarray] = []
         kept: list[ImageLike] = []
         with progress_bar(f"embedding ({self.name})", len(images), enabled=progress) as advance:
             for start in range(0, len(images), max(1, batch_size)):
@@ -73,16 +83,27 @@ class Engine:
                             raise
                         failures.append(e)
                 if batch:
-                    rows.append(self._checked(np.stack(batch)))
+                    embeddings, local = self._checked(np.stack(batch))
+                    rows.append(embeddings)
+                    maps += [] if local is None else [local]
                 advance(len(chunk))
-        dim = self.metadata.embedding_dim
+        dim, rerank = self.metadata.embedding_dim, self.metadata.local_rerank
         embeddings = np.concatenate(rows) if rows else np.zeros((0, dim), dtype=np.float32)
+        locals_ = None if rerank is None else np.concatenate(maps) if maps else np.zeros((0, *rerank.shape), np.float32)
         paths = [p for p in kept if isinstance(p, Path)]
-        return EmbedResult(embeddings, paths, failures or [])
+        return EmbedResult(embeddings, paths, failures or [], locals_)
 
-    def _checked(self, batch: np.ndarray) -> np.ndarray:
-        out = np.asarray(self.run_batch(batch), dtype=np.float32)
+    def _checked(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        embeddings, local = self.run_outputs(batch)
+        out = np.asarray(embeddings, dtype=np.float32)
         if out.shape != (len(batch), self.metadata.embedding_dim):
             raise ModelFileError(f"{self.path}: output shape {out.shape} does not match the metadata's "
                                  f"embedding_dim {self.metadata.embedding_dim}")
-        return out
+        rerank = self.metadata.local_rerank
+        if rerank is None:
+            return out, None
+        local = None if local is None else np.asarray(local, dtype=np.float32)
+        if local is None or local.shape != (len(batch), *rerank.shape):
+            raise ModelFileError(f"{self.path}: local output shape {None if local is None else local.shape} does not "
+                                 f"match the metadata's local_rerank ({rerank.locations} x {rerank.channels})")
+        return out, local

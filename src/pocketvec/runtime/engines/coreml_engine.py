@@ -46,7 +46,10 @@ def read_coreml_metadata(path: Path) -> ModelMetadata:
     text = dict(spec.description.metadata.userDefined).get(METADATA_KEY)
     if text is None:
         raise ModelFileError(f"{path}: a Core ML model without pocketvec metadata (export it with `pocketvec export`)")
-    return ModelMetadata.from_json(text, str(path))
+    metadata = ModelMetadata.from_json(text, str(path))
+    if metadata.local_rerank is not None:  # `pocketvec export coreml` writes none
+        raise ModelFileError(f"{path}: a Core ML model with a local re-rank, which this pocketvec cannot run")
+    return metadata
 
 
 class CoreMLEngine(Engine):

@@ -8,7 +8,7 @@ import numpy as np
 
 from pocketvec.errors import ModelFileError
 from pocketvec.runtime.engines.base import Engine
-from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
+from pocketvec.runtime.metadata import INPUT_NAME, LOCAL_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
 from pocketvec.runtime.preprocess import to_batch
 
 
@@ -35,11 +35,16 @@ class OnnxEngine(Engine):
             raise ModelFileError(f"{path}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
                                  f"found inputs {inputs} and outputs {outputs}")
         metadata = ModelMetadata.from_json(text, str(path))
+        if metadata.local_rerank is not None and LOCAL_NAME not in outputs:
+            raise ModelFileError(f"{path}: its metadata asks for a local re-rank but the graph has no "
+                                 f"{LOCAL_NAME!r} output (outputs {outputs})")
         _check_shapes(path, metadata, self.session.get_inputs(), self.session.get_outputs())
+        self.outputs = [OUTPUT_NAME] + ([LOCAL_NAME] if metadata.local_rerank else [])
         super().__init__(path, metadata)
 
-    def run_batch(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: to_batch(list(batch))})[0]
+    def run_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        results = self.session.run(self.outputs, {INPUT_NAME: to_batch(list(batch))})
+        return results[0], results[1] if len(results) > 1 else None
 
 
 def _check_shapes(path: Path, metadata: ModelMetadata, inputs, outputs) -> None:
