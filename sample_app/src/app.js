@@ -51,7 +51,8 @@ async function loadGallery(model) {
   const response = await fetch(url).catch(() => null);
   if (response?.ok) {
     try {
-      const { gallery, checksum } = await Gallery.fromFile(await response.arrayBuffer(), url, spaceId, model.meta.embedding_dim);
+      const { gallery, checksum } = await Gallery.fromFile(await response.arrayBuffer(), url, spaceId, model.meta.embedding_dim,
+        model.meta.local_rerank ?? null);
       if (stored?.seededFrom !== checksum) {
         gallery.seededFrom = checksum;
         carryThumbnails(gallery.rows, stored?.rows || []);
@@ -63,8 +64,11 @@ async function loadGallery(model) {
     }
   }
   // A new gallery takes the model's calibrated rule, as pocketvec's Python enrollment does.
-  const gallery = new Gallery(spaceId, model.meta.embedding_dim, stored?.acceptRule ?? model.meta.accept_rule ?? null);
-  for (const r of stored?.rows || []) gallery.rows.push(r);
+  const rerank = model.meta.local_rerank ?? null;
+  const gallery = new Gallery(spaceId, model.meta.embedding_dim, stored?.acceptRule ?? model.meta.accept_rule ?? null, rerank);
+  // rows stored for an export of the same weights with (or without) local maps do not fit this one
+  const size = rerank ? rerank.locations * rerank.channels : 0;
+  for (const r of stored?.rows || []) if ((r.local?.length ?? 0) === size) gallery.rows.push(r);
   gallery.seededFrom = stored?.seededFrom ?? null;
   return gallery;
 }
@@ -119,8 +123,8 @@ async function usePhoto(img, source, name) {
   drawRGB($("preview"), img);
   const out = await state.model.embed(img);
   drawRGB($("model-input"), out.pixels); // exactly what the model saw (crop mode, filter)
-  const match = state.gallery.match(out.embedding, 3, acceptRule());
-  state.photo = { source, name, embedding: out.embedding, img };
+  const match = state.gallery.match(out.embedding, 3, acceptRule(), out.local);
+  state.photo = { source, name, embedding: out.embedding, local: out.local, img };
   state.lastResult = { ...out, ...match, name };
   state.photos += 1;
   renderResult(state.lastResult);
@@ -165,7 +169,8 @@ function wire(camera) {
     ev.preventDefault();
     guarded(async () => {
       const label = $("label-input").value;
-      const out = state.gallery.add(label, state.photo.source, state.photo.embedding, makeThumbnail(state.photo.img));
+      const photo = state.photo;
+      const out = state.gallery.add(label, photo.source, photo.embedding, makeThumbnail(photo.img), photo.local);
       if (out.added) {
         await saveStored(state.gallery);
         $("label-input").value = "";
@@ -179,7 +184,8 @@ function wire(camera) {
     if (!file) return;
     ev.target.value = "";
     const meta = state.model.meta;
-    const { gallery } = await Gallery.fromFile(await file.arrayBuffer(), file.name, meta.embedding_space_id, meta.embedding_dim);
+    const { gallery } = await Gallery.fromFile(await file.arrayBuffer(), file.name, meta.embedding_space_id, meta.embedding_dim,
+      meta.local_rerank ?? null);
     gallery.seededFrom = state.gallery.seededFrom; // the served file still seeds only when it changes
     carryThumbnails(gallery.rows, state.gallery.rows); // a .pvg has no images: keep those of the same photos
     state.gallery = gallery;

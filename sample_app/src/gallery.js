@@ -1,7 +1,9 @@
 // The on-device gallery: labelled unit embeddings tied to one model's embedding space, and the
-// matcher (label-level top-k, accept / unknown), the same rule as the Python runtime.
+// matcher (label-level top-k, accept / unknown), the same rule as the Python runtime; for a model
+// with a local re-rank, each row keeps its local map and the best labels are re-ranked by it
+// (pocketvec.runtime.local_rerank).
 
-import { decodeGallery, encodeGallery, GalleryFileError } from "./gallery_file.js";
+import { decodeGallery, encodeGallery, GalleryFileError, toHalfPrecision } from "./gallery_file.js";
 
 
 // As pocketvec.runtime.matcher: the rule used when neither the gallery nor the model carries one.
@@ -21,13 +23,39 @@ export function decide(top, rule = DEFAULT_RULE) {
   return { accepted: true, reason: `best ≥ ${score3(rule.threshold)}, margin ≥ ${score3(rule.margin)}` };
 }
 
+/** Gallery-to-photo chamfer similarity: the mean over the row's locations of the best cosine with any
+ * location of the photo (both locations x channels, row-major). */
+export function localSimilarity(query, row, channels) {
+  const n = row.length / channels, m = query.length / channels;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    let best = -Infinity;
+    for (let j = 0; j < m; j++) {
+      let dot = 0;
+      for (let c = 0; c < channels; c++) dot += row[i * channels + c] * query[j * channels + c];
+      if (dot > best) best = dot;
+    }
+    total += best;
+  }
+  return total / n;
+}
+
+/** The model's local shape [locations, channels], or null without a local re-rank. */
+export const localShapeOf = (meta) => (meta?.local_rerank ? [meta.local_rerank.locations, meta.local_rerank.channels] : null);
+
 export class Gallery {
-  constructor(spaceId, dim, acceptRule = null) {
+  /** `rerank`: the model's local_rerank metadata (top_k, weight, locations, channels), or null. */
+  constructor(spaceId, dim, acceptRule = null, rerank = null) {
     this.spaceId = spaceId;
     this.dim = dim;
     this.acceptRule = acceptRule;
-    this.rows = []; // {label, source, embedding: Float32Array, thumb?: data URL (enrolled on the device)}
+    this.rerank = rerank;
+    this.rows = []; // {label, source, embedding: Float32Array, local?: Float32Array, thumb?: data URL}
     this.seededFrom = null; // checksum of the served gallery file this one started from
+  }
+
+  get localShape() {
+    return localShapeOf({ local_rerank: this.rerank });
   }
 
   get count() {
@@ -41,16 +69,22 @@ export class Gallery {
     return new Map([...rows].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
-  /** Enroll one row; the same image (sha256) twice is refused with the reason. */
-  add(label, source, embedding, thumb = null) {
+  /** Enroll one row (with its local map, kept at float16 as the file stores it, when the model re-ranks);
+   * the same image (sha256) twice is refused with the reason. */
+  add(label, source, embedding, thumb = null, local = null) {
     label = (label || "").trim();
     if (!label) throw new GalleryFileError("enroll: the label is empty");
     if (embedding.length !== this.dim) throw new GalleryFileError(`enroll: embedding has ${embedding.length} values, the model makes ${this.dim}`);
+    const shape = this.localShape;
+    if (shape && local?.length !== shape[0] * shape[1]) {
+      throw new GalleryFileError(`enroll: the model re-ranks by local maps of ${shape[0]} x ${shape[1]}; got ${local ? local.length : "no"} values`);
+    }
     const known = this.rows.find((r) => r.source === source);
     if (known) {
       return { added: false, reason: known.label === label ? `already enrolled as "${label}"` : `the same image is already enrolled as "${known.label}"` };
     }
-    const row = { label, source, embedding: Float32Array.from(embedding), ...(thumb ? { thumb } : {}) };
+    const row = { label, source, embedding: Float32Array.from(embedding), ...(shape ? { local: toHalfPrecision(local) } : {}),
+      ...(thumb ? { thumb } : {}) };
     this.rows.push(row);
     return { added: true, row };
   }
@@ -61,20 +95,28 @@ export class Gallery {
     return before - this.rows.length;
   }
 
-  /** Label-level scores (best row per label), best first; ties broken by label, as Python. */
-  scores(query) {
+  /** Label-level scores (best row per label), best first; ties broken by label, as Python. With a local
+   * re-rank (`local`: the photo's map): the top_k labels only, each re-scored by its best row's local map. */
+  scores(query, local = null) {
     const best = new Map();
-    for (const r of this.rows) {
+    this.rows.forEach((r, index) => {
       let dot = 0;
       for (let i = 0; i < this.dim; i++) dot += r.embedding[i] * query[i];
-      if (!best.has(r.label) || dot > best.get(r.label)) best.set(r.label, dot);
-    }
-    return [...best].map(([label, score]) => ({ label, score }))
-      .sort((a, b) => b.score - a.score || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
+      if (!best.has(r.label) || dot > best.get(r.label).score) best.set(r.label, { score: dot, index });
+    });
+    const byLabel = (a, b) => b.score - a.score || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0);
+    const all = [...best].map(([label, { score, index }]) => ({ label, score, index }));
+    if (!this.rerank) return all.sort(byLabel).map(({ label, score }) => ({ label, score }));
+    if (!local) throw new GalleryFileError("the model re-ranks by local maps: the photo's map is missing");
+    // as pocketvec.runtime.local_rerank: the top_k labels by their best row (ties: the earlier row)
+    const top = all.sort((a, b) => b.score - a.score || a.index - b.index).slice(0, this.rerank.top_k);
+    const locals = top.map((t) => localSimilarity(local, this.rows[t.index].local, this.rerank.channels));
+    const most = Math.max(...locals);
+    return top.map((t, i) => ({ label: t.label, score: t.score - this.rerank.weight * (most - locals[i]) })).sort(byLabel);
   }
 
-  match(query, k = 3, rule = this.acceptRule) {
-    const all = this.scores(query);
+  match(query, k = 3, rule = this.acceptRule, local = null) {
+    const all = this.scores(query, local);
     const decision = decide(all, rule);
     return { top: all.slice(0, k), ...decision, label: decision.accepted ? all[0].label : null };
   }
@@ -88,12 +130,18 @@ export class Gallery {
       labels: this.rows.map((r) => r.label), sources: this.rows.map((r) => r.source),
       accept_rule: this.acceptRule, created_by: `pocketvec ${version} (sample app)`,
     };
-    return encodeGallery(header, vectors);
+    const shape = this.localShape;
+    if (!shape) return encodeGallery(header, vectors);
+    const size = shape[0] * shape[1], locals = new Float32Array(this.count * size);
+    this.rows.forEach((r, i) => locals.set(r.local, i * size));
+    return encodeGallery({ ...header, local_shape: shape }, vectors, locals);
   }
 
-  /** Read a .pvg; a gallery made by another model (embedding space, or dim) is refused. */
-  static async fromFile(buffer, source, spaceId, dim) {
-    const { header, vectors, checksum } = await decodeGallery(buffer, source);
+  /** Read a .pvg; a gallery made by another model (embedding space, dim, or local maps: `rerank` is that
+   * model's local_rerank metadata, null without one) is refused. Without `spaceId`, the file's own local
+   * maps decide and `rerank` (if given) supplies top_k and weight. */
+  static async fromFile(buffer, source, spaceId, dim, rerank = undefined) {
+    const { header, vectors, locals, checksum } = await decodeGallery(buffer, source);
     if (spaceId !== undefined && header.embedding_space_id !== spaceId) {
       throw new GalleryFileError(`${source} was made by another model (embedding space ${header.embedding_space_id}, `
         + `this model is ${spaceId}); rebuild it with this model`);
@@ -101,9 +149,18 @@ export class Gallery {
     if (dim !== undefined && header.dim !== dim) {
       throw new GalleryFileError(`${source}: gallery rows have ${header.dim} values, the model makes ${dim}; rebuild it with this model`);
     }
-    const gallery = new Gallery(header.embedding_space_id, header.dim, header.accept_rule);
+    const fileShape = header.local_shape || null, modelShape = rerank === undefined ? fileShape : localShapeOf({ local_rerank: rerank });
+    if (String(fileShape) !== String(modelShape)) {
+      const has = fileShape ? `local maps of ${fileShape.join(" x ")}` : "no local maps";
+      const wants = modelShape ? `local maps of ${modelShape.join(" x ")} (local re-rank)` : "none (no local re-rank)";
+      throw new GalleryFileError(`${source} holds ${has}, the model makes ${wants}; rebuild it with this model`);
+    }
+    const settings = fileShape ? { ...(rerank || {}), locations: fileShape[0], channels: fileShape[1] } : null;
+    const gallery = new Gallery(header.embedding_space_id, header.dim, header.accept_rule, settings);
+    const size = fileShape ? fileShape[0] * fileShape[1] : 0;
     header.labels.forEach((label, i) => gallery.rows.push({
       label, source: header.sources[i], embedding: vectors.subarray(i * header.dim, (i + 1) * header.dim),
+      ...(fileShape ? { local: locals.subarray(i * size, (i + 1) * size) } : {}),
     }));
     return { gallery, header, checksum };
   }

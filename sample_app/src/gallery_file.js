@@ -1,7 +1,9 @@
 // The `.pvg` gallery file, exactly as docs/FORMATS.md (and pocketvec.runtime.gallery_file):
 // little-endian magic "PVGALLRY", uint32 version 2, uint32 header_len, UTF-8 JSON header padded
 // with spaces so the payload starts at a multiple of 16, row-major embeddings, then the 32-byte
-// sha256 of every byte before it. Version 1 (payload_sha256 in the header, no trailer) still reads.
+// sha256 of every byte before it. Version 3 is version 2 with the rows' local maps for the local
+// re-rank: `local_shape` [locations, channels] in the header, count x locations x channels float16
+// after the embeddings. Version 1 (payload_sha256 in the header, no trailer) still reads.
 
 import { sha256Hex } from "./decode.js";
 import { checkHeader, GalleryFileError, MAX_DEPTH, nestingDepth } from "./gallery_header.js";
@@ -10,7 +12,8 @@ export { GalleryFileError };
 
 const MAGIC = "PVGALLRY";
 const VERSION = 2;
-const READABLE_VERSIONS = [1, 2];
+const LOCALS_VERSION = 3;
+const READABLE_VERSIONS = [1, 2, 3];
 const PREAMBLE = 16;
 const CHECKSUM_SIZE = 32;
 const MAX_HEADER_BYTES = 256 * 2 ** 20;
@@ -27,6 +30,30 @@ function halfToFloat(h) {
   if (exp === 0) return sign * frac * 2 ** -24;
   if (exp === 31) return frac ? NaN : sign * Infinity;
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
+
+/** IEEE half bits of x, rounded to nearest even as numpy's astype(float16). */
+function floatToHalf(x) {
+  f32[0] = x;
+  const bits = u32[0], sign = (bits >>> 16) & 0x8000, exp = (bits >>> 23) & 0xff;
+  let mant = bits & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  const shift = e <= 0 ? 14 - e : 13; // subnormal halves keep fewer mantissa bits
+  if (shift > 24) return sign;
+  if (e <= 0) mant |= 0x800000;
+  let half = (e <= 0 ? 0 : e << 10) | (mant >>> shift);
+  const rem = mant & ((1 << shift) - 1), halfway = 1 << (shift - 1);
+  if (rem > halfway || (rem === halfway && (half & 1))) half++; // a carry into the exponent is right
+  return sign | half;
+}
+
+/** x rounded to the nearest float16 (as stored in a gallery's local maps), as float32 values. */
+export function toHalfPrecision(values) {
+  return Float32Array.from(values, (v) => halfToFloat(floatToHalf(v)));
 }
 
 function roundHalfEven(x) {
@@ -95,10 +122,13 @@ export async function decodeGallery(buffer, source = "gallery") {
   const header = parseHeader(bytes.subarray(PREAMBLE, end), source);
   checkHeader(header, source, version);
   const payload = bytes.subarray(end);
-  const expected = header.count * header.dim * ITEMSIZE[header.dtype];
+  const shape = header.local_shape;
+  const vectorBytes = header.count * header.dim * ITEMSIZE[header.dtype];
+  const expected = vectorBytes + (shape ? header.count * shape[0] * shape[1] * 2 : 0);
   if (payload.byteLength !== expected) {
+    const maps = shape ? ` + ${header.count} x ${shape[0]} x ${shape[1]} float16` : "";
     throw new GalleryFileError(`${source}: ${payload.byteLength < expected ? "truncated" : "oversized"} gallery payload `
-      + `(${payload.byteLength} bytes, expected ${expected} for ${header.count} x ${header.dim} ${header.dtype})`);
+      + `(${payload.byteLength} bytes, expected ${expected} for ${header.count} x ${header.dim} ${header.dtype}${maps})`);
   }
   if (version === 1) {
     if ((await sha256Hex(payload)) !== header.payload_sha256) {
@@ -107,9 +137,11 @@ export async function decodeGallery(buffer, source = "gallery") {
     checksum = header.payload_sha256;
     console.warn(`${source}: gallery format version 1 (its checksum does not cover the header); export it again to save it as version 2`);
   }
-  const vectors = decodePayload(payload, header.dtype);
+  const vectors = decodePayload(payload.subarray(0, vectorBytes), header.dtype);
   if (!vectors.every(Number.isFinite)) throw new GalleryFileError(`${source}: gallery holds non-finite embeddings`);
-  return { header, vectors, checksum, version };
+  const locals = shape ? decodePayload(payload.subarray(vectorBytes), "float16") : null;
+  if (locals && !locals.every(Number.isFinite)) throw new GalleryFileError(`${source}: gallery holds non-finite local maps`);
+  return { header, vectors, locals, checksum, version };
 }
 
 function encodePayload(vectors, dtype) {
@@ -131,10 +163,23 @@ function sortedKeys(value) {
   return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortedKeys(value[k])]));
 }
 
-/** The version-2 file's bytes for a header and float32 rows (count * dim): the same bytes as
+function encodeHalf(values) {
+  const out = new Uint8Array(values.length * 2), view = new DataView(out.buffer);
+  values.forEach((v, i) => view.setUint16(i * 2, floatToHalf(v), true));
+  return out;
+}
+
+/** The file's bytes for a header and float32 rows (count * dim), version 2; with `locals` (count *
+ * locations * channels, the header holding local_shape) version 3: the same bytes as
  * pocketvec.runtime.gallery_file.encode writes for the same header and rows. */
-export async function encodeGallery(header, vectors) {
-  const payload = encodePayload(vectors, header.dtype);
+export async function encodeGallery(header, vectors, locals = null) {
+  let payload = encodePayload(vectors, header.dtype);
+  if (locals) {
+    const maps = encodeHalf(locals), both = new Uint8Array(payload.byteLength + maps.byteLength);
+    both.set(payload);
+    both.set(maps, payload.byteLength);
+    payload = both;
+  }
   let text = new TextEncoder().encode(JSON.stringify(sortedKeys(header)));
   const pad = (16 - ((PREAMBLE + text.byteLength) % 16)) % 16;
   if (pad) text = new Uint8Array([...text, ...new Uint8Array(pad).fill(0x20)]);
@@ -142,7 +187,7 @@ export async function encodeGallery(header, vectors) {
   const out = new Uint8Array(bodyLength + CHECKSUM_SIZE);
   out.set(new TextEncoder().encode(MAGIC), 0);
   const view = new DataView(out.buffer);
-  view.setUint32(8, VERSION, true);
+  view.setUint32(8, locals ? LOCALS_VERSION : VERSION, true);
   view.setUint32(12, text.byteLength, true);
   out.set(text, PREAMBLE);
   out.set(payload, PREAMBLE + text.byteLength);

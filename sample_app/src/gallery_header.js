@@ -6,6 +6,9 @@ export class GalleryFileError extends Error {}
 export const DTYPE_NAMES = ["float16", "float32", "int8"];
 const KEYS_V2 = ["accept_rule", "count", "created_by", "dim", "dtype", "embedding_space_id", "labels", "sources"];
 const KEYS_V1 = [...KEYS_V2, "payload_sha256"].sort();
+const KEYS_V3 = [...KEYS_V2, "local_shape"].sort(); // version 2 + the rows' local maps
+const KEYS = { 1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3 };
+const MAX_LOCATIONS = 4096, MAX_CHANNELS = 4096; // as pocketvec.runtime.local_rerank
 const RULE_KEYS = ["margin", "method", "precision", "recall", "target_precision", "threshold"];
 const MAX_COUNT = 2 ** 31, MAX_DIM = 65536, MAX_NAME = 256, MAX_LABEL = 1024;
 export const MAX_DEPTH = 16;
@@ -73,6 +76,12 @@ function checkValues(header) {
     }
     values.forEach((v, i) => checkText(`${key}[${i}]`, v, MAX_LABEL));
   }
+  if ("local_shape" in header) {
+    const shape = header.local_shape;
+    if (!Array.isArray(shape) || shape.length !== 2) throw new GalleryFileError(`local_shape must be [locations, channels]. Got ${repr(shape)}.`);
+    checkNumber("local_shape locations", shape[0], 1, MAX_LOCATIONS, true);
+    checkNumber("local_shape channels", shape[1], 1, MAX_CHANNELS, true);
+  }
   if (new Set(header.sources).size !== header.count) {
     throw new GalleryFileError("two rows share a source image (sources must be unique)");
   }
@@ -84,7 +93,7 @@ export function checkHeader(header, source, version) {
   if (!isObject(header)) {
     throw new GalleryFileError(`${source}: gallery header must be a JSON object. Got ${Array.isArray(header) ? "list" : typeof header}.`);
   }
-  const keys = version >= 2 ? KEYS_V2 : KEYS_V1;
+  const keys = KEYS[version];
   const missing = keys.filter((k) => !(k in header));
   const unknown = Object.keys(header).filter((k) => !keys.includes(k)).sort();
   if (missing.length) throw new GalleryFileError(`${source}: gallery header lacks keys ${pyList(missing)}`);

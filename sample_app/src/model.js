@@ -7,6 +7,7 @@ import { preprocess, toNCHW } from "./preprocess.js";
 
 export const INPUT_NAME = "image";
 export const OUTPUT_NAME = "embedding";
+export const LOCAL_NAME = "local"; // the stride-16 map of a model with a local re-rank
 const METADATA_KEY = "pocketvec";
 
 ort.env.wasm.wasmPaths = new URL("../node_modules/onnxruntime-web/dist/", import.meta.url).href;
@@ -28,6 +29,12 @@ export function parseMetadata(props, source) {
     ["preprocess.crop_mode", typeof p.crop_mode === "string"], ["preprocess.resample", typeof p.resample === "string"],
     ["embedding_dim", Number.isInteger(meta.embedding_dim)], ["embedding_space_id", typeof meta.embedding_space_id === "string"]]) {
     if (!ok) throw new Error(`${source}: pocketvec metadata lacks a valid ${name}`);
+  }
+  const r = meta.local_rerank;
+  const validRerank = r == null
+    || (["top_k", "locations", "channels"].every((k) => Number.isInteger(r[k]) && r[k] > 0) && Number.isFinite(r.weight));
+  if (!validRerank) {
+    throw new Error(`${source}: pocketvec metadata has an invalid local_rerank (${JSON.stringify(r)})`);
   }
   return meta;
 }
@@ -76,6 +83,9 @@ export class Model {
     } catch (e) {
       throw new Error(`${url}: onnxruntime-web cannot open the model (${e.message || e})`);
     }
+    if (meta.local_rerank && !session.outputNames.includes(LOCAL_NAME)) {
+      throw new Error(`${url}: the metadata asks for a local re-rank but the model has no "${LOCAL_NAME}" output`);
+    }
     return new Model(session, meta, url);
   }
 
@@ -83,7 +93,8 @@ export class Model {
     return this.meta.preprocess;
   }
 
-  /** RGB image -> {pixels (the model input), embedding Float32Array, preprocessMs, inferenceMs}. */
+  /** RGB image -> {pixels (the model input), embedding Float32Array, local (Float32Array of locations x
+   * channels, or null without a local re-rank), preprocessMs, inferenceMs}. */
   async embed(img) {
     const t0 = performance.now();
     const pixels = preprocess(img, this.spec);
@@ -93,6 +104,7 @@ export class Model {
     const result = await this.session.run({ [INPUT_NAME]: input });
     const t2 = performance.now();
     const embedding = Float32Array.from(result[OUTPUT_NAME].data);
-    return { pixels, embedding, preprocessMs: t1 - t0, inferenceMs: t2 - t1 };
+    const local = this.meta.local_rerank ? Float32Array.from(result[LOCAL_NAME].data) : null;
+    return { pixels, embedding, local, preprocessMs: t1 - t0, inferenceMs: t2 - t1 };
   }
 }

@@ -19,6 +19,8 @@ from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import enroll_file
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.gallery_update import gallery_lock, update_gallery
+from pocketvec.runtime.metadata import ModelMetadata
+from pocketvec.runtime.preprocess import PreprocessSpec
 
 from .test_runtime_cli import cli
 
@@ -118,8 +120,10 @@ def test_the_next_write_removes_temp_files_of_killed_writers(monkeypatch, capsys
 
 def test_update_gallery_refuses_a_foreign_gallery_without_writing(gallery_path: Path) -> None:
     before = gallery_path.read_bytes()
+    stored = Gallery.load(gallery_path)
+    other = ModelMetadata(PreprocessSpec(), stored.dim, "not-this-one")
     with pytest.raises(GalleryError, match="made by another model"):
-        update_gallery(gallery_path, lambda g: (None, True), embedding_space_id="not-this-one")
+        update_gallery(gallery_path, lambda g: (None, True), other)
     assert gallery_path.read_bytes() == before and lock_path(gallery_path).exists()
 
 
