@@ -33,7 +33,7 @@ export async function saveStored(gallery) {
     tx.objectStore(STORE).put({
       spaceId: gallery.spaceId, dim: gallery.dim, acceptRule: gallery.acceptRule, seededFrom: gallery.seededFrom,
       rows: gallery.rows.map((r) => ({ label: r.label, source: r.source, embedding: Float32Array.from(r.embedding),
-        thumb: r.thumb ?? null })),
+        ...(r.local ? { local: Float32Array.from(r.local) } : {}), thumb: r.thumb ?? null })),
     });
     await new Promise((resolve, reject) => {
       tx.oncomplete = resolve;

@@ -160,13 +160,19 @@ def gap_midpoint(values: np.ndarray, low: float, high: float) -> float:
     return float((v[i] + v[i + 1]) / 2)
 
 
-def rule_in_gaps(gallery, query_embeddings: np.ndarray):
+def python_matches(gallery, rule, queries, rerank=None, top_k: int = 3):
+    """pocketvec.runtime's answers for `queries` (an EmbedResult: embeddings and, with `rerank`, local maps)."""
+    from pocketvec.runtime.matcher import Matcher
+
+    return Matcher(gallery, rule, local_rerank=rerank).match(queries.embeddings, top_k, queries.locals)
+
+
+def rule_in_gaps(gallery, queries, rerank=None):
     """An accept rule whose threshold and margin sit in clear gaps of these queries' scores, so that
     it gives both answers and no tiny numeric difference can flip one."""
-    from pocketvec.runtime.matcher import Matcher
     from pocketvec.runtime.metadata import AcceptRule
 
-    probe = Matcher(gallery, AcceptRule(threshold=0.0)).match(query_embeddings, top_k=3)
+    probe = python_matches(gallery, AcceptRule(threshold=0.0), queries, rerank)
     best = np.array([m.top[0][1] for m in probe])
     threshold = gap_midpoint(best, float(np.quantile(best, 0.2)), float(np.quantile(best, 0.9)))
     margins = np.array([m.margin for m in probe])[best >= threshold]
@@ -179,9 +185,6 @@ def scenario(fp32_model: Path, app_workdir: Path):
     """Enrolled real items, query photos (enrolled and not), a Python gallery and an accept rule
     placed in clear gaps of the Python scores, written into the model's metadata and the gallery."""
     from pocketvec.runtime.engines import open_engine
-    from pocketvec.runtime.gallery import Gallery
-    from pocketvec.runtime.images import content_hash
-    from pocketvec.runtime.matcher import Matcher
     from pocketvec.runtime.model_files import write_accept_rule
 
     enrolled = copy_items(ENROLLED, app_workdir / "enroll")
@@ -190,18 +193,29 @@ def scenario(fp32_model: Path, app_workdir: Path):
                for i, p in enumerate(enrolled)]
     queries += copy_items(NOT_ENROLLED, app_workdir / "queries")
     engine = open_engine(fp32_model)
-    space_id = engine.metadata.embedding_space_id
-    gallery = Gallery(space_id, engine.metadata.embedding_dim)
-    gallery.add(engine.embed(enrolled), [p.stem for p in enrolled], [content_hash(p) for p in enrolled])
-    query_embeddings = engine.embed(queries)
-    rule = rule_in_gaps(gallery, query_embeddings)
+    space_id, rerank = engine.metadata.embedding_space_id, engine.metadata.local_rerank
+    assert rerank is not None  # the default export: the app re-ranks as the Python matcher does
+    gallery = python_gallery(engine, enrolled)
+    found = engine.embed_all(queries)
+    rule = rule_in_gaps(gallery, found, rerank)
     model = write_accept_rule(shutil.copy(fp32_model, app_workdir / "model_with_rule.onnx"), rule, space_id)
     gallery.accept_rule = rule
     gallery_path = gallery.save(app_workdir / "gallery.pvg")
     return SimpleNamespace(model=model, engine=open_engine(model), space_id=space_id, enrolled=enrolled,
-                           queries=queries, query_embeddings=query_embeddings, gallery=gallery,
-                           gallery_path=gallery_path, rule=rule,
-                           expected=Matcher(gallery, rule).match(query_embeddings, top_k=3))
+                           queries=queries, found=found, query_embeddings=found.embeddings, gallery=gallery,
+                           gallery_path=gallery_path, rule=rule, rerank=rerank,
+                           expected=python_matches(gallery, rule, found, rerank))
+
+
+def python_gallery(engine, enrolled: list[Path]):
+    """The items enrolled by pocketvec.runtime with `engine`'s model (local maps included when it re-ranks)."""
+    from pocketvec.runtime.gallery import Gallery
+    from pocketvec.runtime.images import content_hash
+
+    gallery = Gallery.for_model(engine.metadata)
+    found = engine.embed_all(enrolled)
+    gallery.add(found.embeddings, [p.stem for p in enrolled], [content_hash(p) for p in enrolled], found.locals)
+    return gallery
 
 
 # Driving the page as a user does (the app exposes its state as window.pocketvecApp).
@@ -221,8 +235,8 @@ def choose_photo(page, path: Path) -> dict:
                            arg=count)
     assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
     return page.evaluate("""() => { const r = window.pocketvecApp.state.lastResult;
-      return { name: r.name, embedding: Array.from(r.embedding), top: r.top, accepted: r.accepted, label: r.label,
-               inferenceMs: r.inferenceMs }; }""")
+      return { name: r.name, embedding: Array.from(r.embedding), local: r.local && Array.from(r.local), top: r.top,
+               accepted: r.accepted, label: r.label, inferenceMs: r.inferenceMs }; }""")
 
 
 def enroll(page, path: Path, label: str) -> str:
@@ -242,24 +256,33 @@ def page_gallery(page, like):
     from pocketvec.runtime.gallery import Gallery
 
     rows = page.evaluate("""() => window.pocketvecApp.state.gallery.rows.map(
-      (r) => ({ label: r.label, source: r.source, embedding: Array.from(r.embedding) }))""")
-    gallery = Gallery(like.embedding_space_id, like.dim)
+      (r) => ({ label: r.label, source: r.source, embedding: Array.from(r.embedding),
+                local: r.local && Array.from(r.local) }))""")
+    gallery = Gallery(like.embedding_space_id, like.dim, local_shape=like.local_shape)
+    local = np.array([r["local"] for r in rows], dtype=np.float32).reshape(len(rows), *like.local_shape) \
+        if like.local_shape else None
     gallery.add(np.array([r["embedding"] for r in rows], dtype=np.float32), [r["label"] for r in rows],
-                [r["source"] for r in rows])
+                [r["source"] for r in rows], local)
     return gallery
 
 
-def check_against_python(results: list[dict], query_embeddings: np.ndarray, gallery, rule, held=None) -> None:
-    """The page's embeddings equal pocketvec.runtime's (cosine distance); its top-3 and decisions
-    equal the Python matcher's; its scores are the Python matcher's on the page's own embeddings
-    and gallery (`held`, default: `gallery` itself)."""
-    from pocketvec.runtime.matcher import UNKNOWN, Matcher
+def check_against_python(results: list[dict], queries, gallery, rule, rerank, held=None) -> None:
+    """The page's embeddings (and local maps) equal pocketvec.runtime's (cosine distance); its top-3 and
+    decisions equal the Python matcher's; its scores are the Python matcher's on the page's own
+    embeddings and gallery (`held`, default: `gallery` itself)."""
+    from pocketvec.runtime.engines import EmbedResult
+    from pocketvec.runtime.matcher import UNKNOWN
 
-    expected = Matcher(gallery, rule).match(query_embeddings, top_k=3)
-    page_input = np.array([r["embedding"] for r in results], dtype=np.float32)
-    same_input = Matcher(held or gallery, rule).match(page_input, top_k=3)
-    for result, py_embedding, match, mirror in zip(results, query_embeddings, expected, same_input, strict=True):
-        assert cosine_distance(np.array(result["embedding"]), py_embedding) <= MAX_COSINE_DISTANCE, result["name"]
+    expected = python_matches(gallery, rule, queries, rerank)
+    page_local = np.array([r["local"] for r in results], dtype=np.float32).reshape(len(results), *rerank.shape) \
+        if rerank else None
+    page_input = EmbedResult(np.array([r["embedding"] for r in results], dtype=np.float32), locals=page_local)
+    same_input = python_matches(held or gallery, rule, page_input, rerank)
+    for i, (result, match, mirror) in enumerate(zip(results, expected, same_input, strict=True)):
+        distance = cosine_distance(np.array(result["embedding"]), queries.embeddings[i])
+        assert distance <= MAX_COSINE_DISTANCE, result["name"]
+        if rerank:
+            assert np.abs(page_local[i] - queries.locals[i]).max() <= 1e-3, result["name"]
         assert [t["label"] for t in result["top"]] == [label for label, _ in match.top], result["name"]
         np.testing.assert_allclose([t["score"] for t in result["top"]], [s for _, s in mirror.top], atol=1e-6)
         assert result["accepted"] == match.accepted, result["name"]

@@ -35,6 +35,12 @@ JS_ENCODE = """async ([header, rows]) => {
   return btoa(Array.from(out, (v) => String.fromCharCode(v)).join(""));
 }"""
 
+JS_ENCODE_LOCALS = """async ([header, rows, locals]) => {
+  const { encodeGallery } = await import("/src/gallery_file.js");
+  const out = await encodeGallery(header, Float32Array.from(rows.flat()), Float32Array.from(locals));
+  return btoa(Array.from(out, (v) => String.fromCharCode(v)).join(""));
+}"""
+
 JS_REENCODE = """async ([data, dtype]) => {
   const { Gallery } = await import("/src/gallery.js");
   const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
@@ -91,6 +97,40 @@ def test_js_and_python_write_the_same_bytes(js_page, scenario, dtype: str) -> No
     rows = with_dtype(scenario.gallery, "float32").embeddings().tolist()
     written = base64.b64decode(js_page.evaluate(JS_ENCODE, [header, rows]))
     assert written == gallery.to_bytes()
+
+
+def test_version_3_local_maps_round_to_float16_as_numpy_does(js_page, scenario) -> None:
+    """Rows with local maps (version 3) from unrounded float32 maps: the browser's float16 rounding writes
+    the very bytes numpy's does, and the browser reads Python's maps back exactly."""
+    from pocketvec.runtime.gallery_file import decode
+
+    found = scenario.found
+    labels = [f"photo {i}" for i in range(len(found.embeddings))]
+    gallery = Gallery.for_model(scenario.engine.metadata)
+    gallery.add(found.embeddings, labels, [f"source {i}" for i in range(len(labels))], found.locals)
+    raw = gallery.to_bytes()
+    assert int.from_bytes(raw[8:12], "little") == 3
+    header = json.loads(raw[16 : 16 + int.from_bytes(raw[12:16], "little")])
+    written = js_page.evaluate(JS_ENCODE_LOCALS, [header, found.embeddings.tolist(), found.locals.ravel().tolist()])
+    assert base64.b64decode(written) == raw
+    decode_locals = JS_DECODE.replace("vectors };", "vectors, locals: gallery.rows.map((r) => Array.from(r.local)) };")
+    out = js_page.evaluate(decode_locals, [b64(raw), scenario.space_id])
+    assert "error" not in out, out
+    np.testing.assert_array_equal(np.array(out["locals"], np.float32).reshape(gallery.locals.shape),
+                                  decode(raw, "g").locals.astype(np.float32))
+
+
+def test_js_refuses_a_bad_local_shape_like_python(js_page, scenario) -> None:
+    from pocketvec.errors import GalleryError
+
+    raw = scenario.gallery_path.read_bytes()
+    for shape, reason in (([64], "local_shape must be"), ([0, 128], "local_shape locations must be an integer"),
+                          ([64, 1.5], "local_shape channels must be an integer")):
+        data = resealed(raw, lambda h, shape=shape: dict(h, local_shape=shape))
+        out = js_page.evaluate(JS_DECODE, [b64(data), scenario.space_id])
+        assert reason in out.get("error", ""), (shape, out)
+        with pytest.raises(GalleryError, match=reason):
+            gallery_file.decode(data, "test.pvg")
 
 
 def damaged_versions(raw: bytes) -> dict[str, bytes]:

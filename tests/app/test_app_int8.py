@@ -8,9 +8,16 @@ from pathlib import Path
 import pytest
 
 from pocketvec.runtime.engines import open_engine
-from pocketvec.runtime.gallery import Gallery
 
-from .conftest import DEMO_ITEMS, check_against_python, choose_photo, cosine_distance, open_app, rule_in_gaps
+from .conftest import (
+    DEMO_ITEMS,
+    check_against_python,
+    choose_photo,
+    cosine_distance,
+    open_app,
+    python_gallery,
+    rule_in_gaps,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +36,13 @@ def test_int8_model_in_the_browser_equals_python(page, serve_app, scenario, int8
     engine = open_engine(int8_model)
     assert engine.metadata.embedding_space_id == scenario.space_id  # metadata carried over
     assert engine.metadata.accept_rule == scenario.rule
-    gallery = Gallery(scenario.space_id, scenario.gallery.dim)
-    gallery.add(engine.embed(scenario.enrolled), scenario.gallery.labels, scenario.gallery.sources)
-    query_embeddings = engine.embed(scenario.queries)
-    gallery.accept_rule = rule_in_gaps(gallery, query_embeddings)  # int8 scores differ from fp32's
+    gallery = python_gallery(engine, scenario.enrolled)
+    found = engine.embed_all(scenario.queries)
+    rerank = engine.metadata.local_rerank
+    gallery.accept_rule = rule_in_gaps(gallery, found, rerank)  # int8 scores differ from fp32's
     open_app(page, serve_app(int8_model, gallery.save(tmp_path / "int8.pvg")))
     results = [choose_photo(page, p) for p in scenario.queries]
-    check_against_python(results, query_embeddings, gallery, gallery.accept_rule)
+    check_against_python(results, found, gallery, gallery.accept_rule, rerank)
     assert len({r["accepted"] for r in results}) == 2, "the rule must give both answers"
-    fp32_distance = max(cosine_distance(a, b) for a, b in zip(query_embeddings, scenario.query_embeddings, strict=True))
+    fp32_distance = max(cosine_distance(a, b) for a, b in zip(found.embeddings, scenario.query_embeddings, strict=True))
     assert fp32_distance > 1e-7, "the int8 model must really be quantized"

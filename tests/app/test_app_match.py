@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pocketvec.runtime.engines import EmbedResult
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.images import content_hash
 
@@ -29,7 +30,7 @@ def test_enroll_match_export_in_the_browser(page, serve_app, scenario, artifacts
 
     results = [choose_photo(page, q) for q in scenario.queries]
     held = page_gallery(page, scenario.gallery)
-    check_against_python(results, scenario.query_embeddings, scenario.gallery, scenario.rule, held)
+    check_against_python(results, scenario.found, scenario.gallery, scenario.rule, scenario.rerank, held)
     decisions = [r["accepted"] for r in results]
     assert any(decisions) and not all(decisions), "the rule must give both answers on these queries"
     assert all(r["inferenceMs"] > 0 for r in results)
@@ -61,7 +62,8 @@ def test_served_python_gallery_matches_like_python(page, serve_app, scenario) ->
     assert "Accept rule (gallery)" in page.inner_text("#rule-info")
     some = [0, 1, len(scenario.queries) - 2, len(scenario.queries) - 1]  # enrolled and not (all: above)
     results = [choose_photo(page, scenario.queries[i]) for i in some]
-    check_against_python(results, scenario.query_embeddings[some], scenario.gallery, scenario.rule)
+    found = EmbedResult(scenario.found.embeddings[some], locals=scenario.found.locals[some])
+    check_against_python(results, found, scenario.gallery, scenario.rule, scenario.rerank)
     new_item = scenario.queries[-1]  # not in the served gallery
     assert enroll(page, new_item, "new item").startswith("Enrolled")
     page.reload()  # the device gallery (IndexedDB) survives the visit; the unchanged served file does not reseed

@@ -92,12 +92,12 @@ def test_every_flipped_byte_is_refused(tmp_path: Path) -> None:
 
 def resealed(raw: bytes, change) -> bytes:
     """A file whose header was edited and whose checksum was recomputed (a bug, not damage)."""
-    header_len = struct.unpack_from("<I", raw, 12)[0]
+    version, header_len = struct.unpack_from("<II", raw, 8)
     header = json.loads(raw[16 : 16 + header_len])
     text = change(header)
     text = text if isinstance(text, bytes) else json.dumps(text).encode()
     text += b" " * ((-(16 + len(text))) % 16)
-    body = struct.pack("<8sII", b"PVGALLRY", 2, len(text)) + text + raw[16 + header_len : -32]
+    body = struct.pack("<8sII", b"PVGALLRY", version, len(text)) + text + raw[16 + header_len : -32]
     return body + hashlib.sha256(body).digest()
 
 

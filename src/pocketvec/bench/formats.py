@@ -14,7 +14,9 @@ import numpy as np
 
 from pocketvec.atomic import atomic_output
 from pocketvec.bench.models import NotAvailable
+from pocketvec.errors import ConfigError
 from pocketvec.runtime.images import load_image
+from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
 
 FORMATS = ("torch-fp32", "onnx-fp32", "onnx-int8", "coreml-int8")
@@ -96,23 +98,42 @@ def prepared_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Path) ->
 def embed_torch(run_dir: Path, pixels: np.ndarray, batch_size: int = 32, weights_file: str | None = None) -> np.ndarray:
     """(N, dim) embeddings from the PyTorch model (`weights_file`: another weights file of the run, such
     as the trained float weights of an int8_grid run)."""
+    return _torch_outputs(run_dir, pixels, batch_size, weights_file, with_locals=False)[0]
+
+
+def _torch_outputs(run_dir: Path, pixels: np.ndarray, batch_size: int, weights_file: str | None,
+                   with_locals: bool) -> tuple[np.ndarray, np.ndarray | None]:
     import torch
 
     from pocketvec.train.checkpoint import WEIGHTS_FILE, load_run
 
     model = load_run(run_dir, weights_file or WEIGHTS_FILE).eval()
-    rows = []
+    forward = model.forward_with_locals if with_locals else lambda x: (model(x), None)
+    rows, maps = [], []
     with torch.inference_mode():
         for start in range(0, len(pixels), batch_size):
-            rows.append(model(torch.from_numpy(to_batch(list(pixels[start : start + batch_size])))).numpy())
-    return np.concatenate(rows).astype(np.float32)
+            embedding, local = forward(torch.from_numpy(to_batch(list(pixels[start : start + batch_size]))))
+            rows.append(embedding.numpy())
+            maps += [] if local is None else [local.numpy()]
+    return np.concatenate(rows).astype(np.float32), np.concatenate(maps).astype(np.float32) if maps else None
 
 
-def embed_form(form: str, run_dir: Path, exported: Path | None, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """(N, dim) embeddings of preprocessed pixels through one form (the runtime engine for exports)."""
+def embed_form(form: str, run_dir: Path, exported: Path | None, pixels: np.ndarray,
+               batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None, LocalRerank | None]:
+    """(N, dim) embeddings of preprocessed pixels through one form (the runtime engine for exports), their
+    local maps and the form's local re-rank (the PyTorch form: the export's defaults; None without one)."""
     if form == "torch-fp32":
-        return embed_torch(run_dir, pixels, batch_size)
+        from pocketvec.export.onnx_export import local_rerank_of
+        from pocketvec.train.checkpoint import load_run
+
+        try:
+            rerank = local_rerank_of(load_run(run_dir))
+        except ConfigError:  # a backbone without a stride-16 stage
+            return embed_torch(run_dir, pixels, batch_size), None, None
+        return *_torch_outputs(run_dir, pixels, batch_size, None, with_locals=True), rerank
     assert exported is not None
     engine = _open_engine(exported, threads=1)
-    rows = [engine.run_batch(pixels[start : start + batch_size]) for start in range(0, len(pixels), batch_size)]
-    return np.concatenate(rows).astype(np.float32)
+    outputs = [engine.run_outputs(pixels[start : start + batch_size]) for start in range(0, len(pixels), batch_size)]
+    rerank = engine.metadata.local_rerank
+    maps = np.concatenate([local for _, local in outputs]).astype(np.float32) if rerank else None
+    return np.concatenate([embedding for embedding, _ in outputs]).astype(np.float32), maps, rerank

@@ -63,7 +63,12 @@ def decision_operating_point(similarity: np.ndarray, query_labels: list[str], ga
 def accuracy(query: np.ndarray, gallery: np.ndarray, query_labels: list[str], gallery_labels: list[str],
              calibrate_mask: np.ndarray) -> tuple[Accuracy, list]:
     """Every accuracy number of one model form, plus the full pair sweep (for the plots)."""
-    similarity = query @ gallery.T
+    return accuracy_of(query @ gallery.T, query_labels, gallery_labels, calibrate_mask)
+
+
+def accuracy_of(similarity: np.ndarray, query_labels: list[str], gallery_labels: list[str],
+                calibrate_mask: np.ndarray) -> tuple[Accuracy, list]:
+    """`accuracy` from (queries, gallery rows) scores: cosines, or scores re-ranked by the local maps."""
     rows = pair_sweep(similarity, query_labels, gallery_labels)
     best = best_f1(rows)
     result = Accuracy(

@@ -30,10 +30,12 @@ from pocketvec.bench.formats import (
     file_size,
     prepared_pixels,
 )
-from pocketvec.bench.measure import accuracy, onnx_latencies, parameters_and_flops, parity
+from pocketvec.bench.measure import accuracy, accuracy_of, onnx_latencies, parameters_and_flops, parity
 from pocketvec.bench.models import ENROLL_TIME_FILE, MODEL_SPECS, BenchContext, NotAvailable
 from pocketvec.bench.simulator import PhotoSimConfig
 from pocketvec.errors import ConfigError
+from pocketvec.runtime.local_rerank import label_ids
+from pocketvec.runtime.local_rerank import rerank as local_rerank
 from pocketvec.runtime.preprocess import PreprocessSpec
 from pocketvec.train.checkpoint import FLOAT_WEIGHTS_FILE, read_run_config
 
@@ -104,12 +106,15 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
     items = options.slow_form_items if form in SLOW_FORMS else len(bench.gallery_labels)
     g_idx, q_idx = _subset(bench.gallery_labels, bench.query_labels, items)
     g_labels, q_labels = [bench.gallery_labels[i] for i in g_idx], [bench.query_labels[i] for i in q_idx]
-    gallery = embed_form(form, run_dir, exported, pixels[0][g_idx])
-    queries = embed_form(form, run_dir, exported, pixels[1][q_idx])
+    gallery, gallery_locals, rerank = embed_form(form, run_dir, exported, pixels[0][g_idx])
+    queries, query_locals, _ = embed_form(form, run_dir, exported, pixels[1][q_idx])
     result, rows = accuracy(queries, gallery, q_labels, g_labels, mask[q_idx])
     fields = {"status": "ok", "accuracy": result.to_dict(), "items": len(g_idx), "queries": len(q_idx),
               "subset": len(g_idx) < len(bench.gallery_labels),
               "sweep": [[r.threshold, r.precision, r.recall, r.f1] for r in rows]}
+    if rerank is not None:  # the matcher as it answers with this form: the best labels re-ranked locally
+        reranked = local_rerank(queries @ gallery.T, label_ids(g_labels), query_locals, gallery_locals, rerank)
+        fields["reranked_accuracy"] = accuracy_of(reranked, q_labels, g_labels, mask[q_idx])[0].to_dict()
     if float_reference is not None and form == "torch-fp32":
         unrounded = accuracy(float_reference[1], float_reference[0], q_labels, g_labels, mask[q_idx])[0]
         fields["unrounded_accuracy"] = unrounded.to_dict()

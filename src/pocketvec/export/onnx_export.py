@@ -55,7 +55,9 @@ def export_onnx_fp32(model: Encoder, out: str | Path, metadata: ModelMetadata | 
     metadata = metadata or model_metadata(model)
     size = model.config.preprocess.input_size
     dummy = torch.zeros(2, 3, size, size)
-    graph, outputs = (WithLocals(model), [OUTPUT_NAME, LOCAL_NAME]) if metadata.local_rerank else (model, [OUTPUT_NAME])
+    # eval() on the wrapper too: the exporter restores each module's mode, and a new module is in training mode
+    graph, outputs = (WithLocals(model).eval(), [OUTPUT_NAME, LOCAL_NAME]) if metadata.local_rerank \
+        else (model, [OUTPUT_NAME])
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         traced = Path(tmp) / "model.onnx"
         torch.onnx.export(

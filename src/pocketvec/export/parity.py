@@ -9,11 +9,12 @@ import numpy as np
 DEFAULT_THRESHOLD = 0.5  # used when the run has no calibrated accept rule yet (documented in docs/bench/export.md)
 # kind -> {metric: (bound, "max" | "min")}
 BARS = {
-    "fp32": {"max_abs_diff": (1e-4, "max")},
-    "fp16": {"mean_cosine": (0.9995, "min")},
+    "fp32": {"max_abs_diff": (1e-4, "max"), "local_max_abs_diff": (1e-4, "max")},
+    "fp16": {"mean_cosine": (0.9995, "min"), "local_mean_cosine": (0.9995, "min")},
     "int8": {"mean_cosine": (0.995, "min"), "min_cosine": (0.98, "min"),
-             "top1_agreement": (0.99, "min"), "decision_agreement": (0.99, "min")},
-}
+             "top1_agreement": (0.99, "min"), "decision_agreement": (0.99, "min"),
+             "local_mean_cosine": (0.995, "min")},
+}  # the local_ bars apply to the `local` output of a file with a local re-rank
 BARS["w8a8"] = BARS["int8"]
 # the two references: the weights the run ships (rounded onto the int8 grid when `int8_grid` is on) and,
 # for such a run, the trained float weights from before the rounding (checkpoint.FLOAT_WEIGHTS_FILE)
@@ -35,6 +36,8 @@ class ParityRow:
     decision_agreement: float
     failures: list[str] = field(default_factory=list)
     reference: str = SHIPPED  # which PyTorch weights the file is compared with (REFERENCES)
+    local_max_abs_diff: float | None = None  # the `local` output (local re-rank), None without one
+    local_mean_cosine: float | None = None  # mean over images and locations
 
     @property
     def passed(self) -> bool:
@@ -59,7 +62,9 @@ def decisions(queries, gallery, leave_one_out: bool, threshold: float, margin: f
 
 def compare(name: str, fmt: str, kind: str, reference: np.ndarray, candidate: np.ndarray,
             ref_gallery: np.ndarray, cand_gallery: np.ndarray, leave_one_out: bool,
-            threshold: float, margin: float, reference_name: str = SHIPPED) -> ParityRow:
+            threshold: float, margin: float, reference_name: str = SHIPPED,
+            locals_: tuple[np.ndarray, np.ndarray] | None = None) -> ParityRow:
+    """One file's outputs against one PyTorch reference; `locals_`: (reference, candidate) local maps."""
     cosine = np.sum(reference * candidate, axis=1) / (
         np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1) + 1e-12)
     ref_top, ref_accept = decisions(reference, ref_gallery, leave_one_out, threshold, margin)
@@ -67,8 +72,15 @@ def compare(name: str, fmt: str, kind: str, reference: np.ndarray, candidate: np
     row = ParityRow(name, fmt, kind, len(reference), float(np.abs(reference - candidate).max()),
                     float(cosine.mean()), float(cosine.min()), float((ref_top == cand_top).mean()),
                     float((ref_accept == cand_accept).mean()), reference=reference_name)
+    if locals_ is not None:
+        ref_local, cand_local = locals_
+        row.local_max_abs_diff = float(np.abs(ref_local - cand_local).max())
+        row.local_mean_cosine = float(np.mean(np.sum(ref_local * cand_local, axis=-1) / (
+            np.linalg.norm(ref_local, axis=-1) * np.linalg.norm(cand_local, axis=-1) + 1e-12)))
     for metric, (bound, side) in BARS[kind].items():
         value = getattr(row, metric)
+        if value is None:
+            continue
         if not np.isfinite(value) or (value > bound if side == "max" else value < bound):
             row.failures.append(f"{metric} {value:.6g} {'>' if side == 'max' else '<'} {bound:g}")
     return row

@@ -58,12 +58,15 @@ class ParityReport:
 
     def table(self) -> Table:
         table = Table(title=f"parity vs PyTorch fp32 ({self.images} images, threshold {self.threshold:.2f})")
-        for column in ("model", "kind", "against", "max |Δ|", "mean cos", "min cos", "top-1", "decision", "result"):
+        for column in ("model", "kind", "against", "max |Δ|", "mean cos", "min cos", "local cos", "top-1", "decision",
+                       "result"):
             text = column in ("model", "kind", "against", "result")  # these wrap in a narrow terminal; numbers never
             table.add_column(column, justify="left" if text else "right", overflow="fold", no_wrap=not text)
         for r in self.rows:
             table.add_row(r.model, f"{r.format} {r.kind}", self.reference_label(r.reference), f"{r.max_abs_diff:.2e}",
-                          f"{r.mean_cosine:.6f}", f"{r.min_cosine:.6f}", f"{r.top1_agreement:.1%}",
+                          f"{r.mean_cosine:.6f}", f"{r.min_cosine:.6f}",
+                          "-" if r.local_mean_cosine is None else f"{r.local_mean_cosine:.6f}",
+                          f"{r.top1_agreement:.1%}",
                           f"{r.decision_agreement:.1%}",
                           "[green]pass[/]" if r.passed else f"[red]FAIL: {'; '.join(r.failures)}[/]")
         return table
@@ -106,27 +109,30 @@ def check_space(path: Path, text: str | None, space_id: str) -> None:
         raise ModelFileError(f"{path}: exported from other weights (embedding space {found}, the run's {space_id})")
 
 
-def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> tuple[str, str, np.ndarray]:
-    """(format, kind, embeddings) of one exported file; Core ML through the numpy interpreter."""
+def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> tuple[str, str, np.ndarray, np.ndarray | None]:
+    """(format, kind, embeddings, local maps or None) of one exported file; Core ML through the numpy
+    interpreter."""
     if path.suffix == ".onnx":
         import onnxruntime as ort
 
-        from pocketvec.runtime.metadata import METADATA_KEY
+        from pocketvec.runtime.metadata import LOCAL_NAME, METADATA_KEY, OUTPUT_NAME
         from pocketvec.runtime.onnx_options import session_options
 
         # the runtime's session options: what is verified is what the runtime runs
         session = ort.InferenceSession(str(path), session_options(path), providers=["CPUExecutionProvider"])
         check_space(path, session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), space_id)
-        out = np.concatenate([session.run(None, {session.get_inputs()[0].name: pixels[i : i + 16]})[0]
-                              for i in range(0, len(pixels), 16)])
-        return "onnx", onnx_kind(path), out
+        names = [o.name for o in session.get_outputs() if o.name in (OUTPUT_NAME, LOCAL_NAME)]
+        feed = session.get_inputs()[0].name
+        runs = [session.run(names, {feed: pixels[i : i + 16]}) for i in range(0, len(pixels), 16)]
+        outputs = [np.concatenate([run[k] for run in runs]) for k in range(len(names))]
+        return "onnx", onnx_kind(path), outputs[0], outputs[1] if len(outputs) > 1 else None
     if path.suffix == ".mlpackage":
         from pocketvec.export.mil_interpreter import MILProgram
 
         program = MILProgram.load(path)
         check_space(path, program.metadata_text, space_id)
         kind = coreml_kind(program)
-        return "coreml", kind, program.predict(pixels, "fp16" if kind == "fp16" else "fp32")
+        return "coreml", kind, program.predict(pixels, "fp16" if kind == "fp16" else "fp32"), None
     raise ModelFileError(f"{path}: not an exported model (expected .onnx or .mlpackage)")
 
 
@@ -152,15 +158,22 @@ def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir
     gallery_pixels = load_batch(list_images(gallery_dir, MAX_IMAGES), spec) if gallery_dir else None
     rule = metadata.accept_rule
     threshold, margin = (rule.threshold, rule.margin) if rule else (DEFAULT_THRESHOLD, 0.0)
-    references = {}
+    references, reference_locals = {}, {}
     with torch.no_grad():
         for name, weights in models.items():
             queries = weights(torch.from_numpy(pixels)).numpy()
             references[name] = (queries, weights(torch.from_numpy(gallery_pixels)).numpy() if gallery_dir else queries)
+
+    def reference_local(name: str) -> np.ndarray:  # only for files with a `local` output
+        if name not in reference_locals:
+            with torch.no_grad():
+                reference_locals[name] = models[name].forward_with_locals(torch.from_numpy(pixels))[1].numpy()
+        return reference_locals[name]
+
     rows = []
     with progress_bar("verifying", len(paths)) as advance:  # stderr, on a terminal only: stdout is the report
         for path in paths:
-            fmt, kind, candidate = embed_with(path, pixels, metadata.embedding_space_id)
+            fmt, kind, candidate, local = embed_with(path, pixels, metadata.embedding_space_id)
             if candidate.shape != references[SHIPPED][0].shape:
                 raise ModelFileError(f"{path}: outputs {candidate.shape}, "
                                      f"the run's model {references[SHIPPED][0].shape}")
@@ -169,6 +182,7 @@ def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir
             for name, (reference, ref_gallery) in references.items():
                 rows.append(compare(path.name, fmt, kind, reference, candidate, ref_gallery, cand_gallery,
                                     leave_one_out=gallery_dir is None, threshold=threshold, margin=margin,
-                                    reference_name=name))
+                                    reference_name=name,
+                                    locals_=None if local is None else (reference_local(name), local)))
             advance(1)
     return ParityReport(str(run_dir), len(pixels), threshold, margin, rows)
