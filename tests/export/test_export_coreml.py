@@ -45,12 +45,35 @@ def test_fp32_program_matches_torch_and_onnxruntime(small_run, small_package, de
     assert np.abs(fp16 - expected).max() > 0 and np.sum(fp16 * expected, axis=1).mean() >= 0.9995
 
 
+def test_local_output_matches_torch_in_both_formats(small_run, small_package, demo_items, tmp_path):
+    """The local re-rank's `local` output (the default export): the PyTorch stride-16 map in Core ML (through
+    the interpreter, fp32 and fp16) and in ONNX; --no-local-rerank leaves it out of both."""
+    model, pixels, _ = _pixels(small_run, demo_items)
+    with torch.no_grad():
+        expected = model.forward_with_locals(torch.from_numpy(pixels))[1].numpy()
+    program = MILProgram.load(small_package)
+    assert program.metadata.local_rerank.shape == expected.shape[1:]
+    assert np.abs(program.predict_outputs(pixels)["local"] - expected).max() <= 1e-4
+    fp16 = program.predict_outputs(pixels, "fp16")["local"]
+    assert np.sum(fp16 * expected, axis=-1).mean() >= 0.9995
+    session = ort.InferenceSession(str(export_onnx(small_run, tmp_path / "m.onnx")))
+    assert np.abs(session.run(["local"], {"image": pixels})[0] - expected).max() <= 1e-4
+    from pocketvec.runtime.engines import open_engine
+
+    images = list_images(demo_items)[:3]  # the runtime engines: the same maps from both files
+    interpreted = open_engine(small_package, "interpreter").embed_all(images)
+    assert np.abs(interpreted.locals - open_engine(tmp_path / "m.onnx").embed_all(images).locals).max() <= 1e-4
+    plain = export_coreml(small_run, tmp_path / "plain.mlpackage", local_rerank=False)
+    assert [o.name for o in load_spec(plain).description.output] == ["embedding"]
+    assert MILProgram.load(plain).metadata.local_rerank is None
+
+
 def test_package_contract(small_run, small_package):
     spec = load_spec(small_package)
     image = spec.description.input[0]
     assert image.name == "image" and image.type.imageType.width == 96
     assert image.type.imageType.ColorSpace.Name(image.type.imageType.colorSpace) == "RGB"
-    assert spec.description.output[0].name == "embedding"
+    assert [o.name for o in spec.description.output] == ["embedding", "local"]
     meta = MILProgram.load(small_package).metadata
     assert meta.embedding_space_id == read_run_config(small_run)["embedding_space_id"]
     assert meta.preprocess.input_size == 96

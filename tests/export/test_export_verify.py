@@ -35,10 +35,11 @@ def test_cli_report_json_and_exit_code(lite0_run, lite0_files, few_items, tmp_pa
     report = json.loads(report_path.read_text())
     rows = {row["model"]: row for row in report["models"]}
     assert rows["fp32.onnx"]["passed"] and rows["fp32.onnx"]["max_abs_diff"] <= 1e-4
+    assert rows["fp32.onnx"]["local_max_abs_diff"] <= 1e-4  # the local re-rank's output, checked as well
     assert rows["int8.mlpackage"]["kind"] == "int8" and rows["int8.onnx"]["kind"] == "int8"
     for name in ("int8.onnx", "int8.mlpackage"):  # the real backbone's int8 weights meet the cosine and
         row = rows[name]                          # decision bars even with a random head (top-1: see below)
-        for metric in ("mean_cosine", "min_cosine", "decision_agreement"):
+        for metric in ("mean_cosine", "min_cosine", "decision_agreement", "local_mean_cosine"):
             assert row[metric] >= BARS["int8"][metric][0], json.dumps(row)
     assert result.returncode == (0 if report["passed"] else 1), result.stderr
     assert "parity vs PyTorch fp32" in result.stdout

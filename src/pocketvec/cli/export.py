@@ -48,10 +48,11 @@ def coreml_command(
     quantize: str = QUANTIZE,
     deployment_target: str = typer.Option("iOS17", "--deployment-target", help="iOS16 | iOS17 | iOS18."),
     calibration: Path | None = typer.Option(None, "--calibration", help=CALIBRATION_HELP),
+    local_rerank: bool = typer.Option(True, "--local-rerank/--no-local-rerank", help=LOCAL_RERANK_HELP),
 ) -> None:
     """Export to a Core ML ML program. Example: pocketvec export coreml runs/demo --quantize int8 --out m.mlpackage"""
     from pocketvec.export.coreml_export import export_coreml
     from pocketvec.output_paths import check_output_folder
 
     check_output_folder(out, "--out")  # an .mlpackage is a folder
-    _done(export_coreml(run_dir, out, quantize, deployment_target, calibration))
+    _done(export_coreml(run_dir, out, quantize, deployment_target, calibration, local_rerank))

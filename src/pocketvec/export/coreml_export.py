@@ -18,7 +18,8 @@ import torch
 from pocketvec.errors import ConfigError, ModelFileError
 from pocketvec.export.source import check_choice, load_export_source
 from pocketvec.int8_grid import INT8_WEIGHT_THRESHOLD
-from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
+from pocketvec.runtime.metadata import INPUT_NAME, LOCAL_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
+from pocketvec.train.encoder import WithLocals
 
 DEPLOYMENT_TARGETS = ("iOS16", "iOS17", "iOS18")
 
@@ -40,7 +41,7 @@ def capture(model: torch.nn.Module, size: int):
         raise ModelFileError(f"the encoder cannot be captured for Core ML (unsupported layer: {e})") from e
 
 
-def convert(graph, size: int, target: str, fp16: bool):
+def convert(graph, size: int, target: str, fp16: bool, outputs: tuple[str, ...] = (OUTPUT_NAME,)):
     import coremltools as ct
 
     image = ct.ImageType(name=INPUT_NAME, shape=(1, 3, size, size), color_layout=ct.colorlayout.RGB,
@@ -49,7 +50,7 @@ def convert(graph, size: int, target: str, fp16: bool):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return ct.convert(graph, inputs=[image], outputs=[ct.TensorType(name=OUTPUT_NAME)],
+            return ct.convert(graph, inputs=[image], outputs=[ct.TensorType(name=name) for name in outputs],
                               convert_to="mlprogram", minimum_deployment_target=_target(target),
                               compute_precision=precision)
     except (NotImplementedError, ValueError, TypeError, RuntimeError) as e:
@@ -79,6 +80,9 @@ def attach_metadata(mlmodel, metadata: ModelMetadata) -> None:
     mlmodel.input_description[INPUT_NAME] = f"RGB image, {metadata.preprocess.input_size} px square, " \
                                             f"{metadata.preprocess.crop_mode}"
     mlmodel.output_description[OUTPUT_NAME] = "L2-normalised embedding"
+    if metadata.local_rerank is not None:
+        mlmodel.output_description[LOCAL_NAME] = ("stride-16 feature map (locations x channels), each location "
+                                                  "L2-normalised: the local re-rank's input")
 
 
 def save_mlpackage_atomic(mlmodel, out: Path) -> Path:
@@ -98,22 +102,26 @@ def save_mlpackage_atomic(mlmodel, out: Path) -> Path:
 
 
 def export_coreml(run_dir: str | Path, out: str | Path, quantize: str = "none",
-                  deployment_target: str = "iOS17", calibration_dir: str | Path | None = None) -> Path:
-    """Export a run folder's encoder to `out` (.mlpackage) at fp32 ("none"), fp16, int8 or w8a8."""
+                  deployment_target: str = "iOS17", calibration_dir: str | Path | None = None,
+                  local_rerank: bool = True) -> Path:
+    """Export a run folder's encoder to `out` (.mlpackage) at fp32 ("none"), fp16, int8 or w8a8; with
+    `local_rerank`, a second output `local` and the re-rank settings in the metadata, as the ONNX export."""
     check_choice("coreml", quantize)
     _target(deployment_target)
     out = Path(out)
     if out.suffix != ".mlpackage":
         raise ConfigError(f"Core ML output must end in .mlpackage. Got {str(out)!r}.")
-    model, metadata = load_export_source(run_dir)
+    model, metadata = load_export_source(run_dir, local_rerank)
     size = metadata.preprocess.input_size
+    outputs = (OUTPUT_NAME, LOCAL_NAME) if metadata.local_rerank else (OUTPUT_NAME,)
+    source = WithLocals(model).eval() if metadata.local_rerank else model
     if quantize == "w8a8":
         from pocketvec.export.coreml_w8a8 import w8a8_graph
 
-        graph = w8a8_graph(model, run_dir, metadata.preprocess, calibration_dir)
+        graph = w8a8_graph(source, run_dir, metadata.preprocess, calibration_dir)
     else:
-        graph = capture(model, size)
-    mlmodel = convert(graph, size, deployment_target, fp16=quantize == "fp16")
+        graph = capture(source, size)
+    mlmodel = convert(graph, size, deployment_target, fp16=quantize == "fp16", outputs=outputs)
     if quantize == "int8":
         mlmodel = quantize_weights_int8(mlmodel)
     attach_metadata(mlmodel, metadata)

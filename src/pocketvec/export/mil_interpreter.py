@@ -141,8 +141,16 @@ class MILProgram:
 
     def predict(self, pixels: np.ndarray, precision: str = "fp32") -> np.ndarray:
         """NCHW float32 RGB 0-255 pixels -> the program's first output (float32), one row per image."""
+        return self.predict_outputs(pixels, precision)[self.output_names[0]]
+
+    def predict_outputs(self, pixels: np.ndarray, precision: str = "fp32") -> dict[str, np.ndarray]:
+        """NCHW float32 RGB 0-255 pixels -> every output (float32), one image at a time as on the phone: the
+        first flattened to one row per image, the others keeping their shape after the batch axis."""
         constants = self._constants(precision)
         pixels = self._check_pixels(pixels)
-        rows = [np.asarray(self._execute(image[None], constants, precision)[self.output_names[0]],
-                           dtype=np.float32).reshape(1, -1) for image in pixels]
-        return np.concatenate(rows)
+        runs = [self._execute(image[None], constants, precision) for image in pixels]
+        outputs = {}
+        for i, name in enumerate(self.output_names):
+            rows = [np.asarray(run[name], dtype=np.float32) for run in runs]
+            outputs[name] = np.concatenate([r.reshape(1, -1) if i == 0 else r.reshape(1, *r.shape[1:]) for r in rows])
+        return outputs

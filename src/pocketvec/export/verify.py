@@ -20,6 +20,7 @@ from pocketvec.errors import ModelFileError
 from pocketvec.export.calibration import list_images, load_batch
 from pocketvec.export.parity import DEFAULT_THRESHOLD, SHIPPED, TRAINED_FLOAT, ParityRow, compare, row_dict
 from pocketvec.export.source import load_export_source
+from pocketvec.runtime.metadata import LOCAL_NAME, OUTPUT_NAME
 from pocketvec.runtime.progress import progress_bar
 from pocketvec.train.checkpoint import load_float_reference
 
@@ -115,7 +116,7 @@ def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> tuple[str, str,
     if path.suffix == ".onnx":
         import onnxruntime as ort
 
-        from pocketvec.runtime.metadata import LOCAL_NAME, METADATA_KEY, OUTPUT_NAME
+        from pocketvec.runtime.metadata import METADATA_KEY
         from pocketvec.runtime.onnx_options import session_options
 
         # the runtime's session options: what is verified is what the runtime runs
@@ -132,7 +133,8 @@ def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> tuple[str, str,
         program = MILProgram.load(path)
         check_space(path, program.metadata_text, space_id)
         kind = coreml_kind(program)
-        return "coreml", kind, program.predict(pixels, "fp16" if kind == "fp16" else "fp32"), None
+        outputs = program.predict_outputs(pixels, "fp16" if kind == "fp16" else "fp32")
+        return "coreml", kind, outputs[OUTPUT_NAME], outputs.get(LOCAL_NAME)
     raise ModelFileError(f"{path}: not an exported model (expected .onnx or .mlpackage)")
 
 

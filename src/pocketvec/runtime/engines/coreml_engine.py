@@ -16,7 +16,7 @@ import numpy as np
 
 from pocketvec.errors import ModelFileError, NotBuiltYet, PocketvecError
 from pocketvec.runtime.engines.base import Engine
-from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
+from pocketvec.runtime.metadata import INPUT_NAME, LOCAL_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
 from pocketvec.runtime.preprocess import to_batch
 
 
@@ -47,8 +47,10 @@ def read_coreml_metadata(path: Path) -> ModelMetadata:
     if text is None:
         raise ModelFileError(f"{path}: a Core ML model without pocketvec metadata (export it with `pocketvec export`)")
     metadata = ModelMetadata.from_json(text, str(path))
-    if metadata.local_rerank is not None:  # `pocketvec export coreml` writes none
-        raise ModelFileError(f"{path}: a Core ML model with a local re-rank, which this pocketvec cannot run")
+    outputs = [o.name for o in spec.description.output]
+    if metadata.local_rerank is not None and LOCAL_NAME not in outputs:
+        raise ModelFileError(f"{path}: its metadata asks for a local re-rank but the model has no "
+                             f"{LOCAL_NAME!r} output (outputs {outputs})")
     return metadata
 
 
@@ -67,11 +69,14 @@ class CoreMLEngine(Engine):
         self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
         super().__init__(path, metadata)
 
-    def run_batch(self, batch: np.ndarray) -> np.ndarray:
+    def run_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         from PIL import Image
 
-        rows = [self.model.predict({INPUT_NAME: Image.fromarray(image)})[OUTPUT_NAME] for image in batch]
-        return np.asarray(rows, dtype=np.float32).reshape(len(batch), -1)
+        results = [self.model.predict({INPUT_NAME: Image.fromarray(image)}) for image in batch]
+        embeddings = np.asarray([r[OUTPUT_NAME] for r in results], dtype=np.float32).reshape(len(batch), -1)
+        if self.metadata.local_rerank is None:
+            return embeddings, None
+        return embeddings, np.concatenate([np.asarray(r[LOCAL_NAME], dtype=np.float32) for r in results])
 
 
 class InterpreterEngine(Engine):
@@ -87,6 +92,7 @@ class InterpreterEngine(Engine):
         self.precision = "fp16" if "cast" in self.program.op_types() else "fp32"
         super().__init__(path, metadata)
 
-    def run_batch(self, batch: np.ndarray) -> np.ndarray:
+    def run_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         with _damaged_model(self.path):
-            return self.program.predict(to_batch(list(batch)), self.precision)
+            outputs = self.program.predict_outputs(to_batch(list(batch)), self.precision)
+        return outputs[OUTPUT_NAME], outputs.get(LOCAL_NAME) if self.metadata.local_rerank else None
