@@ -44,3 +44,16 @@ def test_enroll_goals_per_tier() -> None:
         == "met"
     assert verdicts["pages: enrolled int8 >= zero-shot int8 (R@1)"] == ("0.940 vs 0.950", "not met")
     assert "pages: enrolled int8 R@1 >= 0.90" not in verdicts
+
+
+def test_goals_judge_what_the_matcher_answers() -> None:
+    """A form with local maps answers re-ranked: its re-ranked numbers decide, not the plain cosine ones."""
+    plain = _row("enrolled", "onnx-int8", 0.82, 0.60, 4e8, 4_000_000, decision={"recall": 0.52, "precision": 0.99})
+    reranked = {"recall_at_1": 0.91, "f1": 0.60, "decision": {"recall": 0.71, "precision": 0.992}}
+    results = [_row("student", "onnx-int8", 0.61, 0.40, 4e8, 4_000_000), {**plain, "reranked_accuracy": reranked}]
+    verdicts = {goal: (measured, verdict) for goal, measured, verdict in goal_rows(results)}
+    assert verdicts["lookalikes: enrolled int8 R@1 >= 0.90"] == ("0.910", "met")
+    assert verdicts["lookalikes: enrolled int8 decision recall >= 0.70 at precision >= 0.99 (held-out photos)"] == \
+        ("recall 0.710 at precision 0.992", "met")
+    verdicts = {goal: v for goal, *v in goal_rows([_row("student", "onnx-int8", 0.61, 0.40, 4e8, 0), plain])}
+    assert verdicts["lookalikes: enrolled int8 R@1 >= 0.90"] == ["0.820", "not met"]

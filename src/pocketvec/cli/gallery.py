@@ -134,7 +134,7 @@ def info_command(
     list_labels: bool = typer.Option(False, "--labels", help="List every label with its row count."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a gallery's model id, size, dtype and accept rule.
+    """Show a gallery's model id, size, dtype, accept rule and local maps (locations, channels; local re-rank).
 
     Example: pocketvec gallery info items.pvg --labels
     """
@@ -149,7 +149,8 @@ def info_command(
     info = {"file": str(gallery_path), "embedding_space_id": gallery.embedding_space_id, "dim": gallery.dim,
             "dtype": gallery.dtype, "rows": gallery.count, "labels": len(gallery.label_counts()),
             "accept_rule": asdict(gallery.accept_rule) if gallery.accept_rule else None,
-            "created_by": gallery.created_by, "bytes": gallery_path.stat().st_size}
+            "created_by": gallery.created_by, "bytes": gallery_path.stat().st_size,
+            "local_maps": list(gallery.local_shape) if gallery.local_shape else None}
     if list_labels:
         info["label_rows"] = gallery.label_counts()
     if as_json:
