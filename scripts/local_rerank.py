@@ -4,14 +4,17 @@ For every gallery item and photo the backbone's stride-16 feature map (Lite0: bl
 224 px) is kept, each location L2-normalised. A candidate's local score is the mean, over the
 candidate's locations, of the best cosine with any location of the photo (gallery-to-photo chamfer
 similarity: a mark the candidate has and the photo lacks finds no match). The top 5 by global cosine
-are re-scored global - lam * (best local - local); the rest drop out. Training-free: the model is the
-one the benchmark scores (PyTorch fp32), on the tier's gallery and photos as `pocketvec bench` built
-them; decision rule calibrated on each item's first 40 % of photos, scored on the rest, as the
-benchmark does (docs/bench/enroll.md, fifth round).
+are re-scored global - lam * (best local - local); the rest drop out: the runtime's matcher
+(`pocketvec.runtime.local_rerank`, shipped with lam 2). Training-free: the model is the one the
+benchmark scores (PyTorch fp32), on the tier's gallery and photos as `pocketvec bench` built them;
+decision rule calibrated on each item's first 40 % of photos, scored on the rest, as the benchmark does
+(docs/bench/enroll.md, fifth and sixth rounds). Variants measured there: `--symmetric` (the mean of
+gallery-to-photo and photo-to-gallery chamfer) and `--stage NAME` (another backbone stage's map).
 
     python scripts/local_rerank.py /work/benchwork/lookalikes base
     python scripts/local_rerank.py /work/benchwork/lookalikes /work/benchwork/lookalikes/models/RUN --lams 2,4,8
     python scripts/local_rerank.py /work/benchwork/lookalikes base --simulate 3   # lam on other photos
+    python scripts/local_rerank.py /work/benchwork/lookalikes base --symmetric --stage blocks.5
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from bench_input_size import pixels
 from pocketvec.bench.measure import decision_operating_point
 from pocketvec.data.augment import PhoneAugment
 from pocketvec.runtime.images import load_image
+from pocketvec.runtime.local_rerank import LocalRerank, local_similarity, rerank
 from pocketvec.runtime.metrics import recall_at_k
 from pocketvec.runtime.preprocess import preprocess, to_batch
 from pocketvec.train.checkpoint import load_run
@@ -38,39 +42,37 @@ TOP_K = 5
 CALIBRATION_FRACTION = 0.4  # as `pocketvec bench`: each item's first photos calibrate the rule
 
 
-def stride16_module(model: torch.nn.Module) -> torch.nn.Module:
-    """The last backbone stage at 1/16 of the input's resolution, from timm's feature_info."""
-    name = [info["module"] for info in model.backbone.feature_info if info["reduction"] == 16][-1]
-    return model.backbone.get_submodule(name)
-
-
 @torch.inference_mode()
-def embed_with_locals(model: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> tuple[np.ndarray, torch.Tensor]:
-    """(global embeddings (N, D), local descriptors (N, C, H*W) normalised per location)."""
+def embed_with_locals(model: torch.nn.Module, images: torch.Tensor, stage: str | None,
+                      batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(global embeddings (N, D), local maps (N, H*W, C) normalised per location): the model's own
+    `forward_with_locals`, or the map of backbone stage `stage`."""
+    if stage is None:
+        outputs = [model.forward_with_locals(images[i:i + batch]) for i in range(0, len(images), batch)]
+        return tuple(torch.cat([out[k] for out in outputs]).numpy() for k in range(2))
     maps: list[torch.Tensor] = []
-    hook = stride16_module(model).register_forward_hook(lambda _m, _i, out: maps.append(out))
+    hook = model.backbone.get_submodule(stage).register_forward_hook(lambda _m, _i, out: maps.append(out))
     try:
         embeddings = torch.cat([model(images[i:i + batch]) for i in range(0, len(images), batch)])
     finally:
         hook.remove()
-    return embeddings.numpy(), F.normalize(torch.cat(maps).flatten(2), dim=1)
+    return embeddings.numpy(), F.normalize(torch.cat(maps), dim=1).flatten(2).transpose(1, 2).numpy()
 
 
-def local_scores(photos: torch.Tensor, gallery: torch.Tensor, top: np.ndarray) -> np.ndarray:
-    """Gallery-to-photo chamfer similarity of each photo with its top candidates: (N, TOP_K)."""
-    out = np.empty(top.shape, dtype=np.float32)
-    for i, candidates in enumerate(top):
-        cosines = torch.einsum("cn,kcm->knm", photos[i], gallery[candidates])
-        out[i] = cosines.max(1).values.mean(1).numpy()
-    return out
-
-
-def rescored(similarity: np.ndarray, top: np.ndarray, local: np.ndarray, lam: float) -> np.ndarray:
-    """The top candidates' cosines less lam x their local shortfall from the best-matching candidate (the
-    threshold stays on the cosine scale, the margin widens); every other item at -1 (out of the running)."""
-    out = np.full_like(similarity, -1.0)
-    rows = np.arange(len(similarity))[:, None]
-    out[rows, top] = similarity[rows, top] - lam * (local.max(axis=1, keepdims=True) - local)
+def rescored(similarity: np.ndarray, photo_maps: np.ndarray, gallery_maps: np.ndarray, lam: float,
+             symmetric: bool) -> np.ndarray:
+    """The runtime's re-rank (gallery-to-photo chamfer) at weight lam; `symmetric`: the local score is the
+    mean of both directions of the chamfer similarity (photo locations without a match then count too)."""
+    config = LocalRerank(locations=gallery_maps.shape[1], channels=gallery_maps.shape[2], top_k=TOP_K, weight=lam)
+    rows = np.arange(similarity.shape[1])  # the benchmark's galleries have one row per label
+    if not symmetric:
+        return rerank(similarity, rows, photo_maps, gallery_maps, config)
+    out = np.full_like(similarity, -np.inf)
+    for q, scores in enumerate(similarity):
+        top = np.argsort(-scores, kind="stable")[:TOP_K]
+        local = 0.5 * (local_similarity(photo_maps[q], gallery_maps[top])
+                       + np.array([local_similarity(g, photo_maps[q][None])[0] for g in gallery_maps[top]]))
+        out[q, top] = scores[top] - lam * (local.max() - local)
     return out
 
 
@@ -111,6 +113,8 @@ def main() -> None:
     parser.add_argument("tier", type=Path, help="a benchmark tier folder (gallery/, queries/)")
     parser.add_argument("model", help="'base' (the enroll preset's start, zero-shot) or an enrolled run folder")
     parser.add_argument("--lams", default="1,2,4,8", help="weights of the local score")
+    parser.add_argument("--symmetric", action="store_true", help="mean of both chamfer directions")
+    parser.add_argument("--stage", default=None, help="a backbone stage (e.g. blocks.5) instead of the stride-16 one")
     parser.add_argument("--simulate", type=int, default=0, metavar="N",
                         help="score N photos per item from the training's photo simulator instead of the tier's "
                              "photos (to choose lam on photos the benchmark does not score)")
@@ -130,17 +134,16 @@ def main() -> None:
         photo_pixels, photo_labels = pixels(photos, spec), [p.name.rsplit("--q", 1)[0] for p in photos]
         shot = np.array([int(p.stem.rsplit("--q", 1)[1]) for p in photos])
     calibrate = shot < max(1, round(CALIBRATION_FRACTION * (shot.max() + 1)))
-    g_emb, g_loc = embed_with_locals(model, pixels(gallery, spec))
-    p_emb, p_loc = embed_with_locals(model, photo_pixels)
+    g_emb, g_loc = embed_with_locals(model, pixels(gallery, spec), args.stage)
+    p_emb, p_loc = embed_with_locals(model, photo_pixels, args.stage)
     similarity = p_emb @ g_emb.T
-    top = np.argsort(-similarity, axis=1)[:, :TOP_K]
-    local = local_scores(p_loc, g_loc, top)
     photos_from = " (training simulator)" if args.simulate else ""
     where = f"{args.tier.name}{photos_from}\t{Path(args.model).name}\t{spec.input_size} px {spec.crop_mode}"
     report(f"{where}\tglobal", similarity, photo_labels, gallery_labels, calibrate)
+    how = f"{args.stage or 'stride-16 stage'}, {'symmetric' if args.symmetric else 'gallery-to-photo'}"
     for lam in (float(v) for v in args.lams.split(",")):
-        report(f"{where}\tre-ranked lam {lam:g}", rescored(similarity, top, local, lam), photo_labels,
-               gallery_labels, calibrate)
+        report(f"{where}\tre-ranked ({how}) lam {lam:g}", rescored(similarity, p_loc, g_loc, lam, args.symmetric),
+               photo_labels, gallery_labels, calibrate)
 
 
 if __name__ == "__main__":
