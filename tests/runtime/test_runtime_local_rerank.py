@@ -75,7 +75,13 @@ def rerank_model(runtime_dir: Path, test_encoder) -> tuple[Path, object]:
     return path, model
 
 
-def test_the_local_output_is_the_pytorch_stride16_map(rerank_model, onnx_model: Path, item_paths) -> None:
+@pytest.fixture(scope="module")
+def plain_model(rerank_model, runtime_dir: Path) -> Path:
+    """The same weights exported without the `local` output (`--no-local-rerank`)."""
+    return export_onnx_fp32(rerank_model[1], runtime_dir / "model_plain.onnx")
+
+
+def test_the_local_output_is_the_pytorch_stride16_map(rerank_model, plain_model: Path, item_paths) -> None:
     import torch
 
     path, model = rerank_model
@@ -89,13 +95,13 @@ def test_the_local_output_is_the_pytorch_stride16_map(rerank_model, onnx_model: 
     assert np.abs(found.embeddings - embedding.numpy()).max() < 1e-4
     np.testing.assert_allclose(np.linalg.norm(found.locals, axis=-1), 1.0, atol=1e-5)
     # the same weights without the re-rank: the same embeddings, no local output, the same space
-    plain = open_engine(onnx_model)
+    plain = open_engine(plain_model)
     assert plain.metadata.local_rerank is None
     assert plain.metadata.embedding_space_id == engine.metadata.embedding_space_id
     assert np.abs(plain.embed(item_paths[:6]) - found.embeddings).max() < 1e-5
 
 
-def test_galleries_keep_the_maps_and_refuse_the_wrong_model(rerank_model, onnx_model: Path, items_dir: Path,
+def test_galleries_keep_the_maps_and_refuse_the_wrong_model(rerank_model, plain_model: Path, items_dir: Path,
                                                             tmp_path: Path) -> None:
     engine = open_engine(rerank_model[0])
     gallery, _ = build_gallery(engine, items_dir, "int8")
@@ -105,8 +111,8 @@ def test_galleries_keep_the_maps_and_refuse_the_wrong_model(rerank_model, onnx_m
     loaded = open_gallery(engine, tmp_path / "g.pvg")
     assert np.array_equal(loaded.locals, gallery.locals) and loaded.local_shape == (36, 128)
     with pytest.raises(GalleryError, match=r"holds local maps of \(36, 128\), the model makes none"):
-        open_gallery(open_engine(onnx_model), tmp_path / "g.pvg")
-    plain, _ = build_gallery(open_engine(onnx_model), items_dir)
+        open_gallery(open_engine(plain_model), tmp_path / "g.pvg")
+    plain, _ = build_gallery(open_engine(plain_model), items_dir)
     plain.save(tmp_path / "plain.pvg")
     with pytest.raises(GalleryError, match=r"holds no local maps, the model makes local maps of \(36, 128\)"):
         open_gallery(engine, tmp_path / "plain.pvg")
