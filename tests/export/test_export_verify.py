@@ -59,11 +59,41 @@ def base_run():
 
 
 def test_int8_meets_every_bar_on_the_trained_base(base_run, demo_items, tmp_path):
-    files = [export_onnx(base_run, tmp_path / "int8.onnx", "int8"),
-             export_coreml(base_run, tmp_path / "int8.mlpackage", "int8")]
+    """Plain cosine matching (`--no-local-rerank`): every bar, both formats."""
+    files = [export_onnx(base_run, tmp_path / "int8.onnx", "int8", local_rerank=False),
+             export_coreml(base_run, tmp_path / "int8.mlpackage", "int8", local_rerank=False)]
     report = verify_models(base_run, files, demo_items)
     assert [row.kind for row in report.rows] == ["int8", "int8"] and report.images == 24
     assert report.passed, report.to_json()
+
+
+def test_a_re_ranking_file_is_verified_as_its_matcher_answers(base_run, demo_items, tmp_path):
+    """The default export (local re-rank): the `local` output meets its bar, and top-1 agreement is that of
+    the re-ranked scores (docs/bench/export.md: on the 24 demo items one near-tie between two wrong items
+    flips under int8 there, which plain cosine does not)."""
+    import numpy as np
+
+    from pocketvec.export.calibration import list_images, load_batch
+    from pocketvec.export.verify import embed_with, torch_outputs
+    from pocketvec.runtime.local_rerank import rerank
+    from pocketvec.train.checkpoint import load_run, read_run_config
+
+    path = export_onnx(base_run, tmp_path / "int8.onnx", "int8")
+    row = verify_models(base_run, [path], demo_items).rows[0]
+    for metric in ("mean_cosine", "min_cosine", "decision_agreement", "local_mean_cosine"):
+        assert getattr(row, metric) >= BARS["int8"][metric][0], row
+    model = load_run(base_run)
+    pixels = load_batch(list_images(demo_items, 64), model.config.preprocess)
+    reference = torch_outputs(model, pixels, None)
+    run = embed_with(path, pixels, read_run_config(base_run)["embedding_space_id"])
+
+    def top1(embeddings: np.ndarray, maps: np.ndarray) -> np.ndarray:  # leave-one-out, re-ranked
+        scores = embeddings @ embeddings.T
+        np.fill_diagonal(scores, -np.inf)
+        return rerank(scores, np.arange(len(scores)), maps, maps, run.metadata.local_rerank).argmax(axis=1)
+
+    expected = np.mean(top1(reference.queries, reference.query_locals) == top1(run.embeddings, run.locals))
+    assert row.top1_agreement == expected
 
 
 def test_refuses_files_from_other_weights(small_run, lite0_files, few_items):

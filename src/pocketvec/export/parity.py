@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import numpy as np
+
+from pocketvec.runtime.local_rerank import LocalRerank, rerank
 
 DEFAULT_THRESHOLD = 0.5  # used when the run has no calibrated accept rule yet (documented in docs/bench/export.md)
 # kind -> {metric: (bound, "max" | "min")}
@@ -44,36 +47,49 @@ class ParityRow:
         return not self.failures
 
 
-def _top1(queries: np.ndarray, gallery: np.ndarray, leave_one_out: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Best gallery index and (best score, margin over the second best) per query."""
-    scores = queries @ gallery.T
+class Outputs(NamedTuple):
+    """What one model computes for the query images and the gallery images (local maps: None without)."""
+
+    queries: np.ndarray
+    gallery: np.ndarray
+    query_locals: np.ndarray | None = None
+    gallery_locals: np.ndarray | None = None
+
+
+def _top1(out: Outputs, leave_one_out: bool, local_rerank: LocalRerank | None) -> tuple[np.ndarray, np.ndarray]:
+    """Best gallery index and (best score, margin over the second best) per query, as the matcher scores
+    them: re-ranked by the local maps when the file has a local re-rank."""
+    scores = out.queries @ out.gallery.T
     if leave_one_out:
         np.fill_diagonal(scores, -np.inf)
+    if local_rerank is not None:
+        scores = rerank(scores, np.arange(scores.shape[1]), out.query_locals, out.gallery_locals, local_rerank)
     order = np.argsort(-scores, axis=1)
     best = scores[np.arange(len(scores)), order[:, 0]]
     second = scores[np.arange(len(scores)), order[:, 1]] if scores.shape[1] > 1 else np.full(len(scores), -1.0)
     return order[:, 0], np.stack([best, best - second], axis=1)
 
 
-def decisions(queries, gallery, leave_one_out: bool, threshold: float, margin: float) -> tuple[np.ndarray, np.ndarray]:
-    top, stats = _top1(queries, gallery, leave_one_out)
+def decisions(out: Outputs, leave_one_out: bool, threshold: float, margin: float,
+              local_rerank: LocalRerank | None = None) -> tuple[np.ndarray, np.ndarray]:
+    top, stats = _top1(out, leave_one_out, local_rerank)
     return top, (stats[:, 0] >= threshold) & (stats[:, 1] >= margin)
 
 
-def compare(name: str, fmt: str, kind: str, reference: np.ndarray, candidate: np.ndarray,
-            ref_gallery: np.ndarray, cand_gallery: np.ndarray, leave_one_out: bool,
+def compare(name: str, fmt: str, kind: str, reference: Outputs, candidate: Outputs, leave_one_out: bool,
             threshold: float, margin: float, reference_name: str = SHIPPED,
-            locals_: tuple[np.ndarray, np.ndarray] | None = None) -> ParityRow:
-    """One file's outputs against one PyTorch reference; `locals_`: (reference, candidate) local maps."""
-    cosine = np.sum(reference * candidate, axis=1) / (
-        np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1) + 1e-12)
-    ref_top, ref_accept = decisions(reference, ref_gallery, leave_one_out, threshold, margin)
-    cand_top, cand_accept = decisions(candidate, cand_gallery, leave_one_out, threshold, margin)
-    row = ParityRow(name, fmt, kind, len(reference), float(np.abs(reference - candidate).max()),
+            local_rerank: LocalRerank | None = None) -> ParityRow:
+    """One file's outputs against one PyTorch reference. With `local_rerank` (the file's), both have local
+    maps: their parity is measured too, and top-1 and decisions are the re-ranked matcher's."""
+    ref, got = reference.queries, candidate.queries
+    cosine = np.sum(ref * got, axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1) + 1e-12)
+    ref_top, ref_accept = decisions(reference, leave_one_out, threshold, margin, local_rerank)
+    cand_top, cand_accept = decisions(candidate, leave_one_out, threshold, margin, local_rerank)
+    row = ParityRow(name, fmt, kind, len(ref), float(np.abs(ref - got).max()),
                     float(cosine.mean()), float(cosine.min()), float((ref_top == cand_top).mean()),
                     float((ref_accept == cand_accept).mean()), reference=reference_name)
-    if locals_ is not None:
-        ref_local, cand_local = locals_
+    if local_rerank is not None:
+        ref_local, cand_local = reference.query_locals, candidate.query_locals
         row.local_max_abs_diff = float(np.abs(ref_local - cand_local).max())
         row.local_mean_cosine = float(np.mean(np.sum(ref_local * cand_local, axis=-1) / (
             np.linalg.norm(ref_local, axis=-1) * np.linalg.norm(cand_local, axis=-1) + 1e-12)))

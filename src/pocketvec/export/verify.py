@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from pocketvec.errors import ModelFileError
+from pocketvec.errors import ConfigError, ModelFileError
 from pocketvec.export.calibration import list_images, load_batch
-from pocketvec.export.parity import DEFAULT_THRESHOLD, SHIPPED, TRAINED_FLOAT, ParityRow, compare, row_dict
+from pocketvec.export.parity import DEFAULT_THRESHOLD, SHIPPED, TRAINED_FLOAT, Outputs, ParityRow, compare, row_dict
 from pocketvec.export.source import load_export_source
-from pocketvec.runtime.metadata import LOCAL_NAME, OUTPUT_NAME
+from pocketvec.runtime.metadata import LOCAL_NAME, OUTPUT_NAME, ModelMetadata
 from pocketvec.runtime.progress import progress_bar
 from pocketvec.train.checkpoint import load_float_reference
 
@@ -99,20 +99,31 @@ def coreml_kind(program) -> str:
     return "fp16" if "cast" in types else "fp32"
 
 
-def check_space(path: Path, text: str | None, space_id: str) -> None:
-    """Refuse a file exported from other weights than the run's (embedding-space ids differ)."""
-    from pocketvec.runtime.metadata import ModelMetadata
-
+def checked_metadata(path: Path, text: str | None, space_id: str) -> ModelMetadata:
+    """The file's metadata; a file exported from other weights than the run's (embedding-space ids differ)
+    is refused."""
     if text is None:
         raise ModelFileError(f"{path}: carries no pocketvec metadata (not exported by pocketvec)")
-    found = ModelMetadata.from_json(text, str(path)).embedding_space_id
-    if found != space_id:
-        raise ModelFileError(f"{path}: exported from other weights (embedding space {found}, the run's {space_id})")
+    metadata = ModelMetadata.from_json(text, str(path))
+    if metadata.embedding_space_id != space_id:
+        raise ModelFileError(f"{path}: exported from other weights (embedding space "
+                             f"{metadata.embedding_space_id}, the run's {space_id})")
+    return metadata
 
 
-def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> tuple[str, str, np.ndarray, np.ndarray | None]:
-    """(format, kind, embeddings, local maps or None) of one exported file; Core ML through the numpy
-    interpreter."""
+@dataclass(frozen=True)
+class FileRun:
+    """One exported file's outputs for a batch of pixels."""
+
+    format: str
+    kind: str
+    embeddings: np.ndarray
+    locals: np.ndarray | None  # with a local re-rank in the metadata
+    metadata: ModelMetadata
+
+
+def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> FileRun:
+    """One exported file's outputs; Core ML through the numpy interpreter."""
     if path.suffix == ".onnx":
         import onnxruntime as ort
 
@@ -121,21 +132,38 @@ def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> tuple[str, str,
 
         # the runtime's session options: what is verified is what the runtime runs
         session = ort.InferenceSession(str(path), session_options(path), providers=["CPUExecutionProvider"])
-        check_space(path, session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), space_id)
-        names = [o.name for o in session.get_outputs() if o.name in (OUTPUT_NAME, LOCAL_NAME)]
+        metadata = checked_metadata(path, session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), space_id)
+        names = [OUTPUT_NAME, LOCAL_NAME] if metadata.local_rerank else [OUTPUT_NAME]
         feed = session.get_inputs()[0].name
         runs = [session.run(names, {feed: pixels[i : i + 16]}) for i in range(0, len(pixels), 16)]
         outputs = [np.concatenate([run[k] for run in runs]) for k in range(len(names))]
-        return "onnx", onnx_kind(path), outputs[0], outputs[1] if len(outputs) > 1 else None
+        return FileRun("onnx", onnx_kind(path), outputs[0], outputs[1] if len(outputs) > 1 else None, metadata)
     if path.suffix == ".mlpackage":
         from pocketvec.export.mil_interpreter import MILProgram
 
         program = MILProgram.load(path)
-        check_space(path, program.metadata_text, space_id)
+        metadata = checked_metadata(path, program.metadata_text, space_id)
         kind = coreml_kind(program)
         outputs = program.predict_outputs(pixels, "fp16" if kind == "fp16" else "fp32")
-        return "coreml", kind, outputs[OUTPUT_NAME], outputs.get(LOCAL_NAME)
+        local = outputs[LOCAL_NAME] if metadata.local_rerank else None
+        return FileRun("coreml", kind, outputs[OUTPUT_NAME], local, metadata)
     raise ModelFileError(f"{path}: not an exported model (expected .onnx or .mlpackage)")
+
+
+@torch.no_grad()
+def torch_outputs(model: torch.nn.Module, pixels: np.ndarray, gallery_pixels: np.ndarray | None) -> Outputs:
+    """PyTorch's embeddings and, when the backbone has a stride-16 stage, local maps (forward_with_locals
+    computes the same embeddings as forward) of the queries and of the gallery (None: the queries)."""
+    def run(images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        try:
+            embedding, local = model.forward_with_locals(torch.from_numpy(images))
+        except ConfigError:  # no stride-16 stage: no file of it can have a local re-rank
+            return model(torch.from_numpy(images)).numpy(), None
+        return embedding.numpy(), local.numpy()
+
+    queries = run(pixels)
+    gallery = run(gallery_pixels) if gallery_pixels is not None else queries
+    return Outputs(queries[0], gallery[0], queries[1], gallery[1])
 
 
 def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir: str | Path,
@@ -160,31 +188,22 @@ def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir
     gallery_pixels = load_batch(list_images(gallery_dir, MAX_IMAGES), spec) if gallery_dir else None
     rule = metadata.accept_rule
     threshold, margin = (rule.threshold, rule.margin) if rule else (DEFAULT_THRESHOLD, 0.0)
-    references, reference_locals = {}, {}
-    with torch.no_grad():
-        for name, weights in models.items():
-            queries = weights(torch.from_numpy(pixels)).numpy()
-            references[name] = (queries, weights(torch.from_numpy(gallery_pixels)).numpy() if gallery_dir else queries)
-
-    def reference_local(name: str) -> np.ndarray:  # only for files with a `local` output
-        if name not in reference_locals:
-            with torch.no_grad():
-                reference_locals[name] = models[name].forward_with_locals(torch.from_numpy(pixels))[1].numpy()
-        return reference_locals[name]
-
+    references = {name: torch_outputs(weights, pixels, gallery_pixels) for name, weights in models.items()}
     rows = []
     with progress_bar("verifying", len(paths)) as advance:  # stderr, on a terminal only: stdout is the report
         for path in paths:
-            fmt, kind, candidate, local = embed_with(path, pixels, metadata.embedding_space_id)
-            if candidate.shape != references[SHIPPED][0].shape:
-                raise ModelFileError(f"{path}: outputs {candidate.shape}, "
-                                     f"the run's model {references[SHIPPED][0].shape}")
-            cand_gallery = (embed_with(path, gallery_pixels, metadata.embedding_space_id)[2] if gallery_dir
-                            else candidate)
-            for name, (reference, ref_gallery) in references.items():
-                rows.append(compare(path.name, fmt, kind, reference, candidate, ref_gallery, cand_gallery,
+            run = embed_with(path, pixels, metadata.embedding_space_id)
+            if run.embeddings.shape != references[SHIPPED].queries.shape:
+                raise ModelFileError(f"{path}: outputs {run.embeddings.shape}, "
+                                     f"the run's model {references[SHIPPED].queries.shape}")
+            gallery = embed_with(path, gallery_pixels, metadata.embedding_space_id) if gallery_dir else run
+            candidate = Outputs(run.embeddings, gallery.embeddings, run.locals, gallery.locals)
+            rerank = run.metadata.local_rerank
+            for name, reference in references.items():
+                if rerank is None:  # plain cosine matching: the embeddings alone
+                    reference = Outputs(reference.queries, reference.gallery)
+                rows.append(compare(path.name, run.format, run.kind, reference, candidate,
                                     leave_one_out=gallery_dir is None, threshold=threshold, margin=margin,
-                                    reference_name=name,
-                                    locals_=None if local is None else (reference_local(name), local)))
+                                    reference_name=name, local_rerank=rerank))
             advance(1)
     return ParityReport(str(run_dir), len(pixels), threshold, margin, rows)
