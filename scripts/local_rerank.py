@@ -35,6 +35,7 @@ from pocketvec.runtime.local_rerank import LocalRerank, local_similarity, rerank
 from pocketvec.runtime.metrics import recall_at_k
 from pocketvec.runtime.preprocess import preprocess, to_batch
 from pocketvec.train.checkpoint import load_run
+from pocketvec.train.evaluate import embed_batches
 from pocketvec.train.presets import preset_config
 from pocketvec.train.student import build_student
 
@@ -48,8 +49,7 @@ def embed_with_locals(model: torch.nn.Module, images: torch.Tensor, stage: str |
     """(global embeddings (N, D), local maps (N, H*W, C) normalised per location): the model's own
     `forward_with_locals`, or the map of backbone stage `stage`."""
     if stage is None:
-        outputs = [model.forward_with_locals(images[i:i + batch]) for i in range(0, len(images), batch)]
-        return tuple(torch.cat([out[k] for out in outputs]).numpy() for k in range(2))
+        return embed_batches(model, (images[i:i + batch] for i in range(0, len(images), batch)), with_locals=True)
     maps: list[torch.Tensor] = []
     hook = model.backbone.get_submodule(stage).register_forward_hook(lambda _m, _i, out: maps.append(out))
     try:

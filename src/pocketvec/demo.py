@@ -166,17 +166,14 @@ def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list
     from pocketvec.data.assets import demo_items_dir
     from pocketvec.runtime.preprocess import to_batch
     from pocketvec.train.checkpoint import load_run
+    from pocketvec.train.evaluate import embed_batches
 
     model, rerank = load_run(run_dir), engine.metadata.local_rerank
 
-    @torch.no_grad()
     def embed(paths: list[Path]) -> tuple[np.ndarray, np.ndarray | None]:
-        batches = [torch.from_numpy(to_batch([engine.prepare(p) for p in paths[i : i + 32]]))
-                   for i in range(0, len(paths), 32)]
-        if rerank is None:
-            return np.concatenate([model(x).numpy() for x in batches]), None
-        outputs = [model.forward_with_locals(x) for x in batches]
-        return tuple(np.concatenate([out[k].numpy() for out in outputs]) for k in range(2))
+        batches = (torch.from_numpy(to_batch([engine.prepare(p) for p in paths[i : i + 32]]))
+                   for i in range(0, len(paths), 32))
+        return embed_batches(model, batches, with_locals=rerank is not None)
 
     items = labelled_images(demo_items_dir())
     reference = Gallery(gallery.embedding_space_id, gallery.dim, "float32", accept_rule=gallery.accept_rule,

@@ -14,7 +14,6 @@ import numpy as np
 
 from pocketvec.atomic import atomic_output
 from pocketvec.bench.models import NotAvailable
-from pocketvec.errors import ConfigError
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
@@ -98,24 +97,21 @@ def prepared_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Path) ->
 def embed_torch(run_dir: Path, pixels: np.ndarray, batch_size: int = 32, weights_file: str | None = None) -> np.ndarray:
     """(N, dim) embeddings from the PyTorch model (`weights_file`: another weights file of the run, such
     as the trained float weights of an int8_grid run)."""
-    return _torch_outputs(run_dir, pixels, batch_size, weights_file, with_locals=False)[0]
-
-
-def _torch_outputs(run_dir: Path, pixels: np.ndarray, batch_size: int, weights_file: str | None,
-                   with_locals: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    import torch
-
     from pocketvec.train.checkpoint import WEIGHTS_FILE, load_run
 
-    model = load_run(run_dir, weights_file or WEIGHTS_FILE).eval()
-    forward = model.forward_with_locals if with_locals else lambda x: (model(x), None)
-    rows, maps = [], []
-    with torch.inference_mode():
-        for start in range(0, len(pixels), batch_size):
-            embedding, local = forward(torch.from_numpy(to_batch(list(pixels[start : start + batch_size]))))
-            rows.append(embedding.numpy())
-            maps += [] if local is None else [local.numpy()]
-    return np.concatenate(rows).astype(np.float32), np.concatenate(maps).astype(np.float32) if maps else None
+    return _torch_outputs(load_run(run_dir, weights_file or WEIGHTS_FILE).eval(), pixels, batch_size, False)[0]
+
+
+def _torch_outputs(model, pixels: np.ndarray, batch_size: int,
+                   with_locals: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Embeddings (and local maps) of preprocessed NHWC pixels, `batch_size` at a time."""
+    import torch
+
+    from pocketvec.train.evaluate import embed_batches
+
+    batches = (torch.from_numpy(to_batch(list(pixels[start : start + batch_size])))
+               for start in range(0, len(pixels), batch_size))
+    return embed_batches(model, batches, with_locals)
 
 
 def embed_form(form: str, run_dir: Path, exported: Path | None, pixels: np.ndarray,
@@ -126,11 +122,10 @@ def embed_form(form: str, run_dir: Path, exported: Path | None, pixels: np.ndarr
         from pocketvec.export.onnx_export import local_rerank_of
         from pocketvec.train.checkpoint import load_run
 
-        try:
-            rerank = local_rerank_of(load_run(run_dir))
-        except ConfigError:  # a backbone without a stride-16 stage
-            return embed_torch(run_dir, pixels, batch_size), None, None
-        return *_torch_outputs(run_dir, pixels, batch_size, None, with_locals=True), rerank
+        model = load_run(run_dir).eval()
+        if not model.has_local_stage():  # a backbone without a stride-16 stage
+            return *_torch_outputs(model, pixels, batch_size, False), None
+        return *_torch_outputs(model, pixels, batch_size, True), local_rerank_of(model)
     assert exported is not None
     engine = _open_engine(exported, threads=1)
     outputs = [engine.run_outputs(pixels[start : start + batch_size]) for start in range(0, len(pixels), batch_size)]

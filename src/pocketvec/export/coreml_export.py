@@ -16,10 +16,9 @@ import numpy as np
 import torch
 
 from pocketvec.errors import ConfigError, ModelFileError
-from pocketvec.export.source import check_choice, load_export_source
+from pocketvec.export.source import check_choice, export_graph, load_export_source
 from pocketvec.int8_grid import INT8_WEIGHT_THRESHOLD
 from pocketvec.runtime.metadata import INPUT_NAME, LOCAL_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
-from pocketvec.train.encoder import WithLocals
 
 DEPLOYMENT_TARGETS = ("iOS16", "iOS17", "iOS18")
 
@@ -113,8 +112,7 @@ def export_coreml(run_dir: str | Path, out: str | Path, quantize: str = "none",
         raise ConfigError(f"Core ML output must end in .mlpackage. Got {str(out)!r}.")
     model, metadata = load_export_source(run_dir, local_rerank)
     size = metadata.preprocess.input_size
-    outputs = (OUTPUT_NAME, LOCAL_NAME) if metadata.local_rerank else (OUTPUT_NAME,)
-    source = WithLocals(model).eval() if metadata.local_rerank else model
+    source, outputs = export_graph(model, metadata)
     if quantize == "w8a8":
         from pocketvec.export.coreml_w8a8 import w8a8_graph
 

@@ -9,10 +9,11 @@ import onnx
 import torch
 
 from pocketvec.atomic import write_bytes_atomic
+from pocketvec.export.source import export_graph
 from pocketvec.runtime.local_rerank import LocalRerank
-from pocketvec.runtime.metadata import INPUT_NAME, LOCAL_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
+from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
 from pocketvec.train.checkpoint import embedding_space_id
-from pocketvec.train.encoder import Encoder, WithLocals
+from pocketvec.train.encoder import Encoder
 
 
 def model_metadata(model: Encoder, model_name: str = "", accept_rule=None, local_rerank: bool = False) -> ModelMetadata:
@@ -55,13 +56,11 @@ def export_onnx_fp32(model: Encoder, out: str | Path, metadata: ModelMetadata | 
     metadata = metadata or model_metadata(model)
     size = model.config.preprocess.input_size
     dummy = torch.zeros(2, 3, size, size)
-    # eval() on the wrapper too: the exporter restores each module's mode, and a new module is in training mode
-    graph, outputs = (WithLocals(model).eval(), [OUTPUT_NAME, LOCAL_NAME]) if metadata.local_rerank \
-        else (model, [OUTPUT_NAME])
+    graph, outputs = export_graph(model, metadata)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         traced = Path(tmp) / "model.onnx"
         torch.onnx.export(
-            graph, (dummy,), str(traced), input_names=[INPUT_NAME], output_names=outputs,
+            graph, (dummy,), str(traced), input_names=[INPUT_NAME], output_names=list(outputs),
             dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *outputs]}, opset_version=17, dynamo=False,
         )
         proto = onnx.load(str(traced))

@@ -7,9 +7,9 @@ from pathlib import Path
 from torch import nn
 
 from pocketvec.errors import ModelFileError
-from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
+from pocketvec.runtime.metadata import LOCAL_NAME, OUTPUT_NAME, AcceptRule, ModelMetadata
 from pocketvec.train.checkpoint import load_run, read_run_config
-from pocketvec.train.encoder import Encoder
+from pocketvec.train.encoder import Encoder, WithLocals
 
 # Same names, same meanings in both formats: int8 = int8 weights (per output channel, symmetric), float
 # activations; w8a8 = int8 weights and 8-bit activations calibrated on real images.
@@ -49,6 +49,15 @@ def load_export_source(run_dir: str | Path, local_rerank: bool = False) -> tuple
     name = str(config.get("name") or run_dir.name)
     return model, model_metadata(model, model_name=name, accept_rule=run_accept_rule(config),
                                  local_rerank=local_rerank)
+
+
+def export_graph(model: Encoder, metadata: ModelMetadata) -> tuple[nn.Module, tuple[str, ...]]:
+    """The module an export traces and its output names: with a local re-rank in the metadata, the encoder
+    returning (embedding, local); eval() on the wrapper too, since exporters restore each module's mode
+    and a new module is in training mode."""
+    if metadata.local_rerank is None:
+        return model, (OUTPUT_NAME,)
+    return WithLocals(model).eval(), (OUTPUT_NAME, LOCAL_NAME)
 
 
 def check_choice(kind: str, quantize: str) -> None:

@@ -16,13 +16,14 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from pocketvec.errors import ConfigError, ModelFileError
+from pocketvec.errors import ModelFileError
 from pocketvec.export.calibration import list_images, load_batch
 from pocketvec.export.parity import DEFAULT_THRESHOLD, SHIPPED, TRAINED_FLOAT, Outputs, ParityRow, compare, row_dict
 from pocketvec.export.source import load_export_source
 from pocketvec.runtime.metadata import LOCAL_NAME, OUTPUT_NAME, ModelMetadata
 from pocketvec.runtime.progress import progress_bar
 from pocketvec.train.checkpoint import load_float_reference
+from pocketvec.train.evaluate import embed_batches
 
 MAX_IMAGES = 256
 
@@ -150,16 +151,12 @@ def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> FileRun:
     raise ModelFileError(f"{path}: not an exported model (expected .onnx or .mlpackage)")
 
 
-@torch.no_grad()
 def torch_outputs(model: torch.nn.Module, pixels: np.ndarray, gallery_pixels: np.ndarray | None) -> Outputs:
     """PyTorch's embeddings and, when the backbone has a stride-16 stage, local maps (forward_with_locals
-    computes the same embeddings as forward) of the queries and of the gallery (None: the queries)."""
+    computes the same embeddings as forward) of the queries and of the gallery (None: the queries), each
+    in one batch."""
     def run(images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        try:
-            embedding, local = model.forward_with_locals(torch.from_numpy(images))
-        except ConfigError:  # no stride-16 stage: no file of it can have a local re-rank
-            return model(torch.from_numpy(images)).numpy(), None
-        return embedding.numpy(), local.numpy()
+        return embed_batches(model, [torch.from_numpy(images)], model.has_local_stage())
 
     queries = run(pixels)
     gallery = run(gallery_pixels) if gallery_pixels is not None else queries

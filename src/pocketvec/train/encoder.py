@@ -127,6 +127,10 @@ class Encoder(nn.Module):
             raise ConfigError(f"{self.config.backbone} has no stage at stride {LOCAL_REDUCTION}: no local re-rank")
         return stages[-1]
 
+    def has_local_stage(self) -> bool:
+        """Whether the backbone has a stride-16 stage (a local re-rank is possible)."""
+        return any(info["reduction"] == LOCAL_REDUCTION for info in self.backbone.feature_info)
+
     def forward_with_locals(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The embedding (as forward) and the stride-16 map as (N, locations, channels), each location
         L2-normalised: what the local re-rank matches (pocketvec.runtime.local_rerank)."""

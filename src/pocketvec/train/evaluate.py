@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,20 @@ def embed(model: torch.nn.Module, pixels: torch.Tensor, batch_size: int = 32) ->
                      for i in range(0, len(pixels), batch_size)])
     model.train(was_training)
     return out.numpy()
+
+
+@torch.no_grad()
+def embed_batches(model: torch.nn.Module, batches: Iterable[torch.Tensor],
+                  with_locals: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Float32 embeddings of the batches (the model as it is, eval mode expected) and, `with_locals`, their
+    local maps (Encoder.forward_with_locals: the same embeddings, plus the stride-16 map)."""
+    forward = model.forward_with_locals if with_locals else lambda x: (model(x), None)
+    rows, maps = [], []
+    for batch in batches:
+        embedding, local = forward(batch)
+        rows.append(embedding.float().cpu().numpy())
+        maps += [] if local is None else [local.float().cpu().numpy()]
+    return np.concatenate(rows), np.concatenate(maps) if maps else None
 
 
 def evaluate(model: torch.nn.Module, held_out: HeldOut) -> dict[str, float]:
