@@ -3,18 +3,21 @@
 For every gallery item and photo the backbone's stride-16 feature map (Lite0: blocks.4, 14x14x112 at
 224 px) is kept, each location L2-normalised. A candidate's local score is the mean, over the
 candidate's locations, of the best cosine with any location of the photo (gallery-to-photo chamfer
-similarity: a mark the candidate has and the photo lacks finds no match). The top 5 by global cosine
-are re-scored global - lam * (best local - local); the rest drop out: the runtime's matcher
-(`pocketvec.runtime.local_rerank`, shipped with lam 2). Training-free: the model is the one the
-benchmark scores (PyTorch fp32), on the tier's gallery and photos as `pocketvec bench` built them;
-decision rule calibrated on each item's first 40 % of photos, scored on the rest, as the benchmark does
-(docs/bench/enroll.md, fifth and sixth rounds). Variants measured there: `--symmetric` (the mean of
-gallery-to-photo and photo-to-gallery chamfer) and `--stage NAME` (another backbone stage's map).
+similarity: a mark the candidate has and the photo lacks finds no match), with the later terms of the
+runtime's score (its worst locations, and photo-to-gallery over the photo's item locations). The top 5
+by global cosine are re-scored global - lam * (best local - local); the rest drop out: the runtime's
+matcher (`pocketvec.runtime.local_rerank`; the defaults here are what `pocketvec export` ships).
+Training-free: the model is the one the benchmark scores (PyTorch fp32), on the tier's gallery and
+photos as `pocketvec bench` built them; decision rule calibrated on each item's first 40 % of photos,
+scored on the rest, as the benchmark does (docs/bench/enroll.md, fifth to seventh rounds). Variants:
+`--worst-fraction 0 --photo-weight 0` (the sixth round's gallery-to-photo mean), `--photo-threshold -1`
+(every photo location counts: the symmetric chamfer), `--stage NAME` (another backbone stage's map).
 
     python scripts/local_rerank.py /work/benchwork/lookalikes base
     python scripts/local_rerank.py /work/benchwork/lookalikes /work/benchwork/lookalikes/models/RUN --lams 2,4,8
     python scripts/local_rerank.py /work/benchwork/lookalikes base --simulate 3   # lam on other photos
-    python scripts/local_rerank.py /work/benchwork/lookalikes base --symmetric --stage blocks.5
+    python scripts/local_rerank.py /work/benchwork/lookalikes base --worst-fraction 0 --photo-weight 0 --lams 2
+    python scripts/local_rerank.py /work/benchwork/lookalikes base --photo-threshold -1 --stage blocks.5
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from bench_input_size import pixels
 from pocketvec.bench.measure import decision_operating_point
 from pocketvec.data.augment import PhoneAugment
 from pocketvec.runtime.images import load_image
-from pocketvec.runtime.local_rerank import LocalRerank, local_similarity, rerank
+from pocketvec.runtime.local_rerank import LocalRerank, rerank
 from pocketvec.runtime.metrics import recall_at_k
 from pocketvec.runtime.preprocess import preprocess, to_batch
 from pocketvec.train.checkpoint import load_run
@@ -59,21 +62,13 @@ def embed_with_locals(model: torch.nn.Module, images: torch.Tensor, stage: str |
     return embeddings.numpy(), F.normalize(torch.cat(maps), dim=1).flatten(2).transpose(1, 2).numpy()
 
 
-def rescored(similarity: np.ndarray, photo_maps: np.ndarray, gallery_maps: np.ndarray, lam: float,
-             symmetric: bool) -> np.ndarray:
-    """The runtime's re-rank (gallery-to-photo chamfer) at weight lam; `symmetric`: the local score is the
-    mean of both directions of the chamfer similarity (photo locations without a match then count too)."""
-    config = LocalRerank(locations=gallery_maps.shape[1], channels=gallery_maps.shape[2], top_k=TOP_K, weight=lam)
+def rescored(similarity: np.ndarray, photo_maps: np.ndarray, gallery_maps: np.ndarray,
+             settings: dict[str, float]) -> np.ndarray:
+    """The runtime's re-rank with these `LocalRerank` settings (weight, worst_fraction, photo_weight,
+    photo_threshold)."""
+    config = LocalRerank(locations=gallery_maps.shape[1], channels=gallery_maps.shape[2], top_k=TOP_K, **settings)
     rows = np.arange(similarity.shape[1])  # the benchmark's galleries have one row per label
-    if not symmetric:
-        return rerank(similarity, rows, photo_maps, gallery_maps, config)
-    out = np.full_like(similarity, -np.inf)
-    for q, scores in enumerate(similarity):
-        top = np.argsort(-scores, kind="stable")[:TOP_K]
-        local = 0.5 * (local_similarity(photo_maps[q], gallery_maps[top])
-                       + np.array([local_similarity(g, photo_maps[q][None])[0] for g in gallery_maps[top]]))
-        out[q, top] = scores[top] - lam * (local.max() - local)
-    return out
+    return rerank(similarity, rows, photo_maps, gallery_maps, config)
 
 
 def report(name: str, similarity: np.ndarray, photo_labels: list[str], gallery_labels: list[str],
@@ -112,8 +107,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tier", type=Path, help="a benchmark tier folder (gallery/, queries/)")
     parser.add_argument("model", help="'base' (the enroll preset's start, zero-shot) or an enrolled run folder")
-    parser.add_argument("--lams", default="1,2,4,8", help="weights of the local score")
-    parser.add_argument("--symmetric", action="store_true", help="mean of both chamfer directions")
+    parser.add_argument("--lams", default="2,3,4", help="weights of the local score")
+    parser.add_argument("--worst-fraction", type=float, default=LocalRerank.worst_fraction,
+                        help="found: the mean also over the worst fraction of the item's locations (0: plain mean)")
+    parser.add_argument("--photo-weight", type=float, default=LocalRerank.photo_weight,
+                        help="weight of photo-to-gallery matching over the photo's item locations (0: none)")
+    parser.add_argument("--photo-threshold", type=float, default=LocalRerank.photo_threshold,
+                        help="a photo location is on the item when a candidate matches it above this "
+                             "(-1: every location, the symmetric chamfer)")
     parser.add_argument("--stage", default=None, help="a backbone stage (e.g. blocks.5) instead of the stride-16 one")
     parser.add_argument("--simulate", type=int, default=0, metavar="N",
                         help="score N photos per item from the training's photo simulator instead of the tier's "
@@ -140,10 +141,12 @@ def main() -> None:
     photos_from = " (training simulator)" if args.simulate else ""
     where = f"{args.tier.name}{photos_from}\t{Path(args.model).name}\t{spec.input_size} px {spec.crop_mode}"
     report(f"{where}\tglobal", similarity, photo_labels, gallery_labels, calibrate)
-    how = f"{args.stage or 'stride-16 stage'}, {'symmetric' if args.symmetric else 'gallery-to-photo'}"
+    settings = {"worst_fraction": args.worst_fraction, "photo_weight": args.photo_weight,
+                "photo_threshold": args.photo_threshold}
+    how = f"{args.stage or 'stride-16 stage'}, " + ", ".join(f"{k} {v:g}" for k, v in settings.items())
     for lam in (float(v) for v in args.lams.split(",")):
-        report(f"{where}\tre-ranked ({how}) lam {lam:g}", rescored(similarity, p_loc, g_loc, lam, args.symmetric),
-               photo_labels, gallery_labels, calibrate)
+        reranked = rescored(similarity, p_loc, g_loc, {"weight": lam, **settings})
+        report(f"{where}\tre-ranked ({how}) lam {lam:g}", reranked, photo_labels, gallery_labels, calibrate)
 
 
 if __name__ == "__main__":

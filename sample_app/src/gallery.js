@@ -23,28 +23,51 @@ export function decide(top, rule = DEFAULT_RULE) {
   return { accepted: true, reason: `best ≥ ${score3(rule.threshold)}, margin ≥ ${score3(rule.margin)}` };
 }
 
-/** Gallery-to-photo chamfer similarity: the mean over the row's locations of the best cosine with any
- * location of the photo (both locations x channels, row-major). */
-export function localSimilarity(query, row, channels) {
-  const n = row.length / channels, m = query.length / channels;
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    let best = -Infinity;
-    for (let j = 0; j < m; j++) {
-      let dot = 0;
-      for (let c = 0; c < channels; c++) dot += row[i * channels + c] * query[j * channels + c];
-      if (dot > best) best = dot;
+// What a model file without the later local_rerank keys means (pocketvec.runtime.local_rerank).
+export const BEFORE_SEVENTH_ROUND = Object.freeze({ worst_fraction: 0, photo_weight: 0, photo_threshold: 0.5 });
+
+/** Each candidate row's local score for the photo's map `query`, as pocketvec.runtime.local_rerank:
+ * (1 - photo_weight) x found + photo_weight x explained. found: the mean over the row's locations of each
+ * one's best cosine with a photo location, averaged with the mean of its worst worst_fraction; explained:
+ * the mean over the photo's item locations (matched above photo_threshold by some candidate) of each
+ * one's best cosine with a row location. Maps are locations x channels, row-major. */
+export function localSimilarities(query, rows, channels, settings) {
+  const { worst_fraction: worstFraction, photo_weight: photoWeight, photo_threshold: photoThreshold } = settings;
+  const m = query.length / channels;
+  const inRow = rows.map((row) => {
+    const n = row.length / channels, bestInPhoto = new Float64Array(n), bestInRow = new Float64Array(m).fill(-Infinity);
+    for (let i = 0; i < n; i++) {
+      let best = -Infinity;
+      for (let j = 0; j < m; j++) {
+        let dot = 0;
+        for (let c = 0; c < channels; c++) dot += row[i * channels + c] * query[j * channels + c];
+        if (dot > best) best = dot;
+        if (dot > bestInRow[j]) bestInRow[j] = dot;
+      }
+      bestInPhoto[i] = best;
     }
-    total += best;
-  }
-  return total / n;
+    let found = bestInPhoto.reduce((a, b) => a + b, 0) / n;
+    if (worstFraction > 0) {
+      const worst = Math.max(1, Math.floor(worstFraction * n));
+      found = 0.5 * (found + bestInPhoto.slice().sort().subarray(0, worst).reduce((a, b) => a + b, 0) / worst);
+    }
+    return { found, bestInRow };
+  });
+  if (photoWeight === 0) return inRow.map((r) => r.found);
+  const onItem = Array.from({ length: m }, (_, j) => Math.max(...inRow.map((r) => r.bestInRow[j])) > photoThreshold);
+  const count = onItem.filter(Boolean).length;
+  return inRow.map(({ found, bestInRow }) => {
+    const explained = count ? bestInRow.reduce((a, v, j) => a + (onItem[j] ? v : 0), 0) / count : 0;
+    return (1 - photoWeight) * found + photoWeight * explained;
+  });
 }
 
 /** The model's local shape [locations, channels], or null without a local re-rank. */
 export const localShapeOf = (meta) => (meta?.local_rerank ? [meta.local_rerank.locations, meta.local_rerank.channels] : null);
 
 export class Gallery {
-  /** `rerank`: the model's local_rerank metadata (top_k, weight, locations, channels), or null. */
+  /** `rerank`: the model's local_rerank metadata (top_k, weight, locations, channels, and the score's
+   * worst_fraction, photo_weight, photo_threshold), or null. */
   constructor(spaceId, dim, acceptRule = null, rerank = null) {
     this.spaceId = spaceId;
     this.dim = dim;
@@ -110,7 +133,8 @@ export class Gallery {
     if (!local) throw new GalleryFileError("the model re-ranks by local maps: the photo's map is missing");
     // as pocketvec.runtime.local_rerank: the top_k labels by their best row (ties: the earlier row)
     const top = all.sort((a, b) => b.score - a.score || a.index - b.index).slice(0, this.rerank.top_k);
-    const locals = top.map((t) => localSimilarity(local, this.rows[t.index].local, this.rerank.channels));
+    const locals = localSimilarities(local, top.map((t) => this.rows[t.index].local), this.rerank.channels,
+      { ...BEFORE_SEVENTH_ROUND, ...this.rerank });
     const most = Math.max(...locals);
     return top.map((t, i) => ({ label: t.label, score: t.score - this.rerank.weight * (most - locals[i]) })).sort(byLabel);
   }
@@ -139,7 +163,7 @@ export class Gallery {
 
   /** Read a .pvg; a gallery made by another model (embedding space, dim, or local maps: `rerank` is that
    * model's local_rerank metadata, null without one) is refused. Without `spaceId`, the file's own local
-   * maps decide and `rerank` (if given) supplies top_k and weight. */
+   * maps decide and `rerank` (if given) supplies top_k, weight and the score's settings. */
   static async fromFile(buffer, source, spaceId, dim, rerank = undefined) {
     const { header, vectors, locals, checksum } = await decodeGallery(buffer, source);
     if (spaceId !== undefined && header.embedding_space_id !== spaceId) {

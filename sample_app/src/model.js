@@ -2,6 +2,7 @@
 // node_modules, no CDN) and the pocketvec metadata read from the model file itself.
 
 import * as ort from "../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
+import { BEFORE_SEVENTH_ROUND } from "./gallery.js";
 import { readOnnxMetadata } from "./onnx_metadata.js";
 import { preprocess, toNCHW } from "./preprocess.js";
 
@@ -32,10 +33,12 @@ export function parseMetadata(props, source) {
   }
   const r = meta.local_rerank;
   const validRerank = r == null
-    || (["top_k", "locations", "channels"].every((k) => Number.isInteger(r[k]) && r[k] > 0) && Number.isFinite(r.weight));
+    || (["top_k", "locations", "channels"].every((k) => Number.isInteger(r[k]) && r[k] > 0) && Number.isFinite(r.weight)
+      && Object.keys(BEFORE_SEVENTH_ROUND).every((k) => r[k] === undefined || Number.isFinite(r[k])));
   if (!validRerank) {
     throw new Error(`${source}: pocketvec metadata has an invalid local_rerank (${JSON.stringify(r)})`);
   }
+  if (r != null) meta.local_rerank = { ...BEFORE_SEVENTH_ROUND, ...r }; // a file from before them re-ranks as it did
   return meta;
 }
 

@@ -17,7 +17,7 @@ from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import build_gallery, embed_labelled, open_gallery
 from pocketvec.runtime.evaluation import evaluate
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.local_rerank import LocalRerank, label_ids, local_similarity, rerank
+from pocketvec.runtime.local_rerank import BEFORE_SEVENTH_ROUND, LocalRerank, label_ids, local_similarity, rerank
 from pocketvec.runtime.matcher import Matcher, scores
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.metrics import best_two
@@ -32,14 +32,16 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 def test_a_candidate_whose_mark_the_photo_lacks_drops_below_one_that_has_all() -> None:
     """Item 0 has a mark (location 1) the photo lacks; item 1's marks are all in the photo. By cosine item
-    0 leads; re-ranked, item 1 wins by weight x the local shortfall, and item 2 (outside top_k 2) drops out."""
+    0 leads; re-ranked, item 1 wins by weight x the local shortfall, and item 2 (outside top_k 2) drops out.
+    The sixth round's score (gallery-to-photo mean alone), what a file without the later keys means."""
     plain, mark, other = np.eye(4, dtype=np.float32)[:3]
     photo_local = np.stack([plain, other, other])  # 3 locations; no `mark`
     gallery_locals = np.stack([np.stack([plain, mark, plain]), np.stack([plain, other, plain]),
                                np.stack([plain, plain, plain])])
-    np.testing.assert_allclose(local_similarity(photo_local, gallery_locals), [2 / 3, 1.0, 1.0])
+    config = LocalRerank.from_dict({"top_k": 2, "weight": 2.0, "locations": 3, "channels": 4})
+    assert config == LocalRerank(locations=3, channels=4, top_k=2, weight=2.0, **BEFORE_SEVENTH_ROUND)
+    np.testing.assert_allclose(local_similarity(photo_local, gallery_locals, config), [2 / 3, 1.0, 1.0])
     cosines = np.array([[0.90, 0.85, 0.10]], dtype=np.float32)
-    config = LocalRerank(locations=3, channels=4, top_k=2, weight=2.0)
     out = rerank(cosines, np.arange(3), photo_local[None], gallery_locals, config)
     np.testing.assert_allclose(out[0, :2], [0.90 - 2.0 * (1 - 2 / 3), 0.85], rtol=1e-6)
     assert out[0, 2] == -np.inf and out[0].argmax() == 1
@@ -54,8 +56,34 @@ def test_top_k_counts_labels_and_each_label_is_scored_by_its_best_row() -> None:
     config = LocalRerank(locations=6, channels=8, top_k=2, weight=1.0)
     out = rerank(cosines, label_ids(labels), locals_[:1], locals_, config)
     assert np.isfinite(out[0]).tolist() == [False, True, True, False]
-    local = local_similarity(locals_[0], locals_[[1, 2]])
+    local = local_similarity(locals_[0], locals_[[1, 2]], config)
     np.testing.assert_allclose(out[0, [1, 2]], cosines[0, [1, 2]] - (local.max() - local), rtol=1e-6)
+
+
+def test_one_missing_mark_among_many_locations_counts_through_the_worst_locations() -> None:
+    """20 locations, the candidate's mark at one of them missing from the photo: the plain mean loses 1/20,
+    `found` with worst_fraction 0.1 (the 2 worst) loses (1/20 + 1/2) / 2."""
+    plain, mark = np.eye(4, dtype=np.float32)[:2]
+    photo = np.stack([plain] * 20)
+    marked = np.stack([mark] + [plain] * 19)[None]
+    plain_mean = LocalRerank(locations=20, channels=4, worst_fraction=0.0, photo_weight=0.0)
+    with_worst = LocalRerank(locations=20, channels=4, worst_fraction=0.1, photo_weight=0.0)
+    np.testing.assert_allclose(local_similarity(photo, marked, plain_mean), [19 / 20])
+    np.testing.assert_allclose(local_similarity(photo, marked, with_worst), [(19 / 20 + 1 / 2) / 2])
+
+
+def test_a_mark_the_photo_shows_and_the_item_lacks_counts_and_the_background_does_not() -> None:
+    """Photo: a plain location, a mark, and a background location no candidate matches above the threshold.
+    Item 0 (plain only) finds all its locations in the photo but explains only the plain one of the photo's
+    two item locations; item 1 (plain + mark) explains both. The background location counts for neither."""
+    plain, mark, background = np.eye(4, dtype=np.float32)[:3]
+    photo = np.stack([plain, mark, background])
+    items = np.stack([np.stack([plain, plain, plain]), np.stack([plain, mark, plain])])
+    config = LocalRerank(locations=3, channels=4, worst_fraction=0.0, photo_weight=0.5, photo_threshold=0.5)
+    # found: 1 for both; explained over the 2 item locations: item 0 (1 + 0) / 2, item 1 (1 + 1) / 2
+    np.testing.assert_allclose(local_similarity(photo, items, config), [0.5 * 1 + 0.5 * 0.5, 1.0])
+    every_location = LocalRerank(locations=3, channels=4, worst_fraction=0.0, photo_weight=0.5, photo_threshold=-1)
+    np.testing.assert_allclose(local_similarity(photo, items, every_location), [0.5 + 0.5 / 3, 0.5 + 0.5 * 2 / 3])
 
 
 def test_settings_are_checked() -> None:
@@ -63,8 +91,14 @@ def test_settings_are_checked() -> None:
 
     with pytest.raises(ConfigError, match="top_k must be an integer"):
         LocalRerank(locations=4, channels=4, top_k=1)
-    with pytest.raises(ConfigError, match="exactly top_k, weight, locations, channels"):
+    with pytest.raises(ConfigError, match="must be an object with channels, locations, top_k, weight"):
         LocalRerank.from_dict({"top_k": 5, "weight": 2.0, "locations": 4})
+    with pytest.raises(ConfigError, match=r"got .*'symmetric'"):
+        LocalRerank.from_dict({"top_k": 5, "weight": 2.0, "locations": 4, "channels": 4, "symmetric": True})
+    with pytest.raises(ConfigError, match="photo_weight"):
+        LocalRerank(locations=4, channels=4, photo_weight=1.5)
+    shipped = LocalRerank(locations=4, channels=4)
+    assert LocalRerank.from_dict(shipped.to_dict()) == shipped
 
 
 @pytest.fixture(scope="module")

@@ -28,11 +28,15 @@ def file_size(path: Path) -> int:
 
 
 def exporter_id() -> str:
-    """A short hash of pocketvec's export code: an export cached by another exporter is not reused."""
+    """A short hash of pocketvec's export code and of the runtime code whose defaults it writes into the
+    metadata: an export cached by another exporter is not reused."""
     import pocketvec.export
+    import pocketvec.runtime.local_rerank
+    import pocketvec.runtime.metadata
 
     digest = hashlib.sha256()
-    for source in sorted(Path(pocketvec.export.__file__).parent.glob("*.py")):
+    sources = sorted(Path(pocketvec.export.__file__).parent.glob("*.py"))
+    for source in [*sources, Path(pocketvec.runtime.metadata.__file__), Path(pocketvec.runtime.local_rerank.__file__)]:
         digest.update(source.read_bytes())
     return digest.hexdigest()[:8]
 

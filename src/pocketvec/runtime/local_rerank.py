@@ -4,13 +4,19 @@ A model exported with a local re-rank has a second output, `local`: the backbone
 as (locations, channels), each location L2-normalised. A gallery row keeps its item's map. For one photo,
 the `top_k` best labels by cosine (each label's best row) are re-scored
 
-    score = cosine - weight x (best local - local),  local = mean over the row's locations of the best
-                                                       cosine with any location of the photo
+    score = cosine - weight x (best local - local)
+    local = (1 - photo_weight) x found + photo_weight x explained
+    found = the mean over the row's locations of each one's best cosine with any photo location
+            (gallery-to-photo chamfer: a mark the item has and the photo lacks finds no match), averaged
+            with the mean of its worst `worst_fraction` of locations (so one missing mark counts)
+    explained = the mean over the photo's item locations of each one's best cosine with any row location
+            (photo-to-gallery: a mark the photo shows and the item lacks finds no match); a photo location
+            is on the item when some candidate matches it above `photo_threshold`, so background is left out
 
-(gallery-to-photo chamfer similarity: a mark the item has and the photo lacks finds no match; background
-in the photo costs nothing). Every other row drops to -inf, out of the running (as a second label in a
-one-label gallery). The accept rule then applies
-to these scores as it does to plain cosines. docs/bench/enroll.md (sixth round) has the measurements.
+Every other row drops to -inf, out of the running (as a second label in a one-label gallery). The accept
+rule then applies to these scores as it does to plain cosines. A file written before `worst_fraction`,
+`photo_weight` and `photo_threshold` existed re-ranks as it did (`found` alone, the plain mean).
+docs/bench/enroll.md (sixth and seventh rounds) has the measurements.
 """
 
 from __future__ import annotations
@@ -26,22 +32,32 @@ from pocketvec.runtime.checks import check_number
 OUT_OF_RUNNING = -np.inf
 MAX_LOCATIONS = 4096
 MAX_CHANNELS = 4096
+REQUIRED_KEYS = {"top_k", "weight", "locations", "channels"}
+# What a file without the later keys means: the sixth round's score, gallery-to-photo mean alone.
+BEFORE_SEVENTH_ROUND = {"worst_fraction": 0.0, "photo_weight": 0.0, "photo_threshold": 0.5}
 
 
 @dataclass(frozen=True)
 class LocalRerank:
-    """How a model's matcher re-ranks (in its metadata), and the shape of its `local` output."""
+    """How a model's matcher re-ranks (in its metadata), and the shape of its `local` output.
+    The defaults are what `pocketvec export` writes."""
 
     locations: int  # H x W of the stride-16 map
     channels: int
     top_k: int = 5
-    weight: float = 2.0
+    weight: float = 4.0
+    worst_fraction: float = 0.1  # 0: `found` is the plain mean
+    photo_weight: float = 0.5  # 0: gallery-to-photo only
+    photo_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         check_number("local_rerank top_k", self.top_k, 2, 100, integer=True)
         check_number("local_rerank weight", self.weight, 0.0, 100.0)
         check_number("local_rerank locations", self.locations, 1, MAX_LOCATIONS, integer=True)
         check_number("local_rerank channels", self.channels, 1, MAX_CHANNELS, integer=True)
+        check_number("local_rerank worst_fraction", self.worst_fraction, 0.0, 1.0)
+        check_number("local_rerank photo_weight", self.photo_weight, 0.0, 1.0)
+        check_number("local_rerank photo_threshold", self.photo_threshold, -1.0, 1.0)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -52,15 +68,28 @@ class LocalRerank:
 
     @classmethod
     def from_dict(cls, data: Any) -> LocalRerank:
-        if not isinstance(data, dict) or set(data) != {"top_k", "weight", "locations", "channels"}:
-            raise ConfigError("local_rerank must be an object with exactly top_k, weight, locations, channels")
-        return cls(**data)
+        keys = set(data) if isinstance(data, dict) else set()
+        known = REQUIRED_KEYS | set(BEFORE_SEVENTH_ROUND)
+        if not isinstance(data, dict) or not keys >= REQUIRED_KEYS or not keys <= known:
+            raise ConfigError(f"local_rerank must be an object with {', '.join(sorted(REQUIRED_KEYS))} and optionally "
+                              f"{', '.join(BEFORE_SEVENTH_ROUND)}; got {sorted(keys) if keys else data!r}")
+        return cls(**{**BEFORE_SEVENTH_ROUND, **data})
 
 
-def local_similarity(query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Gallery-to-photo chamfer similarity: query (P, C), candidates (K, P, C) -> (K,)."""
+def local_similarity(query: np.ndarray, candidates: np.ndarray, config: LocalRerank) -> np.ndarray:
+    """The local score of each candidate: query (P, C), candidates (K, P, C) -> (K,)."""
     cosines = np.einsum("pc,kqc->kqp", query.astype(np.float32), candidates.astype(np.float32))
-    return cosines.max(axis=2).mean(axis=1)
+    best_in_photo = cosines.max(axis=2)  # (K, row locations)
+    found = best_in_photo.mean(axis=1)
+    if config.worst_fraction > 0:
+        worst = max(1, int(config.worst_fraction * best_in_photo.shape[1]))
+        found = 0.5 * (found + np.sort(best_in_photo, axis=1)[:, :worst].mean(axis=1))
+    if config.photo_weight == 0:
+        return found
+    best_in_row = cosines.max(axis=1)  # (K, photo locations)
+    on_item = best_in_row.max(axis=0) > config.photo_threshold
+    explained = best_in_row[:, on_item].mean(axis=1) if on_item.any() else np.zeros_like(found)
+    return (1 - config.photo_weight) * found + config.photo_weight * explained
 
 
 def top_label_rows(scores: np.ndarray, row_label: np.ndarray, k: int) -> np.ndarray:
@@ -78,7 +107,7 @@ def rerank(similarity: np.ndarray, row_label: np.ndarray, query_locals: np.ndarr
     out = np.full(similarity.shape, OUT_OF_RUNNING, dtype=np.float32)
     for q, scores in enumerate(similarity):
         rows = top_label_rows(scores, row_label, config.top_k)
-        local = local_similarity(query_locals[q], gallery_locals[rows])
+        local = local_similarity(query_locals[q], gallery_locals[rows], config)
         out[q, rows] = scores[rows] - config.weight * (local.max() - local)
     return out
 
