@@ -34,13 +34,15 @@ export const BEFORE_SEVENTH_ROUND = Object.freeze({ worst_fraction: 0, photo_wei
 export function localSimilarities(query, rows, channels, settings) {
   const { worst_fraction: worstFraction, photo_weight: photoWeight, photo_threshold: photoThreshold } = settings;
   const m = query.length / channels;
+  query = Float64Array.from(query); // one conversion, not one per product
   const inRow = rows.map((row) => {
     const n = row.length / channels, bestInPhoto = new Float64Array(n), bestInRow = new Float64Array(m).fill(-Infinity);
     for (let i = 0; i < n; i++) {
+      const r = Float64Array.from(row.subarray(i * channels, (i + 1) * channels));
       let best = -Infinity;
-      for (let j = 0; j < m; j++) {
+      for (let j = 0, q = 0; j < m; j++, q += channels) {
         let dot = 0;
-        for (let c = 0; c < channels; c++) dot += row[i * channels + c] * query[j * channels + c];
+        for (let c = 0; c < channels; c++) dot += r[c] * query[q + c];
         if (dot > best) best = dot;
         if (dot > bestInRow[j]) bestInRow[j] = dot;
       }
