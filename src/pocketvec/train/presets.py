@@ -16,7 +16,7 @@ from pocketvec.train.losses.margins import MarginConfig
 from pocketvec.train.student import SHIPPED_MODELS, shipped_run_dir
 
 # DoRA on Lite0's last two stages and final 1x1 conv; the small embedding head is trained in full
-ENROLL_ADAPTER_TARGETS = ("backbone.conv_head", "backbone.blocks.5.*", "backbone.blocks.6.*")
+ENROLL_ADAPTER_TARGETS = ("backbone.conv_head", "backbone.blocks.4.*", "backbone.blocks.5.*", "backbone.blocks.6.*")
 # on PP-LCNet / MobileNetV3-style timm backbones (their last stage is blocks.5)
 LAST_STAGE_TARGETS = {"tf_efficientnet_lite0": ENROLL_ADAPTER_TARGETS}
 LAST_STAGE_FALLBACK = ("backbone.conv_head", "backbone.blocks.5.*")
