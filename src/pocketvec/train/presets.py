@@ -95,7 +95,7 @@ def _base_imagenet() -> TrainConfig:
 
 def enroll_config(start: str = "base") -> TrainConfig:
     """Fine-tune on a user's item folder from `start` (`base`, `small` or a run folder): DoRA adapters on
-    its last stages (Lite0: the last two) at its input size (Lite0 ImageNet at 224 px if `base` is absent).
+    its last stages (Lite0: blocks 4-6) at its input size (Lite0 ImageNet at 224 px if `base` is absent).
 
     The recipe that holds on look-alike catalogues (docs/bench/enroll.md): the whole item in view
     (scale_fit: details near the edges survive), identical regions of different items merged into one
