@@ -23,9 +23,6 @@ export function decide(top, rule = DEFAULT_RULE) {
   return { accepted: true, reason: `best ≥ ${score3(rule.threshold)}, margin ≥ ${score3(rule.margin)}` };
 }
 
-// What a model file without the later local_rerank keys means (pocketvec.runtime.local_rerank).
-export const BEFORE_SEVENTH_ROUND = Object.freeze({ worst_fraction: 0, photo_weight: 0, photo_threshold: 0.5 });
-
 /** Each candidate row's local score for the photo's map `query`, as pocketvec.runtime.local_rerank:
  * (1 - photo_weight) x found + photo_weight x explained. found: the mean over the row's locations of each
  * one's best cosine with a photo location, averaged with the mean of its worst worst_fraction; explained:
@@ -68,8 +65,8 @@ export function localSimilarities(query, rows, channels, settings) {
 export const localShapeOf = (meta) => (meta?.local_rerank ? [meta.local_rerank.locations, meta.local_rerank.channels] : null);
 
 export class Gallery {
-  /** `rerank`: the model's local_rerank metadata (top_k, weight, locations, channels, and the score's
-   * worst_fraction, photo_weight, photo_threshold), or null. */
+  /** `rerank`: the model's local_rerank metadata as model.js parseMetadata returns it (top_k, weight,
+   * locations, channels, and the score's worst_fraction, photo_weight, photo_threshold), or null. */
   constructor(spaceId, dim, acceptRule = null, rerank = null) {
     this.spaceId = spaceId;
     this.dim = dim;
@@ -135,8 +132,7 @@ export class Gallery {
     if (!local) throw new GalleryFileError("the model re-ranks by local maps: the photo's map is missing");
     // as pocketvec.runtime.local_rerank: the top_k labels by their best row (ties: the earlier row)
     const top = all.sort((a, b) => b.score - a.score || a.index - b.index).slice(0, this.rerank.top_k);
-    const locals = localSimilarities(local, top.map((t) => this.rows[t.index].local), this.rerank.channels,
-      { ...BEFORE_SEVENTH_ROUND, ...this.rerank });
+    const locals = localSimilarities(local, top.map((t) => this.rows[t.index].local), this.rerank.channels, this.rerank);
     const most = Math.max(...locals);
     return top.map((t, i) => ({ label: t.label, score: t.score - this.rerank.weight * (most - locals[i]) })).sort(byLabel);
   }

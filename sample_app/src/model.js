@@ -2,7 +2,6 @@
 // node_modules, no CDN) and the pocketvec metadata read from the model file itself.
 
 import * as ort from "../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
-import { BEFORE_SEVENTH_ROUND } from "./gallery.js";
 import { readOnnxMetadata } from "./onnx_metadata.js";
 import { preprocess, toNCHW } from "./preprocess.js";
 
@@ -10,6 +9,8 @@ export const INPUT_NAME = "image";
 export const OUTPUT_NAME = "embedding";
 export const LOCAL_NAME = "local"; // the stride-16 map of a model with a local re-rank
 const METADATA_KEY = "pocketvec";
+// What a model file without the later local_rerank keys means (pocketvec.runtime.local_rerank).
+export const BEFORE_SEVENTH_ROUND = Object.freeze({ worst_fraction: 0, photo_weight: 0, photo_threshold: 0.5 });
 
 ort.env.wasm.wasmPaths = new URL("../node_modules/onnxruntime-web/dist/", import.meta.url).href;
 // Threads need cross-origin isolation (`pocketvec app serve` sends the headers); else one thread.

@@ -12,7 +12,6 @@ from pocketvec.bench.goals import goals_section
 from pocketvec.runtime.local_rerank import LocalRerank
 
 NA = "n/a"
-RERANK = LocalRerank(locations=1, channels=1)  # the settings `pocketvec export` writes (the shape aside)
 
 
 def _f(value, digits: int = 3) -> str:
@@ -318,11 +317,11 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         "## The local re-rank",
         "",
         "What the matcher answers with a model exported with its `local` output (the default of `pocketvec export "
-        f"onnx`; `pocketvec.runtime.local_rerank`): the {RERANK.top_k} best labels by cosine re-scored by the local "
-        f"score of the stride-16 map (weight {RERANK.weight:g}; the item's locations found in the photo, their worst "
-        f"{RERANK.worst_fraction:g} included, and the photo's item locations explained by the item, weight "
-        f"{RERANK.photo_weight:g}), on the very same embeddings as the cosine numbers. The PyTorch form uses the same "
-        "settings.",
+        f"onnx`; `pocketvec.runtime.local_rerank`): the {LocalRerank.top_k} best labels by cosine re-scored by "
+        f"the local score of the stride-16 map (weight {LocalRerank.weight:g}; the item's locations found in the "
+        f"photo, their worst {LocalRerank.worst_fraction:g} included, and the photo's item locations explained by "
+        f"the item, weight {LocalRerank.photo_weight:g}), on the very same embeddings as the cosine numbers. The "
+        "PyTorch form uses the same settings.",
         "",
         *rerank_table(results),
         "",
