@@ -23,6 +23,8 @@ from pocketvec.runtime.calibration import Calibration, calibrate
 from pocketvec.runtime.engines import EmbedResult, open_engine
 from pocketvec.runtime.enroll import build_gallery, labelled_images
 from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.gallery_views import GalleryViews, with_views
+from pocketvec.runtime.images import content_hash
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, scores
 from pocketvec.runtime.model_files import write_accept_rule
 
@@ -170,15 +172,17 @@ def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list
 
     model, rerank = load_run(run_dir), engine.metadata.local_rerank
 
-    def embed(paths: list[Path]) -> tuple[np.ndarray, np.ndarray | None]:
-        batches = (torch.from_numpy(to_batch([engine.prepare(p) for p in paths[i : i + 32]]))
-                   for i in range(0, len(paths), 32))
+    def embed(images: list) -> tuple[np.ndarray, np.ndarray | None]:
+        batches = (torch.from_numpy(to_batch([engine.prepare(p) for p in images[i : i + 32]]))
+                   for i in range(0, len(images), 32))
         return embed_batches(model, batches, with_locals=rerank is not None)
 
     items = labelled_images(demo_items_dir())
     reference = Gallery(gallery.embedding_space_id, gallery.dim, "float32", accept_rule=gallery.accept_rule,
                         local_shape=gallery.local_shape)
     item_embeddings, item_locals = embed([p for p, _ in items])
+    item_embeddings = with_views(item_embeddings, [p for p, _ in items], [content_hash(p) for p, _ in items],
+                                 GalleryViews(), engine.metadata.preprocess.input_size, lambda photos: embed(photos)[0])
     reference.add(item_embeddings, [label for _, label in items], [str(p) for p, _ in items], item_locals)
     queries, query_locals = embed([p for p, _ in labelled_images(photos, "folders")])
     return Matcher(reference, local_rerank=rerank).match(queries, 3, query_locals)

@@ -7,7 +7,8 @@
     rec.save()                        # atomically, to items.pvg
 
 It prints nothing and draws no progress unless asked (progress=True); every call returns named
-results. The accept rule is the gallery's, else the model's, else the uncalibrated default:
+results. `enroll` blends each item's row with simulated phone photos of it (pocketvec.runtime.gallery_views);
+the simulator loads albumentations, and with it torch: `views=NO_VIEWS` keeps enrolment torch-free. The accept rule is the gallery's, else the model's, else the uncalibrated default:
 `rec.calibrated` says which, and `rec.calibrate("photos/")` chooses one on labelled photos.
 """
 
@@ -24,6 +25,7 @@ from pocketvec.runtime.calibration import Calibration, calibrate
 from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import EnrollReport, embed_labelled, enroll, open_gallery, query_layout
 from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.gallery_views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule
@@ -63,8 +65,9 @@ class Recognizer:
     recognizer then starts empty, and `save()` creates it."""
 
     def __init__(self, model: str | Path, gallery: str | Path | None = None, *, dtype: str = "float32",
-                 engine: str = "auto", threads: int | None = None) -> None:
+                 engine: str = "auto", threads: int | None = None, views: GalleryViews | None = None) -> None:
         self.engine = open_engine(model, engine, threads)
+        self.views = views or GalleryViews()  # how enrolled images become gallery rows
         meta = self.engine.metadata
         self.gallery_path = Path(gallery) if gallery is not None else None
         if self.gallery_path is not None and self.gallery_path.exists():
@@ -112,14 +115,16 @@ class Recognizer:
         (same bytes) are reported in `skipped`, not added twice."""
         if label is None:
             if isinstance(images, (str, Path)) and (Path(images).is_dir() or Path(images).suffix.lower() == ".csv"):
-                report = enroll(self.engine, self.gallery, images, progress=progress)
+                report = enroll(self.engine, self.gallery, images, progress=progress, views=self.views)
             else:
                 raise ConfigError("enroll(image, label=...) needs a label; only a folder or CSV names its own")
         else:
             batch = [images] if isinstance(images, (str, Path, np.ndarray)) else list(images)
             found = self.engine.embed_all(batch, progress=progress)
             sources = [content_hash(x) if isinstance(x, (str, Path)) else _array_hash(x) for x in batch]
-            added = self.gallery.add(found.embeddings, [label] * len(batch), sources, found.locals)
+            rows = with_views(found.embeddings, [Path(x) if isinstance(x, str) else x for x in batch], sources,
+                              self.views, self.engine.metadata.preprocess.input_size, self.engine.embed)
+            added = self.gallery.add(rows, [label] * len(batch), sources, found.locals)
             report = EnrollReport(added.added, added.skipped)
         self._matcher = None
         return report

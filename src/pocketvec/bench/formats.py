@@ -14,7 +14,7 @@ import numpy as np
 
 from pocketvec.atomic import atomic_output
 from pocketvec.bench.models import NotAvailable
-from pocketvec.runtime.images import load_image
+from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
 
@@ -87,11 +87,28 @@ def prepared_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Path) ->
     Preprocessing is idempotent (an S x S input comes out unchanged), so the models' forms all see
     exactly the pixels the runtime would feed them.
     """
-    key = hashlib.sha256(json.dumps([spec.to_dict(), [str(p) for p in paths]]).encode()).hexdigest()[:16]
+    return _cached(cache_dir, [spec.to_dict(), [str(p) for p in paths]],
+                   lambda: np.stack([preprocess(load_image(p), spec) for p in paths]))
+
+
+def prepared_view_pixels(paths: list[Path], spec: PreprocessSpec, count: int, cache_dir: Path) -> np.ndarray:
+    """(N, count, S, S, 3) uint8: the gallery views of every image (pocketvec.runtime.gallery_views),
+    preprocessed as the runtime does, made once per spec and cached."""
+    from pocketvec.runtime.gallery_views import view_photos
+
+    def make() -> np.ndarray:
+        return np.stack([[preprocess(photo, spec) for photo in view_photos(load_image(p), content_hash(p), count,
+                                                                           spec.input_size)] for p in paths])
+
+    return _cached(cache_dir, ["views", count, spec.to_dict(), [str(p) for p in paths]], make)
+
+
+def _cached(cache_dir: Path, identity: list, make) -> np.ndarray:
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
     cached = cache_dir / f"pixels-{key}.npy"
     if cached.is_file():
         return np.load(cached, allow_pickle=False)
-    pixels = np.stack([preprocess(load_image(p), spec) for p in paths])
+    pixels = make()
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_output(cached) as tmp, open(tmp, "wb") as f:
         np.save(f, pixels, allow_pickle=False)

@@ -29,11 +29,13 @@ from pocketvec.bench.formats import (
     exporter_id,
     file_size,
     prepared_pixels,
+    prepared_view_pixels,
 )
 from pocketvec.bench.measure import accuracy, accuracy_of, onnx_latencies, parameters_and_flops, parity
 from pocketvec.bench.models import ENROLL_TIME_FILE, MODEL_SPECS, BenchContext, NotAvailable
 from pocketvec.bench.simulator import PhotoSimConfig
 from pocketvec.errors import ConfigError
+from pocketvec.runtime.gallery_views import GalleryViews, blend_views
 from pocketvec.runtime.local_rerank import label_ids
 from pocketvec.runtime.local_rerank import rerank as local_rerank
 from pocketvec.runtime.preprocess import PreprocessSpec
@@ -56,6 +58,7 @@ class BenchOptions:
     cache: Path | None = None
     simulator: PhotoSimConfig = field(default_factory=PhotoSimConfig)
     slow_form_items: int = 15  # items (with all their photos) that the slow forms embed
+    gallery_views: GalleryViews = field(default_factory=GalleryViews)  # how gallery rows are made, as the runtime
 
     def __post_init__(self) -> None:
         for kind, chosen, valid in (("model", self.models, MODEL_SPECS), ("form", self.forms, FORMATS)):
@@ -87,11 +90,21 @@ def _export_dir(ctx: BenchContext, key: str, run_dir: Path) -> Path:
     return ctx.work / "exports" / f"{key}-{space}-{stamp}-{exporter_id()}"
 
 
-def _float_reference(run_dir: Path, pixels: tuple) -> tuple | None:
-    """(gallery, query) embeddings of an int8_grid run's trained float weights; None without them."""
+def _gallery_rows(gallery: np.ndarray, views: np.ndarray | None, pixels: tuple, clean_weight: float) -> np.ndarray:
+    """The gallery's rows as the runtime makes them: `gallery` blended with the embeddings of its views
+    (`views`, one row per view pixel of pixels[2]); `gallery` itself without views."""
+    if views is None:
+        return gallery
+    return blend_views(gallery, views.reshape(len(gallery), pixels[2].shape[1], -1), clean_weight)
+
+
+def _float_reference(run_dir: Path, pixels: tuple, clean_weight: float) -> tuple | None:
+    """(gallery, query, gallery rows) embeddings of an int8_grid run's trained float weights; None without them."""
     if not (run_dir / FLOAT_WEIGHTS_FILE).is_file():
         return None
-    return tuple(embed_torch(run_dir, images, weights_file=FLOAT_WEIGHTS_FILE) for images in pixels)
+    gallery, queries, *views = (embed_torch(run_dir, images.reshape(-1, *images.shape[-3:]),
+                                            weights_file=FLOAT_WEIGHTS_FILE) for images in pixels)
+    return gallery, queries, _gallery_rows(gallery, views[0] if views else None, pixels, clean_weight)
 
 
 def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOptions, pixels: tuple,
@@ -108,15 +121,19 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
     g_labels, q_labels = [bench.gallery_labels[i] for i in g_idx], [bench.query_labels[i] for i in q_idx]
     gallery, gallery_locals, rerank = embed_form(form, run_dir, exported, pixels[0][g_idx])
     queries, query_locals, _ = embed_form(form, run_dir, exported, pixels[1][q_idx])
-    result, rows = accuracy(queries, gallery, q_labels, g_labels, mask[q_idx])
+    views = pixels[2][g_idx] if len(pixels) > 2 else None  # the gallery's rows as `gallery build` makes them
+    embedded = None if views is None else embed_form(form, run_dir, exported, views.reshape(-1, *views.shape[2:]))[0]
+    rows_of_gallery = _gallery_rows(gallery, embedded, pixels, options.gallery_views.clean_weight)
+    result, rows = accuracy(queries, rows_of_gallery, q_labels, g_labels, mask[q_idx])
     fields = {"status": "ok", "accuracy": result.to_dict(), "items": len(g_idx), "queries": len(q_idx),
               "subset": len(g_idx) < len(bench.gallery_labels),
               "sweep": [[r.threshold, r.precision, r.recall, r.f1] for r in rows]}
     if rerank is not None:  # the matcher as it answers with this form: the best labels re-ranked locally
-        reranked = local_rerank(queries @ gallery.T, label_ids(g_labels), query_locals, gallery_locals, rerank)
+        reranked = local_rerank(queries @ rows_of_gallery.T, label_ids(g_labels), query_locals, gallery_locals,
+                                rerank)
         fields["reranked_accuracy"] = accuracy_of(reranked, q_labels, g_labels, mask[q_idx])[0].to_dict()
     if float_reference is not None and form == "torch-fp32":
-        unrounded = accuracy(float_reference[1], float_reference[0], q_labels, g_labels, mask[q_idx])[0]
+        unrounded = accuracy(float_reference[1], float_reference[2], q_labels, g_labels, mask[q_idx])[0]
         fields["unrounded_accuracy"] = unrounded.to_dict()
     if float_reference is not None and form != "torch-fp32":
         fields["parity_float"] = parity(float_reference[0][g_idx], float_reference[1][q_idx], gallery, queries)
@@ -124,11 +141,11 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
         ref_gallery, ref_queries = reference[0][g_idx], reference[1][q_idx]
         fields["parity"] = parity(ref_gallery, ref_queries, gallery, queries)
         if fields["subset"]:
-            same_images = accuracy(ref_queries, ref_gallery, q_labels, g_labels, mask[q_idx])[0]
+            same_images = accuracy(ref_queries, reference[2][g_idx], q_labels, g_labels, mask[q_idx])[0]
             fields["reference_accuracy"] = same_images.to_dict()  # torch-fp32 on the same subset
     if exported is not None:
         fields["file_bytes"] = file_size(exported)
-    return fields, (gallery, queries), exported
+    return fields, (gallery, queries, rows_of_gallery), exported
 
 
 def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.ndarray,
@@ -154,11 +171,14 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.
     task = progress.add_task(f"{ctx.work.name}: {key}: preprocess images", total=None)
     pixels = (prepared_pixels(bench.gallery_paths, preprocess_spec, ctx.work / "pixels"),
               prepared_pixels(bench.query_paths, preprocess_spec, ctx.work / "pixels"))
+    if options.gallery_views.count:
+        pixels += (prepared_view_pixels(bench.gallery_paths, preprocess_spec, options.gallery_views.count,
+                                        ctx.work / "pixels"),)
     progress.remove_task(task)
     if run_config.get("int8_rounding"):
         base["int8_rounding"] = run_config["int8_rounding"]
     records, onnx_files, reference = [], {}, None
-    float_reference = _float_reference(run_dir, pixels)
+    float_reference = _float_reference(run_dir, pixels, options.gallery_views.clean_weight)
     for form in options.forms:
         task = progress.add_task(f"{ctx.work.name}: {key} {form}", total=None)
         record = {**base, "form": form, "params": params, "flops": flops, "input_size": preprocess_spec.input_size}
@@ -216,7 +236,8 @@ def run_benchmark(options: BenchOptions) -> dict:
     document = {
         "benchmark": {"tiers": {tier: bench.summary() for tier, bench in tiers.items()},
                       "config": asdict(options.config), "simulator": options.simulator.to_dict(),
-                      "decision_calibration": "first 40% of each item's photos; scored on the rest"},
+                      "decision_calibration": "first 40% of each item's photos; scored on the rest",
+                      "gallery_views": asdict(options.gallery_views)},
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "torch": torch.__version__, "threads": 1},
         "duration_s": round(time.monotonic() - started, 1),

@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from pocketvec.runtime.gallery_views import MAX_VIEWS, GalleryViews
+
 
 def bench(
     quick: bool = typer.Option(False, "--quick", help="Smoke test: 6 pages, 6 flags, 10 look-alikes, 2 photos each."),
@@ -32,6 +34,9 @@ def bench(
     enroll_arg: list[str] = typer.Option([], "--enroll-arg", help="Extra argument for `pocketvec train --preset "
                                          "enroll` (repeat), e.g. --enroll-arg=--epochs --enroll-arg=3."),
     cache: Path = typer.Option(None, "--cache", help="Data cache (default: $POCKETVEC_CACHE or ~/.cache/pocketvec)."),
+    gallery_views: int = typer.Option(GalleryViews.count, "--gallery-views", min=0, max=MAX_VIEWS,
+                                      help="Simulated photos per item blended into its gallery row, as `pocketvec "
+                                      "gallery build --views` (0: the clean image alone, as before stop 25)."),
 ) -> None:
     """Benchmark the teacher, Lite0 and the student (zero-shot and enrolled) on the public benchmark's three tiers
     (pages, flags, look-alike stress), each its own gallery.
@@ -60,7 +65,8 @@ def bench(
     work = work or (cache or cache_root()) / ("bench-quick" if quick else "bench")
     options = BenchOptions(work=work, config=config, models=tuple(m for m in models.split(",") if m),
                            forms=tuple(f for f in forms.split(",") if f), student_run=student, cache=cache,
-                           enroll_args=tuple(enroll_arg), slow_form_items=coreml_items)
+                           enroll_args=tuple(enroll_arg), slow_form_items=coreml_items,
+                           gallery_views=GalleryViews(count=gallery_views))
     document = run_benchmark(options)
     images = images or out.parent / "images"
     plots = write_plots(document["results"], images)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from pocketvec.cli import choices
+from pocketvec.runtime.gallery_views import MAX_VIEWS, GalleryViews
 
 app = typer.Typer(help="Build and edit galleries (.pvg) of enrolled items. "
                   "Example: pocketvec gallery build model.onnx --images items/ --out items.pvg",
@@ -20,6 +21,10 @@ LOCK_TIMEOUT = typer.Option(60.0, "--lock-timeout",
                             help="Seconds to wait while another process writes the gallery.")
 
 
+VIEWS = typer.Option(GalleryViews.count, "--views", min=0, max=MAX_VIEWS,
+                     help="Simulated phone photos per item blended into its row (0: the clean image alone).")
+
+
 @app.command("build")
 def build_command(
     model: Path = typer.Argument(..., help="Exported model (.onnx, .mlpackage)."),
@@ -27,9 +32,11 @@ def build_command(
     out: Path = typer.Option(..., "--out", help="Gallery file to write (.pvg)."),
     dtype: str = choices.option("float32", "--dtype", what="gallery dtype", choices=choices.GALLERY_DTYPES),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing gallery file."),
+    views: int = VIEWS,
     engine: str = ENGINE, threads: int | None = THREADS, batch_size: int = BATCH, lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
     """Embed every image of a folder into a new gallery; exits 1 when any image was skipped as unreadable.
+    Each row blends the item's clean embedding with those of --views simulated phone photos of it.
 
     Example: pocketvec gallery build model.onnx --images items/ --out items.pvg --dtype int8
     """
@@ -46,7 +53,8 @@ def build_command(
     check_output_file(out, "--out")
     refuse_existing(out, overwrite)  # before any work; checked again under the lock
     runner = open_engine(model, engine, threads)
-    gallery, report = build_gallery(runner, images, dtype, batch_size, progress=settings.progress)
+    gallery, report = build_gallery(runner, images, dtype, batch_size, progress=settings.progress,
+                                    views=GalleryViews(count=views))
     write_new_gallery(out, gallery, overwrite, lock_timeout)
     report_problems(report.failures, report.skipped)
     console.print(f"[green]wrote[/] {out}: {gallery.count} rows, {len(gallery.label_counts())} labels, {dtype}")
@@ -60,10 +68,11 @@ def add_command(
     model: Path = typer.Argument(..., help="The model that made the gallery."),
     gallery_path: Path = typer.Argument(..., metavar="GALLERY", help="Gallery file (.pvg)."),
     images: Path = typer.Option(..., "--images", help=IMAGES_HELP),
+    views: int = VIEWS,
     engine: str = ENGINE, threads: int | None = THREADS, batch_size: int = BATCH, lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
-    """Enroll more images; images already enrolled are reported, not duplicated; exits 1 when any
-    image was skipped as unreadable. Another process's concurrent changes are kept.
+    """Enroll more images (rows made as `gallery build` makes them); images already enrolled are reported,
+    not duplicated; exits 1 when any image was skipped as unreadable. Another process's concurrent changes are kept.
 
     Example: pocketvec gallery add model.onnx items.pvg --images new_items/
     """
@@ -75,7 +84,7 @@ def add_command(
 
     runner = open_engine(model, engine, threads)
     report, rows = enroll_file(runner, gallery_path, images, batch_size, progress=settings.progress,
-                               timeout_s=lock_timeout)
+                               timeout_s=lock_timeout, views=GalleryViews(count=views))
     report_problems(report.failures, report.skipped)
     console.print(f"added {report.added} rows to {gallery_path} (now {rows} rows)")
     if report.failures:

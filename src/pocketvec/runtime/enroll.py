@@ -13,7 +13,9 @@ from pocketvec.file_lock import DEFAULT_TIMEOUT_S
 from pocketvec.runtime.engines import Engine
 from pocketvec.runtime.gallery import Gallery, Skipped, model_local_shape
 from pocketvec.runtime.gallery_update import update_gallery
+from pocketvec.runtime.gallery_views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash, is_image_path, load_image
+from pocketvec.runtime.progress import progress_bar
 
 
 def labelled_images(source: str | Path, layout: str | None = None) -> list[tuple[Path, str]]:
@@ -89,23 +91,38 @@ class EnrollReport:
     failures: list[ImageLoadError] = field(default_factory=list)
 
 
+def embed_items(engine: Engine, source: str | Path, batch_size: int = 32, progress: bool = False,
+                views: GalleryViews | None = None) -> LabelledEmbeddings:
+    """Embed a labelled folder of items as gallery rows: each clean embedding blended with its simulated
+    photos' (pocketvec.runtime.gallery_views; `views` None: the default, GalleryViews())."""
+    found = embed_labelled(engine, source, batch_size, progress)
+    views = views or GalleryViews()
+    with progress_bar(f"gallery views ({views.count} photos per item)", len(found.paths),
+                      enabled=progress and views.count > 0) as advance:
+        found.embeddings = with_views(found.embeddings, found.paths, [content_hash(p) for p in found.paths], views,
+                                      engine.metadata.preprocess.input_size,
+                                      lambda photos: engine.embed(photos, batch_size), advance)
+    return found
+
+
 def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int = 32,
-           progress: bool = False) -> EnrollReport:
+           progress: bool = False, views: GalleryViews | None = None) -> EnrollReport:
     """Add the images of `source` to `gallery`; duplicates and broken files are reported."""
     meta = engine.metadata
     gallery.check_model(meta.embedding_space_id, meta.embedding_dim, local_shape=model_local_shape(meta))
-    found = embed_labelled(engine, source, batch_size, progress)
+    found = embed_items(engine, source, batch_size, progress, views)
     added = gallery.add(found.embeddings, found.labels, [content_hash(p) for p in found.paths], found.locals)
     return EnrollReport(added.added, added.skipped, found.failures)
 
 
 def enroll_file(engine: Engine, path: str | Path, source: str | Path, batch_size: int = 32,
-                progress: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[EnrollReport, int]:
+                progress: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S,
+                views: GalleryViews | None = None) -> tuple[EnrollReport, int]:
     """Add the images of `source` to the gallery file at `path`: embedded first, then added to the
     file as it is under its write lock (a concurrent writer's rows are kept). -> (report, rows now)."""
     meta = engine.metadata
     open_gallery(engine, path)  # a foreign or broken gallery is refused before any image is embedded
-    found = embed_labelled(engine, source, batch_size, progress)
+    found = embed_items(engine, source, batch_size, progress, views)
     hashes = [content_hash(p) for p in found.paths]
 
     def add_rows(gallery: Gallery) -> tuple[tuple[EnrollReport, int], bool]:
@@ -116,11 +133,11 @@ def enroll_file(engine: Engine, path: str | Path, source: str | Path, batch_size
 
 
 def build_gallery(engine: Engine, source: str | Path, dtype: str = "float32", batch_size: int = 32,
-                  progress: bool = False) -> tuple[Gallery, EnrollReport]:
+                  progress: bool = False, views: GalleryViews | None = None) -> tuple[Gallery, EnrollReport]:
     """A new gallery of every image in `source`, tied to the engine's model."""
     meta = engine.metadata
     gallery = Gallery.for_model(meta, dtype, accept_rule=meta.accept_rule)
-    report = enroll(engine, gallery, source, batch_size, progress)
+    report = enroll(engine, gallery, source, batch_size, progress, views)
     if gallery.count == 0:
         raise GalleryError(f"{source}: no image could be enrolled ({len(report.failures)} failed to load)")
     return gallery, report

@@ -50,6 +50,8 @@ class Batch:
     teacher_keys: list[tuple[str, str]]  # (item content hash, view name) per row
     teacher_embedding: torch.Tensor | None = None  # (B, D) cached teacher embeddings of `pixels`
     scene: SceneBatch | None = None  # the device path's prepared scenes
+    class_views: torch.Tensor | None = None  # (K, 3, S, S) each batch class's clean rendering, as the gallery
+    class_slot: torch.Tensor | None = None  # (B,) each row's index into class_views
 
     def finish_pixels(self, device: torch.device, sim: TorchPhotoSim | None) -> torch.Tensor:
         """The photos on `device`: made here already (cpu path), or simulated there now (device path)."""
@@ -66,7 +68,7 @@ class BatchMaker:
     def __init__(self, items: ItemDataset, policy: str, input_size: int, batch_classes: int,
                  views_per_class: int, seed: int, augment: dict | None = None, backgrounds: str = "",
                  teacher_size: int = 0, merge_identical: bool = True, clean_spec: PreprocessSpec | None = None,
-                 clean_fraction: float = 0.0, device_augment: bool = False) -> None:
+                 clean_fraction: float = 0.0, device_augment: bool = False, class_views: bool = False) -> None:
         if len(items) == 0:
             raise DatasetError(f"{items.root}: no item images to train on")
         self.images = [fit_within(load_image(e.path), 2 * input_size) for e in items]
@@ -87,23 +89,58 @@ class BatchMaker:
         # some views are the clean item preprocessed as the gallery is: its embedding joins its class
         self.clean_spec = clean_spec or PreprocessSpec(input_size=input_size)
         self.clean_fraction = clean_fraction
+        self.class_views = class_views  # each batch also carries its classes' clean renderings (LocalMatchLoss)
         self._by_class: dict[int, list[int]] = {}
         for index, variant in enumerate(self.variants):
             self._by_class.setdefault(variant.class_id, []).append(index)
+        self.neighbours: np.ndarray | None = None  # (classes, n): each class's look-alikes, nearest first
+        self.group_size = 1
+        self._orders: dict[int, np.ndarray] = {}
+
+    def group_lookalikes(self, class_embeddings: np.ndarray, group_size: int, candidates: int = 16) -> None:
+        """Build each epoch's batches from groups of `group_size` look-alike classes (nearest neighbours of
+        `class_embeddings`, (classes, D) L2-normalised, e.g. the start model's embeddings of the clean
+        renderings), so a batch's other classes are the hard negatives."""
+        similarity = class_embeddings @ class_embeddings.T
+        np.fill_diagonal(similarity, -np.inf)
+        n = min(candidates, self.num_classes - 1)
+        self.neighbours = np.argsort(-similarity, axis=1, kind="stable")[:, :n]
+        self.group_size = group_size
+        self._orders.clear()
 
     def steps_per_epoch(self) -> int:
         return max(1, self.num_classes // self.batch_classes)
 
-    def _classes_of(self, step: int) -> np.ndarray:
-        """Each epoch visits every pseudo-class once, in a seeded order."""
-        per_epoch = self.steps_per_epoch()
-        epoch, offset = divmod(step, per_epoch)
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        """Every pseudo-class once, in a seeded order; with look-alike groups, each class in the order is
+        followed by its nearest classes not yet placed."""
         order = np.random.default_rng([self.seed, epoch, 0]).permutation(self.num_classes)
-        return order[offset * self.batch_classes : (offset + 1) * self.batch_classes]
+        if self.neighbours is None or self.group_size < 2:
+            return order
+        if epoch not in self._orders:
+            placed = np.zeros(self.num_classes, dtype=bool)
+            grouped: list[int] = []
+            for anchor in order:
+                if placed[anchor]:
+                    continue
+                free = [int(c) for c in self.neighbours[anchor] if not placed[c]][: self.group_size - 1]
+                grouped += [int(anchor), *free]
+                placed[[anchor, *free]] = True
+            self._orders = {epoch: np.asarray(grouped)}
+        return self._orders[epoch]
+
+    def _classes_of(self, step: int) -> np.ndarray:
+        """Each epoch visits every pseudo-class once."""
+        epoch, offset = divmod(step, self.steps_per_epoch())
+        return self._epoch_order(epoch)[offset * self.batch_classes : (offset + 1) * self.batch_classes]
 
     def __call__(self, step: int) -> Batch:
-        photos, labels, clean, keys = [], [], [], []
+        photos, labels, clean, keys, class_views, slots = [], [], [], [], [], []
         for slot, class_id in enumerate(self._classes_of(step)):
+            if self.class_views:
+                first = self.variants[self._by_class[int(class_id)][0]]
+                class_views.append(preprocess(render_variant(self.images[first.item_index], first.rotation,
+                                                             first.flip, first.region), self.clean_spec))
             for view in range(self.views_per_class):
                 rng = np.random.default_rng([self.seed, step, slot, view, 1])
                 members = self._by_class[int(class_id)]  # variants sharing a class: augmentations of it
@@ -117,12 +154,14 @@ class BatchMaker:
                 else:
                     photos.append(self.augment.scene(image, rng) if self.device_augment else self.augment(image, rng))
                 labels.append(variant.class_id)
+                slots.append(slot)
                 if self.teacher_spec is not None:
                     clean.append(preprocess(image, self.teacher_spec))
                 keys.append((self.hashes[variant.item_index],
                              f"r{variant.rotation}-f{int(variant.flip)}-{variant.region}-fit"))
         to_tensor = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()  # noqa: E731
         labels_t, clean_t = torch.tensor(labels), to_tensor(clean) if clean else torch.empty(0)
+        views = {"class_views": to_tensor(class_views), "class_slot": torch.tensor(slots)} if class_views else {}
         if self.device_augment:
-            return Batch(torch.empty(0), labels_t, clean_t, keys, scene=stack_scenes(photos))
-        return Batch(to_tensor(photos), labels_t, clean_t, keys)
+            return Batch(torch.empty(0), labels_t, clean_t, keys, scene=stack_scenes(photos), **views)
+        return Batch(to_tensor(photos), labels_t, clean_t, keys, **views)

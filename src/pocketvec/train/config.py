@@ -22,6 +22,7 @@ FLOAT_RANGES = (  # (name, low, high): finite numbers only; the > 0 ones are che
     ("grad_clip", 0.0, 1e6), ("center_weight", 0.0, 1e6), ("distill_weight", 0.0, 1e6),
     ("distill_temperature", 0.0, 1e6), ("kd_weight", 0.0, 1e6), ("kd_temperature", 0.0, 1e6),
     ("time_limit_s", 0.0, 1e9), ("clean_view_fraction", 0.0, 1.0), ("wise_alpha", 0.0, 1.0),
+    ("local_weight", 0.0, 1e6),
 )
 
 
@@ -36,6 +37,10 @@ class TrainConfig:
     sample_rate: float = 1.0  # PartialFC: fraction of negative centres per step
     imprint_centres: bool = False  # start each class centre at the student's embedding of its clean image
     center_weight: float = 0.01
+    # LocalMatchLoss: each photo's stride-16 map against its batch's clean maps, under the re-rank's score
+    local_weight: float = 0.0
+    # batches of groups of this many look-alike classes (the start model's nearest neighbours); 0/1 = random
+    lookalike_group: int = 0
     teacher: str = ""  # "" = no distillation; a built-in or shipped name, or a local checkpoint folder
     teacher_photos: str = ""  # a teacher-photo cache folder (pocketvec.train.photo_cache): train from it
     distill_weight: float = 1.0
@@ -79,7 +84,7 @@ class TrainConfig:
         for name in ("epochs", "batch_classes", "views_per_class", "checkpoint_every"):
             check_number(name, getattr(self, name), 1, MAX_COUNT, integer=True)
         for name in ("steps_per_epoch", "eval_views", "early_stopping_patience", "workers", "max_steps",
-                     "threads"):
+                     "threads", "lookalike_group"):
             check_number(name, getattr(self, name), 0, MAX_COUNT, integer=True)
         check_number("seed", self.seed, 0, 2**31 - 1, integer=True)
         for name, low, high in FLOAT_RANGES:

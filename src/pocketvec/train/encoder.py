@@ -138,7 +138,18 @@ class Encoder(nn.Module):
         final, (stage,) = self.backbone.forward_intermediates(x, indices=[self.local_stage()])
         features = final if self.config.head == "squeeze" else self.backbone.forward_head(final)
         embedding = F.normalize(self.head(features), dim=-1)
-        return embedding, F.normalize(stage, dim=1).flatten(2).transpose(1, 2)
+        return embedding, _locations(stage)
+
+    def local_maps(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The stride-16 map alone, as forward_with_locals returns it (the later stages and the head do not run)."""
+        x = (pixels - self.pixel_mean) / self.pixel_std
+        (stage,) = self.backbone.forward_intermediates(x, indices=[self.local_stage()], intermediates_only=True)
+        return _locations(stage)
+
+
+def _locations(stage: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, H*W, C), each location L2-normalised."""
+    return F.normalize(stage, dim=1).flatten(2).transpose(1, 2)
 
 
 class WithLocals(nn.Module):

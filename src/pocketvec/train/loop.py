@@ -30,7 +30,9 @@ from pocketvec.train.parts import (
     MEMORY_FORMAT,
     StepBatches,
     build_losses,
+    class_embeddings,
     imprint_centres,
+    local_settings,
     select_trainable,
     single_threaded_opencv,
     warmup_cosine,
@@ -67,6 +69,9 @@ class Trainer:
         self.photos = PhotoCache(config.teacher_photos) if config.teacher_photos else None
         if self.photos is not None:
             self.photos.check_pool(config, items)
+            if config.local_weight > 0 or config.lookalike_group > 1:
+                raise ConfigError("local_weight and lookalike_group need photos made while training, not a "
+                                  "teacher-photo cache (teacher_photos)")
         live_teacher = config.teacher and config.distill_weight > 0 and self.photos is None
         teacher = load_teacher(config.teacher) if live_teacher else None
         size = config.encoder.preprocess.input_size
@@ -74,7 +79,8 @@ class Trainer:
         self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
                                 config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0,
                                 config.merge_identical_classes, config.encoder.preprocess,
-                                config.clean_view_fraction, config.device_augment(torch.cuda.is_available())) \
+                                config.clean_view_fraction, config.device_augment(torch.cuda.is_available()),
+                                class_views=config.local_weight > 0) \
             if needs_maker else None
         self.num_classes = self.photos.spec.num_classes if self.photos is not None else self.maker.num_classes
         self.sim = TorchPhotoSim(size) if self.maker is not None and self.maker.device_augment else None
@@ -83,9 +89,14 @@ class Trainer:
         self.model = build_student(config.encoder, config.init).to(self.device, memory_format=self.memory_format)
         select_trainable(self.model, config)
         cached_dim = self.photos.spec.embedding_dim if self.photos is not None else 0
-        self.losses = build_losses(config, self.num_classes, teacher, cached_dim).to(self.device)
+        local = local_settings(self.model) if config.local_weight > 0 else None
+        self.losses = build_losses(config, self.num_classes, teacher, cached_dim, local).to(self.device)
         if config.imprint_centres and "partial_fc" in self.losses:
             imprint_centres(self.losses["partial_fc"], self.maker, self.model, config.encoder.preprocess)
+        if config.lookalike_group > 1:
+            every_class = range(self.num_classes)
+            self.maker.group_lookalikes(class_embeddings(self.maker, self.model, config.encoder.preprocess,
+                                                         every_class), config.lookalike_group)
         self.cache = TeacherCache(teacher.to(self.device)) if teacher else None
         params = [p for p in chain(self.model.parameters(), self.losses.parameters()) if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -158,11 +169,22 @@ class Trainer:
 
     def _loss(self, batch) -> torch.Tensor:
         cfg = self.config
+        local = "local_match" in self.losses
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             pixels = batch.finish_pixels(self.device, self.sim).to(memory_format=self.memory_format)
-            embedding = F.normalize(self.model.head(self.model.features(pixels)).float(), dim=-1)
+            if local:
+                embedding, photo_maps = self.model.forward_with_locals(pixels)
+                with torch.no_grad():  # the gallery side: its maps are targets, not trained through
+                    class_maps = self.model.local_maps(batch.class_views.to(self.device).to(
+                        memory_format=self.memory_format))
+            else:
+                embedding = self.model.head(self.model.features(pixels))
+            embedding = F.normalize(embedding.float(), dim=-1)
         labels = batch.labels.to(self.device)
         loss = embedding.new_zeros(())
+        if local:
+            loss = loss + cfg.local_weight * self.losses["local_match"](photo_maps, class_maps,
+                                                                        batch.class_slot.to(self.device))
         if "partial_fc" in self.losses:
             loss = loss + self.losses["partial_fc"](embedding, labels)
         if "center" in self.losses:

@@ -14,12 +14,14 @@ from torch import nn
 
 from pocketvec.data.pseudoclasses import PseudoVariant, render_variant
 from pocketvec.errors import ConfigError
+from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
 from pocketvec.train.adapters import add_adapters
 from pocketvec.train.batches import BatchMaker
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.evaluate import embed
 from pocketvec.train.losses.distill import DistillationLoss
+from pocketvec.train.losses.local_match import LocalMatchLoss
 from pocketvec.train.losses.metric import CenterLoss, TripletPairLoss
 from pocketvec.train.losses.partial_fc import PartialFC
 
@@ -81,9 +83,11 @@ class StepBatches(torch.utils.data.Dataset):
         return self.maker((self.start + index) * self.world + self.rank)
 
 
-def build_losses(cfg: TrainConfig, classes: int, teacher, cached_teacher_dim: int = 0) -> nn.ModuleDict:
+def build_losses(cfg: TrainConfig, classes: int, teacher, cached_teacher_dim: int = 0,
+                 local: LocalRerank | None = None) -> nn.ModuleDict:
     """The loss modules of a config (their parameters are trained with the encoder's). With cached teacher
-    embeddings (`cached_teacher_dim`), the distillation term is built without the teacher."""
+    embeddings (`cached_teacher_dim`), the distillation term is built without the teacher; `local` (the
+    model's re-rank settings) is needed when the config weighs the local maps."""
     dim = cfg.encoder.embedding_dim
     losses = nn.ModuleDict()
     if cfg.loss in ("margin", "center"):
@@ -99,22 +103,40 @@ def build_losses(cfg: TrainConfig, classes: int, teacher, cached_teacher_dim: in
                                              classes_out, cfg.kd_temperature, cfg.kd_weight)
     elif cached_teacher_dim and cfg.distill_weight > 0:
         losses["distill"] = DistillationLoss(dim, cached_teacher_dim, cfg.distill_temperature)
+    if cfg.local_weight > 0:
+        if local is None:
+            raise ConfigError("local_weight > 0 needs a backbone with a stride-16 stage (the local re-rank's map)")
+        losses["local_match"] = LocalMatchLoss(local)
     return losses
 
 
-def imprint_centres(pfc: PartialFC, maker: BatchMaker, model: nn.Module, spec: PreprocessSpec,
-                    chunk: int = 512) -> None:
-    """Weight imprinting: each local class centre starts at the student's embedding of the clean
-    rendering of its pseudo-class, so the margin loss starts from the right neighbourhood."""
+def local_settings(model: nn.Module) -> LocalRerank | None:
+    """The runtime's default re-rank settings for the shape of `model`'s stride-16 map (None: it has none)."""
+    if not model.has_local_stage():
+        return None
+    size = model.config.preprocess.input_size
+    with torch.no_grad():
+        maps = model.local_maps(torch.zeros(1, 3, size, size, device=model.pixel_mean.device))
+    return LocalRerank(locations=maps.shape[1], channels=maps.shape[2])
+
+
+def class_embeddings(maker: BatchMaker, model: nn.Module, spec: PreprocessSpec, classes: range,
+                     chunk: int = 512) -> np.ndarray:
+    """The model's embeddings of the clean renderings of `classes` (pseudo-class ids), (len, D)."""
     first: dict[int, PseudoVariant] = {}
     for variant in maker.variants:
         first.setdefault(variant.class_id, variant)
-    for start in range(0, pfc.num_local, chunk):  # in chunks: 100k classes of pixels would not fit in memory
-        images = []
-        for class_id in range(pfc.class_start + start, pfc.class_start + min(pfc.num_local, start + chunk)):
-            v = first[class_id]
-            images.append(preprocess(render_variant(maker.images[v.item_index], v.rotation, v.flip, v.region),
-                                     spec))
-        pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(pfc.weight.device)
-        with torch.no_grad():
-            pfc.weight[start : start + len(images)] = torch.from_numpy(embed(model, pixels)).to(pfc.weight)
+    device, rows = next(model.parameters()).device, []
+    for start in range(classes.start, classes.stop, chunk):  # in chunks: 100k classes of pixels would not fit
+        images = [preprocess(render_variant(maker.images[v.item_index], v.rotation, v.flip, v.region), spec)
+                  for v in (first[c] for c in range(start, min(classes.stop, start + chunk)))]
+        rows.append(embed(model, torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(device)))
+    return np.concatenate(rows)
+
+
+def imprint_centres(pfc: PartialFC, maker: BatchMaker, model: nn.Module, spec: PreprocessSpec) -> None:
+    """Weight imprinting: each local class centre starts at the student's embedding of the clean
+    rendering of its pseudo-class, so the margin loss starts from the right neighbourhood."""
+    local = range(pfc.class_start, pfc.class_start + pfc.num_local)
+    with torch.no_grad():
+        pfc.weight.copy_(torch.from_numpy(class_embeddings(maker, model, spec, local)).to(pfc.weight))

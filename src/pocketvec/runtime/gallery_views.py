@@ -1,0 +1,75 @@
+"""Gallery views: an item's gallery row is its clean image's embedding blended with the mean embedding of
+simulated phone photos of it, so the row sits where photos of the item land, not where the clean scan does.
+
+    row = normalise(clean_weight x clean + (1 - clean_weight) x mean(views))
+
+The photos come from pocketvec's photo simulator (pocketvec.data.augment.PhoneAugment) on the embedded
+backgrounds, seeded by the image's content: the same image gives the same row on every machine. The
+local maps (the re-rank's) stay the clean image's. Only gallery rows are blended; photos are matched as
+they come. docs/bench/enroll.md (eighth round) has the measurements.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pocketvec.runtime.checks import check_number
+from pocketvec.runtime.images import load_image
+
+MAX_VIEWS = 64
+
+
+@dataclass(frozen=True)
+class GalleryViews:
+    """How gallery rows are made: `count` simulated photos per item (0: the clean embedding alone)."""
+
+    count: int = 8
+    clean_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_number("gallery views", self.count, 0, MAX_VIEWS, integer=True)
+        check_number("gallery views clean_weight", self.clean_weight, 0.0, 1.0)
+
+
+NO_VIEWS = GalleryViews(count=0)
+
+
+@functools.lru_cache(maxsize=2)
+def _simulator(size: int):
+    from pocketvec.data.assets import backgrounds_dir
+    from pocketvec.data.augment import PhoneAugment
+
+    return PhoneAugment(output_size=size, backgrounds=backgrounds_dir())
+
+
+def view_photos(image: np.ndarray, identity: str, count: int, size: int) -> list[np.ndarray]:
+    """`count` simulated phone photos (size x size RGB) of `image`, seeded by `identity` (a hex content hash)."""
+    rng = np.random.default_rng(int(identity[:16], 16))
+    return [_simulator(size)(image, rng) for _ in range(count)]
+
+
+def blend_views(clean: np.ndarray, views: np.ndarray, clean_weight: float) -> np.ndarray:
+    """clean (N, D) and views (N, K, D) embeddings -> (N, D) L2-normalised gallery rows."""
+    rows = clean_weight * clean + (1.0 - clean_weight) * views.mean(axis=1)
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def with_views(clean: np.ndarray, images: Sequence[np.ndarray | Path], identities: Sequence[str],
+               views: GalleryViews, size: int, embed: Callable[[list[np.ndarray]], np.ndarray],
+               advance: Callable[[int], None] = lambda n: None) -> np.ndarray:
+    """The gallery rows of `images` (arrays or paths, in order, with their content hashes), whose clean
+    embeddings are `clean`: `embed` turns a list of photos into (N, D) embeddings with the same model.
+    `advance(n)` reports items done."""
+    if views.count == 0 or len(images) == 0:
+        return clean
+    embedded = []
+    for image, identity in zip(images, identities, strict=True):
+        array = load_image(image) if isinstance(image, Path) else image
+        embedded.append(embed(view_photos(array, identity, views.count, size)))
+        advance(1)
+    return blend_views(clean, np.stack(embedded), views.clean_weight)

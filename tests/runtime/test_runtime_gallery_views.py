@@ -1,0 +1,59 @@
+"""Gallery views: each row blends the item's clean embedding with its simulated phone photos', the same on
+every build, in every place that makes gallery rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pocketvec
+from pocketvec.errors import ConfigError
+from pocketvec.runtime.engines import open_engine
+from pocketvec.runtime.enroll import build_gallery
+from pocketvec.runtime.gallery_views import NO_VIEWS, GalleryViews, blend_views, view_photos
+from pocketvec.runtime.images import content_hash, load_image
+
+
+def _rows(gallery) -> dict[str, np.ndarray]:
+    return dict(zip(gallery.labels, gallery.embeddings(), strict=True))
+
+
+def test_a_row_is_the_clean_embedding_blended_with_its_views(onnx_model: Path, items_dir: Path) -> None:
+    engine = open_engine(onnx_model)
+    views = GalleryViews(count=3, clean_weight=0.4)
+    gallery, _ = build_gallery(engine, items_dir, views=views)
+    clean, _ = build_gallery(engine, items_dir, views=NO_VIEWS)
+    path = sorted(items_dir.glob("*.png"))[2]
+    size = engine.metadata.preprocess.input_size
+    photos = view_photos(load_image(path), content_hash(path), 3, size)
+    assert len(photos) == 3 and photos[0].shape == (size, size, 3) and not np.array_equal(photos[0], photos[1])
+    expected = blend_views(engine.embed([path]), engine.embed(photos)[None], 0.4)[0]
+    np.testing.assert_allclose(_rows(gallery)[path.stem], expected, atol=1e-6)
+    np.testing.assert_allclose(_rows(clean)[path.stem], engine.embed([path])[0], atol=1e-6)
+    assert float(_rows(gallery)[path.stem] @ _rows(clean)[path.stem]) < 0.999
+    np.testing.assert_array_equal(gallery.local_maps(), clean.local_maps())  # the re-rank's maps stay the clean ones
+
+
+def test_views_are_the_same_on_every_build(onnx_model: Path, items_dir: Path) -> None:
+    engine = open_engine(onnx_model)
+    first, _ = build_gallery(engine, items_dir)
+    second, _ = build_gallery(engine, items_dir)
+    np.testing.assert_array_equal(first.embeddings(), second.embeddings())
+
+
+def test_the_recognizer_makes_the_rows_the_cli_makes(onnx_model: Path, items_dir: Path) -> None:
+    engine = open_engine(onnx_model)
+    expected = _rows(build_gallery(engine, items_dir)[0])
+    path = sorted(items_dir.glob("*.png"))[0]
+    rec = pocketvec.Recognizer(onnx_model)
+    rec.enroll(path, label="one")
+    rec.enroll(items_dir)
+    np.testing.assert_allclose(_rows(rec.gallery)["one"], expected[path.stem], atol=1e-6)
+
+
+@pytest.mark.parametrize(("count", "weight"), [(-1, 0.5), (65, 0.5), (2, 1.5), (1.5, 0.5)])
+def test_bad_settings_are_refused_by_name(count, weight) -> None:
+    with pytest.raises(ConfigError, match="gallery views"):
+        GalleryViews(count=count, clean_weight=weight)
