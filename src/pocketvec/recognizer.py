@@ -8,8 +8,9 @@
 
 It prints nothing and draws no progress unless asked (progress=True); every call returns named
 results. `enroll` blends each item's row with simulated phone photos of it (pocketvec.runtime.gallery_views);
-the simulator loads albumentations, and with it torch: `views=NO_VIEWS` keeps enrolment torch-free. The accept rule is the gallery's, else the model's, else the uncalibrated default:
-`rec.calibrated` says which, and `rec.calibrate("photos/")` chooses one on labelled photos.
+the simulator loads albumentations, and with it torch: `views=NO_VIEWS` keeps enrolment torch-free.
+The accept rule is the gallery's, else the model's, else the uncalibrated default: `rec.calibrated`
+says which, and `rec.calibrate("photos/")` chooses one on labelled photos.
 """
 
 from __future__ import annotations

@@ -301,6 +301,7 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         f"- Decision level (one answer per photo, threshold + margin, `pocketvec.runtime.calibration`): the rule "
         f"with the highest recall at precision >= 0.99 is calibrated on {bench['decision_calibration']}; "
         "the held-out precision and recall are what a user would meet.",
+        _gallery_rows_note(bench.get("gallery_views", {"count": 0})),
         "- Latency: onnxruntime, 1 thread, batch 1, median of 150 runs per model, the models taking turns; "
         "reported as a ratio to the EfficientNet-Lite2 teacher's fp32 ONNX measured in the same run.",
         f"- Machine: {machine['platform']}, {machine['processor']}, {machine.get('cpus')} CPUs, torch "
@@ -363,3 +364,14 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
     with atomic_output(out) as tmp:
         tmp.write_text("\n".join(lines))
     return out
+
+
+def _gallery_rows_note(views: dict) -> str:
+    """How the benchmark made each gallery row (`pocketvec.runtime.gallery_views`), as `gallery build` does."""
+    if not views["count"]:
+        return "- Gallery rows: each item's clean image alone (`--gallery-views 0`)."
+    return (f"- Gallery rows, as `pocketvec gallery build` makes them: the clean image's embedding blended "
+            f"{views['clean_weight']:g} : {1 - views['clean_weight']:g} with the mean of {views['count']} "
+            "simulated phone photos of it from the *training* photo simulator (`pocketvec.runtime.gallery_views`, "
+            "embedded backgrounds; never the benchmark's simulator). The re-rank's local maps are the clean "
+            "image's. Parity compares the models' outputs on the same images, before any blend.")
