@@ -14,6 +14,7 @@ import numpy as np
 
 from pocketvec.atomic import atomic_output
 from pocketvec.bench.models import NotAvailable
+from pocketvec.runtime.gallery_views import view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
@@ -94,7 +95,6 @@ def prepared_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Path) ->
 def prepared_view_pixels(paths: list[Path], spec: PreprocessSpec, count: int, cache_dir: Path) -> np.ndarray:
     """(N, count, S, S, 3) uint8: the gallery views of every image (pocketvec.runtime.gallery_views),
     preprocessed as the runtime does, made once per spec and cached."""
-    from pocketvec.runtime.gallery_views import view_photos
 
     def make() -> np.ndarray:
         return np.stack([[preprocess(photo, spec) for photo in view_photos(load_image(p), content_hash(p), count,

@@ -90,12 +90,12 @@ def _export_dir(ctx: BenchContext, key: str, run_dir: Path) -> Path:
     return ctx.work / "exports" / f"{key}-{space}-{stamp}-{exporter_id()}"
 
 
-def _gallery_rows(gallery: np.ndarray, views: np.ndarray | None, pixels: tuple, clean_weight: float) -> np.ndarray:
+def _gallery_rows(gallery: np.ndarray, views: np.ndarray | None, clean_weight: float) -> np.ndarray:
     """The gallery's rows as the runtime makes them: `gallery` blended with the embeddings of its views
-    (`views`, one row per view pixel of pixels[2]); `gallery` itself without views."""
+    (`views`, each item's views in a row, in gallery order); `gallery` itself without views."""
     if views is None:
         return gallery
-    return blend_views(gallery, views.reshape(len(gallery), pixels[2].shape[1], -1), clean_weight)
+    return blend_views(gallery, views.reshape(len(gallery), -1, gallery.shape[1]), clean_weight)
 
 
 def _float_reference(run_dir: Path, pixels: tuple, clean_weight: float) -> tuple | None:
@@ -104,7 +104,7 @@ def _float_reference(run_dir: Path, pixels: tuple, clean_weight: float) -> tuple
         return None
     gallery, queries, *views = (embed_torch(run_dir, images.reshape(-1, *images.shape[-3:]),
                                             weights_file=FLOAT_WEIGHTS_FILE) for images in pixels)
-    return gallery, queries, _gallery_rows(gallery, views[0] if views else None, pixels, clean_weight)
+    return gallery, queries, _gallery_rows(gallery, views[0] if views else None, clean_weight)
 
 
 def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOptions, pixels: tuple,
@@ -123,7 +123,7 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
     queries, query_locals, _ = embed_form(form, run_dir, exported, pixels[1][q_idx])
     views = pixels[2][g_idx] if len(pixels) > 2 else None  # the gallery's rows as `gallery build` makes them
     embedded = None if views is None else embed_form(form, run_dir, exported, views.reshape(-1, *views.shape[2:]))[0]
-    rows_of_gallery = _gallery_rows(gallery, embedded, pixels, options.gallery_views.clean_weight)
+    rows_of_gallery = _gallery_rows(gallery, embedded, options.gallery_views.clean_weight)
     result, rows = accuracy(queries, rows_of_gallery, q_labels, g_labels, mask[q_idx])
     fields = {"status": "ok", "accuracy": result.to_dict(), "items": len(g_idx), "queries": len(q_idx),
               "subset": len(g_idx) < len(bench.gallery_labels),

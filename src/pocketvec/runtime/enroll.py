@@ -92,17 +92,19 @@ class EnrollReport:
 
 
 def embed_items(engine: Engine, source: str | Path, batch_size: int = 32, progress: bool = False,
-                views: GalleryViews | None = None) -> LabelledEmbeddings:
+                views: GalleryViews | None = None) -> tuple[LabelledEmbeddings, list[str]]:
     """Embed a labelled folder of items as gallery rows: each clean embedding blended with its simulated
-    photos' (pocketvec.runtime.gallery_views; `views` None: the default, GalleryViews())."""
+    photos' (pocketvec.runtime.gallery_views; `views` None: the default, GalleryViews()). -> (the rows,
+    each file's content hash)."""
     found = embed_labelled(engine, source, batch_size, progress)
+    hashes = [content_hash(p) for p in found.paths]
     views = views or GalleryViews()
     with progress_bar(f"gallery views ({views.count} photos per item)", len(found.paths),
                       enabled=progress and views.count > 0) as advance:
-        found.embeddings = with_views(found.embeddings, found.paths, [content_hash(p) for p in found.paths], views,
+        found.embeddings = with_views(found.embeddings, found.paths, hashes, views,
                                       engine.metadata.preprocess.input_size,
                                       lambda photos: engine.embed(photos, batch_size), advance)
-    return found
+    return found, hashes
 
 
 def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int = 32,
@@ -110,8 +112,8 @@ def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int
     """Add the images of `source` to `gallery`; duplicates and broken files are reported."""
     meta = engine.metadata
     gallery.check_model(meta.embedding_space_id, meta.embedding_dim, local_shape=model_local_shape(meta))
-    found = embed_items(engine, source, batch_size, progress, views)
-    added = gallery.add(found.embeddings, found.labels, [content_hash(p) for p in found.paths], found.locals)
+    found, hashes = embed_items(engine, source, batch_size, progress, views)
+    added = gallery.add(found.embeddings, found.labels, hashes, found.locals)
     return EnrollReport(added.added, added.skipped, found.failures)
 
 
@@ -122,8 +124,7 @@ def enroll_file(engine: Engine, path: str | Path, source: str | Path, batch_size
     file as it is under its write lock (a concurrent writer's rows are kept). -> (report, rows now)."""
     meta = engine.metadata
     open_gallery(engine, path)  # a foreign or broken gallery is refused before any image is embedded
-    found = embed_items(engine, source, batch_size, progress, views)
-    hashes = [content_hash(p) for p in found.paths]
+    found, hashes = embed_items(engine, source, batch_size, progress, views)
 
     def add_rows(gallery: Gallery) -> tuple[tuple[EnrollReport, int], bool]:
         added = gallery.add(found.embeddings, found.labels, hashes, found.locals)

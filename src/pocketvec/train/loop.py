@@ -91,12 +91,17 @@ class Trainer:
         cached_dim = self.photos.spec.embedding_dim if self.photos is not None else 0
         local = local_settings(self.model) if config.local_weight > 0 else None
         self.losses = build_losses(config, self.num_classes, teacher, cached_dim, local).to(self.device)
-        if config.imprint_centres and "partial_fc" in self.losses:
-            imprint_centres(self.losses["partial_fc"], self.maker, self.model, config.encoder.preprocess)
-        if config.lookalike_group > 1:
-            every_class = range(self.num_classes)
-            self.maker.group_lookalikes(class_embeddings(self.maker, self.model, config.encoder.preprocess,
-                                                         every_class), config.lookalike_group)
+        pfc = self.losses["partial_fc"] if config.imprint_centres and "partial_fc" in self.losses else None
+        if pfc is not None or config.lookalike_group > 1:
+            # the start model's embeddings of the clean class renderings, made once for both uses: grouping
+            # needs every class, imprinting this process's share of the centres
+            classes = range(self.num_classes) if config.lookalike_group > 1 else \
+                range(pfc.class_start, pfc.class_start + pfc.num_local)
+            rows = class_embeddings(self.maker, self.model, config.encoder.preprocess, classes)
+            if pfc is not None:
+                imprint_centres(pfc, rows[pfc.class_start - classes.start:][: pfc.num_local])
+            if config.lookalike_group > 1:
+                self.maker.group_lookalikes(rows, config.lookalike_group)
         self.cache = TeacherCache(teacher.to(self.device)) if teacher else None
         params = [p for p in chain(self.model.parameters(), self.losses.parameters()) if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)

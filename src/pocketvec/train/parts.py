@@ -134,9 +134,9 @@ def class_embeddings(maker: BatchMaker, model: nn.Module, spec: PreprocessSpec, 
     return np.concatenate(rows)
 
 
-def imprint_centres(pfc: PartialFC, maker: BatchMaker, model: nn.Module, spec: PreprocessSpec) -> None:
+def imprint_centres(pfc: PartialFC, embeddings: np.ndarray) -> None:
     """Weight imprinting: each local class centre starts at the student's embedding of the clean
-    rendering of its pseudo-class, so the margin loss starts from the right neighbourhood."""
-    local = range(pfc.class_start, pfc.class_start + pfc.num_local)
+    rendering of its pseudo-class (`embeddings`: class_embeddings of this process's classes, pfc.class_start
+    onwards), so the margin loss starts from the right neighbourhood."""
     with torch.no_grad():
-        pfc.weight.copy_(torch.from_numpy(class_embeddings(maker, model, spec, local)).to(pfc.weight))
+        pfc.weight.copy_(torch.from_numpy(embeddings).to(pfc.weight))
