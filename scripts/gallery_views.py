@@ -15,6 +15,7 @@ as the benchmark does (docs/bench/enroll.md, eighth round).
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,8 @@ def main() -> None:
     parser.add_argument("model", help="'base', 'zero-shot' or an enrolled run folder")
     parser.add_argument("--count", default="8", help="simulated photos per item (comma-separated to compare)")
     parser.add_argument("--weights", default="1,0.5", help="clean weights to compare (1: the clean image alone)")
+    parser.add_argument("--query-crop", help="crop mode of the photos (default: the model's); two joined by '+' "
+                        "average their embeddings (the local maps are the first's)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     model = load_model(args.model)
@@ -57,7 +60,11 @@ def main() -> None:
     shot = np.array([int(p.stem.rsplit("--q", 1)[1]) for p in photos])
     calibrate = shot < max(1, round(CALIBRATION_FRACTION * (shot.max() + 1)))
     clean, clean_maps = embed_with_locals(model, pixels(gallery, spec), None)
-    queries, query_maps = embed_with_locals(model, pixels(photos, spec), None)
+    query_crops = (args.query_crop or spec.crop_mode).split("+")
+    queries, query_maps = embed_with_locals(model, pixels(photos, replace(spec, crop_mode=query_crops[0])), None)
+    for crop in query_crops[1:]:
+        queries = queries + embed_with_locals(model, pixels(photos, replace(spec, crop_mode=crop)), None)[0]
+    queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
     settings = {"weight": LocalRerank.weight}
     for count in (int(c) for c in args.count.split(",")):
         views = [preprocess(photo, spec) for p in gallery
@@ -65,7 +72,8 @@ def main() -> None:
         embedded, _ = embed_with_locals(model, torch.from_numpy(to_batch(views)), None)
         for weight in (float(w) for w in args.weights.split(",")):
             rows = blend_views(clean, embedded.reshape(len(gallery), count, -1), weight)
-            where = f"{args.tier.name}\t{Path(args.model).name}\t{count} views, clean weight {weight:g}"
+            where = (f"{args.tier.name}\t{Path(args.model).name}\tquery {'+'.join(query_crops)}\t{count} views, "
+                     f"clean weight {weight:g}")
             similarity = queries @ rows.T
             report(f"{where}\tcosine", similarity, photo_labels, labels, calibrate)
             report(f"{where}\tre-ranked", rescored(similarity, query_maps, clean_maps, settings), photo_labels,

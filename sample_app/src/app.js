@@ -110,7 +110,7 @@ function renderResult(result) {
   }));
   if (result.top.length === 0) decision.textContent = "The gallery is empty: enroll a photo first.";
   $("timing").textContent = `Inference ${result.inferenceMs.toFixed(1)} ms, preprocessing ${result.preprocessMs.toFixed(1)} ms `
-    + `(${state.model.spec.input_size}px, ${state.model.spec.crop_mode}, ${state.model.spec.resample}).`;
+    + `(${state.model.spec.input_size}px, ${state.model.querySpec.crop_mode}, ${state.model.spec.resample}).`;
 }
 
 function drawRGB(canvas, img) {
@@ -121,7 +121,7 @@ function drawRGB(canvas, img) {
 /** A new photo: show it, embed it, match it against the gallery. */
 async function usePhoto(img, source, name) {
   drawRGB($("preview"), img);
-  const out = await state.model.embed(img);
+  const out = await state.model.embed(img, true);
   drawRGB($("model-input"), out.pixels); // exactly what the model saw (crop mode, filter)
   const match = state.gallery.match(out.embedding, 3, acceptRule(), out.local);
   state.photo = { source, name, embedding: out.embedding, local: out.local, img };
@@ -170,7 +170,9 @@ function wire(camera) {
     guarded(async () => {
       const label = $("label-input").value;
       const photo = state.photo;
-      const out = state.gallery.add(label, photo.source, photo.embedding, makeThumbnail(photo.img), photo.local);
+      // the gallery holds items' embeddings: re-embed the photo as an item when the model crops queries otherwise
+      const row = state.model.querySpec.crop_mode === state.model.spec.crop_mode ? photo : await state.model.embed(photo.img);
+      const out = state.gallery.add(label, photo.source, row.embedding, makeThumbnail(photo.img), row.local);
       if (out.added) {
         await saveStored(state.gallery);
         $("label-input").value = "";
@@ -199,7 +201,8 @@ async function main() {
   const url = params.get("model") || "model.onnx";
   state.model = await Model.load(url, showLoading);
   const m = state.model.meta, p = m.preprocess;
-  $("model-info").textContent = `${m.model_name || url} · ${p.input_size}px ${p.crop_mode} (${p.resample}) · `
+  const crop = p.query_crop_mode && p.query_crop_mode !== p.crop_mode ? `${p.crop_mode} (photos: ${p.query_crop_mode})` : p.crop_mode;
+  $("model-info").textContent = `${m.model_name || url} · ${p.input_size}px ${crop} (${p.resample}) · `
     + `dim ${m.embedding_dim} · space ${m.embedding_space_id} · onnxruntime-web wasm`;
   state.gallery = await loadGallery(state.model);
   renderGallery();

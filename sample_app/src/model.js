@@ -29,6 +29,7 @@ export function parseMetadata(props, source) {
   const p = meta.preprocess || {};
   for (const [name, ok] of [["preprocess.input_size", Number.isInteger(p.input_size)],
     ["preprocess.crop_mode", typeof p.crop_mode === "string"], ["preprocess.resample", typeof p.resample === "string"],
+    ["preprocess.query_crop_mode", p.query_crop_mode == null || typeof p.query_crop_mode === "string"],
     ["embedding_dim", Number.isInteger(meta.embedding_dim)], ["embedding_space_id", typeof meta.embedding_space_id === "string"]]) {
     if (!ok) throw new Error(`${source}: pocketvec metadata lacks a valid ${name}`);
   }
@@ -93,15 +94,22 @@ export class Model {
     return new Model(session, meta, url);
   }
 
+  /** How items (gallery images) are preprocessed. */
   get spec() {
     return this.meta.preprocess;
   }
 
-  /** RGB image -> {pixels (the model input), embedding Float32Array, local (Float32Array of locations x
-   * channels, or null without a local re-rank), preprocessMs, inferenceMs}. */
-  async embed(img) {
+  /** How photos to recognise are preprocessed: the items' spec with the query crop mode, when it has one. */
+  get querySpec() {
+    return { ...this.spec, crop_mode: this.spec.query_crop_mode ?? this.spec.crop_mode };
+  }
+
+  /** RGB image (an item, or with `query` a photo to recognise) -> {pixels (the model input), embedding
+   * Float32Array, local (Float32Array of locations x channels, or null without a local re-rank), preprocessMs,
+   * inferenceMs}. */
+  async embed(img, query = false) {
     const t0 = performance.now();
-    const pixels = preprocess(img, this.spec);
+    const pixels = preprocess(img, query ? this.querySpec : this.spec);
     const size = this.spec.input_size;
     const input = new ort.Tensor("float32", toNCHW(pixels), [1, 3, size, size]);
     const t1 = performance.now();

@@ -157,7 +157,7 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoRe
 
 def embed_folder(engine, folder: Path) -> tuple[EmbedResult, list[str], list[str]]:
     entries = labelled_images(folder, "folders")
-    return engine.embed_all([p for p, _ in entries]), [label for _, label in entries], \
+    return engine.embed_all([p for p, _ in entries], query=True), [label for _, label in entries], \
         [f"{p.parent.name}/{p.name}" for p, _ in entries]
 
 
@@ -172,8 +172,8 @@ def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list
 
     model, rerank = load_run(run_dir), engine.metadata.local_rerank
 
-    def embed(images: list) -> tuple[np.ndarray, np.ndarray | None]:
-        batches = (torch.from_numpy(to_batch([engine.prepare(p) for p in images[i : i + 32]]))
+    def embed(images: list, query: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        batches = (torch.from_numpy(to_batch([engine.prepare(p, query) for p in images[i : i + 32]]))
                    for i in range(0, len(images), 32))
         return embed_batches(model, batches, with_locals=rerank is not None)
 
@@ -184,5 +184,5 @@ def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list
     item_embeddings = with_views(item_embeddings, [p for p, _ in items], [content_hash(p) for p, _ in items],
                                  GalleryViews(), engine.metadata.preprocess.input_size, lambda photos: embed(photos)[0])
     reference.add(item_embeddings, [label for _, label in items], [str(p) for p, _ in items], item_locals)
-    queries, query_locals = embed([p for p, _ in labelled_images(photos, "folders")])
+    queries, query_locals = embed([p for p, _ in labelled_images(photos, "folders")], query=True)
     return Matcher(reference, local_rerank=rerank).match(queries, 3, query_locals)

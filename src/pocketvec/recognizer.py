@@ -94,9 +94,11 @@ class Recognizer:
     def labels(self) -> list[str]:
         return sorted(set(self.gallery.labels))
 
-    def embed(self, images: Sequence[ImageInput], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        """(N, dim) float32 unit vectors; a file that does not decode raises ImageLoadError naming it."""
-        return self.engine.embed(list(images), batch_size, progress)
+    def embed(self, images: Sequence[ImageInput], batch_size: int = 32, progress: bool = False,
+              query: bool = False) -> np.ndarray:
+        """(N, dim) float32 unit vectors of items, or with `query` of photos to recognise (the model's query
+        crop); a file that does not decode raises ImageLoadError naming it."""
+        return self.engine.embed(list(images), batch_size, progress, query)
 
     def match(self, image: ImageInput, top_k: int = 3) -> Recognition:
         """Which enrolled item `image` (a path or an RGB uint8 array) shows, or "unknown"."""
@@ -105,7 +107,7 @@ class Recognizer:
     def match_many(self, images: Sequence[ImageInput], top_k: int = 3, progress: bool = False) -> list[Recognition]:
         if not len(images):
             return []
-        found = self.engine.embed_all(list(images), progress=progress)
+        found = self.engine.embed_all(list(images), progress=progress, query=True)
         matches = self._get_matcher().match(found.embeddings, top_k, found.locals)
         return [Recognition.from_match(m) for m in matches]
 
@@ -133,7 +135,7 @@ class Recognizer:
     def calibrate(self, photos: str | Path, target_precision: float = 0.99, progress: bool = False) -> Calibration:
         """Choose the accept rule on labelled photos (folder per label or CSV; labels not enrolled are
         distractors) and keep it in the gallery (saved by `save()`)."""
-        found = embed_labelled(self.engine, photos, progress=progress, layout=query_layout(photos))
+        found = embed_labelled(self.engine, photos, progress=progress, layout=query_layout(photos), query=True)
         similarity = scores(self.gallery, found.embeddings, found.locals, self.engine.metadata.local_rerank)
         result = calibrate(similarity, found.labels, self.gallery.labels, target_precision)
         self.gallery.accept_rule = result.rule

@@ -48,7 +48,9 @@ def app_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def run_dir(app_workdir: Path, browser_ready: None) -> Path:
-    """A small real encoder (lcnet_050, 128 px, random init with a fixed seed) as a run folder."""
+    """A small real encoder (lcnet_050, 128 px, random init with a fixed seed) as a run folder. Items are
+    letterboxed and photos center-cropped (as the enroll preset's models), so the browser must preprocess
+    each as the Python runtime does."""
     import torch
 
     from pocketvec.runtime.images import load_image
@@ -57,7 +59,8 @@ def run_dir(app_workdir: Path, browser_ready: None) -> Path:
     from pocketvec.train.encoder import EncoderConfig, build_encoder
 
     torch.manual_seed(0)
-    model = build_encoder(EncoderConfig(backbone="lcnet_050", preprocess=PreprocessSpec(input_size=128)))
+    spec = PreprocessSpec(input_size=128, crop_mode="scale_fit", query_crop_mode="center_crop")
+    model = build_encoder(EncoderConfig(backbone="lcnet_050", preprocess=spec))
     # Untrained weights map every image to one point; batch-norm statistics measured on the real
     # items (a forward pass in train mode) make the random features tell images apart.
     images = [preprocess(load_image(p), model.config.preprocess) for p in sorted(DEMO_ITEMS.glob("*.png"))]
@@ -196,7 +199,7 @@ def scenario(fp32_model: Path, app_workdir: Path):
     space_id, rerank = engine.metadata.embedding_space_id, engine.metadata.local_rerank
     assert rerank is not None  # the default export: the app re-ranks as the Python matcher does
     gallery = python_gallery(engine, enrolled)
-    found = engine.embed_all(queries)
+    found = engine.embed_all(queries, query=True)
     rule = rule_in_gaps(gallery, found, rerank)
     model = write_accept_rule(shutil.copy(fp32_model, app_workdir / "model_with_rule.onnx"), rule, space_id)
     gallery.accept_rule = rule

@@ -70,7 +70,10 @@ def test_served_python_gallery_matches_like_python(page, serve_app, scenario) ->
     page.evaluate("() => window.pocketvecApp.ready")
     n = len(scenario.enrolled) + 1
     assert page.inner_text("#gallery-count") == f"{n} labels, {n} rows"
-    assert choose_photo(page, new_item)["label"] == "new item"
+    # the row enrolled from the photo is the item's embedding (items are letterboxed, photos center-cropped)
+    row = page_gallery(page, scenario.gallery).embeddings()[-1]
+    assert cosine_distance(row, scenario.engine.embed([new_item])[0]) <= MAX_COSINE_DISTANCE
+    assert cosine_distance(row, scenario.found.embeddings[-1]) > 1e-3  # not the photo's own embedding
 
 
 def test_page_refuses_broken_images_foreign_and_damaged_galleries(page, serve_app, scenario, tmp_path: Path) -> None:

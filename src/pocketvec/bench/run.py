@@ -167,10 +167,10 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.
     preprocess_spec = PreprocessSpec.from_dict(run_config["encoder"]["preprocess"])
     base.update(backbone=run_config["encoder"]["backbone"], embedding_dim=run_config["encoder"]["embedding_dim"],
                 init=run_config.get("train", {}).get("init", run_config.get("bench_model", "")),
-                crop_mode=preprocess_spec.crop_mode)
+                crop_mode=preprocess_spec.crop_description())
     task = progress.add_task(f"{ctx.work.name}: {key}: preprocess images", total=None)
     pixels = (prepared_pixels(bench.gallery_paths, preprocess_spec, ctx.work / "pixels"),
-              prepared_pixels(bench.query_paths, preprocess_spec, ctx.work / "pixels"))
+              prepared_pixels(bench.query_paths, preprocess_spec.for_queries(), ctx.work / "pixels"))
     if options.gallery_views.count:
         pixels += (prepared_view_pixels(bench.gallery_paths, preprocess_spec, options.gallery_views.count,
                                         ctx.work / "pixels"),)

@@ -80,7 +80,8 @@ def calibrate(
         check_output_file(write_model, "--write-model")
     runner = open_engine(model, engine, threads)
     gallery = open_gallery(runner, gallery_path)
-    found = embed_labelled(runner, queries, progress=settings.progress and not as_json, layout=query_layout(queries))
+    found = embed_labelled(runner, queries, progress=settings.progress and not as_json, layout=query_layout(queries),
+                           query=True)
     if not as_json:
         report_problems(found.failures)
     similarity = scores(gallery, found.embeddings, found.locals, runner.metadata.local_rerank)

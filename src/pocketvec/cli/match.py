@@ -45,7 +45,7 @@ def match(
         Console(stderr=True, soft_wrap=True).print(f"[yellow]note:[/] {note}", highlight=False)
     rule = dataclasses.replace(base, **overrides)
     matcher = Matcher(gallery, rule, local_rerank=runner.metadata.local_rerank)
-    result = runner.embed_files(images)
+    result = runner.embed_files(images, query=True)
     matches = matcher.match(result.embeddings, top_k, result.locals) if len(result.paths) else []
     if as_json:
         rows = [{"image": str(p), **m.to_dict()} for p, m in zip(result.paths, matches, strict=True)]

@@ -77,7 +77,7 @@ def attach_metadata(mlmodel, metadata: ModelMetadata) -> None:
     mlmodel.short_description = f"pocketvec image encoder {metadata.model_name} ({metadata.embedding_dim}-d)"
     mlmodel.version = metadata.pocketvec_version
     mlmodel.input_description[INPUT_NAME] = f"RGB image, {metadata.preprocess.input_size} px square, " \
-                                            f"{metadata.preprocess.crop_mode}"
+                                            f"{metadata.preprocess.crop_description()}"
     mlmodel.output_description[OUTPUT_NAME] = "L2-normalised embedding"
     if metadata.local_rerank is not None:
         mlmodel.output_description[LOCAL_NAME] = ("stride-16 feature map (locations x channels), each location "

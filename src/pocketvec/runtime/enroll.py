@@ -69,17 +69,18 @@ def query_layout(source: str | Path) -> str | None:
     return "folders" if Path(source).is_dir() else None
 
 
-def embed_labelled(engine: Engine, source: str | Path, batch_size: int = 32,
-                   progress: bool = False, layout: str | None = None) -> LabelledEmbeddings:
-    """Embed a labelled folder; files that cannot be used (do not decode, a file name that is not
-    UTF-8, not a regular file) are listed in `failures` by name, the rest proceed."""
+def embed_labelled(engine: Engine, source: str | Path, batch_size: int = 32, progress: bool = False,
+                   layout: str | None = None, query: bool = False) -> LabelledEmbeddings:
+    """Embed a labelled folder (items, or with `query` photos to recognise); files that cannot be used (do
+    not decode, a file name that is not UTF-8, not a regular file) are listed in `failures` by name, the
+    rest proceed."""
     entries = labelled_images(source, layout)
     failures = unusable_entries(source)
     bad_name = "the file name is not valid UTF-8 text (or gives an empty label); rename the file"
     failures += [ImageLoadError(path, bad_name) for path, label in entries if not _valid_label(label)]
     usable = [(path, label) for path, label in entries if _valid_label(label)]
     label_of = dict(usable)
-    result = engine.embed_files([path for path, _ in usable], batch_size, progress)
+    result = engine.embed_files([path for path, _ in usable], batch_size, progress, query)
     return LabelledEmbeddings(result.embeddings, [label_of[p] for p in result.paths], result.paths,
                               failures + result.failures, result.locals)
 

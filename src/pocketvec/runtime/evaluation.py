@@ -101,7 +101,7 @@ def evaluate(engine: Engine, gallery: str | Path, queries: str | Path, batch_siz
         stored, report = build_gallery(engine, gallery, batch_size=batch_size, progress=progress)
         failures += report.failures
         rule, source = resolve_rule(None, engine.metadata.accept_rule)
-    found = embed_labelled(engine, queries, batch_size, progress, query_layout(queries))
+    found = embed_labelled(engine, queries, batch_size, progress, query_layout(queries), query=True)
     failures += found.failures
     if not len(found.labels):
         raise DatasetError(f"{queries}: nothing to evaluate: no query photo could be loaded")

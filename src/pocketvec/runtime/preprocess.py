@@ -8,7 +8,7 @@ pixel. Each pass rounds to uint8 (floor(x + 0.5)) like PIL does. resample.py com
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,10 @@ def reject_unknown_keys(cls: type, data: dict[str, Any]) -> None:
 class PreprocessSpec:
     """How an image becomes the model's input: size, crop mode (as Vision's), resize filter.
 
-    Normalisation (mean/std) lives inside the exported graph: the model takes RGB 0-255.
+    `crop_mode` is the items' (the gallery's clean images); `query_crop_mode`, when set, is the query
+    photos' (a phone photo frames the item with some background: cropping its middle square keeps the
+    framing the photo simulator trains on, while the item keeps every edge in view). Normalisation
+    (mean/std) lives inside the exported graph: the model takes RGB 0-255.
     """
 
     input_size: int = 224
@@ -46,17 +49,33 @@ class PreprocessSpec:
     resample: str = "bilinear"
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    query_crop_mode: str | None = None  # None: the photos are cropped as the items
 
     def __post_init__(self) -> None:
         if not isinstance(self.input_size, int) or not 32 <= self.input_size <= 1024:
             raise ConfigError(f"input_size must be an int in [32, 1024]. Got {self.input_size!r}.")
         _check_choice("crop_mode", self.crop_mode, CROP_MODES)
+        if self.query_crop_mode is not None:
+            _check_choice("query_crop_mode", self.query_crop_mode, CROP_MODES)
         _check_choice("resample", self.resample, RESAMPLE_FILTERS)
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
 
+    def for_queries(self) -> PreprocessSpec:
+        """The spec of query photos: the same but for the crop mode, when `query_crop_mode` sets one."""
+        return replace(self, crop_mode=self.query_crop_mode or self.crop_mode, query_crop_mode=None)
+
+    def crop_description(self) -> str:
+        """'scale_fit', or 'scale_fit (queries: center_crop)' when the photos are cropped otherwise."""
+        query = self.for_queries().crop_mode
+        return self.crop_mode if query == self.crop_mode else f"{self.crop_mode} (queries: {query})"
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As stored in configs and metadata; `query_crop_mode` only when set, so older files read the same."""
+        data = asdict(self)
+        if self.query_crop_mode is None:
+            del data["query_crop_mode"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessSpec:

@@ -90,7 +90,7 @@ def evaluate(work: str | Path, runs: list[str]) -> list[dict]:
             spec = PreprocessSpec.from_dict(read_run_config(run)["encoder"]["preprocess"])
             cache = folder / "pixels"
             g = _embed(Path(run), prepared_pixels(gallery, spec, cache))
-            q = _embed(Path(run), prepared_pixels(queries, spec, cache))
+            q = _embed(Path(run), prepared_pixels(queries, spec.for_queries(), cache))
             result = accuracy(q, g, query_labels, gallery_labels, mask)[0].to_dict()
             rows.append({"tier": folder.name, "run": str(run), "items": len(gallery), "queries": len(queries),
                          "input_size": spec.input_size, **result})

@@ -98,7 +98,8 @@ def enroll_config(start: str = "base") -> TrainConfig:
     its last stages (Lite0: blocks 4-6) at its input size (Lite0 ImageNet at 224 px if `base` is absent).
 
     The recipe that holds on look-alike catalogues (docs/bench/enroll.md): the whole item in view
-    (scale_fit: details near the edges survive), identical regions of different items merged into one
+    (scale_fit: details near the edges survive) while query photos are center-cropped (the framing the photo
+    simulator trains on: no black bars), identical regions of different items merged into one
     pseudo-class, class centres imprinted from the start model's embeddings, the weights shipped halfway
     between the start and the fine-tuned ones (WiSE-FT), and the best held-out weights kept, the start's
     included: enrolment never ends worse than it started on its held-out photos.
@@ -111,7 +112,8 @@ def enroll_config(start: str = "base") -> TrainConfig:
         encoder, init = EncoderConfig(preprocess=PreprocessSpec(input_size=224)), "imagenet"
     else:
         raise ConfigError(f"enroll from {start!r}: {run_dir} holds no trained model (model.safetensors)")
-    encoder = replace(encoder, preprocess=replace(encoder.preprocess, crop_mode="scale_fit"))
+    encoder = replace(encoder, preprocess=replace(encoder.preprocess, crop_mode="scale_fit",
+                                                  query_crop_mode="center_crop"))
     targets = LAST_STAGE_TARGETS.get(encoder.backbone, LAST_STAGE_FALLBACK)
     return TrainConfig(
         encoder=encoder, init=init, adapters=AdapterConfig(kind="dora", rank=8, alpha=16.0, targets=targets),

@@ -45,29 +45,35 @@ class Engine:
         """(embeddings, local maps or None); an engine overrides this or run_batch."""
         return self.run_batch(batch), None
 
-    def prepare(self, image: ImageLike) -> np.ndarray:
-        """Load (if a path) and preprocess one image exactly as the phone does."""
+    def prepare(self, image: ImageLike, query: bool = False) -> np.ndarray:
+        """Load (if a path) and preprocess one image exactly as the phone does: as an item, or with
+        `query` as a photo to recognise (the metadata's query crop mode, when it has one)."""
         source = image if isinstance(image, (str, Path)) else "<array>"
         array = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
         if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
             raise ImageLoadError(source, f"expected an RGB uint8 (H, W, 3) array, got {array.dtype} {array.shape}")
-        check_bounds(array.shape[1], array.shape[0], self.metadata.preprocess, source)
-        return preprocess(array, self.metadata.preprocess)
+        spec = self.metadata.preprocess.for_queries() if query else self.metadata.preprocess
+        check_bounds(array.shape[1], array.shape[0], spec, source)
+        return preprocess(array, spec)
 
-    def embed(self, images: Sequence[ImageLike], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        """(N, dim) float32 for N images or paths; a broken file raises ImageLoadError naming it."""
-        return self._embed(images, batch_size, progress, failures=None).embeddings
+    def embed(self, images: Sequence[ImageLike], batch_size: int = 32, progress: bool = False,
+              query: bool = False) -> np.ndarray:
+        """(N, dim) float32 for N images or paths (items, or with `query` photos to recognise); a broken
+        file raises ImageLoadError naming it."""
+        return self._embed(images, batch_size, progress, None, query).embeddings
 
-    def embed_all(self, images: Sequence[ImageLike], batch_size: int = 32, progress: bool = False) -> EmbedResult:
+    def embed_all(self, images: Sequence[ImageLike], batch_size: int = 32, progress: bool = False,
+                  query: bool = False) -> EmbedResult:
         """As embed, with the local maps when the model has a local re-rank."""
-        return self._embed(images, batch_size, progress, failures=None)
+        return self._embed(images, batch_size, progress, None, query)
 
-    def embed_files(self, paths: Sequence[str | Path], batch_size: int = 32, progress: bool = False) -> EmbedResult:
+    def embed_files(self, paths: Sequence[str | Path], batch_size: int = 32, progress: bool = False,
+                    query: bool = False) -> EmbedResult:
         """Embed image files; a file that does not decode is reported by name and the rest proceeds."""
-        return self._embed([Path(p) for p in paths], batch_size, progress, failures=[])
+        return self._embed([Path(p) for p in paths], batch_size, progress, [], query)
 
     def _embed(self, images: Sequence[ImageLike], batch_size: int, progress: bool,
-               failures: list[ImageLoadError] | None) -> EmbedResult:
+               failures: list[ImageLoadError] | None, query: bool) -> EmbedResult:
         rows: list[np.ndarray] = []
         maps: list[np.ndarray] = []
         kept: list[ImageLike] = []
@@ -76,7 +82,7 @@ class Engine:
                 chunk, batch = images[start : start + batch_size], []
                 for image in chunk:
                     try:
-                        batch.append(self.prepare(image))
+                        batch.append(self.prepare(image, query))
                         kept.append(image)
                     except ImageLoadError as e:
                         if failures is None:
