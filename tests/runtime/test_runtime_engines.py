@@ -4,6 +4,7 @@ read from the file, broken images reported by name, foreign files refused."""
 from __future__ import annotations
 
 import platform
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,31 @@ def test_coreml_runtime_needs_macos(tmp_path: Path) -> None:
     fake.mkdir()  # refused before anything is read
     with pytest.raises(ModelFileError, match="needs macOS"):
         open_engine(fake, engine="coreml")
+
+
+def test_query_photos_take_the_query_crop_mode(runtime_dir: Path, item_paths: list[Path], photo_paths: list[Path],
+                                               test_encoder) -> None:
+    """A model whose items are letterboxed and whose photos are center-cropped: the metadata carries both,
+    `query=True` (match, eval, Recognizer.match) takes the photos' crop, and items keep theirs."""
+    import torch
+
+    from pocketvec.export.onnx_export import export_onnx_fp32
+    from pocketvec.runtime.preprocess import PreprocessSpec
+
+    model = test_encoder(seed=2, crop_mode="scale_fit")
+    spec = replace(model.config.preprocess, query_crop_mode="center_crop")
+    model.config = replace(model.config, preprocess=spec)
+    engine = open_engine(export_onnx_fp32(model, runtime_dir / "model_query_crop.onnx"), threads=1)
+    assert engine.metadata.preprocess == spec  # written into the file and read back
+    assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+    assert "query_crop_mode" not in PreprocessSpec().to_dict()  # files without one read and hash as before
+    images = [item_paths[0], photo_paths[0]]
+    assert all(load_image(p).shape[0] != load_image(p).shape[1] for p in images)  # the crop modes differ on them
+    for query, crop in ((False, "scale_fit"), (True, "center_crop")):
+        batch = to_batch([preprocess(load_image(p), replace(spec, crop_mode=crop)) for p in images])
+        with torch.no_grad():
+            reference = model(torch.from_numpy(batch)).numpy()
+        np.testing.assert_allclose(engine.embed(images, query=query), reference, atol=1e-4)
+    assert not np.allclose(engine.embed(images), engine.embed(images, query=True), atol=1e-2)
+    with pytest.raises(ConfigError, match="query_crop_mode must be one of"):
+        PreprocessSpec(query_crop_mode="crop")
