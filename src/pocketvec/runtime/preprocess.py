@@ -39,8 +39,8 @@ class PreprocessSpec:
     """How an image becomes the model's input: size, crop mode (as Vision's), resize filter.
 
     `crop_mode` is the items' (the gallery's clean images); `query_crop_mode`, when set, is the query
-    photos' (a phone photo frames the item with some background: cropping its middle square keeps the
-    framing the photo simulator trains on, while the item keeps every edge in view). Normalisation
+    photos' (the shipped base and the enroll preset: items `scale_fit`, every edge in view; photos
+    `scale_fill`, every edge in view and no black bars, which the photo simulator never makes). Normalisation
     (mean/std) lives inside the exported graph: the model takes RGB 0-255.
     """
 

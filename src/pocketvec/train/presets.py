@@ -98,8 +98,9 @@ def enroll_config(start: str = "base") -> TrainConfig:
     its last stages (Lite0: blocks 4-6) at its input size (Lite0 ImageNet at 224 px if `base` is absent).
 
     The recipe that holds on look-alike catalogues (docs/bench/enroll.md): the whole item in view
-    (scale_fit: details near the edges survive) while query photos are center-cropped (the framing the photo
-    simulator trains on: no black bars), identical regions of different items merged into one
+    (scale_fit: details near the edges survive) while query photos are stretched to the square (scale_fill:
+    a phone photo keeps every edge of the item and gets no black bars, which the photo simulator never makes),
+    identical regions of different items merged into one
     pseudo-class, class centres imprinted from the start model's embeddings, the weights shipped halfway
     between the start and the fine-tuned ones (WiSE-FT), and the best held-out weights kept, the start's
     included: enrolment never ends worse than it started on its held-out photos.
@@ -113,7 +114,7 @@ def enroll_config(start: str = "base") -> TrainConfig:
     else:
         raise ConfigError(f"enroll from {start!r}: {run_dir} holds no trained model (model.safetensors)")
     encoder = replace(encoder, preprocess=replace(encoder.preprocess, crop_mode="scale_fit",
-                                                  query_crop_mode="center_crop"))
+                                                  query_crop_mode="scale_fill"))
     targets = LAST_STAGE_TARGETS.get(encoder.backbone, LAST_STAGE_FALLBACK)
     return TrainConfig(
         encoder=encoder, init=init, adapters=AdapterConfig(kind="dora", rank=8, alpha=16.0, targets=targets),
