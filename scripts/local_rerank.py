@@ -132,7 +132,8 @@ def main() -> None:
         photo_pixels, photo_labels, shot = simulated(gallery, spec, args.simulate)
     else:
         photos = sorted((args.tier / "queries").glob("*.jpg"))
-        photo_pixels, photo_labels = pixels(photos, spec), [p.name.rsplit("--q", 1)[0] for p in photos]
+        photo_pixels = pixels(photos, spec.for_queries())  # photos cropped as the runtime crops them
+        photo_labels = [p.name.rsplit("--q", 1)[0] for p in photos]
         shot = np.array([int(p.stem.rsplit("--q", 1)[1]) for p in photos])
     calibrate = shot < max(1, round(CALIBRATION_FRACTION * (shot.max() + 1)))
     g_emb, g_loc = embed_with_locals(model, pixels(gallery, spec), args.stage)

@@ -201,7 +201,8 @@ async function main() {
   const url = params.get("model") || "model.onnx";
   state.model = await Model.load(url, showLoading);
   const m = state.model.meta, p = m.preprocess;
-  const crop = p.query_crop_mode && p.query_crop_mode !== p.crop_mode ? `${p.crop_mode} (photos: ${p.query_crop_mode})` : p.crop_mode;
+  const photoCrop = state.model.querySpec.crop_mode;
+  const crop = photoCrop === p.crop_mode ? p.crop_mode : `${p.crop_mode} (photos: ${photoCrop})`;
   $("model-info").textContent = `${m.model_name || url} · ${p.input_size}px ${crop} (${p.resample}) · `
     + `dim ${m.embedding_dim} · space ${m.embedding_space_id} · onnxruntime-web wasm`;
   state.gallery = await loadGallery(state.model);
