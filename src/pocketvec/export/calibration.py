@@ -1,8 +1,14 @@
-"""Calibration images for w8a8 export: real item images, preprocessed exactly as the runtime does."""
+"""Calibration images for w8a8 export: simulated phone photos of real items, preprocessed exactly as the runtime does.
+
+The activation ranges come from what the model sees on the phone: CALIBRATION_PHOTOS simulated photos of the
+items (cropped as queries) plus the clean items themselves (cropped as items). CHECK_PHOTOS other photos
+(another seed) are kept apart to check the quantized file against the float one (pocketvec.export.w8a8).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +18,9 @@ from pocketvec.runtime.images import is_image_path, load_image
 from pocketvec.runtime.metadata import INPUT_NAME
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
 
-MAX_CALIBRATION_IMAGES = 64
+MAX_CALIBRATION_IMAGES = 64  # clean items read from the calibration folder (evenly spread)
+CALIBRATION_PHOTOS = 128  # simulated phone photos whose activations set the 8-bit ranges
+CHECK_PHOTOS = 64  # other simulated photos, for the parity check of the quantized file
 
 
 def list_images(folder: str | Path, limit: int | None = None) -> list[Path]:
@@ -42,6 +50,42 @@ def calibration_folder(run_config: dict, calibration_dir: str | Path | None) -> 
 def load_batch(paths: list[Path], spec: PreprocessSpec) -> np.ndarray:
     """Images -> the model's NCHW float32 0-255 input, via the runtime's preprocessing."""
     return to_batch([preprocess(load_image(p), spec) for p in paths])
+
+
+def phone_photos(items: list[np.ndarray], count: int, spec: PreprocessSpec, seed: int) -> np.ndarray:
+    """`count` simulated phone photos (PhoneAugment, embedded backgrounds) cycling through `items`,
+    preprocessed as queries; deterministic for a seed."""
+    from pocketvec.data.augment import PhoneAugment
+
+    simulate, rng = PhoneAugment(output_size=spec.input_size), np.random.default_rng(seed)
+    queries = spec.for_queries()
+    return to_batch([preprocess(simulate(items[i % len(items)], rng), queries) for i in range(count)])
+
+
+@dataclass(frozen=True)
+class CalibrationSets:
+    """Pixels of one calibration folder's items: what sets the ranges and what checks the result."""
+
+    photos: np.ndarray  # simulated phone photos (seed 0): the activation ranges
+    items: np.ndarray  # the clean items: the activation ranges, and the check's gallery
+    check_photos: np.ndarray  # other photos (seed 1): the check's queries
+
+    @property
+    def calibration(self) -> np.ndarray:
+        return np.concatenate([self.photos, self.items])
+
+    @property
+    def check(self) -> np.ndarray:
+        """The check's queries, then its gallery."""
+        return np.concatenate([self.check_photos, self.items])
+
+
+def calibration_sets(folder: str | Path, spec: PreprocessSpec) -> CalibrationSets:
+    paths = list_images(folder, MAX_CALIBRATION_IMAGES)
+    items = [load_image(p) for p in paths]
+    return CalibrationSets(phone_photos(items, CALIBRATION_PHOTOS, spec, seed=0),
+                           to_batch([preprocess(item, spec) for item in items]),
+                           phone_photos(items, CHECK_PHOTOS, spec, seed=1))
 
 
 def calibration_feeds(pixels: np.ndarray, input_name: str = INPUT_NAME) -> Iterator[dict[str, np.ndarray]]:

@@ -116,11 +116,13 @@ def export_coreml(run_dir: str | Path, out: str | Path, quantize: str = "none",
     if quantize == "w8a8":
         from pocketvec.export.coreml_w8a8 import w8a8_graph
 
-        graph = w8a8_graph(source, run_dir, metadata.preprocess, calibration_dir)
+        graph, check = w8a8_graph(source, run_dir, metadata.preprocess, calibration_dir)
     else:
-        graph = capture(source, size)
+        graph, check = capture(source, size), None
     mlmodel = convert(graph, size, deployment_target, fp16=quantize == "fp16", outputs=outputs)
     if quantize == "int8":
         mlmodel = quantize_weights_int8(mlmodel)
     attach_metadata(mlmodel, metadata)
+    if check is not None:
+        mlmodel.short_description += f"; {check.describe()}"
     return save_mlpackage_atomic(mlmodel, out)

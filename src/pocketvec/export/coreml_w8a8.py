@@ -1,70 +1,72 @@
-"""W8A8 for Core ML through coremltools' torch-side quantizer, activations calibrated on real images.
+"""W8A8 for Core ML through coremltools' torch-side quantizer, activations calibrated on simulated phone photos.
 
-coremltools' LinearQuantizer inserts fake-quantize modules (FX graph mode); observers are enabled
-with one `step()`, fed the calibration images in eval mode (batch norms frozen to their running
-statistics first) and frozen by `finalize()`. timm's dynamic TF "same" padding is first frozen to static padding for the
-fixed input size, so the quantized graph traces without shape arithmetic.
+The graph is first made static for the input size (pocketvec.export.static_graph): "same" padding frozen,
+batch norms folded into their convolutions, so conv -> activation is quantized as one step (otherwise the
+quantizer rounds each batch norm's per-channel scales onto one 8-bit grid: mean cosine 0.83 on the base).
+coremltools' LinearQuantizer inserts fake-quantize modules (FX graph mode) with min/max observers (the
+moving-average default clips the photos' rare peaks), enabled with one `step()`, fed the calibration
+photos in eval mode and frozen by `finalize()`. The first convolutions stay float when the check asks for
+it (pocketvec.export.w8a8); the check runs the quantized torch graph, which the ML program computes.
 """
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from pocketvec.export.onnx_quantize import calibration_pixels
+from pocketvec.export.static_graph import fold_batch_norms, freeze_same_padding, leading_modules
 from pocketvec.runtime.preprocess import PreprocessSpec
 
 
-def freeze_same_padding(model: nn.Module, size: int) -> nn.Module:
-    """Replace timm Conv2dSame layers by ZeroPad2d + Conv2d with the padding their input size needs."""
-    from timm.layers import Conv2dSame
-    from timm.layers.padding import pad_same_arg
-
-    shapes: dict[str, tuple[int, int]] = {}
-    hooks = [module.register_forward_pre_hook(lambda _m, args, name=name: shapes.__setitem__(name, args[0].shape[-2:]))
-             for name, module in model.named_modules() if isinstance(module, Conv2dSame)]
+def embeddings(model: nn.Module, pixels: torch.Tensor, batch: int = 16) -> np.ndarray:
+    """The first output (the embedding) of `model` for `pixels`."""
     with torch.no_grad():
-        model(torch.zeros(1, 3, size, size))
-    for hook in hooks:
-        hook.remove()
-    for name, shape in shapes.items():
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        same = getattr(parent, child)
-        conv = nn.Conv2d(same.in_channels, same.out_channels, same.kernel_size, same.stride, 0, same.dilation,
-                         same.groups, same.bias is not None)
-        conv.load_state_dict(same.state_dict())
-        pad = pad_same_arg(list(shape), list(same.kernel_size), list(same.stride), list(same.dilation))
-        setattr(parent, child, nn.Sequential(nn.ZeroPad2d(pad), conv))
-    return model
+        outs = [model(pixels[i:i + batch]) for i in range(0, len(pixels), batch)]
+    return torch.cat([out[0] if isinstance(out, tuple) else out for out in outs]).numpy()
 
 
-def w8a8_graph(model: nn.Module, run_dir: str | Path, spec: PreprocessSpec, calibration_dir: str | Path | None):
-    """A traced graph with int8 weights and int8 activations, ready for ct.convert."""
+def quantized_graph(static: nn.Module, calibration: torch.Tensor, float_modules: list[str]) -> nn.Module:
+    """`static` with int8 weights and uint8 activations (min/max ranges over `calibration`), the named
+    modules left float."""
     from coremltools.optimize.torch.quantization import (
         LinearQuantizer,
         LinearQuantizerConfig,
         ModuleLinearQuantizerConfig,
     )
-    from timm.utils.model import freeze_batch_norm_2d
 
-    pixels = torch.from_numpy(calibration_pixels(run_dir, spec, calibration_dir))
-    # FX traces through timm's BatchNormAct2d and would bake in training-mode batch statistics:
-    # frozen batch norms always use the running statistics.
-    model = freeze_same_padding(freeze_batch_norm_2d(model.eval()), spec.input_size)
-    config = LinearQuantizerConfig(global_config=ModuleLinearQuantizerConfig(
-        quantization_scheme="affine", milestones=[0, 0, 10**9, 0]))
-    quantizer = LinearQuantizer(model, config)
+    config = LinearQuantizerConfig(
+        global_config=ModuleLinearQuantizerConfig(quantization_scheme="affine", milestones=[0, 0, 10**9, 0],
+                                                  activation_observer="min_max", weight_observer="min_max"),
+        module_name_configs=dict.fromkeys(float_modules))
+    quantizer = LinearQuantizer(copy.deepcopy(static), config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prepared = quantizer.prepare(example_inputs=(pixels[:1],), inplace=False)
+        prepared = quantizer.prepare(example_inputs=(calibration[:1],), inplace=False)
         quantizer.step()
         prepared.eval()
         with torch.no_grad():
-            for i in range(len(pixels)):
-                prepared(pixels[i : i + 1])
-        final = quantizer.finalize(prepared).eval()
-        return torch.jit.trace(final, pixels[:1], check_trace=False)
+            for i in range(len(calibration)):
+                prepared(calibration[i : i + 1])
+        return quantizer.finalize(prepared).eval()
+
+
+def w8a8_graph(model: nn.Module, run_dir: str | Path, spec: PreprocessSpec, calibration_dir: str | Path | None):
+    """A traced graph with int8 weights and int8 activations, ready for ct.convert, and its check."""
+    from pocketvec.export.w8a8 import quantize_with_float_prefix
+
+    sets = calibration_pixels(run_dir, spec, calibration_dir)
+    calibration, check = torch.from_numpy(sets.calibration), torch.from_numpy(sets.check)
+    size = spec.input_size
+    static = fold_batch_norms(freeze_same_padding(copy.deepcopy(model).eval(), size), size)
+    final, result = quantize_with_float_prefix(
+        lambda k: quantized_graph(static, calibration, leading_modules(static, size, k)),
+        lambda graph: embeddings(graph, check), embeddings(model, check), len(sets.check_photos))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.trace(final, calibration[:1], check_trace=False), result

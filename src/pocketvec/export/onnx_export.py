@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 
 from pocketvec.atomic import write_bytes_atomic
 from pocketvec.export.source import export_graph
+from pocketvec.export.static_graph import freeze_same_padding
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
 from pocketvec.train.checkpoint import embedding_space_id
@@ -49,14 +51,14 @@ def save_onnx_atomic(proto: onnx.ModelProto, out: Path, metadata: ModelMetadata)
 
 def export_onnx_fp32(model: Encoder, out: str | Path, metadata: ModelMetadata | None = None) -> Path:
     """fp32 ONNX with a dynamic batch axis; input `image` NCHW 0-255, output `embedding` (and `local` when
-    the metadata asks for a local re-rank)."""
+    the metadata asks for a local re-rank). The input size is fixed, so "same" padding is exported static."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     metadata = metadata or model_metadata(model)
     size = model.config.preprocess.input_size
     dummy = torch.zeros(2, 3, size, size)
-    graph, outputs = export_graph(model, metadata)
+    graph, outputs = export_graph(freeze_same_padding(copy.deepcopy(model), size), metadata)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         traced = Path(tmp) / "model.onnx"
         torch.onnx.export(

@@ -9,14 +9,9 @@ import onnx
 from onnx import helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader
 
-from pocketvec.export.calibration import (
-    MAX_CALIBRATION_IMAGES,
-    calibration_feeds,
-    calibration_folder,
-    list_images,
-    load_batch,
-)
+from pocketvec.export.calibration import CalibrationSets, calibration_feeds, calibration_folder, calibration_sets
 from pocketvec.int8_grid import INT8_WEIGHT_THRESHOLD, quantize_per_channel
+from pocketvec.runtime.metadata import INPUT_NAME
 from pocketvec.runtime.preprocess import PreprocessSpec
 from pocketvec.train.checkpoint import read_run_config
 
@@ -79,22 +74,50 @@ class FeedReader(CalibrationDataReader):
         return next(self._feeds, None)
 
 
-def calibration_pixels(run_dir: str | Path, spec: PreprocessSpec, calibration_dir: str | Path | None) -> np.ndarray:
-    folder = calibration_folder(read_run_config(run_dir), calibration_dir)
-    return load_batch(list_images(folder, MAX_CALIBRATION_IMAGES), spec)
+def calibration_pixels(run_dir: str | Path, spec: PreprocessSpec,
+                       calibration_dir: str | Path | None) -> CalibrationSets:
+    """The calibration folder's sets: `--calibration`, else the run's training data."""
+    return calibration_sets(calibration_folder(read_run_config(run_dir), calibration_dir), spec)
+
+
+def embed_file(path: Path, pixels: np.ndarray, batch: int = 16) -> np.ndarray:
+    """The `embedding` output of an ONNX file for `pixels`, on onnxruntime's CPU provider."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.concatenate([session.run(None, {INPUT_NAME: pixels[i:i + batch]})[0]
+                           for i in range(0, len(pixels), batch)])
+
+
+def leading_nodes(graph: onnx.GraphProto, float_convs: int) -> list[str]:
+    """The names of the nodes up to and including the `float_convs`-th Conv (the graph is topologically sorted)."""
+    convs = [i for i, node in enumerate(graph.node) if node.op_type == "Conv"][:float_convs]
+    return [node.name for node in graph.node[:convs[-1] + 1]] if convs else []
 
 
 def to_w8a8(fp32_path: Path, run_dir: str | Path, spec: PreprocessSpec, calibration_dir: str | Path | None,
             workdir: Path) -> onnx.ModelProto:
-    """Static QDQ: int8 per-channel weights, uint8 activations with MinMax ranges from real images."""
+    """Static QDQ: int8 per-channel weights, uint8 activations with MinMax ranges from simulated phone photos
+    of the items; the first convolutions stay float when the check asks for it (pocketvec.export.w8a8)."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    pixels = calibration_pixels(run_dir, spec, calibration_dir)
+    from pocketvec.export.w8a8 import quantize_with_float_prefix
+
+    sets = calibration_pixels(run_dir, spec, calibration_dir)
     prepared = workdir / "prepared.onnx"
     quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-    reader = FeedReader(pixels)
-    quantized = workdir / "w8a8.onnx"
-    quantize_static(str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    return onnx.load(str(quantized))
+    graph = onnx.load(str(prepared)).graph
+
+    def quantize(float_convs: int) -> Path:
+        out = workdir / f"w8a8-{float_convs}.onnx"
+        quantize_static(str(prepared), str(out), FeedReader(sets.calibration), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=leading_nodes(graph, float_convs))
+        return out
+
+    chosen, result = quantize_with_float_prefix(quantize, lambda path: embed_file(path, sets.check),
+                                                embed_file(fp32_path, sets.check), len(sets.check_photos))
+    proto = onnx.load(str(chosen))
+    proto.doc_string = result.describe()
+    return proto

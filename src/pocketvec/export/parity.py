@@ -76,13 +76,18 @@ def decisions(out: Outputs, leave_one_out: bool, threshold: float, margin: float
     return top, (stats[:, 0] >= threshold) & (stats[:, 1] >= margin)
 
 
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine between matching vectors along the last axis."""
+    return np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
+
+
 def compare(name: str, fmt: str, kind: str, reference: Outputs, candidate: Outputs, leave_one_out: bool,
             threshold: float, margin: float, reference_name: str = SHIPPED,
             local_rerank: LocalRerank | None = None) -> ParityRow:
     """One file's outputs against one PyTorch reference. With `local_rerank` (the file's), both have local
     maps: their parity is measured too, and top-1 and decisions are the re-ranked matcher's."""
     ref, got = reference.queries, candidate.queries
-    cosine = np.sum(ref * got, axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1) + 1e-12)
+    cosine = row_cosines(ref, got)
     ref_top, ref_accept = decisions(reference, leave_one_out, threshold, margin, local_rerank)
     cand_top, cand_accept = decisions(candidate, leave_one_out, threshold, margin, local_rerank)
     row = ParityRow(name, fmt, kind, len(ref), float(np.abs(ref - got).max()),
@@ -91,8 +96,7 @@ def compare(name: str, fmt: str, kind: str, reference: Outputs, candidate: Outpu
     if local_rerank is not None:
         ref_local, cand_local = reference.query_locals, candidate.query_locals
         row.local_max_abs_diff = float(np.abs(ref_local - cand_local).max())
-        row.local_mean_cosine = float(np.mean(np.sum(ref_local * cand_local, axis=-1) / (
-            np.linalg.norm(ref_local, axis=-1) * np.linalg.norm(cand_local, axis=-1) + 1e-12)))
+        row.local_mean_cosine = float(np.mean(row_cosines(ref_local, cand_local)))
     for metric, (bound, side) in BARS[kind].items():
         value = getattr(row, metric)
         if value is None:
