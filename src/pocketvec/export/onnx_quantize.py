@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +98,17 @@ def leading_nodes(graph: onnx.GraphProto, float_convs: int) -> list[str]:
     return [node.name for node in graph.node[:convs[-1] + 1]] if convs else []
 
 
+@contextmanager
+def root_warnings_off() -> Iterator[None]:
+    """onnxruntime's quantizer warns on the root logger for every rank-1 norm weight it skips per-channel."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
 def to_w8a8(fp32_path: Path, run_dir: str | Path, spec: PreprocessSpec, calibration_dir: str | Path | None,
             workdir: Path) -> onnx.ModelProto:
     """Static QDQ: int8 per-channel weights, uint8 activations with MinMax ranges from simulated phone photos
@@ -111,9 +125,10 @@ def to_w8a8(fp32_path: Path, run_dir: str | Path, spec: PreprocessSpec, calibrat
 
     def quantize(float_convs: int) -> Path:
         out = workdir / f"w8a8-{float_convs}.onnx"
-        quantize_static(str(prepared), str(out), FeedReader(sets.calibration), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=leading_nodes(graph, float_convs))
+        with root_warnings_off():
+            quantize_static(str(prepared), str(out), FeedReader(sets.calibration), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=leading_nodes(graph, float_convs))
         return out
 
     chosen, result = quantize_with_float_prefix(quantize, lambda path: embed_file(path, sets.check),

@@ -1,0 +1,49 @@
+"""Graph rewrites for a fixed input size (static "same" padding, folded batch norms): the same model, no
+run-time shape arithmetic left for a quantizer to round."""
+
+from __future__ import annotations
+
+import copy
+
+import onnx
+import torch
+from timm.layers import Conv2dSame
+from torch import nn
+
+from pocketvec.export.onnx_export import export_onnx
+from pocketvec.export.static_graph import fold_batch_norms, freeze_same_padding, leading_modules
+from pocketvec.train.checkpoint import load_run
+
+
+def test_static_padding_and_folded_batch_norms_compute_the_same(lite0_run):
+    model = load_run(lite0_run)
+    assert any(isinstance(m, Conv2dSame) for m in model.modules())  # the TF-ported backbone pads at run time
+    pixels = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.no_grad():
+        expected = model(pixels)
+        static = fold_batch_norms(freeze_same_padding(copy.deepcopy(model), 224), 224)
+        got = static(pixels)
+    assert not any(isinstance(m, (Conv2dSame, nn.BatchNorm2d)) for m in static.modules())
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+
+
+def test_the_onnx_export_pads_by_amounts_that_do_not_depend_on_the_image(lite0_run, tmp_path):
+    """Before: Shape(image) -> float Sub/Mul/Add -> Pad, which onnxruntime's static quantizer rounded."""
+    proto = onnx.load(str(export_onnx(lite0_run, tmp_path / "m.onnx", local_rerank=False)))
+    producer = {out: node for node in proto.graph.node for out in node.output}
+
+    def depends_on_image(name: str) -> bool:
+        node = producer.get(name)
+        return name == proto.graph.input[0].name or (node is not None and any(map(depends_on_image, node.input)))
+
+    pads = [node for node in proto.graph.node if node.op_type == "Pad"]
+    assert pads and not any(depends_on_image(node.input[1]) for node in pads)
+
+
+def test_leading_modules_end_at_the_named_convolution(lite0_run):
+    static = fold_batch_norms(freeze_same_padding(load_run(lite0_run), 224), 224)
+    first_two = leading_modules(static, 224, 2)
+    assert first_two[0] == "backbone.conv_stem.0"  # the stem's frozen padding comes first
+    assert first_two[-1] == "backbone.blocks.0.0.conv_dw.1" or first_two[-1] == "backbone.blocks.0.0.conv_dw"
+    assert sum(isinstance(static.get_submodule(n), nn.Conv2d) for n in first_two) == 2
+    assert leading_modules(static, 224, 0) == []
