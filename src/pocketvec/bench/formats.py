@@ -1,4 +1,4 @@
-"""One model, several deployable forms: PyTorch fp32, ONNX fp32/int8, Core ML int8 (interpreter).
+"""One model, several deployable forms: PyTorch fp32, ONNX fp32/int8/w8a8, Core ML int8 (interpreter).
 
 Each form exports through the export package and embeds through the runtime's engines, exactly as a
 user would; a form whose export code is not merged yet raises NotAvailable.
@@ -19,7 +19,8 @@ from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
 
-FORMATS = ("torch-fp32", "onnx-fp32", "onnx-int8", "coreml-int8")
+FORMATS = ("torch-fp32", "onnx-fp32", "onnx-int8", "onnx-w8a8", "coreml-int8")
+ONNX_QUANTIZE = {"onnx-fp32": "none", "onnx-int8": "int8", "onnx-w8a8": "w8a8"}  # w8a8 calibrates on the gallery
 
 
 def file_size(path: Path) -> int:
@@ -60,8 +61,7 @@ def export_form(form: str, run_dir: Path, out_dir: Path, calibration_dir: Path) 
             from pocketvec.train.checkpoint import load_run
 
             return export_onnx_fp32(load_run(run_dir), out)
-        quantize = "none" if form == "onnx-fp32" else "int8"
-        return export_onnx(run_dir, out, quantize=quantize, calibration_dir=calibration_dir)
+        return export_onnx(run_dir, out, quantize=ONNX_QUANTIZE[form], calibration_dir=calibration_dir)
     if form == "coreml-int8":
         out = out_dir / f"{form}.mlpackage"
         if out.exists():

@@ -22,6 +22,11 @@ import numpy as np
 from pocketvec.export.parity import BARS, row_cosines
 
 FLOAT_PREFIX_LADDER = (0, 2, 4, 8, 16)  # leading convolutions kept float, tried in this order
+# What a rung must reach on the check photos: the verify bars, with a margin on the worst cosine. The worst of
+# 64 photos is a noisy estimate of the worst over a user's photos: on the base, Core ML without float prefix
+# had min 0.988 on the check and 0.979 / 0.965 on two other photo sets of the same items.
+LADDER_BARS = {"mean_cosine": BARS["w8a8"]["mean_cosine"][0], "min_cosine": 0.99,
+               "top1_agreement": BARS["w8a8"]["top1_agreement"][0]}
 Quantized = TypeVar("Quantized")
 log = logging.getLogger(__name__)
 
@@ -37,8 +42,7 @@ class PrefixCheck:
 
     @property
     def passed(self) -> bool:
-        return all(getattr(self, metric) >= BARS["w8a8"][metric][0]
-                   for metric in ("mean_cosine", "min_cosine", "top1_agreement"))
+        return all(getattr(self, metric) >= bound for metric, bound in LADDER_BARS.items())
 
     def describe(self) -> str:
         return (f"w8a8, first {self.float_convs} convolutions float; against the float model on simulated "
@@ -66,5 +70,5 @@ def quantize_with_float_prefix(quantize: Callable[[int], Quantized], embed: Call
         if check.passed:
             return candidate, check
     assert best is not None
-    log.warning("%s: below the w8a8 bars at every rung of the ladder %s", best[1].describe(), FLOAT_PREFIX_LADDER)
+    log.warning("%s: below %s at every rung of the ladder %s", best[1].describe(), LADDER_BARS, FLOAT_PREFIX_LADDER)
     return best
