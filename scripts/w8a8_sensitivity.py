@@ -1,11 +1,17 @@
-"""Where ONNX w8a8 loses parity: static QDQ variants of a run's fp32 export, each against the fp32 file.
+"""Where w8a8 loses parity, and what each fix of the export buys: one run, every variant against fp32.
 
-The variants: onnxruntime's MinMax (what `pocketvec export onnx --quantize w8a8` does), the embedding
-head kept float, Percentile and Entropy calibration, and each backbone stage kept float in turn.
-Calibration: 5 training-simulator photos of each of the 24 demo items (120); scored on other images:
-every other q0 photo of the look-alike and pages tiers and every other flags gallery image, as
-`pocketvec bench` wrote them. Prints mean / min cosine to the fp32 embeddings and top-1 agreement (the
-first half of the images matched against the second half as a gallery). docs/bench/export.md.
+Calibration as the export does it (`pocketvec.export.calibration.calibration_sets` on the 24 demo items:
+128 training-simulator photos + the clean items); scored on other images: every other q0 photo of the
+look-alike and pages tiers and every other flags gallery image, as `pocketvec bench` wrote them. Prints
+mean / min cosine to the fp32 model's embeddings and top-1 agreement (the first half of the images
+matched against the second half as a gallery). docs/bench/export.md, "w8a8".
+
+ONNX (onnxruntime static QDQ, MinMax), each against the fp32 ONNX file:
+  - the export before this fix: timm's dynamic "same" padding, whose shape arithmetic gets quantized;
+  - static padding (`pocketvec.export.static_graph`), the first k convolutions float, k in the ladder.
+Core ML (coremltools' LinearQuantizer, the quantized torch graph the ML program computes), against torch:
+  - batch norms unfolded with moving-average observers (the export before this fix);
+  - batch norms folded, min/max observers, the first k convolutions float.
 
     python scripts/w8a8_sensitivity.py src/pocketvec/assets/base /work/benchwork
 """
@@ -13,32 +19,25 @@ first half of the images matched against the second half as a gallery). docs/ben
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+import torch
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from pocketvec.bench.measure import parity
 from pocketvec.data.assets import demo_items_dir
-from pocketvec.data.augment import PhoneAugment
-from pocketvec.export.calibration import list_images, load_batch
-from pocketvec.export.onnx_export import export_onnx
-from pocketvec.export.onnx_quantize import FeedReader
-from pocketvec.runtime.images import load_image
-from pocketvec.runtime.metadata import INPUT_NAME
-from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
-from pocketvec.train.checkpoint import read_run_config
-
-PHOTOS_PER_ITEM = 5
-
-
-def embeddings(path: Path, pixels: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return np.concatenate([session.run(None, {INPUT_NAME: pixels[i:i + 16]})[0] for i in range(0, len(pixels), 16)])
+from pocketvec.export.calibration import calibration_sets, load_batch
+from pocketvec.export.coreml_w8a8 import calibrated, embeddings, quantized_graph
+from pocketvec.export.onnx_export import export_onnx_fp32
+from pocketvec.export.onnx_quantize import FeedReader, embed_file, leading_nodes, root_warnings_off
+from pocketvec.export.source import load_export_source
+from pocketvec.export.static_graph import fold_batch_norms, freeze_same_padding, leading_modules
+from pocketvec.export.w8a8 import FLOAT_PREFIX_LADDER
 
 
 def agreement(reference: np.ndarray, got: np.ndarray) -> str:
@@ -48,43 +47,72 @@ def agreement(reference: np.ndarray, got: np.ndarray) -> str:
     return f"mean cosine {p['mean_cosine']:.4f}  min {p['min_cosine']:.4f}  top-1 agreement {p['top1_agreement']:.3f}"
 
 
+def onnx_variants(model, metadata, calibration: np.ndarray, pixels: np.ndarray, work: Path) -> None:
+    static = freeze_same_padding(copy.deepcopy(model), metadata.preprocess.input_size)
+    for name, source in (("dynamic padding (before)", model), ("static padding", static)):
+        fp32, prepared = work / "fp32.onnx", work / "prepared.onnx"
+        # export_onnx_fp32 freezes the padding itself: the "before" file is traced directly
+        if source is model:
+            size = metadata.preprocess.input_size
+            torch.onnx.export(model.eval(), (torch.zeros(2, 3, size, size),), str(fp32), input_names=["image"],
+                              output_names=["embedding"], dynamic_axes={"image": {0: "batch"}}, opset_version=17,
+                              dynamo=False)
+        else:
+            export_onnx_fp32(model, fp32, metadata)
+        reference = embed_file(fp32, pixels)
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        graph = onnx.load(str(prepared)).graph
+        for k in FLOAT_PREFIX_LADDER if source is static else (0,):
+            out = work / "w8a8.onnx"
+            with root_warnings_off():
+                quantize_static(str(prepared), str(out), FeedReader(calibration), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                nodes_to_exclude=leading_nodes(graph, k))
+            print(f"onnx   {name:28s} first {k:2d} convs float  {agreement(reference, embed_file(out, pixels))}",
+                  flush=True)
+
+
+def coreml_before(model, calibration: torch.Tensor) -> torch.nn.Module:
+    """The Core ML w8a8 graph as exported before this fix: batch norms frozen, not folded; moving averages."""
+    from coremltools.optimize.torch.quantization import LinearQuantizerConfig, ModuleLinearQuantizerConfig
+    from timm.utils.model import freeze_batch_norm_2d
+
+    frozen = freeze_same_padding(freeze_batch_norm_2d(copy.deepcopy(model).eval()), calibration.shape[-1])
+    config = LinearQuantizerConfig(global_config=ModuleLinearQuantizerConfig(
+        quantization_scheme="affine", milestones=[0, 0, 10**9, 0]))
+    return calibrated(frozen, config, calibration)
+
+
+def coreml_variants(model, calibration: np.ndarray, pixels: np.ndarray) -> None:
+    calibration_t, pixels_t = torch.from_numpy(calibration), torch.from_numpy(pixels)
+    reference = embeddings(model, pixels_t)
+    before = coreml_before(model, calibration_t)
+    print(f"coreml {'unfolded, moving average':28s} first  0 convs float  "
+          f"{agreement(reference, embeddings(before, pixels_t))}", flush=True)
+    size = calibration.shape[-1]
+    static = fold_batch_norms(freeze_same_padding(copy.deepcopy(model).eval(), size), size)
+    for k in FLOAT_PREFIX_LADDER[:3]:
+        graph = quantized_graph(static, calibration_t, leading_modules(static, size, k))
+        print(f"coreml {'folded, min/max':28s} first {k:2d} convs float  "
+              f"{agreement(reference, embeddings(graph, pixels_t))}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a run folder (config.json + model.safetensors)")
     parser.add_argument("benchwork", type=Path, help="`pocketvec bench --work` folder (its tiers' images)")
     args = parser.parse_args()
-    spec = PreprocessSpec.from_dict(read_run_config(args.run)["encoder"]["preprocess"])
-    simulate, rng = PhoneAugment(output_size=spec.input_size), np.random.default_rng(0)
-    calibration = to_batch([preprocess(simulate(load_image(p), rng), spec)
-                            for p in list_images(demo_items_dir()) for _ in range(PHOTOS_PER_ITEM)])
+    model, metadata = load_export_source(args.run, local_rerank=False)
+    spec = metadata.preprocess
+    calibration = calibration_sets(demo_items_dir(), spec).calibration
     scored = (sorted((args.benchwork / "lookalikes" / "queries").glob("*--q0.jpg"))[::2]
               + sorted((args.benchwork / "pages" / "queries").glob("*--q0.jpg"))[::2]
               + sorted((args.benchwork / "flags" / "gallery").glob("*.png"))[::2])
-    pixels = load_batch(scored, spec)
-    print(f"calibration {len(calibration)} photos, scored on {len(pixels)} images", flush=True)
+    pixels = load_batch(scored, spec.for_queries())
+    print(f"calibration {len(calibration)} images, scored on {len(pixels)} images", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        fp32, prepared = work / "fp32.onnx", work / "prepared.onnx"
-        export_onnx(args.run, fp32)
-        reference = embeddings(fp32, pixels)
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        nodes = [n.name for n in onnx.load(str(prepared)).graph.node]
-        head = [n for n in nodes if not n.startswith("/backbone")]
-        variants: dict[str, tuple[list[str], CalibrationMethod]] = {
-            "MinMax (the export's)": ([], CalibrationMethod.MinMax),
-            "head float": (head, CalibrationMethod.MinMax),
-            "Percentile": ([], CalibrationMethod.Percentile),
-            "Entropy, head float": (head, CalibrationMethod.Entropy),
-        }
-        stages = ["conv_stem", *(f"blocks/blocks.{i}/" for i in range(7)), "conv_head"]
-        variants |= {f"{stage.rstrip('/')} float": ([n for n in nodes if n.startswith(f"/backbone/{stage}")],
-                                                     CalibrationMethod.MinMax) for stage in stages}
-        for name, (exclude, method) in variants.items():
-            out = work / "w8a8.onnx"
-            quantize_static(str(prepared), str(out), FeedReader(calibration), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=exclude, calibrate_method=method)
-            print(f"{name:24s} {agreement(reference, embeddings(out, pixels))}", flush=True)
+        onnx_variants(model, metadata, calibration, pixels, Path(tmp))
+    coreml_variants(model, calibration, pixels)
 
 
 if __name__ == "__main__":

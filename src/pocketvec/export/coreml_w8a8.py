@@ -31,20 +31,12 @@ def embeddings(model: nn.Module, pixels: torch.Tensor, batch: int = 16) -> np.nd
     return torch.cat([out[0] if isinstance(out, tuple) else out for out in outs]).numpy()
 
 
-def quantized_graph(static: nn.Module, calibration: torch.Tensor, float_modules: list[str]) -> nn.Module:
-    """`static` with int8 weights and uint8 activations (min/max ranges over `calibration`), the named
-    modules left float."""
-    from coremltools.optimize.torch.quantization import (
-        LinearQuantizer,
-        LinearQuantizerConfig,
-        ModuleLinearQuantizerConfig,
-    )
+def calibrated(model: nn.Module, config, calibration: torch.Tensor) -> nn.Module:
+    """`model` quantized by coremltools' LinearQuantizer with `config` (a LinearQuantizerConfig whose
+    milestones enable observers and fake quantization at once): observers fed `calibration`, then frozen."""
+    from coremltools.optimize.torch.quantization import LinearQuantizer
 
-    config = LinearQuantizerConfig(
-        global_config=ModuleLinearQuantizerConfig(quantization_scheme="affine", milestones=[0, 0, 10**9, 0],
-                                                  activation_observer="min_max", weight_observer="min_max"),
-        module_name_configs=dict.fromkeys(float_modules))
-    quantizer = LinearQuantizer(copy.deepcopy(static), config)
+    quantizer = LinearQuantizer(copy.deepcopy(model), config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepared = quantizer.prepare(example_inputs=(calibration[:1],), inplace=False)
@@ -54,6 +46,18 @@ def quantized_graph(static: nn.Module, calibration: torch.Tensor, float_modules:
             for i in range(len(calibration)):
                 prepared(calibration[i : i + 1])
         return quantizer.finalize(prepared).eval()
+
+
+def quantized_graph(static: nn.Module, calibration: torch.Tensor, float_modules: list[str]) -> nn.Module:
+    """`static` with int8 weights and uint8 activations (min/max ranges over `calibration`), the named
+    modules left float."""
+    from coremltools.optimize.torch.quantization import LinearQuantizerConfig, ModuleLinearQuantizerConfig
+
+    config = LinearQuantizerConfig(
+        global_config=ModuleLinearQuantizerConfig(quantization_scheme="affine", milestones=[0, 0, 10**9, 0],
+                                                  activation_observer="min_max", weight_observer="min_max"),
+        module_name_configs=dict.fromkeys(float_modules))
+    return calibrated(static, config, calibration)
 
 
 def w8a8_graph(model: nn.Module, run_dir: str | Path, spec: PreprocessSpec, calibration_dir: str | Path | None):
