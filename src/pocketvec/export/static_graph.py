@@ -52,9 +52,8 @@ def leading_modules(model: nn.Module, size: int, convs: int) -> list[str]:
         model(torch.zeros(1, 3, size, size))
     for hook in hooks:
         hook.remove()
-    conv_positions = [i for i, name in enumerate(order) if isinstance(model.get_submodule(name), nn.Conv2d)]
-    return order[:conv_positions[convs - 1] + 1] if 0 < convs <= len(conv_positions) else \
-        (order if convs > 0 else [])
+    positions = [i for i, name in enumerate(order) if isinstance(model.get_submodule(name), nn.Conv2d)][:convs]
+    return order[:positions[-1] + 1] if convs > 0 and positions else []
 
 
 def fold_batch_norms(model: nn.Module, size: int) -> nn.Module:
