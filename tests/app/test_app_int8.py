@@ -1,5 +1,6 @@
-"""The default model on the phone is int8 (static QDQ): the browser's onnxruntime-web runs it and
-its embeddings and decisions equal the Python runtime's on the same file."""
+"""The quantized models a phone runs, int8 (int8 weights) and w8a8 (8-bit activations too, static QDQ):
+the browser's onnxruntime-web runs each, and its embeddings and decisions equal the Python runtime's on
+the same file."""
 
 from __future__ import annotations
 
@@ -20,19 +21,22 @@ from .conftest import (
 )
 
 
-@pytest.fixture(scope="module")
-def int8_model(run_dir: Path, scenario, app_workdir: Path) -> Path:
-    """`pocketvec.export`'s int8 (static QDQ, per-channel) calibrated on the real demo items,
-    with the scenario's accept rule written in as `pocketvec calibrate` does."""
+@pytest.fixture(scope="module", params=["int8", "w8a8"])
+def int8_model(request, run_dir: Path, scenario, app_workdir: Path) -> Path:
+    """`pocketvec.export`'s int8 or w8a8 file (w8a8 calibrated on the real demo items), with the
+    scenario's accept rule written in as `pocketvec calibrate` does."""
     from pocketvec.export.onnx_export import export_onnx
+    from pocketvec.export.verify import onnx_kind
     from pocketvec.runtime.model_files import write_accept_rule
 
-    out = export_onnx(run_dir, app_workdir / "model.int8.onnx", quantize="int8", calibration_dir=DEMO_ITEMS)
+    out = export_onnx(run_dir, app_workdir / f"model.{request.param}.onnx", quantize=request.param,
+                      calibration_dir=DEMO_ITEMS)
+    assert onnx_kind(out) == request.param  # w8a8: QuantizeLinear on activations, not only on weights
     return write_accept_rule(out, scenario.rule, scenario.space_id)
 
 
 def test_int8_model_in_the_browser_equals_python(page, serve_app, scenario, int8_model: Path, tmp_path: Path) -> None:
-    """Gallery and queries embedded by the int8 model in Python; the page matches like Python."""
+    """Gallery and queries embedded by the quantized model in Python; the page matches like Python."""
     engine = open_engine(int8_model)
     assert engine.metadata.embedding_space_id == scenario.space_id  # metadata carried over
     assert engine.metadata.accept_rule == scenario.rule
