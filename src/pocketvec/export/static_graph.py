@@ -21,6 +21,16 @@ def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
 
 
+def _forward_with_hooks(model: nn.Module, size: int, hooks: list) -> None:
+    """One forward pass of a zero image through `model` with `hooks` (handles) registered, then removed."""
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def freeze_same_padding(model: nn.Module, size: int) -> nn.Module:
     """Replace timm Conv2dSame layers (in place) by ZeroPad2d + Conv2d with the padding their input size needs."""
     from timm.layers import Conv2dSame
@@ -29,10 +39,7 @@ def freeze_same_padding(model: nn.Module, size: int) -> nn.Module:
     shapes: dict[str, tuple[int, int]] = {}
     hooks = [module.register_forward_pre_hook(lambda _m, args, name=name: shapes.__setitem__(name, args[0].shape[-2:]))
              for name, module in model.named_modules() if isinstance(module, Conv2dSame)]
-    with torch.no_grad():
-        model(torch.zeros(1, 3, size, size))
-    for hook in hooks:
-        hook.remove()
+    _forward_with_hooks(model, size, hooks)
     for name, shape in shapes.items():
         same = model.get_submodule(name)
         conv = nn.Conv2d(same.in_channels, same.out_channels, same.kernel_size, same.stride, 0, same.dilation,
@@ -48,10 +55,7 @@ def leading_modules(model: nn.Module, size: int, convs: int) -> list[str]:
     order: list[str] = []
     hooks = [m.register_forward_pre_hook(lambda _m, _a, name=name: order.append(name))
              for name, m in model.named_modules() if not any(m.children())]
-    with torch.no_grad():
-        model(torch.zeros(1, 3, size, size))
-    for hook in hooks:
-        hook.remove()
+    _forward_with_hooks(model, size, hooks)
     positions = [i for i, name in enumerate(order) if isinstance(model.get_submodule(name), nn.Conv2d)][:convs]
     return order[:positions[-1] + 1] if convs > 0 and positions else []
 
@@ -59,21 +63,19 @@ def leading_modules(model: nn.Module, size: int, convs: int) -> list[str]:
 def fold_batch_norms(model: nn.Module, size: int) -> nn.Module:
     """Fold (in place, eval statistics) every BatchNorm2d whose input is a Conv2d's output into that conv;
     the batch norm is replaced by its activation (timm's BatchNormAct2d) or by Identity."""
-    produced: dict[int, str] = {}
+    # conv output id -> (conv name, the output itself, held so that its id is not reused by a later tensor)
+    produced: dict[int, tuple[str, torch.Tensor]] = {}
     pairs: list[tuple[str, str]] = []
     hooks = []
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):
             hooks.append(module.register_forward_hook(
-                lambda _m, _a, out, name=name: produced.__setitem__(id(out), name)))
+                lambda _m, _a, out, name=name: produced.__setitem__(id(out), (name, out))))
         elif isinstance(module, nn.BatchNorm2d):
             hooks.append(module.register_forward_pre_hook(
-                lambda _m, args, name=name: pairs.append((produced[id(args[0])], name)) if id(args[0]) in produced
-                else None))
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, 3, size, size))
-    for hook in hooks:
-        hook.remove()
+                lambda _m, args, name=name: pairs.append((produced[id(args[0])][0], name))
+                if id(args[0]) in produced else None))
+    _forward_with_hooks(model.eval(), size, hooks)
     for conv_name, bn_name in pairs:
         conv, bn = model.get_submodule(conv_name), model.get_submodule(bn_name)
         with torch.no_grad():
