@@ -64,3 +64,24 @@ def test_hinton_kd_known_value_and_classifier_path() -> None:
     student = torch.randn(4, 8, requires_grad=True)
     loss_fn(student, torch.randn(4, 8), torch.randn(4, 5)).backward()
     assert loss_fn.classifier.weight.grad.abs().sum() > 0
+
+
+def test_alignment_term_pulls_each_projected_embedding_to_its_teacher() -> None:
+    torch.manual_seed(1)
+    teacher = torch.randn(16, 64)
+    features = torch.randn(16, 32)
+    student = torch.nn.Linear(32, 24)
+    plain, aligned = DistillationLoss(24, 64), DistillationLoss(24, 64, align_weight=1.0)
+    aligned.load_state_dict(plain.state_dict())
+    embedding = student(features)
+    gap = aligned(embedding, teacher) - plain(embedding, teacher)
+    cosine = F.cosine_similarity(aligned.projection(embedding), teacher, dim=-1).mean()
+    assert torch.allclose(gap, 1 - cosine, atol=1e-6)  # the term is exactly 1 - mean cosine
+    optimiser = torch.optim.Adam(list(student.parameters()) + list(aligned.parameters()), lr=1e-2)
+    for _ in range(60):
+        optimiser.zero_grad()
+        aligned(student(features), teacher).backward()
+        optimiser.step()
+    with torch.no_grad():
+        after = F.cosine_similarity(aligned.projection(student(features)), teacher, dim=-1)
+    assert after.min() > 0.9 > float(cosine)

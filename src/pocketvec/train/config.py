@@ -20,9 +20,9 @@ MAX_COUNT = 10**9
 FLOAT_RANGES = (  # (name, low, high): finite numbers only; the > 0 ones are checked again below
     ("sample_rate", 0.0, 1.0), ("lr", 0.0, 10.0), ("weight_decay", 0.0, 10.0), ("warmup_fraction", 0.0, 1.0),
     ("grad_clip", 0.0, 1e6), ("center_weight", 0.0, 1e6), ("distill_weight", 0.0, 1e6),
-    ("distill_temperature", 0.0, 1e6), ("kd_weight", 0.0, 1e6), ("kd_temperature", 0.0, 1e6),
-    ("time_limit_s", 0.0, 1e9), ("clean_view_fraction", 0.0, 1.0), ("wise_alpha", 0.0, 1.0),
-    ("local_weight", 0.0, 1e6),
+    ("distill_temperature", 0.0, 1e6), ("distill_align_weight", 0.0, 1e6), ("kd_weight", 0.0, 1e6),
+    ("kd_temperature", 0.0, 1e6), ("time_limit_s", 0.0, 1e9), ("clean_view_fraction", 0.0, 1.0),
+    ("wise_alpha", 0.0, 1.0), ("local_weight", 0.0, 1e6),
 )
 
 
@@ -45,6 +45,7 @@ class TrainConfig:
     teacher_photos: str = ""  # a teacher-photo cache folder (pocketvec.train.photo_cache): train from it
     distill_weight: float = 1.0
     distill_temperature: float = 0.1
+    distill_align_weight: float = 0.0  # per-image cosine to the teacher's embedding, beside the relational KL
     kd_weight: float = 0.0  # Hinton KD over the teacher's ImageNet logits
     kd_temperature: float = 4.0
     policy: str = "documents"  # pseudo-class policy preset (pocketvec.data.pseudoclasses.PRESETS)

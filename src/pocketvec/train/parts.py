@@ -100,9 +100,10 @@ def build_losses(cfg: TrainConfig, classes: int, teacher, cached_teacher_dim: in
         probe = teacher.outputs(torch.zeros(1, 3, teacher.input_size, teacher.input_size))
         classes_out = probe["logits"].shape[1] if "logits" in probe else 0
         losses["distill"] = DistillationLoss(dim, probe["embedding"].shape[1], cfg.distill_temperature,
-                                             classes_out, cfg.kd_temperature, cfg.kd_weight)
+                                             classes_out, cfg.kd_temperature, cfg.kd_weight, cfg.distill_align_weight)
     elif cached_teacher_dim and cfg.distill_weight > 0:
-        losses["distill"] = DistillationLoss(dim, cached_teacher_dim, cfg.distill_temperature)
+        losses["distill"] = DistillationLoss(dim, cached_teacher_dim, cfg.distill_temperature,
+                                             align_weight=cfg.distill_align_weight)
     if cfg.local_weight > 0:
         if local is None:
             raise ConfigError("local_weight > 0 needs a backbone with a stride-16 stage (the local re-rank's map)")

@@ -33,6 +33,8 @@ ENROLL_MAX_STEPS = 400
 ENROLL_WISE_ALPHA = 0.5
 # the distilled small student: PP-LCNet 0.5 + the 128-d LN+BN head at 160 px (int8 ONNX < 1 MB)
 SMALL_DISTILL_WEIGHT = 50.0  # τ² = 0.01 scales the relational KL: this puts it near the margin loss
+# x the distill weight: 25 x (1 - cos) to the teacher per photo, as large as CosFace's loss at the start
+SMALL_ALIGN_WEIGHT = 0.5
 SMALL_ENCODER = EncoderConfig(backbone="lcnet_050", embedding_dim=128, preprocess=PreprocessSpec(input_size=160))
 # base on a CPU: the stem and early stages stay at their ImageNet weights
 BASE_TRAINABLE = ("backbone.blocks.4.*", "backbone.blocks.5.*", "backbone.blocks.6.*", "backbone.conv_head.*",
@@ -72,9 +74,9 @@ def _small() -> TrainConfig:
     return TrainConfig(
         encoder=SMALL_ENCODER, init="random", adapters=AdapterConfig(kind="none"), trainable=("*",),
         loss="margin", margin=MarginConfig(kind="cosface", scale=32.0), sample_rate=1.0, teacher="base",
-        distill_weight=SMALL_DISTILL_WEIGHT, distill_temperature=0.1, policy="upright", epochs=12,
-        batch_classes=32, views_per_class=2, lr=4e-3, warmup_fraction=0.05, eval_views=0, checkpoint_every=25,
-        workers=0, threads=1,
+        distill_weight=SMALL_DISTILL_WEIGHT, distill_temperature=0.1, distill_align_weight=SMALL_ALIGN_WEIGHT,
+        policy="upright", epochs=32, batch_classes=32, views_per_class=2, lr=4e-3, warmup_fraction=0.05,
+        eval_views=0, checkpoint_every=100, workers=0,
     )
 
 
