@@ -35,7 +35,9 @@ ENROLL_WISE_ALPHA = 0.5
 SMALL_DISTILL_WEIGHT = 50.0  # τ² = 0.01 scales the relational KL: this puts it near the margin loss
 # x the distill weight: 25 x (1 - cos) to the teacher per photo, as large as CosFace's loss at the start
 SMALL_ALIGN_WEIGHT = 0.5
-SMALL_ENCODER = EncoderConfig(backbone="lcnet_050", embedding_dim=128, preprocess=PreprocessSpec(input_size=160))
+# items and photos cropped as for its teacher `base` (training from cached photos never crops: they are square)
+SMALL_ENCODER = EncoderConfig(backbone="lcnet_050", embedding_dim=128, preprocess=PreprocessSpec(
+    input_size=160, crop_mode="scale_fit", query_crop_mode="scale_fill"))
 # base on a CPU: the stem and early stages stay at their ImageNet weights
 BASE_TRAINABLE = ("backbone.blocks.4.*", "backbone.blocks.5.*", "backbone.blocks.6.*", "backbone.conv_head.*",
                   "backbone.bn2.*", "head.*")
