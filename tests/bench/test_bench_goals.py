@@ -57,3 +57,19 @@ def test_goals_judge_what_the_matcher_answers() -> None:
         ("recall 0.710 at precision 0.992", "met")
     verdicts = {goal: v for goal, *v in goal_rows([_row("student", "onnx-int8", 0.61, 0.40, 4e8, 0), plain])}
     assert verdicts["lookalikes: enrolled int8 R@1 >= 0.90"] == ["0.820", "not met"]
+
+
+def test_small_student_goals() -> None:
+    """The small student's bars: R@1 within 0.03 of the base student's, its int8 file <= 1 MB, latency <= 0.1."""
+    results = [
+        _row("student", "onnx-int8", 0.90, 0.70, 4e8, 4_000_000),
+        _row("small", "onnx-int8", 0.86, 0.60, 4e7, 865_000, latency_vs_teacher=0.04),
+    ]
+    verdicts = {goal: (measured, verdict) for goal, measured, verdict in goal_rows(results)}
+    assert verdicts["lookalikes: small int8 R@1 within 0.03 of the base student's"] == ("0.860 vs 0.900", "not met")
+    assert verdicts["lookalikes: small int8 file <= 1 MB"] == ("0.865 MB", "met")
+    assert verdicts["lookalikes: small int8 latency <= 0.1 of the teacher's fp32"] == ("0.040", "met")
+    results[1]["accuracy"]["recall_at_1"] = 0.875
+    verdicts = {goal: (measured, verdict) for goal, measured, verdict in goal_rows(results)}
+    assert verdicts["lookalikes: small int8 R@1 within 0.03 of the base student's"][1] == "met"
+    assert not any(goal.startswith("lookalikes: small") for goal, _, _ in goal_rows(results[:1]))

@@ -130,3 +130,23 @@ def test_lookalike_sets_of_two_sizes_live_side_by_side(cache) -> None:
     assert sorted(p.name for p in small.iterdir()) == files  # building another size left this one alone
     assert build_lookalikes(LookalikeConfig(page_groups=1, flag_groups=1), root=cache) == small
     assert [p.name for p in small.parent.iterdir() if p.name.startswith(".")] == []  # no build left behind
+
+
+def test_small_student_zero_shot_and_enrolled_side_by_side(cache, tmp_path) -> None:
+    """`--models small,enrolled-small`: the shipped small student and enroll-small started from it, in one run,
+    with the small student's bars judged in the report."""
+    out = tmp_path / "BENCH.md"
+    command = [sys.executable, "-m", "pocketvec", "bench", "--quick", "--cache", str(cache), "--work",
+               str(tmp_path / "work"), "--out", str(out), "--models", "small,enrolled-small", "--forms", "onnx-int8",
+               "--enroll-arg=--set", "--enroll-arg=max_steps=2"]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "work" / "results.json").read_text())["results"]
+    assert {(r["model"], r["status"]) for r in rows} == {("small", "ok"), ("enrolled-small", "ok")}
+    small_id = read_run_config(Path(__file__).resolve().parents[2] / "src/pocketvec/assets/small")["embedding_space_id"]
+    runs = sorted((tmp_path / "work" / "models").glob("small-enrolled-*"))
+    assert len(runs) == 3 and all(small_id in run.name for run in runs)  # one per tier, each from the small student
+    assert all(read_run_config(run)["encoder"]["backbone"] == "lcnet_050" for run in runs)
+    text = out.read_text()
+    assert "| lookalikes | enrolled-small | onnx-int8 |" in text
+    assert "| lookalikes: small int8 file <= 1 MB |" in text

@@ -104,24 +104,21 @@ def prepare_small(ctx: BenchContext) -> Path:
     return run_dir
 
 
-def prepare_enrolled(ctx: BenchContext) -> Path:
-    """The enroll preset fine-tuned on the benchmark's gallery images (one image per item).
-
-    It starts from the base student when there is one (else the preset's own ImageNet Lite0 init). The run
-    folder is keyed by the preset's settings too, so a changed preset enrols again instead of reusing a run.
-    """
+def enroll_on_gallery(ctx: BenchContext, preset: str, start: Path | None, name: str) -> Path:
+    """`pocketvec train --preset PRESET` fine-tuned on the benchmark's gallery images (one image per item), from
+    the run folder `start` (None: the preset's own start). The run folder is keyed by the start, the gallery and
+    the preset's settings, so a changed preset enrols again instead of reusing a run."""
     from pocketvec.train.presets import preset_config
 
-    base = base_student(ctx)
-    base_id = json.loads((base / "config.json").read_text())["embedding_space_id"] if base else "imagenet"
+    start_id = json.loads((start / "config.json").read_text())["embedding_space_id"] if start else "imagenet"
     gallery_id = json.loads((ctx.work / "benchmark.json").read_text())["key"]
-    recipe = {"preset": preset_config("enroll").to_dict(), "args": ctx.enroll_args}
+    recipe = {"preset": preset_config(preset).to_dict(), "args": ctx.enroll_args}
     args_id = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    run_dir = ctx.work / "models" / f"student-enrolled-{base_id}-{gallery_id}-{args_id}"
+    run_dir = ctx.work / "models" / f"{name}-{start_id}-{gallery_id}-{args_id}"
     if (run_dir / "model.safetensors").is_file():
         return run_dir
-    init = ["--set", f"init={base}"] if base is not None else []
-    command = [sys.executable, "-m", "pocketvec", "train", "--preset", "enroll", "--data",
+    init = ["--set", f"init={start}"] if start is not None else []
+    command = [sys.executable, "-m", "pocketvec", "train", "--preset", preset, "--data",
                str(ctx.bench.gallery_dir), "--out", str(run_dir), *init, *ctx.enroll_args]
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True,
@@ -129,9 +126,19 @@ def prepare_enrolled(ctx: BenchContext) -> Path:
     if done.returncode != 0:
         said = [line.strip(" │╭╮╰╯─") for line in (done.stderr + done.stdout).splitlines()]
         said = [line for line in said if any(c.isalnum() for c in line)] or ["no output"]
-        raise NotAvailable(f"`pocketvec train --preset enroll` failed: {said[-1][:200]}")
+        raise NotAvailable(f"`pocketvec train --preset {preset}` failed: {said[-1][:200]}")
     (run_dir / ENROLL_TIME_FILE).write_text(json.dumps({"seconds": round(time.monotonic() - started, 1)}))
     return run_dir
+
+
+def prepare_enrolled(ctx: BenchContext) -> Path:
+    """The enroll preset on the gallery, from the base student when there is one (else ImageNet Lite0)."""
+    return enroll_on_gallery(ctx, "enroll", base_student(ctx), "student-enrolled")
+
+
+def prepare_enrolled_small(ctx: BenchContext) -> Path:
+    """The enroll-small preset on the gallery, from the shipped small student."""
+    return enroll_on_gallery(ctx, "enroll-small", prepare_small(ctx), "small-enrolled")
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -142,5 +149,6 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         ModelSpec("student", "student, zero-shot", "zero-shot", prepare_student),
         ModelSpec("small", "small student (PP-LCNet 0.5, distilled), zero-shot", "zero-shot", prepare_small),
         ModelSpec("enrolled", "student, enrolled on the gallery", "enrolled", prepare_enrolled),
+        ModelSpec("enrolled-small", "small student, enrolled on the gallery", "enrolled", prepare_enrolled_small),
     )
 }

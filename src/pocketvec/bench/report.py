@@ -310,8 +310,9 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         "",
         "## Per tier: zero-shot and enrolled, side by side",
         "",
-        "The int8 ONNX file of the student (zero-shot and enrolled) and the fp32 ONNX of the frozen baselines; "
-        "enroll time is the wall time of `pocketvec train --preset enroll` on the tier's gallery, on this CPU.",
+        "The int8 ONNX file of each student (zero-shot and enrolled) and the fp32 ONNX of the frozen baselines; "
+        "enroll time is the wall time of `pocketvec train --preset enroll` (`enroll-small` for the small student) "
+        "on the tier's gallery, on this CPU.",
         "",
         *summary_table(results),
         "",

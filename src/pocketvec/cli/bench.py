@@ -26,8 +26,9 @@ def bench(
     seed: int = typer.Option(0, "--seed", help="Seed of the photo simulator."),
     coreml_items: int = typer.Option(15, "--coreml-items", min=1, help="Items (with all their photos) that the "
                                      "slow Core ML interpreter embeds."),
-    models: str = typer.Option("teacher,lite0,student,enrolled", "--models", help="Comma-separated models: "
-                               "teacher, lite0, student, small (the distilled small student), enrolled."),
+    models: str = typer.Option("teacher,lite0,student,small,enrolled,enrolled-small", "--models",
+                               help="Comma-separated models: teacher, lite0, student, small (the distilled small "
+                               "student), enrolled, enrolled-small (enroll-small from the small student)."),
     forms: str = typer.Option("torch-fp32,onnx-fp32,onnx-int8,coreml-int8", "--forms", help="Comma-separated forms."),
     student: Path = typer.Option(None, "--student", help="Run folder of the base student (zero-shot)."),
     note: list[str] = typer.Option([], "--note", help="A line to add to the report's protocol notes."),
