@@ -144,7 +144,7 @@ def test_small_student_zero_shot_and_enrolled_side_by_side(cache, tmp_path) -> N
     rows = json.loads((tmp_path / "work" / "results.json").read_text())["results"]
     assert {(r["model"], r["status"]) for r in rows} == {("small", "ok"), ("enrolled-small", "ok")}
     small_id = read_run_config(Path(__file__).resolve().parents[2] / "src/pocketvec/assets/small")["embedding_space_id"]
-    runs = sorted((tmp_path / "work" / "models").glob("small-enrolled-*"))
+    runs = sorted((tmp_path / "work").glob("*/models/small-enrolled-*"))
     assert len(runs) == 3 and all(small_id in run.name for run in runs)  # one per tier, each from the small student
     assert all(read_run_config(run)["encoder"]["backbone"] == "lcnet_050" for run in runs)
     text = out.read_text()
