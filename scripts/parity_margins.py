@@ -1,0 +1,50 @@
+"""Why an exported file's top-1 answers flip: the float model's margin (best minus second-best item score) on the
+photos whose answer changed, against the margins of all photos. Plain cosine and re-ranked, as verify scores them.
+
+    python scripts/parity_margins.py src/pocketvec/assets/small /tmp/w8/photos src/pocketvec/assets/demo_items \
+        small.int8.onnx small.w8a8.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from pocketvec.export.calibration import list_images, load_batch
+from pocketvec.export.parity import Outputs, _top1
+from pocketvec.export.source import load_export_source
+from pocketvec.export.verify import MAX_IMAGES, embed_with, torch_outputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir")
+    parser.add_argument("images")
+    parser.add_argument("gallery")
+    parser.add_argument("files", nargs="+", type=Path)
+    args = parser.parse_args()
+    model, metadata = load_export_source(args.run_dir)
+    spec, space = metadata.preprocess, metadata.embedding_space_id
+    pixels = load_batch(list_images(args.images, MAX_IMAGES), spec)
+    gallery = load_batch(list_images(args.gallery, MAX_IMAGES), spec)
+    reference = torch_outputs(model, pixels, gallery)
+    for path in args.files:
+        queries, items = embed_with(path, pixels, space), embed_with(path, gallery, space)
+        candidate = Outputs(queries.embeddings, items.embeddings, queries.locals, items.locals)
+        local = queries.metadata.local_rerank
+        for rerank in (None, local) if local else (None,):
+            ref = reference if rerank else Outputs(reference.queries, reference.gallery)
+            got = candidate if rerank else Outputs(candidate.queries, candidate.gallery)
+            ref_top, ref_stats = _top1(ref, False, rerank)
+            got_top, _ = _top1(got, False, rerank)
+            flipped = ref_top != got_top
+            print(f"{path.name} ({'re-ranked' if rerank else 'cosine'}): top-1 agreement {1 - flipped.mean():.3f}, "
+                  f"{flipped.sum()} of {len(flipped)} flipped; float margins of the flipped "
+                  f"{np.round(np.sort(ref_stats[flipped, 1]), 4).tolist()}; median margin of all "
+                  f"{np.median(ref_stats[:, 1]):.4f}")
+
+
+if __name__ == "__main__":
+    main()
