@@ -42,7 +42,7 @@ def main() -> None:
             flipped = ref_top != got_top
             print(f"{path.name} ({'re-ranked' if rerank else 'cosine'}): top-1 agreement {1 - flipped.mean():.3f}, "
                   f"{flipped.sum()} of {len(flipped)} flipped; float margins of the flipped "
-                  f"{np.round(np.sort(ref_stats[flipped, 1]), 4).tolist()}; median margin of all "
+                  f"{[round(float(m), 4) for m in np.sort(ref_stats[flipped, 1])]}; median margin of all "
                   f"{np.median(ref_stats[:, 1]):.4f}")
 
 
