@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketvec.export.calibration import list_images, load_batch
-from pocketvec.export.parity import Outputs, _top1
+from pocketvec.export.parity import Outputs, top1_with_margins
 from pocketvec.export.source import load_export_source
 from pocketvec.export.verify import MAX_IMAGES, embed_with, torch_outputs
 
@@ -37,8 +37,8 @@ def main() -> None:
         for rerank in (None, local) if local else (None,):
             ref = reference if rerank else Outputs(reference.queries, reference.gallery)
             got = candidate if rerank else Outputs(candidate.queries, candidate.gallery)
-            ref_top, ref_stats = _top1(ref, False, rerank)
-            got_top, _ = _top1(got, False, rerank)
+            ref_top, ref_stats = top1_with_margins(ref, False, rerank)
+            got_top, _ = top1_with_margins(got, False, rerank)
             flipped = ref_top != got_top
             print(f"{path.name} ({'re-ranked' if rerank else 'cosine'}): top-1 agreement {1 - flipped.mean():.3f}, "
                   f"{flipped.sum()} of {len(flipped)} flipped; float margins of the flipped "

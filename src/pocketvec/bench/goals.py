@@ -4,9 +4,9 @@ from __future__ import annotations
 
 TEACHER_LATENCY_MS = 16.0  # the figure for the teacher (Lite2, 260 px, fp32, 1 thread) on its machine
 STUDENT_LATENCY_MS = 1.5
+MAX_INT8_BYTES = 1_000_000  # the int8 student file's bar (1 MB), the base student's and the small one's
 SMALL_GAP = 0.03  # the small student's zero-shot int8 R@1 may trail the base student's by this much
 SMALL_LATENCY_SHARE = 0.1  # of the teacher's fp32 latency, in the same run
-SMALL_MAX_BYTES = 1_000_000
 
 
 def _find(results: list[dict], model: str, form: str) -> dict | None:
@@ -66,7 +66,7 @@ def small_rows(tier: str, results: list[dict]) -> list[tuple[str, str, str]]:
                      _verdict(s >= b - SMALL_GAP)))
     if "file_bytes" in small:
         rows.append((f"{tier}: small int8 file <= 1 MB", f"{small['file_bytes'] / 1e6:.3f} MB",
-                     _verdict(small["file_bytes"] <= SMALL_MAX_BYTES)))
+                     _verdict(small["file_bytes"] <= MAX_INT8_BYTES)))
     ratio = small.get("latency_vs_teacher")
     if ratio is not None:
         rows.append((f"{tier}: small int8 latency <= {SMALL_LATENCY_SHARE} of the teacher's fp32", f"{ratio:.3f}",
@@ -99,7 +99,7 @@ def tier_rows(results: list[dict]) -> list[tuple[str, str, str]]:
         share = enrolled["file_bytes"] / teacher_onnx["file_bytes"]
         rows.append(("int8 file <= 1/10 of the teacher's (fp32 ONNX)", f"{share:.3f}", _verdict(share <= 0.1)))
         rows.append(("int8 student file <= 1 MB", f"{enrolled['file_bytes'] / 1e6:.2f} MB",
-                     _verdict(enrolled["file_bytes"] <= 1_000_000)))
+                     _verdict(enrolled["file_bytes"] <= MAX_INT8_BYTES)))
     if enrolled:
         decision = answered(enrolled).get("decision")
         rows.append(("enrolled: Recall@1 >= 0.99", f"{answered(enrolled)['recall_at_1']:.3f}",

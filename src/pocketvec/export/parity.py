@@ -56,7 +56,8 @@ class Outputs(NamedTuple):
     gallery_locals: np.ndarray | None = None
 
 
-def _top1(out: Outputs, leave_one_out: bool, local_rerank: LocalRerank | None) -> tuple[np.ndarray, np.ndarray]:
+def top1_with_margins(out: Outputs, leave_one_out: bool,
+                      local_rerank: LocalRerank | None) -> tuple[np.ndarray, np.ndarray]:
     """Best gallery index and (best score, margin over the second best) per query, as the matcher scores
     them: re-ranked by the local maps when the file has a local re-rank."""
     scores = out.queries @ out.gallery.T
@@ -72,7 +73,7 @@ def _top1(out: Outputs, leave_one_out: bool, local_rerank: LocalRerank | None) -
 
 def decisions(out: Outputs, leave_one_out: bool, threshold: float, margin: float,
               local_rerank: LocalRerank | None = None) -> tuple[np.ndarray, np.ndarray]:
-    top, stats = _top1(out, leave_one_out, local_rerank)
+    top, stats = top1_with_margins(out, leave_one_out, local_rerank)
     return top, (stats[:, 0] >= threshold) & (stats[:, 1] >= margin)
 
 
