@@ -18,9 +18,9 @@ from pocketvec.train.student import shipped_run_dir
 
 MB = 1_000_000
 SMALL = shipped_run_dir("small")
-# measured 0.833 on these 48 photos (the stop-29 small: 0.729; the base: 0.958; an untrained PP-LCNet: 0.021),
-# docs/bench/training.md: the bar sits above the small student this one replaced
-TRAINED_TOP1 = 0.75
+# measured 0.896 on these 48 photos (the stop-30 small: 0.833, stop 29: 0.729; the base: 0.958; an untrained
+# PP-LCNet: 0.021), docs/bench/training.md: the bar sits above the small student this one replaced
+TRAINED_TOP1 = 0.85
 
 
 def test_shipped_small_is_the_small_preset_encoder_and_enroll_small_starts_from_it() -> None:
