@@ -8,10 +8,11 @@ matched against the second half as a gallery). docs/bench/export.md, "w8a8".
 
 ONNX (onnxruntime static QDQ, MinMax), each against the fp32 ONNX file:
   - the export before this fix: timm's dynamic "same" padding, whose shape arithmetic gets quantized;
-  - static padding (`pocketvec.export.static_graph`), the first k convolutions float, k in the ladder.
+  - static padding (`pocketvec.export.static_graph`), each rung of the export's ladder (`pocketvec.export.w8a8`:
+    float activations in the head and the first k convolutions, their weights int8 as the export stores them).
 Core ML (coremltools' LinearQuantizer, the quantized torch graph the ML program computes), against torch:
   - batch norms unfolded with moving-average observers (the export before this fix);
-  - batch norms folded, min/max observers, the first k convolutions float.
+  - batch norms folded, min/max observers, each rung of the ladder.
 
     python scripts/w8a8_sensitivity.py src/pocketvec/assets/base /work/benchwork
 """
@@ -32,12 +33,12 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from pocketvec.bench.measure import parity
 from pocketvec.data.assets import demo_items_dir
 from pocketvec.export.calibration import calibration_sets, load_batch
-from pocketvec.export.coreml_w8a8 import calibrated, embeddings, quantized_graph
+from pocketvec.export.coreml_w8a8 import calibrated, embeddings, float_modules, quantized_graph
 from pocketvec.export.onnx_export import export_onnx_fp32
-from pocketvec.export.onnx_quantize import FeedReader, embed_file, leading_nodes, root_warnings_off
+from pocketvec.export.onnx_quantize import FeedReader, embed_file, float_nodes, root_warnings_off, to_weight_int8
 from pocketvec.export.source import load_export_source
-from pocketvec.export.static_graph import fold_batch_norms, freeze_same_padding, leading_modules
-from pocketvec.export.w8a8 import FLOAT_PREFIX_LADDER
+from pocketvec.export.static_graph import fold_batch_norms, freeze_same_padding
+from pocketvec.export.w8a8 import LADDER
 
 
 def agreement(reference: np.ndarray, got: np.ndarray) -> str:
@@ -62,13 +63,14 @@ def onnx_variants(model, metadata, calibration: np.ndarray, pixels: np.ndarray, 
         reference = embed_file(fp32, pixels)
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         graph = onnx.load(str(prepared)).graph
-        for k in FLOAT_PREFIX_LADDER if source is static else (0,):
+        for rung in LADDER if source is static else LADDER[:1]:
             out = work / "w8a8.onnx"
             with root_warnings_off():
                 quantize_static(str(prepared), str(out), FeedReader(calibration), quant_format=QuantFormat.QDQ,
                                 per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                nodes_to_exclude=leading_nodes(graph, k))
-            print(f"onnx   {name:28s} first {k:2d} convs float  {agreement(reference, embed_file(out, pixels))}",
+                                nodes_to_exclude=float_nodes(graph, rung))
+            onnx.save(to_weight_int8(onnx.load(str(out))), str(out))
+            print(f"onnx   {name:28s} {rung.describe():58s} {agreement(reference, embed_file(out, pixels))}",
                   flush=True)
 
 
@@ -87,13 +89,13 @@ def coreml_variants(model, calibration: np.ndarray, pixels: np.ndarray) -> None:
     calibration_t, pixels_t = torch.from_numpy(calibration), torch.from_numpy(pixels)
     reference = embeddings(model, pixels_t)
     before = coreml_before(model, calibration_t)
-    print(f"coreml {'unfolded, moving average':28s} first  0 convs float  "
+    print(f"coreml {'unfolded, moving average':28s} {LADDER[0].describe():58s} "
           f"{agreement(reference, embeddings(before, pixels_t))}", flush=True)
     size = calibration.shape[-1]
     static = fold_batch_norms(freeze_same_padding(copy.deepcopy(model).eval(), size), size)
-    for k in FLOAT_PREFIX_LADDER[:3]:
-        graph = quantized_graph(static, calibration_t, leading_modules(static, size, k))
-        print(f"coreml {'folded, min/max':28s} first {k:2d} convs float  "
+    for rung in LADDER:
+        graph = quantized_graph(static, calibration_t, float_modules(static, size, rung))
+        print(f"coreml {'folded, min/max':28s} {rung.describe():58s} "
               f"{agreement(reference, embeddings(graph, pixels_t))}", flush=True)
 
 

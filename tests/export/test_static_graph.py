@@ -10,8 +10,10 @@ import torch
 from timm.layers import Conv2dSame
 from torch import nn
 
+from pocketvec.export.coreml_w8a8 import float_modules
 from pocketvec.export.onnx_export import export_onnx
-from pocketvec.export.static_graph import fold_batch_norms, freeze_same_padding, leading_modules
+from pocketvec.export.static_graph import fold_batch_norms, freeze_same_padding
+from pocketvec.export.w8a8 import Rung
 from pocketvec.train.checkpoint import load_run
 
 
@@ -40,9 +42,15 @@ def test_the_onnx_export_pads_by_amounts_that_do_not_depend_on_the_image(lite0_r
     assert pads and not any(depends_on_image(node.input[1]) for node in pads)
 
 
-def test_leading_modules_end_at_the_named_convolution(lite0_run):
+def test_float_modules_are_the_named_convolutions_and_the_head(lite0_run):
     static = fold_batch_norms(freeze_same_padding(load_run(lite0_run), 224), 224)
     # the stem's frozen padding, the stem, its activation (its batch norm folded away), the first depthwise conv
-    assert leading_modules(static, 224, 2) == ["backbone.conv_stem.0", "backbone.conv_stem.1", "backbone.bn1",
-                                               "backbone.blocks.0.0.conv_dw"]
-    assert leading_modules(static, 224, 0) == []
+    leading = ["backbone.conv_stem.0", "backbone.conv_stem.1", "backbone.bn1", "backbone.blocks.0.0.conv_dw"]
+    assert float_modules(static, 224, Rung(2, False)) == leading
+    assert float_modules(static, 224, Rung(0, False)) == []
+    # after the last convolution (conv_head, its batch norm folded): its activation, the pooling, the head
+    head = float_modules(static, 224, Rung(0, True))
+    assert head[0] == "backbone.bn2" and "backbone.conv_head" not in head
+    assert [name for name in head if name.startswith("head.")] == [
+        name for name, module in static.head.named_modules(prefix="head") if not any(module.children())]
+    assert float_modules(static, 224, Rung(2, True)) == leading + head

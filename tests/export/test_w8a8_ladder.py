@@ -1,13 +1,14 @@
-"""The w8a8 float-prefix ladder: which rung a file keeps, on embeddings whose error is known."""
+"""The w8a8 ladder: which rung a file keeps, on embeddings whose error is known."""
 
 from __future__ import annotations
 
 import logging
+from itertools import pairwise
 
 import numpy as np
 
 from pocketvec.export.parity import BARS
-from pocketvec.export.w8a8 import FLOAT_PREFIX_LADDER, LADDER_BARS, quantize_with_float_prefix
+from pocketvec.export.w8a8 import LADDER, LADDER_BARS, Rung, quantize_on_ladder
 
 QUERIES, ITEMS, DIM = 40, 8, 32
 
@@ -20,33 +21,47 @@ def _reference() -> np.ndarray:
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def _embed_with_noise(reference: np.ndarray, noise: dict[int, float]):
-    def embed(k: int) -> np.ndarray:
-        rng = np.random.default_rng(k)
-        return reference + noise[k] * rng.normal(size=reference.shape)
+def _embed_with_noise(reference: np.ndarray, noise: dict[Rung, float]):
+    def embed(rung: Rung) -> np.ndarray:
+        rng = np.random.default_rng(LADDER.index(rung))
+        return reference + noise[rung] * rng.normal(size=reference.shape)
     return embed
 
 
 def test_the_first_rung_that_passes_is_kept():
     reference = _reference()
-    noise = {0: 0.2, 2: 0.003, 4: 0.001, 8: 0.0, 16: 0.0}
-    tried: list[int] = []
+    noise = dict(zip(LADDER, [0.2, 0.05, 0.003, 0.001, 0.0, 0.0], strict=True))
+    tried: list[Rung] = []
 
-    def quantize(k: int) -> int:
-        tried.append(k)
-        return k
+    def quantize(rung: Rung) -> Rung:
+        tried.append(rung)
+        return rung
 
-    chosen, check = quantize_with_float_prefix(quantize, _embed_with_noise(reference, noise), reference, QUERIES)
-    assert chosen == 2 and tried == [0, 2] and check.passed
+    chosen, check = quantize_on_ladder(quantize, _embed_with_noise(reference, noise), reference, QUERIES)
+    assert chosen == Rung(2, True) and tried == [Rung(0, False), Rung(0, True), Rung(2, True)] and check.passed
     assert check.min_cosine >= LADDER_BARS["min_cosine"] >= BARS["w8a8"]["min_cosine"][0] and check.top1_agreement == 1
-    assert "first 2 convolutions float" in check.describe()
+    assert "float activations in the first 2 convolutions and the head" in check.describe()
+
+
+def test_the_ladder_goes_from_all_8_bit_to_more_float():
+    assert LADDER[0] == Rung(0, False) and Rung(0, False).describe() == "every activation 8-bit"
+    assert all(b.float_convs >= a.float_convs and b.float_head >= a.float_head for a, b in pairwise(LADDER))
+
+
+def test_float_parts_are_the_leading_convolutions_and_what_runs_after_the_last():
+    names = ["pad", "stem", "act", "dw", "act1", "pw", "pool", "fc", "norm"]
+    convs = [1, 3, 5]
+    assert Rung(0, False).float_parts(names, convs) == []
+    assert Rung(2, False).float_parts(names, convs) == ["pad", "stem", "act", "dw"]
+    assert Rung(0, True).float_parts(names, convs) == ["pool", "fc", "norm"]
+    assert Rung(16, True).float_parts(names, convs) == names
+    assert Rung(2, True).float_parts(names, []) == []
 
 
 def test_without_a_passing_rung_the_best_is_kept_and_said(caplog):
     reference = _reference()
-    noise = dict.fromkeys(FLOAT_PREFIX_LADDER, 0.5) | {4: 0.15}
+    noise = dict.fromkeys(LADDER, 0.5) | {Rung(4, True): 0.15}
     with caplog.at_level(logging.WARNING, logger="pocketvec.export.w8a8"):
-        chosen, check = quantize_with_float_prefix(lambda k: k, _embed_with_noise(reference, noise), reference,
-                                                   QUERIES)
-    assert chosen == 4 and not check.passed
+        chosen, check = quantize_on_ladder(lambda rung: rung, _embed_with_noise(reference, noise), reference, QUERIES)
+    assert chosen == Rung(4, True) and not check.passed
     assert "at every rung of the ladder" in caplog.text

@@ -120,7 +120,7 @@ def export_coreml(run_dir: str | Path, out: str | Path, quantize: str = "none",
     else:
         graph, check = capture(source, size), None
     mlmodel = convert(graph, size, deployment_target, fp16=quantize == "fp16", outputs=outputs)
-    if quantize == "int8":
+    if quantize in ("int8", "w8a8"):  # w8a8: the weights the float rungs of its ladder left float
         mlmodel = quantize_weights_int8(mlmodel)
     attach_metadata(mlmodel, metadata)
     if check is not None:

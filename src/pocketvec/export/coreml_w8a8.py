@@ -5,8 +5,10 @@ batch norms folded into their convolutions, so conv -> activation is quantized a
 quantizer rounds each batch norm's per-channel scales onto one 8-bit grid: mean cosine 0.83 on the base).
 coremltools' LinearQuantizer inserts fake-quantize modules (FX graph mode) with min/max observers (the
 moving-average default clips the photos' rare peaks), enabled with one `step()`, fed the calibration
-photos in eval mode and frozen by `finalize()`. The first convolutions stay float when the check asks for
-it (pocketvec.export.w8a8); the check runs the quantized torch graph, which the ML program computes.
+photos in eval mode and frozen by `finalize()`. The head and the first convolutions keep float activations
+when the check asks for it (pocketvec.export.w8a8); their weights are made int8 after conversion, as the
+`int8` export does. The check runs the quantized torch graph, which the ML program computes (but for those
+weights' rounding: mean cosine 0.9998 for the whole network, docs/bench/export.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import torch
 from torch import nn
 
 from pocketvec.export.onnx_quantize import calibration_pixels
-from pocketvec.export.static_graph import fold_batch_norms, freeze_same_padding, leading_modules
+from pocketvec.export.static_graph import fold_batch_norms, freeze_same_padding, run_order
+from pocketvec.export.w8a8 import Rung, quantize_on_ladder
 from pocketvec.runtime.preprocess import PreprocessSpec
 
 
@@ -60,16 +63,21 @@ def quantized_graph(static: nn.Module, calibration: torch.Tensor, float_modules:
     return calibrated(static, config, calibration)
 
 
+def float_modules(model: nn.Module, size: int, rung: Rung) -> list[str]:
+    """The leaf modules the rung keeps float, as a forward pass runs them."""
+    order = run_order(model, size)
+    return rung.float_parts(order, [i for i, name in enumerate(order)
+                                    if isinstance(model.get_submodule(name), nn.Conv2d)])
+
+
 def w8a8_graph(model: nn.Module, run_dir: str | Path, spec: PreprocessSpec, calibration_dir: str | Path | None):
     """A traced graph with int8 weights and int8 activations, ready for ct.convert, and its check."""
-    from pocketvec.export.w8a8 import quantize_with_float_prefix
-
     sets = calibration_pixels(run_dir, spec, calibration_dir)
     calibration, check = torch.from_numpy(sets.calibration), torch.from_numpy(sets.check)
     size = spec.input_size
     static = fold_batch_norms(freeze_same_padding(copy.deepcopy(model).eval(), size), size)
-    final, result = quantize_with_float_prefix(
-        lambda k: quantized_graph(static, calibration, leading_modules(static, size, k)),
+    final, result = quantize_on_ladder(
+        lambda rung: quantized_graph(static, calibration, float_modules(static, size, rung)),
         lambda graph: embeddings(graph, check), embeddings(model, check), len(sets.check_photos))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

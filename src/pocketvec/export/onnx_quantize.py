@@ -13,6 +13,7 @@ from onnx import helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader
 
 from pocketvec.export.calibration import CalibrationSets, calibration_feeds, calibration_folder, calibration_sets
+from pocketvec.export.w8a8 import Rung, quantize_on_ladder
 from pocketvec.int8_grid import INT8_WEIGHT_THRESHOLD, quantize_per_channel
 from pocketvec.runtime.metadata import INPUT_NAME
 from pocketvec.runtime.preprocess import PreprocessSpec
@@ -92,10 +93,10 @@ def embed_file(path: Path, pixels: np.ndarray, batch: int = 16) -> np.ndarray:
                            for i in range(0, len(pixels), batch)])
 
 
-def leading_nodes(graph: onnx.GraphProto, float_convs: int) -> list[str]:
-    """The names of the nodes up to and including the `float_convs`-th Conv (the graph is topologically sorted)."""
-    convs = [i for i, node in enumerate(graph.node) if node.op_type == "Conv"][:float_convs]
-    return [node.name for node in graph.node[:convs[-1] + 1]] if convs else []
+def float_nodes(graph: onnx.GraphProto, rung: Rung) -> list[str]:
+    """The names of the nodes the rung keeps float (the graph is topologically sorted)."""
+    return rung.float_parts([node.name for node in graph.node],
+                            [i for i, node in enumerate(graph.node) if node.op_type == "Conv"])
 
 
 @contextmanager
@@ -112,26 +113,26 @@ def root_warnings_off() -> Iterator[None]:
 def to_w8a8(fp32_path: Path, run_dir: str | Path, spec: PreprocessSpec, calibration_dir: str | Path | None,
             workdir: Path) -> onnx.ModelProto:
     """Static QDQ: int8 per-channel weights, uint8 activations with MinMax ranges from simulated phone photos
-    of the items; the first convolutions stay float when the check asks for it (pocketvec.export.w8a8)."""
+    of the items; the head and the first convolutions keep float activations when the check asks for it
+    (pocketvec.export.w8a8), their weights int8 as in `to_weight_int8`."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from pocketvec.export.w8a8 import quantize_with_float_prefix
 
     sets = calibration_pixels(run_dir, spec, calibration_dir)
     prepared = workdir / "prepared.onnx"
     quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
     graph = onnx.load(str(prepared)).graph
 
-    def quantize(float_convs: int) -> Path:
-        out = workdir / f"w8a8-{float_convs}.onnx"
+    def quantize(rung: Rung) -> Path:
+        out = workdir / f"w8a8-{rung.float_convs}-{rung.float_head}.onnx"
         with root_warnings_off():
             quantize_static(str(prepared), str(out), FeedReader(sets.calibration), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=leading_nodes(graph, float_convs))
+                            nodes_to_exclude=float_nodes(graph, rung))
+        onnx.save(to_weight_int8(onnx.load(str(out))), str(out))
         return out
 
-    chosen, result = quantize_with_float_prefix(quantize, lambda path: embed_file(path, sets.check),
+    chosen, result = quantize_on_ladder(quantize, lambda path: embed_file(path, sets.check),
                                                 embed_file(fp32_path, sets.check), len(sets.check_photos))
     proto = onnx.load(str(chosen))
     proto.doc_string = result.describe()

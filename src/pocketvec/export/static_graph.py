@@ -50,14 +50,13 @@ def freeze_same_padding(model: nn.Module, size: int) -> nn.Module:
     return model
 
 
-def leading_modules(model: nn.Module, size: int, convs: int) -> list[str]:
-    """The leaf modules a forward pass runs up to and including its `convs`-th Conv2d, in that order."""
+def run_order(model: nn.Module, size: int) -> list[str]:
+    """The leaf modules a forward pass runs, in that order."""
     order: list[str] = []
     hooks = [m.register_forward_pre_hook(lambda _m, _a, name=name: order.append(name))
              for name, m in model.named_modules() if not any(m.children())]
     _forward_with_hooks(model, size, hooks)
-    positions = [i for i, name in enumerate(order) if isinstance(model.get_submodule(name), nn.Conv2d)][:convs]
-    return order[:positions[-1] + 1] if convs > 0 and positions else []
+    return order
 
 
 def fold_batch_norms(model: nn.Module, size: int) -> nn.Module:

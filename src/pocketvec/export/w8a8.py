@@ -1,12 +1,16 @@
-"""w8a8 with a float prefix: the first convolutions stay float when the whole network misses the bars.
+"""w8a8 with float rungs: the head, then the first convolutions, keep float activations when the whole
+network misses the bars.
 
 Both formats quantize every activation to 8 bits, then check the file against the float model on
 simulated phone photos it was not calibrated on (calibration.CHECK_PHOTOS), matched to the items. If
-the mean or worst cosine, or the photos' top-1 item, misses the w8a8 bars, the first
-FLOAT_PREFIX_LADDER[i] convolutions (in the order they run) are kept float and the check runs again.
-On the shipped Lite0 base the loss sits in the stem's output, which the first depthwise convolution's
-folded batch norm amplifies by up to ~500x on some channels: keeping those two convolutions float takes
-ONNX from mean cosine 0.993 / min 0.80 to 0.999 / 0.99 on benchmark photos (docs/bench/export.md).
+the mean or worst cosine, or the photos' top-1 item, misses the w8a8 bars, the next rung of LADDER keeps
+more of the network at float activations and the check runs again. Weights stay int8 everywhere (the
+float parts' weights as the `int8` export stores them), so a rung costs speed, not size.
+
+Where the loss sits, measured (docs/bench/export.md): on the shipped Lite0 base, in the stem's output,
+which the first depthwise convolution's folded batch norm amplifies by up to ~500x on some channels;
+on the PP-LCNet small student, in its first blocks (pointwise outputs whose channels span 0.1 to 24 on
+one 8-bit grid) and in the head (the 1280-d features, LayerNorm and BatchNorm1d on per-tensor grids).
 The file keeps the first rung that passes, else the best one (top-1 agreement, then worst cosine).
 """
 
@@ -21,7 +25,30 @@ import numpy as np
 
 from pocketvec.export.parity import BARS, row_cosines
 
-FLOAT_PREFIX_LADDER = (0, 2, 4, 8, 16)  # leading convolutions kept float, tried in this order
+
+@dataclass(frozen=True)
+class Rung:
+    """What keeps float activations: the first `float_convs` convolutions (in the order they run) and, with
+    `float_head`, everything after the last convolution (the embedding head and the L2 normalisations)."""
+
+    float_convs: int
+    float_head: bool
+
+    def describe(self) -> str:
+        parts = [f"the first {self.float_convs} convolutions"] * (self.float_convs > 0) + ["the head"] * self.float_head
+        return f"float activations in {' and '.join(parts)}" if parts else "every activation 8-bit"
+
+    def float_parts(self, names: list[str], convs: list[int]) -> list[str]:
+        """Of a network's parts `names` in the order they run, `convs` the positions of its convolutions,
+        those that keep float activations."""
+        if not convs:
+            return []
+        leading = names[:convs[:self.float_convs][-1] + 1] if self.float_convs > 0 else []
+        return leading + (names[convs[-1] + 1:] if self.float_head else [])
+
+
+# cheapest first: the head runs once on a pooled vector, the first convolutions at the highest resolution
+LADDER = (Rung(0, False), Rung(0, True), Rung(2, True), Rung(4, True), Rung(8, True), Rung(16, True))
 # What a rung must reach on the check photos: the verify bars, with a margin on the worst cosine. The worst of
 # 64 photos is a noisy estimate of the worst over a user's photos: on the base, Core ML without float prefix
 # had min 0.988 on the check and 0.979 / 0.965 on two other photo sets of the same items.
@@ -32,10 +59,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class PrefixCheck:
+class RungCheck:
     """One rung's check: the quantized file against the float model, check photos matched to the items."""
 
-    float_convs: int
+    rung: Rung
     mean_cosine: float
     min_cosine: float
     top1_agreement: float
@@ -45,30 +72,29 @@ class PrefixCheck:
         return all(getattr(self, metric) >= bound for metric, bound in LADDER_BARS.items())
 
     def describe(self) -> str:
-        return (f"w8a8, first {self.float_convs} convolutions float; against the float model on simulated "
-                f"photos: mean cosine {self.mean_cosine:.4f}, min {self.min_cosine:.4f}, "
-                f"top-1 agreement {self.top1_agreement:.3f}")
+        return (f"w8a8, {self.rung.describe()}; against the float model on simulated photos: mean cosine "
+                f"{self.mean_cosine:.4f}, min {self.min_cosine:.4f}, top-1 agreement {self.top1_agreement:.3f}")
 
 
-def check_rung(float_convs: int, reference: np.ndarray, got: np.ndarray, queries: int) -> PrefixCheck:
+def check_rung(rung: Rung, reference: np.ndarray, got: np.ndarray, queries: int) -> RungCheck:
     """Rows [:queries] are photos, the rest their items: cosines over the photos, top-1 photo -> item."""
     cosines = row_cosines(reference[:queries], got[:queries])
     top1 = [np.argmax(out[:queries] @ out[queries:].T, axis=1) for out in (reference, got)]
-    return PrefixCheck(float_convs, float(cosines.mean()), float(cosines.min()), float(np.mean(top1[0] == top1[1])))
+    return RungCheck(rung, float(cosines.mean()), float(cosines.min()), float(np.mean(top1[0] == top1[1])))
 
 
-def quantize_with_float_prefix(quantize: Callable[[int], Quantized], embed: Callable[[Quantized], np.ndarray],
-                               reference: np.ndarray, queries: int) -> tuple[Quantized, PrefixCheck]:
-    """`quantize(k)` with the first k convolutions float, for each k of the ladder until one passes the check:
-    `embed` of the check set (`queries` photos, then the items) against `reference`, the float model's."""
-    best: tuple[Quantized, PrefixCheck] | None = None
-    for k in FLOAT_PREFIX_LADDER:
-        candidate = quantize(k)
-        check = check_rung(k, reference, embed(candidate), queries)
+def quantize_on_ladder(quantize: Callable[[Rung], Quantized], embed: Callable[[Quantized], np.ndarray],
+                       reference: np.ndarray, queries: int) -> tuple[Quantized, RungCheck]:
+    """`quantize(rung)` for each rung of LADDER until one passes the check: `embed` of the check set
+    (`queries` photos, then the items) against `reference`, the float model's."""
+    best: tuple[Quantized, RungCheck] | None = None
+    for rung in LADDER:
+        candidate = quantize(rung)
+        check = check_rung(rung, reference, embed(candidate), queries)
         if best is None or (check.top1_agreement, check.min_cosine) > (best[1].top1_agreement, best[1].min_cosine):
             best = candidate, check
         if check.passed:
             return candidate, check
     assert best is not None
-    log.warning("%s: below %s at every rung of the ladder %s", best[1].describe(), LADDER_BARS, FLOAT_PREFIX_LADDER)
+    log.warning("%s: below %s at every rung of the ladder", best[1].describe(), LADDER_BARS)
     return best
