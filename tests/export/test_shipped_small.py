@@ -65,3 +65,26 @@ def test_shipped_small_int8_file_is_under_1mb_and_embeds_as_torch(demo_items: Pa
     assert path.stat().st_size <= MB
     row = verify_models(SMALL, [path], demo_items).rows[0]
     assert row.mean_cosine >= 0.999 and row.min_cosine >= 0.998, row
+
+
+def test_shipped_small_w8a8_files_are_under_1mb_and_meet_the_cosine_bars(demo_items: Path, tmp_path: Path) -> None:
+    """8-bit activations, both formats, on 48 photos of the demo items (another seed than the export's check):
+    the ladder keeps the head and the first 16 convolutions at float activations, and the files meet every
+    cosine bar. Top-1 and decision agreement do not reach 0.99 (0.94-0.96 on 192 photos; the weight-only int8
+    file flips 4 of 192 too): the small's near-ties, docs/bench/export.md. Before the float head: mean cosine
+    0.989 (ONNX) and 0.976 (Core ML), min 0.974 / 0.918."""
+    from pocketvec.demo_photos import write_phone_photos
+    from pocketvec.export.bench_export import file_size
+    from pocketvec.export.coreml_export import export_coreml
+    from pocketvec.export.onnx_export import export_onnx
+    from pocketvec.export.parity import BARS
+    from pocketvec.export.verify import verify_models
+
+    photos = write_phone_photos(demo_items, tmp_path / "photos", 2, 7, [], "none")
+    files = [export_onnx(SMALL, tmp_path / "w8a8.onnx", "w8a8", calibration_dir=demo_items),
+             export_coreml(SMALL, tmp_path / "w8a8.mlpackage", "w8a8", calibration_dir=demo_items)]
+    assert all(file_size(path) <= MB for path in files), [file_size(path) for path in files]
+    for row in verify_models(SMALL, files, photos, demo_items).rows:
+        assert row.kind == "w8a8" and row.images == 48
+        for metric in ("mean_cosine", "min_cosine", "local_mean_cosine"):
+            assert getattr(row, metric) >= BARS["w8a8"][metric][0], row

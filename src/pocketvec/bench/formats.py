@@ -23,12 +23,6 @@ FORMATS = ("torch-fp32", "onnx-fp32", "onnx-int8", "onnx-w8a8", "coreml-int8")
 ONNX_QUANTIZE = {"onnx-fp32": "none", "onnx-int8": "int8", "onnx-w8a8": "w8a8"}  # w8a8 calibrates on the gallery
 
 
-def file_size(path: Path) -> int:
-    if path.is_dir():  # .mlpackage
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
-
-
 def exporter_id() -> str:
     """A short hash of pocketvec's export code and of the runtime code whose defaults it writes into the
     metadata: an export cached by another exporter is not reused."""

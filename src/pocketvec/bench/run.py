@@ -27,7 +27,6 @@ from pocketvec.bench.formats import (
     embed_torch,
     export_form,
     exporter_id,
-    file_size,
     prepared_pixels,
     prepared_view_pixels,
 )
@@ -35,6 +34,7 @@ from pocketvec.bench.measure import accuracy, accuracy_of, onnx_latencies, param
 from pocketvec.bench.models import ENROLL_TIME_FILE, MODEL_SPECS, BenchContext, NotAvailable
 from pocketvec.bench.simulator import PhotoSimConfig
 from pocketvec.errors import ConfigError
+from pocketvec.export.bench_export import file_size
 from pocketvec.runtime.gallery_views import GalleryViews, blend_views
 from pocketvec.runtime.local_rerank import label_ids
 from pocketvec.runtime.local_rerank import rerank as local_rerank
