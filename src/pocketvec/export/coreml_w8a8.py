@@ -7,8 +7,8 @@ coremltools' LinearQuantizer inserts fake-quantize modules (FX graph mode) with 
 moving-average default clips the photos' rare peaks), enabled with one `step()`, fed the calibration
 photos in eval mode and frozen by `finalize()`. The head and the first convolutions keep float activations
 when the check asks for it (pocketvec.export.w8a8); their weights are made int8 after conversion, as the
-`int8` export does. The check runs the quantized torch graph, which the ML program computes (but for those
-weights' rounding: mean cosine 0.9998 for the whole network, docs/bench/export.md).
+`int8` export does. The check runs the quantized torch graph, which the ML program computes, but for that
+weight rounding (int8 weights for the whole network cost mean cosine 0.0002 on both shipped models).
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ def to_w8a8(fp32_path: Path, run_dir: str | Path, spec: PreprocessSpec, calibrat
         return out
 
     chosen, result = quantize_on_ladder(quantize, lambda path: embed_file(path, sets.check),
-                                                embed_file(fp32_path, sets.check), len(sets.check_photos))
+                                        embed_file(fp32_path, sets.check), len(sets.check_photos))
     proto = onnx.load(str(chosen))
     proto.doc_string = result.describe()
     return proto

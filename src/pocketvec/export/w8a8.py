@@ -9,8 +9,8 @@ float parts' weights as the `int8` export stores them), so a rung costs speed, n
 
 Where the loss sits, measured (docs/bench/export.md): on the shipped Lite0 base, in the stem's output,
 which the first depthwise convolution's folded batch norm amplifies by up to ~500x on some channels;
-on the PP-LCNet small student, in its first blocks (pointwise outputs whose channels span 0.1 to 24 on
-one 8-bit grid) and in the head (the 1280-d features, LayerNorm and BatchNorm1d on per-tensor grids).
+on the PP-LCNet small student, in its first blocks (pointwise outputs whose channels' ranges go from
+0.14 to 24 on one 8-bit grid) and in the head (the 1280-d features, LayerNorm and BatchNorm1d on per-tensor grids).
 The file keeps the first rung that passes, else the best one (top-1 agreement, then worst cosine).
 """
 
