@@ -35,7 +35,7 @@ from pocketvec.data.assets import demo_items_dir
 from pocketvec.export.calibration import calibration_sets, load_batch
 from pocketvec.export.coreml_w8a8 import calibrated, embeddings, float_modules, quantized_graph
 from pocketvec.export.onnx_export import export_onnx_fp32
-from pocketvec.export.onnx_quantize import FeedReader, embed_file, float_nodes, root_warnings_off, to_weight_int8
+from pocketvec.export.onnx_quantize import FeedReader, embed_file, float_nodes, root_warnings_off, store_float_parts
 from pocketvec.export.source import load_export_source
 from pocketvec.export.static_graph import fold_batch_norms, freeze_same_padding
 from pocketvec.export.w8a8 import LADDER
@@ -69,7 +69,7 @@ def onnx_variants(model, metadata, calibration: np.ndarray, pixels: np.ndarray, 
                 quantize_static(str(prepared), str(out), FeedReader(calibration), quant_format=QuantFormat.QDQ,
                                 per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 nodes_to_exclude=float_nodes(graph, rung))
-            onnx.save(to_weight_int8(onnx.load(str(out))), str(out))
+            onnx.save(store_float_parts(onnx.load(str(out))), str(out))
             print(f"onnx   {name:28s} {rung.describe():58s} {agreement(reference, embed_file(out, pixels))}",
                   flush=True)
 
