@@ -4,13 +4,14 @@ network misses the bars.
 Both formats quantize every activation to 8 bits, then check the file against the float model on
 simulated phone photos it was not calibrated on (calibration.CHECK_PHOTOS), matched to the items. If
 the mean or worst cosine, or the photos' top-1 item, misses the w8a8 bars, the next rung of LADDER keeps
-more of the network at float activations and the check runs again. Weights stay int8 everywhere (the
-float parts' weights as the `int8` export stores them), so a rung costs speed, not size.
+more of the network at float activations and the check runs again. The float parts' weights stay small
+(int8; float16 for ONNX convolutions, onnx_quantize.store_float_parts), so a rung costs speed, not size.
 
 Where the loss sits, measured (docs/bench/export.md): on the shipped Lite0 base, in the stem's output,
 which the first depthwise convolution's folded batch norm amplifies by up to ~500x on some channels;
 on the PP-LCNet small student, in its first blocks (pointwise outputs whose channels' ranges go from
-0.14 to 24 on one 8-bit grid) and in the head (the 1280-d features, LayerNorm and BatchNorm1d on per-tensor grids).
+0.14 to 24 on one 8-bit grid) and in the head (the 1280-d features, LayerNorm and BatchNorm1d on
+per-tensor grids).
 The file keeps the first rung that passes, else the best one (top-1 agreement, then worst cosine).
 """
 
