@@ -121,6 +121,26 @@ def test_small_preset_trains_from_the_cache_and_exports_int8_under_1mb(cache: Pa
     assert abs(float(np.linalg.norm(out)) - 1.0) < 1e-3
 
 
+def test_a_student_of_another_input_size_numbers_the_pseudo_classes_as_the_cache(
+        cache: Path, tiny_teacher: Path, few_items: Path, tmp_path: Path) -> None:
+    """Identical renderings are merged from the items as the maker keeps them: a student at another size
+    than the cache's photos must keep them as the cache's builder did, or its centres and the cached
+    labels number the pseudo-classes differently (a 192 px student of a 224 px cache did)."""
+    from pocketvec.train.batches import BatchMaker
+    from pocketvec.train.loop import Trainer
+
+    config = _small_config(tiny_teacher, teacher_photos=str(cache), imprint_centres=True, max_steps=1,
+                           **{"encoder.preprocess.input_size": 48})
+    trainer = Trainer(config, few_items, tmp_path / "run")
+    builder = BatchMaker(load_items(few_items), config.policy, TEACHER_SIZE, 3, 2, config.seed)
+    assert max(max(image.shape[:2]) for image in builder.images) > 2 * 48  # the sides differ without the fix
+    assert [image.shape for image in trainer.maker.images] == [image.shape for image in builder.images]
+    assert trainer.maker.variants == builder.variants
+    spec = PhotoCache(cache).spec
+    with pytest.raises(ConfigError, match=f"{spec.num_classes} pseudo-classes.*gives {spec.num_classes + 1}"):
+        PhotoCache(cache).check_classes(spec.num_classes + 1)
+
+
 def test_enroll_follows_its_start_model(tiny_teacher: Path) -> None:
     from pocketvec.train.adapters import adapter_target_names
     from pocketvec.train.student import build_student

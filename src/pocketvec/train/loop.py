@@ -80,8 +80,11 @@ class Trainer:
                                 config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0,
                                 config.merge_identical_classes, config.encoder.preprocess,
                                 config.clean_view_fraction, config.device_augment(torch.cuda.is_available()),
-                                class_views=config.local_weight > 0) \
+                                class_views=config.local_weight > 0,
+                                source_side=self.photos.source_side() if self.photos is not None else 0) \
             if needs_maker else None
+        if self.photos is not None and self.maker is not None:
+            self.photos.check_classes(self.maker.num_classes)
         self.num_classes = self.photos.spec.num_classes if self.photos is not None else self.maker.num_classes
         self.sim = TorchPhotoSim(size) if self.maker is not None and self.maker.device_augment else None
         torch.manual_seed(config.seed)  # random init of the student, heads and class centres

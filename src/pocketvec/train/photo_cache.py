@@ -90,6 +90,16 @@ class PhotoCache:
             raise ConfigError(f"{self.folder}: built from another pool or pseudo-class policy than "
                               f"{items.root} with policy {config.policy!r}")
 
+    def source_side(self) -> int:
+        """The side the builder kept the items fit within: a BatchMaker given it numbers the pseudo-classes
+        as the cached labels do, whatever the student's input size."""
+        return 2 * self.spec.photo_size
+
+    def check_classes(self, num_classes: int) -> None:
+        if num_classes != self.spec.num_classes:
+            raise ConfigError(f"{self.folder}: cached labels of {self.spec.num_classes} pseudo-classes, the pool "
+                              f"gives {num_classes} here; rebuild the cache with this version of pocketvec")
+
     def batch(self, step: int, input_size: int) -> Batch:
         """The cached batch of `step` (modulo the cache's steps) at `input_size`. Each repeat past the first
         pass gets a seeded light jitter (a crop of 85-100 % of the side, brightness x0.85-1.15) that barely
