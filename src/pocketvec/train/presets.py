@@ -31,13 +31,14 @@ ENROLL_MAX_STEPS = 400
 # zero-shot (R@1 0.955 -> 0.941) while pocketvec's own held-out photos rose (0.993 -> 1.000); halfway gave
 # 0.963, at 0.02 of the look-alike gain (0.845 -> 0.825; docs/bench/enroll.md, fourth round)
 ENROLL_WISE_ALPHA = 0.5
-# the distilled small student: PP-LCNet 0.5 + the 128-d LN+BN head at 160 px (int8 ONNX < 1 MB)
+# the distilled small student: PP-LCNet 0.5 + the 128-d LN+BN head at 192 px (int8 ONNX < 1 MB; trained at
+# 160 px in its first three phases, at 192 in the fourth: docs/bench/training.md)
 SMALL_DISTILL_WEIGHT = 50.0  # τ² = 0.01 scales the relational KL: this puts it near the margin loss
 # x the distill weight: 25 x (1 - cos) to the teacher per photo, as large as CosFace's loss at the start
 SMALL_ALIGN_WEIGHT = 0.5
 # items and photos cropped as for its teacher `base` (training from cached photos never crops: they are square)
 SMALL_ENCODER = EncoderConfig(backbone="lcnet_050", embedding_dim=128, preprocess=PreprocessSpec(
-    input_size=160, crop_mode="scale_fit", query_crop_mode="scale_fill"))
+    input_size=192, crop_mode="scale_fit", query_crop_mode="scale_fill"))
 # base on a CPU: the stem and early stages stay at their ImageNet weights
 BASE_TRAINABLE = ("backbone.blocks.4.*", "backbone.blocks.5.*", "backbone.blocks.6.*", "backbone.conv_head.*",
                   "backbone.bn2.*", "head.*")
@@ -71,7 +72,7 @@ def _base_gpu() -> TrainConfig:
 
 def _small() -> TrainConfig:
     """The distilled small student on a CPU: PP-LCNet 0.5 (random init: no ImageNet weights ship locally)
-    + the 128-d LN+BN head at 160 px, relational KL to the frozen shipped `base` plus CosFace over
+    + the 128-d LN+BN head at 192 px, relational KL to the frozen shipped `base` plus CosFace over
     PartialFC, trained from a teacher-photo cache (`pocketvec train cache`, then --teacher-photos)."""
     return TrainConfig(
         encoder=SMALL_ENCODER, init="random", adapters=AdapterConfig(kind="none"), trainable=("*",),
@@ -136,7 +137,7 @@ def _enroll() -> TrainConfig:
 
 
 def _enroll_small() -> TrainConfig:
-    """The enroll recipe from the distilled small student (`small`, PP-LCNet 0.5 at 160 px)."""
+    """The enroll recipe from the distilled small student (`small`, PP-LCNet 0.5 at 192 px)."""
     return enroll_config("small")
 
 
