@@ -1,14 +1,21 @@
-"""Zero-shot Recall@1 of the enroll preset's start model on a benchmark tier, per input size and crop mode.
+"""Zero-shot Recall@1 on benchmark tiers, per input size: the PyTorch fp32 model, cosine, the tier's clean
+gallery (no gallery views, no re-rank) and phone photos as `pocketvec bench` built them.
 
-Scores the PyTorch fp32 model on the tier's clean gallery and phone photos as `pocketvec bench` built them
-(docs/bench/enroll.md, fourth round), and the tier's enrolled run when the benchmark has one.
+The enroll preset's start model per input size and crop mode, and the tier's enrolled run when the benchmark
+has one (docs/bench/enroll.md, fourth round):
 
     python scripts/bench_input_size.py /work/benchwork/flags
+
+A trained run at other input sizes than its own, on every tier of a benchmark folder (photos cropped with the
+run's `query_crop_mode`; docs/bench/training.md, the fourth phase of the small student):
+
+    python scripts/bench_input_size.py /work/benchwork --run src/pocketvec/assets/small --sizes 160,192,224
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +36,13 @@ def pixels(paths: list[Path], spec) -> torch.Tensor:
     return torch.from_numpy(np.stack([preprocess(load_image(p), spec) for p in paths])).permute(0, 3, 1, 2).float()
 
 
-def recall_at_1(model: torch.nn.Module, tier: Path) -> float:
-    """The tier's photos (`<label>--q<k>.jpg`) against its gallery (`<label>.png`), as `pocketvec bench` wrote them."""
+def recall_at_1(model: torch.nn.Module, tier: Path, spec=None, query_spec=None) -> float:
+    """The tier's photos (`<label>--q<k>.jpg`) against its gallery (`<label>.png`), as `pocketvec bench` wrote them;
+    `spec`: the items' preprocessing (default: the model's), `query_spec` the photos' (default: `spec`)."""
     gallery = sorted((tier / "gallery").glob("*.png"))
     photos = sorted((tier / "queries").glob("*.jpg"))
-    spec = model.config.preprocess
-    scores = embed(model, pixels(photos, spec)) @ embed(model, pixels(gallery, spec)).T
+    spec = spec or model.config.preprocess
+    scores = embed(model, pixels(photos, query_spec or spec)) @ embed(model, pixels(gallery, spec)).T
     return recall_at_k(scores, [p.name.rsplit("--q", 1)[0] for p in photos], [p.stem for p in gallery], 1)
 
 
@@ -51,5 +59,22 @@ def main(tier: Path) -> None:
               f"R@1 {recall_at_1(model, tier):.3f}", flush=True)
 
 
+def run_at_sizes(work: Path, run: Path, sizes: list[int]) -> None:
+    model = load_run(run)
+    for size in sizes:
+        spec = replace(model.config.preprocess, input_size=size)
+        scores = [f"{tier} {recall_at_1(model, work / tier, spec, spec.for_queries()):.3f}"
+                  for tier in ("pages", "flags", "lookalikes")]
+        print(f"{run}\t{size} px\t" + "\t".join(scores), flush=True)
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="a tier folder, or with --run the benchmark's work folder")
+    parser.add_argument("--run", type=Path, help="a run folder to score at --sizes on every tier")
+    parser.add_argument("--sizes", default="160,192,224")
+    args = parser.parse_args()
+    if args.run:
+        run_at_sizes(args.folder, args.run, [int(size) for size in args.sizes.split(",")])
+    else:
+        main(args.folder)
