@@ -23,7 +23,7 @@ import torch
 
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.metrics import recall_at_k
-from pocketvec.runtime.preprocess import preprocess
+from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
 from pocketvec.train.checkpoint import load_run
 from pocketvec.train.evaluate import embed
 from pocketvec.train.presets import preset_config
@@ -36,7 +36,8 @@ def pixels(paths: list[Path], spec) -> torch.Tensor:
     return torch.from_numpy(np.stack([preprocess(load_image(p), spec) for p in paths])).permute(0, 3, 1, 2).float()
 
 
-def recall_at_1(model: torch.nn.Module, tier: Path, spec=None, query_spec=None) -> float:
+def recall_at_1(model: torch.nn.Module, tier: Path, spec: PreprocessSpec | None = None,
+                query_spec: PreprocessSpec | None = None) -> float:
     """The tier's photos (`<label>--q<k>.jpg`) against its gallery (`<label>.png`), as `pocketvec bench` wrote them;
     `spec`: the items' preprocessing (default: the model's), `query_spec` the photos' (default: `spec`)."""
     gallery = sorted((tier / "gallery").glob("*.png"))
