@@ -62,6 +62,11 @@ class Batch:
         return sim(self.scene, device)
 
 
+def kept_side(input_size: int) -> int:
+    """The side a BatchMaker for `input_size` keeps the items fit within (crops and zooms keep detail)."""
+    return 2 * input_size
+
+
 class BatchMaker:
     """Builds the batch of a given step. Picklable, so DataLoader workers can run it."""
 
@@ -70,12 +75,12 @@ class BatchMaker:
                  teacher_size: int = 0, merge_identical: bool = True, clean_spec: PreprocessSpec | None = None,
                  clean_fraction: float = 0.0, device_augment: bool = False, class_views: bool = False,
                  source_side: int = 0) -> None:
-        """`source_side`: the items are kept fit within it (0: twice `input_size`). The pseudo-class ids
+        """`source_side`: the items are kept fit within it (0: `kept_side(input_size)`). The pseudo-class ids
         depend on it (identical renderings are merged from these images), so a teacher-photo cache's
         labels are matched by giving the side it was built with."""
         if len(items) == 0:
             raise DatasetError(f"{items.root}: no item images to train on")
-        self.images = [fit_within(load_image(e.path), source_side or 2 * input_size) for e in items]
+        self.images = [fit_within(load_image(e.path), source_side or kept_side(input_size)) for e in items]
         self.variants: tuple[PseudoVariant, ...] = expand_pseudo_classes([e.label for e in items],
                                                                          policy_from_name(policy))
         if merge_identical:

@@ -25,7 +25,7 @@ from pocketvec.atomic import atomic_output, write_bytes_atomic
 from pocketvec.data.items import ItemDataset, load_items
 from pocketvec.errors import ConfigError, DatasetError, ModelFileError
 from pocketvec.runtime.images import content_hash
-from pocketvec.train.batches import Batch, BatchMaker
+from pocketvec.train.batches import Batch, BatchMaker, kept_side
 from pocketvec.train.config import TrainConfig
 
 CACHE_FILE = "cache.json"
@@ -93,7 +93,7 @@ class PhotoCache:
     def source_side(self) -> int:
         """The side the builder kept the items fit within: a BatchMaker given it numbers the pseudo-classes
         as the cached labels do, whatever the student's input size."""
-        return 2 * self.spec.photo_size
+        return kept_side(self.spec.photo_size)
 
     def check_classes(self, num_classes: int) -> None:
         if num_classes != self.spec.num_classes:
