@@ -8,7 +8,7 @@ from itertools import pairwise
 import numpy as np
 
 from pocketvec.export.parity import BARS
-from pocketvec.export.w8a8 import LADDER, LADDER_BARS, Rung, quantize_on_ladder
+from pocketvec.export.w8a8 import LADDER, LADDER_BARS, Rung, check_rung, quantize_on_ladder
 
 QUERIES, ITEMS, DIM = 40, 8, 32
 
@@ -65,3 +65,23 @@ def test_without_a_passing_rung_the_best_is_kept_and_said(caplog):
         chosen, check = quantize_on_ladder(lambda rung: rung, _embed_with_noise(reference, noise), reference, QUERIES)
     assert chosen == Rung(4, True) and not check.passed
     assert "at every rung of the ladder" in caplog.text
+
+
+def test_without_a_passing_rung_the_closest_file_beats_one_more_agreeing_near_tie():
+    """A rung that flips one near-tie but keeps every embedding is kept over one that keeps every top-1 but
+    bends one photo's embedding far (top-1 on a few check photos moves by one near-tie)."""
+    reference = _reference()
+    items = reference[QUERIES:]
+    reference[0] = (1.01 * items[0] + items[1]) / np.linalg.norm(1.01 * items[0] + items[1])  # a near-tie
+    flipped, bent = reference.copy(), reference.copy()
+    flipped[0] = (items[0] + 1.01 * items[1]) / np.linalg.norm(items[0] + 1.01 * items[1])
+    bent[5] = bent[5] + 0.6 * np.linalg.svd(bent[5][None])[2][1]  # a direction orthogonal to the photo
+    rows = {Rung(8, True): bent, Rung(16, True): flipped}
+
+    def embed(rung: Rung) -> np.ndarray:
+        return rows.get(rung, reference + 0.5 * np.random.default_rng(LADDER.index(rung)).normal(size=reference.shape))
+
+    chosen, check = quantize_on_ladder(lambda rung: rung, embed, reference, QUERIES)
+    assert chosen == Rung(16, True) and check.top1_agreement == (QUERIES - 1) / QUERIES and not check.passed
+    other = check_rung(Rung(8, True), reference, bent, QUERIES)
+    assert other.top1_agreement == 1.0 and other.min_cosine < 0.9 < check.min_cosine
