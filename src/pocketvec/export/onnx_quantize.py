@@ -93,7 +93,7 @@ def to_weight_fp16(proto: onnx.ModelProto, ops: Collection[str]) -> onnx.ModelPr
 def store_float_parts(proto: onnx.ModelProto) -> onnx.ModelProto:
     """The weights a w8a8 rung left float, made small: convolutions' in float16 (a DequantizeLinear'd weight
     would run on every call and keep onnxruntime's convolutions off their prepacked layouts: 1.07 ms against
-    0.74 ms on the small student), the head's (Gemm/MatMul) in int8 (no such cost measured)."""
+    0.75 ms on the small student, docs/bench/export.md), the head's (Gemm/MatMul) in int8 (no such cost measured)."""
     return to_weight_fp16(to_weight_int8(proto, ("Gemm", "MatMul")), ("Conv",))
 
 
