@@ -60,3 +60,19 @@ def test_look_alike_groups_fill_batches_and_visit_every_class_once(lookalike_ite
             assert len({c // 3 for c in b.labels.tolist()}) == 1  # one family per batch
             assert b.class_views is not None and b.class_views.shape[0] == 3
             assert b.labels.tolist() == [int(b.labels[2 * s]) for s in b.class_slot.tolist()]
+
+
+def test_local_distillation_is_zero_at_the_teachers_scores_and_trains_the_photo_maps() -> None:
+    from pocketvec.train.losses.local_match import LocalDistillLoss
+
+    rng = np.random.default_rng(2)
+    config = LocalRerank(locations=16, channels=8)
+    photos, rows = torch.from_numpy(_maps(rng, 4)), torch.from_numpy(_maps(rng, 3))
+    loss = LocalDistillLoss(config, temperature=0.1)
+    teacher = local_similarity_matrix(photos, rows, config)
+    assert float(loss(photos, rows, teacher)) == pytest.approx(0.0, abs=1e-6)
+    moved = (photos + 0.5 * torch.from_numpy(_maps(rng, 4))).requires_grad_(True)
+    value = loss(moved, rows, teacher)
+    assert value > 1e-4
+    value.backward()
+    assert moved.grad is not None and moved.grad.abs().sum() > 0

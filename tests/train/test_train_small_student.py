@@ -4,6 +4,7 @@ read back exactly), the `small` preset training from it, its int8 ONNX under 1 M
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +155,67 @@ def test_enroll_follows_its_start_model(tiny_teacher: Path) -> None:
     assert "backbone.conv_head" in names and any(n.startswith("backbone.blocks.5.") for n in names)
     with pytest.raises(ConfigError, match="holds no trained model"):
         enroll_config(str(tiny_teacher.parent))
+
+
+def test_local_scores_are_the_teachers_re_rank_of_each_photo_against_its_steps_items(
+        cache: Path, tiny_teacher: Path, few_items: Path) -> None:
+    from pocketvec.runtime.local_rerank import local_similarity
+    from pocketvec.train.batches import BatchMaker
+    from pocketvec.train.local_scores import build_local_scores, read_local_scores, scores_path
+    from pocketvec.train.parts import local_settings
+
+    config = _small_config(tiny_teacher)
+    build_local_scores(config, few_items, cache)
+    teacher, photos = load_run(tiny_teacher), PhotoCache(cache)
+    maker = BatchMaker(load_items(few_items), config.policy, TEACHER_SIZE, 3, 2, photos.spec.seed)
+    for step in range(photos.spec.steps):
+        labels = photos.batch(step, TEACHER_SIZE).labels.tolist()
+        classes = list(dict.fromkeys(labels))  # the step's classes, in order of first appearance
+        scores = read_local_scores(cache, step, torch.tensor(classes)).numpy()
+        assert scores.shape == (photos.spec.batch_size, 3)
+        with torch.no_grad():
+            photo_maps = teacher.local_maps(photos.batch(step, TEACHER_SIZE).pixels).numpy()
+            rows = teacher.local_maps(torch.from_numpy(np.stack([maker.clean_view(c, teacher.config.preprocess)
+                                                                 for c in classes])).permute(0, 3, 1, 2)).numpy()
+        for photo, row_scores in zip(photo_maps, scores, strict=True):  # the runtime's score, in numpy
+            np.testing.assert_allclose(row_scores, local_similarity(photo, rows, local_settings(teacher)),
+                                       rtol=1e-4, atol=1e-5)
+        own = scores[np.arange(len(labels)), [classes.index(label) for label in labels]]
+        assert own.mean() > scores.mean()  # each photo matches its own item best on average
+    before = os.stat(scores_path(cache, 0)).st_mtime_ns
+    build_local_scores(config, few_items, cache)
+    assert os.stat(scores_path(cache, 0)).st_mtime_ns == before  # finished steps are kept
+    with pytest.raises(ModelFileError, match="other classes than the cached step 0"):
+        read_local_scores(cache, 0, torch.tensor(classes[::-1]))
+
+
+def test_local_distillation_trains_the_small_student_from_the_cache(cache: Path, tiny_teacher: Path,
+                                                                   few_items: Path, tmp_path: Path) -> None:
+    from pocketvec.train.local_scores import build_local_scores, scores_path
+    from pocketvec.train.loop import Trainer
+
+    build_local_scores(_small_config(tiny_teacher), few_items, cache)
+    config = _small_config(tiny_teacher, teacher_photos=str(cache), max_steps=2, local_distill_weight=50.0)
+    trainer = Trainer(config, few_items, tmp_path / "run")
+    batch = trainer._steps(1)[0]
+    assert batch.class_views.shape == (3, 3, 192, 192) and batch.teacher_local.shape == (6, 3)
+    classes = list(dict.fromkeys(batch.labels.tolist()))
+    assert batch.class_slot.tolist() == [classes.index(label) for label in batch.labels.tolist()]
+    trainer._set_train_mode()
+    with torch.no_grad():
+        torch.manual_seed(0)
+        with_local = trainer._loss(batch)
+        torch.manual_seed(0)
+        trainer.losses["local_distill"].scale = 0.0  # uniform softmaxes on both sides: the term is zero
+        without = trainer._loss(batch)
+    assert with_local > without
+    trainer.losses["local_distill"].scale = 1.0 / config.distill_temperature
+    assert read_run_config(trainer.run())["steps"] == 2
+    missing = tmp_path / "no-scores"
+    shutil.copytree(cache, missing, ignore=shutil.ignore_patterns("local_scores"))
+    with pytest.raises(DatasetError, match="--local-scores"):
+        Trainer(config.with_overrides({"teacher_photos": str(missing)}), few_items, tmp_path / "run2").run()
+    assert scores_path(cache, 0).is_file()
+    with pytest.raises(ConfigError, match="teacher-photo cache with local scores"):
+        Trainer(_small_config(tiny_teacher, local_distill_weight=1.0), few_items, tmp_path / "run3")
+

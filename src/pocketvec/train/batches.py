@@ -52,6 +52,7 @@ class Batch:
     scene: SceneBatch | None = None  # the device path's prepared scenes
     class_views: torch.Tensor | None = None  # (K, 3, S, S) each batch class's clean rendering, as the gallery
     class_slot: torch.Tensor | None = None  # (B,) each row's index into class_views
+    teacher_local: torch.Tensor | None = None  # (B, K) the teacher's local scores against class_views
 
     def finish_pixels(self, device: torch.device, sim: TorchPhotoSim | None) -> torch.Tensor:
         """The photos on `device`: made here already (cpu path), or simulated there now (device path)."""
@@ -117,6 +118,13 @@ class BatchMaker:
         self.group_size = group_size
         self._orders.clear()
 
+    def clean_view(self, class_id: int, spec: PreprocessSpec | None = None) -> np.ndarray:
+        """The clean rendering of a pseudo-class (its first variant), preprocessed as the gallery is (`spec`,
+        default the maker's clean spec): (S, S, 3) float32 0-255."""
+        first = self.variants[self._by_class[int(class_id)][0]]
+        image = render_variant(self.images[first.item_index], first.rotation, first.flip, first.region)
+        return preprocess(image, spec or self.clean_spec)
+
     def steps_per_epoch(self) -> int:
         return max(1, self.num_classes // self.batch_classes)
 
@@ -147,9 +155,7 @@ class BatchMaker:
         photos, labels, clean, keys, class_views, slots = [], [], [], [], [], []
         for slot, class_id in enumerate(self._classes_of(step)):
             if self.class_views:
-                first = self.variants[self._by_class[int(class_id)][0]]
-                class_views.append(preprocess(render_variant(self.images[first.item_index], first.rotation,
-                                                             first.flip, first.region), self.clean_spec))
+                class_views.append(self.clean_view(class_id))
             for view in range(self.views_per_class):
                 rng = np.random.default_rng([self.seed, step, slot, view, 1])
                 members = self._by_class[int(class_id)]  # variants sharing a class: augmentations of it

@@ -22,7 +22,7 @@ FLOAT_RANGES = (  # (name, low, high): finite numbers only; the > 0 ones are che
     ("grad_clip", 0.0, 1e6), ("center_weight", 0.0, 1e6), ("distill_weight", 0.0, 1e6),
     ("distill_temperature", 0.0, 1e6), ("distill_align_weight", 0.0, 1e6), ("kd_weight", 0.0, 1e6),
     ("kd_temperature", 0.0, 1e6), ("time_limit_s", 0.0, 1e9), ("clean_view_fraction", 0.0, 1.0),
-    ("wise_alpha", 0.0, 1.0), ("local_weight", 0.0, 1e6),
+    ("wise_alpha", 0.0, 1.0), ("local_weight", 0.0, 1e6), ("local_distill_weight", 0.0, 1e6),
 )
 
 
@@ -39,6 +39,8 @@ class TrainConfig:
     center_weight: float = 0.01
     # LocalMatchLoss: each photo's stride-16 map against its batch's clean maps, under the re-rank's score
     local_weight: float = 0.0
+    # KL to the teacher's local scores of the same pairs (a teacher-photo cache built with --local-scores)
+    local_distill_weight: float = 0.0
     # batches of groups of this many look-alike classes (the start model's nearest neighbours); 0/1 = random
     lookalike_group: int = 0
     teacher: str = ""  # "" = no distillation; a built-in or shipped name, or a local checkpoint folder

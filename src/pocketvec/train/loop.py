@@ -26,6 +26,7 @@ from pocketvec.train.config import TrainConfig
 from pocketvec.train.distributed import init_from_environment, rank_and_world
 from pocketvec.train.evaluate import evaluate, make_held_out
 from pocketvec.train.keep_best import better, blend, describe, merged_copy, on_grid, verdict
+from pocketvec.train.local_scores import StepsWithClassViews
 from pocketvec.train.parts import (
     MEMORY_FORMAT,
     StepBatches,
@@ -69,13 +70,17 @@ class Trainer:
         self.photos = PhotoCache(config.teacher_photos) if config.teacher_photos else None
         if self.photos is not None:
             self.photos.check_pool(config, items)
-            if config.local_weight > 0 or config.lookalike_group > 1:
-                raise ConfigError("local_weight and lookalike_group need photos made while training, not a "
-                                  "teacher-photo cache (teacher_photos)")
+            if config.lookalike_group > 1:
+                raise ConfigError("lookalike_group needs photos made while training, not a teacher-photo cache "
+                                  "(teacher_photos): the cached steps' classes are fixed")
+        elif config.local_distill_weight > 0:
+            raise ConfigError("local_distill_weight needs a teacher-photo cache with local scores "
+                              "(`pocketvec train cache --local-scores`, then --teacher-photos)")
         live_teacher = config.teacher and config.distill_weight > 0 and self.photos is None
         teacher = load_teacher(config.teacher) if live_teacher else None
         size = config.encoder.preprocess.input_size
-        needs_maker = self.photos is None or config.eval_views > 0 or config.imprint_centres
+        self.local_maps = config.local_weight > 0 or config.local_distill_weight > 0
+        needs_maker = self.photos is None or config.eval_views > 0 or config.imprint_centres or self.local_maps
         self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
                                 config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0,
                                 config.merge_identical_classes, config.encoder.preprocess,
@@ -92,7 +97,7 @@ class Trainer:
         self.model = build_student(config.encoder, config.init).to(self.device, memory_format=self.memory_format)
         select_trainable(self.model, config)
         cached_dim = self.photos.spec.embedding_dim if self.photos is not None else 0
-        local = local_settings(self.model) if config.local_weight > 0 else None
+        local = local_settings(self.model) if self.local_maps else None
         self.losses = build_losses(config, self.num_classes, teacher, cached_dim, local).to(self.device)
         pfc = self.losses["partial_fc"] if config.imprint_centres and "partial_fc" in self.losses else None
         if pfc is not None or config.lookalike_group > 1:
@@ -177,10 +182,9 @@ class Trainer:
 
     def _loss(self, batch) -> torch.Tensor:
         cfg = self.config
-        local = "local_match" in self.losses
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             pixels = batch.finish_pixels(self.device, self.sim).to(memory_format=self.memory_format)
-            if local:
+            if self.local_maps:
                 embedding, photo_maps = self.model.forward_with_locals(pixels)
                 with torch.no_grad():  # the gallery side: its maps are targets, not trained through
                     class_maps = self.model.local_maps(batch.class_views.to(self.device).to(
@@ -190,9 +194,12 @@ class Trainer:
             embedding = F.normalize(embedding.float(), dim=-1)
         labels = batch.labels.to(self.device)
         loss = embedding.new_zeros(())
-        if local:
+        if "local_match" in self.losses:
             loss = loss + cfg.local_weight * self.losses["local_match"](photo_maps, class_maps,
                                                                         batch.class_slot.to(self.device))
+        if "local_distill" in self.losses:
+            loss = loss + cfg.local_distill_weight * self.losses["local_distill"](
+                photo_maps, class_maps, batch.teacher_local.to(self.device))
         if "partial_fc" in self.losses:
             loss = loss + self.losses["partial_fc"](embedding, labels)
         if "center" in self.losses:
@@ -239,13 +246,21 @@ class Trainer:
         patience = self.config.early_stopping_patience
         return bool(patience) and epoch - self.best["epoch"] >= patience
 
+    def _steps(self, stop: int) -> torch.utils.data.Dataset:
+        """The batches of this process's steps from the current one to `stop`."""
+        if self.photos is None:
+            return StepBatches(self.maker, self.step, stop, self.rank, self.world)
+        cfg = self.config
+        steps = CachedSteps(self.photos, cfg.encoder.preprocess.input_size, self.step, stop, self.rank, self.world)
+        if self.local_maps:  # the cached steps' classes, rendered clean here
+            return StepsWithClassViews(steps, self.maker, cfg.local_distill_weight > 0)
+        return steps
+
     def run(self, stop_after: int | None = None) -> Path:
         """Train to the end (or `stop_after` steps in total, leaving a resumable state); returns the run folder."""
         cfg = self.config
         stop = self.total_steps if stop_after is None else min(stop_after, self.total_steps)
-        steps = CachedSteps(self.photos, cfg.encoder.preprocess.input_size, self.step, stop, self.rank, self.world) \
-            if self.photos is not None else StepBatches(self.maker, self.step, stop, self.rank, self.world)
-        loader = torch.utils.data.DataLoader(steps, batch_size=None, num_workers=cfg.workers)
+        loader = torch.utils.data.DataLoader(self._steps(stop), batch_size=None, num_workers=cfg.workers)
         started, images, stopped_early, timed_out = time.monotonic(), 0, False, False
         columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]

@@ -12,16 +12,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from pocketvec.data.pseudoclasses import PseudoVariant, render_variant
 from pocketvec.errors import ConfigError
 from pocketvec.runtime.local_rerank import LocalRerank
-from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
+from pocketvec.runtime.preprocess import PreprocessSpec
 from pocketvec.train.adapters import add_adapters
 from pocketvec.train.batches import BatchMaker
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.evaluate import embed
 from pocketvec.train.losses.distill import DistillationLoss
-from pocketvec.train.losses.local_match import LocalMatchLoss
+from pocketvec.train.losses.local_match import LocalDistillLoss, LocalMatchLoss
 from pocketvec.train.losses.metric import CenterLoss, TripletPairLoss
 from pocketvec.train.losses.partial_fc import PartialFC
 
@@ -108,6 +107,11 @@ def build_losses(cfg: TrainConfig, classes: int, teacher, cached_teacher_dim: in
         if local is None:
             raise ConfigError("local_weight > 0 needs a backbone with a stride-16 stage (the local re-rank's map)")
         losses["local_match"] = LocalMatchLoss(local)
+    if cfg.local_distill_weight > 0:
+        if local is None:
+            raise ConfigError("local_distill_weight > 0 needs a backbone with a stride-16 stage (the local "
+                              "re-rank's map)")
+        losses["local_distill"] = LocalDistillLoss(local, cfg.distill_temperature)
     return losses
 
 
@@ -124,13 +128,9 @@ def local_settings(model: nn.Module) -> LocalRerank | None:
 def class_embeddings(maker: BatchMaker, model: nn.Module, spec: PreprocessSpec, classes: range,
                      chunk: int = 512) -> np.ndarray:
     """The model's embeddings of the clean renderings of `classes` (pseudo-class ids), (len, D)."""
-    first: dict[int, PseudoVariant] = {}
-    for variant in maker.variants:
-        first.setdefault(variant.class_id, variant)
     device, rows = next(model.parameters()).device, []
     for start in range(classes.start, classes.stop, chunk):  # in chunks: 100k classes of pixels would not fit
-        images = [preprocess(render_variant(maker.images[v.item_index], v.rotation, v.flip, v.region), spec)
-                  for v in (first[c] for c in range(start, min(classes.stop, start + chunk)))]
+        images = [maker.clean_view(c, spec) for c in range(start, min(classes.stop, start + chunk))]
         rows.append(embed(model, torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(device)))
     return np.concatenate(rows)
 

@@ -153,8 +153,11 @@ class CachedSteps(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.stop - self.start
 
+    def step_of(self, index: int) -> int:
+        return (self.start + index) * self.world + self.rank
+
     def __getitem__(self, index: int) -> Batch:
-        return self.cache.batch((self.start + index) * self.world + self.rank, self.input_size)
+        return self.cache.batch(self.step_of(index), self.input_size)
 
 
 def build_photo_cache(config: TrainConfig, data: str | Path, out: str | Path, steps: int,

@@ -48,3 +48,19 @@ class LocalMatchLoss(nn.Module):
         index into clean_maps of each photo's own class."""
         scores = local_similarity_matrix(photo_maps.float(), clean_maps.float(), self.config)
         return F.cross_entropy(self.scale * scores, targets)
+
+
+class LocalDistillLoss(nn.Module):
+    """KL from the teacher's softmax over its local scores (each photo against the clean maps of its batch's
+    classes, on the teacher's own stride-16 map; cached by pocketvec.train.local_scores) to the student's:
+    the student's maps learn how much each item's details match, as the teacher's re-rank sees it."""
+
+    def __init__(self, config: LocalRerank, temperature: float) -> None:
+        super().__init__()
+        self.config, self.scale = config, 1.0 / temperature
+
+    def forward(self, photo_maps: torch.Tensor, clean_maps: torch.Tensor, teacher_scores: torch.Tensor) -> torch.Tensor:
+        """photo_maps (B, P, C) and clean_maps (K, P, C) of the student; teacher_scores (B, K)."""
+        scores = local_similarity_matrix(photo_maps.float(), clean_maps.float(), self.config)
+        return F.kl_div(F.log_softmax(self.scale * scores, dim=1), F.log_softmax(self.scale * teacher_scores.float(),
+                        dim=1), log_target=True, reduction="batchmean")
