@@ -67,12 +67,14 @@ def test_local_distillation_is_zero_at_the_teachers_scores_and_trains_the_photo_
 
     rng = np.random.default_rng(2)
     config = LocalRerank(locations=16, channels=8)
-    photos, rows = torch.from_numpy(_maps(rng, 4)), torch.from_numpy(_maps(rng, 3))
+    photos, rows = torch.from_numpy(_maps(rng, 4)), torch.from_numpy(_maps(rng, 5))
+    candidates = torch.tensor([[0, 1, 2], [1, 3, 4], [2, 0, 4], [3, 2, 1]])  # each photo's own rows
     loss = LocalDistillLoss(config, temperature=0.1)
-    teacher = local_similarity_matrix(photos, rows, config)
-    assert float(loss(photos, rows, teacher)) == pytest.approx(0.0, abs=1e-6)
+    teacher = torch.stack([local_similarity_matrix(photo[None], rows[ids], config)[0]
+                           for photo, ids in zip(photos, candidates, strict=True)])
+    assert float(loss(photos, rows, candidates, teacher)) == pytest.approx(0.0, abs=1e-6)
     moved = (photos + 0.5 * torch.from_numpy(_maps(rng, 4))).requires_grad_(True)
-    value = loss(moved, rows, teacher)
+    value = loss(moved, rows, candidates, teacher)
     assert value > 1e-4
     value.backward()
     assert moved.grad is not None and moved.grad.abs().sum() > 0

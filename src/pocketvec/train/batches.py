@@ -52,7 +52,8 @@ class Batch:
     scene: SceneBatch | None = None  # the device path's prepared scenes
     class_views: torch.Tensor | None = None  # (K, 3, S, S) each batch class's clean rendering, as the gallery
     class_slot: torch.Tensor | None = None  # (B,) each row's index into class_views
-    teacher_local: torch.Tensor | None = None  # (B, K) the teacher's local scores against class_views
+    candidate_slot: torch.Tensor | None = None  # (B, k) each row's re-rank candidates, indices into class_views
+    teacher_local: torch.Tensor | None = None  # (B, k) the teacher's local scores of those candidates
 
     def finish_pixels(self, device: torch.device, sim: TorchPhotoSim | None) -> torch.Tensor:
         """The photos on `device`: made here already (cpu path), or simulated there now (device path)."""

@@ -1,12 +1,13 @@
 """The teacher's local re-rank scores, cached next to a teacher-photo cache, and the cached steps that carry
-them with the clean renderings of their classes.
+them with the clean renderings of the classes they score.
 
 The matcher decides between look-alikes by the stride-16 maps (pocketvec.runtime.local_rerank); the
-embedding distillation trains a student's maps only through its pooled embedding. For each cached step,
-`build_local_scores` scores every photo against the clean rendering of each of the step's classes with the
-runtime's local score on the teacher's own map, and stores the (photos, classes) matrix under
-`local_scores/` in the cache folder. A student trained with `local_distill_weight` scores the same pairs
-on its maps and matches the teacher's softmax (pocketvec.train.losses.local_match.LocalDistillLoss).
+embedding distillation trains a student's maps only through its pooled embedding. `build_local_scores`
+gives every cached photo candidates as the runtime's re-rank has them: its own class and the classes whose
+clean renderings the teacher embeds nearest to it (the look-alikes the re-rank must tell apart), and stores
+the teacher's local score of the photo against each under `local_scores/` in the cache folder. A student
+trained with `local_distill_weight` scores the same pairs on its maps and matches the teacher's softmax
+(pocketvec.train.losses.local_match.LocalDistillLoss).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pocketvec.train.losses.local_match import local_similarity_matrix
 from pocketvec.train.photo_cache import CachedSteps, PhotoCache
 
 SCORES_DIR = "local_scores"
+CANDIDATES = 4  # each photo's own class and the teacher's 3 nearest other classes
 
 
 def scores_path(folder: Path, step: int) -> Path:
@@ -34,10 +36,10 @@ def scores_path(folder: Path, step: int) -> Path:
 
 
 def step_classes(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A step's classes in order of first appearance, and each photo's index into them."""
+    """The distinct classes of `labels` in order of first appearance, and each label's index into them."""
     index: dict[int, int] = {}
-    slots = [index.setdefault(label, len(index)) for label in labels.tolist()]
-    return torch.tensor(list(index), dtype=torch.int64), torch.tensor(slots, dtype=torch.int64)
+    slots = [index.setdefault(label, len(index)) for label in labels.flatten().tolist()]
+    return torch.tensor(list(index), dtype=torch.int64), torch.tensor(slots, dtype=torch.int64).view(labels.shape)
 
 
 def clean_views(maker: BatchMaker, classes: torch.Tensor, spec: PreprocessSpec | None = None) -> torch.Tensor:
@@ -45,9 +47,28 @@ def clean_views(maker: BatchMaker, classes: torch.Tensor, spec: PreprocessSpec |
     return torch.from_numpy(np.stack([maker.clean_view(c, spec) for c in classes.tolist()])).permute(0, 3, 1, 2)
 
 
-def build_local_scores(config: TrainConfig, data: str | Path, folder: str | Path) -> Path:
-    """Score every cached step's photos against its classes' clean renderings on the cache's teacher's
-    stride-16 map; steps already scored are kept (an interrupted build resumes)."""
+def class_maps_and_neighbours(model: torch.nn.Module, maker: BatchMaker, spec: PreprocessSpec, neighbours: int,
+                              chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's stride-16 maps of every class's clean rendering ((N, P, C), float16) and each class's
+    `neighbours` nearest other classes by the model's embedding of them ((N, neighbours))."""
+    maps, embeddings, count = [], [], maker.num_classes
+    for start in range(0, count, chunk):
+        embedding, local = model.forward_with_locals(clean_views(maker, torch.arange(start, min(count, start + chunk)),
+                                                                 spec).float())
+        embeddings.append(embedding)
+        maps.append(local.half())
+    rows, nearest = torch.cat(embeddings), []
+    for start in range(0, count, chunk):
+        similarity = rows[start:start + chunk] @ rows.T
+        own = torch.arange(start, min(count, start + chunk))
+        similarity[own - start, own] = -torch.inf
+        nearest.append(similarity.topk(neighbours, dim=1).indices)
+    return torch.cat(maps), torch.cat(nearest)
+
+
+def build_local_scores(config: TrainConfig, data: str | Path, folder: str | Path, candidates: int = CANDIDATES) -> Path:
+    """Score every cached photo against its candidates on the cache's teacher's stride-16 map; steps already
+    scored are kept (an interrupted build resumes)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from pocketvec.train.parts import local_settings
@@ -67,43 +88,48 @@ def build_local_scores(config: TrainConfig, data: str | Path, folder: str | Path
     maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class, cache.spec.seed,
                        merge_identical=config.merge_identical_classes)
     cache.check_classes(maker.num_classes)
-    local, spec = local_settings(model), model.config.preprocess  # its input size is the photos'
     todo = [step for step in range(cache.spec.steps) if not scores_path(folder, step).is_file()]
+    if not todo:
+        return folder
+    local = local_settings(model)
+    with torch.no_grad():  # the teacher's input size is the photos': its own preprocess renders the classes
+        maps, nearest = class_maps_and_neighbours(model, maker, model.config.preprocess,
+                                                  min(candidates, maker.num_classes) - 1)
     columns = [TextColumn("[bold]local scores"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns) as progress, torch.no_grad():
         task = progress.add_task("scores", total=cache.spec.steps, completed=cache.spec.steps - len(todo))
         for step in todo:
             batch = cache.batch(step, size)
-            classes = step_classes(batch.labels)[0]
-            clean_maps = model.local_maps(clean_views(maker, classes, spec).float())
-            scores = local_similarity_matrix(model.local_maps(batch.pixels), clean_maps, local)
+            ids = torch.cat([batch.labels[:, None], nearest[batch.labels]], dim=1)
+            scores = local_similarity_matrix(model.local_maps(batch.pixels), maps[ids].float(), local)
             with atomic_output(scores_path(folder, step)) as tmp:
-                save_file({"classes": classes, "scores": scores.contiguous()}, str(tmp))
+                save_file({"candidates": ids.contiguous(), "scores": scores.contiguous()}, str(tmp))
             progress.advance(task)
     return folder
 
 
-def read_local_scores(folder: Path, step: int, classes: torch.Tensor) -> torch.Tensor:
-    """The teacher's (photos, classes) local scores of a cached step, checked against its classes."""
+def read_local_scores(folder: Path, step: int, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The candidate classes (B, k) of a cached step's photos, their own class first, and the teacher's
+    local scores of them (B, k)."""
     path = scores_path(folder, step)
     if not path.is_file():
         raise DatasetError(f"{path}: missing local scores; add them with `pocketvec train cache --local-scores`")
     try:
         entry = load_file(str(path))
-        stored, scores = entry["classes"], entry["scores"]
+        candidates, scores = entry["candidates"], entry["scores"]
     except Exception as e:  # safetensors raises its own error types
         raise ModelFileError(f"{path}: damaged local scores ({e}); delete it and rerun "
                              "`pocketvec train cache --local-scores`") from e
-    if not torch.equal(stored, classes) or scores.shape[1] != len(classes):
-        raise ModelFileError(f"{path}: local scores of other classes than the cached step {step}; delete "
+    if candidates.shape != scores.shape or not torch.equal(candidates[:, 0], labels):
+        raise ModelFileError(f"{path}: local scores of other photos than the cached step {step}; delete "
                              f"{path.parent} and rerun `pocketvec train cache --local-scores`")
-    return scores.float()
+    return candidates, scores.float()
 
 
 class StepsWithClassViews(torch.utils.data.Dataset):
-    """Cached steps, each with its classes' clean renderings as the student's gallery sees them (the
-    maker's clean spec) and, when asked, the teacher's local scores of its photos against them."""
+    """Cached steps, each with the clean renderings (as the student's gallery sees them: the maker's clean
+    spec) of its classes, or with `teacher_scores`, of its photos' candidates, with the teacher's scores."""
 
     def __init__(self, steps: CachedSteps, maker: BatchMaker, teacher_scores: bool) -> None:
         self.steps, self.maker, self.teacher_scores = steps, maker, teacher_scores
@@ -113,11 +139,12 @@ class StepsWithClassViews(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Batch:
         step = self.steps.step_of(index)
-        batch = self.steps.cache.batch(step, self.steps.input_size)
-        classes, batch.class_slot = step_classes(batch.labels)
-        batch.class_views = clean_views(self.maker, classes).float()
+        cache = self.steps.cache
+        batch = cache.batch(step, self.steps.input_size)
+        candidates = batch.labels[:, None]
         if self.teacher_scores:
-            cache = self.steps.cache
-            batch.teacher_local = read_local_scores(cache.folder, step % cache.spec.steps, classes)
+            candidates, batch.teacher_local = read_local_scores(cache.folder, step % cache.spec.steps, batch.labels)
+        classes, slots = step_classes(candidates)
+        batch.class_views, batch.class_slot = clean_views(self.maker, classes).float(), slots[:, 0]
+        batch.candidate_slot = slots if self.teacher_scores else None
         return batch
-

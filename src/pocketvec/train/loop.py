@@ -199,7 +199,7 @@ class Trainer:
                                                                         batch.class_slot.to(self.device))
         if "local_distill" in self.losses:
             loss = loss + cfg.local_distill_weight * self.losses["local_distill"](
-                photo_maps, class_maps, batch.teacher_local.to(self.device))
+                photo_maps, class_maps, batch.candidate_slot.to(self.device), batch.teacher_local.to(self.device))
         if "partial_fc" in self.losses:
             loss = loss + self.losses["partial_fc"](embedding, labels)
         if "center" in self.losses:

@@ -21,8 +21,10 @@ LOCAL_SCALE = 32.0  # the softmax's inverse temperature, as the margin heads' sc
 def local_similarity_matrix(photos: torch.Tensor, rows: torch.Tensor, config: LocalRerank) -> torch.Tensor:
     """The runtime's local score of every (photo, row) pair: photos (B, P, C), rows (K, P, C) -> (B, K).
     `local_similarity` in numpy scores one photo against its top-k candidates; here every row of the batch
-    is a candidate of every photo (which photo locations are on the item is decided over all K rows)."""
-    cosines = torch.einsum("bpc,kqc->bkqp", photos, rows)  # (B, K, row locations, photo locations)
+    is a candidate of every photo (which photo locations are on the item is decided over all K rows), or,
+    with rows (B, K, P, C), each photo has its own K candidates, as in the runtime."""
+    equation = "bpc,kqc->bkqp" if rows.dim() == 3 else "bpc,bkqc->bkqp"
+    cosines = torch.einsum(equation, photos, rows)  # (B, K, row locations, photo locations)
     best_in_photo = cosines.amax(dim=3)
     found = best_in_photo.mean(dim=2)
     if config.worst_fraction > 0:
@@ -50,17 +52,21 @@ class LocalMatchLoss(nn.Module):
         return F.cross_entropy(self.scale * scores, targets)
 
 
+
 class LocalDistillLoss(nn.Module):
-    """KL from the teacher's softmax over its local scores (each photo against the clean maps of its batch's
-    classes, on the teacher's own stride-16 map; cached by pocketvec.train.local_scores) to the student's:
-    the student's maps learn how much each item's details match, as the teacher's re-rank sees it."""
+    """KL from the teacher's softmax over its local scores of each photo against its candidates (its own
+    class and the teacher's nearest other classes, on the teacher's own stride-16 map; cached by
+    pocketvec.train.local_scores) to the student's: the student's maps learn how well each look-alike's
+    details match, as the teacher's re-rank sees them."""
 
     def __init__(self, config: LocalRerank, temperature: float) -> None:
         super().__init__()
         self.config, self.scale = config, 1.0 / temperature
 
-    def forward(self, photo_maps: torch.Tensor, clean_maps: torch.Tensor, teacher_scores: torch.Tensor) -> torch.Tensor:
-        """photo_maps (B, P, C) and clean_maps (K, P, C) of the student; teacher_scores (B, K)."""
-        scores = local_similarity_matrix(photo_maps.float(), clean_maps.float(), self.config)
+    def forward(self, photo_maps: torch.Tensor, clean_maps: torch.Tensor, candidate_slots: torch.Tensor,
+                teacher_scores: torch.Tensor) -> torch.Tensor:
+        """photo_maps (B, P, C) and clean_maps (K, P, C) of the student; candidate_slots (B, k): each photo's
+        candidates as indices into clean_maps; teacher_scores (B, k)."""
+        scores = local_similarity_matrix(photo_maps.float(), clean_maps.float()[candidate_slots], self.config)
         return F.kl_div(F.log_softmax(self.scale * scores, dim=1), F.log_softmax(self.scale * teacher_scores.float(),
                         dim=1), log_target=True, reduction="batchmean")
