@@ -30,7 +30,7 @@ def _embed_with_noise(reference: np.ndarray, noise: dict[Rung, float]):
 
 def test_the_first_rung_that_passes_is_kept():
     reference = _reference()
-    noise = dict(zip(LADDER, [0.2, 0.05, 0.003, 0.001, 0.0, 0.0], strict=True))
+    noise = dict(zip(LADDER, [0.2, 0.05, 0.003, 0.001, 0.0, 0.0, 0.0], strict=True))
     tried: list[Rung] = []
 
     def quantize(rung: Rung) -> Rung:

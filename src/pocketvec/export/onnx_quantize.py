@@ -39,10 +39,11 @@ def output_axis(node: onnx.NodeProto) -> int:
 
 
 def _replace_weights(proto: onnx.ModelProto, ops: Collection[str],
-                     encode: Callable[[str, np.ndarray, onnx.NodeProto], onnx.NodeProto]) -> onnx.ModelProto:
-    """Each float32 weight of an `ops` node with more than INT8_WEIGHT_THRESHOLD values is removed from the
-    initializers and made by the node `encode(name, weight, consumer)` returns (which adds its own
-    initializers), placed first so that the graph stays topologically sorted; smaller weights stay float32."""
+                     encode: Callable[[str, np.ndarray, onnx.NodeProto], onnx.NodeProto],
+                     above: int = INT8_WEIGHT_THRESHOLD) -> onnx.ModelProto:
+    """Each float32 weight of an `ops` node with more than `above` values is removed from the initializers
+    and made by the node `encode(name, weight, consumer)` returns (which adds its own initializers), placed
+    first so that the graph stays topologically sorted; smaller weights stay float32."""
     inits = {t.name: t for t in proto.graph.initializer}
     producers = []
     for node in proto.graph.node:
@@ -51,7 +52,7 @@ def _replace_weights(proto: onnx.ModelProto, ops: Collection[str],
         if name not in inits:
             continue  # not a weight, or already replaced (a weight shared by several nodes)
         weight = numpy_helper.to_array(inits[name])
-        if weight.dtype != np.float32 or weight.ndim < 2 or weight.size <= INT8_WEIGHT_THRESHOLD:
+        if weight.dtype != np.float32 or weight.ndim < 2 or weight.size <= above:
             continue
         proto.graph.initializer.remove(inits.pop(name))
         producers.append(encode(name, weight, node))
@@ -61,10 +62,11 @@ def _replace_weights(proto: onnx.ModelProto, ops: Collection[str],
     return proto
 
 
-def to_weight_int8(proto: onnx.ModelProto, ops: Collection[str] = tuple(WEIGHT_INPUT)) -> onnx.ModelProto:
+def to_weight_int8(proto: onnx.ModelProto, ops: Collection[str] = tuple(WEIGHT_INPUT),
+                   above: int = INT8_WEIGHT_THRESHOLD) -> onnx.ModelProto:
     """Weight-only int8, as Core ML's int8: each Conv/Gemm/MatMul weight (of `ops`) with more than
-    INT8_WEIGHT_THRESHOLD values is stored as per-output-channel symmetric int8 feeding a
-    DequantizeLinear; smaller weights, biases and every activation stay float32."""
+    `above` values is stored as per-output-channel symmetric int8 feeding a DequantizeLinear; smaller
+    weights, biases and every activation stay float32."""
 
     def encode(name: str, weight: np.ndarray, node: onnx.NodeProto) -> onnx.NodeProto:
         axis = output_axis(node)
@@ -76,7 +78,7 @@ def to_weight_int8(proto: onnx.ModelProto, ops: Collection[str] = tuple(WEIGHT_I
         return helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale", f"{name}_zero_point"],
                                 [name], axis=axis, name=f"{name}_dequantize")
 
-    return _replace_weights(proto, ops, encode)
+    return _replace_weights(proto, ops, encode, above)
 
 
 def to_weight_fp16(proto: onnx.ModelProto, ops: Collection[str]) -> onnx.ModelProto:
@@ -90,11 +92,18 @@ def to_weight_fp16(proto: onnx.ModelProto, ops: Collection[str]) -> onnx.ModelPr
     return _replace_weights(proto, ops, encode)
 
 
+# float convolutions with more weights than this keep them in int8: the stride-16 pointwise convolutions
+# of a PP-LCNet 0.5 (128 x 128), which the ladder's last rung keeps float, would make its file 1.02 MB in float16
+FP16_CONV_WEIGHTS = 8192
+
+
 def store_float_parts(proto: onnx.ModelProto) -> onnx.ModelProto:
     """The weights a w8a8 rung left float, made small: convolutions' in float16 (a DequantizeLinear'd weight
     would run on every call and keep onnxruntime's convolutions off their prepacked layouts: 1.07 ms against
-    0.75 ms on the small student, docs/bench/export.md), the head's (Gemm/MatMul) in int8 (no such cost measured)."""
-    return to_weight_fp16(to_weight_int8(proto, ("Gemm", "MatMul")), ("Conv",))
+    0.75 ms on the small student, docs/bench/export.md) up to FP16_CONV_WEIGHTS values, bigger ones and the
+    head's (Gemm/MatMul) in int8 (the bytes are there)."""
+    proto = to_weight_int8(to_weight_int8(proto, ("Gemm", "MatMul")), ("Conv",), above=FP16_CONV_WEIGHTS)
+    return to_weight_fp16(proto, ("Conv",))
 
 
 class FeedReader(CalibrationDataReader):
