@@ -183,14 +183,14 @@ def cache_command(
     out: Path = typer.Option(..., "--out", help="Cache folder to write (an unfinished one there is resumed)."),
     steps: int = typer.Option(..., "--steps", help="Training batches to simulate and embed."),
     workers: int = typer.Option(1, "--workers", help="Processes simulating photos while the teacher runs."),
-    local_scores: bool = typer.Option(False, "--local-scores", help="Also score each photo against its step's "
-                                      "clean items on the teacher's stride-16 map (for local_distill_weight)."),
+    local_scores: bool = typer.Option(False, "--local-scores", help="Also score each photo against its own class "
+                                      "and the teacher's 3 nearest on its stride-16 map (for local_distill_weight)."),
     set_: list[str] = typer.Option([], "--set", help="Any setting as dotted KEY=VALUE, e.g. batch_classes=64."),
 ) -> None:
     """Embed simulated training photos with the frozen teacher once and store them, so a student trains
     against them without the teacher. Example: pocketvec train cache --preset small --data pool.csv
     --out teacher-photos --steps 200; then pocketvec train --preset small --data pool.csv --teacher-photos
-    teacher-photos --out runs/small. With --local-scores, train with --set local_distill_weight=50."""
+    teacher-photos --out runs/small. With --local-scores, train with e.g. --set local_distill_weight=50 (untried)."""
     from pocketvec.output_paths import check_output_folder
     from pocketvec.train.photo_cache import build_photo_cache, read_spec
     from pocketvec.train.presets import preset_config
