@@ -11,6 +11,7 @@ the training device, batched (pocketvec.data.augment_torch; the loop calls `fini
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,6 +126,10 @@ class BatchMaker:
         first = self.variants[self._by_class[int(class_id)][0]]
         image = render_variant(self.images[first.item_index], first.rotation, first.flip, first.region)
         return preprocess(image, spec or self.clean_spec)
+
+    def clean_views(self, classes: Iterable[int], spec: PreprocessSpec | None = None) -> torch.Tensor:
+        """(K, 3, S, S) float32 0-255: the clean renderings of `classes`, as clean_view makes each."""
+        return torch.from_numpy(np.stack([self.clean_view(c, spec) for c in classes])).permute(0, 3, 1, 2).float()
 
     def steps_per_epoch(self) -> int:
         return max(1, self.num_classes // self.batch_classes)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -42,19 +41,13 @@ def step_classes(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(list(index), dtype=torch.int64), torch.tensor(slots, dtype=torch.int64).view(labels.shape)
 
 
-def clean_views(maker: BatchMaker, classes: torch.Tensor, spec: PreprocessSpec | None = None) -> torch.Tensor:
-    """(K, 3, S, S) float32 0-255: the clean renderings of `classes`, as the gallery sees them."""
-    return torch.from_numpy(np.stack([maker.clean_view(c, spec) for c in classes.tolist()])).permute(0, 3, 1, 2)
-
-
 def class_maps_and_neighbours(model: torch.nn.Module, maker: BatchMaker, spec: PreprocessSpec, neighbours: int,
                               chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's stride-16 maps of every class's clean rendering ((N, P, C), float16) and each class's
     `neighbours` nearest other classes by the model's embedding of them ((N, neighbours))."""
     maps, embeddings, count = [], [], maker.num_classes
     for start in range(0, count, chunk):
-        embedding, local = model.forward_with_locals(clean_views(maker, torch.arange(start, min(count, start + chunk)),
-                                                                 spec).float())
+        embedding, local = model.forward_with_locals(maker.clean_views(range(start, min(count, start + chunk)), spec))
         embeddings.append(embedding)
         maps.append(local.half())
     rows, nearest = torch.cat(embeddings), []
@@ -138,13 +131,12 @@ class StepsWithClassViews(torch.utils.data.Dataset):
         return len(self.steps)
 
     def __getitem__(self, index: int) -> Batch:
-        step = self.steps.step_of(index)
-        cache = self.steps.cache
-        batch = cache.batch(step, self.steps.input_size)
+        step, cache = self.steps.step_of(index), self.steps.cache
+        batch = self.steps[index]
         candidates = batch.labels[:, None]
         if self.teacher_scores:
             candidates, batch.teacher_local = read_local_scores(cache.folder, step % cache.spec.steps, batch.labels)
         classes, slots = step_classes(candidates)
-        batch.class_views, batch.class_slot = clean_views(self.maker, classes).float(), slots[:, 0]
+        batch.class_views, batch.class_slot = self.maker.clean_views(classes.tolist()), slots[:, 0]
         batch.candidate_slot = slots if self.teacher_scores else None
         return batch

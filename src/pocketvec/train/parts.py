@@ -103,14 +103,12 @@ def build_losses(cfg: TrainConfig, classes: int, teacher, cached_teacher_dim: in
     elif cached_teacher_dim and cfg.distill_weight > 0:
         losses["distill"] = DistillationLoss(dim, cached_teacher_dim, cfg.distill_temperature,
                                              align_weight=cfg.distill_align_weight)
+    if (cfg.local_weight > 0 or cfg.local_distill_weight > 0) and local is None:
+        raise ConfigError("local_weight and local_distill_weight need a backbone with a stride-16 stage (the local "
+                          "re-rank's map)")
     if cfg.local_weight > 0:
-        if local is None:
-            raise ConfigError("local_weight > 0 needs a backbone with a stride-16 stage (the local re-rank's map)")
         losses["local_match"] = LocalMatchLoss(local)
     if cfg.local_distill_weight > 0:
-        if local is None:
-            raise ConfigError("local_distill_weight > 0 needs a backbone with a stride-16 stage (the local "
-                              "re-rank's map)")
         losses["local_distill"] = LocalDistillLoss(local, cfg.distill_temperature)
     return losses
 
@@ -130,8 +128,7 @@ def class_embeddings(maker: BatchMaker, model: nn.Module, spec: PreprocessSpec, 
     """The model's embeddings of the clean renderings of `classes` (pseudo-class ids), (len, D)."""
     device, rows = next(model.parameters()).device, []
     for start in range(classes.start, classes.stop, chunk):  # in chunks: 100k classes of pixels would not fit
-        images = [maker.clean_view(c, spec) for c in range(start, min(classes.stop, start + chunk))]
-        rows.append(embed(model, torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().to(device)))
+        rows.append(embed(model, maker.clean_views(range(start, min(classes.stop, start + chunk)), spec).to(device)))
     return np.concatenate(rows)
 
 

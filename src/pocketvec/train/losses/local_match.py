@@ -52,7 +52,6 @@ class LocalMatchLoss(nn.Module):
         return F.cross_entropy(self.scale * scores, targets)
 
 
-
 class LocalDistillLoss(nn.Module):
     """KL from the teacher's softmax over its local scores of each photo against its candidates (its own
     class and the teacher's nearest other classes, on the teacher's own stride-16 map; cached by
