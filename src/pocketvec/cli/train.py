@@ -190,7 +190,8 @@ def cache_command(
     """Embed simulated training photos with the frozen teacher once and store them, so a student trains
     against them without the teacher. Example: pocketvec train cache --preset small --data pool.csv
     --out teacher-photos --steps 200; then pocketvec train --preset small --data pool.csv --teacher-photos
-    teacher-photos --out runs/small. With --local-scores, train with e.g. --set local_distill_weight=50 (untried)."""
+    teacher-photos --out runs/small. With --local-scores, train with --set local_distill_weight=W
+    (W=50 measured: no gain on look-alikes, docs/bench/training.md)."""
     from pocketvec.output_paths import check_output_folder
     from pocketvec.train.photo_cache import build_photo_cache, read_spec
     from pocketvec.train.presets import preset_config
