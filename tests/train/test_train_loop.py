@@ -97,7 +97,8 @@ def test_int8_grid_run_ends_on_the_grid_after_the_merge(few_items: Path, tmp_pat
     for name, value in model.state_dict().items():
         torch.testing.assert_close(unrounded.state_dict()[name], value, atol=1e-6, rtol=0, msg=name)
     kept = next(h for h in config["history"] if h["epoch"] == config["kept"]["epoch"])
-    assert record["held_out"]["rounded"] == {"recall_at_1": kept["recall_at_1"], "best_f1": kept["best_f1"]}
+    assert record["held_out"]["rounded"] == {"decision_recall": kept["decision_recall"],
+                                             "recall_at_1": kept["recall_at_1"]}
     assert 0.0 <= record["held_out"]["float"]["recall_at_1"] <= 1.0 and record["held_out"]["queries"] > 0
 
 

@@ -161,8 +161,8 @@ def test_local_scores_are_the_teachers_re_rank_of_each_photo_against_its_nearest
         cache: Path, tiny_teacher: Path, few_items: Path) -> None:
     from pocketvec.runtime.local_rerank import local_similarity
     from pocketvec.train.batches import BatchMaker
+    from pocketvec.train.evaluate import local_settings
     from pocketvec.train.local_scores import build_local_scores, read_local_scores, scores_path
-    from pocketvec.train.parts import local_settings
 
     config = _small_config(tiny_teacher)
     build_local_scores(config, few_items, cache)

@@ -48,6 +48,8 @@ def train(
     teacher_photos: Path = typer.Option(None, "--teacher-photos", help="Train from a teacher-photo cache "
                                         "(`pocketvec train cache`): no teacher or photo simulation while training."),
     seed: int = typer.Option(None, "--seed", help="Override the random seed."),
+    budget: str = typer.Option("", "--budget", help="Wall time for the whole run, e.g. 30m, 90s or 1.5h: the "
+                               "steps are fitted to it (instead of epochs and max_steps)."),
     time_limit: float = typer.Option(0, "--time-limit",
                                      help="Stop after this many seconds of training and write the run as it is."),
     set_: list[str] = typer.Option([], "--set", help="Any setting as dotted KEY=VALUE, e.g. margin.kind=cosface."),
@@ -85,6 +87,10 @@ def train(
 
         check_output_folder(out, "--out")
     base = preset_config(preset, overrides.get("init")) if preset else _load_config(config)
+    if budget:
+        from pocketvec.train.budget import parse_budget
+
+        overrides["budget_s"] = parse_budget(budget)
     for key, value in (("epochs", epochs), ("encoder.preprocess.input_size", input_size),
                        ("time_limit_s", time_limit), ("teacher_photos", str(teacher_photos or ""))):
         if value:
@@ -153,6 +159,10 @@ def _report(run_dir: Path, as_json: bool = False) -> None:
         console.print(history_table(history, kept.get("epoch")))
     if kept:
         console.print(f"[bold]{kept['verdict']}[/]")
+    if "query_crop" in config:
+        scores = ", ".join(f"{crop} {m['decision_recall']:.3f} / {m['recall_at_1']:.3f}"
+                           for crop, m in config["query_crop"]["held_out"].items())
+        console.print(f"photos' crop: {config['query_crop']['chosen']} (held-out decision recall / Recall@1: {scores})")
     alpha = config.get("train", {}).get("wise_alpha", 1.0)
     if alpha < 1.0:
         console.print(f"weights shipped: start + {alpha:g} x (fine-tuned - start), WiSE-FT "
@@ -165,13 +175,14 @@ def history_table(history: list[dict], kept_epoch: int | None):
     """The held-out evaluation of each epoch (0 = the start), the kept one marked."""
     from rich.table import Table
 
-    table = Table(title="held-out simulated photos (weights as shipped)", title_justify="left")
-    for name in ("epoch", "Recall@1", "best F1", "threshold", "mean cos", "kept"):
+    table = Table(title="held-out validation photos: gallery as built, photos' crop, re-rank (weights as shipped)",
+                  title_justify="left")
+    for name in ("epoch", "decision recall (P ≥ 0.99)", "Recall@1", "threshold", "margin", "mean cos", "kept"):
         table.add_column(name, justify="right")
     for h in history:
-        table.add_row("start" if h["epoch"] == 0 else str(h["epoch"]), f"{h['recall_at_1']:.3f}",
-                      f"{h['best_f1']:.3f}", f"{h['best_threshold']:.2f}", f"{h.get('mean_cosine', float('nan')):.2f}",
-                      "◀" if h["epoch"] == kept_epoch else "")
+        table.add_row("start" if h["epoch"] == 0 else str(h["epoch"]), f"{h['decision_recall']:.3f}",
+                      f"{h['recall_at_1']:.3f}", f"{h['threshold']:.2f}", f"{h['margin']:.2f}",
+                      f"{h['mean_cosine']:.2f}", "◀" if h["epoch"] == kept_epoch else "")
     return table
 
 

@@ -158,13 +158,13 @@ def augment(data: str, size: int, batch: int, batches: int, threads: int = 1) ->
 
 
 def compare(data: str, runs: list[str], size: int, views: int, seed: int) -> list[dict]:
-    """Recall@1 / best F1 of run folders and the frozen baselines on simulated photos of `data`'s items
-    (the training augmentation with an evaluation seed; gallery = the clean items)."""
+    """Decision recall / Recall@1 of run folders and the frozen baselines on validation-simulator photos of
+    `data`'s items (pocketvec.train.evaluate; gallery = the clean items)."""
     import torch
 
     from pocketvec.data.items import load_items
+    from pocketvec.runtime.gallery_views import NO_VIEWS
     from pocketvec.runtime.preprocess import PreprocessSpec
-    from pocketvec.train.batches import BatchMaker
     from pocketvec.train.checkpoint import load_run
     from pocketvec.train.evaluate import evaluate, make_held_out
     from pocketvec.train.pretrained import build_lite0_baseline
@@ -172,15 +172,15 @@ def compare(data: str, runs: list[str], size: int, views: int, seed: int) -> lis
 
     torch.set_num_threads(1)
     items = load_items(data)
-    maker = BatchMaker(items, "single", size, 2, 1, seed)
-    held_out = make_held_out(maker, [e.label for e in items], views, PreprocessSpec(input_size=size))
+    held_out = make_held_out([e.path for e in items], [e.label for e in items], PreprocessSpec(input_size=size),
+                             views, NO_VIEWS, seed=seed)
     models = {"frozen Lite0 (ImageNet)": build_lite0_baseline(), "frozen Lite2 teacher": load_teacher()}
     models.update({run: load_run(run) for run in runs})
     rows = []
     for name, model in models.items():
         metrics = evaluate(model, held_out)
-        rows.append({"model": name, "input_size": size, "items": len(items), "queries": len(held_out.queries),
-                     **{k: round(v, 4) for k, v in metrics.items()}})
+        rows.append({"model": name, "input_size": size, "items": len(items), "queries": len(held_out.photo_labels),
+                     **{k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}})
     return rows
 
 

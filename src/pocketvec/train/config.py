@@ -9,6 +9,7 @@ from typing import Any
 
 from pocketvec.errors import ConfigError
 from pocketvec.runtime.checks import check_number, check_text
+from pocketvec.runtime.gallery_views import MAX_VIEWS
 from pocketvec.runtime.preprocess import reject_unknown_keys
 from pocketvec.train.adapters import AdapterConfig
 from pocketvec.train.encoder import EncoderConfig
@@ -23,6 +24,7 @@ FLOAT_RANGES = (  # (name, low, high): finite numbers only; the > 0 ones are che
     ("distill_temperature", 0.0, 1e6), ("distill_align_weight", 0.0, 1e6), ("kd_weight", 0.0, 1e6),
     ("kd_temperature", 0.0, 1e6), ("time_limit_s", 0.0, 1e9), ("clean_view_fraction", 0.0, 1.0),
     ("wise_alpha", 0.0, 1.0), ("local_weight", 0.0, 1e6), ("local_distill_weight", 0.0, 1e6),
+    ("budget_s", 0.0, 7 * 24 * 3600.0),
 )
 
 
@@ -67,7 +69,12 @@ class TrainConfig:
     warmup_fraction: float = 0.1
     grad_clip: float = 5.0
     seed: int = 0
-    eval_views: int = 2  # held-out augmented photos per item for the per-epoch evaluation
+    # the held-out evaluation (pocketvec.train.evaluate): validation-simulator photos per item (0: none) ...
+    eval_views: int = 2
+    eval_gallery_views: int = 8  # ... against gallery rows blended with this many views, as `gallery build` makes
+    evaluations: int = 0  # held-out evaluations during training besides the start; 0 = one per epoch
+    choose_query_crop: bool = False  # end on the photos' crop (scale_fill / center_crop) that scores best held out
+    budget_s: float = 0.0  # wall time for the whole run: the steps are fitted to it (pocketvec.train.budget)
     early_stopping_patience: int = 0  # epochs without a better Recall@1 before stopping; 0 = off
     checkpoint_every: int = 50  # steps between resumable checkpoints
     time_limit_s: float = 0.0  # stop (and save) after this much wall time; 0 = none
@@ -87,9 +94,10 @@ class TrainConfig:
         for name in ("epochs", "batch_classes", "views_per_class", "checkpoint_every"):
             check_number(name, getattr(self, name), 1, MAX_COUNT, integer=True)
         for name in ("steps_per_epoch", "eval_views", "early_stopping_patience", "workers", "max_steps",
-                     "threads", "lookalike_group"):
+                     "threads", "lookalike_group", "evaluations"):
             check_number(name, getattr(self, name), 0, MAX_COUNT, integer=True)
         check_number("seed", self.seed, 0, 2**31 - 1, integer=True)
+        check_number("eval_gallery_views", self.eval_gallery_views, 0, MAX_VIEWS, integer=True)
         for name, low, high in FLOAT_RANGES:
             check_number(name, getattr(self, name), low, high)
         for name in ("sample_rate", "lr", "distill_temperature", "kd_temperature"):
@@ -99,8 +107,9 @@ class TrainConfig:
             raise ConfigError(f"warmup_fraction must be in [0, 1). Got {self.warmup_fraction!r}.")
         for name in ("init", "teacher", "teacher_photos", "policy", "backgrounds"):
             check_text(name, getattr(self, name), 4096, empty=True)
-        if not isinstance(self.int8_grid, bool):
-            raise ConfigError(f"int8_grid must be true or false. Got {self.int8_grid!r}.")
+        for name in ("int8_grid", "choose_query_crop"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false. Got {getattr(self, name)!r}.")
         if not isinstance(self.augment, dict):
             raise ConfigError(f"augment must be a JSON object of AugmentConfig fields. Got {self.augment!r}.")
         if isinstance(self.trainable, str) or not isinstance(self.trainable, (list, tuple)) or not all(

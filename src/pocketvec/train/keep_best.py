@@ -1,9 +1,10 @@
 """The safety net of fine-tuning: score the weights that would ship, keep the best, never ship worse.
 
-Every held-out evaluation scores a *shipped copy* of the model (adapters merged, weights rounded onto
-the int8 grid when the run ends there, blended with the start when the run asks for a weight-space
-ensemble), so the start and every epoch are compared as the file a user would export. The start counts
-as epoch 0: when no epoch beats it, the run ends on the start weights.
+Every held-out evaluation (pocketvec.train.evaluate: the gallery as `gallery build` makes it, validation
+photos with the query crop, the re-rank, decision recall first) scores a *shipped copy* of the model
+(adapters merged, weights rounded onto the int8 grid when the run ends there, blended with the start when
+the run asks for a weight-space ensemble), so the start and every epoch are compared as the file a user
+would export. The start counts as epoch 0: when no epoch beats it, the run ends on the start weights.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch import nn
 
 from pocketvec.int8_grid import round_to_int8_grid
 from pocketvec.train.adapters import merge_adapters
+from pocketvec.train.evaluate import DECISION_PRECISION, score_key
 
 
 def merged_copy(model: nn.Module) -> nn.Module:
@@ -48,29 +50,29 @@ def on_grid(merged: nn.Module, int8_grid: bool) -> nn.Module:
 
 
 def better(metrics: dict[str, Any], than: dict[str, Any]) -> bool:
-    """Held-out Recall@1 decides; best pair F1 breaks ties."""
-    return _key(metrics) > _key(than)
+    """Held-out decision recall decides; Recall@1 breaks ties (pocketvec.train.evaluate.score_key)."""
+    return score_key(metrics) > score_key(than)
 
 
-def describe(metrics: dict[str, Any], kept_epoch: int) -> str:
+def describe(metrics: dict[str, Any], kept_epoch: float) -> str:
     """One progress line per held-out evaluation."""
     name = "start" if metrics["epoch"] == 0 else f"epoch {metrics['epoch']}"
-    return (f"{name}: held-out Recall@1 {metrics['recall_at_1']:.3f}  best F1 {metrics['best_f1']:.3f}  "
-            f"mean cos {metrics['mean_cosine']:.2f}" + ("  (kept)" if metrics["epoch"] == kept_epoch else ""))
+    return (f"{name}: held-out decision recall {metrics['decision_recall']:.3f} at precision >= "
+            f"{DECISION_PRECISION}  Recall@1 {metrics['recall_at_1']:.3f}  mean cos {metrics['mean_cosine']:.2f}"
+            + ("  (kept)" if metrics["epoch"] == kept_epoch else ""))
 
 
-def verdict(history: list[dict[str, Any]], kept_epoch: int) -> str:
-    """One line saying which weights the run ends on and why."""
+def verdict(history: list[dict[str, Any]], kept_epoch: float) -> str:
+    """One line saying which weights the run ends on and why, on the held-out measure that chose them."""
     start, last = history[0], history[-1]
     kept = next(h for h in history if h["epoch"] == kept_epoch)
     if kept_epoch == 0 and len(history) > 1:
-        return (f"kept the starting weights: fine-tuning lowered held-out Recall@1 from {start['recall_at_1']:.3f} "
-                f"to {last['recall_at_1']:.3f} (best epoch {max(history[1:], key=_key)['recall_at_1']:.3f})")
+        best = max(history[1:], key=score_key)
+        return (f"kept the starting weights: no fine-tuned weights beat them on held-out photos (decision recall "
+                f"{start['decision_recall']:.3f}, Recall@1 {start['recall_at_1']:.3f}; last "
+                f"{last['decision_recall']:.3f} / {last['recall_at_1']:.3f}, best {best['decision_recall']:.3f} / "
+                f"{best['recall_at_1']:.3f})")
     if kept_epoch == 0:
-        return f"kept the starting weights (held-out Recall@1 {start['recall_at_1']:.3f}): no epoch finished"
-    return (f"kept epoch {kept_epoch}: held-out Recall@1 {start['recall_at_1']:.3f} at the start -> "
-            f"{kept['recall_at_1']:.3f} (best F1 {start['best_f1']:.3f} -> {kept['best_f1']:.3f})")
-
-
-def _key(metrics: dict[str, Any]) -> tuple[float, float]:
-    return metrics["recall_at_1"], metrics["best_f1"]
+        return f"kept the starting weights (held-out decision recall {start['decision_recall']:.3f}): no epoch finished"
+    return (f"kept epoch {kept_epoch}: held-out decision recall {start['decision_recall']:.3f} at the start -> "
+            f"{kept['decision_recall']:.3f}, Recall@1 {start['recall_at_1']:.3f} -> {kept['recall_at_1']:.3f}")

@@ -64,7 +64,7 @@ def build_local_scores(config: TrainConfig, data: str | Path, folder: str | Path
     scored are kept (an interrupted build resumes)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from pocketvec.train.parts import local_settings
+    from pocketvec.train.evaluate import local_settings
     from pocketvec.train.teachers import RunTeacher, load_teacher
 
     folder = Path(folder)

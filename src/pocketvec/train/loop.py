@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,13 @@ from torch import nn
 from pocketvec.data.augment_torch import TorchPhotoSim
 from pocketvec.data.items import load_items
 from pocketvec.errors import ConfigError
+from pocketvec.runtime.gallery_views import GalleryViews
 from pocketvec.train.batches import BatchMaker
+from pocketvec.train.budget import FINISH_EVALUATIONS, PROBE_STEPS, evaluation_interval, fit_steps
 from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.distributed import init_from_environment, rank_and_world
-from pocketvec.train.evaluate import evaluate, make_held_out
+from pocketvec.train.evaluate import QUERY_CROPS, choose_query_crop, evaluate, local_settings, make_held_out
 from pocketvec.train.keep_best import better, blend, describe, merged_copy, on_grid, verdict
 from pocketvec.train.local_scores import StepsWithClassViews
 from pocketvec.train.parts import (
@@ -33,7 +36,6 @@ from pocketvec.train.parts import (
     build_losses,
     class_embeddings,
     imprint_centres,
-    local_settings,
     select_trainable,
     single_threaded_opencv,
     warmup_cosine,
@@ -47,6 +49,8 @@ from pocketvec.train.teachers import load_teacher
 
 # settings that may change between a run and its resumption without changing what is computed
 RESUME_FREE_KEYS = ("time_limit_s", "workers", "checkpoint_every", "threads")
+BUDGET_EVALUATIONS = 3  # held-out evaluations during a budget run (besides the start) unless `evaluations` says
+UNBOUNDED_STEPS = 10**9  # a budget run's data loader: its steps are fitted after it starts
 
 
 def process_steps_per_epoch(global_batches: int, world: int) -> int:
@@ -57,6 +61,7 @@ def process_steps_per_epoch(global_batches: int, world: int) -> int:
 
 class Trainer:
     def __init__(self, config: TrainConfig, data: str | Path, out: str | Path) -> None:
+        self.started = time.monotonic()  # a budget counts from here
         self.config, self.out = config, Path(out)
         init_from_environment()
         self.rank, self.world = rank_and_world()
@@ -80,7 +85,7 @@ class Trainer:
         teacher = load_teacher(config.teacher) if live_teacher else None
         size = config.encoder.preprocess.input_size
         self.local_maps = config.local_weight > 0 or config.local_distill_weight > 0
-        needs_maker = self.photos is None or config.eval_views > 0 or config.imprint_centres or self.local_maps
+        needs_maker = self.photos is None or config.imprint_centres or self.local_maps
         self.maker = BatchMaker(items, config.policy, size, config.batch_classes, config.views_per_class,
                                 config.seed, config.augment, config.backgrounds, teacher.input_size if teacher else 0,
                                 config.merge_identical_classes, config.encoder.preprocess,
@@ -121,9 +126,13 @@ class Trainer:
             self.total_steps = min(self.total_steps, config.max_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(self.total_steps, config.warmup_fraction))
-        self.held_out = make_held_out(self.maker, self.labels, config.eval_views, config.encoder.preprocess) \
-            if config.eval_views else None
-        self.step, self.history, self.best = 0, [], {"recall_at_1": -1.0, "best_f1": -1.0, "epoch": 0}
+        self.evaluations = config.evaluations or (BUDGET_EVALUATIONS if config.budget_s else 0)
+        self.eval_every = self._eval_interval()
+        self.held_out = make_held_out([entry.path for entry in items], self.labels, config.encoder.preprocess,
+                                      config.eval_views, GalleryViews(config.eval_gallery_views),
+                                      QUERY_CROPS if config.choose_query_crop else ()) if config.eval_views else None
+        self.evaluation_s = 0.0  # the last held-out evaluation's wall time (a budget fits the steps with it)
+        self.step, self.history, self.best = 0, [], {"decision_recall": -1.0, "recall_at_1": -1.0, "epoch": 0}
         self.images_per_second = 0.0  # of the last run() call
         # the safety net: the merged float weights of the best shipped model seen so far (scored as shipped,
         # i.e. rounded onto the int8 grid when the run ends there), the start's until an epoch beats them
@@ -133,6 +142,22 @@ class Trainer:
             self._resume()
         elif self.kept is not None:
             self._record({"epoch": 0, "step": 0, **self._evaluate_shipped(self.kept)}, self.kept)
+
+    def _eval_interval(self) -> int:
+        """Steps between held-out evaluations: `evaluations` evenly spaced, else one per epoch."""
+        return evaluation_interval(self.total_steps, self.evaluations) if self.evaluations else self.steps_per_epoch
+
+    def _fit_to_budget(self, step_s: float) -> None:
+        """Fit the total steps (and the schedule and evaluation points with them) to what is left of the budget."""
+        self.total_steps = self.step + fit_steps(self.config.budget_s, time.monotonic() - self.started, step_s,
+                                                 self.evaluation_s, self.evaluations)
+        self.scheduler.lr_lambdas = [warmup_cosine(self.total_steps, self.config.warmup_fraction)]
+        self.eval_every = self._eval_interval()
+
+    def _over_budget(self) -> bool:
+        """Whether the budget, less the evaluations still due at the end, has run out."""
+        left = self.config.budget_s - (time.monotonic() - self.started)
+        return bool(self.config.budget_s) and left < (FINISH_EVALUATIONS + 1) * self.evaluation_s
 
     @staticmethod
     def device_is_cpu() -> bool:
@@ -148,6 +173,10 @@ class Trainer:
                               f"same settings or choose another --out")
         info = restore_state(self.out, self._modules(), self.optimizer, self.scheduler)
         self.step, self.history, self.best = info["step"], info["history"], info["best"]
+        if self.config.budget_s and "total_steps" in info:  # the steps fitted to the budget before the pause
+            self.total_steps = info["total_steps"]
+            self.scheduler.lr_lambdas = [warmup_cosine(self.total_steps, self.config.warmup_fraction)]
+            self.eval_every = self._eval_interval()
 
     def _modules(self) -> dict[str, nn.Module]:
         modules = {"model": self.model, "losses": self.losses}
@@ -160,14 +189,16 @@ class Trainer:
 
     def _evaluate_shipped(self, merged: nn.Module) -> dict[str, Any]:
         """Held-out metrics of the merged float weights as they would ship (on the int8 grid if asked)."""
-        return evaluate(on_grid(merged, self.config.int8_grid), self.held_out)
+        started = time.monotonic()
+        metrics = evaluate(on_grid(merged, self.config.int8_grid), self.held_out)
+        self.evaluation_s = time.monotonic() - started
+        return metrics
 
     def _record(self, metrics: dict[str, Any], merged: nn.Module) -> None:
         """Add one held-out evaluation to the history; keep `merged` when it is the best so far."""
         self.history.append(metrics)
         if better(metrics, self.best):
-            self.best = {"recall_at_1": metrics["recall_at_1"], "best_f1": metrics["best_f1"],
-                         "epoch": metrics["epoch"]}
+            self.best = {**metrics}
             if merged is not self.kept:
                 self.kept.load_state_dict(merged.state_dict())  # type: ignore[union-attr]
 
@@ -232,7 +263,7 @@ class Trainer:
         if self.rank == 0:
             save_state(self.out, self._modules(), self.optimizer, self.scheduler,
                        {"step": self.step, "history": self.history, "best": self.best,
-                        "config": self.config.to_dict()})
+                        "total_steps": self.total_steps, "config": self.config.to_dict()})
 
     def _end_of_epoch(self) -> bool:
         """Evaluate; returns True when early stopping says stop. A partial epoch (a time limit or max_steps
@@ -256,11 +287,16 @@ class Trainer:
             return StepsWithClassViews(steps, self.maker, cfg.local_distill_weight > 0)
         return steps
 
+    def _stop(self, stop_after: int | None) -> int:
+        return self.total_steps if stop_after is None else min(stop_after, self.total_steps)
+
     def run(self, stop_after: int | None = None) -> Path:
         """Train to the end (or `stop_after` steps in total, leaving a resumable state); returns the run folder."""
         cfg = self.config
-        stop = self.total_steps if stop_after is None else min(stop_after, self.total_steps)
-        loader = torch.utils.data.DataLoader(self._steps(stop), batch_size=None, num_workers=cfg.workers)
+        fitting = bool(cfg.budget_s) and self.step < PROBE_STEPS + 1  # the steps are fitted after the probe
+        loader = torch.utils.data.DataLoader(
+            self._steps(UNBOUNDED_STEPS if fitting else self._stop(stop_after)), batch_size=None,
+            num_workers=cfg.workers)
         started, images, stopped_early, timed_out = time.monotonic(), 0, False, False
         columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
@@ -270,6 +306,8 @@ class Trainer:
             if self.step == 0 and self.history:
                 progress.console.print(describe(self.history[0], self.best["epoch"]))
             for batch in loader:
+                if fitting and self.step == 1:
+                    probe_started = time.monotonic()  # the first step also starts the data workers: not timed
                 torch.manual_seed(cfg.seed * 1_000_003 + self.step)  # dropout, PartialFC sampling
                 self._set_train_mode()
                 loss = self._loss(batch)
@@ -281,28 +319,39 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
+                if fitting and self.step == PROBE_STEPS + 1:
+                    self._fit_to_budget((time.monotonic() - probe_started) / PROBE_STEPS)
+                    progress.update(task, total=self.total_steps)
                 images += len(batch.labels) * self.world
                 rate = images / max(1e-9, time.monotonic() - started)
                 progress.update(task, completed=self.step, info=f"loss {loss.item():.3f} "
                                 f"lr {self.scheduler.get_last_lr()[0]:.2e} {rate:.1f} img/s")
-                if self.step % self.steps_per_epoch == 0 or self.step == self.total_steps:
+                if self.step % self.eval_every == 0 or self.step == self.total_steps:
                     stopped_early = self._end_of_epoch()
                     if self.held_out is not None:
                         progress.console.print(describe(self.history[-1], self.best["epoch"]))
                     self._checkpoint()
                 elif self.step % cfg.checkpoint_every == 0:
                     self._checkpoint()
-                timed_out = bool(cfg.time_limit_s) and time.monotonic() - started > cfg.time_limit_s
+                timed_out = (bool(cfg.time_limit_s) and time.monotonic() - started > cfg.time_limit_s) or \
+                    self._over_budget()
                 if timed_out and self.held_out is not None and self.history[-1]["step"] != self.step:
                     self._end_of_epoch()  # the weights reached before the time ran out are judged too
                     progress.console.print(describe(self.history[-1], self.best["epoch"]))
-                if stopped_early or timed_out or self.step >= stop:
+                if stopped_early or timed_out or self.step >= self._stop(stop_after):
                     break
         self.images_per_second = images / max(1e-9, time.monotonic() - started)
         if self.step < self.total_steps and not stopped_early and not timed_out:
             self._checkpoint()  # interrupted on purpose (stop_after): resumable
             return self.out
         return self.finish()
+
+    def _choose_query_crop(self, merged: nn.Module) -> dict[str, Any]:
+        """Set `merged`'s photo crop to the one its shipped weights score best with on the held-out photos."""
+        crop, by_crop = choose_query_crop(on_grid(merged, self.config.int8_grid), self.held_out, self.best)
+        merged.config = replace(merged.config, preprocess=replace(merged.config.preprocess, query_crop_mode=crop))
+        return {"chosen": crop, "held_out": {name: {key: metrics[key] for key in ("decision_recall", "recall_at_1")}
+                                             for name, metrics in by_crop.items()}}
 
     def finish(self) -> Path:
         """Write the plain run folder: the kept weights (best held-out epoch, the start included) when there
@@ -316,6 +365,8 @@ class Trainer:
                      "images_per_s": round(self.images_per_second, 1)}
             if self.kept is not None:
                 extra["kept"] = {"epoch": self.best["epoch"], "verdict": verdict(self.history, self.best["epoch"])}
+            if self.held_out is not None and len(self.held_out.crops) > 1:
+                extra["query_crop"] = self._choose_query_crop(merged)
             if self.config.int8_grid:
                 save_on_grid(self.out, merged, extra, self.held_out, self.best)
             else:

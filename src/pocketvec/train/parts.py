@@ -113,16 +113,6 @@ def build_losses(cfg: TrainConfig, classes: int, teacher, cached_teacher_dim: in
     return losses
 
 
-def local_settings(model: nn.Module) -> LocalRerank | None:
-    """The runtime's default re-rank settings for the shape of `model`'s stride-16 map (None: it has none)."""
-    if not model.has_local_stage():
-        return None
-    size = model.config.preprocess.input_size
-    with torch.no_grad():
-        maps = model.local_maps(torch.zeros(1, 3, size, size, device=model.pixel_mean.device))
-    return LocalRerank(locations=maps.shape[1], channels=maps.shape[2])
-
-
 def class_embeddings(maker: BatchMaker, model: nn.Module, spec: PreprocessSpec, classes: range,
                      chunk: int = 512) -> np.ndarray:
     """The model's embeddings of the clean renderings of `classes` (pseudo-class ids), (len, D)."""

@@ -31,6 +31,8 @@ ENROLL_MAX_STEPS = 400
 # zero-shot (R@1 0.955 -> 0.941) while pocketvec's own held-out photos rose (0.993 -> 1.000); halfway gave
 # 0.963, at 0.02 of the look-alike gain (0.845 -> 0.825; docs/bench/enroll.md, fourth round)
 ENROLL_WISE_ALPHA = 0.5
+# the safety net's validation photos per item (pocketvec.train.evaluate): at least 3, phone aspect
+ENROLL_EVAL_PHOTOS = 3
 # the distilled small student: PP-LCNet 0.5 + the 128-d LN+BN head at 192 px (int8 ONNX < 1 MB; trained at
 # 160 px in its first three phases, at 192 in the fourth: docs/bench/training.md)
 SMALL_DISTILL_WEIGHT = 50.0  # τ² = 0.01 scales the relational KL: this puts it near the margin loss
@@ -54,7 +56,7 @@ def _base() -> TrainConfig:
         sample_rate=0.3, teacher="efficientnet_lite2", distill_weight=1.0,
         distill_temperature=0.1,
         policy="upright", epochs=8, batch_classes=24, views_per_class=2, lr=1e-3, eval_views=1,
-        checkpoint_every=10, workers=1,
+        eval_gallery_views=0, checkpoint_every=10, workers=1,
     )
 
 
@@ -125,8 +127,9 @@ def enroll_config(start: str = "base") -> TrainConfig:
         encoder=encoder, init=init, adapters=AdapterConfig(kind="dora", rank=8, alpha=16.0, targets=targets),
         trainable=("head.*",), loss="margin", imprint_centres=True,
         margin=MarginConfig(kind="arcface", scale=32.0, label_smoothing=0.1), sample_rate=1.0, teacher="",
-        policy="upright", epochs=6, batch_classes=12, views_per_class=2, lr=5e-3, eval_views=1,
-        max_steps=ENROLL_MAX_STEPS, checkpoint_every=12, workers=1, int8_grid=True, wise_alpha=ENROLL_WISE_ALPHA,
+        policy="upright", epochs=6, batch_classes=12, views_per_class=2, lr=5e-3, eval_views=ENROLL_EVAL_PHOTOS,
+        choose_query_crop=True, max_steps=ENROLL_MAX_STEPS, checkpoint_every=12, workers=1, int8_grid=True,
+        wise_alpha=ENROLL_WISE_ALPHA,
         threads=os.cpu_count() or 1,  # the photo worker needs about 1/8 of a core: the step takes every core
     )
 

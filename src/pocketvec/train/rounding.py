@@ -1,7 +1,7 @@
 """What rounding onto the int8 grid cost a run: recorded in its config as `int8_rounding`.
 
 The float weights are kept next to the shipped ones (checkpoint.FLOAT_WEIGHTS_FILE); the record says
-where, how many weight tensors were rounded and, with a held-out set, Recall@1 / best F1 of both.
+where, how many weight tensors were rounded and, with a held-out set, decision recall / Recall@1 of both.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ def rounding_record(float_model: nn.Module, rounded_model: nn.Module, held_out: 
     if held_out is not None:
         rounded_metrics = rounded_metrics or evaluate(rounded_model, held_out)
         measured = evaluate(float_model, held_out)
-        record["held_out"] = {
-            "float": {"recall_at_1": measured["recall_at_1"], "best_f1": measured["best_f1"]},
-            "rounded": {"recall_at_1": rounded_metrics["recall_at_1"], "best_f1": rounded_metrics["best_f1"]},
-            "queries": len(held_out.query_labels)}
+        keys = ("decision_recall", "recall_at_1")
+        record["held_out"] = {"float": {key: measured[key] for key in keys},
+                              "rounded": {key: rounded_metrics[key] for key in keys},
+                              "queries": len(held_out.photo_labels)}
     return record
 
 
