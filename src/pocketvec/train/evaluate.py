@@ -112,11 +112,9 @@ def embed_batches(model: torch.nn.Module, batches: Iterable[torch.Tensor],
     return np.concatenate(rows), np.concatenate(maps) if maps else None
 
 
-def evaluate(model: torch.nn.Module, held_out: HeldOut, crop: str | None = None) -> dict[str, float]:
-    """Decision recall at precision >= DECISION_PRECISION and Recall@1 of the matcher's scores (re-ranked
-    when the model has a local stage), the rule's threshold and margin, and the gallery rows' mean
-    pairwise cosine (1.0 = collapsed). `crop`: the photos' crop (default: the held-out set's first)."""
-    crop = crop or held_out.crops[0]
+def matcher_scores(model: torch.nn.Module, held_out: HeldOut, crop: str) -> tuple[np.ndarray, np.ndarray]:
+    """(photos x items) scores the matcher answers from (re-ranked when the model has a local stage), and the
+    gallery rows as `gallery build` makes them."""
     if crop not in held_out.photos:
         raise ValueError(f"no held-out photos cropped {crop!r}; prepared: {list(held_out.photos)} of {CROP_MODES}")
     rerank_config = local_settings(model)
@@ -131,6 +129,15 @@ def evaluate(model: torch.nn.Module, held_out: HeldOut, crop: str | None = None)
     scores = photos @ rows.T
     if rerank_config is not None:
         scores = rerank(scores, label_ids(held_out.labels), photo_maps, item_maps, rerank_config)
+    return scores, rows
+
+
+def evaluate(model: torch.nn.Module, held_out: HeldOut, crop: str | None = None) -> dict[str, float]:
+    """Decision recall at precision >= DECISION_PRECISION and Recall@1 of the matcher's scores, the rule's
+    threshold and margin, and the gallery rows' mean pairwise cosine (1.0 = collapsed). `crop`: the photos'
+    crop (default: the held-out set's first, the model's query crop)."""
+    crop = crop or held_out.crops[0]
+    scores, rows = matcher_scores(model, held_out, crop)
     fitted = calibrate(scores, held_out.photo_labels, held_out.labels, DECISION_PRECISION)
     pairs = (rows @ rows.T)[np.triu_indices(len(rows), 1)]
     return {"decision_recall": fitted.chosen.recall if fitted.target_reached else 0.0,
@@ -154,4 +161,4 @@ def score_key(metrics: dict) -> tuple[float, float]:
 
 
 __all__ = ["DECISION_PRECISION", "NO_VIEWS", "QUERY_CROPS", "HeldOut", "choose_query_crop", "embed", "embed_batches",
-           "evaluate", "local_settings", "make_held_out", "score_key"]
+           "evaluate", "local_settings", "make_held_out", "matcher_scores", "score_key"]

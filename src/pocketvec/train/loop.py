@@ -124,6 +124,8 @@ class Trainer:
         self.total_steps = config.epochs * self.steps_per_epoch
         if config.max_steps:
             self.total_steps = min(self.total_steps, config.max_steps)
+        if config.budget_s:  # until the steps are fitted to the budget (after the probe's)
+            self.total_steps = max(self.total_steps, PROBE_STEPS + 1)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(self.total_steps, config.warmup_fraction))
         self.evaluations = config.evaluations or (BUDGET_EVALUATIONS if config.budget_s else 0)

@@ -1,0 +1,128 @@
+"""The enrolment safety net scores what the user gets: the runtime's gallery (views), the photos' crop and
+the re-rank, on validation-simulator photos; and a time budget fits the training steps."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pocketvec.data.validation_sim import validation_photos
+from pocketvec.runtime.gallery_views import GalleryViews
+from pocketvec.runtime.images import load_image
+from pocketvec.runtime.matcher import scores as runtime_scores
+from pocketvec.runtime.preprocess import PreprocessSpec
+from pocketvec.train.budget import FINISH_EVALUATIONS, PROBE_STEPS, fit_steps, parse_budget
+from pocketvec.train.checkpoint import read_run_config
+from pocketvec.train.evaluate import QUERY_CROPS, evaluate, make_held_out, matcher_scores
+from pocketvec.train.loop import Trainer
+from pocketvec.train.presets import preset_config
+
+DEMO_ITEMS = Path(__file__).resolve().parents[2] / "src" / "pocketvec" / "assets" / "demo_items"
+PHOTOS = 3
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """An untrained lcnet_050 at 96 px (batch-norm statistics measured on the demo items) that letterboxes the
+    items and stretches the photos: the two crops differ."""
+    import torch
+
+    from pocketvec.runtime.preprocess import preprocess, to_batch
+    from pocketvec.train.encoder import EncoderConfig, build_encoder
+
+    torch.manual_seed(0)
+    spec = PreprocessSpec(input_size=96, crop_mode="scale_fit", query_crop_mode="scale_fill")
+    model = build_encoder(EncoderConfig(backbone="lcnet_050", embedding_dim=64, preprocess=spec))
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None
+    pixels = to_batch([preprocess(load_image(p), spec) for p in sorted(DEMO_ITEMS.glob("*.png"))])
+    with torch.no_grad():
+        model.train()(torch.from_numpy(pixels))
+    return model.eval()
+
+
+def test_the_safety_net_scores_what_the_runtime_answers(tiny_model, tmp_path: Path) -> None:
+    from pocketvec.export.onnx_export import export_onnx_fp32, model_metadata
+    from pocketvec.recognizer import Recognizer
+
+    paths = sorted(DEMO_ITEMS.glob("*.png"))[:8]
+    labels = [p.stem for p in paths]
+    spec = tiny_model.config.preprocess
+    held_out = make_held_out(paths, labels, spec, PHOTOS, GalleryViews(), crops=QUERY_CROPS)
+    assert held_out.crops == ("scale_fill", "center_crop")  # the model's query crop first
+    assert tuple(held_out.views.shape) == (8, GalleryViews().count, 3, 96, 96)
+    assert held_out.photo_labels == [label for label in labels for _ in range(PHOTOS)]
+
+    # the same model exported, the gallery enrolled and the same photos matched through the public API
+    exported = export_onnx_fp32(tiny_model, tmp_path / "m.onnx", model_metadata(tiny_model, local_rerank=True))
+    rec = Recognizer(exported, tmp_path / "g.pvg")
+    assert rec.engine.metadata.local_rerank is not None
+    items = tmp_path / "items"
+    items.mkdir()
+    for path in paths:
+        (items / path.name).write_bytes(path.read_bytes())
+    rec.enroll(items)
+    photos = [photo for path, label in zip(paths, labels, strict=True)
+              for photo in validation_photos(load_image(path), label, PHOTOS)]
+    found = rec.engine.embed_all(photos, query=True)
+    runtime = runtime_scores(rec.gallery, found.embeddings, found.locals, rec.engine.metadata.local_rerank)
+    order = [rec.gallery.labels.index(label) for label in labels]  # the runtime's rows in item order
+
+    net, rows = matcher_scores(tiny_model, held_out, "scale_fill")
+    np.testing.assert_allclose(rows, rec.gallery.embeddings()[order], atol=2e-4)
+    finite = np.isfinite(runtime[:, order])
+    assert (finite == np.isfinite(net)).all()  # the same candidates re-ranked, the rest out of the running
+    np.testing.assert_allclose(net[finite], runtime[:, order][finite], atol=2e-3)
+    answers = [r.top[0].label for r in rec.match_many(photos)]  # the best label, accepted or not
+    metrics = evaluate(tiny_model, held_out)
+    assert metrics["recall_at_1"] == pytest.approx(np.mean(np.asarray(answers) == held_out.photo_labels))
+    assert 0.0 <= metrics["decision_recall"] <= metrics["recall_at_1"]
+
+    # the other crop is a different set of photos for the matcher, scored the same way
+    other, _ = matcher_scores(tiny_model, held_out, "center_crop")
+    assert not np.allclose(other[np.isfinite(other)][:10], net[np.isfinite(net)][:10])
+
+
+def test_parse_budget() -> None:
+    assert parse_budget("30m") == parse_budget("30") == parse_budget("0.5h") == 1800.0
+    assert parse_budget("90s") == 90.0 and parse_budget("45min") == 2700.0
+    from pocketvec.errors import ConfigError
+
+    for bad in ("", "ten minutes", "-5m", "0", "8d", "999h"):
+        with pytest.raises(ConfigError, match="budget"):
+            parse_budget(bad)
+
+
+def test_fit_steps_leaves_room_for_the_evaluations() -> None:
+    # 600 s budget, 60 s spent, 3 evaluations along the way and 2 at the end of 20 s each, 0.5 s a step
+    assert fit_steps(600, 60, 0.5, 20, 3) == (600 - 60 - (3 + FINISH_EVALUATIONS) * 20) / 0.5 == 880
+    assert fit_steps(1200, 60, 0.5, 20, 3) > 2 * fit_steps(600, 60, 0.5, 20, 3)  # twice the budget: > twice the steps
+    assert fit_steps(10, 60, 0.5, 20, 3) == 1  # already over: one step, then judged
+
+
+def test_a_budget_fits_the_steps_schedule_and_evaluations(few_items: Path, tmp_path: Path) -> None:
+    config = preset_config("smoke").with_overrides({"budget_s": 600.0, "evaluations": 3, "eval_gallery_views": 2})
+    trainer = Trainer(config, few_items, tmp_path / "run")
+    trainer.started, trainer.evaluation_s, trainer.step = time.monotonic() - 100.0, 20.0, PROBE_STEPS
+    trainer._fit_to_budget(step_s=0.5)
+    expected = PROBE_STEPS + (600 - 100 - (3 + FINISH_EVALUATIONS) * 20) / 0.5
+    assert abs(trainer.total_steps - expected) <= 1
+    assert trainer.eval_every == math.ceil(trainer.total_steps / 3)
+    factor = trainer.scheduler.lr_lambdas[0]
+    assert factor(int(trainer.total_steps * 0.8)) > 0.05  # the cosine spans the fitted steps, not the epochs'
+    assert factor(trainer.total_steps) == pytest.approx(0.0)
+
+
+def test_a_budget_run_trains_and_records_its_fitted_steps(few_items: Path, tmp_path: Path) -> None:
+    config = preset_config("smoke").with_overrides({"budget_s": 25.0, "eval_gallery_views": 2})
+    saved = read_run_config(Trainer(config, few_items, tmp_path / "run").run())
+    assert saved["steps"] > PROBE_STEPS
+    assert saved["steps"] <= saved["total_steps"]
+    assert saved["history"][0]["epoch"] == 0 and len(saved["history"]) >= 2
+    assert saved["train"]["budget_s"] == 25.0
