@@ -36,7 +36,8 @@ def tiny_student(tmp_path_factory):
     paths = list_images(DEMO_ITEMS)
     pixels = torch.from_numpy(load_batch(paths, model.config.preprocess))
     labels = [path.stem for path in paths]
-    held_out = HeldOut(pixels, labels, pixels.flip(3) * 0.8, labels)  # mirrored, darker views of the items
+    query_crop = model.config.preprocess.for_queries().crop_mode
+    held_out = HeldOut(pixels, None, 1.0, {query_crop: pixels.flip(3) * 0.8}, labels, labels)  # mirrored, darker
     return save_on_grid(tmp_path_factory.mktemp("runs") / "tiny", model, {}, held_out)
 
 
@@ -59,6 +60,10 @@ def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> N
     assert torch_row["status"] == "ok"
     accuracy = torch_row["accuracy"]
     assert accuracy["positives"] == 20 and accuracy["negatives"] == 20 * 9
+    # the decision rule: calibrated on `data photos` of the gallery (4 per item), scored on every benchmark photo
+    assert accuracy["decision"]["calibration_queries"] == 40 and accuracy["decision"]["held_out_queries"] == 20
+    assert torch_row["calibration_photos"] == 40 and tiers["lookalikes"]["calibration_photos"] == 40
+    assert (results["benchmark"]["split"], results["benchmark"]["photo_seed"]) == ("test", 0)
     assert 0 <= accuracy["recall_at_1"] <= accuracy["recall_at_5"] <= 1
     assert torch_row["params"] > 100_000 and torch_row["flops"] > 1_000_000
     onnx_fp32 = next(r for r in results["results"] if r["form"] == "onnx-fp32")  # through the runtime engine

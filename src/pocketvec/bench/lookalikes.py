@@ -11,8 +11,12 @@ catalogue of look-alikes rather than with the pool's kinds of items:
 
 Two members of a group differ in one or two small details.
 
+Which manuals and flags: the test split's (the default) are spread over the sorted lists
+(`spread_pick`); the dev split's are chosen by `pocketvec.bench.dataset.split_items` and passed in as
+`LookalikePicks`, with the test split's pages a group must not use. A set of picks has its own folder.
+
 The folder holds one image per item, named `<group>--<member>.png`, and a `manifest.json` saying how
-each was made. Everything is a pure function of the cached packages and the counts.
+each was made. Everything is a pure function of the cached packages, the counts and the picks.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from pocketvec.runtime.images import load_image
 SET_NAME = "lookalike-sets"  # one folder per size below it
 FLAG_EDITIONS = ("original", "recolour", "serial", "seal", "frame")
 PAGE_EDITIONS = ("original", "next-page", "serial", "seal", "frame")
+MIN_PAGES = 8  # a manual shorter than this has no body pages to make a group of
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,36 @@ class LookalikeConfig:
     @property
     def items(self) -> int:
         return self.page_groups * len(PAGE_EDITIONS) + self.flag_groups * len(FLAG_EDITIONS)
+
+
+@dataclass(frozen=True)
+class LookalikePicks:
+    """The manuals and flags of a look-alike set chosen elsewhere (the dev split's), by name."""
+
+    split: str  # names the set's folder, beside the test split's
+    documents: tuple[str, ...]  # manuals, as paths inside the package
+    flags: tuple[str, ...]  # flag-icons names
+    avoid_pages: tuple[str, ...] = ()  # `page_identity`s a group never uses (the test split's pages)
+
+
+def page_identity(document: str, page: int) -> str:
+    """A page of the benchmark's documents: `<path inside the package>#p<page>` (1-based)."""
+    return f"{document}#p{page}"
+
+
+def flag_identity(name: str) -> str:
+    return f"flag-icons/{name}"
+
+
+def group_pages(page_count: int) -> range:
+    """The pages a page group of a manual may use (from the middle on: body text, not the title page);
+    it takes the first two that are not blank (nor avoided)."""
+    return range(page_count // 2, page_count + 1)
+
+
+def spread_pick(names: list, start: int, count: int) -> list:
+    """`count` of `names` from position `start` of their spread order, in list order."""
+    return [names[i] for i in sorted(spread_order(len(names))[start : start + count])]
 
 
 def _dominant_colours(image: np.ndarray, count: int) -> list[np.ndarray]:
@@ -117,13 +152,19 @@ def _frame(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 _EDITION_MAKERS = {"recolour": _recolour, "serial": _serial, "seal": _seal, "frame": _frame}
 
 
-def _flag_groups(folder: Path, config: LookalikeConfig, root: Path, full_fetch: bool) -> dict[str, dict]:
-    flags = fetch_set("flag-icons", limit=None if full_fetch else config.flag_groups, root=root).folder
+def _flag_groups(folder: Path, config: LookalikeConfig, root: Path, full_fetch: bool,
+                 picks: LookalikePicks | None) -> dict[str, dict]:
+    limit = None if full_fetch or picks else config.flag_groups
+    flags = fetch_set("flag-icons", limit=limit, root=root).folder
     names = sorted(read_manifest(flags)["items"])
-    if len(names) < config.flag_groups:
+    if picks is None and len(names) < config.flag_groups:
         raise DatasetError(f"{flags}: {len(names)} flags; the look-alike tier needs {config.flag_groups}.")
+    chosen = spread_pick(names, 0, config.flag_groups) if picks is None else list(picks.flags)
+    missing = sorted(set(chosen) - set(names))
+    if missing:
+        raise DatasetError(f"{flags}: no flags named {missing}.")
     made = {}
-    for index in sorted(spread_order(len(names))[: config.flag_groups]):
+    for index in sorted(names.index(name) for name in chosen):  # the index seeds the editions
         name = names[index]
         original = load_image(flags / f"{name}.png")
         for edition in FLAG_EDITIONS:
@@ -143,23 +184,42 @@ def _save_edition(original: np.ndarray, edition: str, out: Path, seed: list[int]
         save_png_atomic(Image.fromarray(make_edition(original, edition, np.random.default_rng(seed))), out)
 
 
-def _page_groups(folder: Path, config: LookalikeConfig, root: Path) -> dict[str, dict]:
-    spec = get_source("humanities-docs")
-    ref = spec.packages[0]
-    package = download(ref, root / "_packages")
+def manuals(scratch: Path, root: Path) -> list[tuple[Path, str, int]]:
+    """(file, path inside the package, page count) of every humanities-docs manual long enough for a
+    page group, sorted; the package is unpacked into `scratch`."""
+    ref = get_source("humanities-docs").packages[0]
+    docs = sorted(unpack(ref, download(ref, root / "_packages"), scratch))
+    counted = [(doc, doc.relative_to(scratch).as_posix(), render.pdf_page_count(doc)) for doc in docs]
+    return [entry for entry in counted if entry[2] >= MIN_PAGES]
+
+
+def lookalike_manuals(root: Path | None = None) -> list[tuple[str, int]]:
+    """(path inside the package, page count) of every manual long enough for a page group, sorted."""
+    with tempfile.TemporaryDirectory() as scratch:
+        return [(inside, count) for _, inside, count in manuals(Path(scratch) / "unpacked", root or cache_root())]
+
+
+def _page_groups(folder: Path, config: LookalikeConfig, root: Path, picks: LookalikePicks | None) -> dict[str, dict]:
+    ref = get_source("humanities-docs").packages[0]
     scratch = folder / "_unpacked"  # inside the set being built: concurrent builds never share it
-    docs = sorted(unpack(ref, package, scratch))
-    counts = {doc: render.pdf_page_count(doc) for doc in docs}
-    docs = [doc for doc in docs if counts[doc] >= 8]
-    if len(docs) < config.page_groups:
-        raise DatasetError(f"{package}: {len(docs)} manuals long enough; the look-alike tier needs "
+    docs = manuals(scratch, root)
+    if picks is None and len(docs) < config.page_groups:
+        raise DatasetError(f"{ref.name}: {len(docs)} manuals long enough; the look-alike tier needs "
                            f"{config.page_groups}.")
+    inside = [name for _, name, _ in docs]
+    chosen = spread_pick(inside, 0, config.page_groups) if picks is None else list(picks.documents)
+    missing = sorted(set(chosen) - set(inside))
+    if missing:
+        raise DatasetError(f"{ref.name}: no manuals {missing} of {MIN_PAGES} pages or more.")
+    avoid = set(picks.avoid_pages) if picks else set()
     made = {}
-    for index in sorted(spread_order(len(docs))[: config.page_groups]):
-        doc = docs[index]
+    for index in sorted(inside.index(name) for name in chosen):  # the index seeds the editions
+        doc, document, count = docs[index]
         group = f"page-{doc.stem}" if f"page-{doc.stem}--original" not in made else f"page-{doc.stem}-{index}"
         pages = []  # two non-blank consecutive-ish pages from the middle: body text, not the title page
-        for page in range(counts[doc] // 2, counts[doc] + 1):
+        for page in group_pages(count):
+            if page_identity(document, page) in avoid:
+                continue
             out = folder / f"{group}--page{len(pages)}.png"
             render.render_pdf_page(doc, page, out, config.long_side)
             if render.is_blank(out):
@@ -169,7 +229,7 @@ def _page_groups(folder: Path, config: LookalikeConfig, root: Path) -> dict[str,
             if len(pages) == 2:
                 break
         if len(pages) < 2:
-            raise DatasetError(f"{doc}: fewer than two non-blank pages after page {counts[doc] // 2}.")
+            raise DatasetError(f"{doc}: fewer than two usable pages from page {count // 2} on.")
         original = load_image(pages[0][1])
         for edition in PAGE_EDITIONS:
             item = f"{group}--{edition}"
@@ -178,29 +238,35 @@ def _page_groups(folder: Path, config: LookalikeConfig, root: Path) -> dict[str,
                 source[1].replace(folder / f"{item}.png")
             else:
                 _save_edition(original, edition, folder / f"{item}.png", [1000 + index, PAGE_EDITIONS.index(edition)])
-            made[item] = {"group": group, "source": f"{ref.name}/{doc.name}", "page": source[0], "edition": edition}
+            made[item] = {"group": group, "source": f"{ref.name}/{doc.name}", "document": document,
+                          "page": source[0], "edition": edition}
     shutil.rmtree(scratch, ignore_errors=True)
     return made
 
 
 def build_lookalikes(config: LookalikeConfig = LookalikeConfig(), root: Path | None = None,
-                     full_fetch: bool = True) -> Path:
+                     full_fetch: bool = True, picks: LookalikePicks | None = None) -> Path:
     """Build (or reuse) the look-alike set in `<cache>/lookalike-sets/<size>/`; returns the folder.
 
     Each size has its own folder, built aside and renamed into place: a bench of another size, or two
     builds at once, never touch a set in use. `full_fetch` fetches all of flag-icons first, so the flags
-    chosen never depend on the cache state."""
+    chosen never depend on the cache state. `picks` (the dev split's manuals and flags; `config` then
+    counts them) builds in `<split>-<size>/`, so the test split's set is never touched."""
     root = root or cache_root()
     sets = root / SET_NAME
-    folder = sets / f"pages{config.page_groups}-flags{config.flag_groups}-side{config.long_side}"
+    size = f"pages{config.page_groups}-flags{config.flag_groups}-side{config.long_side}"
+    folder = sets / (f"{picks.split}-{size}" if picks else size)
     wanted = asdict(config)
+    if picks is not None:  # as the manifest reads it back (lists, not tuples)
+        wanted = json.loads(json.dumps({**wanted, "picks": asdict(picks)}))
     if _manifest_config(folder) == wanted:
         return folder
     sets.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=sets))
     building.chmod(0o755)
     try:
-        items = {**_page_groups(building, config, root), **_flag_groups(building, config, root, full_fetch)}
+        items = {**_page_groups(building, config, root, picks),
+                 **_flag_groups(building, config, root, full_fetch, picks)}
         manifest = {"config": wanted, "description": __doc__.split("\n\n")[0], "items": items,
                     "licence": "pages: LPPL-1.3c et al. (texlive-humanities-doc); flags: MIT (flag-icons)"}
         (building / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))

@@ -1,8 +1,9 @@
 """What the benchmark measures: accuracy from embeddings, and cost (parameters, FLOPs, latency).
 
 Accuracy uses pocketvec.runtime.metrics (pair level) and pocketvec.runtime.calibration (decision
-level: one answer per photo, threshold + margin). The decision rule is calibrated on the first
-photos of each item and scored on the other, unseen photos, so its precision is not in-sample.
+level: one answer per photo, threshold + margin). The decision rule is calibrated on one set of photos
+and scored on another it never saw, so its precision is held out: the bench calibrates on `pocketvec
+data photos` of the gallery (what a user can do) and scores on every benchmark photo.
 """
 
 from __future__ import annotations
@@ -37,38 +38,53 @@ class Accuracy:
         return asdict(self)
 
 
+# What a decision rule is calibrated on: (scores, labels) of calibration photos against the same gallery
+# rows (the rule is then scored on every query), or a boolean mask over the queries (calibrated on the
+# masked ones, scored on the others); None: no decision rule.
+Calibration = tuple[np.ndarray, list[str]] | np.ndarray | None
+
+
 def decision_operating_point(similarity: np.ndarray, query_labels: list[str], gallery_labels: list[str],
-                             calibrate_mask: np.ndarray, target: float = 0.99) -> dict | None:
-    """Threshold + margin calibrated on the masked queries for `target` precision, scored on the rest."""
+                             calibration: Calibration, target: float = 0.99) -> dict | None:
+    """Threshold + margin calibrated for `target` precision on `calibration`, scored on the held-out queries."""
     try:
         from pocketvec.runtime.calibration import MARGINS, THRESHOLDS, calibrate, decision_grid
     except ImportError:
         return None
-    labels = np.asarray(query_labels)
-    held_out = ~calibrate_mask
-    if not calibrate_mask.any() or not held_out.any():
+    if calibration is None:
         return None
-    fitted = calibrate(similarity[calibrate_mask], list(labels[calibrate_mask]), gallery_labels, target)
-    accepted, correct = decision_grid(similarity[held_out], list(labels[held_out]), gallery_labels)
+    if isinstance(calibration, np.ndarray):  # a mask over the queries
+        mask, labels = calibration.astype(bool), np.asarray(query_labels)
+        calibration = (similarity[mask], list(labels[mask]))
+        similarity, query_labels = similarity[~mask], list(labels[~mask])
+    calibration_similarity, calibration_labels = calibration
+    if not len(calibration_labels) or not len(query_labels):
+        return None
+    fitted = calibrate(calibration_similarity, list(calibration_labels), gallery_labels, target)
+    accepted, correct = decision_grid(similarity, list(query_labels), gallery_labels)
     ti = int(np.argmin(np.abs(THRESHOLDS - fitted.chosen.threshold)))
     mi = int(np.argmin(np.abs(MARGINS - fitted.chosen.margin)))
     n_accepted, n_correct = int(accepted[ti, mi]), int(correct[ti, mi])
     return {"threshold": fitted.chosen.threshold, "margin": fitted.chosen.margin,
             "target_reached_on_calibration": fitted.target_reached,
-            "calibration_queries": int(calibrate_mask.sum()), "held_out_queries": int(held_out.sum()),
+            "calibration_queries": len(calibration_labels), "held_out_queries": len(query_labels),
             "precision": n_correct / n_accepted if n_accepted else 1.0,
-            "recall": n_correct / int(held_out.sum()), "accepted": n_accepted, "correct": n_correct}
+            "recall": n_correct / len(query_labels), "accepted": n_accepted, "correct": n_correct}
 
 
 def accuracy(query: np.ndarray, gallery: np.ndarray, query_labels: list[str], gallery_labels: list[str],
-             calibrate_mask: np.ndarray) -> tuple[Accuracy, list]:
-    """Every accuracy number of one model form, plus the full pair sweep (for the plots)."""
-    return accuracy_of(query @ gallery.T, query_labels, gallery_labels, calibrate_mask)
+             calibration: Calibration = None) -> tuple[Accuracy, list]:
+    """Every accuracy number of one model form, plus the full pair sweep (for the plots). `calibration`:
+    (embeddings, labels) of calibration photos, or a mask over the queries (`decision_operating_point`)."""
+    if isinstance(calibration, tuple):
+        calibration = (calibration[0] @ gallery.T, calibration[1])
+    return accuracy_of(query @ gallery.T, query_labels, gallery_labels, calibration)
 
 
 def accuracy_of(similarity: np.ndarray, query_labels: list[str], gallery_labels: list[str],
-                calibrate_mask: np.ndarray) -> tuple[Accuracy, list]:
-    """`accuracy` from (queries, gallery rows) scores: cosines, or scores re-ranked by the local maps."""
+                calibration: Calibration = None) -> tuple[Accuracy, list]:
+    """`accuracy` from (queries, gallery rows) scores: cosines, or scores re-ranked by the local maps;
+    `calibration` holds scores too (of the calibration photos against the same rows), or is a mask."""
     rows = pair_sweep(similarity, query_labels, gallery_labels)
     best = best_f1(rows)
     result = Accuracy(
@@ -77,7 +93,7 @@ def accuracy_of(similarity: np.ndarray, query_labels: list[str], gallery_labels:
         best.threshold, best.precision, best.recall, best.f1, best.f05, best.positives, best.negatives,
         tpr_at_fpr(similarity, query_labels, gallery_labels, 1e-3),
         tpr_at_fpr(similarity, query_labels, gallery_labels, 1e-4),
-        decision_operating_point(similarity, query_labels, gallery_labels, calibrate_mask),
+        decision_operating_point(similarity, query_labels, gallery_labels, calibration),
     )
     return result, rows
 

@@ -2,8 +2,10 @@
 
 Each (tier, model, form) ends as one result record: its numbers, or the reason it is not available.
 Each tier is its own gallery, and the enrolled model is fine-tuned on that tier's gallery alone, as a
-user enrolls one catalogue. Results go to `<work>/results.json`; report.py turns them into
-BENCHMARKS.md and the plots.
+user enrolls one catalogue. The decision rule (threshold + margin) is calibrated as a user calibrates:
+on `pocketvec data photos` of the gallery, embedded and re-ranked exactly as the benchmark's photos,
+and scored on all of those, which it never saw. Results go to `results.json` in the split's folder
+(`<work>/` for test, `<work>/dev/`); report.py turns them into BENCHMARKS.md and the plots.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pocketvec.bench.dataset import BenchConfig, build_benchmark
+from pocketvec.bench.dataset import CALIBRATION_SEED, BenchConfig, build_benchmark, split_folder
 from pocketvec.bench.formats import (
     FORMATS,
     embed_form,
@@ -67,20 +70,39 @@ class BenchOptions:
                 raise ConfigError(f"unknown {kind}(s) {unknown}. Valid: {', '.join(valid)}.")
 
 
+class Pixels(NamedTuple):
+    """A tier's images as the model is fed them: gallery, benchmark photos, calibration photos (both with the
+    query crop) and, when rows are blended (`gallery_views`), each item's views, (items, views, S, S, 3)."""
+
+    gallery: np.ndarray
+    queries: np.ndarray
+    calibration: np.ndarray
+    views: np.ndarray | None
+
+
+class Embedded(NamedTuple):
+    gallery: np.ndarray
+    queries: np.ndarray
+    rows: np.ndarray  # the gallery's rows as the runtime makes them (the gallery blended with its views)
+    calibration: np.ndarray
+
+
 def _calibration_mask(query_paths: list[Path], queries_per_item: int) -> np.ndarray:
-    """Decision rules are calibrated on the first 2 of 5 photos per item (1 of 2) and scored on the rest."""
+    """The first 2 of 5 photos per item (1 of 2): how the bench calibrated its decision rule before it used
+    `data photos`; kept for pocketvec.train.bench_tiers and scripts."""
     split = max(1, round(queries_per_item * 0.4))
     photo_index = [int(re.search(r"--q(\d+)$", p.stem).group(1)) for p in query_paths]  # type: ignore[union-attr]
     return np.asarray(photo_index) < split
 
 
-def _subset(labels: list[str], query_labels: list[str], items: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gallery and query row indices of `items` items spread over the gallery (all when it is smaller)."""
+def _subset(labels: list[str], items: int, *photo_labels: list[str]) -> tuple[np.ndarray, ...]:
+    """Gallery row indices of `items` items spread over the gallery (all when it is smaller), then the row
+    indices of each list of `photo_labels` (queries, calibration photos) that are of those items."""
     if items >= len(labels):
-        return np.arange(len(labels)), np.arange(len(query_labels))
+        return tuple(np.arange(len(rows)) for rows in (labels, *photo_labels))
     chosen = {labels[int(i)] for i in np.linspace(0, len(labels) - 1, items)}
-    return (np.array([i for i, label in enumerate(labels) if label in chosen]),
-            np.array([i for i, label in enumerate(query_labels) if label in chosen]))
+    return tuple(np.array([i for i, label in enumerate(rows) if label in chosen], dtype=np.int64)
+                 for rows in (labels, *photo_labels))
 
 
 def _export_dir(ctx: BenchContext, key: str, run_dir: Path) -> Path:
@@ -98,57 +120,68 @@ def _gallery_rows(gallery: np.ndarray, views: np.ndarray | None, clean_weight: f
     return blend_views(gallery, views.reshape(len(gallery), -1, gallery.shape[1]), clean_weight)
 
 
-def _float_reference(run_dir: Path, pixels: tuple, clean_weight: float) -> tuple | None:
-    """(gallery, query, gallery rows) embeddings of an int8_grid run's trained float weights; None without them."""
+def _float_reference(run_dir: Path, pixels: Pixels, clean_weight: float) -> Embedded | None:
+    """The embeddings of an int8_grid run's trained float weights; None without them."""
     if not (run_dir / FLOAT_WEIGHTS_FILE).is_file():
         return None
-    gallery, queries, *views = (embed_torch(run_dir, images.reshape(-1, *images.shape[-3:]),
-                                            weights_file=FLOAT_WEIGHTS_FILE) for images in pixels)
-    return gallery, queries, _gallery_rows(gallery, views[0] if views else None, clean_weight)
+    gallery, queries, calibration, views = (
+        None if images is None else embed_torch(run_dir, images.reshape(-1, *images.shape[-3:]),
+                                                weights_file=FLOAT_WEIGHTS_FILE) for images in pixels)
+    return Embedded(gallery, queries, _gallery_rows(gallery, views, clean_weight), calibration)
 
 
-def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOptions, pixels: tuple,
-                  mask: np.ndarray, reference: tuple | None, key: str,
-                  float_reference: tuple | None = None) -> tuple[dict, tuple, Path | None]:
-    """One form's record fields, its (gallery, query) embeddings and its exported file.
+def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOptions, pixels: Pixels,
+                  reference: Embedded | None, key: str,
+                  float_reference: Embedded | None = None) -> tuple[dict, Embedded, Path | None]:
+    """One form's record fields, its embeddings and its exported file.
 
     `reference`: the shipped PyTorch model's embeddings; `float_reference`: the trained float weights'
-    of an int8_grid run (exported forms get a second parity, the PyTorch form the float accuracy)."""
+    of an int8_grid run (exported forms get a second parity, the PyTorch form the float accuracy). The
+    calibration photos go through the form as the benchmark's photos do (query crop, local re-rank), and
+    every decision rule is calibrated on them and scored on the benchmark's photos."""
     bench = ctx.bench
     exported = export_form(form, run_dir, _export_dir(ctx, key, run_dir), bench.gallery_dir)
     items = options.slow_form_items if form in SLOW_FORMS else len(bench.gallery_labels)
-    g_idx, q_idx = _subset(bench.gallery_labels, bench.query_labels, items)
+    g_idx, q_idx, c_idx = _subset(bench.gallery_labels, items, bench.query_labels, bench.calibration_labels)
     g_labels, q_labels = [bench.gallery_labels[i] for i in g_idx], [bench.query_labels[i] for i in q_idx]
-    gallery, gallery_locals, rerank = embed_form(form, run_dir, exported, pixels[0][g_idx])
-    queries, query_locals, _ = embed_form(form, run_dir, exported, pixels[1][q_idx])
-    views = pixels[2][g_idx] if len(pixels) > 2 else None  # the gallery's rows as `gallery build` makes them
+    c_labels = [bench.calibration_labels[i] for i in c_idx]
+    gallery, gallery_locals, rerank = embed_form(form, run_dir, exported, pixels.gallery[g_idx])
+    queries, query_locals, _ = embed_form(form, run_dir, exported, pixels.queries[q_idx])
+    calibration, calibration_locals, _ = embed_form(form, run_dir, exported, pixels.calibration[c_idx])
+    views = None if pixels.views is None else pixels.views[g_idx]  # the gallery's rows as `gallery build` makes them
     embedded = None if views is None else embed_form(form, run_dir, exported, views.reshape(-1, *views.shape[2:]))[0]
     rows_of_gallery = _gallery_rows(gallery, embedded, options.gallery_views.clean_weight)
-    result, rows = accuracy(queries, rows_of_gallery, q_labels, g_labels, mask[q_idx])
+    result, rows = accuracy(queries, rows_of_gallery, q_labels, g_labels, (calibration, c_labels))
     fields = {"status": "ok", "accuracy": result.to_dict(), "items": len(g_idx), "queries": len(q_idx),
-              "subset": len(g_idx) < len(bench.gallery_labels),
+              "calibration_photos": len(c_idx), "subset": len(g_idx) < len(bench.gallery_labels),
               "sweep": [[r.threshold, r.precision, r.recall, r.f1] for r in rows]}
     if rerank is not None:  # the matcher as it answers with this form: the best labels re-ranked locally
-        reranked = local_rerank(queries @ rows_of_gallery.T, label_ids(g_labels), query_locals, gallery_locals,
-                                rerank)
-        fields["reranked_accuracy"] = accuracy_of(reranked, q_labels, g_labels, mask[q_idx])[0].to_dict()
+        ids = label_ids(g_labels)
+        reranked = local_rerank(queries @ rows_of_gallery.T, ids, query_locals, gallery_locals, rerank)
+        reranked_calibration = local_rerank(calibration @ rows_of_gallery.T, ids, calibration_locals,
+                                            gallery_locals, rerank)
+        fields["reranked_accuracy"] = accuracy_of(reranked, q_labels, g_labels,
+                                                  (reranked_calibration, c_labels))[0].to_dict()
     if float_reference is not None and form == "torch-fp32":
-        unrounded = accuracy(float_reference[1], float_reference[2], q_labels, g_labels, mask[q_idx])[0]
+        unrounded = accuracy(float_reference.queries, float_reference.rows, q_labels, g_labels,
+                             (float_reference.calibration, c_labels))[0]
         fields["unrounded_accuracy"] = unrounded.to_dict()
     if float_reference is not None and form != "torch-fp32":
-        fields["parity_float"] = parity(float_reference[0][g_idx], float_reference[1][q_idx], gallery, queries)
+        fields["parity_float"] = parity(float_reference.gallery[g_idx], float_reference.queries[q_idx], gallery,
+                                        queries)
     if reference is not None and form != "torch-fp32":
-        ref_gallery, ref_queries = reference[0][g_idx], reference[1][q_idx]
+        ref_gallery, ref_queries = reference.gallery[g_idx], reference.queries[q_idx]
         fields["parity"] = parity(ref_gallery, ref_queries, gallery, queries)
         if fields["subset"]:
-            same_images = accuracy(ref_queries, reference[2][g_idx], q_labels, g_labels, mask[q_idx])[0]
+            same_images = accuracy(ref_queries, reference.rows[g_idx], q_labels, g_labels,
+                                   (reference.calibration[c_idx], c_labels))[0]
             fields["reference_accuracy"] = same_images.to_dict()  # torch-fp32 on the same subset
     if exported is not None:
         fields["file_bytes"] = file_size(exported)
-    return fields, (gallery, queries, rows_of_gallery), exported
+    return fields, Embedded(gallery, queries, rows_of_gallery, calibration), exported
 
 
-def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.ndarray,
+def _measure_model(key: str, ctx: BenchContext, options: BenchOptions,
                    progress: Progress) -> tuple[list[dict], dict[str, Path]]:
     spec = MODEL_SPECS[key]
     base = {"tier": ctx.work.name, "model": key, "title": spec.title, "protocol": spec.protocol}
@@ -169,11 +202,13 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.
                 init=run_config.get("train", {}).get("init", run_config.get("bench_model", "")),
                 crop_mode=preprocess_spec.crop_description())
     task = progress.add_task(f"{ctx.work.name}: {key}: preprocess images", total=None)
-    pixels = (prepared_pixels(bench.gallery_paths, preprocess_spec, ctx.work / "pixels"),
-              prepared_pixels(bench.query_paths, preprocess_spec.for_queries(), ctx.work / "pixels"))
+    cache = ctx.work / "pixels"
+    views = None
     if options.gallery_views.count:
-        pixels += (prepared_view_pixels(bench.gallery_paths, preprocess_spec, options.gallery_views.count,
-                                        ctx.work / "pixels"),)
+        views = prepared_view_pixels(bench.gallery_paths, preprocess_spec, options.gallery_views.count, cache)
+    pixels = Pixels(prepared_pixels(bench.gallery_paths, preprocess_spec, cache),
+                    prepared_pixels(bench.query_paths, preprocess_spec.for_queries(), cache),
+                    prepared_pixels(bench.calibration_paths, preprocess_spec.for_queries(), cache), views)
     progress.remove_task(task)
     if run_config.get("int8_rounding"):
         base["int8_rounding"] = run_config["int8_rounding"]
@@ -183,7 +218,7 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions, mask: np.
         task = progress.add_task(f"{ctx.work.name}: {key} {form}", total=None)
         record = {**base, "form": form, "params": params, "flops": flops, "input_size": preprocess_spec.input_size}
         try:
-            fields, embeddings, exported = _measure_form(form, run_dir, ctx, options, pixels, mask, reference, key,
+            fields, embeddings, exported = _measure_form(form, run_dir, ctx, options, pixels, reference, key,
                                                          float_reference)
             record.update(fields)
             reference = embeddings if form == "torch-fp32" else reference
@@ -209,7 +244,9 @@ def run_benchmark(options: BenchOptions) -> dict:
     started = time.monotonic()
     torch.manual_seed(options.config.seed)
     torch.set_num_threads(1)  # on a shared 2-core machine one thread is faster and steadier
-    options.work.mkdir(parents=True, exist_ok=True)
+    config = options.config
+    folder = split_folder(options.work, config.split)
+    folder.mkdir(parents=True, exist_ok=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     records: list[dict] = []
     onnx_files: dict[str, Path] = {}
@@ -218,9 +255,8 @@ def run_benchmark(options: BenchOptions) -> dict:
         overall = progress.add_task("tiers x models", total=len(tiers) * len(options.models))
         for bench in tiers.values():
             ctx = BenchContext(bench.gallery_dir.parent, bench, options.student_run, options.enroll_args)
-            mask = _calibration_mask(bench.query_paths, options.config.queries_per_item)
             for key in options.models:
-                model_records, files = _measure_model(key, ctx, options, mask, progress)
+                model_records, files = _measure_model(key, ctx, options, progress)
                 records += model_records
                 onnx_files.update(files)
                 progress.advance(overall)
@@ -235,14 +271,17 @@ def run_benchmark(options: BenchOptions) -> dict:
             record["latency_vs_teacher"] = seconds / teacher_latency if teacher_latency else None
     document = {
         "benchmark": {"tiers": {tier: bench.summary() for tier, bench in tiers.items()},
-                      "config": asdict(options.config), "simulator": options.simulator.to_dict(),
-                      "decision_calibration": "first 40% of each item's photos; scored on the rest",
+                      "config": asdict(config), "split": config.split, "photo_seed": config.photo_seed,
+                      "simulator": options.simulator.to_dict(), "calibration_seed": CALIBRATION_SEED,
+                      "decision_calibration": f"`pocketvec data photos` of the gallery ({config.calibration_photos} "
+                      f"per item, seed {CALIBRATION_SEED}), embedded and re-ranked as the benchmark's photos; "
+                      "scored on every benchmark photo of the tier",
                       "gallery_views": asdict(options.gallery_views)},
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "torch": torch.__version__, "threads": 1},
         "duration_s": round(time.monotonic() - started, 1),
         "results": records,
     }
-    (options.work / "results.json").write_text(json.dumps(document, indent=1, sort_keys=True))
+    (folder / "results.json").write_text(json.dumps(document, indent=1, sort_keys=True))
     document["bench_sets"] = tiers  # not serialised: the report draws example photos from them
     return document
