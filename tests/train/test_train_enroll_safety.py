@@ -66,3 +66,11 @@ def test_a_time_limit_judges_the_weights_it_stopped_at(lookalike_items: Path, tm
     assert saved["steps"] == 1
     assert [h["epoch"] for h in saved["history"]] == [0, 0.25]  # the start, then the quarter epoch it reached
     assert saved["kept"]["epoch"] in (0, 0.25)
+    # the photos' crop: chosen on the start's held-out photos, used by every evaluation, shipped in the config
+    crops = saved["query_crop"]["held_out_at_start"]
+    assert set(crops) == {"scale_fill", "center_crop"}
+    chosen = saved["query_crop"]["chosen"]
+    assert chosen == max(crops, key=lambda crop: score_key(crops[crop]))
+    assert saved["encoder"]["preprocess"]["query_crop_mode"] == chosen
+    assert {h["crop"] for h in saved["history"]} == {chosen}
+    assert score_key(saved["history"][0]) == score_key(crops[chosen])

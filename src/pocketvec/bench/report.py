@@ -93,8 +93,8 @@ def _change(before: float | None, after: float | None) -> str:
 def rounding_table(results: list[dict]) -> list[str]:
     """What rounding onto the int8 grid cost each run that did it: the run's own held-out numbers (its
     config's `int8_rounding`) and this benchmark's, trained float weights -> shipped (rounded) weights."""
-    lines = ["| tier | model | rounded weight tensors | held-out R@1, float -> rounded | held-out best F1, float -> "
-             "rounded | benchmark R@1, float -> rounded (torch-fp32) | benchmark best F1, float -> rounded |",
+    lines = ["| tier | model | rounded weight tensors | held-out R@1, float -> rounded | held-out decision recall, "
+             "float -> rounded | benchmark R@1, float -> rounded (torch-fp32) | benchmark best F1, float -> rounded |",
              "|---|---|---|---|---|---|---|"]
     for r in _full(results):
         if r["form"] != "torch-fp32" or "int8_rounding" not in r:
@@ -104,7 +104,7 @@ def rounding_table(results: list[dict]) -> list[str]:
         unrounded, a = r.get("unrounded_accuracy", {}), r["accuracy"]
         lines.append(f"| {r['tier']} | {r['model']} | {rounding['rounded_weights']} | "
                      f"{_change(float_held.get('recall_at_1'), rounded_held.get('recall_at_1'))} | "
-                     f"{_change(float_held.get('best_f1'), rounded_held.get('best_f1'))} | "
+                     f"{_change(float_held.get('decision_recall'), rounded_held.get('decision_recall'))} | "
                      f"{_change(unrounded.get('recall_at_1'), a['recall_at_1'])} | "
                      f"{_change(unrounded.get('f1'), a['f1'])} |")
     return lines if len(lines) > 2 else []

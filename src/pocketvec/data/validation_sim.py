@@ -16,7 +16,8 @@ from pocketvec.errors import ConfigError
 from pocketvec.runtime.checks import check_number
 from pocketvec.runtime.preprocess import reject_unknown_keys
 
-__all__ = ["VALIDATION_SEED", "ValidationSimConfig", "validation_photo", "validation_photos", "validation_rng"]
+__all__ = ["VALIDATION_SEED", "ValidationSimConfig", "validation_jpeg", "validation_photo", "validation_photos",
+           "validation_rng"]
 
 VALIDATION_SEED = 7_000_003  # apart from the benchmark's test (0) and dev (1) photo seeds
 _STREAM = 0x76616C  # "val": the same seed as another simulator's still gives other photos
@@ -136,9 +137,9 @@ def _as_rgb(item: np.ndarray, cap: int) -> np.ndarray:
     return np.ascontiguousarray(item[..., :3])
 
 
-def validation_photo(item: np.ndarray, rng: np.random.Generator,
-                     cfg: ValidationSimConfig = ValidationSimConfig()) -> np.ndarray:
-    """A phone photo of `item` (RGB uint8): RGB uint8 (H, W, 3), portrait or landscape, JPEG round-tripped."""
+def validation_jpeg(item: np.ndarray, rng: np.random.Generator,
+                    cfg: ValidationSimConfig = ValidationSimConfig()) -> bytes:
+    """A phone photo of `item` (RGB uint8) as JPEG bytes: portrait or landscape, in phone aspect."""
     item, L = _as_rgb(item, round(cfg.photo_long_side * 1.25)), cfg.photo_long_side
     short = round(L / cfg.aspects[rng.integers(len(cfg.aspects))])
     W, H = (L, short) if rng.random() < cfg.landscape_probability else (short, L)
@@ -203,6 +204,13 @@ def validation_photo(item: np.ndarray, rng: np.random.Generator,
     photo = cv2.LUT(photo, np.round(255 * np.clip((x * e - 0.5) * k + 0.5, 0, 1) ** g).astype(np.uint8))
     quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
     _, data = cv2.imencode(".jpg", cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return data.tobytes()
+
+
+def validation_photo(item: np.ndarray, rng: np.random.Generator,
+                     cfg: ValidationSimConfig = ValidationSimConfig()) -> np.ndarray:
+    """One validation photo of `item` (RGB uint8, any size), decoded: (H, W, 3) RGB uint8 in phone aspect."""
+    data = np.frombuffer(validation_jpeg(item, rng, cfg), np.uint8)
     return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -112,11 +113,14 @@ def embed_batches(model: torch.nn.Module, batches: Iterable[torch.Tensor],
     return np.concatenate(rows), np.concatenate(maps) if maps else None
 
 
-def matcher_scores(model: torch.nn.Module, held_out: HeldOut, crop: str) -> tuple[np.ndarray, np.ndarray]:
-    """(photos x items) scores the matcher answers from (re-ranked when the model has a local stage), and the
-    gallery rows as `gallery build` makes them."""
-    if crop not in held_out.photos:
-        raise ValueError(f"no held-out photos cropped {crop!r}; prepared: {list(held_out.photos)} of {CROP_MODES}")
+def matcher_scores(model: torch.nn.Module, held_out: HeldOut,
+                   crops: Iterable[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The (photos x items) scores the matcher answers from (re-ranked when the model has a local stage) for
+    the photos cropped each of `crops`, and the gallery rows as `gallery build` makes them."""
+    crops = list(crops)
+    missing = [crop for crop in crops if crop not in held_out.photos]
+    if missing:
+        raise ValueError(f"no held-out photos cropped {missing}; prepared: {list(held_out.photos)} of {CROP_MODES}")
     rerank_config = local_settings(model)
     with_locals = rerank_config is not None
     clean, item_maps = _embed(model, held_out.items, 32, with_locals)
@@ -125,34 +129,40 @@ def matcher_scores(model: torch.nn.Module, held_out: HeldOut, crop: str) -> tupl
         count = held_out.views.shape[1]
         views = embed(model, held_out.views.flatten(0, 1))
         rows = blend_views(clean, views.reshape(len(clean), count, -1), held_out.clean_weight)
-    photos, photo_maps = _embed(model, held_out.photos[crop], 32, with_locals)
-    scores = photos @ rows.T
-    if rerank_config is not None:
-        scores = rerank(scores, label_ids(held_out.labels), photo_maps, item_maps, rerank_config)
+    scores = {}
+    for crop in crops:
+        photos, photo_maps = _embed(model, held_out.photos[crop], 32, with_locals)
+        scores[crop] = photos @ rows.T
+        if rerank_config is not None:
+            scores[crop] = rerank(scores[crop], label_ids(held_out.labels), photo_maps, item_maps, rerank_config)
     return scores, rows
 
 
-def evaluate(model: torch.nn.Module, held_out: HeldOut, crop: str | None = None) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, held_out: HeldOut, crops: Iterable[str] = ()) -> dict[str, Any]:
     """Decision recall at precision >= DECISION_PRECISION and Recall@1 of the matcher's scores, the rule's
-    threshold and margin, and the gallery rows' mean pairwise cosine (1.0 = collapsed). `crop`: the photos'
-    crop (default: the held-out set's first, the model's query crop)."""
-    crop = crop or held_out.crops[0]
-    scores, rows = matcher_scores(model, held_out, crop)
-    fitted = calibrate(scores, held_out.photo_labels, held_out.labels, DECISION_PRECISION)
+    threshold and margin, and the gallery rows' mean pairwise cosine (1.0 = collapsed), with the photos
+    cropped as the held-out set's first crop (the one in use); with `crops`, {crop: those metrics}."""
+    wanted = list(crops) or [held_out.crops[0]]
+    scores, rows = matcher_scores(model, held_out, wanted)
     pairs = (rows @ rows.T)[np.triu_indices(len(rows), 1)]
-    return {"decision_recall": fitted.chosen.recall if fitted.target_reached else 0.0,
-            "recall_at_1": recall_at_k(scores, held_out.photo_labels, held_out.labels, 1),
-            "threshold": fitted.chosen.threshold, "margin": fitted.chosen.margin,
-            "mean_cosine": float(pairs.mean()) if len(pairs) else 1.0, "crop": crop,
-            "photos": len(held_out.photo_labels)}
+    by_crop = {}
+    for crop, matched in scores.items():
+        fitted = calibrate(matched, held_out.photo_labels, held_out.labels, DECISION_PRECISION)
+        by_crop[crop] = {"decision_recall": fitted.chosen.recall if fitted.target_reached else 0.0,
+                         "recall_at_1": recall_at_k(matched, held_out.photo_labels, held_out.labels, 1),
+                         "threshold": fitted.chosen.threshold, "margin": fitted.chosen.margin,
+                         "mean_cosine": float(pairs.mean()) if len(pairs) else 1.0, "crop": crop,
+                         "photos": len(held_out.photo_labels)}
+    return by_crop if crops else by_crop[wanted[0]]
 
 
-def choose_query_crop(model: torch.nn.Module, held_out: HeldOut, scored: dict) -> tuple[str, dict[str, dict]]:
-    """The photos' crop that scores best on the held-out photos (decision recall, then Recall@1); `scored`:
-    the metrics already measured with the held-out set's first crop. -> (crop, metrics per crop)."""
-    by_crop = {held_out.crops[0]: scored}
-    by_crop.update({crop: evaluate(model, held_out, crop) for crop in held_out.crops[1:]})
-    return max(by_crop, key=lambda crop: score_key(by_crop[crop])), by_crop
+def choose_query_crop(model: torch.nn.Module, held_out: HeldOut) -> dict[str, Any]:
+    """Score `model` with each of the held-out photos' crops, keep the best (decision recall, then Recall@1)
+    first in `held_out.photos`, so later evaluations use it. -> {"chosen": crop, "held_out": {crop: metrics}}."""
+    by_crop = evaluate(model, held_out, held_out.crops)
+    chosen = max(by_crop, key=lambda crop: score_key(by_crop[crop]))
+    held_out.photos = {crop: held_out.photos[crop] for crop in (chosen, *(c for c in held_out.crops if c != chosen))}
+    return {"chosen": chosen, "held_out": by_crop}
 
 
 def score_key(metrics: dict) -> tuple[float, float]:

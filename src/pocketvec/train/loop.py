@@ -134,6 +134,7 @@ class Trainer:
                                       config.eval_views, GalleryViews(config.eval_gallery_views),
                                       QUERY_CROPS if config.choose_query_crop else ()) if config.eval_views else None
         self.evaluation_s = 0.0  # the last held-out evaluation's wall time (a budget fits the steps with it)
+        self.query_crop: dict[str, Any] | None = None  # the photos' crop chosen on the start, and each crop's scores
         self.step, self.history, self.best = 0, [], {"decision_recall": -1.0, "recall_at_1": -1.0, "epoch": 0}
         self.images_per_second = 0.0  # of the last run() call
         # the safety net: the merged float weights of the best shipped model seen so far (scored as shipped,
@@ -143,7 +144,13 @@ class Trainer:
         if has_state(self.out):
             self._resume()
         elif self.kept is not None:
-            self._record({"epoch": 0, "step": 0, **self._evaluate_shipped(self.kept)}, self.kept)
+            if len(self.held_out.crops) > 1:  # the photos' crop, chosen on the start: every evaluation uses it
+                started = time.monotonic()
+                self.query_crop = choose_query_crop(on_grid(self.kept, config.int8_grid), self.held_out)
+                self.evaluation_s = time.monotonic() - started
+            start = self.query_crop["held_out"][self.held_out.crops[0]] if self.query_crop else \
+                self._evaluate_shipped(self.kept)
+            self._record({"epoch": 0, "step": 0, **start}, self.kept)
 
     def _eval_interval(self) -> int:
         """Steps between held-out evaluations: `evaluations` evenly spaced, else one per epoch."""
@@ -175,6 +182,11 @@ class Trainer:
                               f"same settings or choose another --out")
         info = restore_state(self.out, self._modules(), self.optimizer, self.scheduler)
         self.step, self.history, self.best = info["step"], info["history"], info["best"]
+        self.query_crop = info.get("query_crop")
+        if self.query_crop:  # evaluate with the crop chosen before the pause
+            chosen = self.query_crop["chosen"]
+            self.held_out.photos = {crop: self.held_out.photos[crop]
+                                    for crop in (chosen, *(c for c in self.held_out.crops if c != chosen))}
         if self.config.budget_s and "total_steps" in info:  # the steps fitted to the budget before the pause
             self.total_steps = info["total_steps"]
             self.scheduler.lr_lambdas = [warmup_cosine(self.total_steps, self.config.warmup_fraction)]
@@ -265,7 +277,8 @@ class Trainer:
         if self.rank == 0:
             save_state(self.out, self._modules(), self.optimizer, self.scheduler,
                        {"step": self.step, "history": self.history, "best": self.best,
-                        "total_steps": self.total_steps, "config": self.config.to_dict()})
+                        "total_steps": self.total_steps, "query_crop": self.query_crop,
+                        "config": self.config.to_dict()})
 
     def _end_of_epoch(self) -> bool:
         """Evaluate; returns True when early stopping says stop. A partial epoch (a time limit or max_steps
@@ -348,13 +361,6 @@ class Trainer:
             return self.out
         return self.finish()
 
-    def _choose_query_crop(self, merged: nn.Module) -> dict[str, Any]:
-        """Set `merged`'s photo crop to the one its shipped weights score best with on the held-out photos."""
-        crop, by_crop = choose_query_crop(on_grid(merged, self.config.int8_grid), self.held_out, self.best)
-        merged.config = replace(merged.config, preprocess=replace(merged.config.preprocess, query_crop_mode=crop))
-        return {"chosen": crop, "held_out": {name: {key: metrics[key] for key in ("decision_recall", "recall_at_1")}
-                                             for name, metrics in by_crop.items()}}
-
     def finish(self) -> Path:
         """Write the plain run folder: the kept weights (best held-out epoch, the start included) when there
         is a held-out set, else the last weights merged (and rounded onto the int8 grid if asked). A run
@@ -367,8 +373,12 @@ class Trainer:
                      "images_per_s": round(self.images_per_second, 1)}
             if self.kept is not None:
                 extra["kept"] = {"epoch": self.best["epoch"], "verdict": verdict(self.history, self.best["epoch"])}
-            if self.held_out is not None and len(self.held_out.crops) > 1:
-                extra["query_crop"] = self._choose_query_crop(merged)
+            if self.query_crop:
+                preprocess = replace(merged.config.preprocess, query_crop_mode=self.query_crop["chosen"])
+                merged.config = replace(merged.config, preprocess=preprocess)
+                extra["query_crop"] = {"chosen": self.query_crop["chosen"], "held_out_at_start": {
+                    crop: {key: m[key] for key in ("decision_recall", "recall_at_1")}
+                    for crop, m in self.query_crop["held_out"].items()}}
             if self.config.int8_grid:
                 save_on_grid(self.out, merged, extra, self.held_out, self.best)
             else:
