@@ -42,7 +42,12 @@ class HeldOut:
 
     @property
     def crops(self) -> tuple[str, ...]:
+        """The photos' crops prepared, the one in use first."""
         return tuple(self.photos)
+
+    def use_crop(self, crop: str) -> None:
+        """Make `crop` the one evaluations use."""
+        self.photos = {name: self.photos[name] for name in (crop, *(c for c in self.crops if c != crop))}
 
 
 def _pixels(images: Iterable[np.ndarray], spec: PreprocessSpec) -> torch.Tensor:
@@ -161,7 +166,7 @@ def choose_query_crop(model: torch.nn.Module, held_out: HeldOut) -> dict[str, An
     first in `held_out.photos`, so later evaluations use it. -> {"chosen": crop, "held_out": {crop: metrics}}."""
     by_crop = evaluate(model, held_out, held_out.crops)
     chosen = max(by_crop, key=lambda crop: score_key(by_crop[crop]))
-    held_out.photos = {crop: held_out.photos[crop] for crop in (chosen, *(c for c in held_out.crops if c != chosen))}
+    held_out.use_crop(chosen)
     return {"chosen": chosen, "held_out": by_crop}
 
 

@@ -184,9 +184,7 @@ class Trainer:
         self.step, self.history, self.best = info["step"], info["history"], info["best"]
         self.query_crop = info.get("query_crop")
         if self.query_crop:  # evaluate with the crop chosen before the pause
-            chosen = self.query_crop["chosen"]
-            self.held_out.photos = {crop: self.held_out.photos[crop]
-                                    for crop in (chosen, *(c for c in self.held_out.crops if c != chosen))}
+            self.held_out.use_crop(self.query_crop["chosen"])
         if self.config.budget_s and "total_steps" in info:  # the steps fitted to the budget before the pause
             self.total_steps = info["total_steps"]
             self.scheduler.lr_lambdas = [warmup_cosine(self.total_steps, self.config.warmup_fraction)]

@@ -31,8 +31,11 @@ ENROLL_MAX_STEPS = 400
 # zero-shot (R@1 0.955 -> 0.941) while pocketvec's own held-out photos rose (0.993 -> 1.000); halfway gave
 # 0.963, at 0.02 of the look-alike gain (0.845 -> 0.825; docs/bench/enroll.md, fourth round)
 ENROLL_WISE_ALPHA = 0.5
-# the safety net's validation photos per item (pocketvec.train.evaluate): at least 3, phone aspect
+# the safety net's validation photos per item (pocketvec.train.evaluate): at least 3, phone aspect; scored
+# at the start (both photo crops) and 3 times along the run: on 200 look-alikes one evaluation embeds 2,400
+# images (items, 8 gallery views each, photos), about a minute of the run here
 ENROLL_EVAL_PHOTOS = 3
+ENROLL_EVALUATIONS = 3
 # the distilled small student: PP-LCNet 0.5 + the 128-d LN+BN head at 192 px (int8 ONNX < 1 MB; trained at
 # 160 px in its first three phases, at 192 in the fourth: docs/bench/training.md)
 SMALL_DISTILL_WEIGHT = 50.0  # τ² = 0.01 scales the relational KL: this puts it near the margin loss
@@ -128,8 +131,8 @@ def enroll_config(start: str = "base") -> TrainConfig:
         trainable=("head.*",), loss="margin", imprint_centres=True,
         margin=MarginConfig(kind="arcface", scale=32.0, label_smoothing=0.1), sample_rate=1.0, teacher="",
         policy="upright", epochs=6, batch_classes=12, views_per_class=2, lr=5e-3, eval_views=ENROLL_EVAL_PHOTOS,
-        choose_query_crop=True, max_steps=ENROLL_MAX_STEPS, checkpoint_every=12, workers=1, int8_grid=True,
-        wise_alpha=ENROLL_WISE_ALPHA,
+        evaluations=ENROLL_EVALUATIONS, choose_query_crop=True, max_steps=ENROLL_MAX_STEPS, checkpoint_every=12,
+        workers=1, int8_grid=True, wise_alpha=ENROLL_WISE_ALPHA,
         threads=os.cpu_count() or 1,  # the photo worker needs about 1/8 of a core: the step takes every core
     )
 
