@@ -11,6 +11,7 @@ from pocketvec.data.items import load_items
 from pocketvec.data.pseudoclasses import expand_pseudo_classes, merge_identical_classes, policy_from_name
 from pocketvec.int8_grid import round_to_int8_grid
 from pocketvec.runtime.images import load_image
+from pocketvec.train.budget import PROBE_STEPS
 from pocketvec.train.checkpoint import load_run, read_run_config
 from pocketvec.train.evaluate import score_key
 from pocketvec.train.presets import preset_config
@@ -74,3 +75,16 @@ def test_a_time_limit_judges_the_weights_it_stopped_at(lookalike_items: Path, tm
     assert saved["encoder"]["preprocess"]["query_crop_mode"] == chosen
     assert {h["crop"] for h in saved["history"]} == {chosen}
     assert score_key(saved["history"][0]) == score_key(crops[chosen])
+
+
+def test_a_resumed_run_keeps_the_photos_crop_and_fitted_steps(lookalike_items: Path, tmp_path: Path) -> None:
+    from pocketvec.train.loop import Trainer
+
+    config = preset_config("enroll").with_overrides({"budget_s": 3600.0, "batch_classes": 6, "eval_views": 1,
+                                                     "eval_gallery_views": 2})
+    first = Trainer(config, lookalike_items, tmp_path / "run")
+    first.run(stop_after=PROBE_STEPS + 2)  # past the probe: the steps are fitted, the state is resumable
+    resumed = Trainer(config, lookalike_items, tmp_path / "run")
+    assert resumed.step == PROBE_STEPS + 2
+    assert resumed.total_steps == first.total_steps > PROBE_STEPS + 2
+    assert resumed.query_crop["chosen"] == first.query_crop["chosen"] == resumed.held_out.crops[0]

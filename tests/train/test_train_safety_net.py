@@ -15,7 +15,7 @@ from pocketvec.runtime.gallery_views import GalleryViews
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.matcher import scores as runtime_scores
 from pocketvec.runtime.preprocess import PreprocessSpec
-from pocketvec.train.budget import FINISH_EVALUATIONS, PROBE_STEPS, fit_steps, parse_budget
+from pocketvec.train.budget import FINISH_EVALUATIONS, PROBE_STEPS, budget_evaluations, fit_steps, parse_budget
 from pocketvec.train.checkpoint import read_run_config
 from pocketvec.train.evaluate import QUERY_CROPS, evaluate, make_held_out, matcher_scores
 from pocketvec.train.loop import Trainer
@@ -100,6 +100,10 @@ def test_parse_budget() -> None:
             parse_budget(bad)
 
 
+def test_budget_evaluations_grow_with_the_budget() -> None:
+    assert [budget_evaluations(60 * m) for m in (1, 5, 10, 15, 30, 60)] == [1, 1, 2, 3, 3, 3]
+
+
 def test_fit_steps_leaves_room_for_the_evaluations() -> None:
     # 600 s budget, 60 s spent, 3 evaluations along the way and 2 at the end of 20 s each, 0.5 s a step
     assert fit_steps(600, 60, 0.5, 20, 3) == (600 - 60 - (3 + FINISH_EVALUATIONS) * 20) / 0.5
@@ -108,11 +112,12 @@ def test_fit_steps_leaves_room_for_the_evaluations() -> None:
 
 
 def test_a_budget_fits_the_steps_schedule_and_evaluations(few_items: Path, tmp_path: Path) -> None:
-    config = preset_config("smoke").with_overrides({"budget_s": 600.0, "evaluations": 3, "eval_gallery_views": 2})
+    config = preset_config("smoke").with_overrides({"budget_s": 1200.0, "eval_gallery_views": 2})
     trainer = Trainer(config, few_items, tmp_path / "run")
     trainer.started, trainer.evaluation_s, trainer.step = time.monotonic() - 100.0, 20.0, PROBE_STEPS
     trainer._fit_to_budget(step_s=0.5)
-    expected = PROBE_STEPS + (600 - 100 - (3 + FINISH_EVALUATIONS) * 20) / 0.5
+    assert trainer.evaluations == budget_evaluations(1200.0) == 3
+    expected = PROBE_STEPS + (1200 - 100 - (3 + FINISH_EVALUATIONS) * 20) / 0.5
     assert abs(trainer.total_steps - expected) <= 1
     assert trainer.eval_every == math.ceil(trainer.total_steps / 3)
     factor = trainer.scheduler.lr_lambdas[0]
@@ -127,3 +132,21 @@ def test_a_budget_run_trains_and_records_its_fitted_steps(few_items: Path, tmp_p
     assert saved["steps"] <= saved["total_steps"]
     assert saved["history"][0]["epoch"] == 0 and len(saved["history"]) >= 2
     assert saved["train"]["budget_s"] == 25.0
+
+
+def test_cli_enrolls_within_a_budget_and_reports_the_safety_net(few_items: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "pocketvec", "train", "--preset", "enroll", "--data", str(few_items), "--out",
+           str(tmp_path / "run"), "--budget", "40s", "--set", "batch_classes=4", "--set", "eval_views=1",
+           "--set", "eval_gallery_views=1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", "TERM": "dumb"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    saved = read_run_config(tmp_path / "run")
+    assert saved["train"]["budget_s"] == 40.0 and saved["steps"] > PROBE_STEPS
+    said = " ".join(result.stdout.split())
+    assert saved["kept"]["verdict"] in said
+    assert f"photos' crop: {saved['query_crop']['chosen']}" in said
+    assert "decision recall (P ≥ 0.99)" in said

@@ -161,8 +161,9 @@ def _report(run_dir: Path, as_json: bool = False) -> None:
         console.print(f"[bold]{kept['verdict']}[/]")
     if "query_crop" in config:
         scores = ", ".join(f"{crop} {m['decision_recall']:.3f} / {m['recall_at_1']:.3f}"
-                           for crop, m in config["query_crop"]["held_out"].items())
-        console.print(f"photos' crop: {config['query_crop']['chosen']} (held-out decision recall / Recall@1: {scores})")
+                           for crop, m in config["query_crop"]["held_out_at_start"].items())
+        console.print(f"photos' crop: {config['query_crop']['chosen']} (held-out decision recall / Recall@1 at the "
+                      f"start: {scores})")
     alpha = config.get("train", {}).get("wise_alpha", 1.0)
     if alpha < 1.0:
         console.print(f"weights shipped: start + {alpha:g} x (fine-tuned - start), WiSE-FT "

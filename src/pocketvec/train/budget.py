@@ -20,6 +20,8 @@ PROBE_STEPS = 4  # steps timed (after the first, which starts the data workers) 
 FINISH_EVALUATIONS = 1  # at the end: the float weights, scored beside the int8-grid ones
 UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 MAX_BUDGET_S = 7 * 24 * 3600.0
+SECONDS_PER_EVALUATION = 300.0  # a 5-minute budget is evaluated once at its end, 15 minutes and more 3 times
+MAX_BUDGET_EVALUATIONS = 3
 
 
 def parse_budget(text: str) -> float:
@@ -38,6 +40,12 @@ def fit_steps(budget_s: float, elapsed_s: float, step_s: float, evaluation_s: fl
     evaluations during training and FINISH_EVALUATIONS at the end (each `evaluation_s`); at least 1."""
     left = budget_s - elapsed_s - (evaluations + FINISH_EVALUATIONS) * evaluation_s
     return max(1, math.floor(left / max(step_s, 1e-6)))
+
+
+def budget_evaluations(budget_s: float) -> int:
+    """Held-out evaluations along a budget run (besides the start): one per SECONDS_PER_EVALUATION of budget,
+    1 to MAX_BUDGET_EVALUATIONS; on a small CPU one evaluation of a few hundred items takes about a minute."""
+    return int(min(MAX_BUDGET_EVALUATIONS, max(1, budget_s // SECONDS_PER_EVALUATION)))
 
 
 def evaluation_interval(total_steps: int, evaluations: int) -> int:

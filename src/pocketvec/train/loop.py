@@ -23,7 +23,13 @@ from pocketvec.data.items import load_items
 from pocketvec.errors import ConfigError
 from pocketvec.runtime.gallery_views import GalleryViews
 from pocketvec.train.batches import BatchMaker
-from pocketvec.train.budget import FINISH_EVALUATIONS, PROBE_STEPS, evaluation_interval, fit_steps
+from pocketvec.train.budget import (
+    FINISH_EVALUATIONS,
+    PROBE_STEPS,
+    budget_evaluations,
+    evaluation_interval,
+    fit_steps,
+)
 from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.distributed import init_from_environment, rank_and_world
@@ -49,7 +55,6 @@ from pocketvec.train.teachers import load_teacher
 
 # settings that may change between a run and its resumption without changing what is computed
 RESUME_FREE_KEYS = ("time_limit_s", "workers", "checkpoint_every", "threads")
-BUDGET_EVALUATIONS = 3  # held-out evaluations during a budget run (besides the start) unless `evaluations` says
 UNBOUNDED_STEPS = 10**9  # a budget run's data loader: its steps are fitted after it starts
 
 
@@ -128,7 +133,7 @@ class Trainer:
             self.total_steps = max(self.total_steps, PROBE_STEPS + 1)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(self.total_steps, config.warmup_fraction))
-        self.evaluations = config.evaluations or (BUDGET_EVALUATIONS if config.budget_s else 0)
+        self.evaluations = budget_evaluations(config.budget_s) if config.budget_s else config.evaluations
         self.eval_every = self._eval_interval()
         self.held_out = make_held_out([entry.path for entry in items], self.labels, config.encoder.preprocess,
                                       config.eval_views, GalleryViews(config.eval_gallery_views),
