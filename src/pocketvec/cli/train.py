@@ -62,7 +62,8 @@ def train(
                                       "with the overrides) as JSON, usable with --config, and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print the finished run's summary as JSON."),
 ) -> None:
-    """Train from a preset or config. Example: pocketvec train --preset enroll --data items/ --out runs/enroll"""
+    """Train from a preset or config. Example: pocketvec train --preset enroll --data items/ --out runs/enroll
+    (or with --budget 30m: the steps fitted to 30 minutes)"""
     if ctx.invoked_subcommand is not None:
         return
     if list_presets or list_what:
