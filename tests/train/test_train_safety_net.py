@@ -114,15 +114,22 @@ def test_fit_steps_leaves_room_for_the_evaluations() -> None:
 def test_a_budget_fits_the_steps_schedule_and_evaluations(few_items: Path, tmp_path: Path) -> None:
     config = preset_config("smoke").with_overrides({"budget_s": 1200.0, "eval_gallery_views": 2})
     trainer = Trainer(config, few_items, tmp_path / "run")
-    trainer.started, trainer.evaluation_s, trainer.step = time.monotonic() - 100.0, 20.0, PROBE_STEPS
-    trainer._fit_to_budget(step_s=0.5)
+    trainer.started, trainer.evaluation_s = time.monotonic() - 100.0, 20.0
+    trainer.step, trainer.step_s = PROBE_STEPS, 0.5
+    trainer._fit_to_budget()
     assert trainer.evaluations == budget_evaluations(1200.0) == 3
     expected = PROBE_STEPS + (1200 - 100 - (3 + FINISH_EVALUATIONS) * 20) / 0.5
     assert abs(trainer.total_steps - expected) <= 1
-    assert trainer.eval_every == math.ceil(trainer.total_steps / 3)
+    assert trainer.next_eval == PROBE_STEPS + math.ceil((trainer.total_steps - PROBE_STEPS) / 3)
     factor = trainer.scheduler.lr_lambdas[0]
     assert factor(int(trainer.total_steps * 0.8)) > 0.05  # the cosine spans the fitted steps, not the epochs'
     assert factor(trainer.total_steps) == pytest.approx(0.0)
+    # after an evaluation, the steps are fitted again to what is left, with the times measured by then
+    trainer.history.append({"step": trainer.next_eval})
+    trainer.step, trainer.step_s, trainer.started = trainer.next_eval, 0.25, time.monotonic() - 300.0
+    trainer._fit_to_budget()
+    expected = trainer.step + (1200 - 300 - (2 + FINISH_EVALUATIONS) * 20) / 0.25  # 2 evaluations still due
+    assert abs(trainer.total_steps - expected) <= 1
 
 
 def test_a_budget_run_trains_and_records_its_fitted_steps(few_items: Path, tmp_path: Path) -> None:

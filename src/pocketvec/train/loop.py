@@ -135,6 +135,8 @@ class Trainer:
             self.optimizer, warmup_cosine(self.total_steps, config.warmup_fraction))
         self.evaluations = budget_evaluations(config.budget_s) if config.budget_s else config.evaluations
         self.eval_every = self._eval_interval()
+        self.next_eval = self.eval_every  # the step of the next held-out evaluation
+        self.step_s = 0.0  # a training step's mean wall time (a budget fits the steps with it)
         self.held_out = make_held_out([entry.path for entry in items], self.labels, config.encoder.preprocess,
                                       config.eval_views, GalleryViews(config.eval_gallery_views),
                                       QUERY_CROPS if config.choose_query_crop else ()) if config.eval_views else None
@@ -161,12 +163,20 @@ class Trainer:
         """Steps between held-out evaluations: `evaluations` evenly spaced, else one per epoch."""
         return evaluation_interval(self.total_steps, self.evaluations) if self.evaluations else self.steps_per_epoch
 
-    def _fit_to_budget(self, step_s: float) -> None:
-        """Fit the total steps (and the schedule and evaluation points with them) to what is left of the budget."""
-        self.total_steps = self.step + fit_steps(self.config.budget_s, time.monotonic() - self.started, step_s,
-                                                 self.evaluation_s, self.evaluations)
+    def _fit_to_budget(self) -> None:
+        """Fit the total steps, the schedule and the next evaluation to what is left of the budget, with the
+        step and evaluation times measured so far: after the probe steps, and again after each evaluation."""
+        remaining = max(1, self.evaluations - (len(self.history) - 1))  # the history starts with the start
+        self.total_steps = self.step + fit_steps(self.config.budget_s, time.monotonic() - self.started,
+                                                 self.step_s, self.evaluation_s, remaining)
         self.scheduler.lr_lambdas = [warmup_cosine(self.total_steps, self.config.warmup_fraction)]
-        self.eval_every = self._eval_interval()
+        self.next_eval = self.step + evaluation_interval(self.total_steps - self.step, remaining)
+
+    def _plan_next_eval(self) -> None:
+        if self.config.budget_s and self.step < self.total_steps:
+            self._fit_to_budget()
+        else:
+            self.next_eval = (self.step // self.eval_every + 1) * self.eval_every
 
     def _over_budget(self) -> bool:
         """Whether the budget, less the evaluations still due at the end, has run out."""
@@ -191,9 +201,10 @@ class Trainer:
         if self.query_crop:  # evaluate with the crop chosen before the pause
             self.held_out.use_crop(self.query_crop["chosen"])
         if self.config.budget_s and "total_steps" in info:  # the steps fitted to the budget before the pause
-            self.total_steps = info["total_steps"]
+            self.total_steps, self.next_eval = info["total_steps"], info.get("next_eval", info["total_steps"])
             self.scheduler.lr_lambdas = [warmup_cosine(self.total_steps, self.config.warmup_fraction)]
-            self.eval_every = self._eval_interval()
+        else:
+            self._plan_next_eval()
 
     def _modules(self) -> dict[str, nn.Module]:
         modules = {"model": self.model, "losses": self.losses}
@@ -280,7 +291,7 @@ class Trainer:
         if self.rank == 0:
             save_state(self.out, self._modules(), self.optimizer, self.scheduler,
                        {"step": self.step, "history": self.history, "best": self.best,
-                        "total_steps": self.total_steps, "query_crop": self.query_crop,
+                        "total_steps": self.total_steps, "next_eval": self.next_eval, "query_crop": self.query_crop,
                         "config": self.config.to_dict()})
 
     def _end_of_epoch(self) -> bool:
@@ -311,10 +322,11 @@ class Trainer:
     def run(self, stop_after: int | None = None) -> Path:
         """Train to the end (or `stop_after` steps in total, leaving a resumable state); returns the run folder."""
         cfg = self.config
-        fitting = bool(cfg.budget_s) and self.step < PROBE_STEPS + 1  # the steps are fitted after the probe
+        # a budget run's steps are fitted (and refitted) as it goes: its loader has no end of its own
         loader = torch.utils.data.DataLoader(
-            self._steps(UNBOUNDED_STEPS if fitting else self._stop(stop_after)), batch_size=None,
+            self._steps(UNBOUNDED_STEPS if cfg.budget_s else self._stop(stop_after)), batch_size=None,
             num_workers=cfg.workers)
+        first, timed_steps, step_time = self.step, 0, 0.0
         started, images, stopped_early, timed_out = time.monotonic(), 0, False, False
         columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
@@ -324,8 +336,7 @@ class Trainer:
             if self.step == 0 and self.history:
                 progress.console.print(describe(self.history[0], self.best["epoch"]))
             for batch in loader:
-                if fitting and self.step == 1:
-                    probe_started = time.monotonic()  # the first step also starts the data workers: not timed
+                step_started = time.monotonic()
                 torch.manual_seed(cfg.seed * 1_000_003 + self.step)  # dropout, PartialFC sampling
                 self._set_train_mode()
                 loss = self._loss(batch)
@@ -337,17 +348,22 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
-                if fitting and self.step == PROBE_STEPS + 1:
-                    self._fit_to_budget((time.monotonic() - probe_started) / PROBE_STEPS)
+                if self.step > first + 1:  # the first step of a run also starts the data workers: not timed
+                    timed_steps, step_time = timed_steps + 1, step_time + time.monotonic() - step_started
+                    self.step_s = step_time / timed_steps
+                if cfg.budget_s and timed_steps == PROBE_STEPS:
+                    self._fit_to_budget()
                     progress.update(task, total=self.total_steps)
                 images += len(batch.labels) * self.world
                 rate = images / max(1e-9, time.monotonic() - started)
                 progress.update(task, completed=self.step, info=f"loss {loss.item():.3f} "
                                 f"lr {self.scheduler.get_last_lr()[0]:.2e} {rate:.1f} img/s")
-                if self.step % self.eval_every == 0 or self.step == self.total_steps:
+                if self.step >= self.next_eval or self.step == self.total_steps:
                     stopped_early = self._end_of_epoch()
                     if self.held_out is not None:
                         progress.console.print(describe(self.history[-1], self.best["epoch"]))
+                    self._plan_next_eval()
+                    progress.update(task, total=self.total_steps)
                     self._checkpoint()
                 elif self.step % cfg.checkpoint_every == 0:
                     self._checkpoint()
