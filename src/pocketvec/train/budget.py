@@ -1,7 +1,8 @@
 """A training time budget: `pocketvec train --preset enroll --budget 30m` fits the number of steps to the time.
 
 The run times its start (loading, the held-out photos, the first evaluation) and its first steps, then
-fits the steps so that training, the evaluations along the way and the ones at the end fit the budget:
+fits the steps so that training, the evaluations still due and the one at the end fit the budget, and fits
+them again after every evaluation with the times measured so far:
 
     steps = (budget - elapsed - (evaluations + FINISH_EVALUATIONS) x one evaluation) / one step
 

@@ -21,7 +21,7 @@ import torch
 
 from pocketvec.data.validation_sim import VALIDATION_SEED, validation_photos
 from pocketvec.runtime.calibration import calibrate
-from pocketvec.runtime.gallery_views import NO_VIEWS, GalleryViews, blend_views, view_photos
+from pocketvec.runtime.gallery_views import GalleryViews, blend_views, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
 from pocketvec.runtime.metrics import recall_at_k
@@ -175,5 +175,5 @@ def score_key(metrics: dict) -> tuple[float, float]:
     return metrics["decision_recall"], metrics["recall_at_1"]
 
 
-__all__ = ["DECISION_PRECISION", "NO_VIEWS", "QUERY_CROPS", "HeldOut", "choose_query_crop", "embed", "embed_batches",
+__all__ = ["DECISION_PRECISION", "QUERY_CROPS", "HeldOut", "choose_query_crop", "embed", "embed_batches",
            "evaluate", "local_settings", "make_held_out", "matcher_scores", "score_key"]
