@@ -22,12 +22,12 @@ import numpy as np
 from pocketvec.data.validation_sim import validation_photos
 from pocketvec.runtime.calibration import calibrate
 from pocketvec.runtime.engines import open_engine
-from pocketvec.runtime.gallery_views import blend_views, view_photos
+from pocketvec.runtime.gallery_views import GalleryViews, blend_views, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import label_ids, rerank
 from pocketvec.runtime.metrics import best_two, recall_at_k
 
-VIEWS = 8
+VIEWS = GalleryViews()
 
 
 def applied(scores: np.ndarray, photo_labels: list[str], labels: list[str], threshold: float,
@@ -50,7 +50,8 @@ def main() -> None:
     paths = sorted((args.tier / "gallery").glob("*.png"))
     labels = [p.stem for p in paths]
     items = engine.embed_all(paths)
-    views = np.stack([engine.embed(view_photos(load_image(p), content_hash(p), VIEWS, size)) for p in paths])
+    views = np.stack([engine.embed(view_photos(load_image(p), content_hash(p), VIEWS, size), query=True)
+                      for p in paths])
     queries = sorted((args.tier / "queries").glob("*.jpg"))
     query_labels = [re.sub(r"--q\d+$", "", p.stem) for p in queries]
     photos = engine.embed_all(queries, query=True)

@@ -41,11 +41,11 @@ def main() -> None:
     paths = sorted((args.tier / "gallery").glob("*.png"))
     labels = [p.stem for p in paths]
     images = [load_image(p) for p in paths]
-    views = torch.stack([_pixels(view_photos(image, content_hash(p), GalleryViews().count, spec.input_size), spec)
-                         for image, p in zip(images, paths, strict=True)])
+    crop = spec.for_queries().crop_mode
+    views = {crop: torch.stack([_pixels(view_photos(image, content_hash(p), GalleryViews(), spec.input_size),
+                                        spec.for_queries()) for image, p in zip(images, paths, strict=True)])}
     queries = sorted((args.tier / "queries").glob("*.jpg"))
     photos = _pixels((load_image(p) for p in queries), spec.for_queries())
-    crop = spec.for_queries().crop_mode
     held_out = HeldOut(_pixels(images, spec), views, GalleryViews().clean_weight, {crop: photos}, labels,
                        [re.sub(r"--q\d+$", "", p.stem) for p in queries])
     start_state, blended_state = start.state_dict(), blended.state_dict()

@@ -23,7 +23,7 @@ import torch
 from bench_input_size import pixels
 from local_rerank import CALIBRATION_FRACTION, embed_with_locals, report, rescored
 
-from pocketvec.runtime.gallery_views import blend_views, view_photos
+from pocketvec.runtime.gallery_views import GalleryViews, blend_views, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import preprocess, to_batch
@@ -68,7 +68,8 @@ def main() -> None:
     settings = {"weight": LocalRerank.weight}
     for count in (int(c) for c in args.count.split(",")):
         views = [preprocess(photo, spec) for p in gallery
-                 for photo in view_photos(load_image(p), content_hash(p), count, spec.input_size)]
+                 for photo in view_photos(load_image(p), content_hash(p), GalleryViews(count, aspect=1.0),
+                                              spec.input_size)]
         embedded, _ = embed_with_locals(model, torch.from_numpy(to_batch(views)), None)
         for weight in (float(w) for w in args.weights.split(",")):
             rows = blend_views(clean, embedded.reshape(len(gallery), count, -1), weight)

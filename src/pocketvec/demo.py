@@ -182,7 +182,8 @@ def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list
                         local_shape=gallery.local_shape)
     item_embeddings, item_locals = embed([p for p, _ in items])
     item_embeddings = with_views(item_embeddings, [p for p, _ in items], [content_hash(p) for p, _ in items],
-                                 GalleryViews(), engine.metadata.preprocess.input_size, lambda photos: embed(photos)[0])
+                                 GalleryViews(), engine.metadata.preprocess.input_size,
+                                 lambda photos: embed(photos, query=True)[0])
     reference.add(item_embeddings, [label for _, label in items], [str(p) for p, _ in items], item_locals)
     queries, query_locals = embed([p for p, _ in labelled_images(photos, "folders")], query=True)
     return Matcher(reference, local_rerank=rerank).match(queries, 3, query_locals)

@@ -126,7 +126,8 @@ class Recognizer:
             found = self.engine.embed_all(batch, progress=progress)
             sources = [content_hash(x) if isinstance(x, (str, Path)) else _array_hash(x) for x in batch]
             rows = with_views(found.embeddings, [Path(x) if isinstance(x, str) else x for x in batch], sources,
-                              self.views, self.engine.metadata.preprocess.input_size, self.engine.embed)
+                              self.views, self.engine.metadata.preprocess.input_size,
+                              lambda photos: self.engine.embed(photos, query=True))
             added = self.gallery.add(rows, [label] * len(batch), sources, found.locals)
             report = EnrollReport(added.added, added.skipped)
         self._matcher = None

@@ -56,7 +56,8 @@ def test_the_safety_net_scores_what_the_runtime_answers(tiny_model, tmp_path: Pa
     spec = tiny_model.config.preprocess
     held_out = make_held_out(paths, labels, spec, PHOTOS, GalleryViews(), crops=QUERY_CROPS)
     assert held_out.crops == ("scale_fill", "center_crop")  # the model's query crop first
-    assert tuple(held_out.views.shape) == (8, GalleryViews().count, 3, 96, 96)
+    assert {crop: tuple(views.shape) for crop, views in held_out.views.items()} == {
+        crop: (8, GalleryViews().count, 3, 96, 96) for crop in QUERY_CROPS}  # the views cropped as each photos' crop
     assert held_out.photo_labels == [label for label in labels for _ in range(PHOTOS)]
 
     # the same model exported, the gallery enrolled and the same photos matched through the public API
@@ -74,8 +75,8 @@ def test_the_safety_net_scores_what_the_runtime_answers(tiny_model, tmp_path: Pa
     runtime = runtime_scores(rec.gallery, found.embeddings, found.locals, rec.engine.metadata.local_rerank)
     order = [rec.gallery.labels.index(label) for label in labels]  # the runtime's rows in item order
 
-    by_crop, rows = matcher_scores(tiny_model, held_out, held_out.crops)
-    net = by_crop["scale_fill"]
+    by_crop = matcher_scores(tiny_model, held_out, held_out.crops)
+    net, rows = by_crop["scale_fill"]
     np.testing.assert_allclose(rows, rec.gallery.embeddings()[order], atol=2e-4)
     finite = np.isfinite(runtime[:, order])
     assert (finite == np.isfinite(net)).all()  # the same candidates re-ranked, the rest out of the running
@@ -86,7 +87,7 @@ def test_the_safety_net_scores_what_the_runtime_answers(tiny_model, tmp_path: Pa
     assert 0.0 <= metrics["decision_recall"] <= metrics["recall_at_1"]
 
     # the other crop is a different set of photos for the matcher, scored the same way
-    other = by_crop["center_crop"]
+    other = by_crop["center_crop"][0]
     assert not np.allclose(other[np.isfinite(other)][:10], net[np.isfinite(net)][:10])
 
 

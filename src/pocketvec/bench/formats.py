@@ -14,7 +14,7 @@ import numpy as np
 
 from pocketvec.atomic import atomic_output
 from pocketvec.bench.models import NotAvailable
-from pocketvec.runtime.gallery_views import view_photos
+from pocketvec.runtime.gallery_views import GalleryViews, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
@@ -86,15 +86,16 @@ def prepared_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Path) ->
                    lambda: np.stack([preprocess(load_image(p), spec) for p in paths]))
 
 
-def prepared_view_pixels(paths: list[Path], spec: PreprocessSpec, count: int, cache_dir: Path) -> np.ndarray:
-    """(N, count, S, S, 3) uint8: the gallery views of every image (pocketvec.runtime.gallery_views),
-    preprocessed as the runtime does, made once per spec and cached."""
+def prepared_view_pixels(paths: list[Path], spec: PreprocessSpec, views: GalleryViews, cache_dir: Path) -> np.ndarray:
+    """(N, views.count, S, S, 3) uint8: the gallery views of every image (pocketvec.runtime.gallery_views),
+    cropped as the runtime crops them (the photos' crop), made once per spec and cached."""
+    queries = spec.for_queries()
 
     def make() -> np.ndarray:
-        return np.stack([[preprocess(photo, spec) for photo in view_photos(load_image(p), content_hash(p), count,
-                                                                           spec.input_size)] for p in paths])
+        return np.stack([[preprocess(photo, queries) for photo in view_photos(load_image(p), content_hash(p), views,
+                                                                              spec.input_size)] for p in paths])
 
-    return _cached(cache_dir, ["views", count, spec.to_dict(), [str(p) for p in paths]], make)
+    return _cached(cache_dir, ["views", views.count, views.aspect, queries.to_dict(), [str(p) for p in paths]], make)
 
 
 def _cached(cache_dir: Path, identity: list, make) -> np.ndarray:

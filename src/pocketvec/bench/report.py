@@ -390,6 +390,11 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
     return out
 
 
+def _frame(aspect: float) -> str:
+    """A gallery views' frame in words (aspect = height / width)."""
+    return "square" if aspect == 1 else f"{'portrait' if aspect > 1 else 'landscape'} (height / width {aspect:.3g})"
+
+
 def _gallery_rows_note(views: dict) -> str:
     """How the benchmark made each gallery row (`pocketvec.runtime.gallery_views`), as `gallery build` does."""
     if not views["count"]:
@@ -397,5 +402,6 @@ def _gallery_rows_note(views: dict) -> str:
     return (f"- Gallery rows, as `pocketvec gallery build` makes them: the clean image's embedding blended "
             f"{views['clean_weight']:g} : {1 - views['clean_weight']:g} with the mean of {views['count']} "
             "simulated phone photos of it from the *training* photo simulator (`pocketvec.runtime.gallery_views`, "
-            "embedded backgrounds; never the benchmark's simulator). The re-rank's local maps are the clean "
+            f"embedded backgrounds; never the benchmark's simulator), framed {_frame(views.get('aspect', 1.0))} and "
+            "cropped with the model's photos' crop. The re-rank's local maps are the clean "
             "image's. Parity compares the models' outputs on the same images, before any blend.")

@@ -205,7 +205,7 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions,
     cache = ctx.work / "pixels"
     views = None
     if options.gallery_views.count:
-        views = prepared_view_pixels(bench.gallery_paths, preprocess_spec, options.gallery_views.count, cache)
+        views = prepared_view_pixels(bench.gallery_paths, preprocess_spec, options.gallery_views, cache)
     pixels = Pixels(prepared_pixels(bench.gallery_paths, preprocess_spec, cache),
                     prepared_pixels(bench.query_paths, preprocess_spec.for_queries(), cache),
                     prepared_pixels(bench.calibration_paths, preprocess_spec.for_queries(), cache), views)

@@ -104,7 +104,7 @@ def embed_items(engine: Engine, source: str | Path, batch_size: int = 32, progre
                       enabled=progress and views.count > 0) as advance:
         found.embeddings = with_views(found.embeddings, found.paths, hashes, views,
                                       engine.metadata.preprocess.input_size,
-                                      lambda photos: engine.embed(photos, batch_size), advance)
+                                      lambda photos: engine.embed(photos, batch_size, query=True), advance)
     return found, hashes
 
 

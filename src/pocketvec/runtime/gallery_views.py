@@ -3,10 +3,12 @@ simulated phone photos of it, so the row sits where photos of the item land, not
 
     row = normalise(clean_weight x clean + (1 - clean_weight) x mean(views))
 
-The photos come from pocketvec's photo simulator (pocketvec.data.augment.PhoneAugment) on the embedded
-backgrounds, seeded by the image's content: the same image gives the same row on every machine. The
-local maps (the re-rank's) stay the clean image's. Only gallery rows are blended; photos are matched as
-they come. docs/bench/enroll.md (eighth round) has the measurements.
+The photos come from pocketvec's training photo simulator (pocketvec.data.augment.PhoneAugment) on the
+embedded backgrounds, seeded by the image's content: the same image gives the same row on every machine.
+They are embedded as query photos are, with the model's photos' crop. They are square by default; `aspect`
+frames them as phone photos (4/3: portrait 3:4, the central strip of a larger square photo), which on the
+validation simulator's phone-aspect photos measured no better (docs/lab/enroll-dev-protocol.md). The local
+maps (the re-rank's) stay the clean image's. Only gallery rows are blended; photos are matched as they come.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ class GalleryViews:
 
     count: int = 8
     clean_weight: float = 0.5
+    aspect: float = 1.0  # the photos' height / width: 1 square, 4/3 a portrait phone photo, 3/4 landscape
 
     def __post_init__(self) -> None:
         check_number("gallery views", self.count, 0, MAX_VIEWS, integer=True)
         check_number("gallery views clean_weight", self.clean_weight, 0.0, 1.0)
+        check_number("gallery views aspect", self.aspect, 0.5, 2.0)
 
 
 NO_VIEWS = GalleryViews(count=0)
@@ -47,10 +51,22 @@ def _simulator(size: int):
     return PhoneAugment(output_size=size, backgrounds=backgrounds_dir())
 
 
-def view_photos(image: np.ndarray, identity: str, count: int, size: int) -> list[np.ndarray]:
-    """`count` simulated phone photos (size x size RGB) of `image`, seeded by `identity` (a hex content hash)."""
+def view_photos(image: np.ndarray, identity: str, views: GalleryViews, size: int) -> list[np.ndarray]:
+    """`views.count` simulated phone photos of `image` (RGB, short side `size`, height / width `views.aspect`),
+    seeded by `identity` (a hex content hash)."""
     rng = np.random.default_rng(int(identity[:16], 16))
-    return [_simulator(size)(image, rng) for _ in range(count)]
+    side = round(size * max(views.aspect, 1 / views.aspect))
+    return [phone_frame(_simulator(side)(image, rng), views.aspect) for _ in range(views.count)]
+
+
+def phone_frame(photo: np.ndarray, aspect: float) -> np.ndarray:
+    """The central strip of a square photo whose height / width is `aspect`."""
+    side = photo.shape[0]
+    if aspect >= 1:
+        width = round(side / aspect)
+        return photo[:, (side - width) // 2 : (side - width) // 2 + width]
+    height = round(side * aspect)
+    return photo[(side - height) // 2 : (side - height) // 2 + height]
 
 
 def blend_views(clean: np.ndarray, views: np.ndarray, clean_weight: float) -> np.ndarray:
@@ -63,13 +79,13 @@ def with_views(clean: np.ndarray, images: Sequence[np.ndarray | Path], identitie
                views: GalleryViews, size: int, embed: Callable[[list[np.ndarray]], np.ndarray],
                advance: Callable[[int], None] = lambda n: None) -> np.ndarray:
     """The gallery rows of `images` (arrays or paths, in order, with their content hashes), whose clean
-    embeddings are `clean`: `embed` turns a list of photos into (N, D) embeddings with the same model.
-    `advance(n)` reports items done."""
+    embeddings are `clean`: `embed` turns a list of photos into (N, D) embeddings with the same model, cropped
+    as it crops query photos. `advance(n)` reports items done."""
     if views.count == 0 or len(images) == 0:
         return clean
     embedded = []
     for image, identity in zip(images, identities, strict=True):
         array = load_image(image) if isinstance(image, Path) else image
-        embedded.append(embed(view_photos(array, identity, views.count, size)))
+        embedded.append(embed(view_photos(array, identity, views, size)))
         advance(1)
     return blend_views(clean, np.stack(embedded), views.clean_weight)

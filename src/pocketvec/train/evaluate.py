@@ -1,7 +1,8 @@
 """The held-out evaluation of fine-tuning: the user's path, scored at the decision level.
 
 The gallery is built as `pocketvec gallery build` builds it (each clean item cropped as the items are,
-blended with the gallery views' simulated photos; the clean image's local map kept); the queries are
+blended with the gallery views' simulated phone photos cropped as the photos are; the clean image's local
+map kept); the queries are
 photos of the items from the *validation* simulator (pocketvec.data.validation_sim: phone aspect, its
 own code and seed, never the training augmentation), cropped with the model's query crop; the scores
 are the matcher's (the local re-rank). Reported: Recall@1, and the decision recall, the share of photos
@@ -34,9 +35,9 @@ QUERY_CROPS = ("scale_fill", "center_crop")  # the photos' crops enrolment choos
 @dataclass
 class HeldOut:
     items: torch.Tensor  # (N, 3, S, S) the clean items, cropped as the gallery's
-    views: torch.Tensor | None  # (N, V, 3, S, S) the gallery views `gallery build` blends in; None: clean rows
-    clean_weight: float
-    photos: dict[str, torch.Tensor]  # query crop mode -> (Q, 3, S, S) validation photos so cropped
+    views: dict[str, torch.Tensor] | None  # photos' crop -> (N, V, 3, S, S) the gallery views `gallery build`
+    clean_weight: float                    # blends in, so cropped; None: clean rows
+    photos: dict[str, torch.Tensor]  # photos' crop -> (Q, 3, S, S) validation photos so cropped
     labels: list[str]
     photo_labels: list[str]
 
@@ -47,7 +48,10 @@ class HeldOut:
 
     def use_crop(self, crop: str) -> None:
         """Make `crop` the one evaluations use."""
-        self.photos = {name: self.photos[name] for name in (crop, *(c for c in self.crops if c != crop))}
+        order = (crop, *(c for c in self.crops if c != crop))
+        self.photos = {name: self.photos[name] for name in order}
+        if self.views is not None:
+            self.views = {name: self.views[name] for name in order}
 
 
 def _pixels(images: Iterable[np.ndarray], spec: PreprocessSpec) -> torch.Tensor:
@@ -61,18 +65,22 @@ def make_held_out(paths: list[Path], labels: list[str], spec: PreprocessSpec, ph
     """The held-out set of the items at `paths`: `photos_per_item` validation photos of each, cropped with
     the spec's query crop and each of `crops` besides; gallery rows made with `views` as the runtime does."""
     images = [load_image(path) for path in paths]
-    size = spec.input_size
-    gallery_views = None
-    if views.count:
-        gallery_views = torch.stack([_pixels(view_photos(image, content_hash(path), views.count, size), spec)
-                                     for image, path in zip(images, paths, strict=True)])
     photos, photo_labels = [], []
     for image, label in zip(images, labels, strict=True):
         photos += validation_photos(image, label, photos_per_item, seed)
         photo_labels += [label] * photos_per_item
-    query_crop = spec.for_queries().crop_mode
-    by_crop = {crop: _pixels(photos, replace(spec, crop_mode=crop, query_crop_mode=None))
-               for crop in dict.fromkeys((query_crop, *crops))}
+    specs = {crop: replace(spec, crop_mode=crop, query_crop_mode=None)
+             for crop in dict.fromkeys((spec.for_queries().crop_mode, *crops))}
+    gallery_views = None
+    if views.count:
+        made = [view_photos(image, content_hash(path), views, spec.input_size)
+                for image, path in zip(images, paths, strict=True)]
+        if views.aspect == 1:  # square views look the same under every crop: one tensor, embedded once
+            gallery_views = dict.fromkeys(specs, torch.stack([_pixels(item_views, spec) for item_views in made]))
+        else:
+            gallery_views = {crop: torch.stack([_pixels(item_views, cropped) for item_views in made])
+                             for crop, cropped in specs.items()}
+    by_crop = {crop: _pixels(photos, cropped) for crop, cropped in specs.items()}
     return HeldOut(_pixels(images, spec), gallery_views, views.clean_weight, by_crop, list(labels), photo_labels)
 
 
@@ -119,9 +127,9 @@ def embed_batches(model: torch.nn.Module, batches: Iterable[torch.Tensor],
 
 
 def matcher_scores(model: torch.nn.Module, held_out: HeldOut,
-                   crops: Iterable[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The (photos x items) scores the matcher answers from (re-ranked when the model has a local stage) for
-    the photos cropped each of `crops`, and the gallery rows as `gallery build` makes them."""
+                   crops: Iterable[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For the photos' crops `crops`: {crop: (the (photos x items) scores the matcher answers from, re-ranked
+    when the model has a local stage; the gallery rows as `gallery build` makes them for that crop)}."""
     crops = list(crops)
     missing = [crop for crop in crops if crop not in held_out.photos]
     if missing:
@@ -129,18 +137,21 @@ def matcher_scores(model: torch.nn.Module, held_out: HeldOut,
     rerank_config = local_settings(model)
     with_locals = rerank_config is not None
     clean, item_maps = _embed(model, held_out.items, 32, with_locals)
-    rows = clean
-    if held_out.views is not None:
-        count = held_out.views.shape[1]
-        views = embed(model, held_out.views.flatten(0, 1))
-        rows = blend_views(clean, views.reshape(len(clean), count, -1), held_out.clean_weight)
-    scores = {}
+    out, rows_of = {}, {}  # rows_of: by the views tensor, which crops may share
     for crop in crops:
+        rows = clean
+        if held_out.views is not None:
+            views = held_out.views[crop]
+            if id(views) not in rows_of:
+                embedded = embed(model, views.flatten(0, 1)).reshape(len(clean), views.shape[1], -1)
+                rows_of[id(views)] = blend_views(clean, embedded, held_out.clean_weight)
+            rows = rows_of[id(views)]
         photos, photo_maps = _embed(model, held_out.photos[crop], 32, with_locals)
-        scores[crop] = photos @ rows.T
+        scores = photos @ rows.T
         if rerank_config is not None:
-            scores[crop] = rerank(scores[crop], label_ids(held_out.labels), photo_maps, item_maps, rerank_config)
-    return scores, rows
+            scores = rerank(scores, label_ids(held_out.labels), photo_maps, item_maps, rerank_config)
+        out[crop] = scores, rows
+    return out
 
 
 def evaluate(model: torch.nn.Module, held_out: HeldOut, crops: Iterable[str] = ()) -> dict[str, Any]:
@@ -148,10 +159,9 @@ def evaluate(model: torch.nn.Module, held_out: HeldOut, crops: Iterable[str] = (
     threshold and margin, and the gallery rows' mean pairwise cosine (1.0 = collapsed), with the photos
     cropped as the held-out set's first crop (the one in use); with `crops`, {crop: those metrics}."""
     wanted = list(crops) or [held_out.crops[0]]
-    scores, rows = matcher_scores(model, held_out, wanted)
-    pairs = (rows @ rows.T)[np.triu_indices(len(rows), 1)]
     by_crop = {}
-    for crop, matched in scores.items():
+    for crop, (matched, rows) in matcher_scores(model, held_out, wanted).items():
+        pairs = (rows @ rows.T)[np.triu_indices(len(rows), 1)]
         fitted = calibrate(matched, held_out.photo_labels, held_out.labels, DECISION_PRECISION)
         by_crop[crop] = {"decision_recall": fitted.chosen.recall if fitted.target_reached else 0.0,
                          "recall_at_1": recall_at_k(matched, held_out.photo_labels, held_out.labels, 1),
