@@ -58,7 +58,7 @@ def list_sets(
         planned = read_manifest(status.path).get("planned", "?") if status.items else "?"
         table.add_row(name, spec.role, spec.kind, spec.origin, spec.licence, str(status.items), str(planned),
                       f"{status.bytes / 1e6:.1f} MB", state)
-    console.print(table)
+    console.print(table, soft_wrap=False)  # cells fold to the width
 
 
 def pool(
@@ -92,7 +92,7 @@ def pool(
     table.add_column("items", justify="right")
     for kind, n in sorted(built.per_kind.items(), key=lambda kv: -kv[1]):
         table.add_row(kind, str(n))
-    console.print(table)
+    console.print(table, soft_wrap=False)
     console.print("per set: " + ", ".join(f"{k} {v}" for k, v in built.per_set.items()))
     if built.dedupe:
         d = built.dedupe

@@ -143,7 +143,7 @@ def _report(run_dir: Path, as_json: bool = False) -> None:
         return
     history, kept = config["history"], config.get("kept", {})
     if history:
-        console.print(history_table(history, kept.get("epoch")))
+        console.print(history_table(history, kept.get("epoch")), soft_wrap=False)
     if kept:
         console.print(f"[bold]{safe(kept['verdict'])}[/]")
     if "query_crop" in config:
