@@ -206,7 +206,7 @@ def cache_command(
         build_local_scores(config, data, folder)
     spec = read_spec(folder)
     console.print(f"[green]teacher photos written:[/] {safe(folder)}  {spec.steps} steps × {spec.batch_size} photos "
-                    f"at {spec.photo_size} px, teacher {safe(spec.teacher_id)}")
+                  f"at {spec.photo_size} px, teacher {safe(spec.teacher_id)}")
 
 
 @app.command("merge")
