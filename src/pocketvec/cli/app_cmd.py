@@ -24,11 +24,11 @@ def serve_command(
 
     Example: pocketvec app serve --model runs/demo/model.int8.onnx --gallery gallery.pvg --port 8000
     """
-    from pocketvec.app_server import make_server, server_url
+    from pocketvec.app_server import make_server, server_urls
 
     server = make_server(model, gallery, port=port, host=host, app_dir=app_dir)
     console = Console()
-    console.print(f"pocketvec app: {server_url(server)}  (model {model}, gallery {gallery or 'none'})",
+    console.print(f"pocketvec app: {'  '.join(server_urls(server))}  (model {model}, gallery {gallery or 'none'})",
                   highlight=False, soft_wrap=True)
     console.print("Phones need https or localhost for the camera; Ctrl-C stops.", style="dim")
     try:
