@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pocketvec.file_kinds import writable_target
+
 
 def _usual_permissions(path: str | Path) -> None:
     """mkstemp creates 0600; give the file the permissions a plain open() would."""
@@ -44,8 +46,9 @@ def remove_stray_temps(path: str | Path) -> list[Path]:
 
 def write_bytes_atomic(path: str | Path, data: bytes, before_rename: Callable[[], None] | None = None) -> Path:
     """Write `data` to `path` atomically; the folder is created if needed. `before_rename` runs
-    once the temp file is complete and synced (a fault-injection point for tests)."""
-    path = Path(path)
+    once the temp file is complete and synced (a fault-injection point for tests). A symlink is followed:
+    its target is replaced; anything but a regular file there is refused (pocketvec.file_kinds). -> `path`."""
+    named, path = Path(path), writable_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
@@ -61,12 +64,14 @@ def write_bytes_atomic(path: str | Path, data: bytes, before_rename: Callable[[]
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
-    return path
+    return named
 
 
 @contextmanager
 def atomic_output(final: Path) -> Iterator[Path]:
-    """Yield a temp path next to `final` for a writer (a tool, an encoder); on success fsync and rename it."""
+    """Yield a temp path next to `final` for a writer (a tool, an encoder); on success fsync and rename it
+    (over a symlink's target; anything but a regular file there is refused)."""
+    final = writable_target(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.stem}-", suffix=final.suffix, dir=final.parent)
     os.close(fd)

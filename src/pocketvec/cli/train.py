@@ -11,6 +11,7 @@ from rich.console import Console
 from pocketvec.cli import choices, train_lists
 from pocketvec.cli.choices import GPU_PRESETS
 from pocketvec.errors import ConfigError
+from pocketvec.file_kinds import refuse_special
 
 app = typer.Typer(help="Train an encoder. Example: pocketvec train --preset enroll --data items/ --out runs/enroll",
                   invoke_without_command=True)
@@ -131,6 +132,7 @@ def _load_config(path: Path):
     """A training config file, or a finished run's config.json (its "train" section)."""
     from pocketvec.train.config import TrainConfig, load_train_config
 
+    refuse_special(path)
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as e:

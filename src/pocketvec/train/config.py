@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketvec.errors import ConfigError
+from pocketvec.file_kinds import refuse_special
 from pocketvec.runtime.checks import check_number, check_text
 from pocketvec.runtime.gallery_views import MAX_VIEWS
 from pocketvec.runtime.preprocess import reject_unknown_keys
@@ -173,6 +174,7 @@ class TrainConfig:
 
 def load_train_config(path: str | Path) -> TrainConfig:
     path = Path(path)
+    refuse_special(path)
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as e:
