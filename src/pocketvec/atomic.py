@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pocketvec.file_kinds import writable_target
+from pocketvec.file_kinds import real_path, writable_target
 
 
 def _usual_permissions(path: str | Path) -> None:
@@ -36,8 +36,9 @@ TEMP_SUFFIX = ".tmp"
 
 def remove_stray_temps(path: str | Path) -> list[Path]:
     """Delete the temp files that killed writers of `path` left behind. Call it only while holding
-    the file's write lock (pocketvec.file_lock): a live writer's temp file looks the same."""
-    path = Path(path)
+    the file's write lock (pocketvec.file_lock): a live writer's temp file looks the same. The temps
+    are looked for beside the real file (symlinks resolved), where writers make them."""
+    path = real_path(path)
     strays = sorted(path.parent.glob(f"{glob.escape(_temp_prefix(path))}*{TEMP_SUFFIX}"))
     for stray in strays:
         stray.unlink(missing_ok=True)
