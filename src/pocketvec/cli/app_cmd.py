@@ -25,12 +25,12 @@ def serve_command(
 
     Example: pocketvec app serve --model runs/demo/model.int8.onnx --gallery gallery.pvg --port 8000
     """
-    from pocketvec.app_server import make_server, server_url
+    from pocketvec.app_server import make_server, server_urls
 
     server = make_server(model, gallery, port=port, host=host, app_dir=app_dir)
     from .output import console, safe
 
-    console.print(f"pocketvec app: {safe(server_url(server))}  (model {safe(model)}, "
+    console.print(f"pocketvec app: {safe('  '.join(server_urls(server)))}  (model {safe(model)}, "
                   f"gallery {safe(gallery or 'none')})", highlight=False)
     console.print("Phones need https or localhost for the camera; Ctrl-C stops.", style="dim")
     try:

@@ -15,6 +15,7 @@ import numpy as np
 
 from pocketvec import __version__
 from pocketvec.errors import GalleryError
+from pocketvec.file_kinds import refuse_special
 from pocketvec.runtime import gallery_file
 from pocketvec.runtime.checks import check_text
 from pocketvec.runtime.gallery_header import MAX_LABEL
@@ -202,6 +203,7 @@ class Gallery:
              local_shape: tuple[int, int] | str | None = "any") -> Gallery:
         """Read and verify a `.pvg`; with `embedding_space_id` (`dim`, `local_shape`), refuse a foreign gallery."""
         path = Path(path)
+        refuse_special(path, GalleryError)
         if not path.is_file():
             raise GalleryError(f"{path}: no such gallery file")
         try:

@@ -8,6 +8,7 @@ from typing import Any
 
 from pocketvec.bounded_json import loads_bounded
 from pocketvec.errors import ConfigError
+from pocketvec.file_kinds import refuse_special
 from pocketvec.ranges import TRAIN_RANGES
 from pocketvec.runtime.checks import check_number, check_text
 from pocketvec.runtime.gallery_views import MAX_VIEWS
@@ -161,6 +162,7 @@ class TrainConfig:
 def load_train_config(path: str | Path) -> TrainConfig:
     """A training config file, or a run's config.json (its "train" section); any problem names the file."""
     path = Path(path)
+    refuse_special(path)
     try:
         raw = path.read_bytes()
     except OSError as e:

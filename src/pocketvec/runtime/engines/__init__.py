@@ -6,6 +6,7 @@ import platform
 from pathlib import Path
 
 from pocketvec.errors import ConfigError, ModelFileError
+from pocketvec.file_kinds import refuse_special
 from pocketvec.runtime.engines.base import EmbedResult, Engine
 
 ENGINES = ("auto", "onnxruntime", "coreml", "interpreter")
@@ -24,6 +25,7 @@ def open_engine(model_path: str | Path, engine: str = "auto", threads: int | Non
     path = Path(model_path)
     if not path.exists():
         raise ModelFileError(f"{path}: no such model file")
+    refuse_special(path, ModelFileError)
     is_coreml = path.suffix.lower() in COREML_SUFFIXES
     if engine == "auto":
         engine = ("coreml" if platform.system() == "Darwin" else "interpreter") if is_coreml else "onnxruntime"
