@@ -175,7 +175,10 @@ class AppServer(ThreadingHTTPServer):
 
 def make_server(model: str | Path, gallery: str | Path | None = None, port: int = 8000, host: str = "127.0.0.1",
                 app_dir: str | Path | None = None, idle_timeout_s: float = IDLE_TIMEOUT_S) -> AppServer:
-    """A server for the app (port 0 picks a free port); checks every file first."""
+    """A server for the app (port 0 picks a free port); checks the port and every file first."""
+    from pocketvec.ranges import RANGES
+
+    RANGES["port"].check("port", port)
     model = Path(model)
     gallery = Path(gallery) if gallery is not None else None
     files = AppFiles(check_app_dir(Path(app_dir) if app_dir else DEFAULT_APP_DIR), model, gallery)

@@ -128,3 +128,11 @@ def test_every_address_prints_the_address_a_phone_opens(serve) -> None:
     for url in urls:
         host = url.split("/")[2]
         assert request(port, host, "/", address=host.rsplit(":", 1)[0].replace("localhost", "127.0.0.1"))[0] == 200
+
+
+@pytest.mark.parametrize("port", [70000, -1, 10**400])
+def test_the_library_refuses_a_port_out_of_range(onnx_model: Path, app_dir: Path, port: int) -> None:
+    from pocketvec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="port"):
+        make_server(onnx_model, port=port, app_dir=app_dir)
