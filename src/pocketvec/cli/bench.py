@@ -46,7 +46,7 @@ def bench(
     cache: Path = typer.Option(None, "--cache", help="Data cache (default: $POCKETVEC_CACHE or ~/.cache/pocketvec)."),
     gallery_views: int = typer.Option(GalleryViews.count, "--gallery-views", min=0, max=MAX_VIEWS,
                                       help="Simulated photos per item blended into its gallery row, as `pocketvec "
-                                      "gallery build --views` (0: the clean image alone, as before stop 25)."),
+                                      "gallery build --views` (0: the clean image alone)."),
 ) -> None:
     """Benchmark the teacher, Lite0 and the student (zero-shot and enrolled) on the public benchmark's three tiers
     (pages, flags, look-alike stress), each its own gallery. Tables lead with the decision: recall at held-out
