@@ -20,6 +20,7 @@ from pocketvec.runtime import gallery_file
 from pocketvec.runtime.checks import check_text
 from pocketvec.runtime.gallery_header import MAX_LABEL
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
+from pocketvec.runtime.unit_norm import INT8_SCALE, dequantize
 
 DTYPE_CHOICES = tuple(gallery_file.DTYPES)
 
@@ -34,15 +35,8 @@ def quantize(unit_vectors: np.ndarray, dtype: str) -> np.ndarray:
     check_dtype(dtype)
     x = np.asarray(unit_vectors, dtype=np.float32)
     if dtype == "int8":
-        return np.clip(np.rint(x * 127.0), -127, 127).astype(np.int8)
+        return np.clip(np.rint(x * INT8_SCALE), -INT8_SCALE, INT8_SCALE).astype(np.int8)
     return x.astype(gallery_file.DTYPES[dtype])
-
-
-def dequantize(stored: np.ndarray) -> np.ndarray:
-    """The stored form back to float32 (int8: q / 127)."""
-    if stored.dtype == np.int8:
-        return stored.astype(np.float32) / np.float32(127.0)
-    return stored.astype(np.float32)
 
 
 def model_local_shape(metadata: ModelMetadata) -> tuple[int, int] | None:
