@@ -17,6 +17,7 @@ from pocketvec.train.config import TrainConfig
 from .runtime.test_runtime_cli import cli
 
 DEMO_ITEMS = Path(__file__).resolve().parents[1] / "src" / "pocketvec" / "assets" / "demo_items"
+BIG = "1" + "0" * 400  # a 401-digit integer: math.isfinite() of it overflows
 
 
 def run(monkeypatch, capsys, *args) -> tuple[int, str]:
@@ -36,6 +37,21 @@ BAD_TRAIN_ARGS = {
     "adapters.rank=true": (["--set", "adapters.rank=true"], "adapter rank must be an integer in [1, 4096]. Got True."),
     "adapters.targets=7": (["--set", "adapters.targets=7"], "adapter targets must be a list"),
     "time limit -5": (["--time-limit", "-5"], "time_limit_s must be a finite number in [0, 1000000000]. Got -5.0."),
+    # issue 39: integers of any size get the range error (no float overflow); every documented range enforced
+    "epochs of 401 digits": (["--epochs", BIG], f"--epochs must be an integer in [1, 1000000000]. Got {BIG[:40]}..."),
+    "lr of 401 digits": (["--set", f"lr={BIG}"], "lr must be a finite number in [0, 10]. Got 1000"),
+    "seed of 401 digits": (["--set", f"seed=-{BIG}"], "seed must be an integer in [0, 2147483647]. Got -1000"),
+    "lr=1e999": (["--set", "lr=1e999"], "lr must be a finite number in [0, 10]. Got inf."),
+    "embedding_dim 1e9": (["--set", "encoder.embedding_dim=1000000000"],
+                          "embedding_dim must be an integer in [8, 8192]. Got 1000000000."),
+    "input size 20": (["--input-size", "20"], "--input-size must be an integer in [32, 1024]. Got 20."),
+    "input size 0": (["--input-size", "0"], "--input-size must be an integer in [32, 1024]. Got 0."),
+    "seed -1": (["--seed", "-1"], "--seed must be an integer in [0, 2147483647]. Got -1."),
+    "seed 2**32": (["--seed", str(2**32)], "--seed must be an integer in [0, 2147483647]. Got 4294967296."),
+    "dropout as text": (["--set", "encoder.dropout=abc"], "dropout must be a finite number in [0, 1]. Got 'abc'."),
+    "mean of a number": (["--set", "encoder.preprocess.mean=5"], "mean must be a list of 3 numbers (R, G, B). Got 5."),
+    "resample as a list": (["--set", "encoder.preprocess.resample=[1]"], "resample must be one of"),
+    "encoder as a number": (["--set", "encoder=5"], "EncoderConfig must be a JSON object. Got int."),
 }
 
 
@@ -46,6 +62,53 @@ def test_train_values_are_refused_before_work(monkeypatch, capsys, tmp_path: Pat
                     "--out", tmp_path / "run", *args)
     assert code == 2 and message in out and "Traceback" not in out, out
     assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_train_help_states_the_enforced_ranges(monkeypatch, capsys) -> None:
+    code, out = run(monkeypatch, capsys, "train", "--help")
+    assert code == 0
+    for text in ("an integer in [32, 1024]", "an integer in [1, 1000000000]", "an integer in [0, 2147483647]"):
+        assert text in out, out
+
+
+BAD_CONFIG_FILES = {  # issue 39: a --config file's problems are ConfigErrors naming the file and the key
+    "epochs of 401 digits": ('{"epochs": ' + BIG + '}', "epochs must be an integer in [1, 1000000000]. Got 1000"),
+    "100,000 nested brackets": ("[" * 100_000 + "]" * 100_000, "the training config is nested 100000 deep"),
+    "run config, dropout as text": ('{"embedding_space_id": "s", "train": {"encoder": {"dropout": "0.1"}}}',
+                                    "dropout must be a finite number in [0, 1]. Got '0.1'."),
+    "run config, mean as a number": ('{"embedding_space_id": "s", "train": {"encoder": {"preprocess": {"mean": 5}}}}',
+                                     "mean must be a list of 3 numbers"),
+    "run config, margin as a number": ('{"embedding_space_id": "s", "train": {"margin": 5}}',
+                                       "MarginConfig must be a JSON object. Got int."),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIG_FILES))
+def test_config_file_values_are_refused_naming_the_file(monkeypatch, capsys, tmp_path: Path, case: str) -> None:
+    text, message = BAD_CONFIG_FILES[case]
+    config = tmp_path / "config.json"
+    config.write_text(text)
+    code, out = run(monkeypatch, capsys, "train", "--config", config, "--data", DEMO_ITEMS, "--out", tmp_path / "r")
+    assert code == 2 and f"{config}: {message}" in out and "Traceback" not in out, out
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["data", "photos", DEMO_ITEMS, "--out", "{tmp}/photos", "--seed", "-1"],
+    ["data", "photos", DEMO_ITEMS, "--out", "{tmp}/photos", "--seed", str(2**32)],
+    ["data", "preview", "--out", "{tmp}/sheet.png", "--seed", "-1"],
+    ["demo", "--out", "{tmp}/demo", "--seed", BIG],
+])
+def test_every_seed_has_the_one_documented_range(monkeypatch, capsys, tmp_path: Path, args: list) -> None:
+    code, out = run(monkeypatch, capsys, *[str(a).format(tmp=tmp_path) for a in args])
+    assert code == 2 and "--seed must be an integer in [0, 2147483647]. Got " in out, out
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", BIG])
+def test_app_serve_refuses_a_port_out_of_range(monkeypatch, capsys, port: str) -> None:
+    code, out = run(monkeypatch, capsys, "app", "serve", "--model", "m.onnx", "--port", port)
+    assert code == 2 and "--port must be an integer in [0, 65535]. Got " in out, out
 
 
 def test_a_config_file_must_be_an_object(monkeypatch, capsys, tmp_path: Path) -> None:
@@ -105,6 +168,9 @@ BAD_METADATA = {
     "empty space id": ({"embedding_space_id": ""}, "embedding_space_id must not be empty"),
     "input size as list": ({"preprocess.input_size": [96]}, "input_size must be an int"),
     "mean as text": ({"preprocess.mean": "abc"}, "pocketvec metadata is invalid"),
+    "dim of 401 digits": ({"embedding_dim": int(BIG)}, "embedding_dim must be an integer in [1, 65536]. Got 1000"),
+    "threshold of 401 digits": ({"accept_rule.threshold": int(BIG)}, "threshold must be a finite number in [-2, 2]"),
+    "input size of 401 digits": ({"preprocess.input_size": -int(BIG)}, "input_size must be an integer in [32, 1024]"),
 }
 
 

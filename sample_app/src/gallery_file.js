@@ -74,6 +74,35 @@ function decodePayload(bytes, dtype) {
   return out;
 }
 
+const UNIT_TOLERANCE = 1e-2; // as pocketvec.runtime.unit_norm
+const DAMAGED = "(the gallery was edited or damaged; rebuild it)";
+
+/** The first vector (of length `dim`) that is not a unit vector, as pocketvec.runtime.unit_norm judges it: a
+ * float vector's norm within UNIT_TOLERANCE of 1; an int8 row (decoded q / 127) when some unit vector rounds
+ * to it; with `allowZero` an all-zero vector (a local map location) passes. -> {index, problem} or null. */
+function firstNotUnit(values, dim, int8, allowZero) {
+  for (let start = 0; start < values.length; start += dim) {
+    let low = 0, high = 0;
+    for (let k = start; k < start + dim; k++) {
+      if (int8) {
+        const q = Math.abs(Math.round(values[k] * 127));
+        low += Math.max(q - 0.5, 0) ** 2;
+        high += (q + 0.5) ** 2;
+      } else {
+        low += values[k] ** 2;
+      }
+    }
+    low = int8 ? Math.sqrt(low) / 127 : Math.sqrt(low);
+    high = int8 ? Math.sqrt(high) / 127 : low;
+    if (allowZero && high === 0) continue;
+    if (!(low <= 1 + UNIT_TOLERANCE && high >= 1 - UNIT_TOLERANCE)) {
+      const norm = low === high ? low.toPrecision(4) : `between ${low.toPrecision(4)} and ${high.toPrecision(4)} (int8 rounding)`;
+      return { index: start / dim, problem: `norm ${norm}, not a unit vector` };
+    }
+  }
+  return null;
+}
+
 function parseHeader(bytes, source) {
   if (bytes.byteLength > MAX_HEADER_BYTES) {
     throw new GalleryFileError(`${source}: gallery header is ${bytes.byteLength} bytes, more than the ${MAX_HEADER_BYTES} allowed`);
@@ -141,6 +170,13 @@ export async function decodeGallery(buffer, source = "gallery") {
   if (!vectors.every(Number.isFinite)) throw new GalleryFileError(`${source}: gallery holds non-finite embeddings`);
   const locals = shape ? decodePayload(payload.subarray(vectorBytes), "float16") : null;
   if (locals && !locals.every(Number.isFinite)) throw new GalleryFileError(`${source}: gallery holds non-finite local maps`);
+  const badRow = firstNotUnit(vectors, header.dim, header.dtype === "int8", false);
+  if (badRow) throw new GalleryFileError(`${source}: row ${badRow.index}: ${badRow.problem} ${DAMAGED}`);
+  const badLocation = locals ? firstNotUnit(locals, shape[1], false, true) : null;
+  if (badLocation) {
+    const row = Math.floor(badLocation.index / shape[0]), location = badLocation.index % shape[0];
+    throw new GalleryFileError(`${source}: row ${row}, local map location ${location}: ${badLocation.problem} ${DAMAGED}`);
+  }
   return { header, vectors, locals, checksum, version };
 }
 

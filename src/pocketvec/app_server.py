@@ -3,10 +3,17 @@
 Only the app's own files are served: the page, its scripts, onnxruntime-web's wasm runtime from
 sample_app/node_modules (no CDN), the model as /model.onnx and the gallery as /gallery.pvg.
 Cross-origin-isolation headers let onnxruntime-web use wasm threads.
+
+A page on another origin must not read the model or the gallery: a DNS-rebinding page reaches the
+server under its own host name, so only requests naming localhost or an IP address (the bound one,
+or any when bound to every address) with the served port are answered; others get 421. Idle
+connections time out and at most MAX_CONNECTIONS are served at once (one thread each).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -15,6 +22,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pocketvec.errors import ConfigError, ModelFileError
+
+IDLE_TIMEOUT_S = 15.0  # a connection that sends nothing for this long is closed
+MAX_CONNECTIONS = 32  # connections served at once, one thread each; more are closed at once
+WILDCARDS = ("0.0.0.0", "::", "")
 
 PACKAGED_APP_DIR = Path(__file__).resolve().parent / "sample_app"  # in a wheel (see setup.py)
 REPOSITORY_APP_DIR = Path(__file__).resolve().parents[2] / "sample_app"  # in a checkout or editable install
@@ -75,8 +86,30 @@ def check_model_and_gallery(model: Path, gallery: Path | None) -> str:
     return metadata.embedding_space_id
 
 
+def host_allowed(header: str | None, bound: str, port: int) -> bool:
+    """Whether a request's Host header names this server: localhost or an IP address (the bound one, or
+    any when bound to every address; any loopback one when bound to loopback), with the served port. A
+    host name is what a DNS-rebinding page would send."""
+    try:
+        parts = urlsplit(f"//{header or ''}")
+        name, named_port = parts.hostname, parts.port or 80
+    except ValueError:  # a port that is not a number, or out of range
+        return False
+    if not name or named_port != port:
+        return False
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return bound in WILDCARDS or address == ipaddress.ip_address(bound) or (
+        address.is_loopback and ipaddress.ip_address(bound).is_loopback)
+
+
 class _Handler(BaseHTTPRequestHandler):
     files: AppFiles  # set on the subclass made by make_server
+    timeout = IDLE_TIMEOUT_S  # socket timeout: an idle connection ends instead of keeping its thread
 
     def do_GET(self) -> None:  # http.server's naming
         self._send(head_only=False)
@@ -85,6 +118,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(head_only=True)
 
     def _send(self, head_only: bool) -> None:
+        bound, port = self.server.server_address[:2]
+        if not host_allowed(self.headers.get("Host"), bound, port):
+            self.send_error(HTTPStatus.MISDIRECTED_REQUEST, "this server answers only to localhost or its address")
+            return
         try:
             path = self.files.resolve(urlsplit(self.path).path)
             found = path is not None and path.is_file()
@@ -109,23 +146,74 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class AppServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most MAX_CONNECTIONS connections (threads) at once: one more is
+    closed as soon as it is accepted; a slot frees when a connection ends or idles out."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # the thread did not start: its slot is free again
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 def make_server(model: str | Path, gallery: str | Path | None = None, port: int = 8000, host: str = "127.0.0.1",
-                app_dir: str | Path | None = None) -> ThreadingHTTPServer:
-    """A server for the app (port 0 picks a free port); checks every file first."""
+                app_dir: str | Path | None = None, idle_timeout_s: float = IDLE_TIMEOUT_S) -> AppServer:
+    """A server for the app (port 0 picks a free port); checks the port and every file first."""
+    from pocketvec.ranges import RANGES
+
+    RANGES["port"].check("port", port)
     model = Path(model)
     gallery = Path(gallery) if gallery is not None else None
     files = AppFiles(check_app_dir(Path(app_dir) if app_dir else DEFAULT_APP_DIR), model, gallery)
     check_model_and_gallery(model, gallery)
-    handler = type("AppHandler", (_Handler,), {"files": files})
+    handler = type("AppHandler", (_Handler,), {"files": files, "timeout": idle_timeout_s})
     try:
-        return ThreadingHTTPServer((host, port), handler)
+        return AppServer((host, port), handler)
     except OSError as e:
         raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port") from e
 
 
-def server_url(server: ThreadingHTTPServer) -> str:
+def server_urls(server: ThreadingHTTPServer) -> list[str]:
+    """The URLs the server answers at, the one to open first: localhost for a loopback address; for every
+    address (0.0.0.0), this machine's network address (what a phone opens) and localhost; else the address."""
     host, port = server.server_address[:2]
-    return f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/"
+    if host in WILDCARDS:
+        hosts = [name for name in (_network_address(), "localhost") if name]
+    else:
+        hosts = ["localhost" if ipaddress.ip_address(host).is_loopback else host]
+    return [f"http://{name}:{port}/" for name in hosts]
+
+
+def server_url(server: ThreadingHTTPServer) -> str:
+    return server_urls(server)[0]
+
+
+def _network_address() -> str | None:
+    """This machine's address on its network (the one a default route leaves from), or None offline."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))  # UDP: no packet is sent
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if ipaddress.ip_address(address).is_loopback or address in WILDCARDS else address
 
 
 def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:

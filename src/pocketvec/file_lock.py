@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pocketvec.errors import PocketvecError
+from pocketvec.file_kinds import real_path
 from pocketvec.runtime.checks import check_number
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -22,7 +23,8 @@ POLL_S = 0.05
 
 
 def lock_path(path: str | Path) -> Path:
-    path = Path(path)
+    """The lock file of the real file behind `path` (symlinks resolved): one lock per file, whatever its name."""
+    path = real_path(path)
     return path.with_name(f".{path.name}.lock")
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from pocketvec.errors import ConfigError
+from pocketvec.file_kinds import writable_target
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -28,6 +29,10 @@ def check_output_file(path: str | Path, option: str) -> None:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{option} {path}: is a folder; expected a file name")
+    try:
+        path = writable_target(path)
+    except ConfigError as e:
+        raise ConfigError(f"{option} {e}") from None
     _check_folder_writable(path.parent, option, path)
 
 

@@ -4,7 +4,7 @@
     rec.match("photo.jpg")            # -> Recognition(answer="wine_07", accepted=True, score=0.83, ...)
     rec.enroll("new_items/")          # a folder (file or sub-folder name = label) or CSV
     rec.enroll("card.jpg", label="card_12")
-    rec.save()                        # atomically, to items.pvg
+    rec.save()                        # to items.pvg, under its lock, keeping other writers' rows
 
 It prints nothing and draws no progress unless asked (progress=True); every call returns named
 results. `enroll` blends each item's row with simulated phone photos of it (pocketvec.runtime.gallery_views);
@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from pocketvec.errors import ConfigError, GalleryError
+from pocketvec.file_kinds import real_path
 from pocketvec.runtime.calibration import Calibration, calibrate
 from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import EnrollReport, embed_labelled, enroll, open_gallery, query_layout
 from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.gallery_update import save_merged
 from pocketvec.runtime.gallery_views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, resolve_rule, scores
@@ -76,6 +78,8 @@ class Recognizer:
         else:
             self.gallery = Gallery.for_model(meta, dtype)
         self._matcher: Matcher | None = None
+        self._saved = set(self.gallery.sources)  # the rows the gallery file holds (as last read or written)
+        self._rule_changed = False
 
     @property
     def rule(self) -> AcceptRule:
@@ -140,15 +144,23 @@ class Recognizer:
         similarity = scores(self.gallery, found.embeddings, found.locals, self.engine.metadata.local_rerank)
         result = calibrate(similarity, found.labels, self.gallery.labels, target_precision)
         self.gallery.accept_rule = result.rule
+        self._rule_changed = True
         self._matcher = None
         return result
 
     def save(self, path: str | Path | None = None) -> Path:
-        """Write the gallery (atomically) to `path`, or to the file it was opened from."""
+        """Write the gallery to `path`, or to the file it was opened from, as the CLI does: under the file's
+        lock, re-read, with the rows enrolled here (and the rule calibrated here) added, so another writer's
+        rows are kept. Saved to its own file, the recognizer then holds the file as written."""
         target = Path(path) if path is not None else self.gallery_path
         if target is None:
             raise ConfigError("save() needs a path: this recognizer was made without a gallery file")
-        return self.gallery.save(target)
+        own = self.gallery_path is not None and real_path(target) == real_path(self.gallery_path)
+        rows = [i for i, source in enumerate(self.gallery.sources) if source not in self._saved] if own else None
+        saved = save_merged(target, self.gallery, self.engine.metadata, rows, keep_rule=self._rule_changed or not own)
+        if own:
+            self.gallery, self._saved, self._rule_changed, self._matcher = saved, set(saved.sources), False, None
+        return target
 
     def _get_matcher(self) -> Matcher:
         if self.gallery.count == 0:

@@ -189,3 +189,25 @@ def _error(data: bytes) -> Exception:
 def test_js_reads_version_1_files(js_page, scenario) -> None:
     out = js_page.evaluate(JS_DECODE, [b64(version1_bytes(scenario.gallery)), scenario.space_id])
     assert "error" not in out and out["labels"] == scenario.gallery.labels
+
+
+def test_js_refuses_rows_and_maps_that_are_not_unit_vectors_like_python(js_page, scenario) -> None:
+    """A row or a local-map location rescaled and the file resealed (a writer's bug): both refuse it alike."""
+    import dataclasses
+
+    from pocketvec.errors import GalleryError
+
+    source = scenario.gallery
+    assert source.dtype == "float32" and source.locals is not None and source.count >= 2
+    vectors, maps = source.vectors.copy(), source.locals.copy()
+    vectors[1] *= 3
+    maps[1, 2] *= 3
+    cases = {"row 1: norm": dataclasses.replace(source, vectors=vectors),
+             "row 1, local map location 2: norm": dataclasses.replace(source, locals=maps)}
+    for reason, gallery in cases.items():
+        data = gallery.to_bytes()
+        out = js_page.evaluate(JS_DECODE, [b64(data), scenario.space_id])
+        assert reason in out.get("error", "") and "not a unit vector" in out["error"], (reason, out)
+        with pytest.raises(GalleryError, match=reason):
+            gallery_file.decode(data, "test.pvg")
+    assert "error" not in js_page.evaluate(JS_DECODE, [b64(source.to_bytes()), scenario.space_id])

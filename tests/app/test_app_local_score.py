@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from pocketvec.runtime.local_rerank import BEFORE_SEVENTH_ROUND, LocalRerank, local_similarity
+from pocketvec.runtime.local_rerank import GALLERY_SIDE_ONLY, LocalRerank, local_similarity
 from pocketvec.runtime.metadata import METADATA_KEY
 
 JS_LOCAL = """async ([query, rows, channels, settings]) => {
@@ -24,7 +24,7 @@ JS_METADATA = """async ([props]) => {
 
 SETTINGS = {
     "shipped": LocalRerank(locations=36, channels=16),
-    "before the seventh round": LocalRerank(locations=36, channels=16, **BEFORE_SEVENTH_ROUND),
+    "gallery side only": LocalRerank(locations=36, channels=16, **GALLERY_SIDE_ONLY),
     "every photo location": LocalRerank(locations=36, channels=16, photo_threshold=-1.0),
 }
 

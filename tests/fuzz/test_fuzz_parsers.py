@@ -1,6 +1,8 @@
-"""Fuzzing the parsers of user files with hypothesis: the `.pvg` reader, the model-metadata reader
-and the image loader. Each may only answer with a value that passes its checks or a clean
-PocketvecError naming the input; a checksummed gallery never accepts a changed byte."""
+"""Fuzzing the parsers of user files with hypothesis: the `.pvg` reader (versions 2 and 3, the latter
+with local maps), the model-metadata reader (local_rerank, accept_rule, query_crop_mode included) and
+the image loader. Each may only answer with a value that passes its checks or a clean PocketvecError
+naming the input; a checksummed gallery never accepts a changed byte, and one whose checksum was
+recomputed over changed rows or maps loads only when they are still unit vectors."""
 
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ from pocketvec.runtime import gallery_file
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.image_bounds import check_bounds
 from pocketvec.runtime.images import load_image
+from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.matcher import Matcher
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
+from pocketvec.runtime.unit_norm import UNIT_TOLERANCE, first_not_unit
 
 FAST = settings(deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -34,15 +38,26 @@ def fuzz(examples: int) -> settings:
     return settings(FAST, max_examples=examples)
 
 
-def sample_gallery(dtype: str) -> Gallery:
-    rows = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    gallery = Gallery("space01", 8, dtype, accept_rule=AcceptRule(0.5, 0.05, 0.99, 0.8, 0.99))
-    gallery.add(rows, ["a", "b", "a"], [f"{i:064x}" for i in range(3)])
+LOCAL_SHAPE = (4, 6)  # a version-3 gallery's local maps: 4 locations of 6 channels per row
+RERANK = LocalRerank(locations=LOCAL_SHAPE[0], channels=LOCAL_SHAPE[1], top_k=2)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def sample_gallery(dtype: str, locals_: bool = False) -> Gallery:
+    """Three rows of 8 values; with `locals_`, version 3: each row's local map too."""
+    rng = np.random.default_rng(0)
+    rows, maps = unit(rng.standard_normal((3, 8))), unit(rng.standard_normal((3, *LOCAL_SHAPE)))
+    gallery = Gallery("space01", 8, dtype, accept_rule=AcceptRule(0.5, 0.05, 0.99, 0.8, 0.99),
+                      local_shape=LOCAL_SHAPE if locals_ else None)
+    gallery.add(rows, ["a", "b", "a"], [f"{i:064x}" for i in range(3)], maps if locals_ else None)
     return gallery
 
 
-GALLERIES = {dtype: sample_gallery(dtype).to_bytes() for dtype in ("float32", "float16", "int8")}
+GALLERIES = {f"{dtype} v{3 if locals_ else 2}": sample_gallery(dtype, locals_).to_bytes()
+             for dtype in ("float32", "float16", "int8") for locals_ in (False, True)}
 
 edit = st.one_of(
     st.tuples(st.just("flip"), st.integers(0, 10_000), st.integers(1, 255)),
@@ -68,9 +83,9 @@ def mutate(raw: bytes, edits: list) -> bytes:
 
 
 @fuzz(3000)
-@given(dtype=st.sampled_from(sorted(GALLERIES)), edits=st.lists(edit, min_size=1, max_size=4))
-def test_no_changed_byte_of_a_gallery_is_accepted(dtype: str, edits: list) -> None:
-    raw = GALLERIES[dtype]
+@given(name=st.sampled_from(sorted(GALLERIES)), edits=st.lists(edit, min_size=1, max_size=4))
+def test_no_changed_byte_of_a_gallery_is_accepted(name: str, edits: list) -> None:
+    raw = GALLERIES[name]
     mutated = mutate(raw, edits)
     try:
         gallery_file.decode(mutated, "fuzz.pvg")
@@ -80,11 +95,37 @@ def test_no_changed_byte_of_a_gallery_is_accepted(dtype: str, edits: list) -> No
     assert mutated == raw, "a changed gallery file was accepted"
 
 
-def reseal(header_text: bytes, payload: bytes) -> bytes:
-    """A version-2 file around any header bytes, with a correct checksum."""
+def reseal(header_text: bytes, payload: bytes, version: int = 2) -> bytes:
+    """A version-2 (or 3) file around any header bytes, with a correct checksum."""
     header_text += b" " * ((-(16 + len(header_text))) % 16)
-    body = struct.pack("<8sII", b"PVGALLRY", 2, len(header_text)) + header_text + payload
+    body = struct.pack("<8sII", b"PVGALLRY", version, len(header_text)) + header_text + payload
     return body + hashlib.sha256(body).digest()
+
+
+def parts(raw: bytes) -> tuple[dict, bytes]:
+    """A sound file's header and payload."""
+    end = 16 + struct.unpack_from("<I", raw, 12)[0]
+    return json.loads(raw[16:end]), raw[end:-32]
+
+
+def check_usable(decoded: gallery_file.Decoded) -> None:
+    """What a decoded gallery must be: it re-encodes to the same rows, and a Matcher (re-ranking when it
+    keeps local maps) answers finite scores no better than a unit vector's."""
+    header = decoded.header
+    shape = tuple(header["local_shape"]) if "local_shape" in header else None
+    gallery = Gallery(header["embedding_space_id"], header["dim"], header["dtype"], header["labels"],
+                      header["sources"], decoded.vectors, decoded.accept_rule, header["created_by"], shape,
+                      decoded.locals)
+    again = gallery_file.decode(gallery.to_bytes(), "again.pvg")
+    assert again.header["labels"] == gallery.labels and np.array_equal(again.vectors, gallery.vectors)
+    assert first_not_unit(gallery.vectors) is None
+    query = gallery.embeddings()[:1]
+    rerank, query_locals = None, None
+    if shape is not None:
+        rerank = LocalRerank(locations=shape[0], channels=shape[1], top_k=2)
+        query_locals = gallery.local_maps()[:1]
+    for match in Matcher(gallery, decoded.accept_rule, local_rerank=rerank).match(query, 2, query_locals):
+        assert all(np.isfinite(score) and score <= 1 + 4 * UNIT_TOLERANCE for _, score in match.top)
 
 
 json_values = st.recursive(
@@ -92,41 +133,62 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-HEADER = json.loads(GALLERIES["float32"][16 : 16 + struct.unpack_from("<I", GALLERIES["float32"], 12)[0]])
-PAYLOAD = GALLERIES["float32"][16 + struct.unpack_from("<I", GALLERIES["float32"], 12)[0] : -32]
+HEADER, PAYLOAD = parts(GALLERIES["float32 v2"])
+HEADER_V3, PAYLOAD_V3 = parts(GALLERIES["float32 v3"])
 RULE_KEYS = sorted(HEADER["accept_rule"])
+# small integers, so that a changed dim, count or local shape often still fits the payload
+shape_values = st.integers(-2, 10) | json_values
 
 
 @st.composite
-def changed_headers(draw) -> dict:
-    header = json.loads(json.dumps(HEADER))
+def changed_headers(draw) -> tuple[int, dict]:
+    version = draw(st.sampled_from([2, 3]))
+    original = HEADER if version == 2 else HEADER_V3
+    header = json.loads(json.dumps(original))
     for _ in range(draw(st.integers(1, 3))):
-        where = draw(st.sampled_from(["top", "rule", "drop", "list item"]))
+        where = draw(st.sampled_from(["top", "rule", "drop", "list item", "local shape"]))
         if where == "top":
-            header[draw(st.sampled_from([*sorted(HEADER), "extra"]))] = draw(json_values)
+            header[draw(st.sampled_from([*sorted(original), "local_shape", "extra"]))] = draw(json_values)
         elif where == "rule" and isinstance(header.get("accept_rule"), dict):
             header["accept_rule"][draw(st.sampled_from(RULE_KEYS))] = draw(json_values)
         elif where == "drop" and header:
             header.pop(draw(st.sampled_from(sorted(header))))
+        elif where == "local shape" and isinstance(header.get("local_shape"), list) and header["local_shape"]:
+            header["local_shape"][draw(st.integers(0, len(header["local_shape"]) - 1))] = draw(shape_values)
         elif isinstance(header.get("labels"), list) and header["labels"]:
             header["labels"][draw(st.integers(0, len(header["labels"]) - 1))] = draw(json_values)
-    return header
+    return version, header
 
 
 @fuzz(2000)
-@given(header=changed_headers())
-def test_rewritten_headers_give_a_valid_gallery_or_a_clean_error(header: dict) -> None:
-    """A writer's bug (header changed, checksum recomputed): refused, or a gallery that works."""
-    raw = reseal(json.dumps(header, allow_nan=True).encode(), PAYLOAD)
+@given(changed=changed_headers())
+def test_rewritten_headers_give_a_valid_gallery_or_a_clean_error(changed: tuple[int, dict]) -> None:
+    """A writer's bug (header changed, checksum recomputed), version 2 or 3: refused, or a gallery that works."""
+    version, header = changed
+    raw = reseal(json.dumps(header, allow_nan=True).encode(), PAYLOAD if version == 2 else PAYLOAD_V3, version)
     try:
         decoded = gallery_file.decode(raw, "fuzz.pvg")
-    except GalleryError:
+    except GalleryError as e:
+        assert str(e).startswith("fuzz.pvg")
         return
-    gallery = Gallery(decoded.header["embedding_space_id"], decoded.header["dim"], decoded.header["dtype"],
-                      decoded.header["labels"], decoded.header["sources"], decoded.vectors, decoded.accept_rule,
-                      decoded.header["created_by"])
-    assert gallery_file.decode(gallery.to_bytes(), "again.pvg").header["labels"] == gallery.labels
-    Matcher(gallery, decoded.accept_rule).match(gallery.embeddings()[:1], 2)
+    check_usable(decoded)
+
+
+@fuzz(2000)
+@given(name=st.sampled_from(sorted(GALLERIES)), edits=st.lists(edit, min_size=1, max_size=4))
+def test_rewritten_rows_and_maps_load_only_as_unit_vectors(name: str, edits: list) -> None:
+    """A writer's bug in the payload (rows or local maps changed, checksum recomputed): refused naming the
+    file, or rows and maps that are still unit vectors (a row x1000 must never answer "accepted")."""
+    header, payload = parts(GALLERIES[name])
+    raw = reseal(json.dumps(header).encode(), mutate(payload, edits), 3 if "local_shape" in header else 2)
+    try:
+        decoded = gallery_file.decode(raw, "fuzz.pvg")
+    except GalleryError as e:
+        assert str(e).startswith("fuzz.pvg")
+        return
+    if decoded.locals is not None:
+        assert first_not_unit(decoded.locals, allow_zero=True) is None
+    check_usable(decoded)
 
 
 @fuzz(1500)
@@ -139,22 +201,30 @@ def test_arbitrary_header_text_is_a_clean_error(text: str) -> None:
 
 METADATA = ModelMetadata(PreprocessSpec(input_size=96), 64, "space01", "tiny",
                          AcceptRule(0.5, 0.05, 0.99, 0.8, 0.99))
+# the fields added since: the photos' crop, the local re-rank with its later keys, the accept rule's method
+METADATA_NEW = ModelMetadata(PreprocessSpec(input_size=96, crop_mode="scale_fit", query_crop_mode="scale_fill"),
+                             64, "space01", "tiny", AcceptRule(0.5, 0.05, 0.99, 0.8, 0.99, method="pair_f1"),
+                             local_rerank=LocalRerank(locations=36, channels=128, worst_fraction=0.1,
+                                                      photo_weight=0.5, photo_threshold=0.5))
+SECTIONS = ("top", "preprocess", "rule", "local_rerank", "drop", "drop in a section")
 
 
 @st.composite
 def changed_metadata(draw) -> str:
-    data = json.loads(METADATA.to_json())
+    data = json.loads(draw(st.sampled_from([METADATA, METADATA_NEW])).to_json())
     for _ in range(draw(st.integers(1, 3))):
-        where = draw(st.sampled_from(["top", "preprocess", "rule", "drop"]))
+        where = draw(st.sampled_from(SECTIONS))
+        inner = draw(st.sampled_from(["preprocess", "accept_rule", "local_rerank"]))
         section = {"top": data, "preprocess": data.get("preprocess"), "rule": data.get("accept_rule"),
-                   "drop": data}[where]
+                   "local_rerank": data.get("local_rerank"), "drop": data,
+                   "drop in a section": data.get(inner)}[where]
         if not isinstance(section, dict):
             continue
-        key = draw(st.sampled_from([*sorted(section), "extra"]))
-        if where == "drop":
+        key = draw(st.sampled_from([*sorted(section), "local_rerank", "query_crop_mode", "method", "extra"]))
+        if where.startswith("drop"):
             section.pop(key, None)
         else:
-            section[key] = draw(json_values)
+            section[key] = draw(st.sampled_from(["scale_fill", "center_crop", "decision"]) | shape_values)
     return json.dumps(data, allow_nan=True)
 
 
@@ -168,6 +238,11 @@ def test_model_metadata_gives_valid_metadata_or_a_clean_error(text: str) -> None
         return
     assert ModelMetadata.from_json(meta.to_json()) == meta  # what was accepted is whole
     assert isinstance(meta.embedding_dim, int) and meta.embedding_dim >= 1
+    queries = meta.preprocess.for_queries()
+    assert queries.query_crop_mode is None and queries.input_size == meta.preprocess.input_size
+    if meta.local_rerank is not None:  # a re-rank that can be run: its own checks held
+        rerank = meta.local_rerank
+        assert LocalRerank.from_dict(rerank.to_dict()) == rerank and min(rerank.shape) >= 1
 
 
 def encoded(fmt: str) -> bytes:

@@ -122,6 +122,10 @@ BAD_HEADERS = {
     "nested 1,000 deep": (lambda h: (json.dumps(h)[:-1] + ', "x": ' + "[" * 1000 + "]" * 1000 + "}").encode(),
                           "nested 1001 deep"),
     "header is a list": (lambda h: [h], "must be a JSON object"),
+    "count of 401 digits": (lambda h: dict(h, count=10**400), "count must be an integer in"),
+    "dim of 401 digits": (lambda h: dict(h, dim=-(10**400)), "dim must be an integer in"),
+    "threshold of 401 digits": (lambda h: dict(h, accept_rule=dict(h["accept_rule"], threshold=10**400)),
+                                "threshold must be a finite number in"),
 }
 
 

@@ -17,7 +17,7 @@ from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import build_gallery, embed_labelled, open_gallery
 from pocketvec.runtime.evaluation import evaluate
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.local_rerank import BEFORE_SEVENTH_ROUND, LocalRerank, label_ids, local_similarity, rerank
+from pocketvec.runtime.local_rerank import GALLERY_SIDE_ONLY, LocalRerank, label_ids, local_similarity, rerank
 from pocketvec.runtime.matcher import Matcher, scores
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.metrics import best_two
@@ -39,7 +39,7 @@ def test_a_candidate_whose_mark_the_photo_lacks_drops_below_one_that_has_all() -
     gallery_locals = np.stack([np.stack([plain, mark, plain]), np.stack([plain, other, plain]),
                                np.stack([plain, plain, plain])])
     config = LocalRerank.from_dict({"top_k": 2, "weight": 2.0, "locations": 3, "channels": 4})
-    assert config == LocalRerank(locations=3, channels=4, top_k=2, weight=2.0, **BEFORE_SEVENTH_ROUND)
+    assert config == LocalRerank(locations=3, channels=4, top_k=2, weight=2.0, **GALLERY_SIDE_ONLY)
     np.testing.assert_allclose(local_similarity(photo_local, gallery_locals, config), [2 / 3, 1.0, 1.0])
     cosines = np.array([[0.90, 0.85, 0.10]], dtype=np.float32)
     out = rerank(cosines, np.arange(3), photo_local[None], gallery_locals, config)

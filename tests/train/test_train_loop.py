@@ -114,7 +114,7 @@ def test_config_file_round_trips(tmp_path: Path) -> None:
     path.write_text(json.dumps(config.to_dict()))
     assert load_train_config(path) == config
     path.write_text("{not json")
-    with pytest.raises(ConfigError, match="unreadable training config"):
+    with pytest.raises(ConfigError, match="the training config is not valid JSON"):
         load_train_config(path)
 
 

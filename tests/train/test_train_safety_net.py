@@ -153,7 +153,8 @@ def test_cli_enrolls_within_a_budget_and_reports_the_safety_net(few_items: Path,
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", "TERM": "dumb"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     saved = read_run_config(tmp_path / "run")
-    assert saved["train"]["budget_s"] == 40.0 and saved["steps"] > PROBE_STEPS
+    # how many steps fit 40 s depends on the machine's speed: only that they were fitted and kept to is asserted
+    assert saved["train"]["budget_s"] == 40.0 and 1 <= saved["steps"] <= saved["total_steps"]
     said = " ".join(result.stdout.split())
     assert saved["kept"]["verdict"] in said
     assert f"photos' crop: {saved['query_crop']['chosen']}" in said

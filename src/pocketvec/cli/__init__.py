@@ -10,7 +10,6 @@ import sys
 import warnings
 
 import typer
-from rich.console import Console
 
 from pocketvec import __version__
 from pocketvec.cli import (
@@ -73,7 +72,7 @@ def _one_line_warnings() -> None:
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         if issubclass(category, PocketvecWarning):
-            Console(stderr=True).print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+            output.err_console.print(f"[yellow]warning:[/] {output.safe(message)}", highlight=False)
         else:
             default(message, category, filename, lineno, file, line)
 
@@ -87,5 +86,5 @@ def main() -> None:
         with output.widen_when_logged():
             app()
     except PocketvecError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        output.err_console.print(f"[bold red]error:[/] {output.safe(e)}", highlight=False)
         sys.exit(2)

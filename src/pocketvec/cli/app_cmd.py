@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
+
+from pocketvec.cli import ranged
 
 app = typer.Typer(help="The browser sample app (sample_app/). Example: pocketvec app serve --model model.onnx",
                   no_args_is_help=True)
@@ -15,7 +16,7 @@ app = typer.Typer(help="The browser sample app (sample_app/). Example: pocketvec
 def serve_command(
     model: Path = typer.Option(..., "--model", help="Exported ONNX model (int8 recommended)."),
     gallery: Path | None = typer.Option(None, "--gallery", help="Gallery file (.pvg) made with this model."),
-    port: int = typer.Option(8000, "--port", help="Port on localhost (0 picks a free one)."),
+    port: int = ranged.option(8000, "--port", key="port", help="Port on localhost (0 picks a free one)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 to reach it from a phone)."),
     app_dir: Path | None = typer.Option(None, "--app-dir", help="The sample_app folder (default: the installed "
                                         "one, else the repository's)."),
@@ -24,12 +25,13 @@ def serve_command(
 
     Example: pocketvec app serve --model runs/demo/model.int8.onnx --gallery gallery.pvg --port 8000
     """
-    from pocketvec.app_server import make_server, server_url
+    from pocketvec.app_server import make_server, server_urls
 
     server = make_server(model, gallery, port=port, host=host, app_dir=app_dir)
-    console = Console()
-    console.print(f"pocketvec app: {server_url(server)}  (model {model}, gallery {gallery or 'none'})",
-                  highlight=False, soft_wrap=True)
+    from .output import console, safe
+
+    console.print(f"pocketvec app: {safe('  '.join(server_urls(server)))}  (model {safe(model)}, "
+                  f"gallery {safe(gallery or 'none')})", highlight=False)
     console.print("Phones need https or localhost for the camera; Ctrl-C stops.", style="dim")
     try:
         server.serve_forever()

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from pocketvec.cli import choices
+from pocketvec.cli import choices, ranged
+from pocketvec.cli.output import console, safe
 from pocketvec.runtime.gallery_views import MAX_VIEWS, GalleryViews
 
 SPLITS = ("test", "dev")  # pocketvec.bench.dataset.SPLITS (tests/bench keeps them equal)
@@ -31,7 +31,8 @@ def bench(
     lookalike_groups: int = typer.Option(None, "--lookalike-groups", min=0, help="Groups of 5 look-alikes in the "
                                          "stress tier, half pages and half flags (default 51: 255 items; dev 40)."),
     photos: int = typer.Option(None, "--photos", min=1, help="Simulated query photos per item (default 5)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the photo simulator (the dev split draws with seed + 1)."),
+    seed: int = ranged.option(0, "--seed", key="seed",
+                              help="Seed of the photo simulator (the dev split draws with seed + 1)."),
     coreml_items: int = typer.Option(15, "--coreml-items", min=1, help="Items (with all their photos) that the "
                                      "slow Core ML interpreter embeds."),
     models: str = typer.Option("teacher,lite0,student,small,enrolled,enrolled-small", "--models",
@@ -45,7 +46,7 @@ def bench(
     cache: Path = typer.Option(None, "--cache", help="Data cache (default: $POCKETVEC_CACHE or ~/.cache/pocketvec)."),
     gallery_views: int = typer.Option(GalleryViews.count, "--gallery-views", min=0, max=MAX_VIEWS,
                                       help="Simulated photos per item blended into its gallery row, as `pocketvec "
-                                      "gallery build --views` (0: the clean image alone, as before stop 25)."),
+                                      "gallery build --views` (0: the clean image alone)."),
 ) -> None:
     """Benchmark the teacher, Lite0 and the student (zero-shot and enrolled) on the public benchmark's three tiers
     (pages, flags, look-alike stress), each its own gallery. Tables lead with the decision: recall at held-out
@@ -87,5 +88,5 @@ def bench(
     command = "pocketvec " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "pocketvec bench"
     write_markdown(document, out, plots, command, list(note))
     ok = sum(r["status"] == "ok" for r in document["results"])
-    Console().print(f"[bold]bench[/]: {ok}/{len(document['results'])} model forms measured; wrote {out} and "
-                    f"{', '.join(str(p) for p in plots)} (results: {split_folder(work, split) / 'results.json'})")
+    console.print(f"[bold]bench[/]: {ok}/{len(document['results'])} model forms measured; wrote {safe(out)} and "
+                  f"{', '.join(safe(p) for p in plots)} (results: {safe(split_folder(work, split) / 'results.json')})")

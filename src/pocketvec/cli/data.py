@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
+
+from pocketvec.cli import ranged
 
 app = typer.Typer(help="Item data: public sets and phone-photo previews. Example: pocketvec data list",
                   no_args_is_help=True)
@@ -16,7 +17,7 @@ def preview_command(
     items: Path = typer.Argument(None, help="Item folder or CSV manifest (default: the embedded demo items)."),
     out: Path = typer.Option(Path("augment_preview.png"), "--out", help="PNG contact sheet to write."),
     n: int = typer.Option(24, "--n", min=1, max=400, help="Number of samples."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same sheet."),
+    seed: int = ranged.option(0, "--seed", key="seed", help="Random seed: the same seed gives the same sheet."),
     size: int = typer.Option(224, "--size", min=32, max=1024, help="Side of each simulated photo in pixels."),
     strength: float = typer.Option(1.0, "--strength", help="Augmentation strength (0 clean, 1 default, 2 harsh)."),
     backgrounds: Path = typer.Option(
@@ -31,8 +32,9 @@ def preview_command(
     from pocketvec.data.items import load_items
     from pocketvec.output_paths import check_output_file
 
+    from .output import console, safe
+
     check_output_file(out, "--out")
-    console = Console()
     dataset = load_items(items if items is not None else demo_items_dir())  # fail fast, before heavy imports
     from pocketvec.data.augment import AugmentConfig, PhoneAugment
     from pocketvec.data.preview import contact_sheet, save_png_atomic
@@ -42,10 +44,10 @@ def preview_command(
     with console.status(f"simulating {n} phone photos of {len(dataset.labels)} items"):
         sheet = contact_sheet(dataset, augment, n=n, seed=seed, skipped=skipped)
     save_png_atomic(sheet, out)
-    console.print(f"wrote {out} ({n} samples, {len(dataset.labels)} items, seed {seed})")
+    console.print(f"wrote {safe(out)} ({n} samples, {len(dataset.labels)} items, seed {seed})")
     if skipped:
         for error in skipped:
-            console.print(f"[yellow]skipped[/] {error}", highlight=False)
+            console.print(f"[yellow]skipped[/] {safe(error)}", highlight=False)
         raise typer.Exit(1)
 
 
@@ -57,7 +59,7 @@ def photos_command(
     distractors: Path = typer.Option(None, "--distractors",
                                      help="Folder of images of things that are NOT enrolled; their photos go to "
                                           "not_an_item/ and count as 'should be unknown'."),
-    seed: int = typer.Option(0, "--seed", help="The same seed gives the same photos."),
+    seed: int = ranged.option(0, "--seed", key="seed", help="The same seed gives the same photos."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out."),
 ) -> None:
     """Simulated phone photos of your items, labelled, for `calibrate` and `eval`.
@@ -67,10 +69,10 @@ def photos_command(
     """
     from pocketvec.data.query_photos import NOT_AN_ITEM, write_query_photos
 
-    from .output import console, settings
+    from .output import console, safe, settings
 
     result = write_query_photos(items, out, per_item, distractors, seed, overwrite, progress=settings.progress)
     console.print(f"wrote {result.item_photos} photos of {result.items} items"
                   + (f" and {result.distractor_photos} of {result.distractor_images} distractors "
                      f"(under {NOT_AN_ITEM}/)" if result.distractor_images else "")
-                  + f" to {out}", highlight=False)
+                  + f" to {safe(out)}", highlight=False)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from pocketvec.cli import ranged
+from pocketvec.cli.output import console, safe
 from pocketvec.data.sources import SOURCES, cache_root, cache_status, read_manifest, source_names
 
 
@@ -31,12 +32,11 @@ def fetch(
     from pocketvec.data.source_fetch import fetch_set
     from pocketvec.data.sources import get_source
 
-    console = Console()
     names = {"all": source_names(), "pool": training_sets()}.get(name) or [get_source(name).name]
     for set_name in names:
         result = fetch_set(set_name, limit=limit, root=cache)
         state = "complete" if result.complete else f"partial (--limit {limit})"
-        console.print(f"[bold]{set_name}[/]: {result.items} items in {result.folder} "
+        console.print(f"[bold]{set_name}[/]: {result.items} items in {safe(result.folder)} "
                       f"({result.rendered} rendered now, {result.skipped} skipped as blank/duplicate/unusable; "
                       f"{state})")
 
@@ -49,7 +49,7 @@ def list_sets(
     Example: pocketvec data list
     """
     root = cache or cache_root()
-    table = Table(title=f"pocketvec data sets (cache: {root})")
+    table = Table(title=f"pocketvec data sets (cache: {safe(root)})")
     for column in ("set", "role", "kind", "source", "licence", "cached items", "full set", "size", "state"):
         table.add_column(column, overflow="fold")
     for name, spec in SOURCES.items():
@@ -58,14 +58,14 @@ def list_sets(
         planned = read_manifest(status.path).get("planned", "?") if status.items else "?"
         table.add_row(name, spec.role, spec.kind, spec.origin, spec.licence, str(status.items), str(planned),
                       f"{status.bytes / 1e6:.1f} MB", state)
-    Console().print(table)
+    console.print(table, soft_wrap=False)  # cells fold to the width
 
 
 def pool(
     out: Path = typer.Argument(..., help="CSV manifest to write (path,label)."),
     sets: list[str] = typer.Option(None, "--set", help="NAME=COUNT (COUNT 'all': every item); repeatable. "
                                    "Default: every fetched training set, all items."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the per-set shuffle that picks COUNT items."),
+    seed: int = ranged.option(0, "--seed", key="seed", help="Seed of the per-set shuffle that picks COUNT items."),
     no_dedupe: bool = typer.Option(False, "--no-dedupe", help="Skip the duplicate check across sets."),
 ) -> None:
     """Write a training pool manifest from the fetched training sets and report its mix.
@@ -87,13 +87,12 @@ def pool(
         counts = {n: None for n in training_sets() if cache_status(n, root).items}
     built = build_pool(counts, seed, dedupe=not no_dedupe)
     write_manifest(out, built.rows)
-    table = Table(title=f"{out}: {len(built.rows)} items, {built.classes} classes")
+    table = Table(title=f"{safe(out)}: {len(built.rows)} items, {built.classes} classes")
     table.add_column("kind")
     table.add_column("items", justify="right")
     for kind, n in sorted(built.per_kind.items(), key=lambda kv: -kv[1]):
         table.add_row(kind, str(n))
-    console = Console()
-    console.print(table)
+    console.print(table, soft_wrap=False)
     console.print("per set: " + ", ".join(f"{k} {v}" for k, v in built.per_set.items()))
     if built.dedupe:
         d = built.dedupe

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import typer
 
+from pocketvec.cli import ranged
+
 
 def demo(
     out: Path = typer.Option(Path("pocketvec-demo"), "--out", help="Folder for every file the demo makes."),
-    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs (default: the enroll preset's)."),
+    epochs: int | None = ranged.option(None, "--epochs", key="epochs",
+                                       help="Training epochs (default: the enroll preset's)."),
     quick: bool = typer.Option(False, "--quick",
                                help="A shorter training run (2 epochs instead of the enroll preset's 12)."),
     train_set: list[str] = typer.Option([], "--train-set", help="Override a training setting: KEY=JSON_VALUE "
@@ -20,7 +23,7 @@ def demo(
     target_precision: float = typer.Option(0.99, "--target-precision", help="Answer precision the rule must reach."),
     coreml: bool = typer.Option(True, "--coreml/--no-coreml", help="Also export and verify Core ML int8."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out folder."),
-    seed: int = typer.Option(0, "--seed", help="Seed for training and the synthetic photos."),
+    seed: int = ranged.option(0, "--seed", key="seed", help="Seed for training and the synthetic photos."),
     show: int = typer.Option(12, "--show", min=0, help="Match rows to print (the summary counts all)."),
 ) -> None:
     """Run the whole loop on the embedded items and print where the files are.
@@ -34,6 +37,7 @@ def demo(
     from pocketvec.output_paths import check_output_folder
     from pocketvec.runtime.checks import check_number
 
+    from .output import safe
     from .runtime_tables import console, match_table, print_calibration
 
     check_output_folder(out, "--out")
@@ -49,7 +53,7 @@ def demo(
             overrides[key] = value  # a plain string
     options = DemoOptions(out, epochs, quick, overrides, calibration_photos, test_photos, target_precision, coreml,
                           seed, overwrite)
-    report = run_demo(options, say=lambda text: console.print(f"[bold]{text}[/]", highlight=False))
+    report = run_demo(options, say=lambda text: console.print(f"[bold]{safe(text)}[/]", highlight=False))
     console.print(report.parity.table())
     print_calibration(report.calibration)
     rows = list(range(min(show, len(report.matches))))
@@ -65,8 +69,9 @@ def demo(
     for name, path in (("run folder", report.run_dir), ("ONNX int8", report.onnx_model),
                        ("Core ML int8", report.coreml_model), ("gallery", report.gallery), ("photos", report.photos)):
         if path:
-            console.print(f"{name}: {path}", highlight=False)
-    console.print(f"try: pocketvec match {report.onnx_model} {report.gallery} {report.photos}/test/*/photo_0.png",
+            console.print(f"{name}: {safe(path)}", highlight=False)
+    console.print(f"try: pocketvec match {safe(report.onnx_model)} {safe(report.gallery)} "
+                  f"{safe(report.photos)}/test/*/photo_0.png",
                   highlight=False)
     if not report.parity.passed:
         raise typer.Exit(1)

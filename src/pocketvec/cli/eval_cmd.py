@@ -72,7 +72,7 @@ def calibrate(
     from pocketvec.runtime.matcher import scores
     from pocketvec.runtime.model_files import write_accept_rule
 
-    from .output import settings
+    from .output import safe, settings
     from .runtime_tables import console, print_calibration, report_problems
 
     check_number("--target-precision", target_precision, 0.0, 1.0)
@@ -109,6 +109,6 @@ def calibrate(
         return
     print_calibration(result)
     for path in written[1:]:
-        console.print(f"[green]wrote the rule into[/] {path}")
+        console.print(f"[green]wrote the rule into[/] {safe(path)}")
     if written:
-        console.print(f"[green]stored the rule in[/] {gallery_path}")
+        console.print(f"[green]stored the rule in[/] {safe(gallery_path)}")

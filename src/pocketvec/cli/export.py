@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from pocketvec.cli import choices
+from pocketvec.cli.output import console, safe
 
 app = typer.Typer(help="Export a trained run to ONNX or Core ML. Example: pocketvec export onnx runs/demo "
                        "--quantize int8 --out model.onnx", no_args_is_help=True)
@@ -16,13 +16,13 @@ QUANTIZE_HELP = ("none | fp16 | int8 (int8 weights per output channel, float act
 QUANTIZE = choices.option("none", "--quantize", what="quantize mode", choices=choices.QUANTIZE, help=QUANTIZE_HELP)
 CALIBRATION_HELP = "Image folder for w8a8 calibration (default: the run's training data, if its config records it)."
 LOCAL_RERANK_HELP = ("Add the `local` output (the stride-16 feature map) and the local re-rank settings: the matcher "
-                     "re-scores the 5 best labels by their local marks (docs/bench/enroll.md, sixth round). "
+                     "re-scores the 5 best labels by their local marks (docs/bench/enroll.md). "
                      "--no-local-rerank exports the embedding alone (plain cosine matching).")
 
 
 def _done(path: Path) -> None:
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-    Console().print(f"[green]wrote[/] {path} ({size / 1e6:.2f} MB)")
+    console.print(f"[green]wrote[/] {safe(path)} ({size / 1e6:.2f} MB)")
 
 
 @app.command("onnx")

@@ -46,7 +46,7 @@ def build_command(
     from pocketvec.runtime.gallery import check_dtype
     from pocketvec.runtime.gallery_update import refuse_existing, write_new_gallery
 
-    from .output import settings
+    from .output import safe, settings
     from .runtime_tables import console, report_problems
 
     check_dtype(dtype)
@@ -57,7 +57,7 @@ def build_command(
                                     views=GalleryViews(count=views))
     write_new_gallery(out, gallery, overwrite, lock_timeout)
     report_problems(report.failures, report.skipped)
-    console.print(f"[green]wrote[/] {out}: {gallery.count} rows, {len(gallery.label_counts())} labels, {dtype}")
+    console.print(f"[green]wrote[/] {safe(out)}: {gallery.count} rows, {len(gallery.label_counts())} labels, {dtype}")
     if report.failures:
         console.print(f"[yellow]{len(report.failures)} image(s) skipped as unreadable[/]", highlight=False)
         raise typer.Exit(1)
@@ -79,14 +79,14 @@ def add_command(
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import enroll_file
 
-    from .output import settings
+    from .output import safe, settings
     from .runtime_tables import console, report_problems
 
     runner = open_engine(model, engine, threads)
     report, rows = enroll_file(runner, gallery_path, images, batch_size, progress=settings.progress,
                                timeout_s=lock_timeout, views=GalleryViews(count=views))
     report_problems(report.failures, report.skipped)
-    console.print(f"added {report.added} rows to {gallery_path} (now {rows} rows)")
+    console.print(f"added {report.added} rows to {safe(gallery_path)} (now {rows} rows)")
     if report.failures:
         raise typer.Exit(1)
 
@@ -104,6 +104,7 @@ def remove_command(
     from pocketvec.runtime.gallery import Gallery
     from pocketvec.runtime.gallery_update import update_gallery
 
+    from .output import safe
     from .runtime_tables import console
 
     def remove_labels(gallery: Gallery) -> tuple[tuple[int, int], bool]:
@@ -111,7 +112,7 @@ def remove_command(
         return (removed, gallery.count), True
 
     removed, rows = update_gallery(gallery_path, remove_labels, timeout_s=lock_timeout)
-    console.print(f"removed {removed} rows from {gallery_path} (now {rows} rows)")
+    console.print(f"removed {removed} rows from {safe(gallery_path)} (now {rows} rows)")
 
 
 @app.command("upgrade")
@@ -129,12 +130,13 @@ def upgrade_command(
     from pocketvec.runtime.gallery_file import VERSION
     from pocketvec.runtime.gallery_update import update_gallery
 
+    from .output import safe
     from .runtime_tables import console
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PocketvecWarning)  # the old version is why we are here
         rows = update_gallery(gallery_path, lambda gallery: (gallery.count, True), timeout_s=lock_timeout)
-    console.print(f"wrote {gallery_path} as format version {VERSION} ({rows} rows)")
+    console.print(f"wrote {safe(gallery_path)} as format version {VERSION} ({rows} rows)")
 
 
 @app.command("info")
@@ -152,6 +154,7 @@ def info_command(
 
     from pocketvec.runtime.gallery import Gallery
 
+    from .output import safe
     from .runtime_tables import console
 
     gallery = Gallery.load(gallery_path)
@@ -166,4 +169,4 @@ def info_command(
         print(json.dumps(info, indent=2))
         return
     for key, value in info.items():
-        console.print(f"[bold]{key}[/]: {value}", highlight=False, soft_wrap=True)
+        console.print(f"[bold]{key}[/]: {safe(value)}", highlight=False)

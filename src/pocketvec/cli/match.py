@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from pocketvec.cli import choices
+from pocketvec.cli import choices, ranged
 
 
 def match(
@@ -15,8 +14,10 @@ def match(
     gallery_path: Path = typer.Argument(..., metavar="GALLERY", help="Gallery file (.pvg) made by this model."),
     images: list[Path] = typer.Argument(..., help="Photos to recognise."),
     top_k: int = typer.Option(3, "--top-k", min=1, help="Labels to show per photo."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Override the gallery's accept threshold."),
-    margin: float | None = typer.Option(None, "--margin", help="Override the gallery's accept margin."),
+    threshold: float | None = ranged.option(None, "--threshold", key="accept_rule.threshold",
+                                            help="Override the gallery's accept threshold."),
+    margin: float | None = ranged.option(None, "--margin", key="accept_rule.margin",
+                                         help="Override the gallery's accept margin."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     engine: str = choices.option("auto", "--engine", what="engine", choices=choices.ENGINES),
     threads: int | None = typer.Option(None, "--threads", help="Inference threads."),
@@ -25,24 +26,20 @@ def match(
     import dataclasses
     import json
 
-    from pocketvec.errors import display_path
-    from pocketvec.runtime.checks import check_number
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import open_gallery
     from pocketvec.runtime.matcher import Matcher, resolve_rule, uncalibrated_note
 
+    from .output import err_console, safe
     from .runtime_tables import console, match_table, report_problems
 
-    for option, value, low, high in (("--threshold", threshold, -2.0, 2.0), ("--margin", margin, 0.0, 2.0)):
-        if value is not None:
-            check_number(option, value, low, high)
     runner = open_engine(model, engine, threads)
     gallery = open_gallery(runner, gallery_path)
     overrides = {k: v for k, v in (("threshold", threshold), ("margin", margin)) if v is not None}
     base, source = resolve_rule(gallery.accept_rule)
     if source == "default" and not overrides:  # once, on stderr: stdout stays the results (and valid JSON)
         note = uncalibrated_note(str(gallery_path), str(model))
-        Console(stderr=True, soft_wrap=True).print(f"[yellow]note:[/] {note}", highlight=False)
+        err_console.print(f"[yellow]note:[/] {safe(note)}", highlight=False)
     rule = dataclasses.replace(base, **overrides)
     matcher = Matcher(gallery, rule, local_rerank=runner.metadata.local_rerank)
     result = runner.embed_files(images, query=True)
@@ -54,7 +51,7 @@ def match(
     else:
         report_problems(result.failures)
         if matches:
-            console.print(match_table([display_path(p) for p in result.paths], matches))
+            console.print(match_table(result.paths, matches))
         console.print(f"rule: score >= {rule.threshold:.2f} and margin >= {rule.margin:.2f}", highlight=False)
     if result.failures:
         raise typer.Exit(1)

@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from rich.console import Console
+from pocketvec.safe_text import SafeConsole, printable, safe
+
+__all__ = ["LOG_COLUMNS", "Settings", "configure", "console", "err_console", "printable", "safe", "settings",
+           "widen_when_logged"]
 
 NOISY_LOGGERS = ("coremltools", "onnxruntime", "onnxscript", "timm", "peft", "torch", "PIL")
 
@@ -29,7 +32,9 @@ class Settings:
 
 
 settings = Settings()
-console = Console(soft_wrap=True)  # long paths stay whole; tables size themselves (LOG_COLUMNS in a log)
+# every message and table goes through these; values inside markup go through safe() (pocketvec.safe_text)
+console = SafeConsole(soft_wrap=True)  # long paths stay whole; tables size themselves (LOG_COLUMNS in a log)
+err_console = SafeConsole(stderr=True, soft_wrap=True)  # errors, warnings, notes: stdout stays the results
 LOG_COLUMNS = "200"
 
 
@@ -58,7 +63,7 @@ def _is_terminal(fd: int) -> bool:
 def configure(quiet: bool = False, verbose: bool = False) -> None:
     """Set the level for this process; call before the libraries are imported."""
     settings.quiet, settings.verbose = quiet, verbose
-    console.quiet = quiet
+    console.quiet = quiet  # errors and warnings still print
     if verbose:
         return
     os.environ.setdefault("TQDM_DISABLE", "1")  # tqdm >= 4.66 reads it for every bar's default

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from os import PathLike
 
 from rich.table import Table
 
-from pocketvec.cli.output import console
+from pocketvec.cli.output import console, safe
 from pocketvec.errors import ImageLoadError
 from pocketvec.runtime.calibration import PAIR_LEVEL_WARNING
 from pocketvec.runtime.gallery import Skipped
@@ -16,22 +17,23 @@ from pocketvec.runtime.metrics import SweepRow
 
 def report_problems(failures: Sequence[ImageLoadError], skipped: Sequence[Skipped] = ()) -> None:
     for failure in failures:
-        console.print(f"[yellow]skipped (unreadable):[/] {failure}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]skipped (unreadable):[/] {safe(failure)}", highlight=False)
     for item in skipped:
-        console.print(f"[yellow]skipped (duplicate):[/] {item.label!r} {item.source[:12]}: {item.reason}",
-                      highlight=False, soft_wrap=True)
+        console.print(f"[yellow]skipped (duplicate):[/] {safe(repr(item.label))} {safe(item.source[:12])}: "
+                      f"{safe(item.reason)}", highlight=False)
 
 
-def match_table(names: Sequence[str], matches: Sequence[Match], truth: Sequence[str] | None = None) -> Table:
+def match_table(names: Sequence[str | PathLike[str]], matches: Sequence[Match],
+                truth: Sequence[str] | None = None) -> Table:
     table = Table(title="matches")
     for column in ("image", "answer", "top labels (score)", "margin") + (("expected",) if truth else ()):
         table.add_column(column, overflow="fold")
     for i, (name, match) in enumerate(zip(names, matches, strict=True)):
-        answer = f"[green]{match.answer}[/]" if match.accepted else "[yellow]unknown[/]"
-        top = ", ".join(f"{label} ({score:.3f})" for label, score in match.top)
+        answer = f"[green]{safe(match.answer)}[/]" if match.accepted else "[yellow]unknown[/]"
+        top = ", ".join(f"{safe(label)} ({score:.3f})" for label, score in match.top)
         margin = "-" if match.margin == float("inf") else f"{match.margin:.3f}"
-        extra = (truth[i],) if truth else ()
-        table.add_row(name, answer, top, margin, *extra)
+        extra = (safe(truth[i]),) if truth else ()
+        table.add_row(safe(name), answer, top, margin, *extra)
     return table
 
 
@@ -98,7 +100,7 @@ def print_eval(report, gallery: str, model: str) -> None:
                       f"{d.distractors_rejected}/{d.distractor_photos} distractors answered unknown")
     console.print(table)
     if d.rule_source == "default":
-        console.print(f"[yellow]{uncalibrated_note(gallery, model)}[/]", highlight=False)
+        console.print(f"[yellow]{safe(uncalibrated_note(gallery, model))}[/]", highlight=False)
     console.print(f"query photos {len(report.queries.labels)}, gallery rows {len(report.gallery_labels)} "
                   f"({len(set(report.gallery_labels))} labels)", highlight=False)
     console.print(f"Recall@1 {report.recall_at_1:.4f}  Recall@5 {report.recall_at_5:.4f} (photos of items)  "

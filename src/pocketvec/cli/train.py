@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from pocketvec.cli import choices, train_lists
+from pocketvec.cli import choices, ranged, train_lists
 from pocketvec.cli.choices import GPU_PRESETS
+from pocketvec.cli.output import console, safe
 from pocketvec.errors import ConfigError
 
 app = typer.Typer(help="Train an encoder. Example: pocketvec train --preset enroll --data items/ --out runs/enroll",
@@ -41,13 +41,14 @@ def train(
                                 "(instead of --preset)."),
     data: Path = typer.Option(None, "--data", help="Item folder or CSV manifest (path,label)."),
     out: Path = typer.Option(None, "--out", help="Run folder to write (an unfinished run there is resumed)."),
-    epochs: int = typer.Option(0, "--epochs", help="Override the number of epochs."),
-    input_size: int = typer.Option(0, "--input-size", help="Override the input size (128-256 px)."),
+    epochs: int | None = ranged.option(None, "--epochs", key="epochs", help="Override the number of epochs."),
+    input_size: int | None = ranged.option(None, "--input-size", key="preprocess.input_size",
+                                           help="Override the input size in px (the presets use 160-224)."),
     teacher: str = typer.Option(None, "--teacher", help="Teacher: efficientnet_lite2, base, small or a checkpoint "
                                 "folder."),
     teacher_photos: Path = typer.Option(None, "--teacher-photos", help="Train from a teacher-photo cache "
                                         "(`pocketvec train cache`): no teacher or photo simulation while training."),
-    seed: int = typer.Option(None, "--seed", help="Override the random seed."),
+    seed: int | None = ranged.option(None, "--seed", key="seed", help="Override the random seed."),
     budget: str = typer.Option("", "--budget", help="Wall time for the whole run, e.g. 30m, 90s or 1.5h: the "
                                "steps are fitted to it (instead of epochs and max_steps)."),
     time_limit: float = typer.Option(0, "--time-limit",
@@ -80,6 +81,7 @@ def train(
         from pocketvec.errors import DatasetError
 
         raise DatasetError(f"{data}: no such file or folder")
+    from pocketvec.train.config import load_train_config
     from pocketvec.train.presets import preset_config
     from pocketvec.train.run import train_config
 
@@ -87,7 +89,7 @@ def train(
         from pocketvec.output_paths import check_output_folder
 
         check_output_folder(out, "--out")
-    base = preset_config(preset, overrides.get("init")) if preset else _load_config(config)
+    base = preset_config(preset, overrides.get("init")) if preset else load_train_config(config)
     if budget:
         from pocketvec.train.budget import parse_budget
 
@@ -127,25 +129,9 @@ def _warn_without_gpu(preset: str) -> None:
             "far too slowly to finish (on a CPU: --preset base, or enroll on your items)"), stacklevel=2)
 
 
-def _load_config(path: Path):
-    """A training config file, or a finished run's config.json (its "train" section)."""
-    from pocketvec.train.config import TrainConfig, load_train_config
-
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: unreadable training config ({e})") from e
-    if isinstance(data, dict) and "embedding_space_id" in data:
-        if not isinstance(data.get("train"), dict):
-            raise ConfigError(f"{path}: a run's config.json without its training config (\"train\")")
-        return TrainConfig.from_dict(data["train"])
-    return load_train_config(path)
-
-
 def _report(run_dir: Path, as_json: bool = False) -> None:
     from pocketvec.train.checkpoint import read_run_config
 
-    console = Console()
     config = read_run_config(run_dir)
     if as_json:
         keys = ("embedding_space_id", "steps", "total_steps", "history", "kept")
@@ -153,24 +139,24 @@ def _report(run_dir: Path, as_json: bool = False) -> None:
                           **{k: config[k] for k in keys if k in config}}, indent=2))
         return
     if "history" not in config:
-        console.print(f"stopped early: resumable state in {run_dir}/resume")
+        console.print(f"stopped early: resumable state in {safe(run_dir)}/resume")
         return
     history, kept = config["history"], config.get("kept", {})
     if history:
-        console.print(history_table(history, kept.get("epoch")))
+        console.print(history_table(history, kept.get("epoch")), soft_wrap=False)
     if kept:
-        console.print(f"[bold]{kept['verdict']}[/]")
+        console.print(f"[bold]{safe(kept['verdict'])}[/]")
     if "query_crop" in config:
-        scores = ", ".join(f"{crop} {m['decision_recall']:.3f} / {m['recall_at_1']:.3f}"
+        scores = ", ".join(f"{safe(crop)} {m['decision_recall']:.3f} / {m['recall_at_1']:.3f}"
                            for crop, m in config["query_crop"]["held_out_at_start"].items())
-        console.print(f"photos' crop: {config['query_crop']['chosen']} (held-out decision recall / Recall@1 at the "
-                      f"start: {scores})")
+        console.print(f"photos' crop: {safe(config['query_crop']['chosen'])} (held-out decision recall / Recall@1 "
+                      f"at the start: {scores})")
     alpha = config.get("train", {}).get("wise_alpha", 1.0)
     if alpha < 1.0:
         console.print(f"weights shipped: start + {alpha:g} x (fine-tuned - start), WiSE-FT "
                       "(--set wise_alpha=1 ships the fine-tuned weights as they are)")
-    console.print(f"[green]run written:[/] {run_dir}  steps {config.get('steps')}  "
-                  f"embedding space {config['embedding_space_id']}")
+    console.print(f"[green]run written:[/] {safe(run_dir)}  steps {safe(config.get('steps'))}  "
+                  f"embedding space {safe(config['embedding_space_id'])}")
 
 
 def history_table(history: list[dict], kept_epoch: int | None):
@@ -219,8 +205,8 @@ def cache_command(
 
         build_local_scores(config, data, folder)
     spec = read_spec(folder)
-    Console().print(f"[green]teacher photos written:[/] {folder}  {spec.steps} steps × {spec.batch_size} photos "
-                    f"at {spec.photo_size} px, teacher {spec.teacher_id}")
+    console.print(f"[green]teacher photos written:[/] {safe(folder)}  {spec.steps} steps × {spec.batch_size} photos "
+                  f"at {spec.photo_size} px, teacher {safe(spec.teacher_id)}")
 
 
 @app.command("merge")
@@ -230,5 +216,5 @@ def merge_command(run_dir: Path = typer.Argument(..., help="The run folder.")) -
     from pocketvec.train.merge import merge_run
 
     merge_run(run_dir)
-    Console().print(f"[green]merged:[/] {run_dir}/model.safetensors "
-                    f"(embedding space {read_run_config(run_dir)['embedding_space_id']})")
+    console.print(f"[green]merged:[/] {safe(run_dir)}/model.safetensors "
+                  f"(embedding space {safe(read_run_config(run_dir)['embedding_space_id'])})")

@@ -22,6 +22,7 @@ from pocketvec.export.parity import DEFAULT_THRESHOLD, SHIPPED, TRAINED_FLOAT, O
 from pocketvec.export.source import load_export_source
 from pocketvec.runtime.metadata import LOCAL_NAME, OUTPUT_NAME, ModelMetadata
 from pocketvec.runtime.progress import progress_bar
+from pocketvec.safe_text import safe
 from pocketvec.train.checkpoint import load_float_reference
 from pocketvec.train.evaluate import embed_batches
 
@@ -65,12 +66,12 @@ class ParityReport:
             text = column in ("model", "kind", "against", "result")  # these wrap in a narrow terminal; numbers never
             table.add_column(column, justify="left" if text else "right", overflow="fold", no_wrap=not text)
         for r in self.rows:
-            table.add_row(r.model, f"{r.format} {r.kind}", self.reference_label(r.reference), f"{r.max_abs_diff:.2e}",
-                          f"{r.mean_cosine:.6f}", f"{r.min_cosine:.6f}",
+            table.add_row(safe(r.model), f"{r.format} {r.kind}", self.reference_label(r.reference),
+                          f"{r.max_abs_diff:.2e}", f"{r.mean_cosine:.6f}", f"{r.min_cosine:.6f}",
                           "-" if r.local_mean_cosine is None else f"{r.local_mean_cosine:.6f}",
                           f"{r.top1_agreement:.1%}",
                           f"{r.decision_agreement:.1%}",
-                          "[green]pass[/]" if r.passed else f"[red]FAIL: {'; '.join(r.failures)}[/]")
+                          "[green]pass[/]" if r.passed else f"[red]FAIL: {safe('; '.join(r.failures))}[/]")
         return table
 
 

@@ -15,7 +15,7 @@ per-tensor grids).
 The file keeps the first rung that passes, else the one closest to the float model (worst cosine, then top-1
 agreement): top-1 agreement on 64 photos moves by one near-tie, while a worse worst cosine is a worse file
 (a PP-LCNet student's Core ML check: top-1 0.938 and min 0.967 with 8 float convolutions, 0.922 and 0.991 with
-16; on 192 other photos min 0.892 and 0.992; docs/bench/training.md, stop 34).
+16; on 192 other photos min 0.892 and 0.992; docs/bench/training.md).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Rung:
 
 # cheapest first: the head runs once on a pooled vector, the first convolutions at the highest resolution.
 # The last rung's 24 convolutions hold all of a PP-LCNet 0.5's stride-16 stage, the map the local re-rank
-# matches: with 16, a small student's ONNX local map missed the 0.995 local cosine bar (0.9949, stop 35).
+# matches: with 16, a small student's ONNX local map missed the 0.995 local cosine bar (0.9949).
 LADDER = (Rung(0, False), Rung(0, True), Rung(2, True), Rung(4, True), Rung(8, True), Rung(16, True),
           Rung(24, True))
 # What a rung must reach on the check photos: the verify bars, with a margin on the worst cosine. The worst of

@@ -4,6 +4,7 @@ value, what it holds and what is expected. NaN, infinities and booleans-as-numbe
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from pocketvec.errors import ConfigError, PocketvecError
@@ -11,12 +12,13 @@ from pocketvec.errors import ConfigError, PocketvecError
 
 def check_number(name: str, value: Any, low: float, high: float, integer: bool = False,
                  error: type[PocketvecError] = ConfigError) -> None:
-    """`value` is a finite number (an int when `integer`) in [low, high]."""
+    """`value` is a finite number (an int when `integer`) in [low, high]. An int is compared exactly, never
+    converted to float (a 400-digit int overflows one): it gets the same range error as any other value."""
     kinds = (int,) if integer else (int, float)
     what = "an integer" if integer else "a finite number"
-    if (isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value)
-            or not low <= value <= high):
-        raise error(f"{name} must be {what} in [{_number(low)}, {_number(high)}]. Got {value!r}.")
+    if (isinstance(value, bool) or not isinstance(value, kinds)
+            or (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high):
+        raise error(f"{name} must be {what} in [{number_text(low)}, {number_text(high)}]. Got {_short(value)}.")
 
 
 def check_text(name: str, value: Any, max_length: int, empty: bool = False,
@@ -34,11 +36,17 @@ def check_text(name: str, value: Any, max_length: int, empty: bool = False,
         raise error(f"{name} is not valid Unicode text. Got {_short(value)}.") from None
 
 
-def _number(x: float) -> str:
+def number_text(x: float) -> str:
     """As JavaScript prints a number: 2147483648, -1, 0.5."""
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """repr(value) cut to 60 characters; a long number says how many digits it has."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's int-to-text limit
+        return f"an integer of more than {sys.get_int_max_str_digits()} digits"
+    if len(text) <= 60:
+        return text
+    return f"{text[:40]}... ({len(text)} digits)" if isinstance(value, int) else text[:57] + "..."

@@ -15,10 +15,12 @@ import numpy as np
 
 from pocketvec import __version__
 from pocketvec.errors import GalleryError
+from pocketvec.file_kinds import refuse_special
 from pocketvec.runtime import gallery_file
 from pocketvec.runtime.checks import check_text
 from pocketvec.runtime.gallery_header import MAX_LABEL
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
+from pocketvec.runtime.unit_norm import INT8_SCALE, dequantize
 
 DTYPE_CHOICES = tuple(gallery_file.DTYPES)
 
@@ -33,15 +35,8 @@ def quantize(unit_vectors: np.ndarray, dtype: str) -> np.ndarray:
     check_dtype(dtype)
     x = np.asarray(unit_vectors, dtype=np.float32)
     if dtype == "int8":
-        return np.clip(np.rint(x * 127.0), -127, 127).astype(np.int8)
+        return np.clip(np.rint(x * INT8_SCALE), -INT8_SCALE, INT8_SCALE).astype(np.int8)
     return x.astype(gallery_file.DTYPES[dtype])
-
-
-def dequantize(stored: np.ndarray) -> np.ndarray:
-    """The stored form back to float32 (int8: q / 127)."""
-    if stored.dtype == np.int8:
-        return stored.astype(np.float32) / np.float32(127.0)
-    return stored.astype(np.float32)
 
 
 def model_local_shape(metadata: ModelMetadata) -> tuple[int, int] | None:
@@ -202,6 +197,7 @@ class Gallery:
              local_shape: tuple[int, int] | str | None = "any") -> Gallery:
         """Read and verify a `.pvg`; with `embedding_space_id` (`dim`, `local_shape`), refuse a foreign gallery."""
         path = Path(path)
+        refuse_special(path, GalleryError)
         if not path.is_file():
             raise GalleryError(f"{path}: no such gallery file")
         try:

@@ -26,6 +26,7 @@ from pocketvec.bounded_json import loads_bounded
 from pocketvec.errors import GalleryError, PocketvecWarning
 from pocketvec.runtime.gallery_header import DTYPE_NAMES, check_header
 from pocketvec.runtime.metadata import AcceptRule
+from pocketvec.runtime.unit_norm import first_not_unit
 
 MAGIC = b"PVGALLRY"
 VERSION = 2
@@ -112,7 +113,20 @@ def decode(raw: bytes, source: str) -> Decoded:
         locals_ = np.frombuffer(payload[vector_bytes:], dtype=LOCAL_DTYPE).reshape(count, *local_shape).copy()
         if not np.isfinite(locals_).all():
             raise GalleryError(f"{source}: gallery holds non-finite local maps")
+    _check_unit(vectors, locals_, source)
     return Decoded(header, vectors, rule, version, locals_)
+
+
+def _check_unit(vectors: np.ndarray, locals_: np.ndarray | None, source: str) -> None:
+    """Every row is a unit vector, and every location of its local map (or zero): see runtime.unit_norm."""
+    bad = first_not_unit(vectors)
+    if bad is not None:
+        raise GalleryError(f"{source}: row {bad[0]}: {bad[1]} (the gallery was edited or damaged; rebuild it)")
+    bad = None if locals_ is None else first_not_unit(locals_, allow_zero=True)
+    if bad is not None:
+        row, location = divmod(bad[0], locals_.shape[1])
+        raise GalleryError(f"{source}: row {row}, local map location {location}: {bad[1]} (the gallery was edited "
+                           "or damaged; rebuild it)")
 
 
 def _verified_body(raw: bytes, source: str) -> bytes:

@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from pocketvec.errors import GalleryError, PocketvecError
+from pocketvec.ranges import RANGES
 from pocketvec.runtime.checks import check_number, check_text
 from pocketvec.runtime.local_rerank import MAX_CHANNELS, MAX_LOCATIONS
-from pocketvec.runtime.metadata import MAX_DIM, MAX_NAME, AcceptRule
+from pocketvec.runtime.metadata import MAX_NAME, AcceptRule
 
 DTYPE_NAMES = ("float16", "float32", "int8")
 KEYS_V2 = frozenset({"embedding_space_id", "dim", "count", "dtype", "labels", "sources", "accept_rule", "created_by"})
 KEYS_V1 = KEYS_V2 | {"payload_sha256"}
 KEYS_V3 = KEYS_V2 | {"local_shape"}
 KEYS = {1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3}
-MAX_COUNT = 1 << 31
 MAX_LABEL = 1024
 
 
@@ -37,8 +37,8 @@ def check_header(header: Any, source: str, version: int) -> AcceptRule | None:
 def _check_values(header: dict[str, Any]) -> AcceptRule | None:
     if not isinstance(header["dtype"], str) or header["dtype"] not in DTYPE_NAMES:
         raise GalleryError(f"dtype must be one of {list(DTYPE_NAMES)}. Got {header['dtype']!r}.")
-    check_number("count", header["count"], 0, MAX_COUNT, integer=True)
-    check_number("dim", header["dim"], 1, MAX_DIM, integer=True)
+    RANGES["count"].check("count", header["count"])
+    RANGES["dim"].check("dim", header["dim"])
     check_text("embedding_space_id", header["embedding_space_id"], MAX_NAME)
     check_text("created_by", header["created_by"], MAX_NAME, empty=True)
     count = header["count"]

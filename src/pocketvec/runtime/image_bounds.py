@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pocketvec.errors import ImageLoadError
+from pocketvec.runtime.images import MAX_ASPECT, check_aspect
 from pocketvec.runtime.preprocess import PreprocessSpec
 
-MAX_ASPECT = 20.0  # long side / short side; receipts and bookmarks stay well inside
+__all__ = ["MAX_ASPECT", "MAX_SCALED_PIXELS", "check_bounds", "scaled_pixels"]
 MAX_SCALED_PIXELS = 16 * 1024 * 1024  # pixels of the scaled image before its crop
 
 
@@ -27,12 +28,7 @@ def scaled_pixels(width: int, height: int, spec: PreprocessSpec) -> float:
 
 def check_bounds(width: int, height: int, spec: PreprocessSpec, source: str | Path) -> None:
     """Refuse an image whose shape or scaled size is beyond the bounds (ImageLoadError naming it)."""
-    if width < 1 or height < 1:
-        raise ImageLoadError(source, f"image has no pixels ({width} x {height})")
-    aspect = max(width, height) / min(width, height)
-    if aspect > MAX_ASPECT:
-        raise ImageLoadError(source, f"aspect ratio {aspect:.0f}:1 ({width} x {height}) is beyond "
-                                     f"{MAX_ASPECT:g}:1; crop the item out of the image")
+    check_aspect(width, height, source)
     pixels = scaled_pixels(width, height, spec)
     if pixels > MAX_SCALED_PIXELS:
         raise ImageLoadError(source, f"image would be scaled to {pixels:,.0f} pixels for a {spec.crop_mode} at "

@@ -16,7 +16,7 @@ the `top_k` best labels by cosine (each label's best row) are re-scored
 Every other row drops to -inf, out of the running (as a second label in a one-label gallery). The accept
 rule then applies to these scores as it does to plain cosines. A file written before `worst_fraction`,
 `photo_weight` and `photo_threshold` existed re-ranks as it did (`found` alone, the plain mean).
-docs/bench/enroll.md (sixth and seventh rounds) has the measurements.
+docs/bench/enroll.md has the measurements.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ OUT_OF_RUNNING = -np.inf
 MAX_LOCATIONS = 4096
 MAX_CHANNELS = 4096
 REQUIRED_KEYS = {"top_k", "weight", "locations", "channels"}
-# What a file without the later keys means: the sixth round's score, gallery-to-photo mean alone.
-BEFORE_SEVENTH_ROUND = {"worst_fraction": 0.0, "photo_weight": 0.0, "photo_threshold": 0.5}
+# What a file without the photo-side keys means: the gallery-to-photo mean alone (older exports).
+GALLERY_SIDE_ONLY = {"worst_fraction": 0.0, "photo_weight": 0.0, "photo_threshold": 0.5}
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,11 @@ class LocalRerank:
     @classmethod
     def from_dict(cls, data: Any) -> LocalRerank:
         keys = set(data) if isinstance(data, dict) else set()
-        known = REQUIRED_KEYS | set(BEFORE_SEVENTH_ROUND)
+        known = REQUIRED_KEYS | set(GALLERY_SIDE_ONLY)
         if not isinstance(data, dict) or not keys >= REQUIRED_KEYS or not keys <= known:
             raise ConfigError(f"local_rerank must be an object with {', '.join(sorted(REQUIRED_KEYS))} and optionally "
-                              f"{', '.join(BEFORE_SEVENTH_ROUND)}; got {sorted(keys) if keys else data!r}")
-        return cls(**{**BEFORE_SEVENTH_ROUND, **data})
+                              f"{', '.join(GALLERY_SIDE_ONLY)}; got {sorted(keys) if keys else data!r}")
+        return cls(**{**GALLERY_SIDE_ONLY, **data})
 
 
 def local_similarity(query: np.ndarray, candidates: np.ndarray, config: LocalRerank) -> np.ndarray:

@@ -9,6 +9,7 @@ from typing import Any
 from pocketvec import __version__
 from pocketvec.bounded_json import loads_bounded
 from pocketvec.errors import ConfigError, ModelFileError, PocketvecError
+from pocketvec.ranges import RANGES
 from pocketvec.runtime.checks import check_number, check_text
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import PreprocessSpec, reject_unknown_keys
@@ -17,7 +18,6 @@ METADATA_KEY = "pocketvec"
 INPUT_NAME = "image"
 OUTPUT_NAME = "embedding"
 LOCAL_NAME = "local"  # the second output of a model with a local re-rank: (N, locations, channels)
-MAX_DIM = 65536
 MAX_NAME = 256
 MAX_METADATA_BYTES = 1 << 20
 
@@ -34,8 +34,8 @@ class AcceptRule:
     method: str = "decision"  # "decision" (threshold x margin at target precision) | "pair_f1"
 
     def __post_init__(self) -> None:
-        check_number("accept rule threshold", self.threshold, -2.0, 2.0)  # beyond ±1: never / always
-        check_number("accept rule margin", self.margin, 0.0, 2.0)
+        RANGES["accept_rule.threshold"].check("accept rule threshold", self.threshold)
+        RANGES["accept_rule.margin"].check("accept rule margin", self.margin)
         for name in ("precision", "recall", "target_precision"):
             if getattr(self, name) is not None:
                 check_number(f"accept rule {name}", getattr(self, name), 0.0, 1.0)
@@ -64,7 +64,7 @@ class ModelMetadata:
     def __post_init__(self) -> None:
         if not isinstance(self.preprocess, PreprocessSpec):
             raise ConfigError("preprocess must be a PreprocessSpec")
-        check_number("embedding_dim", self.embedding_dim, 1, MAX_DIM, integer=True)
+        RANGES["dim"].check("embedding_dim", self.embedding_dim)
         check_text("embedding_space_id", self.embedding_space_id, MAX_NAME)
         check_text("model_name", self.model_name, MAX_NAME, empty=True)
         check_text("pocketvec_version", self.pocketvec_version, MAX_NAME)

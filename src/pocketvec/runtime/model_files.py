@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from pocketvec.errors import ModelFileError
+from pocketvec.file_kinds import refuse_special
 from pocketvec.runtime.gallery_file import write_atomic
 from pocketvec.runtime.metadata import METADATA_KEY, AcceptRule, ModelMetadata
 
@@ -16,6 +17,7 @@ def write_accept_rule(model_path: str | Path, rule: AcceptRule, embedding_space_
     import onnx
 
     path = Path(model_path)
+    refuse_special(path, ModelFileError)
     if path.suffix.lower() != ".onnx":
         raise ModelFileError(f"{path}: the accept rule can be written into .onnx models; "
                              "for Core ML, export again from a run whose config carries the rule")

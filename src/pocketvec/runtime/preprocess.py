@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from pocketvec.errors import ConfigError
+from pocketvec.ranges import RANGES
 from pocketvec.runtime.resample import RESAMPLE_FILTERS, resample_weights, resize_window
 
 __all__ = ["CROP_MODES", "RESAMPLE_FILTERS", "PreprocessSpec", "preprocess", "resample_weights", "resize", "to_batch"]
@@ -22,12 +23,14 @@ CROP_MODES = ("center_crop", "scale_fit", "scale_fill")
 
 
 def _check_choice(name: str, value: Any, choices: Any) -> None:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ConfigError(f"{name} must be one of {sorted(choices)}. Got {value!r}.")
 
 
 def reject_unknown_keys(cls: type, data: dict[str, Any]) -> None:
-    """Config classes refuse keys they do not know, naming them and the valid ones."""
+    """Config classes take a JSON object and refuse keys they do not know, naming them and the valid ones."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__} must be a JSON object. Got {type(data).__name__}.")
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -52,14 +55,18 @@ class PreprocessSpec:
     query_crop_mode: str | None = None  # None: the photos are cropped as the items
 
     def __post_init__(self) -> None:
-        if not isinstance(self.input_size, int) or not 32 <= self.input_size <= 1024:
-            raise ConfigError(f"input_size must be an int in [32, 1024]. Got {self.input_size!r}.")
+        RANGES["preprocess.input_size"].check("input_size", self.input_size)
         _check_choice("crop_mode", self.crop_mode, CROP_MODES)
         if self.query_crop_mode is not None:
             _check_choice("query_crop_mode", self.query_crop_mode, CROP_MODES)
         _check_choice("resample", self.resample, RESAMPLE_FILTERS)
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if not isinstance(values, (list, tuple)) or len(values) != 3:
+                raise ConfigError(f"{name} must be a list of 3 numbers (R, G, B). Got {values!r}.")
+            for value in values:
+                RANGES[f"preprocess.{name}"].check(name, value)
+            object.__setattr__(self, name, tuple(float(v) for v in values))
 
     def for_queries(self) -> PreprocessSpec:
         """The spec of query photos: the same but for the crop mode, when `query_crop_mode` sets one."""

@@ -23,6 +23,7 @@ from threadpoolctl import ThreadpoolController
 RESAMPLE_FILTERS = {"box": 0.5, "bilinear": 1.0, "bicubic": 2.0}  # name -> support
 BLOCK = 16  # output pixels per matrix product: wider blocks multiply more zeros
 _FLOAT32_UNIT = 2.0**-24
+STRIP_VALUES = 1 << 20  # input values made float32 at a time by the horizontal pass (each row is independent)
 
 
 def _filter(name: str, x: np.ndarray) -> np.ndarray:
@@ -195,8 +196,13 @@ def _resize_window(image: np.ndarray, width: int, height: int, resample: str, co
     if w != width:
         horizontal = pass_plan(w, width, resample, left, right)
         x0, x1 = horizontal.lo, horizontal.hi  # only the input columns the window reads become float32
-        flat = np.ascontiguousarray(planar[:, :, x0:x1], dtype=np.float32).reshape((y1 - y0) * channels, x1 - x0)
-        planar = resample_axis(flat, horizontal, 1, x0).reshape(y1 - y0, channels, -1)
+        rows = np.empty((y1 - y0, channels, right - left), np.float32)
+        step = max(1, STRIP_VALUES // (channels * (x1 - x0)))  # a strip of rows at a time: no full-size float copy
+        for r in range(0, y1 - y0, step):
+            strip = np.ascontiguousarray(planar[r : r + step, :, x0:x1], dtype=np.float32)
+            rows[r : r + step] = resample_axis(strip.reshape(-1, x1 - x0), horizontal, 1, x0).reshape(-1, channels,
+                                                                                                     right - left)
+        planar = rows
     else:
         planar = planar[:, :, left:right]
     if vertical:

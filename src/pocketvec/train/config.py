@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pocketvec.bounded_json import loads_bounded
 from pocketvec.errors import ConfigError
+from pocketvec.file_kinds import refuse_special
+from pocketvec.ranges import TRAIN_RANGES
 from pocketvec.runtime.checks import check_number, check_text
 from pocketvec.runtime.gallery_views import MAX_VIEWS
 from pocketvec.runtime.preprocess import reject_unknown_keys
@@ -17,15 +19,7 @@ from pocketvec.train.losses.margins import MarginConfig
 
 LOSSES = ("margin", "triplet", "center")
 AUGMENT_DEVICES = ("cpu", "gpu", "auto")
-MAX_COUNT = 10**9
-FLOAT_RANGES = (  # (name, low, high): finite numbers only; the > 0 ones are checked again below
-    ("sample_rate", 0.0, 1.0), ("lr", 0.0, 10.0), ("weight_decay", 0.0, 10.0), ("warmup_fraction", 0.0, 1.0),
-    ("grad_clip", 0.0, 1e6), ("center_weight", 0.0, 1e6), ("distill_weight", 0.0, 1e6),
-    ("distill_temperature", 0.0, 1e6), ("distill_align_weight", 0.0, 1e6), ("kd_weight", 0.0, 1e6),
-    ("kd_temperature", 0.0, 1e6), ("time_limit_s", 0.0, 1e9), ("clean_view_fraction", 0.0, 1.0),
-    ("wise_alpha", 0.0, 1.0), ("local_weight", 0.0, 1e6), ("local_distill_weight", 0.0, 1e6),
-    ("budget_s", 0.0, 7 * 24 * 3600.0),
-)
+MAX_CONFIG_BYTES = 16 * 2**20  # a config file, or a run's config.json with its history
 
 
 @dataclass(frozen=True)
@@ -92,15 +86,9 @@ class TrainConfig:
             raise ConfigError(f"loss must be one of {list(LOSSES)}. Got {self.loss!r}.")
         if self.augment_device not in AUGMENT_DEVICES:
             raise ConfigError(f"augment_device must be one of {list(AUGMENT_DEVICES)}. Got {self.augment_device!r}.")
-        for name in ("epochs", "batch_classes", "views_per_class", "checkpoint_every"):
-            check_number(name, getattr(self, name), 1, MAX_COUNT, integer=True)
-        for name in ("steps_per_epoch", "eval_views", "early_stopping_patience", "workers", "max_steps",
-                     "threads", "lookalike_group", "evaluations"):
-            check_number(name, getattr(self, name), 0, MAX_COUNT, integer=True)
-        check_number("seed", self.seed, 0, 2**31 - 1, integer=True)
+        for name, numbers in TRAIN_RANGES.items():  # the > 0 ones are checked again below
+            numbers.check(name, getattr(self, name))
         check_number("eval_gallery_views", self.eval_gallery_views, 0, MAX_VIEWS, integer=True)
-        for name, low, high in FLOAT_RANGES:
-            check_number(name, getattr(self, name), low, high)
         for name in ("sample_rate", "lr", "distill_temperature", "kd_temperature"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0. Got {getattr(self, name)!r}.")
@@ -172,16 +160,23 @@ class TrainConfig:
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
+    """A training config file, or a run's config.json (its "train" section); any problem names the file."""
     path = Path(path)
+    refuse_special(path)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: unreadable training config ({e})") from e
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{path}: unreadable training config ({e.strerror or e})") from e
+    data = loads_bounded(raw, str(path), "the training config", ConfigError, MAX_CONFIG_BYTES)
+    if isinstance(data, dict) and "embedding_space_id" in data:  # a run's config.json
+        data = data.get("train")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a run's config.json without its training config (\"train\")")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a training config must be a JSON object of settings. Got {type(data).__name__}.")
     try:
         return TrainConfig.from_dict(data)
-    except (TypeError, ValueError) as e:
+    except (ConfigError, TypeError, ValueError) as e:
         raise ConfigError(f"{path}: {e}") from e
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pocketvec.errors import ConfigError
+from pocketvec.ranges import RANGES
 from pocketvec.runtime.preprocess import PreprocessSpec, reject_unknown_keys
 
 # "mlp": pooled features -> Linear-LN-BN-Linear-LN-BN (the seed design)
@@ -30,12 +31,12 @@ class EncoderConfig:
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.embedding_dim, int) or self.embedding_dim < 8:
-            raise ConfigError(f"embedding_dim must be an int >= 8. Got {self.embedding_dim!r}.")
+        RANGES["encoder.embedding_dim"].check("embedding_dim", self.embedding_dim)
         if self.head not in HEADS:
             raise ConfigError(f"head must be one of {list(HEADS)}. Got {self.head!r}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1). Got {self.dropout!r}.")
+        RANGES["encoder.dropout"].check("dropout", self.dropout)
+        if self.dropout == 1.0:
+            raise ConfigError("dropout must be < 1 (1 drops every feature). Got 1.0.")
         if self.backbone not in timm.list_models():
             raise ConfigError(f"unknown timm backbone (see timm.list_models()). Got {self.backbone!r}.")
 

@@ -48,14 +48,19 @@ from pocketvec.train.parts import (
 )
 from pocketvec.train.photo_cache import CachedSteps, PhotoCache
 from pocketvec.train.rounding import save_on_grid
-from pocketvec.train.state import RESUME_DIR, has_state, read_state_info, restore_state, save_state
+from pocketvec.train.state import RESUME_DIR, RUN_SCHEMA, has_state, read_state_info, restore_state, save_state
 from pocketvec.train.student import build_student
 from pocketvec.train.teacher_cache import TeacherCache
 from pocketvec.train.teachers import load_teacher
 
-# settings that may change between a run and its resumption without changing what is computed
+# settings that may change between a run and its resumption without changing what is computed; instead of
+# `threads`, the CPU threads that really computed the steps are compared (they change float sums)
 RESUME_FREE_KEYS = ("time_limit_s", "workers", "checkpoint_every", "threads")
 UNBOUNDED_STEPS = 10**9  # a budget run's data loader: its steps are fitted after it starts
+
+
+def _computed_on(threads: int | None) -> str:
+    return "on a GPU" if threads is None else f"with {threads} CPU threads"
 
 
 def process_steps_per_epoch(global_batches: int, world: int) -> int:
@@ -190,18 +195,28 @@ class Trainer:
     def _comparable(self, config: dict[str, Any]) -> dict[str, Any]:
         return json.loads(json.dumps({k: v for k, v in config.items() if k not in RESUME_FREE_KEYS}))
 
+    @staticmethod
+    def _threads() -> int | None:
+        """The CPU threads that compute the steps (float sums depend on them); None on a GPU."""
+        return torch.get_num_threads() if Trainer.device_is_cpu() else None
+
     def _resume(self) -> None:
-        saved = read_state_info(self.out)
+        saved = read_state_info(self.out, RUN_SCHEMA)
         if self._comparable(saved["config"]) != self._comparable(self.config.to_dict()):
             raise ConfigError(f"{self.out}: holds an unfinished run with another config; resume it with the "
                               f"same settings or choose another --out")
+        if saved["threads"] != self._threads():
+            hint = "" if saved["threads"] is None else f" (--set threads={saved['threads']})"
+            raise ConfigError(f"{self.out}: holds an unfinished run computed {_computed_on(saved['threads'])}, this "
+                              f"one would run {_computed_on(self._threads())}: its weights would differ from an "
+                              f"uninterrupted run. Resume it as it ran{hint} or choose another --out")
         info = restore_state(self.out, self._modules(), self.optimizer, self.scheduler)
         self.step, self.history, self.best = info["step"], info["history"], info["best"]
         self.query_crop = info.get("query_crop")
         if self.query_crop:  # evaluate with the crop chosen before the pause
             self.held_out.use_crop(self.query_crop["chosen"])
-        if self.config.budget_s and "total_steps" in info:  # the steps fitted to the budget before the pause
-            self.total_steps, self.next_eval = info["total_steps"], info.get("next_eval", info["total_steps"])
+        if self.config.budget_s:  # the steps fitted to the budget before the pause
+            self.total_steps, self.next_eval = info["total_steps"], info["next_eval"]
             self.scheduler.lr_lambdas = [warmup_cosine(self.total_steps, self.config.warmup_fraction)]
         else:
             self._plan_next_eval()
@@ -292,7 +307,7 @@ class Trainer:
             save_state(self.out, self._modules(), self.optimizer, self.scheduler,
                        {"step": self.step, "history": self.history, "best": self.best,
                         "total_steps": self.total_steps, "next_eval": self.next_eval, "query_crop": self.query_crop,
-                        "config": self.config.to_dict()})
+                        "config": self.config.to_dict(), "threads": self._threads()})
 
     def _end_of_epoch(self) -> bool:
         """Evaluate; returns True when early stopping says stop. A partial epoch (a time limit or max_steps

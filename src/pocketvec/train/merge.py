@@ -9,7 +9,7 @@ from pocketvec.train.adapters import add_adapters, merge_adapters
 from pocketvec.train.checkpoint import WEIGHTS_FILE, save_run
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.encoder import build_encoder
-from pocketvec.train.state import has_state, load_module_states, read_state_info
+from pocketvec.train.state import RUN_SCHEMA, has_state, load_module_states, read_state_info
 
 
 def merge_run(run_dir: str | Path) -> Path:
@@ -22,7 +22,7 @@ def merge_run(run_dir: str | Path) -> Path:
         if (run_dir / WEIGHTS_FILE).is_file():
             return run_dir
         raise ModelFileError(f"{run_dir}: neither a resumable training state nor merged weights")
-    info = read_state_info(run_dir)
+    info = read_state_info(run_dir, RUN_SCHEMA)
     config = TrainConfig.from_dict(info["config"])
     model = build_encoder(config.encoder)
     if config.adapters.kind != "none":

@@ -24,7 +24,7 @@ ENROLL_MAX_STEPS = 200
 ENROLL_LR = 1e-3
 # ship the start + 0.5 x (fine-tuned - start): on the benchmark's flags the fine-tuned weights fell below
 # zero-shot (R@1 0.955 -> 0.941) while pocketvec's own held-out photos rose (0.993 -> 1.000); halfway gave
-# 0.963, at 0.02 of the look-alike gain (0.845 -> 0.825; docs/bench/enroll.md, fourth round)
+# 0.963, at 0.02 of the look-alike gain (0.845 -> 0.825; docs/bench/enroll.md)
 ENROLL_WISE_ALPHA = 0.5
 # the safety net's validation photos per item (pocketvec.train.evaluate): at least 3, phone aspect; scored
 # at the start (both photo crops) and 3 times along the run: on 200 look-alikes one evaluation embeds 2,400

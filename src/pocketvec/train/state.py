@@ -24,12 +24,21 @@ from safetensors.torch import load_file, save_file
 
 from pocketvec.atomic import remove_stray_temps, write_bytes_atomic
 from pocketvec.errors import ModelFileError
+from pocketvec.runtime.checks import check_number
 
 RESUME_DIR = "resume"
 JSON_FILE = "state.json"  # the manifest: its atomic replacement commits a checkpoint
 TENSORS_GLOB = "state*.safetensors"
 KILL_AT_ENV = "POCKETVEC_KILL_AT"  # fault injection: SIGKILL this process at a boundary (tests)
 BOUNDARIES = ("start", "tensors-written", "manifest-temp-written", "manifest-committed", "cleaned")
+Schema = dict[str, type | tuple[type, ...]]
+# state.json's keys, each with its JSON type ("tensors" is checked with the tensors it names)
+SCHEMA: Schema = {"step": int, "optimizer": dict, "scheduler": dict, "history": list, "best": dict}
+# what a training run's checkpoint adds (pocketvec.train.loop); threads: the CPU threads that computed it
+# (None on a GPU), since float sums differ with them
+RUN_SCHEMA: Schema = {"config": dict, "total_steps": int, "next_eval": int, "query_crop": (dict, type(None)),
+                      "threads": (int, type(None))}
+MAX_STEP = 1 << 62
 _arrivals: dict[str, int] = {}
 
 
@@ -119,7 +128,9 @@ def has_state(run_dir: Path) -> bool:
     return (Path(run_dir) / RESUME_DIR / JSON_FILE).is_file()
 
 
-def read_state_info(run_dir: Path) -> dict[str, Any]:
+def read_state_info(run_dir: Path, schema: Schema | None = None) -> dict[str, Any]:
+    """state.json, once it holds every key of SCHEMA (and `schema`, a caller's own keys) with its type and
+    its step agrees with the scheduler's; the tensors entry is checked when the tensors are read."""
     path = Path(run_dir) / RESUME_DIR / JSON_FILE
     try:
         info = json.loads(path.read_text())
@@ -127,7 +138,35 @@ def read_state_info(run_dir: Path) -> dict[str, Any]:
         raise ModelFileError(f"{path}: unreadable resume state ({e})") from e
     if not isinstance(info, dict):
         raise ModelFileError(f"{path}: unreadable resume state (not a JSON object)")
+    _check_schema(info, {**SCHEMA, **(schema or {})}, path)
+    check_number(f"{path}: the resume state's step", info["step"], 0, MAX_STEP, integer=True, error=ModelFileError)
+    if info["scheduler"].get("last_epoch") != info["step"]:
+        raise _refused(path, f"its step {info['step']} disagrees with its scheduler's "
+                             f"({info['scheduler'].get('last_epoch')!r})")
     return info
+
+
+def _refused(path: Path, problem: str) -> ModelFileError:
+    """A resume state that cannot be trusted: state.json `path`, what is wrong, and the way out."""
+    return ModelFileError(f"{path}: resume state refused: {problem}; delete {path.parent} to start the run over")
+
+
+def _check_schema(info: dict[str, Any], schema: Schema, path: Path) -> None:
+    missing = sorted(set(schema) - set(info))
+    if missing:
+        raise _refused(path, f"it lacks {missing} (written by an older pocketvec, or damaged)")
+    for key, kinds in schema.items():
+        if isinstance(info[key], bool) or not isinstance(info[key], kinds):
+            wanted = " or ".join("null" if kind is type(None) else kind.__name__
+                                 for kind in (kinds if isinstance(kinds, tuple) else (kinds,)))
+            raise _refused(path, f"its {key!r} must be {wanted}, not {type(info[key]).__name__}")
+
+
+def _check_step(tensors: dict[str, torch.Tensor], info: dict[str, Any], path: Path) -> None:
+    """The optimizer's own step count (the most any parameter took) is the manifest's step."""
+    steps = [int(value.max()) for key, value in tensors.items() if key.startswith("optim/") and key.endswith("/step")]
+    if steps and max(steps) != info["step"]:
+        raise _refused(path, f"its step {info['step']} disagrees with its optimizer's ({max(steps)})")
 
 
 def _committed_tensors(run_dir: Path, info: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -139,6 +178,8 @@ def _committed_tensors(run_dir: Path, info: dict[str, Any]) -> dict[str, torch.T
         raise ModelFileError(f"{folder / JSON_FILE}: resume state without a valid tensors manifest (written by an "
                              f"older pocketvec, or damaged); its weights cannot be proven to match step "
                              f"{info.get('step')}. Delete {folder} to start the run over")
+    if not entry["file"].startswith(f"state-{info['step']:09d}-"):
+        raise _refused(folder / JSON_FILE, f"its step {info['step']} disagrees with its tensors file {entry['file']}")
     path = folder / entry["file"]
     try:
         digest = _sha256(path)
@@ -149,9 +190,11 @@ def _committed_tensors(run_dir: Path, info: dict[str, Any]) -> dict[str, torch.T
         raise ModelFileError(f"{path}: the resume state's tensors do not match their manifest (sha256 "
                              f"{digest[:12]}, expected {entry['sha256'][:12]}); delete {folder} to start over")
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except Exception as e:  # safetensors raises its own types
         raise ModelFileError(f"{path}: unreadable resume state ({e})") from e
+    _check_step(tensors, info, folder / JSON_FILE)
+    return tensors
 
 
 def load_module_states(run_dir: Path) -> dict[str, dict[str, torch.Tensor]]:

@@ -6,6 +6,7 @@ import platform
 from pathlib import Path
 
 from pocketvec.errors import ConfigError, ModelFileError
+from pocketvec.file_kinds import refuse_special
 from pocketvec.runtime.engines.base import EmbedResult, Engine
 
 ENGINES = ("auto", "onnxruntime", "coreml", "interpreter")
@@ -16,7 +17,8 @@ __all__ = ["ENGINES", "EmbedResult", "Engine", "open_engine"]
 
 def open_engine(model_path: str | Path, engine: str = "auto", threads: int | None = None) -> Engine:
     """Open an exported pocketvec model. `auto`: onnxruntime for ONNX; for Core ML, coremltools on
-    macOS and the Core ML program interpreter elsewhere."""
+    macOS and the Core ML program interpreter elsewhere. A model whose output on a test image is not a
+    finite unit vector is refused."""
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {list(ENGINES)}. Got {engine!r}.")
     if threads is not None and threads < 1:
@@ -24,6 +26,7 @@ def open_engine(model_path: str | Path, engine: str = "auto", threads: int | Non
     path = Path(model_path)
     if not path.exists():
         raise ModelFileError(f"{path}: no such model file")
+    refuse_special(path, ModelFileError)
     is_coreml = path.suffix.lower() in COREML_SUFFIXES
     if engine == "auto":
         engine = ("coreml" if platform.system() == "Darwin" else "interpreter") if is_coreml else "onnxruntime"
@@ -34,7 +37,10 @@ def open_engine(model_path: str | Path, engine: str = "auto", threads: int | Non
             raise ModelFileError(f"{path}: onnxruntime needs an .onnx file; this is a Core ML model or a folder")
         from pocketvec.runtime.engines.onnx_engine import OnnxEngine
 
-        return OnnxEngine(path, threads)
-    from pocketvec.runtime.engines.coreml_engine import CoreMLEngine, InterpreterEngine
+        opened: Engine = OnnxEngine(path, threads)
+    else:
+        from pocketvec.runtime.engines.coreml_engine import CoreMLEngine, InterpreterEngine
 
-    return (CoreMLEngine if engine == "coreml" else InterpreterEngine)(path, threads)
+        opened = (CoreMLEngine if engine == "coreml" else InterpreterEngine)(path, threads)
+    opened.check_probe()
+    return opened

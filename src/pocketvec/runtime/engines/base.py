@@ -15,6 +15,7 @@ from pocketvec.runtime.images import load_image
 from pocketvec.runtime.metadata import ModelMetadata
 from pocketvec.runtime.preprocess import preprocess
 from pocketvec.runtime.progress import progress_bar
+from pocketvec.runtime.unit_norm import first_not_unit
 
 ImageLike = np.ndarray | str | Path
 
@@ -113,3 +114,21 @@ class Engine:
             raise ModelFileError(f"{self.path}: local output shape {None if local is None else local.shape} does not "
                                  f"match the metadata's local_rerank ({rerank.locations} x {rerank.channels})")
         return out, local
+
+    def check_probe(self) -> None:
+        """Embed one fixed test image: refuse a model whose embedding is not a finite unit vector, or whose
+        local map is not finite (NaN weights, a zeroed or rescaled head), before it answers any photo."""
+        embeddings, local = self._checked(self.prepare(probe_image(self.metadata.preprocess.input_size))[None])
+        bad = first_not_unit(embeddings)
+        if bad is not None:
+            raise ModelFileError(f"{self.path}: its embedding of a test image has {bad[1]} (damaged or edited "
+                                 "weights); export the model again")
+        if local is not None and not np.isfinite(local).all():
+            raise ModelFileError(f"{self.path}: its local map of a test image is not finite (damaged or edited "
+                                 "weights); export the model again")
+
+
+def probe_image(size: int) -> np.ndarray:
+    """A (size, size, 3) uint8 image no file can change: red and blue ramps across, green down."""
+    ramp = np.linspace(0, 255, size).round().astype(np.uint8)
+    return np.stack(np.broadcast_arrays(ramp[None, :], ramp[:, None], ramp[None, ::-1]), axis=-1)
