@@ -11,13 +11,11 @@ and (b) 4 validation-simulator photos per item.
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
+from tier_files import calibration_photos, gallery_items, parse_model_and_tier, query_photos
 
 from pocketvec.data.validation_sim import validation_photos
 from pocketvec.runtime.calibration import calibrate
@@ -40,23 +38,17 @@ def applied(scores: np.ndarray, photo_labels: list[str], labels: list[str], thre
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path)
-    parser.add_argument("tier", type=Path)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = parse_model_and_tier(__doc__)
     engine = open_engine(args.model, "auto", 2)
     size = engine.metadata.preprocess.input_size
-    paths = sorted((args.tier / "gallery").glob("*.png"))
-    labels = [p.stem for p in paths]
+    paths, labels = gallery_items(args.tier)
     items = engine.embed_all(paths)
     views = np.stack([engine.embed(view_photos(load_image(p), content_hash(p), VIEWS, size), query=True)
                       for p in paths])
-    queries = sorted((args.tier / "queries").glob("*.jpg"))
-    query_labels = [re.sub(r"--q\d+$", "", p.stem) for p in queries]
+    queries, query_labels = query_photos(args.tier)
     photos = engine.embed_all(queries, query=True)
-    cal_paths = [p for label in labels for p in sorted((args.tier / "calibration" / label).glob("*.jpg"))]
-    calibration = {"data photos": (engine.embed_all(cal_paths, query=True), [p.parent.name for p in cal_paths])}
+    cal_paths, cal_labels = calibration_photos(args.tier, labels)
+    calibration = {"data photos": (engine.embed_all(cal_paths, query=True), cal_labels)}
     val = [photo for p, label in zip(paths, labels, strict=True)
            for photo in validation_photos(load_image(p), label, 4)]
     val_labels = [label for label in labels for _ in range(4)]

@@ -11,13 +11,11 @@ calibrated (target 0.99) on the tier's `calibration/` photos (the bench's `data 
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
-from pathlib import Path
 
 import numpy as np
 from dev_inference_settings import applied
+from tier_files import calibration_photos, gallery_items, parse_model_and_tier, query_photos
 
 from pocketvec.data.validation_sim import validation_photos
 from pocketvec.runtime.calibration import calibrate
@@ -31,21 +29,16 @@ FRAMES = {"square": 1.0, "portrait 3:4": 4 / 3, "landscape 4:3": 3 / 4}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path)
-    parser.add_argument("tier", type=Path)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = parse_model_and_tier(__doc__)
     engine = open_engine(args.model, "auto", 2)
     size = engine.metadata.preprocess.input_size
-    paths = sorted((args.tier / "gallery").glob("*.png"))
-    labels = [p.stem for p in paths]
+    paths, labels = gallery_items(args.tier)
     images = [load_image(p) for p in paths]
     items = engine.embed_all(paths)
-    queries = sorted((args.tier / "queries").glob("*.jpg"))
-    dev = (engine.embed_all(queries, query=True), [re.sub(r"--q\d+$", "", p.stem) for p in queries])
-    cal_paths = [p for label in labels for p in sorted((args.tier / "calibration" / label).glob("*.jpg"))]
-    cal = (engine.embed_all(cal_paths, query=True), [p.parent.name for p in cal_paths])
+    queries, query_labels = query_photos(args.tier)
+    dev = (engine.embed_all(queries, query=True), query_labels)
+    cal_paths, cal_labels = calibration_photos(args.tier, labels)
+    cal = (engine.embed_all(cal_paths, query=True), cal_labels)
     val = engine.embed_all([photo for image, label in zip(images, labels, strict=True)
                             for photo in validation_photos(image, label, 4)], query=True)
     val = (val, [label for label in labels for _ in range(4)])

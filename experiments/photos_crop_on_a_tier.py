@@ -7,13 +7,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 from dataclasses import replace
-from pathlib import Path
 
 from dev_inference_settings import applied
+from tier_files import calibration_photos, parse_model_and_tier, query_photos
 
 from pocketvec.runtime.calibration import calibrate
 from pocketvec.runtime.engines import open_engine
@@ -24,14 +22,10 @@ from pocketvec.runtime.metrics import recall_at_k
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path)
-    parser.add_argument("tier", type=Path)
-    args = parser.parse_args()
+    args = parse_model_and_tier(__doc__)
     engine = open_engine(args.model, "auto", 2)
     spec = engine.metadata.preprocess
-    queries = sorted((args.tier / "queries").glob("*.jpg"))
-    query_labels = [re.sub(r"--q\d+$", "", p.stem) for p in queries]
+    queries, query_labels = query_photos(args.tier)
     for crop in ("scale_fill", "center_crop"):
         engine.metadata = replace(engine.metadata, preprocess=replace(spec, query_crop_mode=crop))
         rows, _ = embed_items(engine, args.tier / "gallery", views=GalleryViews())
@@ -41,9 +35,8 @@ def main() -> None:
             return rerank(found.embeddings @ rows.embeddings.T, ids, found.locals, rows.locals,  # noqa: B023
                           engine.metadata.local_rerank)
 
-        cal_paths = [p for label in labels for p in sorted((args.tier / "calibration" / label).glob("*.jpg"))]
-        rule = calibrate(scores(engine.embed_all(cal_paths, query=True)), [p.parent.name for p in cal_paths],
-                         labels, 0.99).rule
+        cal_paths, cal_labels = calibration_photos(args.tier, labels)
+        rule = calibrate(scores(engine.embed_all(cal_paths, query=True)), cal_labels, labels, 0.99).rule
         matched = scores(engine.embed_all(queries, query=True))
         oracle = calibrate(matched, query_labels, labels, 0.99)
         print(json.dumps({"crop": crop, "recall_at_1": recall_at_k(matched, query_labels, labels, 1),
