@@ -118,7 +118,7 @@ class Engine:
     def check_probe(self) -> None:
         """Embed one fixed test image: refuse a model whose embedding is not a finite unit vector, or whose
         local map is not finite (NaN weights, a zeroed or rescaled head), before it answers any photo."""
-        embeddings, local = self._checked(self.prepare(probe_image(self.metadata.preprocess.input_size))[None])
+        embeddings, local = self._checked(self.prepare(probe_pattern(self.metadata.preprocess.input_size))[None])
         bad = first_not_unit(embeddings)
         if bad is not None:
             raise ModelFileError(f"{self.path}: its embedding of a test image has {bad[1]} (damaged or edited "
@@ -128,7 +128,7 @@ class Engine:
                                  "weights); export the model again")
 
 
-def probe_image(size: int) -> np.ndarray:
+def probe_pattern(size: int) -> np.ndarray:
     """A (size, size, 3) uint8 image no file can change: red and blue ramps across, green down."""
     ramp = np.linspace(0, 255, size).round().astype(np.uint8)
     return np.stack(np.broadcast_arrays(ramp[None, :], ramp[:, None], ramp[None, ::-1]), axis=-1)
