@@ -53,7 +53,7 @@ def main() -> None:
         def scores(found) -> np.ndarray:
             return rerank(found.embeddings @ gallery.T, ids, found.locals, items.locals, config)  # noqa: B023
 
-        crop = engine.metadata.preprocess.for_queries().crop_mode
+        crop = engine.metadata.preprocess.query_crops[0]
         row = {"frame": name, "model": args.model.parent.name, "photos_crop": crop}
         for where, (found, photo_labels) in {"validation": val, "dev": dev}.items():
             matched = scores(found)

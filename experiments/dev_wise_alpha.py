@@ -41,11 +41,11 @@ def main() -> None:
     paths = sorted((args.tier / "gallery").glob("*.png"))
     labels = [p.stem for p in paths]
     images = [load_image(p) for p in paths]
-    crop = spec.for_queries().crop_mode
+    crop = spec.query_crops[0]
     views = {crop: torch.stack([_pixels(view_photos(image, content_hash(p), GalleryViews(), spec.input_size),
-                                        spec.for_queries()) for image, p in zip(images, paths, strict=True)])}
+                                        spec.query_specs()[0]) for image, p in zip(images, paths, strict=True)])}
     queries = sorted((args.tier / "queries").glob("*.jpg"))
-    photos = _pixels((load_image(p) for p in queries), spec.for_queries())
+    photos = _pixels((load_image(p) for p in queries), spec.query_specs()[0])
     held_out = HeldOut(_pixels(images, spec), views, GalleryViews().clean_weight, {crop: photos}, labels,
                        [re.sub(r"--q\d+$", "", p.stem) for p in queries])
     start_state, blended_state = start.state_dict(), blended.state_dict()

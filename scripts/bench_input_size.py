@@ -64,7 +64,7 @@ def run_at_sizes(work: Path, run: Path, sizes: list[int]) -> None:
     model = load_run(run)
     for size in sizes:
         spec = replace(model.config.preprocess, input_size=size)
-        scores = [f"{tier} {recall_at_1(model, work / tier, spec, spec.for_queries()):.3f}"
+        scores = [f"{tier} {recall_at_1(model, work / tier, spec, spec.query_specs()[0]):.3f}"
                   for tier in ("pages", "flags", "lookalikes")]
         print(f"{run}\t{size} px\t" + "\t".join(scores), flush=True)
 

@@ -60,7 +60,7 @@ def main() -> None:
     shot = np.array([int(p.stem.rsplit("--q", 1)[1]) for p in photos])
     calibrate = shot < max(1, round(CALIBRATION_FRACTION * (shot.max() + 1)))
     clean, clean_maps = embed_with_locals(model, pixels(gallery, spec), None)
-    query_crops = (args.query_crop or spec.for_queries().crop_mode).split("+")
+    query_crops = (args.query_crop or spec.query_crops[0]).split("+")
     queries, query_maps = embed_with_locals(model, pixels(photos, replace(spec, crop_mode=query_crops[0])), None)
     for crop in query_crops[1:]:
         queries = queries + embed_with_locals(model, pixels(photos, replace(spec, crop_mode=crop)), None)[0]

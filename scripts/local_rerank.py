@@ -132,7 +132,7 @@ def main() -> None:
         photo_pixels, photo_labels, shot = simulated(gallery, spec, args.simulate)
     else:
         photos = sorted((args.tier / "queries").glob("*.jpg"))
-        photo_pixels = pixels(photos, spec.for_queries())  # photos cropped as the runtime crops them
+        photo_pixels = pixels(photos, spec.query_specs()[0])  # photos cropped as the runtime crops them
         photo_labels = [p.name.rsplit("--q", 1)[0] for p in photos]
         shot = np.array([int(p.stem.rsplit("--q", 1)[1]) for p in photos])
     calibrate = shot < max(1, round(CALIBRATION_FRACTION * (shot.max() + 1)))

@@ -110,7 +110,7 @@ def main() -> None:
     scored = (sorted((args.benchwork / "lookalikes" / "queries").glob("*--q0.jpg"))[::2]
               + sorted((args.benchwork / "pages" / "queries").glob("*--q0.jpg"))[::2]
               + sorted((args.benchwork / "flags" / "gallery").glob("*.png"))[::2])
-    pixels = load_batch(scored, spec.for_queries())
+    pixels = load_batch(scored, spec.query_specs()[0])
     print(f"calibration {len(calibration)} images, scored on {len(pixels)} images", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_variants(model, metadata, calibration, pixels, Path(tmp))

@@ -110,7 +110,7 @@ function renderResult(result) {
   }));
   if (result.top.length === 0) decision.textContent = "The gallery is empty: enroll a photo first.";
   $("timing").textContent = `Inference ${result.inferenceMs.toFixed(1)} ms, preprocessing ${result.preprocessMs.toFixed(1)} ms `
-    + `(${state.model.spec.input_size}px, ${state.model.querySpec.crop_mode}, ${state.model.spec.resample}).`;
+    + `(${state.model.spec.input_size}px, ${state.model.photoCrops.join(" + ")}, ${state.model.spec.resample}).`;
 }
 
 function drawRGB(canvas, img) {
@@ -171,7 +171,9 @@ function wire(camera) {
       const label = $("label-input").value;
       const photo = state.photo;
       // the gallery holds items' embeddings: re-embed the photo as an item when the model crops queries otherwise
-      const row = state.model.querySpec.crop_mode === state.model.spec.crop_mode ? photo : await state.model.embed(photo.img);
+      const crops = state.model.photoCrops;
+      const asItem = crops.length === 1 && crops[0] === state.model.spec.crop_mode;
+      const row = asItem ? photo : await state.model.embed(photo.img);
       const out = state.gallery.add(label, photo.source, row.embedding, makeThumbnail(photo.img), row.local);
       if (out.added) {
         await saveStored(state.gallery);
@@ -201,7 +203,7 @@ async function main() {
   const url = params.get("model") || "model.onnx";
   state.model = await Model.load(url, showLoading);
   const m = state.model.meta, p = m.preprocess;
-  const photoCrop = state.model.querySpec.crop_mode;
+  const photoCrop = state.model.photoCrops.join(" + ");
   const crop = photoCrop === p.crop_mode ? p.crop_mode : `${p.crop_mode} (photos: ${photoCrop})`;
   $("model-info").textContent = `${m.model_name || url} · ${p.input_size}px ${crop} (${p.resample}) · `
     + `dim ${m.embedding_dim} · space ${m.embedding_space_id} · onnxruntime-web wasm`;

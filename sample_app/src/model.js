@@ -9,8 +9,8 @@ export const INPUT_NAME = "image";
 export const OUTPUT_NAME = "embedding";
 export const LOCAL_NAME = "local"; // the stride-16 map of a model with a local re-rank
 const METADATA_KEY = "pocketvec";
-// What a model file without the later local_rerank keys means (pocketvec.runtime.local_rerank).
-export const BEFORE_SEVENTH_ROUND = Object.freeze({ worst_fraction: 0, photo_weight: 0, photo_threshold: 0.5 });
+// What a model file without the photo-side local_rerank keys means (pocketvec.runtime.local_rerank).
+export const GALLERY_SIDE_ONLY = Object.freeze({ worst_fraction: 0, photo_weight: 0, photo_threshold: 0.5 });
 
 ort.env.wasm.wasmPaths = new URL("../node_modules/onnxruntime-web/dist/", import.meta.url).href;
 // Threads need cross-origin isolation (`pocketvec app serve` sends the headers); else one thread.
@@ -29,18 +29,20 @@ export function parseMetadata(props, source) {
   const p = meta.preprocess || {};
   for (const [name, ok] of [["preprocess.input_size", Number.isInteger(p.input_size)],
     ["preprocess.crop_mode", typeof p.crop_mode === "string"], ["preprocess.resample", typeof p.resample === "string"],
-    ["preprocess.query_crop_mode", p.query_crop_mode == null || typeof p.query_crop_mode === "string"],
+    ["preprocess.query_crop_mode", p.query_crop_mode == null || typeof p.query_crop_mode === "string"
+      || (Array.isArray(p.query_crop_mode) && p.query_crop_mode.length > 0
+        && p.query_crop_mode.every((c) => typeof c === "string"))],
     ["embedding_dim", Number.isInteger(meta.embedding_dim)], ["embedding_space_id", typeof meta.embedding_space_id === "string"]]) {
     if (!ok) throw new Error(`${source}: pocketvec metadata lacks a valid ${name}`);
   }
   const r = meta.local_rerank;
   const validRerank = r == null
     || (["top_k", "locations", "channels"].every((k) => Number.isInteger(r[k]) && r[k] > 0) && Number.isFinite(r.weight)
-      && Object.keys(BEFORE_SEVENTH_ROUND).every((k) => r[k] === undefined || Number.isFinite(r[k])));
+      && Object.keys(GALLERY_SIDE_ONLY).every((k) => r[k] === undefined || Number.isFinite(r[k])));
   if (!validRerank) {
     throw new Error(`${source}: pocketvec metadata has an invalid local_rerank (${JSON.stringify(r)})`);
   }
-  if (r != null) meta.local_rerank = { ...BEFORE_SEVENTH_ROUND, ...r }; // a file from before them re-ranks as it did
+  if (r != null) meta.local_rerank = { ...GALLERY_SIDE_ONLY, ...r }; // a file from before them re-ranks as it did
   return meta;
 }
 
@@ -99,24 +101,47 @@ export class Model {
     return this.meta.preprocess;
   }
 
-  /** How photos to recognise are preprocessed: the items' spec with the query crop mode, when it has one. */
-  get querySpec() {
-    return { ...this.spec, crop_mode: this.spec.query_crop_mode ?? this.spec.crop_mode };
+  /** The crops a photo to recognise is embedded with: the query crop mode(s), else the items' crop. */
+  get photoCrops() {
+    const q = this.spec.query_crop_mode ?? this.spec.crop_mode;
+    return Array.isArray(q) ? q : [q];
   }
 
-  /** RGB image (an item, or with `query` a photo to recognise) -> {pixels (the model input), embedding
-   * Float32Array, local (Float32Array of locations x channels, or null without a local re-rank), preprocessMs,
-   * inferenceMs}. */
+  /** RGB image (an item, or with `query` a photo to recognise) -> {pixels (the model input; a photo's first
+   * crop), embedding Float32Array, local (Float32Array of locations x channels, or null without a local
+   * re-rank), preprocessMs, inferenceMs}. A photo embedded with several crops gets their fused embedding (the
+   * normalised mean) and their local locations side by side, as pocketvec.runtime.photo_crops. */
   async embed(img, query = false) {
-    const t0 = performance.now();
-    const pixels = preprocess(img, query ? this.querySpec : this.spec);
-    const size = this.spec.input_size;
-    const input = new ort.Tensor("float32", toNCHW(pixels), [1, 3, size, size]);
-    const t1 = performance.now();
-    const result = await this.session.run({ [INPUT_NAME]: input });
-    const t2 = performance.now();
-    const embedding = Float32Array.from(result[OUTPUT_NAME].data);
-    const local = this.meta.local_rerank ? Float32Array.from(result[LOCAL_NAME].data) : null;
-    return { pixels, embedding, local, preprocessMs: t1 - t0, inferenceMs: t2 - t1 };
+    const crops = query ? this.photoCrops : [this.spec.crop_mode];
+    const size = this.spec.input_size, dim = this.meta.embedding_dim;
+    const sum = new Float64Array(dim), locals = [];
+    let first = null, preprocessMs = 0, inferenceMs = 0;
+    for (const crop of crops) {
+      const t0 = performance.now();
+      const pixels = preprocess(img, { ...this.spec, crop_mode: crop });
+      const input = new ort.Tensor("float32", toNCHW(pixels), [1, 3, size, size]);
+      const t1 = performance.now();
+      const result = await this.session.run({ [INPUT_NAME]: input });
+      inferenceMs += performance.now() - t1;
+      preprocessMs += t1 - t0;
+      first ??= pixels;
+      const e = Float32Array.from(result[OUTPUT_NAME].data);
+      for (let i = 0; i < dim; i++) sum[i] += e[i]; // the mean's direction: the sum's
+      if (this.meta.local_rerank) locals.push(Float32Array.from(result[LOCAL_NAME].data));
+    }
+    const embedding = crops.length === 1 ? Float32Array.from(sum) : unit(sum);
+    const local = locals.length === 0 ? null : locals.length === 1 ? locals[0] : concatenated(locals);
+    return { pixels: first, embedding, local, preprocessMs, inferenceMs };
   }
+}
+
+function unit(v) {
+  const norm = Math.max(Math.sqrt(v.reduce((a, x) => a + x * x, 0)), 1e-12);
+  return Float32Array.from(v, (x) => x / norm);
+}
+
+function concatenated(arrays) {
+  const out = new Float32Array(arrays.reduce((n, a) => n + a.length, 0));
+  arrays.reduce((offset, a) => (out.set(a, offset), offset + a.length), 0);
+  return out;
 }

@@ -166,6 +166,7 @@ def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list
     import torch
 
     from pocketvec.data.assets import demo_items_dir
+    from pocketvec.runtime.photo_crops import fuse_crops
     from pocketvec.runtime.preprocess import to_batch
     from pocketvec.train.checkpoint import load_run
     from pocketvec.train.evaluate import embed_batches
@@ -173,9 +174,9 @@ def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list
     model, rerank = load_run(run_dir), engine.metadata.local_rerank
 
     def embed(images: list, query: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        batches = (torch.from_numpy(to_batch([engine.prepare(p, query) for p in images[i : i + 32]]))
+        batches = (torch.from_numpy(to_batch([x for p in images[i : i + 32] for x in engine.prepare(p, query)]))
                    for i in range(0, len(images), 32))
-        return embed_batches(model, batches, with_locals=rerank is not None)
+        return fuse_crops(*embed_batches(model, batches, with_locals=rerank is not None), engine.crops(query))
 
     items = labelled_images(demo_items_dir())
     reference = Gallery(gallery.embedding_space_id, gallery.dim, "float32", accept_rule=gallery.accept_rule,

@@ -49,8 +49,8 @@ def app_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def run_dir(app_workdir: Path, browser_ready: None) -> Path:
     """A small real encoder (lcnet_050, 128 px, random init with a fixed seed) as a run folder. Items are
-    letterboxed and photos center-cropped (as the enroll preset's models), so the browser must preprocess
-    each as the Python runtime does."""
+    letterboxed and photos embedded with two crops, fused (a query crop enrolment may choose), so the browser
+    must preprocess and fuse each as the Python runtime does."""
     import torch
 
     from pocketvec.runtime.images import load_image
@@ -59,7 +59,7 @@ def run_dir(app_workdir: Path, browser_ready: None) -> Path:
     from pocketvec.train.encoder import EncoderConfig, build_encoder
 
     torch.manual_seed(0)
-    spec = PreprocessSpec(input_size=128, crop_mode="scale_fit", query_crop_mode="center_crop")
+    spec = PreprocessSpec(input_size=128, crop_mode="scale_fit", query_crop_mode=("scale_fill", "center_crop"))
     model = build_encoder(EncoderConfig(backbone="lcnet_050", preprocess=spec))
     # Untrained weights map every image to one point; batch-norm statistics measured on the real
     # items (a forward pass in train mode) make the random features tell images apart.

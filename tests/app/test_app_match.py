@@ -70,7 +70,7 @@ def test_served_python_gallery_matches_like_python(page, serve_app, scenario) ->
     page.evaluate("() => window.pocketvecApp.ready")
     n = len(scenario.enrolled) + 1
     assert page.inner_text("#gallery-count") == f"{n} labels, {n} rows"
-    # the row enrolled from the photo is the item's embedding (items are letterboxed, photos center-cropped)
+    # the row enrolled from the photo is the item's embedding (items are letterboxed, photos cropped twice)
     row = page_gallery(page, scenario.gallery).embeddings()[-1]
     assert cosine_distance(row, scenario.engine.embed([new_item])[0]) <= MAX_COSINE_DISTANCE
     assert cosine_distance(row, scenario.found.embeddings[-1]) > 1e-3  # not the photo's own embedding

@@ -36,7 +36,7 @@ def tiny_student(tmp_path_factory):
     paths = list_images(DEMO_ITEMS)
     pixels = torch.from_numpy(load_batch(paths, model.config.preprocess))
     labels = [path.stem for path in paths]
-    query_crop = model.config.preprocess.for_queries().crop_mode
+    query_crop = model.config.preprocess.query_crops[0]
     held_out = HeldOut(pixels, None, 1.0, {query_crop: pixels.flip(3) * 0.8}, labels, labels)  # mirrored, darker
     return save_on_grid(tmp_path_factory.mktemp("runs") / "tiny", model, {}, held_out)
 

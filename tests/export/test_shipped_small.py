@@ -38,7 +38,7 @@ def _top1(model: torch.nn.Module, items: Path, photos: Path) -> float:
     photo_paths, photo_labels = zip(*labelled_images(photos), strict=True)
     with torch.no_grad():
         gallery = model(torch.from_numpy(load_batch(list(item_paths), spec))).numpy()
-        queries = model(torch.from_numpy(load_batch(list(photo_paths), spec.for_queries()))).numpy()
+        queries = model(torch.from_numpy(load_batch(list(photo_paths), spec.query_specs()[0]))).numpy()
     return recall_at_k(queries @ gallery.T, list(photo_labels), list(item_labels), 1)
 
 

@@ -238,8 +238,8 @@ def test_model_metadata_gives_valid_metadata_or_a_clean_error(text: str) -> None
         return
     assert ModelMetadata.from_json(meta.to_json()) == meta  # what was accepted is whole
     assert isinstance(meta.embedding_dim, int) and meta.embedding_dim >= 1
-    queries = meta.preprocess.for_queries()
-    assert queries.query_crop_mode is None and queries.input_size == meta.preprocess.input_size
+    for queries in meta.preprocess.query_specs():
+        assert queries.query_crop_mode is None and queries.input_size == meta.preprocess.input_size
     if meta.local_rerank is not None:  # a re-rank that can be run: its own checks held
         rerank = meta.local_rerank
         assert LocalRerank.from_dict(rerank.to_dict()) == rerank and min(rerank.shape) >= 1

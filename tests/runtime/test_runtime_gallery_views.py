@@ -70,7 +70,7 @@ def test_views_are_cropped_as_the_photos_are(test_encoder, items_dir: Path, tmp_
     model = test_encoder(0, "scale_fit")
     model.config = replace(model.config, preprocess=replace(model.config.preprocess, query_crop_mode="center_crop"))
     engine = open_engine(export_onnx_fp32(model, tmp_path / "m.onnx"))
-    assert engine.metadata.preprocess.for_queries().crop_mode == "center_crop"
+    assert engine.metadata.preprocess.query_crops == ("center_crop",)
     views = GalleryViews(count=2, aspect=4 / 3)  # phone portrait, which the two crops see differently
     gallery, _ = build_gallery(engine, items_dir, views=views)
     path = sorted(items_dir.glob("*.png"))[1]

@@ -3,8 +3,10 @@ the re-rank, on validation-simulator photos; and a time budget fits the training
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from pocketvec.runtime.matcher import scores as runtime_scores
 from pocketvec.runtime.preprocess import PreprocessSpec
 from pocketvec.train.budget import FINISH_EVALUATIONS, PROBE_STEPS, budget_evaluations, fit_steps, parse_budget
 from pocketvec.train.checkpoint import read_run_config
-from pocketvec.train.evaluate import QUERY_CROPS, evaluate, make_held_out, matcher_scores
+from pocketvec.train.evaluate import QUERY_CROPS, evaluate, make_held_out, matcher_scores, query_crop_mode
 from pocketvec.train.loop import Trainer
 from pocketvec.train.presets import preset_config
 
@@ -47,17 +49,21 @@ def tiny_model():
     return model.eval()
 
 
-def test_the_safety_net_scores_what_the_runtime_answers(tiny_model, tmp_path: Path) -> None:
+@pytest.mark.parametrize("photos_crop", ["scale_fill", "scale_fill + center_crop"])
+def test_the_safety_net_scores_what_the_runtime_answers(tiny_model, photos_crop: str, tmp_path: Path) -> None:
+    """For a single photos' crop and for two fused (each photo embedded with both), as the runtime's engine."""
     from pocketvec.export.onnx_export import export_onnx_fp32, model_metadata
     from pocketvec.recognizer import Recognizer
 
     paths = sorted(DEMO_ITEMS.glob("*.png"))[:8]
     labels = [p.stem for p in paths]
-    spec = tiny_model.config.preprocess
+    tiny_model = copy.deepcopy(tiny_model)
+    spec = replace(tiny_model.config.preprocess, query_crop_mode=query_crop_mode(photos_crop))
+    tiny_model.config = replace(tiny_model.config, preprocess=spec)
     held_out = make_held_out(paths, labels, spec, PHOTOS, GalleryViews(), crops=QUERY_CROPS)
-    assert held_out.crops == ("scale_fill", "center_crop")  # the model's query crop first
+    assert held_out.crops == tuple(dict.fromkeys((photos_crop, *QUERY_CROPS)))  # the model's query crop first
     assert {crop: tuple(views.shape) for crop, views in held_out.views.items()} == {
-        crop: (8, GalleryViews().count, 3, 96, 96) for crop in QUERY_CROPS}  # the views cropped as each photos' crop
+        crop: (8, GalleryViews().count, 3, 96, 96) for crop in ("scale_fill", "center_crop")}  # each crop's views
     assert held_out.photo_labels == [label for label in labels for _ in range(PHOTOS)]
 
     # the same model exported, the gallery enrolled and the same photos matched through the public API
@@ -76,7 +82,7 @@ def test_the_safety_net_scores_what_the_runtime_answers(tiny_model, tmp_path: Pa
     order = [rec.gallery.labels.index(label) for label in labels]  # the runtime's rows in item order
 
     by_crop = matcher_scores(tiny_model, held_out, held_out.crops)
-    net, rows = by_crop["scale_fill"]
+    net, rows = by_crop[photos_crop]
     np.testing.assert_allclose(rows, rec.gallery.embeddings()[order], atol=2e-4)
     finite = np.isfinite(runtime[:, order])
     assert (finite == np.isfinite(net)).all()  # the same candidates re-ranked, the rest out of the running
@@ -86,9 +92,11 @@ def test_the_safety_net_scores_what_the_runtime_answers(tiny_model, tmp_path: Pa
     assert metrics["recall_at_1"] == pytest.approx(np.mean(np.asarray(answers) == held_out.photo_labels))
     assert 0.0 <= metrics["decision_recall"] <= metrics["recall_at_1"]
 
-    # the other crop is a different set of photos for the matcher, scored the same way
+    # another crop is a different set of photos for the matcher, scored the same way
     other = by_crop["center_crop"][0]
     assert not np.allclose(other[np.isfinite(other)][:10], net[np.isfinite(net)][:10])
+    if " + " in photos_crop:  # a fused photo's local map holds both crops' locations
+        assert found.locals.shape[1] == 2 * rec.engine.metadata.local_rerank.locations
 
 
 def test_parse_budget() -> None:

@@ -17,6 +17,7 @@ from pocketvec.bench.models import NotAvailable
 from pocketvec.runtime.gallery_views import GalleryViews, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank
+from pocketvec.runtime.photo_crops import fuse_crops
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
 
 FORMATS = ("torch-fp32", "onnx-fp32", "onnx-int8", "onnx-w8a8", "coreml-int8")
@@ -86,16 +87,24 @@ def prepared_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Path) ->
                    lambda: np.stack([preprocess(load_image(p), spec) for p in paths]))
 
 
+def prepared_photo_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Path) -> np.ndarray:
+    """(N, crops, S, S, 3) uint8: every photo cropped with each of the spec's query crops (prepared_pixels)."""
+    return np.stack([prepared_pixels(paths, queries, cache_dir) for queries in spec.query_specs()], axis=1)
+
+
 def prepared_view_pixels(paths: list[Path], spec: PreprocessSpec, views: GalleryViews, cache_dir: Path) -> np.ndarray:
-    """(N, views.count, S, S, 3) uint8: the gallery views of every image (pocketvec.runtime.gallery_views),
-    cropped as the runtime crops them (the photos' crop), made once per spec and cached."""
-    queries = spec.for_queries()
+    """(N, views.count, crops, S, S, 3) uint8: the gallery views of every image (pocketvec.runtime.gallery_views),
+    cropped as the runtime crops photos (each query crop), made once per spec and cached."""
+    specs = spec.query_specs()
 
     def make() -> np.ndarray:
-        return np.stack([[preprocess(photo, queries) for photo in view_photos(load_image(p), content_hash(p), views,
-                                                                              spec.input_size)] for p in paths])
+        return np.stack([[[preprocess(photo, queries) for queries in specs]
+                          for photo in view_photos(load_image(p), content_hash(p), views, spec.input_size)]
+                         for p in paths])
 
-    return _cached(cache_dir, ["views", views.count, views.aspect, queries.to_dict(), [str(p) for p in paths]], make)
+    crops = specs[0].to_dict() if len(specs) == 1 else [queries.to_dict() for queries in specs]
+    pixels = _cached(cache_dir, ["views", views.count, views.aspect, crops, [str(p) for p in paths]], make)
+    return pixels.reshape(len(paths), views.count, len(specs), *pixels.shape[-3:])
 
 
 def _cached(cache_dir: Path, identity: list, make) -> np.ndarray:
@@ -128,6 +137,14 @@ def _torch_outputs(model, pixels: np.ndarray, batch_size: int,
     batches = (torch.from_numpy(to_batch(list(pixels[start : start + batch_size])))
                for start in range(0, len(pixels), batch_size))
     return embed_batches(model, batches, with_locals)
+
+
+def embed_photos(form: str, run_dir: Path, exported: Path | None,
+                 photos: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, LocalRerank | None]:
+    """embed_form for photos prepared once per query crop, (..., crops, S, S, 3): one fused embedding (and
+    local map) per photo, as the runtime's engines make them (pocketvec.runtime.photo_crops)."""
+    embeddings, maps, rerank = embed_form(form, run_dir, exported, photos.reshape(-1, *photos.shape[-3:]))
+    return *fuse_crops(embeddings, maps, photos.shape[-4]), rerank
 
 
 def embed_form(form: str, run_dir: Path, exported: Path | None, pixels: np.ndarray,

@@ -27,9 +27,11 @@ from pocketvec.bench.dataset import CALIBRATION_SEED, BenchConfig, build_benchma
 from pocketvec.bench.formats import (
     FORMATS,
     embed_form,
+    embed_photos,
     embed_torch,
     export_form,
     exporter_id,
+    prepared_photo_pixels,
     prepared_pixels,
     prepared_view_pixels,
 )
@@ -41,6 +43,7 @@ from pocketvec.export.bench_export import file_size
 from pocketvec.runtime.gallery_views import GalleryViews, blend_views
 from pocketvec.runtime.local_rerank import label_ids
 from pocketvec.runtime.local_rerank import rerank as local_rerank
+from pocketvec.runtime.photo_crops import fuse_crops
 from pocketvec.runtime.preprocess import PreprocessSpec
 from pocketvec.train.checkpoint import FLOAT_WEIGHTS_FILE, read_run_config
 
@@ -71,8 +74,9 @@ class BenchOptions:
 
 
 class Pixels(NamedTuple):
-    """A tier's images as the model is fed them: gallery, benchmark photos, calibration photos (both with the
-    query crop) and, when rows are blended (`gallery_views`), each item's views, (items, views, S, S, 3)."""
+    """A tier's images as the model is fed them: gallery (items, S, S, 3), benchmark photos and calibration
+    photos (photos, crops, S, S, 3: each query crop) and, when rows are blended (`gallery_views`), each item's
+    views, (items, views, crops, S, S, 3)."""
 
     gallery: np.ndarray
     queries: np.ndarray
@@ -124,9 +128,11 @@ def _float_reference(run_dir: Path, pixels: Pixels, clean_weight: float) -> Embe
     """The embeddings of an int8_grid run's trained float weights; None without them."""
     if not (run_dir / FLOAT_WEIGHTS_FILE).is_file():
         return None
-    gallery, queries, calibration, views = (
-        None if images is None else embed_torch(run_dir, images.reshape(-1, *images.shape[-3:]),
-                                                weights_file=FLOAT_WEIGHTS_FILE) for images in pixels)
+    gallery, queries, calibration, views = (  # photos and views: one fused row per photo, as the runtime's
+        None if images is None else fuse_crops(embed_torch(run_dir, images.reshape(-1, *images.shape[-3:]),
+                                                           weights_file=FLOAT_WEIGHTS_FILE),
+                                               None, 1 if images is pixels.gallery else images.shape[-4])[0]
+        for images in pixels)
     return Embedded(gallery, queries, _gallery_rows(gallery, views, clean_weight), calibration)
 
 
@@ -146,10 +152,10 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
     g_labels, q_labels = [bench.gallery_labels[i] for i in g_idx], [bench.query_labels[i] for i in q_idx]
     c_labels = [bench.calibration_labels[i] for i in c_idx]
     gallery, gallery_locals, rerank = embed_form(form, run_dir, exported, pixels.gallery[g_idx])
-    queries, query_locals, _ = embed_form(form, run_dir, exported, pixels.queries[q_idx])
-    calibration, calibration_locals, _ = embed_form(form, run_dir, exported, pixels.calibration[c_idx])
+    queries, query_locals, _ = embed_photos(form, run_dir, exported, pixels.queries[q_idx])
+    calibration, calibration_locals, _ = embed_photos(form, run_dir, exported, pixels.calibration[c_idx])
     views = None if pixels.views is None else pixels.views[g_idx]  # the gallery's rows as `gallery build` makes them
-    embedded = None if views is None else embed_form(form, run_dir, exported, views.reshape(-1, *views.shape[2:]))[0]
+    embedded = None if views is None else embed_photos(form, run_dir, exported, views)[0]
     rows_of_gallery = _gallery_rows(gallery, embedded, options.gallery_views.clean_weight)
     result, rows = accuracy(queries, rows_of_gallery, q_labels, g_labels, (calibration, c_labels))
     fields = {"status": "ok", "accuracy": result.to_dict(), "items": len(g_idx), "queries": len(q_idx),
@@ -207,8 +213,8 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions,
     if options.gallery_views.count:
         views = prepared_view_pixels(bench.gallery_paths, preprocess_spec, options.gallery_views, cache)
     pixels = Pixels(prepared_pixels(bench.gallery_paths, preprocess_spec, cache),
-                    prepared_pixels(bench.query_paths, preprocess_spec.for_queries(), cache),
-                    prepared_pixels(bench.calibration_paths, preprocess_spec.for_queries(), cache), views)
+                    prepared_photo_pixels(bench.query_paths, preprocess_spec, cache),
+                    prepared_photo_pixels(bench.calibration_paths, preprocess_spec, cache), views)
     progress.remove_task(task)
     if run_config.get("int8_rounding"):
         base["int8_rounding"] = run_config["int8_rounding"]

@@ -1,6 +1,7 @@
-"""The validation photo simulator: phone photos (3:4, 9:16, either orientation) that *choose* settings. Its own
-code, apart from the training augmentation (trains) and the benchmark's simulator (reports); torch-free; procedural
-backgrounds, no files. Photo k of an item depends only on (seed, item, k)."""
+"""The validation photo simulator: phone photos (3:4, 9:16; half turned to the item's orientation, the others
+portrait or landscape as the phone comes) that *choose* settings. Its own code, apart from the training
+augmentation (trains) and the benchmark's simulator (reports); torch-free; procedural backgrounds, no files.
+Photo k of an item depends only on (seed, item, k)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ class ValidationSimConfig:
 
     photo_long_side: int = 640
     aspects: tuple[float, ...] = (4 / 3, 16 / 9)  # long/short: 3:4 and 9:16 phone photos
-    landscape_probability: float = 0.3  # else portrait
+    turn_to_item_probability: float = 0.5  # the phone turned so its long side lies along the item's
+    landscape_probability: float = 0.3  # else held as it comes: landscape, else portrait
     fill: tuple[float, float] = (0.40, 0.95)  # item's size as a fraction of the largest that fits the frame
     perspective: float = 0.18  # corner jitter, up to this fraction of the item's sides
     max_rotation: float = 20.0  # degrees
@@ -142,8 +144,10 @@ def validation_jpeg(item: np.ndarray, rng: np.random.Generator,
     """A phone photo of `item` (RGB uint8) as JPEG bytes: portrait or landscape, in phone aspect."""
     item, L = _as_rgb(item, round(cfg.photo_long_side * 1.25)), cfg.photo_long_side
     short = round(L / cfg.aspects[rng.integers(len(cfg.aspects))])
-    W, H = (L, short) if rng.random() < cfg.landscape_probability else (short, L)
-    bg, (ih, iw) = _background(rng, H, W), item.shape[:2]
+    ih, iw = item.shape[:2]
+    turned = rng.random() < cfg.turn_to_item_probability
+    W, H = (L, short) if (iw > ih if turned else rng.random() < cfg.landscape_probability) else (short, L)
+    bg = _background(rng, H, W)
     # Geometry: jitter the corners, rotate, scale to a fraction of the largest fit, place in the frame.
     t = math.radians(rng.uniform(-cfg.max_rotation, cfg.max_rotation))
     quad = np.array([[-iw, -ih], [iw, -ih], [iw, ih], [-iw, ih]]) / 2

@@ -54,12 +54,13 @@ def load_batch(paths: list[Path], spec: PreprocessSpec) -> np.ndarray:
 
 def phone_photos(items: list[np.ndarray], count: int, spec: PreprocessSpec, seed: int) -> np.ndarray:
     """`count` simulated phone photos (PhoneAugment, embedded backgrounds) cycling through `items`,
-    preprocessed as queries; deterministic for a seed."""
+    preprocessed as queries (photo i with the query crops' i-th, cycling); deterministic for a seed."""
     from pocketvec.data.augment import PhoneAugment
 
     simulate, rng = PhoneAugment(output_size=spec.input_size), np.random.default_rng(seed)
-    queries = spec.for_queries()
-    return to_batch([preprocess(simulate(items[i % len(items)], rng), queries) for i in range(count)])
+    queries = spec.query_specs()
+    return to_batch([preprocess(simulate(items[i % len(items)], rng), queries[i % len(queries)])
+                     for i in range(count)])
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,10 @@ class PreprocessSpec:
     """How an image becomes the model's input: size, crop mode (as Vision's), resize filter.
 
     `crop_mode` is the items' (the gallery's clean images); `query_crop_mode`, when set, is the query
-    photos' (the shipped base and the enroll preset: items `scale_fit`, every edge in view; photos
-    `scale_fill`, every edge in view and no black bars, which the photo simulator never makes). Normalisation
-    (mean/std) lives inside the exported graph: the model takes RGB 0-255.
+    photos' (the shipped base: items `scale_fit`, every edge in view; photos `scale_fill`, every edge in view
+    and no black bars, which the photo simulator never makes), or a list of crops: each photo is then embedded
+    once per crop and the embeddings fused (`runtime/photo_crops.py`), so no framing of the photo loses the
+    item. Normalisation (mean/std) lives inside the exported graph: the model takes RGB 0-255.
     """
 
     input_size: int = 224
@@ -52,13 +53,21 @@ class PreprocessSpec:
     resample: str = "bilinear"
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    query_crop_mode: str | None = None  # None: the photos are cropped as the items
+    query_crop_mode: str | tuple[str, ...] | None = None  # None: the photos are cropped as the items
 
     def __post_init__(self) -> None:
         RANGES["preprocess.input_size"].check("input_size", self.input_size)
         _check_choice("crop_mode", self.crop_mode, CROP_MODES)
-        if self.query_crop_mode is not None:
-            _check_choice("query_crop_mode", self.query_crop_mode, CROP_MODES)
+        query = self.query_crop_mode
+        if isinstance(query, (list, tuple)):
+            if not query or len(set(query)) != len(query) or not all(isinstance(c, str) for c in query):
+                raise ConfigError(f"query_crop_mode as a list must name distinct crops of {sorted(CROP_MODES)}. "
+                                  f"Got {query!r}.")
+            query = tuple(query) if len(query) > 1 else query[0]
+            object.__setattr__(self, "query_crop_mode", query)
+        for crop in (query,) if isinstance(query, str) or query is None else query:
+            if crop is not None:
+                _check_choice("query_crop_mode", crop, CROP_MODES)
         _check_choice("resample", self.resample, RESAMPLE_FILTERS)
         for name in ("mean", "std"):
             values = getattr(self, name)
@@ -68,13 +77,20 @@ class PreprocessSpec:
                 RANGES[f"preprocess.{name}"].check(name, value)
             object.__setattr__(self, name, tuple(float(v) for v in values))
 
-    def for_queries(self) -> PreprocessSpec:
-        """The spec of query photos: the same but for the crop mode, when `query_crop_mode` sets one."""
-        return replace(self, crop_mode=self.query_crop_mode or self.crop_mode, query_crop_mode=None)
+    @property
+    def query_crops(self) -> tuple[str, ...]:
+        """The crops a query photo is embedded with: `query_crop_mode`'s, else the items' crop."""
+        query = self.query_crop_mode or self.crop_mode
+        return query if isinstance(query, tuple) else (query,)
+
+    def query_specs(self) -> tuple[PreprocessSpec, ...]:
+        """The specs of query photos, one per crop: the same but for the crop mode."""
+        return tuple(replace(self, crop_mode=crop, query_crop_mode=None) for crop in self.query_crops)
 
     def crop_description(self) -> str:
-        """'scale_fit', or 'scale_fit (queries: center_crop)' when the photos are cropped otherwise."""
-        query = self.for_queries().crop_mode
+        """'scale_fit', or 'scale_fit (queries: center_crop)' when the photos are cropped otherwise
+        ('scale_fill + center_crop' when they are embedded with both)."""
+        query = " + ".join(self.query_crops)
         return self.crop_mode if query == self.crop_mode else f"{self.crop_mode} (queries: {query})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,6 +98,8 @@ class PreprocessSpec:
         data = asdict(self)
         if self.query_crop_mode is None:
             del data["query_crop_mode"]
+        elif isinstance(self.query_crop_mode, tuple):
+            data["query_crop_mode"] = list(self.query_crop_mode)
         return data
 
     @classmethod

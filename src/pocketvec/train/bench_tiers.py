@@ -72,9 +72,10 @@ def _embed(run: Path, pixels: np.ndarray, batch: int = 128) -> np.ndarray:
 
 def evaluate(work: str | Path, runs: list[str]) -> list[dict]:
     """One row per tier and run: the bench's accuracy numbers of the torch fp32 model, zero-shot."""
-    from pocketvec.bench.formats import prepared_pixels
+    from pocketvec.bench.formats import prepared_photo_pixels, prepared_pixels
     from pocketvec.bench.measure import accuracy
     from pocketvec.bench.run import _calibration_mask
+    from pocketvec.runtime.photo_crops import fuse_crops
     from pocketvec.runtime.preprocess import PreprocessSpec
     from pocketvec.train.checkpoint import read_run_config
 
@@ -90,7 +91,8 @@ def evaluate(work: str | Path, runs: list[str]) -> list[dict]:
             spec = PreprocessSpec.from_dict(read_run_config(run)["encoder"]["preprocess"])
             cache = folder / "pixels"
             g = _embed(Path(run), prepared_pixels(gallery, spec, cache))
-            q = _embed(Path(run), prepared_pixels(queries, spec.for_queries(), cache))
+            photos = prepared_photo_pixels(queries, spec, cache)
+            q = fuse_crops(_embed(Path(run), photos.reshape(-1, *photos.shape[2:])), None, photos.shape[1])[0]
             result = accuracy(q, g, query_labels, gallery_labels, mask)[0].to_dict()
             rows.append({"tier": folder.name, "run": str(run), "items": len(gallery), "queries": len(queries),
                          "input_size": spec.input_size, **result})

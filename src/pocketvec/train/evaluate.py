@@ -13,7 +13,7 @@ photos (0 when no rule reaches it).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,32 +26,45 @@ from pocketvec.runtime.gallery_views import GalleryViews, blend_views, view_phot
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
 from pocketvec.runtime.metrics import recall_at_k
+from pocketvec.runtime.photo_crops import fuse_crops
 from pocketvec.runtime.preprocess import CROP_MODES, PreprocessSpec, preprocess
 
 DECISION_PRECISION = 0.99
-QUERY_CROPS = ("scale_fill", "center_crop")  # the photos' crops enrolment chooses from
+QUERY_CROPS = ("scale_fill", "center_crop", "scale_fill + center_crop")  # the photos' crops enrolment chooses from
+
+
+def crops_of(name: str) -> tuple[str, ...]:
+    """The crops of a photos' crop as results name it: 'scale_fill + center_crop' -> both (fused)."""
+    return tuple(name.split(" + "))
+
+
+def query_crop_mode(name: str) -> str | tuple[str, ...]:
+    """The PreprocessSpec.query_crop_mode of a photos' crop so named."""
+    crops = crops_of(name)
+    return crops[0] if len(crops) == 1 else crops
 
 
 @dataclass
 class HeldOut:
     items: torch.Tensor  # (N, 3, S, S) the clean items, cropped as the gallery's
-    views: dict[str, torch.Tensor] | None  # photos' crop -> (N, V, 3, S, S) the gallery views `gallery build`
-    clean_weight: float                    # blends in, so cropped; None: clean rows
-    photos: dict[str, torch.Tensor]  # photos' crop -> (Q, 3, S, S) validation photos so cropped
+    views: dict[str, torch.Tensor] | None  # crop -> (N, V, 3, S, S) the gallery views `gallery build` blends in,
+    clean_weight: float                    # so cropped; None: clean rows
+    photos: dict[str, torch.Tensor]  # crop -> (Q, 3, S, S) validation photos so cropped
     labels: list[str]
     photo_labels: list[str]
+    choices: list[str] = field(default_factory=list)  # the photos' crops to score (QUERY_CROPS' names), in use first
+
+    def __post_init__(self) -> None:
+        self.choices = self.choices or list(self.photos)
 
     @property
     def crops(self) -> tuple[str, ...]:
         """The photos' crops prepared, the one in use first."""
-        return tuple(self.photos)
+        return tuple(self.choices)
 
     def use_crop(self, crop: str) -> None:
         """Make `crop` the one evaluations use."""
-        order = (crop, *(c for c in self.crops if c != crop))
-        self.photos = {name: self.photos[name] for name in order}
-        if self.views is not None:
-            self.views = {name: self.views[name] for name in order}
+        self.choices = [crop, *(c for c in self.choices if c != crop)]
 
 
 def _pixels(images: Iterable[np.ndarray], spec: PreprocessSpec) -> torch.Tensor:
@@ -63,14 +76,16 @@ def make_held_out(paths: list[Path], labels: list[str], spec: PreprocessSpec, ph
                   views: GalleryViews = GalleryViews(), crops: Iterable[str] = (), seed: int = VALIDATION_SEED
                   ) -> HeldOut:
     """The held-out set of the items at `paths`: `photos_per_item` validation photos of each, cropped with
-    the spec's query crop and each of `crops` besides; gallery rows made with `views` as the runtime does."""
+    the spec's query crops and each of `crops` (QUERY_CROPS' names) besides; gallery rows made with `views`
+    as the runtime does."""
     images = [load_image(path) for path in paths]
     photos, photo_labels = [], []
     for image, label in zip(images, labels, strict=True):
         photos += validation_photos(image, label, photos_per_item, seed)
         photo_labels += [label] * photos_per_item
+    choices = list(dict.fromkeys((" + ".join(spec.query_crops), *crops)))
     specs = {crop: replace(spec, crop_mode=crop, query_crop_mode=None)
-             for crop in dict.fromkeys((spec.for_queries().crop_mode, *crops))}
+             for crop in dict.fromkeys(c for choice in choices for c in crops_of(choice))}
     gallery_views = None
     if views.count:
         made = [view_photos(image, content_hash(path), views, spec.input_size)
@@ -81,7 +96,8 @@ def make_held_out(paths: list[Path], labels: list[str], spec: PreprocessSpec, ph
             gallery_views = {crop: torch.stack([_pixels(item_views, cropped) for item_views in made])
                              for crop, cropped in specs.items()}
     by_crop = {crop: _pixels(photos, cropped) for crop, cropped in specs.items()}
-    return HeldOut(_pixels(images, spec), gallery_views, views.clean_weight, by_crop, list(labels), photo_labels)
+    return HeldOut(_pixels(images, spec), gallery_views, views.clean_weight, by_crop, list(labels), photo_labels,
+                   choices)
 
 
 @torch.no_grad()
@@ -126,31 +142,47 @@ def embed_batches(model: torch.nn.Module, batches: Iterable[torch.Tensor],
     return np.concatenate(rows), np.concatenate(maps) if maps else None
 
 
+def _fused(per_crop: list[tuple[np.ndarray, np.ndarray | None]]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each crop's (embeddings, local maps) of the same photos -> the photos' fused ones (runtime.photo_crops)."""
+    embeddings = np.stack([e for e, _ in per_crop], axis=1)
+    maps = None if per_crop[0][1] is None else np.stack([m for _, m in per_crop], axis=1)
+    return fuse_crops(embeddings.reshape(-1, embeddings.shape[-1]),
+                      None if maps is None else maps.reshape(-1, *maps.shape[2:]), len(per_crop))
+
+
 def matcher_scores(model: torch.nn.Module, held_out: HeldOut,
                    crops: Iterable[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """For the photos' crops `crops`: {crop: (the (photos x items) scores the matcher answers from, re-ranked
-    when the model has a local stage; the gallery rows as `gallery build` makes them for that crop)}."""
+    """For the photos' crops `crops` (QUERY_CROPS' names): {crop: (the (photos x items) scores the matcher
+    answers from, re-ranked when the model has a local stage; the gallery rows as `gallery build` makes them
+    for that crop)}."""
     crops = list(crops)
-    missing = [crop for crop in crops if crop not in held_out.photos]
+    missing = [crop for crop in crops if not set(crops_of(crop)) <= set(held_out.photos)]
     if missing:
         raise ValueError(f"no held-out photos cropped {missing}; prepared: {list(held_out.photos)} of {CROP_MODES}")
     rerank_config = local_settings(model)
     with_locals = rerank_config is not None
     clean, item_maps = _embed(model, held_out.items, 32, with_locals)
-    out, rows_of = {}, {}  # rows_of: by the views tensor, which crops may share
-    for crop in crops:
+    photos_of: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    views_of: dict[int, np.ndarray] = {}  # by the views tensor, which crops may share
+    out = {}
+    for name in crops:
         rows = clean
         if held_out.views is not None:
-            views = held_out.views[crop]
-            if id(views) not in rows_of:
-                embedded = embed(model, views.flatten(0, 1)).reshape(len(clean), views.shape[1], -1)
-                rows_of[id(views)] = blend_views(clean, embedded, held_out.clean_weight)
-            rows = rows_of[id(views)]
-        photos, photo_maps = _embed(model, held_out.photos[crop], 32, with_locals)
+            for crop in crops_of(name):
+                views = held_out.views[crop]
+                if id(views) not in views_of:
+                    views_of[id(views)] = embed(model, views.flatten(0, 1))
+            per_crop = [(views_of[id(held_out.views[crop])], None) for crop in crops_of(name)]
+            embedded = _fused(per_crop)[0].reshape(len(clean), -1, clean.shape[1])
+            rows = blend_views(clean, embedded, held_out.clean_weight)
+        for crop in crops_of(name):
+            if crop not in photos_of:
+                photos_of[crop] = _embed(model, held_out.photos[crop], 32, with_locals)
+        photos, photo_maps = _fused([photos_of[crop] for crop in crops_of(name)])
         scores = photos @ rows.T
         if rerank_config is not None:
             scores = rerank(scores, label_ids(held_out.labels), photo_maps, item_maps, rerank_config)
-        out[crop] = scores, rows
+        out[name] = scores, rows
     return out
 
 
@@ -185,5 +217,5 @@ def score_key(metrics: dict) -> tuple[float, float]:
     return metrics["decision_recall"], metrics["recall_at_1"]
 
 
-__all__ = ["DECISION_PRECISION", "QUERY_CROPS", "HeldOut", "choose_query_crop", "embed", "embed_batches",
-           "evaluate", "local_settings", "make_held_out", "matcher_scores", "score_key"]
+__all__ = ["DECISION_PRECISION", "QUERY_CROPS", "HeldOut", "choose_query_crop", "crops_of", "embed", "embed_batches",
+           "evaluate", "local_settings", "make_held_out", "matcher_scores", "query_crop_mode", "score_key"]

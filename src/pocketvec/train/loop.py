@@ -33,7 +33,15 @@ from pocketvec.train.budget import (
 from pocketvec.train.checkpoint import save_run
 from pocketvec.train.config import TrainConfig
 from pocketvec.train.distributed import init_from_environment, rank_and_world
-from pocketvec.train.evaluate import QUERY_CROPS, choose_query_crop, evaluate, local_settings, make_held_out
+from pocketvec.train.evaluate import (
+    QUERY_CROPS,
+    choose_query_crop,
+    crops_of,
+    evaluate,
+    local_settings,
+    make_held_out,
+    query_crop_mode,
+)
 from pocketvec.train.keep_best import better, blend, describe, merged_copy, on_grid, verdict
 from pocketvec.train.local_scores import StepsWithClassViews
 from pocketvec.train.parts import (
@@ -159,7 +167,8 @@ class Trainer:
             if len(self.held_out.crops) > 1:  # the photos' crop, chosen on the start: every evaluation uses it
                 started = time.monotonic()
                 self.query_crop = choose_query_crop(on_grid(self.kept, config.int8_grid), self.held_out)
-                self.evaluation_s = (time.monotonic() - started) / len(self.held_out.crops)  # one crop's share
+                chosen = crops_of(self.query_crop["chosen"])  # its crops' share of the start's embedding
+                self.evaluation_s = (time.monotonic() - started) * len(chosen) / len(self.held_out.photos)
             start = self.query_crop["held_out"][self.held_out.crops[0]] if self.query_crop else \
                 self._evaluate_shipped(self.kept)
             self._record({"epoch": 0, "step": 0, **start}, self.kept)
@@ -408,8 +417,9 @@ class Trainer:
             if self.kept is not None:
                 extra["kept"] = {"epoch": self.best["epoch"], "verdict": verdict(self.history, self.best["epoch"])}
             if self.query_crop:
-                preprocess = replace(merged.config.preprocess, query_crop_mode=self.query_crop["chosen"])
-                merged.config = replace(merged.config, preprocess=preprocess)
+                chosen = query_crop_mode(self.query_crop["chosen"])
+                merged.config = replace(merged.config, preprocess=replace(merged.config.preprocess,
+                                                                          query_crop_mode=chosen))
                 extra["query_crop"] = {"chosen": self.query_crop["chosen"], "held_out_at_start": {
                     crop: {key: m[key] for key in ("decision_recall", "recall_at_1")}
                     for crop, m in self.query_crop["held_out"].items()}}

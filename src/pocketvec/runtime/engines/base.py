@@ -13,6 +13,7 @@ from pocketvec.errors import ImageLoadError, ModelFileError
 from pocketvec.runtime.image_bounds import check_bounds
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.metadata import ModelMetadata
+from pocketvec.runtime.photo_crops import fuse_crops
 from pocketvec.runtime.preprocess import preprocess
 from pocketvec.runtime.progress import progress_bar
 from pocketvec.runtime.unit_norm import first_not_unit
@@ -46,16 +47,21 @@ class Engine:
         """(embeddings, local maps or None); an engine overrides this or run_batch."""
         return self.run_batch(batch), None
 
-    def prepare(self, image: ImageLike, query: bool = False) -> np.ndarray:
+    def prepare(self, image: ImageLike, query: bool = False) -> list[np.ndarray]:
         """Load (if a path) and preprocess one image exactly as the phone does: as an item, or with
-        `query` as a photo to recognise (the metadata's query crop mode, when it has one)."""
+        `query` as a photo to recognise (the metadata's query crops). One model input per crop."""
         source = image if isinstance(image, (str, Path)) else "<array>"
         array = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
         if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
             raise ImageLoadError(source, f"expected an RGB uint8 (H, W, 3) array, got {array.dtype} {array.shape}")
-        spec = self.metadata.preprocess.for_queries() if query else self.metadata.preprocess
-        check_bounds(array.shape[1], array.shape[0], spec, source)
-        return preprocess(array, spec)
+        specs = self.metadata.preprocess.query_specs() if query else (self.metadata.preprocess,)
+        for spec in specs:
+            check_bounds(array.shape[1], array.shape[0], spec, source)
+        return [preprocess(array, spec) for spec in specs]
+
+    def crops(self, query: bool) -> int:
+        """Model inputs per image: 1 for items, the query crops for photos."""
+        return len(self.metadata.preprocess.query_crops) if query else 1
 
     def embed(self, images: Sequence[ImageLike], batch_size: int = 32, progress: bool = False,
               query: bool = False) -> np.ndarray:
@@ -83,14 +89,14 @@ class Engine:
                 chunk, batch = images[start : start + batch_size], []
                 for image in chunk:
                     try:
-                        batch.append(self.prepare(image, query))
+                        batch += self.prepare(image, query)
                         kept.append(image)
                     except ImageLoadError as e:
                         if failures is None:
                             raise
                         failures.append(e)
                 if batch:
-                    embeddings, local = self._checked(np.stack(batch))
+                    embeddings, local = fuse_crops(*self._checked(np.stack(batch)), self.crops(query))
                     rows.append(embeddings)
                     maps += [] if local is None else [local]
                 advance(len(chunk))
@@ -118,7 +124,7 @@ class Engine:
     def check_probe(self) -> None:
         """Embed one fixed test image: refuse a model whose embedding is not a finite unit vector, or whose
         local map is not finite (NaN weights, a zeroed or rescaled head), before it answers any photo."""
-        embeddings, local = self._checked(self.prepare(probe_pattern(self.metadata.preprocess.input_size))[None])
+        embeddings, local = self._checked(np.stack(self.prepare(probe_pattern(self.metadata.preprocess.input_size))))
         bad = first_not_unit(embeddings)
         if bad is not None:
             raise ModelFileError(f"{self.path}: its embedding of a test image has {bad[1]} (damaged or edited "
