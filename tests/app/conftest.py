@@ -278,8 +278,8 @@ def check_against_python(results: list[dict], queries, gallery, rule, rerank, he
     from pocketvec.runtime.matcher import UNKNOWN
 
     expected = python_matches(gallery, rule, queries, rerank)
-    page_local = np.array([r["local"] for r in results], dtype=np.float32).reshape(len(results), *rerank.shape) \
-        if rerank else None
+    page_local = np.array([r["local"] for r in results], dtype=np.float32).reshape(queries.locals.shape) \
+        if rerank else None  # a photo's map: every crop's locations (runtime.photo_crops)
     page_input = EmbedResult(np.array([r["embedding"] for r in results], dtype=np.float32), locals=page_local)
     same_input = python_matches(held or gallery, rule, page_input, rerank)
     for i, (result, match, mirror) in enumerate(zip(results, expected, same_input, strict=True)):

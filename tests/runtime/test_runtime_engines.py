@@ -111,3 +111,37 @@ def test_query_photos_take_the_query_crop_mode(runtime_dir: Path, item_paths: li
     assert not np.allclose(engine.embed(images), engine.embed(images, query=True), atol=1e-2)
     with pytest.raises(ConfigError, match="query_crop_mode must be one of"):
         PreprocessSpec(query_crop_mode="crop")
+
+
+def test_photos_embedded_with_two_crops_are_fused(runtime_dir: Path, item_paths: list[Path],
+                                                  photo_paths: list[Path], test_encoder) -> None:
+    """`query_crop_mode` as a list: each photo is embedded with every crop; its embedding is the normalised mean
+    of the crops' (as the single-crop models of the same weights give them), its local map both maps' locations."""
+    from pocketvec.export.onnx_export import export_onnx_fp32, model_metadata
+    from pocketvec.runtime.preprocess import PreprocessSpec
+
+    model = test_encoder(seed=2, crop_mode="scale_fit")
+    crops = ("scale_fill", "center_crop")
+    engines = {}
+    for query in (crops, *crops):
+        model.config = replace(model.config, preprocess=replace(model.config.preprocess, query_crop_mode=query))
+        name = "-".join(query) if isinstance(query, tuple) else query
+        engines[name] = open_engine(export_onnx_fp32(model, runtime_dir / f"model_{name}.onnx",
+                                                     model_metadata(model, local_rerank=True)), threads=1)
+    fused = engines["scale_fill-center_crop"]
+    spec = fused.metadata.preprocess
+    assert spec.query_crops == crops and spec.to_dict()["query_crop_mode"] == list(crops)
+    assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+    assert "scale_fill + center_crop" in spec.crop_description()
+    photos = [photo_paths[0], item_paths[0]]
+    both = fused.embed_all(photos, query=True)
+    single = [engines[crop].embed_all(photos, query=True) for crop in crops]
+    mean = single[0].embeddings + single[1].embeddings
+    np.testing.assert_allclose(both.embeddings, mean / np.linalg.norm(mean, axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(both.locals, np.concatenate([s.locals for s in single], axis=1), atol=1e-5)
+    assert both.locals.shape[1] == 2 * fused.metadata.local_rerank.locations
+    np.testing.assert_allclose(fused.embed(photos), engines["scale_fill"].embed(photos), atol=1e-6)  # items: one crop
+    for bad in ([], ["scale_fill", "scale_fill"], ["scale_fill", "crop"], [3]):
+        with pytest.raises(ConfigError, match="query_crop_mode"):
+            PreprocessSpec(query_crop_mode=bad)
+    assert PreprocessSpec(query_crop_mode=["center_crop"]).query_crop_mode == "center_crop"  # one: as a string

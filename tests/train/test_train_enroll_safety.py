@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from pocketvec.data.items import load_items
 from pocketvec.data.pseudoclasses import expand_pseudo_classes, merge_identical_classes, policy_from_name
 from pocketvec.int8_grid import round_to_int8_grid
 from pocketvec.runtime.images import load_image
+from pocketvec.runtime.preprocess import PreprocessSpec
 from pocketvec.train.budget import PROBE_STEPS
 from pocketvec.train.checkpoint import load_run, read_run_config
-from pocketvec.train.evaluate import score_key
+from pocketvec.train.evaluate import QUERY_CROPS, query_crop_mode, score_key
 from pocketvec.train.presets import preset_config
 from pocketvec.train.run import train_config
 from pocketvec.train.student import build_student
@@ -67,14 +69,19 @@ def test_a_time_limit_judges_the_weights_it_stopped_at(lookalike_items: Path, tm
     assert saved["steps"] == 1
     assert [h["epoch"] for h in saved["history"]] == [0, 0.25]  # the start, then the quarter epoch it reached
     assert saved["kept"]["epoch"] in (0, 0.25)
-    # the photos' crop: chosen on the start's held-out photos, used by every evaluation, shipped in the config
-    crops = saved["query_crop"]["held_out_at_start"]
-    assert set(crops) == {"scale_fill", "center_crop"}
+    # the photos' crop: chosen on the start's held-out photos and used by every evaluation; chosen again on
+    # the kept weights at the end (never below the crop in use), shipped in the config
+    start, end = saved["query_crop"]["held_out_at_start"], saved["query_crop"]["held_out_at_end"]
+    assert set(start) == set(end) == set(QUERY_CROPS)
+    in_use = max(start, key=lambda crop: score_key(start[crop]))
+    assert {h["crop"] for h in saved["history"]} == {in_use}
+    assert score_key(saved["history"][0]) == score_key(start[in_use])
     chosen = saved["query_crop"]["chosen"]
-    assert chosen == max(crops, key=lambda crop: score_key(crops[crop]))
-    assert saved["encoder"]["preprocess"]["query_crop_mode"] == chosen
-    assert {h["crop"] for h in saved["history"]} == {chosen}
-    assert score_key(saved["history"][0]) == score_key(crops[chosen])
+    assert chosen == max(end, key=lambda crop: score_key(end[crop]))
+    kept = next(h for h in saved["history"] if h["epoch"] == saved["kept"]["epoch"])
+    assert score_key(end[in_use]) == pytest.approx(score_key(kept))  # the kept weights, as judged in the run
+    written = PreprocessSpec.from_dict(saved["encoder"]["preprocess"]).query_crop_mode
+    assert written == query_crop_mode(chosen)
 
 
 def test_a_resumed_run_keeps_the_photos_crop_and_fitted_steps(lookalike_items: Path, tmp_path: Path) -> None:

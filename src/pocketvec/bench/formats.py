@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketvec.atomic import atomic_output
+from pocketvec.bench.code_id import code_id
 from pocketvec.bench.models import NotAvailable
 from pocketvec.runtime.gallery_views import GalleryViews, view_photos
 from pocketvec.runtime.images import content_hash, load_image
@@ -31,11 +32,7 @@ def exporter_id() -> str:
     import pocketvec.runtime.local_rerank
     import pocketvec.runtime.metadata
 
-    digest = hashlib.sha256()
-    sources = sorted(Path(pocketvec.export.__file__).parent.glob("*.py"))
-    for source in [*sources, Path(pocketvec.runtime.metadata.__file__), Path(pocketvec.runtime.local_rerank.__file__)]:
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:8]
+    return code_id(pocketvec.export, pocketvec.runtime.metadata, pocketvec.runtime.local_rerank)
 
 
 def export_form(form: str, run_dir: Path, out_dir: Path, calibration_dir: Path) -> Path | None:

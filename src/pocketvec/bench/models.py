@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pocketvec.bench.code_id import code_id
 from pocketvec.bench.dataset import BenchSet
 
 ENROLL_TIME_FILE = "enroll_wall_time.json"  # next to an enrolled run: the wall time of the training command
@@ -107,12 +108,16 @@ def prepare_small(ctx: BenchContext) -> Path:
 def enroll_on_gallery(ctx: BenchContext, preset: str, start: Path | None, name: str) -> Path:
     """`pocketvec train --preset PRESET` fine-tuned on the benchmark's gallery images (one image per item), from
     the run folder `start` (None: the preset's own start). The run folder is keyed by the start, the gallery and
-    the preset's settings, so a changed preset enrols again instead of reusing a run."""
+    the preset's settings and the code that trains (pocketvec.train, pocketvec.data), so a changed preset or
+    recipe enrols again instead of reusing a run."""
+    import pocketvec.data
+    import pocketvec.train
     from pocketvec.train.presets import preset_config
 
     start_id = json.loads((start / "config.json").read_text())["embedding_space_id"] if start else "imagenet"
     gallery_id = json.loads((ctx.work / "benchmark.json").read_text())["key"]
-    recipe = {"preset": preset_config(preset).to_dict(), "args": ctx.enroll_args}
+    recipe = {"preset": preset_config(preset).to_dict(), "args": ctx.enroll_args,
+              "code": code_id(pocketvec.train, pocketvec.data)}
     args_id = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:8]
     run_dir = ctx.work / "models" / f"{name}-{start_id}-{gallery_id}-{args_id}"
     if (run_dir / "model.safetensors").is_file():

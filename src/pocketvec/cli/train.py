@@ -147,10 +147,12 @@ def _report(run_dir: Path, as_json: bool = False) -> None:
     if kept:
         console.print(f"[bold]{safe(kept['verdict'])}[/]")
     if "query_crop" in config:
+        crops = config["query_crop"]
+        when = "end" if "held_out_at_end" in crops else "start"  # runs before the end's choice: the start's
         scores = ", ".join(f"{safe(crop)} {m['decision_recall']:.3f} / {m['recall_at_1']:.3f}"
-                           for crop, m in config["query_crop"]["held_out_at_start"].items())
-        console.print(f"photos' crop: {safe(config['query_crop']['chosen'])} (held-out decision recall / Recall@1 "
-                      f"at the start: {scores})")
+                           for crop, m in crops[f"held_out_at_{when}"].items())
+        console.print(f"photos' crop: {safe(crops['chosen'])} (held-out decision recall / Recall@1 "
+                      f"at the {when}: {scores})")
     alpha = config.get("train", {}).get("wise_alpha", 1.0)
     if alpha < 1.0:
         console.print(f"weights shipped: start + {alpha:g} x (fine-tuned - start), WiSE-FT "

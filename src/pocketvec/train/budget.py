@@ -18,7 +18,7 @@ import re
 from pocketvec.errors import ConfigError
 
 PROBE_STEPS = 4  # steps timed (after the first, which starts the data workers) before the steps are fitted
-FINISH_EVALUATIONS = 1  # at the end: the float weights, scored beside the int8-grid ones
+FINISH_EVALUATIONS = 3  # at the end: the photos' crops chosen again (two crops' photos), the float weights
 UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 MAX_BUDGET_S = 7 * 24 * 3600.0
 SECONDS_PER_EVALUATION = 300.0  # a 5-minute budget is evaluated once at its end, 15 minutes and more 3 times

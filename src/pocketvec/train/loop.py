@@ -416,13 +416,15 @@ class Trainer:
                      "images_per_s": round(self.images_per_second, 1)}
             if self.kept is not None:
                 extra["kept"] = {"epoch": self.best["epoch"], "verdict": verdict(self.history, self.best["epoch"])}
-            if self.query_crop:
-                chosen = query_crop_mode(self.query_crop["chosen"])
+            if self.query_crop:  # chosen again for the weights that ship: the crop that suits them best
+                at_end = choose_query_crop(on_grid(merged, self.config.int8_grid), self.held_out)
                 merged.config = replace(merged.config, preprocess=replace(merged.config.preprocess,
-                                                                          query_crop_mode=chosen))
-                extra["query_crop"] = {"chosen": self.query_crop["chosen"], "held_out_at_start": {
-                    crop: {key: m[key] for key in ("decision_recall", "recall_at_1")}
-                    for crop, m in self.query_crop["held_out"].items()}}
+                                                                          query_crop_mode=query_crop_mode(
+                                                                              at_end["chosen"])))
+                extra["query_crop"] = {"chosen": at_end["chosen"], **{
+                    f"held_out_at_{when}": {crop: {key: m[key] for key in ("decision_recall", "recall_at_1")}
+                                            for crop, m in scores.items()}
+                    for when, scores in (("start", self.query_crop["held_out"]), ("end", at_end["held_out"]))}}
             if self.config.int8_grid:
                 save_on_grid(self.out, merged, extra, self.held_out, self.best)
             else:
