@@ -104,8 +104,8 @@ def test_version_3_local_maps_round_to_float16_as_numpy_does(js_page, scenario) 
     the very bytes numpy's does, and the browser reads Python's maps back exactly."""
     from pocketvec.runtime.gallery_file import decode
 
-    found = scenario.found
-    labels = [f"photo {i}" for i in range(len(found.embeddings))]
+    found = scenario.engine.embed_all(scenario.enrolled)  # items: the rows' maps, unrounded
+    labels = [f"item {i}" for i in range(len(found.embeddings))]
     gallery = Gallery.for_model(scenario.engine.metadata)
     gallery.add(found.embeddings, labels, [f"source {i}" for i in range(len(labels))], found.locals)
     raw = gallery.to_bytes()
