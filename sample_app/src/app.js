@@ -52,7 +52,7 @@ async function loadGallery(model) {
   if (response?.ok) {
     try {
       const { gallery, checksum } = await Gallery.fromFile(await response.arrayBuffer(), url, spaceId, model.meta.embedding_dim,
-        model.meta.local_rerank ?? null);
+        model.meta.local_rerank ?? null, model.meta.weights_digest);
       if (stored?.seededFrom !== checksum) {
         gallery.seededFrom = checksum;
         carryThumbnails(gallery.rows, stored?.rows || []);
@@ -189,14 +189,17 @@ function wire(camera) {
     ev.target.value = "";
     const meta = state.model.meta;
     const { gallery } = await Gallery.fromFile(await file.arrayBuffer(), file.name, meta.embedding_space_id, meta.embedding_dim,
-      meta.local_rerank ?? null);
+      meta.local_rerank ?? null, meta.weights_digest);
     gallery.seededFrom = state.gallery.seededFrom; // the served file still seeds only when it changes
     carryThumbnails(gallery.rows, state.gallery.rows); // a .pvg has no images: keep those of the same photos
     state.gallery = gallery;
     await saveStored(gallery);
     renderGallery();
   });
-  $("export-button").onclick = () => guarded(async () => download(await state.gallery.toFile("float32", state.model.meta.pocketvec_version), "gallery.pvg"));
+  $("export-button").onclick = () => guarded(async () => { // the file records the digest of the model in use
+    const meta = state.model.meta;
+    download(await state.gallery.toFile("float32", meta.pocketvec_version, meta.weights_digest ?? null), "gallery.pvg");
+  });
 }
 
 async function main() {

@@ -74,6 +74,7 @@ export class Gallery {
     this.rerank = rerank;
     this.rows = []; // {label, source, embedding: Float32Array, local?: Float32Array, thumb?: data URL}
     this.seededFrom = null; // checksum of the served gallery file this one started from
+    this.modelDigest = null; // the weights digest of the model that built the rows (a file's model_digest), or null
   }
 
   get localShape() {
@@ -143,14 +144,16 @@ export class Gallery {
     return { top: all.slice(0, k), ...decision, label: decision.accepted ? all[0].label : null };
   }
 
-  /** A .pvg file's bytes (float32 or int8 rows); `version` is the model's pocketvec version. */
-  async toFile(dtype = "float32", version = "0.1.0") {
+  /** A .pvg file's bytes (float32 or int8 rows); `version` is the model's pocketvec version, `modelDigest` the
+   * weights digest it records (the app's: its model's). */
+  async toFile(dtype = "float32", version = "0.1.0", modelDigest = this.modelDigest) {
     const vectors = new Float32Array(this.count * this.dim);
     this.rows.forEach((r, i) => vectors.set(r.embedding, i * this.dim));
     const header = {
       embedding_space_id: this.spaceId, dim: this.dim, count: this.count, dtype,
       labels: this.rows.map((r) => r.label), sources: this.rows.map((r) => r.source),
       accept_rule: this.acceptRule, created_by: `pocketvec ${version} (sample app)`,
+      ...(modelDigest ? { model_digest: modelDigest } : {}),
     };
     const shape = this.localShape;
     if (!shape) return encodeGallery(header, vectors);
@@ -161,8 +164,10 @@ export class Gallery {
 
   /** Read a .pvg; a gallery made by another model (embedding space, dim, or local maps: `rerank` is that
    * model's local_rerank metadata, null without one) is refused. Without `spaceId`, the file's own local
-   * maps decide and `rerank` (if given) supplies top_k, weight and the score's settings. */
-  static async fromFile(buffer, source, spaceId, dim, rerank = undefined) {
+   * maps decide and `rerank` (if given) supplies top_k, weight and the score's settings. One built by another
+   * export of the same run (its model_digest is not `digest`, the model's weights_digest) is used, with one
+   * console line, as pocketvec.runtime.enroll.open_gallery. */
+  static async fromFile(buffer, source, spaceId, dim, rerank = undefined, digest = undefined) {
     const { header, vectors, locals, checksum } = await decodeGallery(buffer, source);
     if (spaceId !== undefined && header.embedding_space_id !== spaceId) {
       throw new GalleryFileError(`${source} was made by another model (embedding space ${header.embedding_space_id}, `
@@ -179,6 +184,12 @@ export class Gallery {
     }
     const settings = fileShape ? { ...(rerank || {}), locations: fileShape[0], channels: fileShape[1] } : null;
     const gallery = new Gallery(header.embedding_space_id, header.dim, header.accept_rule, settings);
+    gallery.modelDigest = header.model_digest ?? null;
+    if (digest && gallery.modelDigest && digest !== gallery.modelDigest) {
+      const short = (d) => d.slice(0, 19);
+      console.warn(`${source} was built by another export of this model (weights ${short(gallery.modelDigest)}, `
+        + `this model's ${short(digest)}): same embedding space, so it is used as it is`);
+    }
     const size = fileShape ? fileShape[0] * fileShape[1] : 0;
     header.labels.forEach((label, i) => gallery.rows.push({
       label, source: header.sources[i], embedding: vectors.subarray(i * header.dim, (i + 1) * header.dim),

@@ -8,10 +8,15 @@ const KEYS_V2 = ["accept_rule", "count", "created_by", "dim", "dtype", "embeddin
 const KEYS_V1 = [...KEYS_V2, "payload_sha256"].sort();
 const KEYS_V3 = [...KEYS_V2, "local_shape"].sort(); // version 2 + the rows' local maps
 const KEYS = { 1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3 };
+const OPTIONAL_KEYS = ["model_digest"]; // the weights digest of the model that built the rows
 const MAX_LOCATIONS = 4096, MAX_CHANNELS = 4096; // as pocketvec.runtime.local_rerank
 const RULE_KEYS = ["margin", "method", "precision", "recall", "target_precision", "threshold"];
 const MAX_COUNT = 2 ** 31, MAX_DIM = 65536, MAX_NAME = 256, MAX_LABEL = 1024;
 export const MAX_DEPTH = 16;
+const DIGEST = /^sha256:[0-9a-f]{64}$/; // as pocketvec.runtime.weights_digest
+
+/** Whether `value` is a weights digest: "sha256:" and 64 lowercase hex digits. */
+export const isDigest = (value) => typeof value === "string" && DIGEST.test(value);
 
 const repr = (v) => JSON.stringify(v) ?? String(v);
 const pyList = (names) => `[${names.map((n) => `'${n}'`).join(", ")}]`; // as Python prints a list of str
@@ -69,6 +74,9 @@ function checkValues(header) {
   checkNumber("dim", header.dim, 1, MAX_DIM, true);
   checkText("embedding_space_id", header.embedding_space_id, MAX_NAME);
   checkText("created_by", header.created_by, MAX_NAME, true);
+  if ("model_digest" in header && !isDigest(header.model_digest)) {
+    throw new GalleryFileError(`model_digest must be 'sha256:' followed by 64 lowercase hex digits. Got ${repr(header.model_digest)}.`);
+  }
   for (const key of ["labels", "sources"]) {
     const values = header[key];
     if (!Array.isArray(values) || values.length !== header.count) {
@@ -95,7 +103,7 @@ export function checkHeader(header, source, version) {
   }
   const keys = KEYS[version];
   const missing = keys.filter((k) => !(k in header));
-  const unknown = Object.keys(header).filter((k) => !keys.includes(k)).sort();
+  const unknown = Object.keys(header).filter((k) => !keys.includes(k) && !OPTIONAL_KEYS.includes(k)).sort();
   if (missing.length) throw new GalleryFileError(`${source}: gallery header lacks keys ${pyList(missing)}`);
   if (unknown.length && version >= 2) throw new GalleryFileError(`${source}: gallery header has unknown keys ${pyList(unknown)}`);
   try {

@@ -2,6 +2,7 @@
 // node_modules, no CDN) and the pocketvec metadata read from the model file itself.
 
 import * as ort from "../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
+import { isDigest } from "./gallery_header.js";
 import { readOnnxMetadata } from "./onnx_metadata.js";
 import { preprocess, toNCHW } from "./preprocess.js";
 
@@ -32,7 +33,8 @@ export function parseMetadata(props, source) {
     ["preprocess.query_crop_mode", p.query_crop_mode == null || typeof p.query_crop_mode === "string"
       || (Array.isArray(p.query_crop_mode) && p.query_crop_mode.length > 0
         && p.query_crop_mode.every((c) => typeof c === "string"))],
-    ["embedding_dim", Number.isInteger(meta.embedding_dim)], ["embedding_space_id", typeof meta.embedding_space_id === "string"]]) {
+    ["embedding_dim", Number.isInteger(meta.embedding_dim)], ["embedding_space_id", typeof meta.embedding_space_id === "string"],
+    ["weights_digest", meta.weights_digest == null || isDigest(meta.weights_digest)]]) {
     if (!ok) throw new Error(`${source}: pocketvec metadata lacks a valid ${name}`);
   }
   const r = meta.local_rerank;

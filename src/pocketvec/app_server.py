@@ -76,14 +76,14 @@ def check_app_dir(app_dir: Path) -> Path:
 def check_model_and_gallery(model: Path, gallery: Path | None) -> str:
     """Open the model (it must carry pocketvec metadata) and refuse a gallery of another model."""
     from pocketvec.runtime.engines import open_engine
-    from pocketvec.runtime.gallery import Gallery
+    from pocketvec.runtime.enroll import open_gallery
 
     if model.suffix.lower() != ".onnx":
         raise ModelFileError(f"{model}: the browser app runs ONNX models (.onnx); got {model.suffix or 'no suffix'}")
-    metadata = open_engine(model).metadata
+    engine = open_engine(model)
     if gallery is not None:
-        Gallery.load_for(gallery, metadata)
-    return metadata.embedding_space_id
+        open_gallery(engine, gallery)  # another export of the same run: one warning line, as `match` gives
+    return engine.metadata.embedding_space_id
 
 
 def host_allowed(header: str | None, bound: str, port: int) -> bool:

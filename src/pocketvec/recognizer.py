@@ -132,7 +132,7 @@ class Recognizer:
             rows = with_views(found.embeddings, [Path(x) if isinstance(x, str) else x for x in batch], sources,
                               self.views, self.engine.metadata.preprocess.input_size,
                               lambda photos: self.engine.embed(photos, query=True))
-            added = self.gallery.add(rows, [label] * len(batch), sources, found.locals)
+            added = self.gallery.add(rows, [label] * len(batch), sources, found.locals, self.engine.metadata)
             report = EnrollReport(added.added, added.skipped)
         self._matcher = None
         return report

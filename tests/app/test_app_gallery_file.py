@@ -14,7 +14,7 @@ import pytest
 from pocketvec.runtime import gallery_file
 from pocketvec.runtime.gallery import Gallery
 
-from ..runtime.test_runtime_gallery import BAD_HEADERS, resealed, version1_bytes
+from ..runtime.test_runtime_gallery import BAD_HEADERS, DIGEST, resealed, version1_bytes
 from .conftest import b64
 
 JS_DECODE = """async ([data, spaceId]) => {
@@ -93,6 +93,7 @@ def test_js_and_python_write_the_same_bytes(js_page, scenario, dtype: str) -> No
     gallery = with_dtype(scenario.gallery, dtype)
     gallery.accept_rule = dataclasses.replace(scenario.rule, precision=1.0)  # a whole float: 1 in both
     gallery.created_by = "pocketvec test ü"
+    gallery.model_digest = DIGEST  # the optional key: sorted among the others, the same bytes
     header = json.loads(gallery.to_bytes()[16 : 16 + int.from_bytes(gallery.to_bytes()[12:16], "little")])
     rows = with_dtype(scenario.gallery, "float32").embeddings().tolist()
     written = base64.b64decode(js_page.evaluate(JS_ENCODE, [header, rows]))
@@ -184,6 +185,38 @@ def _error(data: bytes) -> Exception:
     except Exception as e:
         return e
     raise AssertionError("accepted")
+
+
+JS_NOTES = """async ([data, spaceId, digest]) => {
+  const { Gallery } = await import("/src/gallery.js");
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const notes = [], warn = console.warn;
+  console.warn = (line) => notes.push(line);
+  try {
+    const { gallery, header } = await Gallery.fromFile(bytes.buffer, "test.pvg", spaceId, undefined, undefined, digest);
+    return { notes, digest: gallery.modelDigest, key: header.model_digest ?? null, rows: gallery.count };
+  } finally {
+    console.warn = warn;
+  }
+}"""
+
+
+def test_js_reads_the_model_digest_and_names_another_export_in_one_line(js_page, scenario) -> None:
+    """The served gallery (built by Python) records its model's digest: the app reads it as Python does; a
+    model of the same space with another digest (another export of the run) gets one console line, not a
+    refusal; a gallery without the key (written before it) reads as before."""
+    raw = scenario.gallery_path.read_bytes()
+    digest = scenario.engine.metadata.weights_digest
+    assert Gallery.load(scenario.gallery_path).model_digest == digest
+    same = js_page.evaluate(JS_NOTES, [b64(raw), scenario.space_id, digest])
+    assert same == {"notes": [], "digest": digest, "key": digest, "rows": scenario.gallery.count}
+    other = js_page.evaluate(JS_NOTES, [b64(raw), scenario.space_id, DIGEST])
+    assert other["rows"] == scenario.gallery.count and other["notes"] == [
+        f"test.pvg was built by another export of this model (weights {digest[:19]}, this model's {DIGEST[:19]}): "
+        "same embedding space, so it is used as it is"]
+    without = resealed(raw, lambda h: {k: v for k, v in h.items() if k != "model_digest"})
+    older = js_page.evaluate(JS_NOTES, [b64(without), scenario.space_id, DIGEST])
+    assert older == {"notes": [], "digest": None, "key": None, "rows": scenario.gallery.count}
 
 
 def test_js_reads_version_1_files(js_page, scenario) -> None:

@@ -43,6 +43,7 @@ def test_enroll_match_export_in_the_browser(page, serve_app, scenario, artifacts
     assert loaded.labels == scenario.gallery.labels
     assert loaded.sources == [content_hash(p) for p in scenario.enrolled]
     assert loaded.accept_rule == scenario.rule  # a new gallery takes the model's rule, as in Python
+    assert loaded.model_digest == scenario.engine.metadata.weights_digest  # and records the model in use
     distances = [cosine_distance(a, b) for a, b in zip(loaded.embeddings(), scenario.gallery.embeddings(), strict=True)]
     assert max(distances) <= MAX_COSINE_DISTANCE
 
@@ -101,3 +102,20 @@ def test_page_refuses_broken_images_foreign_and_damaged_galleries(page, serve_ap
     page.wait_for_function("() => document.querySelector('#error').hidden")
     page.wait_for_function("n => document.querySelector('#gallery-count').textContent.startsWith(n + ' labels')",
                            arg=len(scenario.enrolled))
+
+
+def test_the_exported_gallery_records_the_model_in_use(page, serve_app, scenario, tmp_path: Path) -> None:
+    """A served gallery written before model_digest seeds the page; the page's export writes the same rows and
+    records the digest of the model it runs."""
+    import dataclasses
+
+    older = dataclasses.replace(scenario.gallery, model_digest=None).save(tmp_path / "older.pvg")
+    open_app(page, serve_app(scenario.model, older))
+    assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
+    with page.expect_download() as download:
+        page.click("#export-button")
+    exported = tmp_path / "from_browser.pvg"
+    download.value.save_as(exported)
+    loaded = Gallery.load(exported, embedding_space_id=scenario.space_id)
+    assert loaded.labels == scenario.gallery.labels and loaded.sources == scenario.gallery.sources
+    assert loaded.model_digest == scenario.engine.metadata.weights_digest is not None

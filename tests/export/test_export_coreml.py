@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -204,3 +205,53 @@ def test_a_damaged_package_is_a_clear_error(small_package, demo_items, tmp_path,
     with pytest.raises(ModelFileError, match=r"damaged\.mlpackage"):
         engine = open_engine(package, engine="interpreter")
         engine.embed(list_images(demo_items)[:1])
+
+
+def test_the_weights_digest_is_checked_on_open(small_package, demo_items, tmp_path):
+    """The export records the digest of the weights it saved; a changed byte of the weight file is refused
+    naming the package, an inline constant of the program changed too; a package without the key (an older
+    export) opens as before."""
+    import json
+
+    from pocketvec.runtime.engines import open_engine
+    from pocketvec.runtime.metadata import METADATA_KEY
+    from pocketvec.runtime.weights_digest import PATTERN
+
+    digest = MILProgram.load(small_package).metadata.weights_digest
+    assert PATTERN.fullmatch(digest) and open_engine(small_package, "interpreter").metadata.weights_digest == digest
+    refused = r"\.mlpackage: its weights do not match the digest recorded at export"
+
+    edited = shutil.copytree(small_package, tmp_path / "edited.mlpackage")
+    weights = package_paths(edited)[1] / "weight.bin"
+    raw = bytearray(weights.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match=rf"edited{refused}"):
+        open_engine(edited, "interpreter")
+
+    def rewritten(name: str, change) -> Path:
+        package = shutil.copytree(small_package, tmp_path / f"{name}.mlpackage")
+        spec_path = package_paths(package)[0]
+        spec = load_spec(package)
+        change(spec)
+        spec_path.write_bytes(spec.SerializeToString())
+        return package
+
+    def edit_inline_constant(spec) -> None:
+        block = spec.mlProgram.functions["main"].block_specializations["CoreML7"]
+        value = next(op.attributes["val"] for op in block.operations
+                     if op.type == "const" and op.attributes["val"].immediateValue.tensor.floats.values)
+        value.immediateValue.tensor.floats.values[0] += 0.5
+
+    with pytest.raises(ModelFileError, match=rf"constant{refused}"):
+        open_engine(rewritten("constant", edit_inline_constant), "interpreter")
+
+    def drop_digest(spec) -> None:
+        meta = json.loads(spec.description.metadata.userDefined[METADATA_KEY])
+        del meta["weights_digest"]
+        spec.description.metadata.userDefined[METADATA_KEY] = json.dumps(meta)
+
+    older = open_engine(rewritten("older", drop_digest), "interpreter")
+    assert older.metadata.weights_digest is None
+    images = list_images(demo_items)[:2]
+    assert np.array_equal(older.embed(images), open_engine(small_package, "interpreter").embed(images))

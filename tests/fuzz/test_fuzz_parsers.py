@@ -1,5 +1,6 @@
 """Fuzzing the parsers of user files with hypothesis: the `.pvg` reader (versions 2 and 3, the latter
-with local maps), the model-metadata reader (local_rerank, accept_rule, query_crop_mode included) and
+with local maps; model_digest included), the model-metadata reader (local_rerank, accept_rule,
+query_crop_mode, weights_digest included) and
 the image loader. Each may only answer with a value that passes its checks or a clean PocketvecError
 naming the input; a checksummed gallery never accepts a changed byte, and one whose checksum was
 recomputed over changed rows or maps loads only when they are still unit vectors."""
@@ -39,6 +40,7 @@ def fuzz(examples: int) -> settings:
 
 
 LOCAL_SHAPE = (4, 6)  # a version-3 gallery's local maps: 4 locations of 6 channels per row
+DIGEST = "sha256:" + "0123456789abcdef" * 4  # a weights digest (the model's, the gallery's model_digest)
 RERANK = LocalRerank(locations=LOCAL_SHAPE[0], channels=LOCAL_SHAPE[1], top_k=2)
 
 
@@ -51,7 +53,7 @@ def sample_gallery(dtype: str, locals_: bool = False) -> Gallery:
     rng = np.random.default_rng(0)
     rows, maps = unit(rng.standard_normal((3, 8))), unit(rng.standard_normal((3, *LOCAL_SHAPE)))
     gallery = Gallery("space01", 8, dtype, accept_rule=AcceptRule(0.5, 0.05, 0.99, 0.8, 0.99),
-                      local_shape=LOCAL_SHAPE if locals_ else None)
+                      local_shape=LOCAL_SHAPE if locals_ else None, model_digest=DIGEST)
     gallery.add(rows, ["a", "b", "a"], [f"{i:064x}" for i in range(3)], maps if locals_ else None)
     return gallery
 
@@ -115,9 +117,10 @@ def check_usable(decoded: gallery_file.Decoded) -> None:
     shape = tuple(header["local_shape"]) if "local_shape" in header else None
     gallery = Gallery(header["embedding_space_id"], header["dim"], header["dtype"], header["labels"],
                       header["sources"], decoded.vectors, decoded.accept_rule, header["created_by"], shape,
-                      decoded.locals)
+                      decoded.locals, header.get("model_digest"))
     again = gallery_file.decode(gallery.to_bytes(), "again.pvg")
     assert again.header["labels"] == gallery.labels and np.array_equal(again.vectors, gallery.vectors)
+    assert again.header.get("model_digest") == header.get("model_digest")
     assert first_not_unit(gallery.vectors) is None
     query = gallery.embeddings()[:1]
     rerank, query_locals = None, None
@@ -148,7 +151,8 @@ def changed_headers(draw) -> tuple[int, dict]:
     for _ in range(draw(st.integers(1, 3))):
         where = draw(st.sampled_from(["top", "rule", "drop", "list item", "local shape"]))
         if where == "top":
-            header[draw(st.sampled_from([*sorted(original), "local_shape", "extra"]))] = draw(json_values)
+            key = draw(st.sampled_from([*sorted(original), "local_shape", "extra"]))
+            header[key] = draw(st.sampled_from([DIGEST, DIGEST.upper(), DIGEST[:-1]]) | json_values)
         elif where == "rule" and isinstance(header.get("accept_rule"), dict):
             header["accept_rule"][draw(st.sampled_from(RULE_KEYS))] = draw(json_values)
         elif where == "drop" and header:
@@ -201,11 +205,13 @@ def test_arbitrary_header_text_is_a_clean_error(text: str) -> None:
 
 METADATA = ModelMetadata(PreprocessSpec(input_size=96), 64, "space01", "tiny",
                          AcceptRule(0.5, 0.05, 0.99, 0.8, 0.99))
-# the fields added since: the photos' crop, the local re-rank with its later keys, the accept rule's method
+# the fields added since: the photos' crop, the local re-rank with its later keys, the accept rule's method,
+# the weights digest
 METADATA_NEW = ModelMetadata(PreprocessSpec(input_size=96, crop_mode="scale_fit", query_crop_mode="scale_fill"),
                              64, "space01", "tiny", AcceptRule(0.5, 0.05, 0.99, 0.8, 0.99, method="pair_f1"),
                              local_rerank=LocalRerank(locations=36, channels=128, worst_fraction=0.1,
-                                                      photo_weight=0.5, photo_threshold=0.5))
+                                                      photo_weight=0.5, photo_threshold=0.5),
+                             weights_digest=DIGEST)
 SECTIONS = ("top", "preprocess", "rule", "local_rerank", "drop", "drop in a section")
 
 
@@ -220,11 +226,13 @@ def changed_metadata(draw) -> str:
                    "drop in a section": data.get(inner)}[where]
         if not isinstance(section, dict):
             continue
-        key = draw(st.sampled_from([*sorted(section), "local_rerank", "query_crop_mode", "method", "extra"]))
+        key = draw(st.sampled_from([*sorted(section), "local_rerank", "query_crop_mode", "method", "weights_digest",
+                                    "extra"]))
         if where.startswith("drop"):
             section.pop(key, None)
         else:
-            section[key] = draw(st.sampled_from(["scale_fill", "center_crop", "decision"]) | shape_values)
+            section[key] = draw(st.sampled_from(["scale_fill", "center_crop", "decision", DIGEST, DIGEST[7:]])
+                                | shape_values)
     return json.dumps(data, allow_nan=True)
 
 
@@ -238,6 +246,7 @@ def test_model_metadata_gives_valid_metadata_or_a_clean_error(text: str) -> None
         return
     assert ModelMetadata.from_json(meta.to_json()) == meta  # what was accepted is whole
     assert isinstance(meta.embedding_dim, int) and meta.embedding_dim >= 1
+    assert meta.weights_digest in (None, DIGEST)  # a digest is checked by form: nothing else passes
     for queries in meta.preprocess.query_specs():
         assert queries.query_crop_mode is None and queries.input_size == meta.preprocess.input_size
     if meta.local_rerank is not None:  # a re-rank that can be run: its own checks held

@@ -126,7 +126,12 @@ BAD_HEADERS = {
     "dim of 401 digits": (lambda h: dict(h, dim=-(10**400)), "dim must be an integer in"),
     "threshold of 401 digits": (lambda h: dict(h, accept_rule=dict(h["accept_rule"], threshold=10**400)),
                                 "threshold must be a finite number in"),
+    "model_digest as a number": (lambda h: dict(h, model_digest=12), "model_digest must be 'sha256:' followed by"),
+    "model_digest null": (lambda h: dict(h, model_digest=None), "model_digest must be 'sha256:' followed by"),
+    "model_digest in capitals": (lambda h: dict(h, model_digest="sha256:" + "AB" * 32), "model_digest must be"),
+    "model_digest too long": (lambda h: dict(h, model_digest="sha256:" + "ab" * 300), "model_digest must be"),
 }
+DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
 @pytest.mark.parametrize("case", list(BAD_HEADERS))
@@ -167,6 +172,20 @@ def test_several_images_per_label_and_remove() -> None:
     assert "item1" not in gallery.labels and gallery.vectors.shape == (4, 16)
     with pytest.raises(GalleryError, match="'item1' is not in the gallery"):
         gallery.remove("item1")
+
+
+def test_the_model_digest_is_optional_and_read_back(tmp_path: Path) -> None:
+    """`model_digest` (the weights digest of the model that built the rows) is an optional key: written when
+    known, read back; without it (every gallery written before it) a file is written and read as before."""
+    gallery = sample_gallery()
+    without = gallery.to_bytes()
+    assert Gallery.load(gallery.save(tmp_path / "old.pvg")).model_digest is None
+    gallery.model_digest = DIGEST
+    raw = gallery.save(tmp_path / "g.pvg").read_bytes()
+    header = json.loads(raw[16 : 16 + struct.unpack_from("<I", raw, 12)[0]])
+    assert set(header) == gallery_header.KEYS_V2 | {"model_digest"} and header["model_digest"] == DIGEST
+    assert Gallery.load(tmp_path / "g.pvg", "abc123").model_digest == DIGEST
+    assert b"model_digest" not in without
 
 
 def test_foreign_model_is_refused(tmp_path: Path) -> None:

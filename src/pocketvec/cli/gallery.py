@@ -161,7 +161,8 @@ def info_command(
     info = {"file": str(gallery_path), "embedding_space_id": gallery.embedding_space_id, "dim": gallery.dim,
             "dtype": gallery.dtype, "rows": gallery.count, "labels": len(gallery.label_counts()),
             "accept_rule": asdict(gallery.accept_rule) if gallery.accept_rule else None,
-            "created_by": gallery.created_by, "bytes": gallery_path.stat().st_size,
+            "created_by": gallery.created_by, "model_digest": gallery.model_digest,
+            "bytes": gallery_path.stat().st_size,
             "local_maps": list(gallery.local_shape) if gallery.local_shape else None}
     if list_labels:
         info["label_rows"] = gallery.label_counts()

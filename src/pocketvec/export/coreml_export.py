@@ -7,6 +7,7 @@ is inside the graph. The .mlpackage is written to a temp folder beside `out` and
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import warnings
@@ -19,6 +20,7 @@ from pocketvec.errors import ConfigError, ModelFileError
 from pocketvec.export.source import check_choice, export_graph, load_export_source
 from pocketvec.int8_grid import INT8_WEIGHT_THRESHOLD
 from pocketvec.runtime.metadata import INPUT_NAME, LOCAL_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
+from pocketvec.runtime.weights_digest import coreml_digest
 
 DEPLOYMENT_TARGETS = ("iOS16", "iOS17", "iOS18")
 
@@ -73,7 +75,10 @@ def quantize_weights_int8(mlmodel):
 
 
 def attach_metadata(mlmodel, metadata: ModelMetadata) -> None:
-    mlmodel.user_defined_metadata[METADATA_KEY] = metadata.to_json()
+    """The metadata, with the digest of the weights as `save` writes them (the spec's program and the package's
+    weights folder, copied as they are), and the descriptions; after the last change to the weights."""
+    digest = coreml_digest(mlmodel.get_spec(), Path(mlmodel.weights_dir))
+    mlmodel.user_defined_metadata[METADATA_KEY] = dataclasses.replace(metadata, weights_digest=digest).to_json()
     mlmodel.short_description = f"pocketvec image encoder {metadata.model_name} ({metadata.embedding_dim}-d)"
     mlmodel.version = metadata.pocketvec_version
     mlmodel.input_description[INPUT_NAME] = f"RGB image, {metadata.preprocess.input_size} px square, " \

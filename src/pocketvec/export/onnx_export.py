@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from pocketvec.export.source import export_graph
 from pocketvec.export.static_graph import freeze_same_padding
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
+from pocketvec.runtime.weights_digest import onnx_digest
 from pocketvec.train.checkpoint import embedding_space_id
 from pocketvec.train.encoder import Encoder
 
@@ -44,8 +46,8 @@ def write_metadata(proto: onnx.ModelProto, metadata: ModelMetadata) -> None:
 
 
 def save_onnx_atomic(proto: onnx.ModelProto, out: Path, metadata: ModelMetadata) -> Path:
-    """Write `proto` with `metadata` to `out` through a temp file + fsync + rename."""
-    write_metadata(proto, metadata)
+    """Write `proto` with `metadata` and the digest of its weights to `out` through a temp file + fsync + rename."""
+    write_metadata(proto, dataclasses.replace(metadata, weights_digest=onnx_digest(proto)))
     return write_bytes_atomic(out, proto.SerializeToString())
 
 

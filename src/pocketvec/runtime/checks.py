@@ -4,6 +4,7 @@ value, what it holds and what is expected. NaN, infinities and booleans-as-numbe
 from __future__ import annotations
 
 import math
+import re
 import sys
 from typing import Any
 
@@ -34,6 +35,13 @@ def check_text(name: str, value: Any, max_length: int, empty: bool = False,
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise error(f"{name} is not valid Unicode text. Got {_short(value)}.") from None
+
+
+def check_pattern(name: str, value: Any, pattern: re.Pattern[str], what: str,
+                  error: type[PocketvecError] = ConfigError) -> None:
+    """`value` is a string that `pattern` matches whole (`what` says in words what that is)."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise error(f"{name} must be {what}. Got {_short(value)}.")
 
 
 def number_text(x: float) -> str:

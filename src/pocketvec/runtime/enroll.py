@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from pocketvec.data.items import load_items
-from pocketvec.errors import GalleryError, ImageLoadError
+from pocketvec.errors import GalleryError, ImageLoadError, PocketvecWarning
 from pocketvec.file_lock import DEFAULT_TIMEOUT_S
 from pocketvec.runtime.engines import Engine
 from pocketvec.runtime.gallery import Gallery, Skipped, model_local_shape
@@ -114,7 +115,7 @@ def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int
     meta = engine.metadata
     gallery.check_model(meta.embedding_space_id, meta.embedding_dim, local_shape=model_local_shape(meta))
     found, hashes = embed_items(engine, source, batch_size, progress, views)
-    added = gallery.add(found.embeddings, found.labels, hashes, found.locals)
+    added = gallery.add(found.embeddings, found.labels, hashes, found.locals, meta)
     return EnrollReport(added.added, added.skipped, found.failures)
 
 
@@ -128,7 +129,7 @@ def enroll_file(engine: Engine, path: str | Path, source: str | Path, batch_size
     found, hashes = embed_items(engine, source, batch_size, progress, views)
 
     def add_rows(gallery: Gallery) -> tuple[tuple[EnrollReport, int], bool]:
-        added = gallery.add(found.embeddings, found.labels, hashes, found.locals)
+        added = gallery.add(found.embeddings, found.labels, hashes, found.locals, meta)
         return (EnrollReport(added.added, added.skipped, found.failures), gallery.count), added.added > 0
 
     return update_gallery(path, add_rows, meta, timeout_s)
@@ -146,5 +147,10 @@ def build_gallery(engine: Engine, source: str | Path, dtype: str = "float32", ba
 
 
 def open_gallery(engine: Engine, path: str | Path) -> Gallery:
-    """Load a gallery and refuse it unless the engine's model made it."""
-    return Gallery.load_for(path, engine.metadata)
+    """Load a gallery to use with the engine's model: refused unless that model made it; a gallery built by
+    another export of the same run is used, with a one-line PocketvecWarning naming both weights digests."""
+    gallery = Gallery.load_for(path, engine.metadata)
+    note = gallery.other_export_note(engine.metadata, str(path))
+    if note is not None:
+        warnings.warn(PocketvecWarning(note), stacklevel=2)
+    return gallery

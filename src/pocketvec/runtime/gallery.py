@@ -21,6 +21,7 @@ from pocketvec.runtime.checks import check_text
 from pocketvec.runtime.gallery_header import MAX_LABEL
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 from pocketvec.runtime.unit_norm import INT8_SCALE, dequantize
+from pocketvec.runtime.weights_digest import short
 
 DTYPE_CHOICES = tuple(gallery_file.DTYPES)
 
@@ -71,6 +72,7 @@ class Gallery:
     created_by: str = f"pocketvec {__version__}"
     local_shape: tuple[int, int] | None = None  # (locations, channels) for a model with a local re-rank
     locals: np.ndarray | None = None  # (count, locations, channels) float16, with local_shape
+    model_digest: str | None = None  # weights digest of the model that last added rows; None: unknown
 
     def __post_init__(self) -> None:
         check_dtype(self.dtype)
@@ -91,9 +93,10 @@ class Gallery:
         return dequantize(self.vectors)
 
     def add(self, embeddings: np.ndarray, labels: list[str], sources: list[str],
-            locals_: np.ndarray | None = None) -> AddReport:
+            locals_: np.ndarray | None = None, model: ModelMetadata | None = None) -> AddReport:
         """Enroll rows (with their local maps when the gallery keeps them); an image already enrolled (same
-        sha256) is skipped and reported."""
+        sha256) is skipped and reported. `model`: the model that made the rows, whose weights digest the
+        gallery then records."""
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
             raise GalleryError(f"embeddings must have shape (N, {self.dim}). Got {embeddings.shape}.")
@@ -118,6 +121,8 @@ class Gallery:
                 self.locals = np.concatenate([self.locals, np.asarray(locals_)[keep].astype(gallery_file.LOCAL_DTYPE)])
             self.labels += [labels[i] for i in keep]
             self.sources += [sources[i] for i in keep]
+            if model is not None:
+                self.model_digest = model.weights_digest
         report.added = len(keep)
         return report
 
@@ -167,6 +172,16 @@ class Gallery:
             raise GalleryError(f"{source} holds {has}, the model makes {wants}; rebuild it with "
                                "`pocketvec gallery build`")
 
+    def other_export_note(self, metadata: ModelMetadata, source: str = "gallery") -> str | None:
+        """One line when another export of the same run built the gallery (same embedding space, other weights
+        digest: int8 and fp32, say): its rows are in this model's space, so it is used, not refused. None when
+        the digests agree, either is unknown, or the space differs (check_model refuses that)."""
+        built, used = self.model_digest, metadata.weights_digest
+        if built is None or used is None or built == used or metadata.embedding_space_id != self.embedding_space_id:
+            return None
+        return (f"{source} was built by another export of this model (weights {short(built)}, this model's "
+                f"{short(used)}): same embedding space, so it is used as it is")
+
     def to_bytes(self) -> bytes:
         header = {
             "embedding_space_id": self.embedding_space_id, "dim": self.dim, "count": self.count,
@@ -175,6 +190,8 @@ class Gallery:
         }
         if self.local_shape is not None:
             header["local_shape"] = list(self.local_shape)
+        if self.model_digest is not None:
+            header["model_digest"] = self.model_digest
         return gallery_file.encode(header, self.vectors, self.locals)
 
     def save(self, path: str | Path) -> Path:
@@ -183,9 +200,9 @@ class Gallery:
     @classmethod
     def for_model(cls, metadata: ModelMetadata, dtype: str = "float32",
                   accept_rule: AcceptRule | None = None) -> Gallery:
-        """An empty gallery tied to a model (its space, dim and local maps)."""
+        """An empty gallery tied to a model (its space, dim, local maps and weights digest)."""
         return cls(metadata.embedding_space_id, metadata.embedding_dim, dtype, accept_rule=accept_rule,
-                   local_shape=model_local_shape(metadata))
+                   local_shape=model_local_shape(metadata), model_digest=metadata.weights_digest)
 
     @classmethod
     def load_for(cls, path: str | Path, metadata: ModelMetadata) -> Gallery:
@@ -208,7 +225,8 @@ class Gallery:
         header = decoded.header
         gallery = cls(header["embedding_space_id"], header["dim"], header["dtype"], list(header["labels"]),
                       list(header["sources"]), decoded.vectors, decoded.accept_rule, header["created_by"],
-                      tuple(header["local_shape"]) if "local_shape" in header else None, decoded.locals)
+                      tuple(header["local_shape"]) if "local_shape" in header else None, decoded.locals,
+                      header.get("model_digest"))
         if embedding_space_id is not None:
             gallery.check_model(embedding_space_id, dim, str(path), local_shape)
         return gallery

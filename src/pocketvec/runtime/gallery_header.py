@@ -9,12 +9,14 @@ from pocketvec.ranges import RANGES
 from pocketvec.runtime.checks import check_number, check_text
 from pocketvec.runtime.local_rerank import MAX_CHANNELS, MAX_LOCATIONS
 from pocketvec.runtime.metadata import MAX_NAME, AcceptRule
+from pocketvec.runtime.weights_digest import check_digest
 
 DTYPE_NAMES = ("float16", "float32", "int8")
 KEYS_V2 = frozenset({"embedding_space_id", "dim", "count", "dtype", "labels", "sources", "accept_rule", "created_by"})
 KEYS_V1 = KEYS_V2 | {"payload_sha256"}
 KEYS_V3 = KEYS_V2 | {"local_shape"}
 KEYS = {1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3}
+OPTIONAL_KEYS = frozenset({"model_digest"})  # the weights digest of the model that built the rows
 MAX_LABEL = 1024
 
 
@@ -23,7 +25,7 @@ def check_header(header: Any, source: str, version: int) -> AcceptRule | None:
     if not isinstance(header, dict):
         raise GalleryError(f"{source}: gallery header must be a JSON object. Got {type(header).__name__}.")
     keys = KEYS[version]
-    missing, unknown = sorted(keys - set(header)), sorted(set(header) - keys)
+    missing, unknown = sorted(keys - set(header)), sorted(set(header) - keys - OPTIONAL_KEYS)
     if missing:
         raise GalleryError(f"{source}: gallery header lacks keys {missing}")
     if unknown and version >= 2:
@@ -41,6 +43,8 @@ def _check_values(header: dict[str, Any]) -> AcceptRule | None:
     RANGES["dim"].check("dim", header["dim"])
     check_text("embedding_space_id", header["embedding_space_id"], MAX_NAME)
     check_text("created_by", header["created_by"], MAX_NAME, empty=True)
+    if "model_digest" in header:
+        check_digest("model_digest", header["model_digest"])
     count = header["count"]
     for key in ("labels", "sources"):
         values = header[key]

@@ -13,6 +13,7 @@ from pocketvec.ranges import RANGES
 from pocketvec.runtime.checks import check_number, check_text
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import PreprocessSpec, reject_unknown_keys
+from pocketvec.runtime.weights_digest import check_digest
 
 METADATA_KEY = "pocketvec"
 INPUT_NAME = "image"
@@ -60,6 +61,7 @@ class ModelMetadata:
     accept_rule: AcceptRule | None = None
     pocketvec_version: str = field(default=__version__)
     local_rerank: LocalRerank | None = None  # None: the model has no `local` output, plain cosine matching
+    weights_digest: str | None = None  # "sha256:<hex>" of the weights (runtime.weights_digest); None: an older export
 
     def __post_init__(self) -> None:
         if not isinstance(self.preprocess, PreprocessSpec):
@@ -72,12 +74,15 @@ class ModelMetadata:
             raise ConfigError("accept_rule must be an AcceptRule or null")
         if self.local_rerank is not None and not isinstance(self.local_rerank, LocalRerank):
             raise ConfigError("local_rerank must be a LocalRerank or null")
+        if self.weights_digest is not None:
+            check_digest("weights_digest", self.weights_digest)
 
     def to_json(self) -> str:
         data = asdict(self)
         data["preprocess"] = self.preprocess.to_dict()
-        if self.local_rerank is None:  # files without a re-rank keep the metadata they always had
-            del data["local_rerank"]
+        for key in ("local_rerank", "weights_digest"):  # files without them keep the metadata they always had
+            if data[key] is None:
+                del data[key]
         return json.dumps(data, sort_keys=True)
 
     @classmethod

@@ -18,6 +18,7 @@ from pocketvec.errors import ModelFileError, NotBuiltYet, PocketvecError
 from pocketvec.runtime.engines.base import Engine
 from pocketvec.runtime.metadata import INPUT_NAME, LOCAL_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
 from pocketvec.runtime.preprocess import to_batch
+from pocketvec.runtime.weights_digest import check_weights, coreml_digest
 
 
 def _export_module(name: str):
@@ -40,9 +41,11 @@ def _damaged_model(path: Path) -> Iterator[None]:
 
 
 def read_coreml_metadata(path: Path) -> ModelMetadata:
-    """The pocketvec metadata of an `.mlpackage`, read from its model spec."""
+    """The pocketvec metadata of an `.mlpackage`, read from its model spec; its weights checked against the
+    metadata's digest."""
+    mil_proto = _export_module("mil_proto")
     with _damaged_model(path):
-        spec = _export_module("mil_proto").load_spec(path)
+        spec = mil_proto.load_spec(path)
     text = dict(spec.description.metadata.userDefined).get(METADATA_KEY)
     if text is None:
         raise ModelFileError(f"{path}: a Core ML model without pocketvec metadata (export it with `pocketvec export`)")
@@ -51,6 +54,8 @@ def read_coreml_metadata(path: Path) -> ModelMetadata:
     if metadata.local_rerank is not None and LOCAL_NAME not in outputs:
         raise ModelFileError(f"{path}: its metadata asks for a local re-rank but the model has no "
                              f"{LOCAL_NAME!r} output (outputs {outputs})")
+    with _damaged_model(path):
+        check_weights(path, metadata.weights_digest, lambda: coreml_digest(spec, mil_proto.package_paths(path)[1]))
     return metadata
 
 

@@ -10,6 +10,7 @@ from pocketvec.errors import ModelFileError
 from pocketvec.runtime.engines.base import Engine
 from pocketvec.runtime.metadata import INPUT_NAME, LOCAL_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
 from pocketvec.runtime.preprocess import to_batch
+from pocketvec.runtime.weights_digest import check_weights, onnx_digest
 
 
 class OnnxEngine(Engine):
@@ -39,6 +40,7 @@ class OnnxEngine(Engine):
             raise ModelFileError(f"{path}: its metadata asks for a local re-rank but the graph has no "
                                  f"{LOCAL_NAME!r} output (outputs {outputs})")
         _check_shapes(path, metadata, self.session.get_inputs(), self.session.get_outputs())
+        check_weights(path, metadata.weights_digest, lambda: onnx_digest(_load_proto(path)))
         self.outputs = [OUTPUT_NAME] + ([LOCAL_NAME] if metadata.local_rerank else [])
         super().__init__(path, metadata)
 
@@ -58,3 +60,12 @@ def _check_shapes(path: Path, metadata: ModelMetadata, inputs, outputs) -> None:
         if len(shape) != len(want) or any(got != w for got, w in fixed):
             raise ModelFileError(f"{path}: the graph's {what} shape {shape} does not match its metadata "
                                  f"(input_size {size}, embedding_dim {dim})")
+
+
+def _load_proto(path: Path):
+    import onnx
+
+    try:
+        return onnx.load(str(path))
+    except Exception as e:  # protobuf / onnx errors on a file onnxruntime did load
+        raise ModelFileError(f"{path}: not an ONNX model the onnx package can read ({str(e)[:200]})") from e
