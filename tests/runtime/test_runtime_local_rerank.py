@@ -122,7 +122,7 @@ def test_the_local_output_is_the_pytorch_stride16_map(rerank_model, plain_model:
     engine = open_engine(path)
     assert engine.metadata.local_rerank == LocalRerank(locations=36, channels=128)  # 96 px / 16 = 6 x 6
     found = engine.embed_all(item_paths[:6])
-    pixels = torch.from_numpy(to_batch([engine.prepare(p) for p in item_paths[:6]]))
+    pixels = torch.from_numpy(to_batch([engine.prepare(p)[0] for p in item_paths[:6]]))
     with torch.no_grad():
         embedding, local = model.forward_with_locals(pixels)
     assert np.abs(found.locals - local.numpy()).max() < 1e-4

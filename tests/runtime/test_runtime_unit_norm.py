@@ -74,6 +74,19 @@ def test_a_local_map_location_that_is_not_a_unit_vector_is_refused(tmp_path: Pat
     assert np.array_equal(Gallery.load(resealed(gallery, tmp_path / "zero.pvg", gallery.vectors, maps)).locals, maps)
 
 
+def test_gallery_add_refuses_rows_and_maps_that_are_not_unit_vectors() -> None:
+    """The API checks what it is handed as the file reader does: nothing is added."""
+    rng = np.random.default_rng(0)
+    gallery = built("float32", local_shape=(6, 8))
+    rows, maps = unit(rng.standard_normal((2, 16))), unit(rng.standard_normal((2, 6, 8)))
+    for bad_rows, bad_maps, message in ((rows * 1000, maps, "enroll: row 0: norm 1000"),
+                                        (rows, maps * [[[1]] * 5 + [[2]]], "enroll: row 0, local map location 5")):
+        with pytest.raises(GalleryError, match=re.escape(message) + ".*L2-normalised"):
+            gallery.add(bad_rows, ["a", "b"], ["sa", "sb"], bad_maps)
+    assert gallery.count == 4
+    assert gallery.add(rows, ["a", "b"], ["sa", "sb"], maps).added == 2
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
 @pytest.mark.parametrize("dim", [1, 3, 64, 1280])
 def test_unit_rows_rounded_to_their_dtype_still_load(tmp_path: Path, dtype: str, dim: int) -> None:

@@ -101,6 +101,8 @@ class Gallery:
         if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
             raise GalleryError(f"embeddings must have shape (N, {self.dim}). Got {embeddings.shape}.")
         self._check_locals(locals_, len(embeddings))
+        gallery_file.check_unit(embeddings, None if locals_ is None else np.asarray(locals_, np.float32), "enroll",
+                                "rows are L2-normalised embeddings, as a pocketvec model makes them")
         if not (len(embeddings) == len(labels) == len(sources)):
             raise GalleryError(f"got {len(embeddings)} embeddings, {len(labels)} labels, {len(sources)} sources")
         known = dict(zip(self.sources, self.labels, strict=True))

@@ -113,20 +113,22 @@ def decode(raw: bytes, source: str) -> Decoded:
         locals_ = np.frombuffer(payload[vector_bytes:], dtype=LOCAL_DTYPE).reshape(count, *local_shape).copy()
         if not np.isfinite(locals_).all():
             raise GalleryError(f"{source}: gallery holds non-finite local maps")
-    _check_unit(vectors, locals_, source)
+    check_unit(vectors, locals_, source)
     return Decoded(header, vectors, rule, version, locals_)
 
 
-def _check_unit(vectors: np.ndarray, locals_: np.ndarray | None, source: str) -> None:
+DAMAGED = "the gallery was edited or damaged; rebuild it"
+
+
+def check_unit(vectors: np.ndarray, locals_: np.ndarray | None, source: str, why: str = DAMAGED) -> None:
     """Every row is a unit vector, and every location of its local map (or zero): see runtime.unit_norm."""
     bad = first_not_unit(vectors)
     if bad is not None:
-        raise GalleryError(f"{source}: row {bad[0]}: {bad[1]} (the gallery was edited or damaged; rebuild it)")
+        raise GalleryError(f"{source}: row {bad[0]}: {bad[1]} ({why})")
     bad = None if locals_ is None else first_not_unit(locals_, allow_zero=True)
     if bad is not None:
         row, location = divmod(bad[0], locals_.shape[1])
-        raise GalleryError(f"{source}: row {row}, local map location {location}: {bad[1]} (the gallery was edited "
-                           "or damaged; rebuild it)")
+        raise GalleryError(f"{source}: row {row}, local map location {location}: {bad[1]} ({why})")
 
 
 def _verified_body(raw: bytes, source: str) -> bytes:
