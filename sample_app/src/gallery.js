@@ -75,6 +75,7 @@ export class Gallery {
     this.rows = []; // {label, source, embedding: Float32Array, local?: Float32Array, thumb?: data URL}
     this.seededFrom = null; // checksum of the served gallery file this one started from
     this.modelDigest = null; // the weights digest of the model that built the rows (a file's model_digest), or null
+    this.textReader = null; // the OCR models that read the rows' printed text (a file's text_reader), or null
   }
 
   get localShape() {
@@ -97,6 +98,10 @@ export class Gallery {
   add(label, source, embedding, thumb = null, local = null) {
     label = (label || "").trim();
     if (!label) throw new GalleryFileError("enroll: the label is empty");
+    if (this.textReader) {
+      throw new GalleryFileError("enroll: this gallery keeps each item's printed text (text verification), which the "
+        + "sample app cannot read yet; enroll with `pocketvec gallery add`");
+    }
     if (embedding.length !== this.dim) throw new GalleryFileError(`enroll: embedding has ${embedding.length} values, the model makes ${this.dim}`);
     const shape = this.localShape;
     if (shape && local?.length !== shape[0] * shape[1]) {
@@ -154,6 +159,7 @@ export class Gallery {
       labels: this.rows.map((r) => r.label), sources: this.rows.map((r) => r.source),
       accept_rule: this.acceptRule, created_by: `pocketvec ${version} (sample app)`,
       ...(modelDigest ? { model_digest: modelDigest } : {}),
+      ...(this.textReader ? { texts: this.rows.map((r) => r.text), text_reader: this.textReader } : {}),
     };
     const shape = this.localShape;
     if (!shape) return encodeGallery(header, vectors);
@@ -185,6 +191,11 @@ export class Gallery {
     const settings = fileShape ? { ...(rerank || {}), locations: fileShape[0], channels: fileShape[1] } : null;
     const gallery = new Gallery(header.embedding_space_id, header.dim, header.accept_rule, settings);
     gallery.modelDigest = header.model_digest ?? null;
+    gallery.textReader = header.text_reader ?? null;
+    if (gallery.textReader) {
+      console.warn(`${source} keeps its items' printed text for text verification, which the sample app does not `
+        + "run yet: it answers by the image alone");
+    }
     if (digest && gallery.modelDigest && digest !== gallery.modelDigest) {
       const short = (d) => d.slice(0, 19);
       console.warn(`${source} was built by another export of this model (weights ${short(gallery.modelDigest)}, `
@@ -194,6 +205,7 @@ export class Gallery {
     header.labels.forEach((label, i) => gallery.rows.push({
       label, source: header.sources[i], embedding: vectors.subarray(i * header.dim, (i + 1) * header.dim),
       ...(fileShape ? { local: locals.subarray(i * size, (i + 1) * size) } : {}),
+      ...(header.texts ? { text: header.texts[i] } : {}),
     }));
     return { gallery, header, checksum };
   }

@@ -8,7 +8,9 @@ const KEYS_V2 = ["accept_rule", "count", "created_by", "dim", "dtype", "embeddin
 const KEYS_V1 = [...KEYS_V2, "payload_sha256"].sort();
 const KEYS_V3 = [...KEYS_V2, "local_shape"].sort(); // version 2 + the rows' local maps
 const KEYS = { 1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3 };
-const OPTIONAL_KEYS = ["model_digest"]; // the weights digest of the model that built the rows
+// the weights digest of the model that built the rows; the text printed on each row's image and what read it
+const OPTIONAL_KEYS = ["model_digest", "texts", "text_reader"];
+const MAX_TEXT = 2 ** 16; // characters of one row's text
 const MAX_LOCATIONS = 4096, MAX_CHANNELS = 4096; // as pocketvec.runtime.local_rerank
 const RULE_KEYS = ["margin", "method", "precision", "recall", "target_precision", "threshold"];
 const MAX_COUNT = 2 ** 31, MAX_DIM = 65536, MAX_NAME = 256, MAX_LABEL = 1024;
@@ -89,6 +91,14 @@ function checkValues(header) {
     if (!Array.isArray(shape) || shape.length !== 2) throw new GalleryFileError(`local_shape must be [locations, channels]. Got ${repr(shape)}.`);
     checkNumber("local_shape locations", shape[0], 1, MAX_LOCATIONS, true);
     checkNumber("local_shape channels", shape[1], 1, MAX_CHANNELS, true);
+  }
+  if (("texts" in header) !== ("text_reader" in header)) throw new GalleryFileError("'texts' and 'text_reader' come together");
+  if ("texts" in header) {
+    checkText("text_reader", header.text_reader, MAX_NAME);
+    if (!Array.isArray(header.texts) || header.texts.length !== header.count) {
+      throw new GalleryFileError(`'texts' must be a list of ${header.count} strings`);
+    }
+    header.texts.forEach((v, i) => checkText(`texts[${i}]`, v, MAX_TEXT, true));
   }
   if (new Set(header.sources).size !== header.count) {
     throw new GalleryFileError("two rows share a source image (sources must be unique)");

@@ -10,7 +10,9 @@ It prints nothing and draws no progress unless asked (progress=True); every call
 results. `enroll` blends each item's row with simulated phone photos of it (pocketvec.runtime.gallery_views);
 the simulator loads albumentations, and with it torch: `views=NO_VIEWS` keeps enrolment torch-free.
 The accept rule is the gallery's, else the model's, else the uncalibrated default: `rec.calibrated`
-says which, and `rec.calibrate("photos/")` chooses one on labelled photos.
+says which, and `rec.calibrate("photos/")` chooses one on labelled photos. With the OCR models of the
+`pocketvec[text]` extra installed, a new gallery keeps each item's printed text and look-alikes whose texts
+differ are told apart by reading the photo (pocketvec.runtime.text_verify); `text=False` turns it off.
 """
 
 from __future__ import annotations
@@ -25,13 +27,23 @@ from pocketvec.errors import ConfigError, GalleryError
 from pocketvec.file_kinds import real_path
 from pocketvec.runtime.calibration import Calibration, calibrate
 from pocketvec.runtime.engines import open_engine
-from pocketvec.runtime.enroll import EnrollReport, embed_labelled, enroll, open_gallery, query_layout
+from pocketvec.runtime.enroll import (
+    EnrollReport,
+    embed_labelled,
+    enroll,
+    gallery_text_models,
+    open_gallery,
+    query_layout,
+)
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.gallery_update import save_merged
 from pocketvec.runtime.gallery_views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule
+from pocketvec.runtime.printed_text import PhotoTexts, photo_texts, read_item_texts, text_verification
+from pocketvec.runtime.text_reader import DEFAULT_MODELS
+from pocketvec.runtime.text_verify import TextVerify
 
 ImageInput = str | Path | np.ndarray
 
@@ -68,7 +80,9 @@ class Recognizer:
     recognizer then starts empty, and `save()` creates it."""
 
     def __init__(self, model: str | Path, gallery: str | Path | None = None, *, dtype: str = "float32",
-                 engine: str = "auto", threads: int | None = None, views: GalleryViews | None = None) -> None:
+                 engine: str = "auto", threads: int | None = None, views: GalleryViews | None = None,
+                 text: bool | None = None, text_models: str = DEFAULT_MODELS,
+                 text_verify: TextVerify | None = None) -> None:
         self.engine = open_engine(model, engine, threads)
         self.views = views or GalleryViews()  # how enrolled images become gallery rows
         meta = self.engine.metadata
@@ -77,6 +91,8 @@ class Recognizer:
             self.gallery = open_gallery(self.engine, self.gallery_path)
         else:
             self.gallery = Gallery.for_model(meta, dtype)
+        self.text_models = text_verification(self.gallery, text, text_models)  # None: no text verification
+        self.text_verify = text_verify or TextVerify()
         self._matcher: Matcher | None = None
         self._saved = set(self.gallery.sources)  # the rows the gallery file holds (as last read or written)
         self._rule_changed = False
@@ -112,7 +128,7 @@ class Recognizer:
         if not len(images):
             return []
         found = self.engine.embed_all(list(images), progress=progress, query=True)
-        matches = self._get_matcher().match(found.embeddings, top_k, found.locals)
+        matches = self._get_matcher().match(found.embeddings, top_k, found.locals, self._photo_texts(images))
         return [Recognition.from_match(m) for m in matches]
 
     def enroll(self, images: ImageInput | Sequence[ImageInput], label: str | None = None,
@@ -122,7 +138,8 @@ class Recognizer:
         (same bytes) are reported in `skipped`, not added twice."""
         if label is None:
             if isinstance(images, (str, Path)) and (Path(images).is_dir() or Path(images).suffix.lower() == ".csv"):
-                report = enroll(self.engine, self.gallery, images, progress=progress, views=self.views)
+                report = enroll(self.engine, self.gallery, images, progress=progress, views=self.views,
+                                text_models=self.text_models)
             else:
                 raise ConfigError("enroll(image, label=...) needs a label; only a folder or CSV names its own")
         else:
@@ -132,7 +149,10 @@ class Recognizer:
             rows = with_views(found.embeddings, [Path(x) if isinstance(x, str) else x for x in batch], sources,
                               self.views, self.engine.metadata.preprocess.input_size,
                               lambda photos: self.engine.embed(photos, query=True))
-            added = self.gallery.add(rows, [label] * len(batch), sources, found.locals, self.engine.metadata)
+            models = gallery_text_models(self.gallery, self.text_models)
+            texts = None if models is None else read_item_texts(batch, models)
+            added = self.gallery.add(rows, [label] * len(batch), sources, found.locals, self.engine.metadata,
+                                     texts, models)
             report = EnrollReport(added.added, added.skipped)
         self._matcher = None
         return report
@@ -141,7 +161,8 @@ class Recognizer:
         """Choose the accept rule on labelled photos (folder per label or CSV; labels not enrolled are
         distractors) and keep it in the gallery (saved by `save()`)."""
         found = embed_labelled(self.engine, photos, progress=progress, layout=query_layout(photos), query=True)
-        similarity = scores(self.gallery, found.embeddings, found.locals, self.engine.metadata.local_rerank)
+        similarity = scores(self.gallery, found.embeddings, found.locals, self.engine.metadata.local_rerank,
+                            self._photo_texts(found.paths))
         result = calibrate(similarity, found.labels, self.gallery.labels, target_precision)
         self.gallery.accept_rule = result.rule
         self._rule_changed = True
@@ -161,6 +182,13 @@ class Recognizer:
         if own:
             self.gallery, self._saved, self._rule_changed, self._matcher = saved, set(saved.sources), False, None
         return target
+
+    def _photo_texts(self, photos: Sequence[ImageInput]) -> PhotoTexts | None:
+        """The photos to read for text verification, None when it is off or the gallery keeps no text."""
+        texts = None if self.text_models is None else photo_texts(self.gallery, photos, True)
+        if texts is not None:
+            texts.settings = self.text_verify
+        return texts
 
     def _get_matcher(self) -> Matcher:
         if self.gallery.count == 0:

@@ -244,3 +244,28 @@ def test_js_refuses_rows_and_maps_that_are_not_unit_vectors_like_python(js_page,
         with pytest.raises(GalleryError, match=reason):
             gallery_file.decode(data, "test.pvg")
     assert "error" not in js_page.evaluate(JS_DECODE, [b64(source.to_bytes()), scenario.space_id])
+
+
+JS_ADD = """async ([data]) => {
+  const { Gallery } = await import("/src/gallery.js");
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const { gallery } = await Gallery.fromFile(bytes.buffer, "test.pvg");
+  try {
+    gallery.add("new item", "sha", gallery.rows[0].embedding);
+    return "added";
+  } catch (e) {
+    return e.message;
+  }
+}"""
+
+
+def test_js_keeps_the_items_printed_texts(js_page, scenario) -> None:
+    """A gallery that keeps its items' printed text (text verification): the browser writes the texts back as it
+    read them, and refuses to enroll a row it cannot read the text of rather than drop the texts."""
+    gallery = with_dtype(scenario.gallery, "float32")
+    gallery.texts, gallery.text_reader = [f"CHATEAU {2000 + i}\n75cl" for i in range(gallery.count)], "ppocrv5"
+    raw = gallery.to_bytes()
+    written = base64.b64decode(js_page.evaluate(JS_REENCODE, [b64(raw), "float32"]))
+    header = gallery_file.decode(written, "js.pvg").header
+    assert header["texts"] == gallery.texts and header["text_reader"] == "ppocrv5"
+    assert "keeps each item's printed text" in js_page.evaluate(JS_ADD, [b64(raw)])

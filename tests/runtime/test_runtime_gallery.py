@@ -130,6 +130,11 @@ BAD_HEADERS = {
     "model_digest null": (lambda h: dict(h, model_digest=None), "model_digest must be 'sha256:' followed by"),
     "model_digest in capitals": (lambda h: dict(h, model_digest="sha256:" + "AB" * 32), "model_digest must be"),
     "model_digest too long": (lambda h: dict(h, model_digest="sha256:" + "ab" * 300), "model_digest must be"),
+    "texts without their reader": (lambda h: dict(h, texts=[""] * h["count"]), "'texts' and 'text_reader' come"),
+    "texts of another count": (lambda h: dict(h, texts=["2015"], text_reader="ppocrv5"), "'texts' must be a list of"),
+    "texts of numbers": (lambda h: dict(h, texts=[2015] * h["count"], text_reader="ppocrv5"),
+                         r"texts\[0\] must be a string"),
+    "text_reader empty": (lambda h: dict(h, texts=[""] * h["count"], text_reader=""), "text_reader must not be empty"),
 }
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 

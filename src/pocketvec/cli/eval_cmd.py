@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from pocketvec.cli import choices
+from pocketvec.cli._common import TEXT
 
 
 def eval_command(
@@ -19,6 +20,7 @@ def eval_command(
                                  "labels not in the gallery are distractors whose right answer is 'unknown'."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     sweep: bool = typer.Option(False, "--sweep", help="Also print the pair-level threshold sweep."),
+    text: bool | None = TEXT,
     engine: str = choices.option("auto", "--engine", what="engine", choices=choices.ENGINES),
     threads: int | None = typer.Option(None, "--threads", help="Inference threads."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per inference batch."),
@@ -34,7 +36,7 @@ def eval_command(
     from .runtime_tables import console, print_eval, report_problems, sweep_table
 
     report = evaluate(open_engine(model, engine, threads), gallery, queries, batch_size,
-                      progress=settings.progress and not as_json)
+                      progress=settings.progress and not as_json, text=text)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         return
@@ -56,6 +58,7 @@ def calibrate(
                                             help="Also write the rule into this ONNX model's metadata."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report only; change no file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    text: bool | None = TEXT,
     engine: str = choices.option("auto", "--engine", what="engine", choices=choices.ENGINES),
     threads: int | None = typer.Option(None, "--threads", help="Inference threads."),
 ) -> None:
@@ -71,6 +74,7 @@ def calibrate(
     from pocketvec.runtime.gallery_update import update_gallery
     from pocketvec.runtime.matcher import scores
     from pocketvec.runtime.model_files import write_accept_rule
+    from pocketvec.runtime.printed_text import photo_texts
 
     from .output import safe, settings
     from .runtime_tables import console, print_calibration, report_problems
@@ -84,7 +88,8 @@ def calibrate(
                            query=True)
     if not as_json:
         report_problems(found.failures)
-    similarity = scores(gallery, found.embeddings, found.locals, runner.metadata.local_rerank)
+    similarity = scores(gallery, found.embeddings, found.locals, runner.metadata.local_rerank,
+                        photo_texts(gallery, found.paths, text))
     result = run_calibration(similarity, found.labels, gallery.labels,
                              target_precision, "f1" if best_f1 else "recall_at_precision")
     written = []

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from pocketvec.cli import choices
+from pocketvec.cli._common import TEXT
 from pocketvec.runtime.gallery_views import MAX_VIEWS, GalleryViews
 
 app = typer.Typer(help="Build and edit galleries (.pvg) of enrolled items. "
@@ -33,10 +34,12 @@ def build_command(
     dtype: str = choices.option("float32", "--dtype", what="gallery dtype", choices=choices.GALLERY_DTYPES),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing gallery file."),
     views: int = VIEWS,
+    text: bool | None = TEXT,
     engine: str = ENGINE, threads: int | None = THREADS, batch_size: int = BATCH, lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
     """Embed every image of a folder into a new gallery; exits 1 when any image was skipped as unreadable.
-    Each row blends the item's clean embedding with those of --views simulated phone photos of it.
+    Each row blends the item's clean embedding with those of --views simulated phone photos of it; with the
+    `pocketvec\\[text]` extra installed, each item's printed text is read and kept for text verification.
 
     Example: pocketvec gallery build model.onnx --images items/ --out items.pvg --dtype int8
     """
@@ -45,6 +48,7 @@ def build_command(
     from pocketvec.runtime.enroll import build_gallery
     from pocketvec.runtime.gallery import check_dtype
     from pocketvec.runtime.gallery_update import refuse_existing, write_new_gallery
+    from pocketvec.runtime.printed_text import wanted_models
 
     from .output import safe, settings
     from .runtime_tables import console, report_problems
@@ -54,10 +58,12 @@ def build_command(
     refuse_existing(out, overwrite)  # before any work; checked again under the lock
     runner = open_engine(model, engine, threads)
     gallery, report = build_gallery(runner, images, dtype, batch_size, progress=settings.progress,
-                                    views=GalleryViews(count=views))
+                                    views=GalleryViews(count=views), text_models=wanted_models(text))
     write_new_gallery(out, gallery, overwrite, lock_timeout)
     report_problems(report.failures, report.skipped)
-    console.print(f"[green]wrote[/] {safe(out)}: {gallery.count} rows, {len(gallery.label_counts())} labels, {dtype}")
+    texts = f", printed text read ({gallery.text_reader})" if gallery.reads_text else ""
+    console.print(f"[green]wrote[/] {safe(out)}: {gallery.count} rows, {len(gallery.label_counts())} labels, "
+                  f"{dtype}{texts}")
     if report.failures:
         console.print(f"[yellow]{len(report.failures)} image(s) skipped as unreadable[/]", highlight=False)
         raise typer.Exit(1)
@@ -163,7 +169,9 @@ def info_command(
             "accept_rule": asdict(gallery.accept_rule) if gallery.accept_rule else None,
             "created_by": gallery.created_by, "model_digest": gallery.model_digest,
             "bytes": gallery_path.stat().st_size,
-            "local_maps": list(gallery.local_shape) if gallery.local_shape else None}
+            "local_maps": list(gallery.local_shape) if gallery.local_shape else None,
+            "text_reader": gallery.text_reader,
+            "rows_with_text": None if gallery.texts is None else sum(bool(t.strip()) for t in gallery.texts)}
     if list_labels:
         info["label_rows"] = gallery.label_counts()
     if as_json:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from pocketvec.cli import choices, ranged
+from pocketvec.cli._common import TEXT
 
 
 def match(
@@ -19,6 +20,7 @@ def match(
     margin: float | None = ranged.option(None, "--margin", key="accept_rule.margin",
                                          help="Override the gallery's accept margin."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    text: bool | None = TEXT,
     engine: str = choices.option("auto", "--engine", what="engine", choices=choices.ENGINES),
     threads: int | None = typer.Option(None, "--threads", help="Inference threads."),
 ) -> None:
@@ -29,6 +31,7 @@ def match(
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import open_gallery
     from pocketvec.runtime.matcher import Matcher, resolve_rule, uncalibrated_note
+    from pocketvec.runtime.printed_text import photo_texts
 
     from .output import err_console, safe
     from .runtime_tables import console, match_table, report_problems
@@ -43,7 +46,8 @@ def match(
     rule = dataclasses.replace(base, **overrides)
     matcher = Matcher(gallery, rule, local_rerank=runner.metadata.local_rerank)
     result = runner.embed_files(images, query=True)
-    matches = matcher.match(result.embeddings, top_k, result.locals) if len(result.paths) else []
+    texts = photo_texts(gallery, result.paths, text)
+    matches = matcher.match(result.embeddings, top_k, result.locals, texts) if len(result.paths) else []
     if as_json:
         rows = [{"image": str(p), **m.to_dict()} for p, m in zip(result.paths, matches, strict=True)]
         print(json.dumps({"rule": dataclasses.asdict(rule), "results": rows,

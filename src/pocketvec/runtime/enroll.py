@@ -16,6 +16,7 @@ from pocketvec.runtime.gallery import Gallery, Skipped, model_local_shape
 from pocketvec.runtime.gallery_update import update_gallery
 from pocketvec.runtime.gallery_views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash, is_image_path, load_image
+from pocketvec.runtime.printed_text import read_item_texts
 from pocketvec.runtime.progress import progress_bar
 
 
@@ -32,6 +33,7 @@ class LabelledEmbeddings:
     paths: list[Path]
     failures: list[ImageLoadError] = field(default_factory=list)
     locals: np.ndarray | None = None  # (N, locations, channels) for a model with a local re-rank
+    texts: list[str] | None = None  # the printed text of each image, when it was read
 
 
 def _valid_label(label: str) -> bool:
@@ -94,10 +96,12 @@ class EnrollReport:
 
 
 def embed_items(engine: Engine, source: str | Path, batch_size: int = 32, progress: bool = False,
-                views: GalleryViews | None = None) -> tuple[LabelledEmbeddings, list[str]]:
+                views: GalleryViews | None = None,
+                text_models: str | None = None) -> tuple[LabelledEmbeddings, list[str]]:
     """Embed a labelled folder of items as gallery rows: each clean embedding blended with its simulated
-    photos' (pocketvec.runtime.gallery_views; `views` None: the default, GalleryViews()). -> (the rows,
-    each file's content hash)."""
+    photos' (pocketvec.runtime.gallery_views; `views` None: the default, GalleryViews()), and with
+    `text_models` each item's printed text read (pocketvec.runtime.printed_text). -> (the rows, each file's
+    content hash)."""
     found = embed_labelled(engine, source, batch_size, progress)
     hashes = [content_hash(p) for p in found.paths]
     views = views or GalleryViews()
@@ -106,16 +110,29 @@ def embed_items(engine: Engine, source: str | Path, batch_size: int = 32, progre
         found.embeddings = with_views(found.embeddings, found.paths, hashes, views,
                                       engine.metadata.preprocess.input_size,
                                       lambda photos: engine.embed(photos, batch_size, query=True), advance)
+    if text_models is not None:
+        with progress_bar("reading the items' text", len(found.paths), enabled=progress) as advance:
+            found.texts = read_item_texts(found.paths, text_models, advance)
     return found, hashes
 
 
+def gallery_text_models(gallery: Gallery, wanted: str | None) -> str | None:
+    """The OCR models that enrol into `gallery`: the ones that read its texts, `wanted` for a new gallery
+    (None: do not read text); a gallery of rows without texts reads none."""
+    if gallery.reads_text:
+        return gallery.text_reader
+    return wanted if gallery.count == 0 else None
+
+
 def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int = 32,
-           progress: bool = False, views: GalleryViews | None = None) -> EnrollReport:
-    """Add the images of `source` to `gallery`; duplicates and broken files are reported."""
+           progress: bool = False, views: GalleryViews | None = None, text_models: str | None = None) -> EnrollReport:
+    """Add the images of `source` to `gallery`; duplicates and broken files are reported. `text_models`: read
+    the items' printed text with these OCR models into a new gallery (one that keeps texts reads them anyway)."""
     meta = engine.metadata
     gallery.check_model(meta.embedding_space_id, meta.embedding_dim, local_shape=model_local_shape(meta))
-    found, hashes = embed_items(engine, source, batch_size, progress, views)
-    added = gallery.add(found.embeddings, found.labels, hashes, found.locals, meta)
+    text_models = gallery_text_models(gallery, text_models)
+    found, hashes = embed_items(engine, source, batch_size, progress, views, text_models)
+    added = gallery.add(found.embeddings, found.labels, hashes, found.locals, meta, found.texts, text_models)
     return EnrollReport(added.added, added.skipped, found.failures)
 
 
@@ -125,22 +142,25 @@ def enroll_file(engine: Engine, path: str | Path, source: str | Path, batch_size
     """Add the images of `source` to the gallery file at `path`: embedded first, then added to the
     file as it is under its write lock (a concurrent writer's rows are kept). -> (report, rows now)."""
     meta = engine.metadata
-    open_gallery(engine, path)  # a foreign or broken gallery is refused before any image is embedded
-    found, hashes = embed_items(engine, source, batch_size, progress, views)
+    # a foreign or broken gallery is refused before any image is embedded
+    text_models = gallery_text_models(open_gallery(engine, path), None)
+    found, hashes = embed_items(engine, source, batch_size, progress, views, text_models)
 
     def add_rows(gallery: Gallery) -> tuple[tuple[EnrollReport, int], bool]:
-        added = gallery.add(found.embeddings, found.labels, hashes, found.locals, meta)
+        added = gallery.add(found.embeddings, found.labels, hashes, found.locals, meta, found.texts, text_models)
         return (EnrollReport(added.added, added.skipped, found.failures), gallery.count), added.added > 0
 
     return update_gallery(path, add_rows, meta, timeout_s)
 
 
 def build_gallery(engine: Engine, source: str | Path, dtype: str = "float32", batch_size: int = 32,
-                  progress: bool = False, views: GalleryViews | None = None) -> tuple[Gallery, EnrollReport]:
-    """A new gallery of every image in `source`, tied to the engine's model."""
+                  progress: bool = False, views: GalleryViews | None = None,
+                  text_models: str | None = None) -> tuple[Gallery, EnrollReport]:
+    """A new gallery of every image in `source`, tied to the engine's model (keeping the items' printed text
+    read with `text_models`, when given)."""
     meta = engine.metadata
     gallery = Gallery.for_model(meta, dtype, accept_rule=meta.accept_rule)
-    report = enroll(engine, gallery, source, batch_size, progress, views)
+    report = enroll(engine, gallery, source, batch_size, progress, views, text_models)
     if gallery.count == 0:
         raise GalleryError(f"{source}: no image could be enrolled ({len(report.failures)} failed to load)")
     return gallery, report

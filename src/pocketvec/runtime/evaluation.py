@@ -19,6 +19,7 @@ from pocketvec.runtime.enroll import LabelledEmbeddings, build_gallery, embed_la
 from pocketvec.runtime.matcher import accepts, resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.metrics import SweepRow, best_f1, best_two, pair_sweep, recall_at_k, tpr_at_fpr
+from pocketvec.runtime.printed_text import photo_texts, wanted_models
 
 FPRS = (1e-3, 1e-4)
 GALLERY_SUFFIX = ".pvg"
@@ -90,22 +91,25 @@ class EvalReport:
 
 
 def evaluate(engine: Engine, gallery: str | Path, queries: str | Path, batch_size: int = 32,
-             progress: bool = False) -> EvalReport:
-    """`gallery`: a .pvg file made by this model, or a labelled image folder / CSV to enroll now."""
+             progress: bool = False, text: bool | None = None) -> EvalReport:
+    """`gallery`: a .pvg file made by this model, or a labelled image folder / CSV to enroll now. `text`: text
+    verification (None: where the gallery keeps texts and the OCR models are installed)."""
     gallery = Path(gallery)
     failures = []
     if gallery.suffix.lower() == GALLERY_SUFFIX and not gallery.is_dir():
         stored = open_gallery(engine, gallery)
         rule, source = resolve_rule(stored.accept_rule, engine.metadata.accept_rule)
     else:  # enrolled now: the only rule there can be is the model's
-        stored, report = build_gallery(engine, gallery, batch_size=batch_size, progress=progress)
+        stored, report = build_gallery(engine, gallery, batch_size=batch_size, progress=progress,
+                                       text_models=wanted_models(text))
         failures += report.failures
         rule, source = resolve_rule(None, engine.metadata.accept_rule)
     found = embed_labelled(engine, queries, batch_size, progress, query_layout(queries), query=True)
     failures += found.failures
     if not len(found.labels):
         raise DatasetError(f"{queries}: nothing to evaluate: no query photo could be loaded")
-    similarity = scores(stored, found.embeddings, found.locals, engine.metadata.local_rerank)
+    similarity = scores(stored, found.embeddings, found.locals, engine.metadata.local_rerank,
+                        photo_texts(stored, found.paths, text))
     decisions = count_decisions(similarity, found.labels, stored.labels, rule, source)
     items = np.isin(found.labels, list(set(stored.labels)))
     if not items.any():

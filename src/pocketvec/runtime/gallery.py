@@ -18,7 +18,7 @@ from pocketvec.errors import GalleryError
 from pocketvec.file_kinds import refuse_special
 from pocketvec.runtime import gallery_file
 from pocketvec.runtime.checks import check_text
-from pocketvec.runtime.gallery_header import MAX_LABEL
+from pocketvec.runtime.gallery_header import MAX_LABEL, MAX_TEXT
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 from pocketvec.runtime.unit_norm import INT8_SCALE, dequantize
 from pocketvec.runtime.weights_digest import short
@@ -73,6 +73,8 @@ class Gallery:
     local_shape: tuple[int, int] | None = None  # (locations, channels) for a model with a local re-rank
     locals: np.ndarray | None = None  # (count, locations, channels) float16, with local_shape
     model_digest: str | None = None  # weights digest of the model that last added rows; None: unknown
+    texts: list[str] | None = None  # the text printed on each row's image (runtime/text_verify.py), or None
+    text_reader: str | None = None  # the OCR models that read `texts`
 
     def __post_init__(self) -> None:
         check_dtype(self.dtype)
@@ -92,15 +94,22 @@ class Gallery:
         """Decoded float32 rows (count, dim)."""
         return dequantize(self.vectors)
 
+    @property
+    def reads_text(self) -> bool:
+        """Whether the gallery keeps its items' printed text (for text verification)."""
+        return self.texts is not None
+
     def add(self, embeddings: np.ndarray, labels: list[str], sources: list[str],
-            locals_: np.ndarray | None = None, model: ModelMetadata | None = None) -> AddReport:
-        """Enroll rows (with their local maps when the gallery keeps them); an image already enrolled (same
-        sha256) is skipped and reported. `model`: the model that made the rows, whose weights digest the
-        gallery then records."""
+            locals_: np.ndarray | None = None, model: ModelMetadata | None = None,
+            texts: list[str] | None = None, text_reader: str | None = None) -> AddReport:
+        """Enroll rows (with their local maps when the gallery keeps them, and their printed text when it
+        keeps texts); an image already enrolled (same sha256) is skipped and reported. `model`: the model
+        that made the rows, whose weights digest the gallery then records."""
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
             raise GalleryError(f"embeddings must have shape (N, {self.dim}). Got {embeddings.shape}.")
         self._check_locals(locals_, len(embeddings))
+        self._check_texts(texts, text_reader, len(embeddings))
         gallery_file.check_unit(embeddings, None if locals_ is None else np.asarray(locals_, np.float32), "enroll",
                                 "rows are L2-normalised embeddings, as a pocketvec model makes them")
         if not (len(embeddings) == len(labels) == len(sources)):
@@ -123,6 +132,9 @@ class Gallery:
                 self.locals = np.concatenate([self.locals, np.asarray(locals_)[keep].astype(gallery_file.LOCAL_DTYPE)])
             self.labels += [labels[i] for i in keep]
             self.sources += [sources[i] for i in keep]
+            if texts is not None:
+                self.texts = (self.texts or []) + [texts[i] for i in keep]
+                self.text_reader = text_reader
             if model is not None:
                 self.model_digest = model.weights_digest
         report.added = len(keep)
@@ -139,7 +151,22 @@ class Gallery:
             self.locals = self.locals[keep]
         self.labels = [self.labels[i] for i in keep]
         self.sources = [self.sources[i] for i in keep]
+        if self.texts is not None:
+            self.texts = [self.texts[i] for i in keep]
         return removed
+
+    def _check_texts(self, texts: list[str] | None, reader: str | None, rows: int) -> None:
+        if self.texts is not None and texts is None:
+            raise GalleryError("this gallery keeps each item's printed text (text verification): read the new "
+                               "items' text too (pip install 'pocketvec[text]')")
+        if texts is None:
+            return
+        if self.count and self.texts is None:
+            raise GalleryError("this gallery keeps no printed text: its items were enrolled without reading it")
+        if len(texts) != rows or not reader:
+            raise GalleryError(f"got {len(texts)} texts for {rows} rows (and reader {reader!r})")
+        for i, text in enumerate(texts):
+            check_text(f"row {i}: text", text, MAX_TEXT, empty=True, error=GalleryError)
 
     def _check_locals(self, locals_: np.ndarray | None, rows: int) -> None:
         if self.local_shape is None:
@@ -194,6 +221,8 @@ class Gallery:
             header["local_shape"] = list(self.local_shape)
         if self.model_digest is not None:
             header["model_digest"] = self.model_digest
+        if self.texts is not None:
+            header["texts"], header["text_reader"] = self.texts, self.text_reader
         return gallery_file.encode(header, self.vectors, self.locals)
 
     def save(self, path: str | Path) -> Path:
@@ -228,7 +257,7 @@ class Gallery:
         gallery = cls(header["embedding_space_id"], header["dim"], header["dtype"], list(header["labels"]),
                       list(header["sources"]), decoded.vectors, decoded.accept_rule, header["created_by"],
                       tuple(header["local_shape"]) if "local_shape" in header else None, decoded.locals,
-                      header.get("model_digest"))
+                      header.get("model_digest"), header.get("texts"), header.get("text_reader"))
         if embedding_space_id is not None:
             gallery.check_model(embedding_space_id, dim, str(path), local_shape)
         return gallery

@@ -16,8 +16,10 @@ KEYS_V2 = frozenset({"embedding_space_id", "dim", "count", "dtype", "labels", "s
 KEYS_V1 = KEYS_V2 | {"payload_sha256"}
 KEYS_V3 = KEYS_V2 | {"local_shape"}
 KEYS = {1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3}
-OPTIONAL_KEYS = frozenset({"model_digest"})  # the weights digest of the model that built the rows
+# the weights digest of the model that built the rows; the text printed on each row's image and what read it
+OPTIONAL_KEYS = frozenset({"model_digest", "texts", "text_reader"})
 MAX_LABEL = 1024
+MAX_TEXT = 1 << 16  # characters of one row's text
 
 
 def check_header(header: Any, source: str, version: int) -> AcceptRule | None:
@@ -58,6 +60,15 @@ def _check_values(header: dict[str, Any]) -> AcceptRule | None:
             raise GalleryError(f"local_shape must be [locations, channels]. Got {shape!r}.")
         check_number("local_shape locations", shape[0], 1, MAX_LOCATIONS, integer=True)
         check_number("local_shape channels", shape[1], 1, MAX_CHANNELS, integer=True)
+    if ("texts" in header) != ("text_reader" in header):
+        raise GalleryError("'texts' and 'text_reader' come together")
+    if "texts" in header:
+        check_text("text_reader", header["text_reader"], MAX_NAME)
+        texts = header["texts"]
+        if not isinstance(texts, list) or len(texts) != count:
+            raise GalleryError(f"'texts' must be a list of {count} strings")
+        for i, text in enumerate(texts):
+            check_text(f"texts[{i}]", text, MAX_TEXT, empty=True)
     if len(set(header["sources"])) != count:
         raise GalleryError("two rows share a source image (sources must be unique)")
     if header["accept_rule"] is None:

@@ -59,7 +59,8 @@ def save_merged(path: str | Path, gallery: Gallery, metadata: ModelMetadata, row
         pick = list(range(gallery.count) if rows is None else rows)
         maps = gallery.local_maps()
         on_disk.add(gallery.embeddings()[pick], [gallery.labels[i] for i in pick], [gallery.sources[i] for i in pick],
-                    None if maps is None else maps[pick], metadata)
+                    None if maps is None else maps[pick], metadata,
+                    None if gallery.texts is None else [gallery.texts[i] for i in pick], gallery.text_reader)
         if keep_rule and gallery.accept_rule is not None:
             on_disk.accept_rule = gallery.accept_rule
         return on_disk, True

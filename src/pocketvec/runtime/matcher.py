@@ -17,7 +17,9 @@ from pocketvec.errors import GalleryError
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
 from pocketvec.runtime.metadata import AcceptRule
+from pocketvec.runtime.printed_text import PhotoTexts
 from pocketvec.runtime.search import make_index
+from pocketvec.runtime.text_verify import verify_rows, words
 
 UNKNOWN = "unknown"
 DEFAULT_RULE = AcceptRule(threshold=0.5, margin=0.0, method="default")  # for a gallery never calibrated
@@ -58,16 +60,23 @@ def accepts(best: np.ndarray, second: np.ndarray, rule: AcceptRule) -> np.ndarra
 
 
 def scores(gallery: Gallery, queries: np.ndarray, query_locals: np.ndarray | None = None,
-           local_rerank: LocalRerank | None = None) -> np.ndarray:
-    """(Q, rows) scores the matcher answers from: cosines, re-ranked when the model has a local re-rank."""
+           local_rerank: LocalRerank | None = None, photo_texts: PhotoTexts | None = None) -> np.ndarray:
+    """(Q, rows) scores the matcher answers from: cosines, re-ranked when the model has a local re-rank, then
+    verified by the printed text when the gallery keeps its items' text and the photos are given."""
     cosines = np.atleast_2d(np.asarray(queries, dtype=np.float32)) @ gallery.embeddings().T
-    if local_rerank is None:
+    if local_rerank is not None:
+        if query_locals is None or gallery.locals is None:
+            raise GalleryError("the model re-ranks by local maps: the queries and the gallery both need them "
+                               f"(queries: {'yes' if query_locals is not None else 'no'}, "
+                               f"gallery: {'yes' if gallery.locals is not None else 'no'})")
+        cosines = rerank(cosines, label_ids(gallery.labels), query_locals, gallery.local_maps(), local_rerank)
+    if photo_texts is None or gallery.texts is None:
         return cosines
-    if query_locals is None or gallery.locals is None:
-        raise GalleryError("the model re-ranks by local maps: the queries and the gallery both need them "
-                           f"(queries: {'yes' if query_locals is not None else 'no'}, "
-                           f"gallery: {'yes' if gallery.locals is not None else 'no'})")
-    return rerank(cosines, label_ids(gallery.labels), query_locals, gallery.local_maps(), local_rerank)
+    row_labels = label_ids(gallery.labels)
+    label_words = [frozenset()] * (int(row_labels.max()) + 1)
+    for label, text in zip(row_labels, gallery.texts, strict=True):
+        label_words[label] = label_words[label] | words(text)
+    return verify_rows(cosines, row_labels, label_words, photo_texts.read, photo_texts.settings)[0]
 
 
 class Matcher:
@@ -86,12 +95,15 @@ class Matcher:
         self.row_label = np.array([column[label] for label in gallery.labels], dtype=np.int64)
         self.index = make_index(gallery.vectors, index)
 
-    def match(self, queries: np.ndarray, top_k: int = 3, query_locals: np.ndarray | None = None) -> list[Match]:
+    def match(self, queries: np.ndarray, top_k: int = 3, query_locals: np.ndarray | None = None,
+              photo_texts: PhotoTexts | None = None) -> list[Match]:
         """One Match per query row (unit vectors, (Q, dim); with their local maps (Q, locations, channels)
-        when the matcher re-ranks)."""
+        when the matcher re-ranks; with the photos to read, `photo_texts`, when the gallery keeps texts)."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        if self.local_rerank is not None:
-            reranked = scores(self.gallery, queries, query_locals, self.local_rerank)
+        if photo_texts is not None and self.gallery.texts is None:
+            photo_texts = None
+        if self.local_rerank is not None or photo_texts is not None:
+            reranked = scores(self.gallery, queries, query_locals, self.local_rerank, photo_texts)
             order = np.argsort(-reranked, axis=1, kind="stable")
             labelled = [[(label, s) for label, s in self._reduce(row[o], o) if s > -np.inf]
                         for row, o in zip(reranked, order, strict=True)]

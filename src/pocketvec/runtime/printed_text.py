@@ -1,0 +1,108 @@
+"""Printed text for text verification: read once from each item's clean image at enrolment, and from a
+photo only when its candidates' texts differ (`runtime/text_verify.py` decides; `PhotoTexts` reads).
+
+Reading needs the OCR models of the `pocketvec[text]` extra; `text_available()` says whether they are
+installed, and a gallery without texts simply matches without text verification.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from pocketvec.errors import PocketvecWarning
+from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.images import load_image
+from pocketvec.runtime.text_reader import DEFAULT_MODELS, PACKAGES, TextReader, find_models
+from pocketvec.runtime.text_verify import TextVerify
+
+ImageLike = str | Path | np.ndarray
+ITEM_DETECT_SIDE = 960  # a clean item image is read at this long side (its small print too)
+PHOTO_DETECT_SIDE = 640  # a photo is read at this long side
+READ_MAX_SIDE = 2048  # images are decoded at most this large for reading (the lines are cut from it)
+
+
+def text_available(models: str = DEFAULT_MODELS) -> bool:
+    """Whether the OCR models `models` names can be had (a known package installed, or a folder)."""
+    if models in PACKAGES:
+        return importlib.util.find_spec(PACKAGES[models][0]) is not None
+    return Path(models).is_dir()
+
+
+def wanted_models(wanted: bool | None, models: str = DEFAULT_MODELS) -> str | None:
+    """The OCR models a new gallery reads its items' text with, or None. `wanted` None: when they are
+    installed; True: they must be (else the error names the extra); False: none."""
+    if wanted is False:
+        return None
+    if text_available(models):
+        return models
+    if wanted:
+        find_models(models)  # raises, naming what to install
+    return None
+
+
+def text_verification(gallery: Gallery, wanted: bool | None, models: str = DEFAULT_MODELS) -> str | None:
+    """The OCR models that verify text with `gallery`, or None: as `wanted_models`, for a gallery that keeps
+    texts (with the models that read them) or is new. A gallery that keeps texts without the models to read
+    photos matches by the image alone, and says so."""
+    if gallery.count and not gallery.reads_text:
+        return None
+    models = gallery.text_reader if gallery.reads_text and gallery.text_reader in PACKAGES else models
+    found = wanted_models(wanted, models)
+    if found is None and wanted is None and gallery.reads_text:
+        warnings.warn(PocketvecWarning(
+            f"the gallery keeps its items' printed text but the OCR models {models!r} are not installed: matching "
+            "without text verification (pip install 'pocketvec[text]'); its calibrated rule assumed it"),
+            stacklevel=3)
+    return found
+
+
+def photo_texts(gallery: Gallery, photos: Sequence[ImageLike], wanted: bool | None = None) -> PhotoTexts | None:
+    """What the matcher needs to verify `photos` by their text against `gallery`, None when it does not."""
+    models = text_verification(gallery, wanted) if gallery.reads_text else None
+    return None if models is None else PhotoTexts(list(photos), models)
+
+
+@cache
+def text_reader(models: str = DEFAULT_MODELS, detect_side: int = PHOTO_DETECT_SIDE) -> TextReader:
+    """One reader per process and setting (one thread: the matcher runs beside the embedding model)."""
+    return TextReader(models, threads=1, detect_side=detect_side)
+
+
+def read_text(reader: TextReader, image: ImageLike) -> str:
+    """The image's text, one line per detected line, top to bottom."""
+    rgb = load_image(image, READ_MAX_SIDE) if isinstance(image, (str, Path)) else np.asarray(image)
+    return "\n".join(line.text for line in reader.read(rgb))
+
+
+def read_item_texts(images: Sequence[ImageLike], models: str = DEFAULT_MODELS,
+                    advance: Callable[[int], None] | None = None) -> list[str]:
+    """The printed text of each clean item image (enrolment)."""
+    reader = text_reader(models, ITEM_DETECT_SIDE)
+    texts = []
+    for image in images:
+        texts.append(read_text(reader, image))
+        if advance is not None:
+            advance(1)
+    return texts
+
+
+@dataclass
+class PhotoTexts:
+    """The photos being matched, read on demand: `read(q)` is photo q's text (each photo read once)."""
+
+    photos: Sequence[ImageLike]
+    models: str = DEFAULT_MODELS
+    settings: TextVerify = field(default_factory=TextVerify)
+    texts: dict[int, str] = field(default_factory=dict)  # the photos read so far
+
+    def read(self, q: int) -> str:
+        if q not in self.texts:
+            self.texts[q] = read_text(text_reader(self.models, PHOTO_DETECT_SIDE), self.photos[q])
+        return self.texts[q]

@@ -1,0 +1,133 @@
+"""Text verification: the PP-OCR reader on real rendered text, the word comparison, the matcher's use of
+it, and the gallery's texts (pocketvec.runtime.text_reader, text_verify, printed_text)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from pocketvec.errors import GalleryError
+from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.printed_text import PhotoTexts, text_available
+from pocketvec.runtime.text_reader import TextReader, TextReaderError, find_models
+from pocketvec.runtime.text_verify import TextVerify, evidence, found, normalise, verify_rows, words
+
+needs_ocr = pytest.mark.skipif(not text_available(), reason="the pocketvec[text] extra is not installed")
+
+
+def label(vintage: str, volume: str = "75cl", size: tuple[int, int] = (360, 480)) -> np.ndarray:
+    """A plain wine label: a name, a line of small print, the vintage and the volume."""
+    image = Image.new("RGB", size, (238, 230, 205))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([10, 10, size[0] - 10, size[1] - 10], outline=(110, 30, 30), width=5)
+    for y, text, points in ((90, "CHATEAU MONTVERT", 30), (170, "Grand Vin de Bordeaux", 22),
+                            (300, vintage, 34), (400, volume, 24)):
+        draw.text((size[0] // 2, y), text, font=ImageFont.load_default(size=points), fill=(40, 30, 30), anchor="mm")
+    return np.asarray(image)
+
+
+def photo(rgb: np.ndarray) -> np.ndarray:
+    """The label smaller on a dark background, a little blurred, as a phone would see it."""
+    frame = Image.new("RGB", (480, 640), (50, 60, 70))
+    item = Image.fromarray(rgb).resize((300, 400), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(0.8))
+    frame.paste(item, (90, 120))
+    return np.asarray(frame)
+
+
+def test_normalise_and_words() -> None:
+    assert normalise("Château  MONTVERT, 13,5% vol") == "chateau montvert 13.5 vol"
+    assert words("37,5cl Grande Réserve a") == {"37.5cl", "grande", "reserve"}  # one-letter words say nothing
+
+
+def test_found_grades_approximate_substrings() -> None:
+    photo_text = normalise("GrandVin deBordeaux 2015 75cl")
+    assert found("2015", photo_text) == 1.0
+    assert found("bordeaux", photo_text) == 1.0  # OCR dropped the space: still found
+    assert found("2016", photo_text) < 0.5  # one digit in four wrong: a digit is not a confusion
+    assert found("2o15", photo_text) > 0.6 > found("2016", photo_text)  # a letter O for a zero is half an edit
+    assert found("syrah", photo_text) == 0.0
+    assert found("2015", "") == 0.0
+
+
+def test_evidence_counts_only_the_words_that_differ() -> None:
+    editions = [words("Montvert 2015 75cl"), words("Montvert 2016 75cl"), words("Montvert 2015 150cl")]
+    scored = evidence("MONTVERT 2016 75cl", editions)
+    assert scored.argmax() == 1 and scored[1] - np.sort(scored)[-2] >= 1.0
+    # nothing telling legible: no candidate gains on another
+    assert np.ptp(evidence("MONTVERT", editions)) == 0.0
+
+
+def test_verify_rows_reads_only_when_the_candidates_disagree() -> None:
+    label_words = [words("Montvert 2015"), words("Montvert 2016"), words("Other house 1999")]
+    row_labels = np.array([0, 1, 2])
+    asked: list[int] = []
+
+    def read(q: int) -> str:
+        asked.append(q)
+        return "montvert 2016"
+
+    # photo 0: labels 0 and 1 near each other (the visual answer, 0, is wrong); photo 1: 2 far ahead of the rest
+    visual = np.array([[0.80, 0.78, 0.10], [0.20, 0.22, 0.90]], np.float32)
+    verified, read_mask = verify_rows(visual, row_labels, label_words, read, TextVerify(weight=0.1, window=0.15))
+    assert asked == [0] and read_mask.tolist() == [True, False]
+    assert verified[0].argmax() == 1 and verified[0, 1] == pytest.approx(0.78)  # the text's label keeps its score
+    # "2016" found for label 1 and against 0, "2015" partly found (three digits of four) the other way round
+    behind = 2 * (1.0 - found("2015", "montvert 2016"))
+    assert 1.0 < behind < 2.0 and verified[0, 0] == pytest.approx(0.80 - 0.1 * behind)
+    np.testing.assert_array_equal(verified[1], visual[1])
+    # the same words on every candidate: nothing to read
+    same = [words("Montvert 2015")] * 3
+    asked.clear()
+    np.testing.assert_array_equal(verify_rows(visual, row_labels, same, read)[0], visual)
+    assert not asked
+
+
+def test_unknown_models_are_named() -> None:
+    with pytest.raises(TextReaderError, match="not a folder and not one of"):
+        find_models("no-such-ocr")
+
+
+@needs_ocr
+def test_reader_reads_rendered_print() -> None:
+    reader = TextReader()
+    lines = [line.text for line in reader.read(photo(label("2015", "37,5cl")))]
+    text = normalise(" ".join(lines))
+    assert "2015" in text and "montvert" in text.replace(" ", "")
+    assert found("37.5cl", text) == 1.0
+    for line in reader.read(label("2016")):
+        assert 0.0 < line.confidence <= 1.0 and len(line.box) == 4
+
+
+@needs_ocr
+def test_photo_texts_tell_vintages_apart(tmp_path: Path) -> None:
+    vintages = ["2014", "2015", "2016", "2017"]
+    photos = []
+    for vintage in vintages:
+        Image.fromarray(photo(label(vintage))).save(tmp_path / f"{vintage}.jpg", quality=90)
+        photos.append(tmp_path / f"{vintage}.jpg")
+    texts = PhotoTexts(photos)
+    label_words = [words(f"CHATEAU MONTVERT Grand Vin de Bordeaux {v} 75cl") for v in vintages]
+    # a visual score that cannot tell the editions apart (all equal): the text must
+    visual = np.full((len(vintages), len(vintages)), 0.9, np.float32)
+    verified, read = verify_rows(visual, np.arange(len(vintages)), label_words, texts.read)
+    assert read.all() and verified.argmax(axis=1).tolist() == list(range(len(vintages)))
+
+
+def test_gallery_keeps_texts(tmp_path: Path) -> None:
+    rows = np.eye(3, 8, dtype=np.float32)
+    gallery = Gallery("space", 8)
+    gallery.add(rows[:2], ["a", "b"], ["s1", "s2"], texts=["CHATEAU 2015", "CHATEAU 2016"], text_reader="ppocrv5")
+    gallery.save(tmp_path / "g.pvg")
+    again = Gallery.load(tmp_path / "g.pvg")
+    assert again.texts == ["CHATEAU 2015", "CHATEAU 2016"] and again.text_reader == "ppocrv5"
+    with pytest.raises(GalleryError, match="keeps each item's printed text"):
+        again.add(rows[2:], ["c"], ["s3"])  # a row without its text would never be verified
+    again.remove("a")
+    assert again.texts == ["CHATEAU 2016"]
+    plain = Gallery("space", 8)
+    plain.add(rows[:1], ["a"], ["s1"])
+    with pytest.raises(GalleryError, match="keeps no printed text"):
+        plain.add(rows[1:2], ["b"], ["s2"], texts=["x"], text_reader="ppocrv5")
