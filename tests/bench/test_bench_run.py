@@ -71,6 +71,11 @@ def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> N
     assert onnx_fp32["file_bytes"] > 100_000
     text = out.read_text()
     assert "| lookalikes | student | zero-shot | torch-fp32 |" in text and "pocketvec bench --quick" in text
+    # text verification measured beside (the pocketvec[text] extra is part of the dev install), its reading timed
+    verified = onnx_fp32["text_accuracy"]
+    assert 0 <= onnx_fp32["text_read_share"] <= 1 and 0 <= verified["recall_at_1"] <= 1
+    assert "## Text verification" in text
+    assert results["benchmark"]["text_verification"]["models"] == "ppocrv5"
     for name in ("bench_pages_pr.png", "bench_flags_sweep.png", "bench_lookalikes_pr.png",
                  "bench_queries_lookalikes.png"):
         assert (out.parent / "images" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

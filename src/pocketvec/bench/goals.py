@@ -16,8 +16,8 @@ def _find(results: list[dict], model: str, form: str) -> dict | None:
 
 def answered(record: dict) -> dict:
     """The accuracy of what the matcher answers with this form: re-ranked by the local maps when the form
-    has them (the default export), else plain cosine."""
-    return record.get("reranked_accuracy") or record["accuracy"]
+    has them (the default export), else plain cosine; then verified by the printed text when measured."""
+    return record.get("text_accuracy") or record.get("reranked_accuracy") or record["accuracy"]
 
 
 def _verdict(ok: bool | None) -> str:

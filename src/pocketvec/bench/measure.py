@@ -148,3 +148,22 @@ def onnx_latencies(files: dict[str, Path], rounds: int = 15, runs_per_round: int
                 session.run(None, feeds[key])
                 times[key].append(time.perf_counter() - start)
     return {key: statistics.median(values) for key, values in times.items()}
+
+
+TEXT_TIMED_PHOTOS = 20
+
+
+def text_read_ms(photos: list[Path], models: str) -> float:
+    """The median time to read one photo's text (text verification), one thread, over up to TEXT_TIMED_PHOTOS
+    photos spread over `photos` (after one read to warm up)."""
+    from pocketvec.runtime.printed_text import PHOTO_DETECT_SIDE, read_text, text_reader
+
+    reader = text_reader(models, PHOTO_DETECT_SIDE)
+    chosen = [photos[int(i)] for i in np.linspace(0, len(photos) - 1, min(len(photos), TEXT_TIMED_PHOTOS))]
+    read_text(reader, chosen[0])
+    times = []
+    for path in chosen:
+        start = time.perf_counter()
+        read_text(reader, path)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pocketvec.bench.code_id import code_id
 from pocketvec.bench.dataset import BenchSet
+from pocketvec.bench.texts import TierTexts
 
 ENROLL_TIME_FILE = "enroll_wall_time.json"  # next to an enrolled run: the wall time of the training command
 
@@ -33,6 +34,7 @@ class BenchContext:
     bench: BenchSet
     student_run: Path | None = None  # the base student (zero-shot); enrolled starts from it
     enroll_args: tuple[str, ...] = ()  # extra arguments for `pocketvec train --preset enroll`
+    texts: TierTexts | None = None  # the tier's printed text, when text verification is measured
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,36 @@ def rerank_table(results: list[dict]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def text_table(results: list[dict]) -> list[str]:
+    """The matcher's scores (re-ranked where the form has local maps) against the same with text verification."""
+    lines = ["| tier | model | form | decision recall at precision ≥ 0.99, without -> with text | held-out "
+             "precision, without -> with | R@1, without -> with | photos read |", "|---|---|---|---|---|---|---|"]
+    for r in _full(results):
+        if "text_accuracy" not in r:
+            continue
+        a, b = r.get("reranked_accuracy") or r["accuracy"], r["text_accuracy"]
+        da, db = a.get("decision") or {}, b.get("decision") or {}
+        lines.append(f"| {r['tier']} | {r['model']} | {r['form']} | {_change(da.get('recall'), db.get('recall'))} | "
+                     f"{_change(da.get('precision'), db.get('precision'))} | "
+                     f"{_change(a['recall_at_1'], b['recall_at_1'])} | {r['text_read_share']:.0%} |")
+    return lines if len(lines) > 2 else []
+
+
+def _text_section(bench: dict, results: list[dict]) -> list[str]:
+    text = bench.get("text_verification") or {}
+    table = text_table(results)
+    if not table:
+        return []
+    ms = text.get("ms_per_read_photo")
+    timing = (f"Reading one photo takes {ms:.0f} ms (median of {text['photos_timed']} photos, one thread, "
+              "measured after the models ran)." if ms is not None else "")
+    return ["## Text verification", "",
+            f"Where the best labels' printed texts differ, the photo's text is read (`{text.get('models')}` OCR "
+            "models, `pocketvec.runtime.text_reader`) and the labels are re-scored on the words that tell them apart "
+            "(`pocketvec.runtime.text_verify`); the rule is calibrated on the `data photos` scored the same way. "
+            f"{timing}", "", *table, ""]
+
+
 def cost_table(results: list[dict]) -> list[str]:
     lines = ["| model | form | parameters | GFLOPs / image | file size | onnxruntime latency vs teacher fp32 |",
              "|---|---|---|---|---|---|"]
@@ -350,6 +380,7 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         "",
         *rerank_table(results),
         "",
+        *_text_section(bench, results),
         "## Models",
         "",
         *models_table(results),

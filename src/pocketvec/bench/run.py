@@ -35,9 +35,18 @@ from pocketvec.bench.formats import (
     prepared_pixels,
     prepared_view_pixels,
 )
-from pocketvec.bench.measure import accuracy, accuracy_of, onnx_latencies, parameters_and_flops, parity
+from pocketvec.bench.measure import (
+    TEXT_TIMED_PHOTOS,
+    accuracy,
+    accuracy_of,
+    onnx_latencies,
+    parameters_and_flops,
+    parity,
+    text_read_ms,
+)
 from pocketvec.bench.models import ENROLL_TIME_FILE, MODEL_SPECS, BenchContext, NotAvailable
 from pocketvec.bench.simulator import PhotoSimConfig
+from pocketvec.bench.texts import TierTexts
 from pocketvec.errors import ConfigError
 from pocketvec.export.bench_export import file_size
 from pocketvec.runtime.gallery_views import GalleryViews, blend_views
@@ -45,6 +54,9 @@ from pocketvec.runtime.local_rerank import label_ids
 from pocketvec.runtime.local_rerank import rerank as local_rerank
 from pocketvec.runtime.photo_crops import fuse_crops
 from pocketvec.runtime.preprocess import PreprocessSpec
+from pocketvec.runtime.printed_text import text_available
+from pocketvec.runtime.text_reader import DEFAULT_MODELS
+from pocketvec.runtime.text_verify import verify_labelled
 from pocketvec.train.checkpoint import FLOAT_WEIGHTS_FILE, read_run_config
 
 SLOW_FORMS = ("coreml-int8",)  # the numpy Core ML interpreter takes about a second per image on this CPU
@@ -65,6 +77,7 @@ class BenchOptions:
     simulator: PhotoSimConfig = field(default_factory=PhotoSimConfig)
     slow_form_items: int = 15  # items (with all their photos) that the slow forms embed
     gallery_views: GalleryViews = field(default_factory=GalleryViews)  # how gallery rows are made, as the runtime
+    text_models: str | None = DEFAULT_MODELS  # text verification's OCR models (None: not measured)
 
     def __post_init__(self) -> None:
         for kind, chosen, valid in (("model", self.models, MODEL_SPECS), ("form", self.forms, FORMATS)):
@@ -168,6 +181,10 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
                                             gallery_locals, rerank)
         fields["reranked_accuracy"] = accuracy_of(reranked, q_labels, g_labels,
                                                   (reranked_calibration, c_labels))[0].to_dict()
+    else:
+        reranked, reranked_calibration = queries @ rows_of_gallery.T, calibration @ rows_of_gallery.T
+    if ctx.texts is not None:  # then the printed text, as the matcher verifies it
+        fields.update(_text_fields(ctx, g_idx, q_idx, c_idx, reranked, reranked_calibration))
     if float_reference is not None and form == "torch-fp32":
         unrounded = accuracy(float_reference.queries, float_reference.rows, q_labels, g_labels,
                              (float_reference.calibration, c_labels))[0]
@@ -185,6 +202,24 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
     if exported is not None:
         fields["file_bytes"] = file_size(exported)
     return fields, Embedded(gallery, queries, rows_of_gallery, calibration), exported
+
+
+def _text_fields(ctx: BenchContext, g_idx: np.ndarray, q_idx: np.ndarray, c_idx: np.ndarray,
+                 answered: np.ndarray, answered_calibration: np.ndarray) -> dict:
+    """The accuracy with text verification on the matcher's scores (`answered`), and the share of photos read."""
+    bench, texts = ctx.bench, ctx.texts
+    g_labels = [bench.gallery_labels[i] for i in g_idx]
+    item_texts = texts.items([bench.gallery_paths[i] for i in g_idx])
+    verified = []
+    for scores, paths in ((answered, [bench.query_paths[i] for i in q_idx]),
+                          (answered_calibration, [bench.calibration_paths[i] for i in c_idx])):
+        photos = texts.photos(paths)
+        verified.append(verify_labelled(scores, g_labels, item_texts, photos.read))
+        texts.keep(photos)
+    (queries, read), (calibration, _) = verified
+    result = accuracy_of(queries, [bench.query_labels[i] for i in q_idx], g_labels,
+                         (calibration, [bench.calibration_labels[i] for i in c_idx]))[0]
+    return {"text_accuracy": result.to_dict(), "text_read_share": float(read.mean()) if len(read) else 0.0}
 
 
 def _measure_model(key: str, ctx: BenchContext, options: BenchOptions,
@@ -260,7 +295,10 @@ def run_benchmark(options: BenchOptions) -> dict:
         tiers = build_benchmark(options.work, options.config, options.simulator, options.cache, progress)
         overall = progress.add_task("tiers x models", total=len(tiers) * len(options.models))
         for bench in tiers.values():
-            ctx = BenchContext(bench.gallery_dir.parent, bench, options.student_run, options.enroll_args)
+            texts = None
+            if options.text_models is not None and text_available(options.text_models):
+                texts = TierTexts(bench.gallery_dir.parent, options.text_models)
+            ctx = BenchContext(bench.gallery_dir.parent, bench, options.student_run, options.enroll_args, texts)
             for key in options.models:
                 model_records, files = _measure_model(key, ctx, options, progress)
                 records += model_records
@@ -268,6 +306,9 @@ def run_benchmark(options: BenchOptions) -> dict:
                 progress.advance(overall)
         latency_task = progress.add_task("onnxruntime latency (1 thread, batch 1)", total=None)
         latencies = onnx_latencies(onnx_files) if onnx_files else {}
+        read = [p for bench in tiers.values() for p in TierTexts(bench.gallery_dir.parent, options.text_models or "")
+                .read_photos()] if options.text_models else []
+        text_ms = text_read_ms(read, options.text_models) if read else None
         progress.remove_task(latency_task)
     teacher_latency = latencies.get(f"{TEACHER_KEY}/onnx-fp32")
     for record in records:
@@ -282,7 +323,9 @@ def run_benchmark(options: BenchOptions) -> dict:
                       "decision_calibration": f"`pocketvec data photos` of the gallery ({config.calibration_photos} "
                       f"per item, seed {CALIBRATION_SEED}), embedded and re-ranked as the benchmark's photos; "
                       "scored on every benchmark photo of the tier",
-                      "gallery_views": asdict(options.gallery_views)},
+                      "gallery_views": asdict(options.gallery_views),
+                      "text_verification": {"models": options.text_models, "ms_per_read_photo": text_ms,
+                                            "photos_timed": min(len(read), TEXT_TIMED_PHOTOS)}},
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "torch": torch.__version__, "threads": 1},
         "duration_s": round(time.monotonic() - started, 1),

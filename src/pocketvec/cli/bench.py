@@ -47,6 +47,9 @@ def bench(
     gallery_views: int = typer.Option(GalleryViews.count, "--gallery-views", min=0, max=MAX_VIEWS,
                                       help="Simulated photos per item blended into its gallery row, as `pocketvec "
                                       "gallery build --views` (0: the clean image alone)."),
+    text: bool = typer.Option(True, "--text/--no-text", help="Also measure text verification (where the "
+                              "pocketvec\\[text] extra is installed): the items' and photos' text read once "
+                              "and kept beside each tier."),
 ) -> None:
     """Benchmark the teacher, Lite0 and the student (zero-shot and enrolled) on the public benchmark's three tiers
     (pages, flags, look-alike stress), each its own gallery. Tables lead with the decision: recall at held-out
@@ -62,6 +65,7 @@ def bench(
     from pocketvec.bench.run import QUICK, BenchOptions, run_benchmark
     from pocketvec.data.sources import cache_root
     from pocketvec.output_paths import check_output_file, check_output_folder
+    from pocketvec.runtime.text_reader import DEFAULT_MODELS
 
     for option, folder in (("--images", images), ("--work", work)):
         if folder is not None:
@@ -78,7 +82,8 @@ def bench(
     options = BenchOptions(work=work, config=config, models=tuple(m for m in models.split(",") if m),
                            forms=tuple(f for f in forms.split(",") if f), student_run=student, cache=cache,
                            enroll_args=tuple(enroll_arg), slow_form_items=coreml_items,
-                           gallery_views=GalleryViews(count=gallery_views))
+                           gallery_views=GalleryViews(count=gallery_views),
+                           text_models=DEFAULT_MODELS if text else None)
     document = run_benchmark(options)
     images = images or out.parent / "images"
     plots = write_plots(document["results"], images)

@@ -19,7 +19,7 @@ from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.printed_text import PhotoTexts
 from pocketvec.runtime.search import make_index
-from pocketvec.runtime.text_verify import verify_rows, words
+from pocketvec.runtime.text_verify import verify_labelled
 
 UNKNOWN = "unknown"
 DEFAULT_RULE = AcceptRule(threshold=0.5, margin=0.0, method="default")  # for a gallery never calibrated
@@ -72,11 +72,7 @@ def scores(gallery: Gallery, queries: np.ndarray, query_locals: np.ndarray | Non
         cosines = rerank(cosines, label_ids(gallery.labels), query_locals, gallery.local_maps(), local_rerank)
     if photo_texts is None or gallery.texts is None:
         return cosines
-    row_labels = label_ids(gallery.labels)
-    label_words = [frozenset()] * (int(row_labels.max()) + 1)
-    for label, text in zip(row_labels, gallery.texts, strict=True):
-        label_words[label] = label_words[label] | words(text)
-    return verify_rows(cosines, row_labels, label_words, photo_texts.read, photo_texts.settings)[0]
+    return verify_labelled(cosines, gallery.labels, gallery.texts, photo_texts.read, photo_texts.settings)[0]
 
 
 class Matcher:

@@ -37,6 +37,16 @@ def reject_unknown_keys(cls: type, data: dict[str, Any]) -> None:
         raise ConfigError(f"{cls.__name__} got unknown keys {unknown}. Valid keys: {sorted(known)}.")
 
 
+def crops_name(crops: tuple[str, ...]) -> str:
+    """The name of a photos' crop: 'center_crop', or 'scale_fill + center_crop' for both, fused."""
+    return " + ".join(crops)
+
+
+def crops_from_name(name: str) -> tuple[str, ...]:
+    """The crops a photos' crop's name (`crops_name`) stands for."""
+    return tuple(name.split(" + "))
+
+
 @dataclass(frozen=True)
 class PreprocessSpec:
     """How an image becomes the model's input: size, crop mode (as Vision's), resize filter.
@@ -90,7 +100,7 @@ class PreprocessSpec:
     def crop_description(self) -> str:
         """'scale_fit', or 'scale_fit (queries: center_crop)' when the photos are cropped otherwise
         ('scale_fill + center_crop' when they are embedded with both)."""
-        query = " + ".join(self.query_crops)
+        query = crops_name(self.query_crops)
         return self.crop_mode if query == self.crop_mode else f"{self.crop_mode} (queries: {query})"
 
     def to_dict(self) -> dict[str, Any]:

@@ -90,6 +90,17 @@ def disagree(candidates: Sequence[frozenset[str]]) -> bool:
     return len(candidates) > 1 and len(set(candidates)) > 1
 
 
+def verify_labelled(row_scores: np.ndarray, labels: Sequence[str], texts: Sequence[str],
+                    read_photo: Callable[[int], str],
+                    settings: TextVerify = TextVerify()) -> tuple[np.ndarray, np.ndarray]:
+    """`verify_rows` for gallery rows given by their labels and texts (a label's words: all its rows')."""
+    row_labels = np.unique(np.asarray(labels), return_inverse=True)[1]
+    label_words = [frozenset()] * (int(row_labels.max()) + 1 if len(row_labels) else 0)
+    for label, text in zip(row_labels, texts, strict=True):
+        label_words[label] = label_words[label] | words(text)
+    return verify_rows(row_scores, row_labels, label_words, read_photo, settings)
+
+
 def verify_rows(row_scores: np.ndarray, row_labels: np.ndarray, label_words: Sequence[frozenset[str]],
                 read_photo: Callable[[int], str], settings: TextVerify = TextVerify()) -> tuple[np.ndarray, np.ndarray]:
     """(Q, rows) scores with text verification, and which photos were read. `row_labels`: each row's label

@@ -27,20 +27,16 @@ from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
 from pocketvec.runtime.metrics import recall_at_k
 from pocketvec.runtime.photo_crops import fuse_crops
-from pocketvec.runtime.preprocess import CROP_MODES, PreprocessSpec, preprocess
+from pocketvec.runtime.preprocess import CROP_MODES, PreprocessSpec, crops_from_name, crops_name, preprocess
 
 DECISION_PRECISION = 0.99
-QUERY_CROPS = ("scale_fill", "center_crop", "scale_fill + center_crop")  # the photos' crops enrolment chooses from
-
-
-def crops_of(name: str) -> tuple[str, ...]:
-    """The crops of a photos' crop as results name it: 'scale_fill + center_crop' -> both (fused)."""
-    return tuple(name.split(" + "))
+# the photos' crops enrolment chooses from: either, or both fused
+QUERY_CROPS = ("scale_fill", "center_crop", crops_name(("scale_fill", "center_crop")))
 
 
 def query_crop_mode(name: str) -> str | tuple[str, ...]:
     """The PreprocessSpec.query_crop_mode of a photos' crop so named."""
-    crops = crops_of(name)
+    crops = crops_from_name(name)
     return crops[0] if len(crops) == 1 else crops
 
 
@@ -83,9 +79,9 @@ def make_held_out(paths: list[Path], labels: list[str], spec: PreprocessSpec, ph
     for image, label in zip(images, labels, strict=True):
         photos += validation_photos(image, label, photos_per_item, seed)
         photo_labels += [label] * photos_per_item
-    choices = list(dict.fromkeys((" + ".join(spec.query_crops), *crops)))
+    choices = list(dict.fromkeys((crops_name(spec.query_crops), *crops)))
     specs = {crop: replace(spec, crop_mode=crop, query_crop_mode=None)
-             for crop in dict.fromkeys(c for choice in choices for c in crops_of(choice))}
+             for crop in dict.fromkeys(c for choice in choices for c in crops_from_name(choice))}
     gallery_views = None
     if views.count:
         made = [view_photos(image, content_hash(path), views, spec.input_size)
@@ -156,7 +152,7 @@ def matcher_scores(model: torch.nn.Module, held_out: HeldOut,
     answers from, re-ranked when the model has a local stage; the gallery rows as `gallery build` makes them
     for that crop)}."""
     crops = list(crops)
-    missing = [crop for crop in crops if not set(crops_of(crop)) <= set(held_out.photos)]
+    missing = [crop for crop in crops if not set(crops_from_name(crop)) <= set(held_out.photos)]
     if missing:
         raise ValueError(f"no held-out photos cropped {missing}; prepared: {list(held_out.photos)} of {CROP_MODES}")
     rerank_config = local_settings(model)
@@ -168,17 +164,17 @@ def matcher_scores(model: torch.nn.Module, held_out: HeldOut,
     for name in crops:
         rows = clean
         if held_out.views is not None:
-            for crop in crops_of(name):
+            for crop in crops_from_name(name):
                 views = held_out.views[crop]
                 if id(views) not in views_of:
                     views_of[id(views)] = embed(model, views.flatten(0, 1))
-            per_crop = [(views_of[id(held_out.views[crop])], None) for crop in crops_of(name)]
+            per_crop = [(views_of[id(held_out.views[crop])], None) for crop in crops_from_name(name)]
             embedded = _fused(per_crop)[0].reshape(len(clean), -1, clean.shape[1])
             rows = blend_views(clean, embedded, held_out.clean_weight)
-        for crop in crops_of(name):
+        for crop in crops_from_name(name):
             if crop not in photos_of:
                 photos_of[crop] = _embed(model, held_out.photos[crop], 32, with_locals)
-        photos, photo_maps = _fused([photos_of[crop] for crop in crops_of(name)])
+        photos, photo_maps = _fused([photos_of[crop] for crop in crops_from_name(name)])
         scores = photos @ rows.T
         if rerank_config is not None:
             scores = rerank(scores, label_ids(held_out.labels), photo_maps, item_maps, rerank_config)
@@ -217,5 +213,5 @@ def score_key(metrics: dict) -> tuple[float, float]:
     return metrics["decision_recall"], metrics["recall_at_1"]
 
 
-__all__ = ["DECISION_PRECISION", "QUERY_CROPS", "HeldOut", "choose_query_crop", "crops_of", "embed", "embed_batches",
+__all__ = ["DECISION_PRECISION", "QUERY_CROPS", "HeldOut", "choose_query_crop", "embed", "embed_batches",
            "evaluate", "local_settings", "make_held_out", "matcher_scores", "query_crop_mode", "score_key"]

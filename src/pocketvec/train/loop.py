@@ -22,6 +22,7 @@ from pocketvec.data.augment_torch import TorchPhotoSim
 from pocketvec.data.items import load_items
 from pocketvec.errors import ConfigError
 from pocketvec.runtime.gallery_views import GalleryViews
+from pocketvec.runtime.preprocess import crops_from_name
 from pocketvec.train.batches import BatchMaker
 from pocketvec.train.budget import (
     FINISH_EVALUATIONS,
@@ -36,7 +37,6 @@ from pocketvec.train.distributed import init_from_environment, rank_and_world
 from pocketvec.train.evaluate import (
     QUERY_CROPS,
     choose_query_crop,
-    crops_of,
     evaluate,
     local_settings,
     make_held_out,
@@ -167,7 +167,7 @@ class Trainer:
             if len(self.held_out.crops) > 1:  # the photos' crop, chosen on the start: every evaluation uses it
                 started = time.monotonic()
                 self.query_crop = choose_query_crop(on_grid(self.kept, config.int8_grid), self.held_out)
-                chosen = crops_of(self.query_crop["chosen"])  # its crops' share of the start's embedding
+                chosen = crops_from_name(self.query_crop["chosen"])  # its crops' share of the start's embedding
                 self.evaluation_s = (time.monotonic() - started) * len(chosen) / len(self.held_out.photos)
             start = self.query_crop["held_out"][self.held_out.crops[0]] if self.query_crop else \
                 self._evaluate_shipped(self.kept)

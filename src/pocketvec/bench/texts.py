@@ -1,0 +1,50 @@
+"""The printed text of a tier's images, for text verification: each item read once as `gallery build` reads
+it, each photo only when the matcher asks (`PhotoTexts`), both kept beside the tier so that every model and
+form of every later run reuses them (the reading depends on the OCR models alone)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pocketvec.atomic import write_bytes_atomic
+from pocketvec.runtime.printed_text import PhotoTexts, read_item_texts
+
+
+class TierTexts:
+    def __init__(self, folder: Path, models: str) -> None:
+        self.folder, self.models = folder, models
+        self.file = folder / f"texts-{models}.json"
+        self.known: dict[str, str] = json.loads(self.file.read_text()) if self.file.is_file() else {}
+
+    def _key(self, kind: str, path: Path) -> str:
+        return f"{kind}:{path.relative_to(self.folder).as_posix()}"
+
+    def items(self, paths: list[Path]) -> list[str]:
+        """Each clean item image's text, read now when not known yet."""
+        missing = [p for p in paths if self._key("item", p) not in self.known]
+        for path, text in zip(missing, read_item_texts(missing, self.models), strict=True):
+            self.known[self._key("item", path)] = text
+        if missing:
+            self.save()
+        return [self.known[self._key("item", p)] for p in paths]
+
+    def photos(self, paths: list[Path]) -> PhotoTexts:
+        """The photos for the matcher to read on demand; the ones known already are not read again."""
+        keys = [self._key("photo", p) for p in paths]
+        known = {i: self.known[key] for i, key in enumerate(keys) if key in self.known}
+        return PhotoTexts(list(paths), self.models, texts=known)
+
+    def read_photos(self) -> list[Path]:
+        """The photos read so far (for the reading time, measured apart)."""
+        return [self.folder / key.split(":", 1)[1] for key in sorted(self.known) if key.startswith("photo:")]
+
+    def keep(self, photos: PhotoTexts) -> None:
+        """Remember what `photos` read."""
+        for i, text in photos.texts.items():
+            self.known[self._key("photo", Path(photos.photos[i]))] = text
+        self.save()
+
+    def save(self) -> None:
+        write_bytes_atomic(self.file, json.dumps(self.known, ensure_ascii=False, sort_keys=True).encode())
+
