@@ -55,7 +55,7 @@ def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> N
     results = json.loads((tmp_path / "work" / "results.json").read_text())
     tiers = results["benchmark"]["tiers"]
     assert {tier: (t["items"], t["queries"]) for tier, t in tiers.items()} == {
-        "pages": (6, 12), "flags": (6, 12), "lookalikes": (10, 20)}
+        "pages": (6, 12), "flags": (6, 12), "lookalikes": (10, 20), "labels": (10, 20)}
     torch_row = next(r for r in results["results"] if r["form"] == "torch-fp32" and r["tier"] == "lookalikes")
     assert torch_row["status"] == "ok"
     accuracy = torch_row["accuracy"]
@@ -109,7 +109,7 @@ def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> N
 def test_query_photos_are_reproducible_from_scratch(cache, tmp_path) -> None:
     first = build_benchmark(tmp_path / "a", QUICK, root=cache)
     second = build_benchmark(tmp_path / "b", QUICK, root=cache)
-    assert list(first) == ["pages", "flags", "lookalikes"]
+    assert list(first) == ["pages", "flags", "lookalikes", "labels"]
     for tier, bench in first.items():
         again = second[tier]
         assert bench.query_labels == again.query_labels and len(bench.query_paths) == 2 * len(bench.gallery_labels)
@@ -117,6 +117,8 @@ def test_query_photos_are_reproducible_from_scratch(cache, tmp_path) -> None:
         assert sorted(set(bench.query_labels)) == sorted(bench.gallery_labels)
     groups = {label.rsplit("--", 1)[0] for label in first["lookalikes"].gallery_labels}
     assert len(groups) == 2 and len(first["lookalikes"].gallery_labels) == 10  # one page group, one flag group
+    designs = {label.rsplit("--", 1)[0] for label in first["labels"].gallery_labels}
+    assert len(designs) == 2 and len(first["labels"].gallery_labels) == 10  # two label designs, five editions each
 
 
 def test_missing_student_is_reported_not_faked(cache, tmp_path) -> None:
@@ -124,7 +126,7 @@ def test_missing_student_is_reported_not_faked(cache, tmp_path) -> None:
     document = run_benchmark(BenchOptions(work=tmp_path / "w", config=QUICK, models=("student",),
                                           forms=("torch-fp32",), student_run=tmp_path / "not-a-run", cache=cache))
     rows = document["results"]
-    assert [row["tier"] for row in rows] == ["pages", "flags", "lookalikes"]
+    assert [row["tier"] for row in rows] == ["pages", "flags", "lookalikes", "labels"]
     row = rows[0]
     assert row["status"].startswith("not available:") and "not a run folder" in row["status"]
     assert "accuracy" not in row
@@ -155,7 +157,7 @@ def test_small_student_zero_shot_and_enrolled_side_by_side(cache, tmp_path) -> N
     assert {(r["model"], r["status"]) for r in rows} == {("small", "ok"), ("enrolled-small", "ok")}
     small_id = read_run_config(Path(__file__).resolve().parents[2] / "src/pocketvec/assets/small")["embedding_space_id"]
     runs = sorted((tmp_path / "work").glob("*/models/small-enrolled-*"))
-    assert len(runs) == 3 and all(small_id in run.name for run in runs)  # one per tier, each from the small student
+    assert len(runs) == 4 and all(small_id in run.name for run in runs)  # one per tier, each from the small student
     assert all(read_run_config(run)["encoder"]["backbone"] == "lcnet_050" for run in runs)
     text = out.read_text()
     assert "| lookalikes | enrolled-small | onnx-int8 |" in text

@@ -188,8 +188,8 @@ def test_dev_lookalikes_avoid_test_pages_in_their_own_folder(fake_sources, tmp_p
 
 
 def test_dev_benchmark_builds_apart_from_the_test_split(fake_sources, tmp_path) -> None:
-    config = replace(DEV, pages=3, flags=3, lookalike_page_groups=1, lookalike_flag_groups=1, queries_per_item=1,
-                     calibration_photos=2, full_fetch=False)
+    config = replace(DEV, pages=3, flags=3, lookalike_page_groups=1, lookalike_flag_groups=1, label_designs=0,
+                     queries_per_item=1, calibration_photos=2, full_fetch=False)  # labels: test_label_editions.py
     tiers = build_benchmark(tmp_path / "work", config, root=tmp_path / "cache")
     assert list(tiers) == ["pages", "flags", "lookalikes"]
     assert all(bench.gallery_dir.parent.parent == tmp_path / "work" / "dev" for bench in tiers.values())

@@ -1,22 +1,25 @@
-"""The public benchmark: three tiers of clean gallery images with simulated query photos, in two splits.
+"""The public benchmark: four tiers of clean gallery images with simulated query photos, in two splits.
 
 - pages: document pages of the cached `humanities-docs` set, spread evenly across documents;
 - flags: flags of the `flag-icons` set, spread across the sorted list;
 - lookalikes: the look-alike stress tier (`pocketvec.bench.lookalikes`): groups of near-identical
-  pages and flags that differ in small printed details.
+  pages and flags that differ in small printed details;
+- labels: the label-editions tier (`pocketvec.bench.label_editions`): wine-like labels of our own
+  making, each design in five editions that differ in one printed field.
 
 None of these sources is ever used for training. Two splits, with their own items and photo seeds
 (`split_items` says which items; no item is in both, and `build_benchmark` refuses a dev split that
 has one):
 
 - **test** (`TEST`, the default): what is reported, and only reported. 150 pages (the first of the
-  set's render order), 150 flags, 25 page groups and 26 flag groups of look-alikes; photo seed
-  `--seed` (0). Built in `<work>/<tier>/`.
+  set's render order), 150 flags, 25 page groups and 26 flag groups of look-alikes, 40 label designs
+  (200 items); photo seed `--seed` (0). Built in `<work>/<tier>/`.
 - **dev** (`DEV`): what settings are chosen on. Smaller, to stay cheap: 100 pages (those that follow
   the test's in the render order, leaving out the pages the test's look-alike groups may use), 100
   flags (of those no test tier uses: flag-icons has 257, the test uses 150; fewer when fewer are
   free, as the tier summary says), 20 page groups (the manuals after the test's 25 in spread order;
-  a group never uses a test page) and 20 flag groups (of the flags no test tier uses); photo seed
+  a group never uses a test page), 20 flag groups (of the flags no test tier uses) and 30 label designs
+  (their own design seed and producers' names: `label_editions.producer_names`); photo seed
   `--seed` + `DEV_SEED_OFFSET` (1). Built in `<work>/dev/<tier>/`. A dev split always follows the
   default test split, whatever its own sizes, so it fetches both sets in full (which items the test
   holds is only known from the complete sets).
@@ -39,6 +42,13 @@ from rich.progress import Progress
 
 from pocketvec.atomic import atomic_output
 from pocketvec.bench.backgrounds import BENCH_BACKGROUNDS, wallpaper_paths
+from pocketvec.bench.label_editions import (
+    LABEL_SEEDS,
+    LabelConfig,
+    build_label_editions,
+    label_identity,
+    producer_names,
+)
 from pocketvec.bench.lookalikes import (
     LookalikeConfig,
     LookalikePicks,
@@ -56,7 +66,7 @@ from pocketvec.data.sources import read_manifest
 from pocketvec.errors import ConfigError, DatasetError
 from pocketvec.runtime.images import load_image
 
-TIERS = ("pages", "flags", "lookalikes")
+TIERS = ("pages", "flags", "lookalikes", "labels")
 TIER_SETS = {"pages": "humanities-docs", "flags": "flag-icons"}
 SPLITS = ("test", "dev")
 DEV_SEED_OFFSET = 1  # dev photos: --seed + 1, so a dev photo is never drawn like a test photo
@@ -69,6 +79,7 @@ class BenchConfig:
     flags: int = 150
     lookalike_page_groups: int = 25  # x 5 look-alike pages
     lookalike_flag_groups: int = 26  # x 5 flag editions
+    label_designs: int = 40  # x 5 label editions
     queries_per_item: int = 5
     seed: int = 0
     full_fetch: bool = True  # fetch the complete sets first, so the selection never depends on the cache state
@@ -88,7 +99,8 @@ class BenchConfig:
 
 
 TEST = BenchConfig()  # the reported benchmark; a dev split takes none of its items
-DEV = BenchConfig(pages=100, flags=100, lookalike_page_groups=20, lookalike_flag_groups=20, split="dev")
+DEV = BenchConfig(pages=100, flags=100, lookalike_page_groups=20, lookalike_flag_groups=20, label_designs=30,
+                  split="dev")
 
 
 def split_folder(work: Path, split: str) -> Path:
@@ -143,13 +155,16 @@ class SplitItems:
     lookalike_flags: list[str]  # the flag of each look-alike flag group
     avoid_pages: tuple[str, ...] = ()  # pages of the look-alike manuals a group never uses (the test's)
     notes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per tier: fewer items than asked, and why
+    label_names: list[str] = field(default_factory=list)  # the producer of each label design
+    label_seed: int | None = None  # the label designs' seed
 
     def identities(self) -> set[str]:
-        """Every page (`<document>#p<page>`) and flag (`flag-icons/<name>`) the split may show. A page group
-        counts every page it may use (`group_pages`), not only the two it will: which ones depends on
-        rendering (blank pages are passed over)."""
+        """Every page (`<document>#p<page>`), flag (`flag-icons/<name>`) and label producer
+        (`label-editions/<name>`) the split may show. A page group counts every page it may use
+        (`group_pages`), not only the two it will: which ones depends on rendering (blank pages are passed over)."""
         found = {page_identity(item.group, item.page) for item in self.pages}  # type: ignore[arg-type]
         found |= {flag_identity(item.name) for item in self.flags} | {flag_identity(n) for n in self.lookalike_flags}
+        found |= {label_identity(name) for name in self.label_names}
         group = {page_identity(doc, page) for doc, count in self.lookalike_manuals for page in group_pages(count)}
         return found | (group - set(self.avoid_pages))
 
@@ -167,7 +182,8 @@ def split_items(config: BenchConfig, pages: list[PlannedItem], flags: list[Plann
     test = SplitItems("test", test_config.photo_seed, render_order(pages)[: test_config.pages],
                       render_order(flags)[: test_config.flags],
                       spread_pick(manuals, 0, test_config.lookalike_page_groups),
-                      spread_pick([item.name for item in flags], 0, test_config.lookalike_flag_groups))
+                      spread_pick([item.name for item in flags], 0, test_config.lookalike_flag_groups),
+                      label_names=producer_names("test", test_config.label_designs), label_seed=LABEL_SEEDS["test"])
     if config.split == "test":
         return test
     taken = test.identities()
@@ -178,7 +194,8 @@ def split_items(config: BenchConfig, pages: list[PlannedItem], flags: list[Plann
     avoid = sorted(taken & {page_identity(doc, page) for doc, count in dev_manuals for page in group_pages(count)})
     dev = SplitItems("dev", config.photo_seed, later_pages[: config.pages], render_order(free_flags)[: config.flags],
                      dev_manuals, spread_pick([item.name for item in free_flags], 0, config.lookalike_flag_groups),
-                     tuple(avoid))
+                     tuple(avoid), label_names=producer_names("dev", config.label_designs),
+                     label_seed=LABEL_SEEDS["dev"])
     shortfalls = (
         ("pages", len(dev.pages), config.pages, "pages", f"{len(later_pages)} follow the test's"),
         ("flags", len(dev.flags), config.flags, "flags", f"{len(free_flags)} are in no test tier"),
@@ -194,17 +211,20 @@ def split_items(config: BenchConfig, pages: list[PlannedItem], flags: list[Plann
 
 
 def check_disjoint(dev: SplitItems, test: SplitItems) -> None:
-    """Raise when the dev split shares an item or its photo seed with the test split."""
+    """Raise when the dev split shares an item (a label producer included), its photo seed or its label designs'
+    seed with the test split."""
     shared = sorted(dev.identities() & test.identities())
-    if shared or dev.photo_seed == test.photo_seed:
-        raise DatasetError(f"the dev split must share no item and no photo seed with the test split; it shares "
-                           f"{len(shared)} items ({', '.join(shared[:5])}) and photo seed {dev.photo_seed} "
-                           f"vs {test.photo_seed}.")
+    same_labels = dev.label_seed is not None and dev.label_seed == test.label_seed
+    if shared or dev.photo_seed == test.photo_seed or same_labels:
+        raise DatasetError(f"the dev split must share no item and no seed with the test split; it shares "
+                           f"{len(shared)} items ({', '.join(shared[:5])}), photo seed {dev.photo_seed} "
+                           f"vs {test.photo_seed}, label seed {dev.label_seed} vs {test.label_seed}.")
 
 
 def _config_key(config: BenchConfig, sim: PhotoSimConfig, backgrounds: list[Path], labels: list[str]) -> str:
     fields = asdict(config)
     del fields["calibration_photos"]  # the calibration photos have their own stamp
+    del fields["label_designs"]  # the labels tier's item names (in the key) say its designs; other tiers' keys stay
     if config.split == "test":
         del fields["split"]  # the key of a test tier is what it was before the dev split: its photos stay valid
     blob = json.dumps([fields, sim.to_dict(), [p.name for p in backgrounds], labels], sort_keys=True, default=str)
@@ -219,6 +239,8 @@ def tier_items(tier: str, config: BenchConfig, root: Path | None) -> list[tuple[
             return []
         folder = build_lookalikes(looks, root, config.full_fetch)
         return [(p.stem, p) for p in sorted(folder.glob("*.png"))]
+    if tier == "labels":
+        return _label_items(LabelConfig(config.label_designs, "test"), root)
     count = config.pages if tier == "pages" else config.flags
     return [(p.stem, p) for p in select_items(TIER_SETS[tier], count, root, config.full_fetch)] if count else []
 
@@ -233,7 +255,8 @@ def dev_tier_items(config: BenchConfig, root: Path | None) -> tuple[dict[str, li
                                                                        flags, manuals)
     check_disjoint(dev, test)
     tiers = {"pages": [(item.name, item.source) for item in dev.pages],
-             "flags": [(item.name, item.source) for item in dev.flags], "lookalikes": []}
+             "flags": [(item.name, item.source) for item in dev.flags], "lookalikes": [],
+             "labels": _label_items(LabelConfig(len(dev.label_names), "dev"), root, test)}
     looks = LookalikeConfig(len(dev.lookalike_manuals), len(dev.lookalike_flags))
     if looks.items:
         folder = build_lookalikes(looks, root, picks=dev.picks())
@@ -244,6 +267,20 @@ def dev_tier_items(config: BenchConfig, root: Path | None) -> tuple[dict[str, li
             raise DatasetError(f"{folder}: the dev look-alikes show test items: {', '.join(shared[:5])}.")
         tiers["lookalikes"] = [(p.stem, p) for p in sorted(folder.glob("*.png"))]
     return tiers, dev.notes
+
+
+def _label_items(config: LabelConfig, root: Path | None, test: SplitItems | None = None) -> list[tuple[str, Path]]:
+    """(label, clean image) of every item of a split's label-editions set; [] for no designs. Raises when a
+    design's producer is one of `test`'s (given for the dev split), as the set's manifest says."""
+    if not config.designs:
+        return []
+    folder = build_label_editions(config, root)
+    if test is not None:
+        designs = json.loads((folder / "manifest.json").read_text())["designs"].values()
+        shared = sorted({label_identity(design["name"]) for design in designs} & test.identities())
+        if shared:
+            raise DatasetError(f"{folder}: the dev label designs have test producers: {', '.join(shared[:5])}.")
+    return [(p.stem, p) for p in sorted(folder.glob("*.png"))]
 
 
 def build_benchmark(work: Path, config: BenchConfig, sim: PhotoSimConfig = PhotoSimConfig(),

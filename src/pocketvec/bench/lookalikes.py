@@ -21,7 +21,6 @@ each was made. Everything is a pure function of the cached packages, the counts 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import tempfile
@@ -32,6 +31,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pocketvec.bench.set_folders import build_set_folder
 from pocketvec.data import render
 from pocketvec.data.preview import save_png_atomic
 from pocketvec.data.source_fetch import fetch_set
@@ -253,34 +253,16 @@ def build_lookalikes(config: LookalikeConfig = LookalikeConfig(), root: Path | N
     chosen never depend on the cache state. `picks` (the dev split's manuals and flags; `config` then
     counts them) builds in `<split>-<size>/`, so the test split's set is never touched."""
     root = root or cache_root()
-    sets = root / SET_NAME
     size = f"pages{config.page_groups}-flags{config.flag_groups}-side{config.long_side}"
-    folder = sets / (f"{picks.split}-{size}" if picks else size)
+    folder = root / SET_NAME / (f"{picks.split}-{size}" if picks else size)
     wanted = asdict(config)
     if picks is not None:  # as the manifest reads it back (lists, not tuples)
         wanted = json.loads(json.dumps({**wanted, "picks": asdict(picks)}))
-    if _manifest_config(folder) == wanted:
-        return folder
-    sets.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=sets))
-    building.chmod(0o755)
-    try:
+
+    def make(building: Path) -> dict:
         items = {**_page_groups(building, config, root, picks),
                  **_flag_groups(building, config, root, full_fetch, picks)}
-        manifest = {"config": wanted, "description": __doc__.split("\n\n")[0], "items": items,
-                    "licence": "pages: LPPL-1.3c et al. (texlive-humanities-doc); flags: MIT (flag-icons)"}
-        (building / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        if _manifest_config(folder) != wanted:  # another build may have finished first: keep its copy
-            shutil.rmtree(folder, ignore_errors=True)
-            with contextlib.suppress(OSError):  # lost a race to a build of the same size: its copy serves
-                building.rename(folder)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return folder
+        return {"description": __doc__.split("\n\n")[0], "items": items,
+                "licence": "pages: LPPL-1.3c et al. (texlive-humanities-doc); flags: MIT (flag-icons)"}
 
-
-def _manifest_config(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / "manifest.json").read_text()).get("config")
-    except (OSError, ValueError):
-        return None
+    return build_set_folder(folder, wanted, make)

@@ -281,9 +281,10 @@ def _save(fig, path: Path) -> Path:
 def _size_notes(config: dict) -> list[str]:
     from pocketvec.bench.dataset import DEV, TEST
 
-    sizes = ("pages", "flags", "lookalike_page_groups", "lookalike_flag_groups", "queries_per_item")
+    sizes = ("pages", "flags", "lookalike_page_groups", "lookalike_flag_groups", "label_designs", "queries_per_item")
     split = config.get("split", "test")
     default = DEV if split == "dev" else TEST
+    config = {key: config.get(key, getattr(default, key)) for key in sizes}  # results from before a size existed
     if all(config[key] == getattr(default, key) for key in sizes):
         return []
     return [f"This run is not the default {split} split ({', '.join(f'{k} {getattr(default, k)}' for k in sizes)}): "
@@ -304,8 +305,9 @@ def _split_note(bench: dict, config: dict) -> str:
     seed = bench.get("photo_seed", config["seed"])
     if bench.get("split", "test") == "dev":
         return (f"- **Dev split**: its own items (none of them in the test split: the pages after the test's, flags "
-                f"and look-alike groups no test tier uses) and its own photo seed ({seed}). For choosing settings; "
-                "its numbers are never reported (`pocketvec.bench.dataset`).")
+                "and look-alike groups no test tier uses, label designs of its own seed and producers) and its own "
+                f"photo seed ({seed}). For choosing settings; its numbers are never reported "
+                "(`pocketvec.bench.dataset`).")
     return (f"- **Test split**: reported only; every setting is chosen on the validation simulator and the "
             f"benchmark's dev split (`pocketvec bench --split dev`: its own items and photo seed). Photo seed {seed}.")
 
@@ -334,14 +336,17 @@ def write_markdown(document: dict, out: Path, images: list[Path], command: str, 
         "",
         "## The public benchmark",
         "",
-        "- Three tiers, each its own gallery of clean images (one per item), as a user enrolls one catalogue: "
+        "- Four tiers, each its own gallery of clean images (one per item), as a user enrolls one catalogue: "
         f"**pages** ({_tier_size(bench, 'pages')}: texlive-humanities-doc manuals, spread evenly across documents), "
-        f"**flags** ({_tier_size(bench, 'flags')}: the npm package flag-icons), and the **look-alike stress tier** "
+        f"**flags** ({_tier_size(bench, 'flags')}: the npm package flag-icons), the **look-alike stress tier** "
         f"({_tier_size(bench, 'lookalikes')}: groups of five near-identical items that differ in small printed "
         "details: a page, the next page of its manual, and the page with a serial number, a seal or a printed "
         "frame; a flag, its editions with one colour shifted in hue, a serial number, a seal or a frame; "
-        "`pocketvec.bench.lookalikes`). None of these sources is ever used for training. The enrolled model is "
-        "fine-tuned on each tier's gallery alone.",
+        "`pocketvec.bench.lookalikes`), and **labels** "
+        f"({_tier_size(bench, 'labels')}: wine-like labels of our own making, each design in five editions that "
+        "differ in one printed field: the vintage, the volume, the grape, one word of the cuvée, a small printed line "
+        "or a small medal; `pocketvec.bench.label_editions`). None of these sources is ever used for training. "
+        "The enrolled model is fine-tuned on each tier's gallery alone.",
         f"- Queries: synthetic phone photos ({config['queries_per_item']} per item) from the "
         "benchmark photo simulator (`pocketvec.bench.simulator`, its own code path, not the training "
         "augmentation): perspective, rotation, lighting ramp, gain/contrast/gamma, white balance, shadow, "

@@ -60,8 +60,8 @@ from pocketvec.runtime.text_verify import verify_labelled
 from pocketvec.train.checkpoint import FLOAT_WEIGHTS_FILE, read_run_config
 
 SLOW_FORMS = ("coreml-int8",)  # the numpy Core ML interpreter takes about a second per image on this CPU
-QUICK = BenchConfig(pages=6, flags=6, lookalike_page_groups=1, lookalike_flag_groups=1, queries_per_item=2,
-                    full_fetch=False)
+QUICK = BenchConfig(pages=6, flags=6, lookalike_page_groups=1, lookalike_flag_groups=1, label_designs=2,
+                    queries_per_item=2, full_fetch=False)
 TEACHER_KEY = "teacher"
 
 

@@ -16,11 +16,12 @@ SPLITS = ("test", "dev")  # pocketvec.bench.dataset.SPLITS (tests/bench keeps th
 
 
 def bench(
-    quick: bool = typer.Option(False, "--quick", help="Smoke test: 6 pages, 6 flags, 10 look-alikes, 2 photos each."),
+    quick: bool = typer.Option(False, "--quick", help="Smoke test: 6 pages, 6 flags, 10 look-alikes, 10 label "
+                               "editions, 2 photos each."),
     split: str = choices.option("test", "--split", what="split", choices=SPLITS,
                                 help="test: the reported benchmark. dev: its own items and photo seed, smaller "
-                                "(100 pages, 100 flags, 40 look-alike groups), for choosing settings; built in "
-                                "<work>/dev/, fetches both sets in full."),
+                                "(100 pages, 100 flags, 40 look-alike groups, 30 label designs), for choosing settings;"
+                                " built in <work>/dev/, fetches both sets in full."),
     out: Path = typer.Option(None, "--out", help="Markdown report to write (default: docs/BENCHMARKS.md; "
                              "--split dev: <work>/dev/BENCHMARKS.md)."),
     images: Path = typer.Option(None, "--images", help="Folder for the plots (default: <out folder>/images)."),
@@ -30,6 +31,8 @@ def bench(
     flags: int = typer.Option(None, "--flags", min=0, help="Flags in the gallery (default 150; dev 100)."),
     lookalike_groups: int = typer.Option(None, "--lookalike-groups", min=0, help="Groups of 5 look-alikes in the "
                                          "stress tier, half pages and half flags (default 51: 255 items; dev 40)."),
+    labels: int = typer.Option(None, "--labels", min=0, help="Label designs in the label-editions tier, 5 editions "
+                               "each (default 40: 200 items; dev 30; 0 leaves the tier out)."),
     photos: int = typer.Option(None, "--photos", min=1, help="Simulated query photos per item (default 5)."),
     seed: int = ranged.option(0, "--seed", key="seed",
                               help="Seed of the photo simulator (the dev split draws with seed + 1)."),
@@ -51,9 +54,9 @@ def bench(
                               "pocketvec\\[text] extra is installed): the items' and photos' text read once "
                               "and kept beside each tier."),
 ) -> None:
-    """Benchmark the teacher, Lite0 and the student (zero-shot and enrolled) on the public benchmark's three tiers
-    (pages, flags, look-alike stress), each its own gallery. Tables lead with the decision: recall at held-out
-    precision >= 0.99 of the accept rule calibrated on `data photos` of the gallery; then Recall@1.
+    """Benchmark the teacher, Lite0 and the student (zero-shot and enrolled) on the public benchmark's four tiers
+    (pages, flags, look-alike stress, label editions), each its own gallery. Tables lead with the decision: recall
+    at held-out precision >= 0.99 of the accept rule calibrated on `data photos` of the gallery; then Recall@1.
 
     Choose settings on the dev split, report the test split. Examples: pocketvec bench --quick --out /tmp/BENCH.md;
     pocketvec bench --split dev --models student,enrolled
@@ -74,7 +77,8 @@ def bench(
     out = out or (Path("docs/BENCHMARKS.md") if split == "test" else split_folder(work, split) / "BENCHMARKS.md")
     check_output_file(out, "--out")
     config = replace(QUICK, split=split) if quick else (DEV if split == "dev" else TEST)
-    overrides = {k: v for k, v in (("pages", pages), ("flags", flags), ("queries_per_item", photos)) if v is not None}
+    overrides = {k: v for k, v in (("pages", pages), ("flags", flags), ("label_designs", labels),
+                                   ("queries_per_item", photos)) if v is not None}
     if lookalike_groups is not None:
         pages_groups = lookalike_groups // 2
         overrides.update(lookalike_page_groups=pages_groups, lookalike_flag_groups=lookalike_groups - pages_groups)

@@ -1,7 +1,8 @@
 """What may enter a training pool: training sets only, never what the benchmark tiers are made of.
 
-The benchmark tiers (pages of texlive-humanities-doc, flag-icons, the GNOME backgrounds, and the
-look-alike tier built from them) must stay unseen by training. Three checks keep them out:
+The benchmark tiers (pages of texlive-humanities-doc, flag-icons, the GNOME backgrounds, the
+look-alike tier built from them, and the fonts of the label-editions tier) must stay unseen by
+training. Three checks keep them out:
 
 - a set is in a pool only if its catalogue role is "training" (benchmark and background sets are not);
 - no training set may draw on a package a benchmark set uses (`check_catalog`, run at every pool build
@@ -14,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pocketvec.data.source_spec import SourceSpec
-from pocketvec.data.sources import SOURCES, read_manifest
+from pocketvec.data.sources import LABEL_FONTS, SOURCES, read_manifest
 from pocketvec.errors import DatasetError
 
 EXCLUDED_ROLES = ("benchmark", "backgrounds")
@@ -26,9 +27,10 @@ def _package_name(ref_name: str) -> str:
 
 
 def protected_packages(sources: dict[str, SourceSpec] = SOURCES) -> dict[str, str]:
-    """Package name -> the benchmark set that uses it."""
-    return {_package_name(ref.name): spec.name for spec in sources.values() if spec.role == "benchmark"
-            for ref in spec.packages}
+    """Package name -> the benchmark set (or tier) that uses it."""
+    protected = {ref.name: "label-editions (its fonts)" for ref in LABEL_FONTS}
+    return protected | {_package_name(ref.name): spec.name for spec in sources.values() if spec.role == "benchmark"
+                        for ref in spec.packages}
 
 
 def check_catalog(sources: dict[str, SourceSpec] = SOURCES) -> None:

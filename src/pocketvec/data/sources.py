@@ -90,6 +90,16 @@ SOURCES: dict[str, SourceSpec] = {
 }
 SOURCES.update((spec.name, spec) for spec in POOL_SOURCES)
 
+# the fonts the label-editions benchmark tier (pocketvec.bench.label_editions) prints its labels with: no
+# mono-spaced or symbol fonts; protected like the benchmark sets' packages (pool_guard.protected_packages)
+_NOT_ON_LABELS = ("*Mono*", "D050000L*", "StandardSymbols*")
+LABEL_FONTS: tuple[PackageRef, ...] = (
+    PackageRef("deb", "fonts-dejavu-core", ("usr/share/fonts/truetype/dejavu/*.ttf",), _NOT_ON_LABELS),
+    PackageRef("deb", "fonts-liberation", ("usr/share/fonts/truetype/liberation/*.ttf",), _NOT_ON_LABELS),
+    PackageRef("deb", "fonts-urw-base35", ("usr/share/fonts/opentype/urw-base35/*.otf",), _NOT_ON_LABELS),
+    PackageRef("deb", "fonts-freefont-ttf", ("usr/share/fonts/truetype/freefont/*.ttf",), _NOT_ON_LABELS),
+)
+
 
 def source_names() -> list[str]:
     return list(SOURCES)

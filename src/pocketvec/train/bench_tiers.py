@@ -25,14 +25,15 @@ from pocketvec.errors import DatasetError
 KEPT = ("gallery", "queries", "benchmark.json")
 
 
-def build(out: str | Path, pages: int, flags: int, lookalike_groups: int, photos: int, seed: int = 0) -> Path:
+def build(out: str | Path, pages: int, flags: int, lookalike_groups: int, photos: int, seed: int = 0,
+          label_designs: int = 0) -> Path:
     """The benchmark's tiers for these counts, reduced to what `evaluate` reads."""
     from pocketvec.bench.dataset import BenchConfig, build_benchmark
 
     out = Path(out)
     config = BenchConfig(pages=pages, flags=flags, lookalike_page_groups=lookalike_groups // 2,
-                         lookalike_flag_groups=lookalike_groups - lookalike_groups // 2, queries_per_item=photos,
-                         seed=seed)
+                         lookalike_flag_groups=lookalike_groups - lookalike_groups // 2, label_designs=label_designs,
+                         queries_per_item=photos, seed=seed)
     build_benchmark(out, config)
     for tier in out.iterdir():
         if tier.is_dir():
@@ -107,13 +108,15 @@ def main() -> None:
     make.add_argument("--pages", type=int, default=150)
     make.add_argument("--flags", type=int, default=150)
     make.add_argument("--lookalike-groups", type=int, default=51)
+    make.add_argument("--labels", type=int, default=0,  # off unless asked: its PNGs would swell the carried folder
+                      help="label designs of the label-editions tier (5 editions each; default 0: no labels tier)")
     make.add_argument("--photos", type=int, default=5)
     score = sub.add_parser("evaluate", help="score runs, e.g. evaluate .carry/bench --runs NEW_RUN OLD_RUN")
     score.add_argument("work")
     score.add_argument("--runs", nargs="+", required=True)
     args = parser.parse_args()
     if args.what == "build":
-        print(build(args.out, args.pages, args.flags, args.lookalike_groups, args.photos))
+        print(build(args.out, args.pages, args.flags, args.lookalike_groups, args.photos, label_designs=args.labels))
     else:
         for row in evaluate(args.work, args.runs):
             print(json.dumps(row))

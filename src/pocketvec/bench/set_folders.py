@@ -1,0 +1,40 @@
+"""Cached benchmark sets made of our own renderings: one folder per config, built aside and renamed into place."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def manifest_config(folder: Path) -> dict | None:
+    """The `config` of a set folder's manifest.json; None when there is no readable one."""
+    try:
+        return json.loads((folder / "manifest.json").read_text()).get("config")
+    except (OSError, ValueError):
+        return None
+
+
+def build_set_folder(folder: Path, wanted: dict, make: Callable[[Path], dict]) -> Path:
+    """`folder` as it is when its manifest's config is `wanted` (as JSON reads it back: lists, not tuples);
+    else `make(building)` fills a fresh folder beside it and returns the manifest less its config, and the
+    folder is renamed into place. A set in use is never touched half-way, and two builds at once both end with
+    a complete copy."""
+    if manifest_config(folder) == wanted:
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    building.chmod(0o755)
+    try:
+        manifest = {"config": wanted, **make(building)}
+        (building / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        if manifest_config(folder) != wanted:  # another build may have finished first: keep its copy
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):  # lost a race to a build of the same config: its copy serves
+                building.rename(folder)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return folder
