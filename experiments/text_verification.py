@@ -2,8 +2,8 @@
 The gallery is built as `gallery build` builds it (views, the model's photos' crop, each item's text read),
 photos are matched as the matcher matches them (re-rank, then text), the rule is calibrated on the tier's
 `calibration/` photos scored the same way. Each setting is scored on the tier's photos: Recall@1, the oracle
-recall at precision >= 0.99, the calibrated rule's precision / recall, the share of photos read and the
-reading time. On dev tiers it chooses; on test tiers it only reports.
+recall at precision >= 0.99, the calibrated rule's precision / recall, the share of photos read. On dev tiers
+it chooses; on test tiers it only reports.
 
     python experiments/text_verification.py MODEL.onnx WORK/dev/labels [--every 2] [--out results.json]
 """
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 from dev_inference_settings import applied
 from tier_files import calibration_photos, gallery_items, query_photos
 
+from pocketvec.bench.texts import TierTexts
 from pocketvec.runtime.calibration import calibrate
 from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import embed_items
@@ -29,23 +29,17 @@ from pocketvec.runtime.printed_text import PhotoTexts
 from pocketvec.runtime.text_reader import DEFAULT_MODELS
 from pocketvec.runtime.text_verify import TextVerify
 
-SETTINGS = [TextVerify(weight, window) for weight in (0.05, 0.1, 0.2) for window in (0.1, 0.2)]
+SETTINGS = [TextVerify(weight, window) for weight in (0.05, 0.1, 0.2, 0.4) for window in (0.1, 0.2, 0.3)]
 
 
-class TimedTexts(PhotoTexts):
-    """PhotoTexts that times each read and keeps which photos were asked for."""
+class AskedTexts(PhotoTexts):
+    """PhotoTexts that keeps which photos were asked for."""
 
-    seconds: float = 0.0
     asked: set[int] = set()  # noqa: RUF012 (replaced per setting)
 
     def read(self, q: int) -> str:
         self.asked = self.asked | {q}
-        start = time.perf_counter()
-        fresh = q not in self.texts
-        text = super().read(q)
-        if fresh:
-            self.seconds += time.perf_counter() - start
-        return text
+        return super().read(q)
 
 
 def main() -> None:
@@ -58,15 +52,19 @@ def main() -> None:
     args = parser.parse_args()
     engine = open_engine(args.model, "auto", 1)
     meta = engine.metadata
-    rows, hashes = embed_items(engine, args.tier / "gallery", text_models=args.models)
+    cache = TierTexts(args.tier, args.models)  # the texts `pocketvec bench` read, read here when it did not
+    rows, hashes = embed_items(engine, args.tier / "gallery")
     gallery = Gallery.for_model(meta)
-    gallery.add(rows.embeddings, rows.labels, hashes, rows.locals, meta, rows.texts, args.models)
+    gallery.add(rows.embeddings, rows.labels, hashes, rows.locals, meta, cache.items(rows.paths), args.models)
     labels = gallery.labels
     photos, photo_labels = query_photos(args.tier)
     photo_sets = {"calibration": calibration_photos(args.tier, gallery_items(args.tier)[1]),
                   "tier": (photos[::args.every], photo_labels[::args.every])}
     found = {name: engine.embed_all(images, query=True) for name, (images, _) in photo_sets.items()}
-    texts = {name: TimedTexts(list(images), args.models) for name, (images, _) in photo_sets.items()}
+    texts = {}
+    for name, (images, _) in photo_sets.items():
+        known = cache.photos(images)
+        texts[name] = AskedTexts(known.photos, args.models, texts=known.texts)
     results = []
     for setting in [None, *SETTINGS]:
         matched = {}
@@ -83,10 +81,15 @@ def main() -> None:
                   "oracle": round(oracle.chosen.recall if oracle.target_reached else 0.0, 4),
                   "calibrated": [round(v, 4) for v in applied(matched["tier"], tier_labels, labels,
                                                               rule.threshold, rule.margin)],
-                  "read_share": round(len(texts["tier"].asked) / len(tier_labels), 4),
-                  "ms_per_read": round(1000 * texts["tier"].seconds / max(1, len(texts["tier"].texts)), 1)}
+                  "read_share": round(len(texts["tier"].asked) / len(tier_labels), 4)}
         results.append(result)
         print(json.dumps(result), flush=True)
+        if setting == TextVerify():
+            wrong = [(tier_labels[q], labels[int(np.argmax(row))], texts["tier"].texts.get(q, "-"))
+                     for q, row in enumerate(matched["tier"]) if labels[int(np.argmax(row))] != tier_labels[q]]
+            result["wrong"] = wrong
+    for name in texts:
+        cache.keep(texts[name])
     if args.out:
         args.out.write_text(json.dumps({"items_texts": dict(zip(labels, gallery.texts, strict=True)),
                                         "results": results}, indent=1))

@@ -6,7 +6,8 @@ that are not common to all of them, the photo's text is read and each of those l
 those words only: a word of the label found on the photo counts for it, a word of another candidate
 found on the photo counts against it (a word nobody can find counts for no one). Found means: an
 approximate substring of the photo's text (OCR drops spaces and confuses O/0, l/1, S/5 ...), graded
-from 0 (at most 60 % of the word's characters right) to 1 (all). Each candidate's score then moves by
+from 0 (at most 75 % of the word's characters right) to 1 (all); a number only as printed or with one
+letter read for a look-alike digit; a word shorter than 4 only whole. Each candidate's score then moves by
 `weight` x (its evidence - the best candidate's evidence): the label the text agrees with keeps its
 score, the others fall behind by `weight` per word; the accept rule follows as before. Photos whose
 candidates' words agree, or where nothing legible is found, keep the visual answer.
@@ -27,7 +28,9 @@ CONFUSED = {a: [b for pair in CONFUSABLE for b in pair if a in pair and b != a] 
 DECIMAL = re.compile(r"(?<=\d)[.,](?=\d)")
 TOKEN = re.compile(r"[^\W_]+(?:\.[^\W_]+)*")
 MIN_TOKEN = 2  # shorter words say nothing
-FOUND_FROM = 0.6  # share of a word's characters right below which it counts as not found
+SHORT = 4  # shorter words are found only whole (inside longer ones they are everywhere: "en", "la", "por")
+FOUND_FROM = 0.75  # share of a word's characters right below which it counts as not found
+SAME_FROM = 0.8  # an item's word with this share of its letters in another item's text: the same print read twice
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,12 @@ def words(text: str) -> frozenset[str]:
     return frozenset(w for w in normalise(text).split() if len(w) >= MIN_TOKEN)
 
 
-def found(word: str, photo: str) -> float:
-    """How well `word` appears in `photo` (both normalised), spaces ignored: 0 (not) .. 1 (exactly)."""
-    target = photo.replace(" ", "")
-    if not word or not target:
-        return 0.0
+def edits(word: str, text: str) -> float:
+    """The fewest edits that turn `word` into some substring of `text` (spaces ignored; a look-alike letter
+    for a digit, or back, is half an edit): Sellers' approximate substring match."""
+    target = text.replace(" ", "")
     if word in target:
-        return 1.0
-    # Sellers' approximate substring match: the fewest edits that turn `word` into some substring of `target`
+        return 0.0
     codes = np.frombuffer(target.encode("utf-32-le"), dtype=np.uint32)
     steps = np.arange(len(target) + 1, dtype=np.float64)
     previous = np.zeros(len(target) + 1)
@@ -69,25 +70,54 @@ def found(word: str, photo: str) -> float:
         current = np.empty_like(previous)
         current[0] = i
         current[1:] = np.minimum(previous[:-1] + swap, previous[1:] + 1.0)
-        current = steps + np.minimum.accumulate(current - steps)  # or insert: current[j - 1] + 1
-        previous = current
-    right = 1.0 - float(previous.min()) / len(word)
+        previous = steps + np.minimum.accumulate(current - steps)  # or insert: current[j - 1] + 1
+    return float(previous.min())
+
+
+def found(word: str, photo: str) -> float:
+    """How well `word` appears in `photo` (both normalised), spaces ignored: 0 (not) .. 1 (exactly); a word
+    shorter than SHORT only as a whole word, a number only as printed or with one look-alike shape."""
+    if len(word) < SHORT:
+        return float(word in photo.split())
+    cost = edits(word, photo)
+    if any(c.isdigit() for c in word):
+        return 1.0 - cost if cost <= 0.5 else 0.0
+    right = 1.0 - cost / len(word)
     return float(np.clip((right - FOUND_FROM) / (1.0 - FOUND_FROM), 0.0, 1.0))
 
 
-def evidence(photo_text: str, candidates: Sequence[frozenset[str]]) -> np.ndarray:
-    """Each candidate's evidence from the photo's text: the words not common to all candidates, + found
-    for a candidate's own words, - found for the others'."""
+def holds(word: str, own: frozenset[str]) -> bool:
+    """Whether an item's words hold `word`: exactly, or, for a word of letters, nearly (the same print read
+    twice by OCR: "viino" / "vilino"); a word with digits only exactly (2015 / 2016)."""
+    if word in own:
+        return True
+    if len(word) < SHORT or any(c.isdigit() for c in word):
+        return False
+    return 1.0 - edits(word, " ".join(sorted(own))) / len(word) >= SAME_FROM
+
+
+def telling(candidates: Sequence[frozenset[str]]) -> tuple[list[str], np.ndarray]:
+    """The words that tell the candidates apart (not held by all of them), and which candidate holds each
+    (words x candidates)."""
     common = frozenset.intersection(*candidates) if candidates else frozenset()
-    telling = sorted(frozenset().union(*candidates) - common)
+    words_ = sorted(frozenset().union(*candidates) - common)
+    held = np.array([[holds(w, own) for own in candidates] for w in words_], dtype=bool).reshape(len(words_), -1)
+    keep = ~held.all(axis=1)
+    return [w for w, k in zip(words_, keep, strict=True) if k], held[keep]
+
+
+def evidence(photo_text: str, candidates: Sequence[frozenset[str]]) -> np.ndarray:
+    """Each candidate's evidence from the photo's text, on the words that tell the candidates apart: + found
+    for the words it holds, - found for the others'."""
+    words_, held = telling(candidates)
     photo = normalise(photo_text)
-    seen = {word: found(word, photo) for word in telling}
-    return np.array([sum(seen[w] if w in own else -seen[w] for w in telling) for own in candidates], np.float64)
+    seen = np.array([found(word, photo) for word in words_], np.float64)
+    return (np.where(held, 1.0, -1.0) * seen[:, None]).sum(axis=0) if words_ else np.zeros(len(candidates))
 
 
 def disagree(candidates: Sequence[frozenset[str]]) -> bool:
     """Whether the candidates' words differ, so that reading the photo can change the answer."""
-    return len(candidates) > 1 and len(set(candidates)) > 1
+    return len(candidates) > 1 and len(set(candidates)) > 1 and bool(telling(candidates)[0])
 
 
 def verify_labelled(row_scores: np.ndarray, labels: Sequence[str], texts: Sequence[str],
