@@ -29,8 +29,6 @@ from pocketvec.runtime.printed_text import PhotoTexts
 from pocketvec.runtime.text_reader import DEFAULT_MODELS
 from pocketvec.runtime.text_verify import TextVerify
 
-SETTINGS = [TextVerify(weight, window) for weight in (0.05, 0.1, 0.2, 0.4) for window in (0.1, 0.2, 0.3)]
-
 
 class AskedTexts(PhotoTexts):
     """PhotoTexts that keeps which photos were asked for."""
@@ -48,6 +46,8 @@ def main() -> None:
     parser.add_argument("tier", type=Path)
     parser.add_argument("--models", default=DEFAULT_MODELS, help="OCR models")
     parser.add_argument("--every", type=int, default=1, help="score every n-th tier photo")
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.4])
+    parser.add_argument("--windows", type=float, nargs="+", default=[0.1, 0.2, 0.3])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     engine = open_engine(args.model, "auto", 1)
@@ -66,7 +66,8 @@ def main() -> None:
         known = cache.photos(images)
         texts[name] = AskedTexts(known.photos, args.models, texts=known.texts)
     results = []
-    for setting in [None, *SETTINGS]:
+    settings = [TextVerify(weight, window) for weight in args.weights for window in args.windows]
+    for setting in [None, *settings]:
         matched = {}
         for name in photo_sets:
             reader = texts[name]

@@ -37,8 +37,8 @@ SAME_FROM = 0.8  # an item's word with this share of its letters in another item
 class TextVerify:
     """When and how much the printed text moves the scores (chosen on dev: docs/lab)."""
 
-    weight: float = 0.1  # score per word of evidence
-    window: float = 0.15  # labels within this of the best score are candidates
+    weight: float = 0.2  # score per word of evidence
+    window: float = 0.2  # labels within this of the best score are candidates
     candidates: int = 5  # at most this many, best first
 
 
