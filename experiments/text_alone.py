@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 
+from pocketvec.bench.texts import texts_file
 from pocketvec.runtime.text_reader import DEFAULT_MODELS
 from pocketvec.runtime.text_verify import evidence, words
 
@@ -22,7 +23,7 @@ def main() -> None:
     parser.add_argument("tier", type=Path)
     parser.add_argument("--models", default=DEFAULT_MODELS)
     args = parser.parse_args()
-    texts = json.loads((args.tier / f"texts-{args.models}.json").read_text())
+    texts = json.loads((args.tier / texts_file(args.models)).read_text())
     items = {Path(k).stem: v for k, v in texts.items() if k.startswith("item:gallery/")}
     groups = collections.defaultdict(list)
     for label in sorted(items):

@@ -1,6 +1,7 @@
 """The printed text of a tier's images, for text verification: each item read once as `gallery build` reads
 it, each photo only when the matcher asks (`PhotoTexts`), both kept beside the tier so that every model and
-form of every later run reuses them (the reading depends on the OCR models alone)."""
+form of every later run reuses them. The reading depends on the OCR models, the reading sizes and the
+reader's code alone: the file is named by them, so a change reads again."""
 
 from __future__ import annotations
 
@@ -8,13 +9,22 @@ import json
 from pathlib import Path
 
 from pocketvec.atomic import write_bytes_atomic
-from pocketvec.runtime.printed_text import PhotoTexts, read_item_texts
+from pocketvec.bench.code_id import code_id
+from pocketvec.runtime.printed_text import ITEM_DETECT_SIDE, PHOTO_DETECT_SIDE, PhotoTexts, read_item_texts
+
+
+def texts_file(models: str) -> str:
+    """The name of a tier's texts file read with `models` as the runtime reads today."""
+    import pocketvec.runtime.text_reader
+
+    reading = f"{ITEM_DETECT_SIDE}-{PHOTO_DETECT_SIDE}-{code_id(pocketvec.runtime.text_reader)}"
+    return f"texts-{Path(models).name}-{reading}.json"
 
 
 class TierTexts:
     def __init__(self, folder: Path, models: str) -> None:
         self.folder, self.models = folder, models
-        self.file = folder / f"texts-{models}.json"
+        self.file = folder / texts_file(models)
         self.known: dict[str, str] = json.loads(self.file.read_text()) if self.file.is_file() else {}
 
     def _key(self, kind: str, path: Path) -> str:
