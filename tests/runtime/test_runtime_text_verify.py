@@ -139,3 +139,71 @@ def test_gallery_keeps_texts(tmp_path: Path) -> None:
     plain.add(rows[:1], ["a"], ["s1"])
     with pytest.raises(GalleryError, match="keeps no printed text"):
         plain.add(rows[1:2], ["b"], ["s2"], texts=["x"], text_reader="ppocrv5")
+
+
+@pytest.fixture
+def vintages(tmp_path: Path) -> tuple[Path, list[Path]]:
+    """Four editions of one label that differ only in the vintage (items/), and a photo of each."""
+    items, photos = tmp_path / "items", tmp_path / "photos"
+    items.mkdir()
+    photos.mkdir()
+    paths = []
+    for vintage in ("2014", "2015", "2016", "2017"):
+        rgb = label(vintage)
+        Image.fromarray(rgb).save(items / f"montvert-{vintage}.png")
+        Image.fromarray(photo(rgb)).save(photos / f"montvert-{vintage}.jpg", quality=90)
+        paths.append(photos / f"montvert-{vintage}.jpg")
+    return items, paths
+
+
+@needs_ocr
+def test_recognizer_reads_the_difference(onnx_model: Path, vintages: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    import pocketvec
+    from pocketvec.runtime.gallery_views import NO_VIEWS
+
+    items, photos = vintages
+    assert pocketvec.Recognizer(onnx_model, tmp_path / "none.pvg").text_models is None  # reading is asked for
+    # the test model is untrained: its scores spread far wider than a trained model's between editions
+    wide = TextVerify(weight=1.0, window=2.0)
+    rec = pocketvec.Recognizer(onnx_model, tmp_path / "labels.pvg", views=NO_VIEWS, text=True, text_verify=wide)
+    rec.enroll(items)
+    assert rec.gallery.reads_text and rec.text_models == "ppocrv5"
+    assert all(label.split("-")[1] in text for label, text in zip(rec.gallery.labels, rec.gallery.texts, strict=True))
+    answers = [r.top[0].label for r in rec.match_many(photos)]
+    assert answers == [p.stem for p in photos]
+    rec.save()
+    # reopened, the gallery's texts turn it on; text=False matches by the image alone (the same gallery)
+    reopened = pocketvec.Recognizer(onnx_model, tmp_path / "labels.pvg", text_verify=wide)
+    assert reopened.text_models == "ppocrv5" and [r.top[0].label for r in reopened.match_many(photos)] == answers
+    blind = pocketvec.Recognizer(onnx_model, tmp_path / "labels.pvg", text=False)
+    assert blind.text_models is None and blind.gallery.reads_text
+    assert [r.top[0].label for r in blind.match_many(photos)] != answers  # the untrained model alone is wrong
+
+
+@needs_ocr
+def test_cli_builds_and_matches_with_text(onnx_model: Path, vintages: tuple[Path, list[Path]], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import sys
+
+    from pocketvec.cli import main
+
+    def run(*args: object) -> str:
+        monkeypatch.setattr(sys, "argv", ["pocketvec", *map(str, args)])
+        monkeypatch.setenv("COLUMNS", "200")
+        with pytest.raises(SystemExit) as done:
+            main()
+        assert done.value.code in (0, None), capsys.readouterr()
+        return capsys.readouterr().out
+
+    items, photos = vintages
+    gallery = tmp_path / "labels.pvg"
+    assert "printed text read (ppocrv5)" in run("gallery", "build", onnx_model, "--images", items, "--out", gallery,
+                                                "--views", "0", "--text")
+    info = json.loads(run("gallery", "info", gallery, "--json"))
+    assert info["text_reader"] == "ppocrv5" and info["rows_with_text"] == 4
+    results = json.loads(run("match", onnx_model, gallery, *photos, "--json"))["results"]
+    assert len(results) == 4  # the answers: test_recognizer_reads_the_difference (the same matcher)
+    plain = tmp_path / "plain.pvg"
+    run("gallery", "build", onnx_model, "--images", items, "--out", plain, "--views", "0")  # reading is asked for
+    assert Gallery.load(plain).texts is None

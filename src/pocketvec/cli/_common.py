@@ -7,9 +7,12 @@ import typer
 from pocketvec.errors import NotBuiltYet
 
 TEXT = typer.Option(None, "--text/--no-text",
-                    help="Text verification: read the items' printed text at enrolment and, where look-alikes' texts "
-                         "differ, the photo's (needs pip install 'pocketvec\\[text]'). Default: on where installed and "
-                         "the gallery keeps texts.")
+                    help="Text verification: where look-alikes' printed texts differ, read the photo's (needs pip "
+                         "install 'pocketvec\\[text]'). Default: on for a gallery that keeps its items' texts.")
+READ_TEXT = typer.Option(False, "--text/--no-text",
+                         help="Read each item's printed text (0.1-1 s per item) and keep it in the gallery: "
+                              "look-alikes whose texts differ are then told apart by reading the photo (needs pip "
+                              "install 'pocketvec\\[text]').")
 
 
 def not_built(command: str, issue: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pocketvec.cli import choices
-from pocketvec.cli._common import TEXT
+from pocketvec.cli._common import READ_TEXT
 from pocketvec.runtime.gallery_views import MAX_VIEWS, GalleryViews
 
 app = typer.Typer(help="Build and edit galleries (.pvg) of enrolled items. "
@@ -34,12 +34,12 @@ def build_command(
     dtype: str = choices.option("float32", "--dtype", what="gallery dtype", choices=choices.GALLERY_DTYPES),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing gallery file."),
     views: int = VIEWS,
-    text: bool | None = TEXT,
+    text: bool = READ_TEXT,
     engine: str = ENGINE, threads: int | None = THREADS, batch_size: int = BATCH, lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
     """Embed every image of a folder into a new gallery; exits 1 when any image was skipped as unreadable.
-    Each row blends the item's clean embedding with those of --views simulated phone photos of it; with the
-    `pocketvec\\[text]` extra installed, each item's printed text is read and kept for text verification.
+    Each row blends the item's clean embedding with those of --views simulated phone photos of it; with --text
+    each item's printed text is read and kept for text verification.
 
     Example: pocketvec gallery build model.onnx --images items/ --out items.pvg --dtype int8
     """

@@ -92,8 +92,8 @@ class EvalReport:
 
 def evaluate(engine: Engine, gallery: str | Path, queries: str | Path, batch_size: int = 32,
              progress: bool = False, text: bool | None = None) -> EvalReport:
-    """`gallery`: a .pvg file made by this model, or a labelled image folder / CSV to enroll now. `text`: text
-    verification (None: where the gallery keeps texts and the OCR models are installed)."""
+    """`gallery`: a .pvg file made by this model, or a labelled image folder / CSV to enroll now (its items'
+    text read with `text`). `text`: text verification (None: where the gallery keeps texts)."""
     gallery = Path(gallery)
     failures = []
     if gallery.suffix.lower() == GALLERY_SUFFIX and not gallery.is_dir():

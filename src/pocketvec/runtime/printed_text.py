@@ -2,7 +2,8 @@
 photo only when its candidates' texts differ (`runtime/text_verify.py` decides; `PhotoTexts` reads).
 
 Reading needs the OCR models of the `pocketvec[text]` extra; `text_available()` says whether they are
-installed, and a gallery without texts simply matches without text verification.
+installed. A gallery reads its items' text when asked (`gallery build --text`, `Recognizer(text=True)`); one
+that keeps texts is verified by them from then on; a gallery without texts matches by the image alone.
 """
 
 from __future__ import annotations
@@ -36,31 +37,32 @@ def text_available(models: str = DEFAULT_MODELS) -> bool:
 
 
 def wanted_models(wanted: bool | None, models: str = DEFAULT_MODELS) -> str | None:
-    """The OCR models a new gallery reads its items' text with, or None. `wanted` None: when they are
-    installed; True: they must be (else the error names the extra); False: none."""
-    if wanted is False:
+    """The OCR models a new gallery reads its items' text with: `models` when asked (`wanted`; they must be
+    installed, else the error names the extra), else None (reading costs 0.1-1 s per item: opt-in)."""
+    if not wanted:
         return None
-    if text_available(models):
-        return models
-    if wanted:
-        find_models(models)  # raises, naming what to install
-    return None
+    find_models(models)  # raises, naming what to install
+    return models
 
 
 def text_verification(gallery: Gallery, wanted: bool | None, models: str = DEFAULT_MODELS) -> str | None:
-    """The OCR models that verify text with `gallery`, or None: as `wanted_models`, for a gallery that keeps
-    texts (with the models that read them) or is new. A gallery that keeps texts without the models to read
-    photos matches by the image alone, and says so."""
-    if gallery.count and not gallery.reads_text:
+    """The OCR models that verify text with `gallery`, or None. A gallery that keeps texts verifies unless
+    `wanted` is False (with the models that read them, when known); a new one only when `wanted`. A gallery
+    that keeps texts without the models installed matches by the image alone, and says so (`wanted` True:
+    refused, naming the extra)."""
+    if wanted is False:
         return None
-    models = gallery.text_reader if gallery.reads_text and gallery.text_reader in PACKAGES else models
-    found = wanted_models(wanted, models)
-    if found is None and wanted is None and gallery.reads_text:
-        warnings.warn(PocketvecWarning(
-            f"the gallery keeps its items' printed text but the OCR models {models!r} are not installed: matching "
-            "without text verification (pip install 'pocketvec[text]'); its calibrated rule assumed it"),
-            stacklevel=3)
-    return found
+    if not gallery.reads_text:
+        return wanted_models(wanted, models) if gallery.count == 0 else None
+    models = gallery.text_reader if gallery.text_reader in PACKAGES else models
+    if text_available(models):
+        return models
+    if wanted:
+        find_models(models)
+    warnings.warn(PocketvecWarning(
+        f"the gallery keeps its items' printed text but the OCR models {models!r} are not installed: matching "
+        "without text verification (pip install 'pocketvec[text]'); its calibrated rule assumed it"), stacklevel=3)
+    return None
 
 
 def photo_texts(gallery: Gallery, photos: Sequence[ImageLike], wanted: bool | None = None) -> PhotoTexts | None:
