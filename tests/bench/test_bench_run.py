@@ -99,11 +99,12 @@ def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> N
         assert row["status"] == "ok" or row["status"].startswith(("not available:", "failed:"))
 
     # same seed, same numbers: photos made again from scratch, every model form measured again
+    # (one form: the photos are what is made again; text verification was measured in the first run)
     second = run_benchmark(BenchOptions(work=tmp_path / "again", config=QUICK, models=("student",),
-                                        forms=("torch-fp32", "onnx-fp32", "onnx-int8", "coreml-int8"),
-                                        student_run=tiny_student,
+                                        forms=("onnx-int8",), text_models=None, student_run=tiny_student,
                                         cache=cache))
-    assert [r.get("accuracy") for r in second["results"]] == [r.get("accuracy") for r in results["results"]]
+    int8 = [r.get("accuracy") for r in results["results"] if r["form"] == "onnx-int8"]
+    assert [r.get("accuracy") for r in second["results"]] == int8 and len(int8) == 4
 
 
 def test_query_photos_are_reproducible_from_scratch(cache, tmp_path) -> None:
@@ -150,7 +151,7 @@ def test_small_student_zero_shot_and_enrolled_side_by_side(cache, tmp_path) -> N
     out = tmp_path / "BENCH.md"
     command = [sys.executable, "-m", "pocketvec", "bench", "--quick", "--cache", str(cache), "--work",
                str(tmp_path / "work"), "--out", str(out), "--models", "small,enrolled-small", "--forms", "onnx-int8",
-               "--enroll-arg=--set", "--enroll-arg=max_steps=2"]
+               "--enroll-arg=--set", "--enroll-arg=max_steps=2", "--no-text"]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads((tmp_path / "work" / "results.json").read_text())["results"]
