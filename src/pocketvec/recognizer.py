@@ -42,7 +42,7 @@ from pocketvec.runtime.gallery_views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule
-from pocketvec.runtime.printed_text import PhotoTexts, photo_texts, read_item_texts, text_verification
+from pocketvec.runtime.printed_text import PhotoTexts, read_item_texts, text_verification
 from pocketvec.runtime.text_reader import DEFAULT_MODELS
 from pocketvec.runtime.text_verify import TextVerify
 
@@ -186,10 +186,9 @@ class Recognizer:
 
     def _photo_texts(self, photos: Sequence[ImageInput]) -> PhotoTexts | None:
         """The photos to read for text verification, None when it is off or the gallery keeps no text."""
-        texts = None if self.text_models is None else photo_texts(self.gallery, photos, True)
-        if texts is not None:
-            texts.settings = self.text_verify
-        return texts
+        if self.text_models is None or not self.gallery.reads_text:
+            return None
+        return PhotoTexts(list(photos), self.text_models, self.text_verify)
 
     def _get_matcher(self) -> Matcher:
         if self.gallery.count == 0:

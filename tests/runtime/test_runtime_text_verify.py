@@ -67,6 +67,8 @@ def test_evidence_counts_only_the_words_that_differ() -> None:
     assert scored.argmax() == 1 and scored[1] - np.sort(scored)[-2] >= 1.0
     # nothing telling legible: no candidate gains on another
     assert np.ptp(evidence("MONTVERT", editions)) == 0.0
+    # candidates with the same words (flags with no text at all): no evidence either way
+    np.testing.assert_array_equal(evidence("MONTVERT 2016", [frozenset()] * 3), np.zeros(3))
 
 
 def test_verify_rows_reads_only_when_the_candidates_disagree() -> None:

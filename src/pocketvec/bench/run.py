@@ -294,10 +294,12 @@ def run_benchmark(options: BenchOptions) -> dict:
     with progress:
         tiers = build_benchmark(options.work, options.config, options.simulator, options.cache, progress)
         overall = progress.add_task("tiers x models", total=len(tiers) * len(options.models))
+        tier_texts = []  # each tier's printed text, when text verification is measured
         for bench in tiers.values():
             texts = None
             if options.text_models is not None and text_available(options.text_models):
                 texts = TierTexts(bench.gallery_dir.parent, options.text_models)
+                tier_texts.append(texts)
             ctx = BenchContext(bench.gallery_dir.parent, bench, options.student_run, options.enroll_args, texts)
             for key in options.models:
                 model_records, files = _measure_model(key, ctx, options, progress)
@@ -306,8 +308,7 @@ def run_benchmark(options: BenchOptions) -> dict:
                 progress.advance(overall)
         latency_task = progress.add_task("onnxruntime latency (1 thread, batch 1)", total=None)
         latencies = onnx_latencies(onnx_files) if onnx_files else {}
-        read = [p for bench in tiers.values() for p in TierTexts(bench.gallery_dir.parent, options.text_models or "")
-                .read_photos()] if options.text_models else []
+        read = [photo for texts in tier_texts for photo in texts.read_photos()]
         text_ms = text_read_ms(read, options.text_models) if read else None
         progress.remove_task(latency_task)
     teacher_latency = latencies.get(f"{TEACHER_KEY}/onnx-fp32")

@@ -50,10 +50,11 @@ class TierTexts:
         return [self.folder / key.split(":", 1)[1] for key in sorted(self.known) if key.startswith("photo:")]
 
     def keep(self, photos: PhotoTexts) -> None:
-        """Remember what `photos` read."""
-        for i, text in photos.texts.items():
-            self.known[self._key("photo", Path(photos.photos[i]))] = text
-        self.save()
+        """Remember what `photos` read (the file is written again only when it read anything new)."""
+        new = {self._key("photo", Path(photos.photos[i])): text for i, text in photos.texts.items()}
+        if new.items() - self.known.items():
+            self.known.update(new)
+            self.save()
 
     def save(self) -> None:
         write_bytes_atomic(self.file, json.dumps(self.known, ensure_ascii=False, sort_keys=True).encode())

@@ -8,7 +8,6 @@ that keeps texts is verified by them from then on; a gallery without texts match
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import numpy as np
 from pocketvec.errors import PocketvecWarning
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.images import load_image
-from pocketvec.runtime.text_reader import DEFAULT_MODELS, PACKAGES, TextReader, find_models
+from pocketvec.runtime.text_reader import DEFAULT_MODELS, PACKAGES, TextReader, TextReaderError, find_models
 from pocketvec.runtime.text_verify import TextVerify
 
 ImageLike = str | Path | np.ndarray
@@ -31,9 +30,11 @@ READ_MAX_SIDE = 2048  # images are decoded at most this large for reading (the l
 
 def text_available(models: str = DEFAULT_MODELS) -> bool:
     """Whether the OCR models `models` names can be had (a known package installed, or a folder)."""
-    if models in PACKAGES:
-        return importlib.util.find_spec(PACKAGES[models][0]) is not None
-    return Path(models).is_dir()
+    try:
+        find_models(models)
+    except TextReaderError:
+        return False
+    return True
 
 
 def wanted_models(wanted: bool | None, models: str = DEFAULT_MODELS) -> str | None:

@@ -19,8 +19,11 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+
+from pocketvec.runtime.local_rerank import label_ids
 
 # letter <-> digit shapes OCR confuses: half an edit (digits among themselves stay whole edits: 2015 / 2016)
 CONFUSABLE = ("o0", "l1", "i1", "s5", "b8", "z2", "g9", "q9", "t7", "a4")
@@ -101,7 +104,8 @@ def telling(candidates: Sequence[frozenset[str]]) -> tuple[list[str], np.ndarray
     (words x candidates)."""
     common = frozenset.intersection(*candidates) if candidates else frozenset()
     words_ = sorted(frozenset().union(*candidates) - common)
-    held = np.array([[holds(w, own) for own in candidates] for w in words_], dtype=bool).reshape(len(words_), -1)
+    held = np.array([[holds(w, own) for own in candidates] for w in words_], dtype=bool).reshape(len(words_),
+                                                                                              len(candidates))
     keep = ~held.all(axis=1)
     return [w for w, k in zip(words_, keep, strict=True) if k], held[keep]
 
@@ -109,26 +113,33 @@ def telling(candidates: Sequence[frozenset[str]]) -> tuple[list[str], np.ndarray
 def evidence(photo_text: str, candidates: Sequence[frozenset[str]]) -> np.ndarray:
     """Each candidate's evidence from the photo's text, on the words that tell the candidates apart: + found
     for the words it holds, - found for the others'."""
-    words_, held = telling(candidates)
+    return _evidence(photo_text, *telling(candidates))
+
+
+def _evidence(photo_text: str, words_: list[str], held: np.ndarray) -> np.ndarray:
+    """`evidence` on the telling words and which candidate holds each (words x candidates)."""
     photo = normalise(photo_text)
     seen = np.array([found(word, photo) for word in words_], np.float64)
-    return (np.where(held, 1.0, -1.0) * seen[:, None]).sum(axis=0) if words_ else np.zeros(len(candidates))
-
-
-def disagree(candidates: Sequence[frozenset[str]]) -> bool:
-    """Whether the candidates' words differ, so that reading the photo can change the answer."""
-    return len(candidates) > 1 and len(set(candidates)) > 1 and bool(telling(candidates)[0])
+    return (np.where(held, 1.0, -1.0) * seen[:, None]).sum(axis=0) if words_ else np.zeros(held.shape[1])
 
 
 def verify_labelled(row_scores: np.ndarray, labels: Sequence[str], texts: Sequence[str],
                     read_photo: Callable[[int], str],
                     settings: TextVerify = TextVerify()) -> tuple[np.ndarray, np.ndarray]:
     """`verify_rows` for gallery rows given by their labels and texts (a label's words: all its rows')."""
-    row_labels = np.unique(np.asarray(labels), return_inverse=True)[1]
+    row_labels, label_words = labelled_words(tuple(labels), tuple(texts))
+    return verify_rows(row_scores, row_labels, label_words, read_photo, settings)
+
+
+@lru_cache(maxsize=4)
+def labelled_words(labels: tuple[str, ...], texts: tuple[str, ...]) -> tuple[np.ndarray, list[frozenset[str]]]:
+    """Each row's label id (`label_ids`) and each label's words, all its rows' (kept for the galleries in use:
+    the matcher asks for every batch of photos)."""
+    row_labels = label_ids(list(labels))
     label_words = [frozenset()] * (int(row_labels.max()) + 1 if len(row_labels) else 0)
     for label, text in zip(row_labels, texts, strict=True):
         label_words[label] = label_words[label] | words(text)
-    return verify_rows(row_scores, row_labels, label_words, read_photo, settings)
+    return row_labels, label_words
 
 
 def verify_rows(row_scores: np.ndarray, row_labels: np.ndarray, label_words: Sequence[frozenset[str]],
@@ -144,10 +155,11 @@ def verify_rows(row_scores: np.ndarray, row_labels: np.ndarray, label_words: Seq
         order = np.argsort(-per_label, kind="stable")[:settings.candidates]
         order = order[per_label[order] >= per_label[order[0]] - settings.window]
         candidates = [label_words[c] for c in order]
-        if not disagree(candidates):
+        telling_words, held = telling(candidates) if len(set(candidates)) > 1 else ([], None)
+        if not telling_words:  # the candidates' words agree: reading the photo cannot change the answer
             continue
         read[q] = True
-        scored = evidence(read_photo(q), candidates)
+        scored = _evidence(read_photo(q), telling_words, held)
         if not scored.any():
             continue
         shift = np.zeros(labels, dtype=np.float32)
