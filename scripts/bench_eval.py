@@ -4,7 +4,7 @@ side in one run: the two are run alternately, `--rounds` times each, on the same
 `--before REV` adds the fast preprocessing as it was at git revision REV (e.g. main); `--no-reference`
 leaves the first implementation out.
 
-Run (one inference thread, as in docs/bench/runtime.md):
+Run (one inference thread, as in docs/RUNTIME.md):
     pocketvec export onnx src/pocketvec/assets/base --out /tmp/base.onnx
     pocketvec data photos src/pocketvec/assets/demo_items --out /tmp/photos --per-item 8 \\
         --distractors src/pocketvec/assets/backgrounds

@@ -2,12 +2,12 @@
 gallery (no gallery views, no re-rank) and phone photos as `pocketvec bench` built them.
 
 The enroll preset's start model per input size and crop mode, and the tier's enrolled run when the benchmark
-has one (docs/bench/enroll.md, fourth round):
+has one (docs/lab/enroll-notebook.md: 288 px on the benchmark):
 
     python scripts/bench_input_size.py /work/benchwork/flags
 
 A trained run at other input sizes than its own, on every tier of a benchmark folder (photos cropped with the
-run's `query_crop_mode`; docs/bench/training.md, the fourth phase of the small student):
+run's `query_crop_mode`; docs/TRAINING.md: the small student at 192 px):
 
     python scripts/bench_input_size.py /work/benchwork --run src/pocketvec/assets/small --sizes 160,192,224
 """

@@ -4,7 +4,7 @@ Galleries of random unit vectors (256-d) stored as fp32 and int8; queries are no
 gallery rows (a photo of an enrolled item). One query at a time (batch 1), top-5 labels. The
 methods are interleaved query by query so that machine noise falls on all of them alike.
 
-Run (one core, as in docs/bench/runtime.md):
+Run (one core, as in docs/RUNTIME.md):
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src \\
         python scripts/bench_matcher.py --sizes 100000 1000000 --queries 50
 """

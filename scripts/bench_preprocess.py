@@ -6,7 +6,8 @@ same run, to measure a change.
 Photos: the bundled background photos, each resized with Pillow to 640x480 (a phone photo at the
 size a camera preview gives), and their 480x640 portrait transposes.
 
-Run (one core, as in docs/bench/runtime.md; the resampler pins BLAS to one thread itself since its third pass):
+Run (one core, as in docs/lab/runtime-notebook.md; the resampler pins BLAS to one thread itself; docs/RUNTIME.md
+runs it with the default thread settings):
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src \\
         python scripts/bench_preprocess.py --repeats 20 [--before main]
 """

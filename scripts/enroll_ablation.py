@@ -1,4 +1,4 @@
-"""Enrolment ablations on the look-alike stress tier (docs/bench/enroll.md).
+"""Enrolment ablations on the look-alike stress tier (docs/lab/enroll-notebook.md).
 
 Fine-tunes the `enroll` preset with overrides on the 255 look-alike items, then scores the merged
 PyTorch model on photos from the benchmark photo simulator (3 per item; the decision rule is calibrated

@@ -5,7 +5,7 @@ photos of it (pocketvec.runtime.gallery_views: the training's photo simulator on
 seeded by the file's content, as `pocketvec gallery build` makes them); the queries are the tier's photos as
 `pocketvec bench` built them (its own simulator). PyTorch fp32, cosine and the runtime's local re-rank
 (export defaults), the decision rule calibrated on each item's first 40 % of photos and scored on the rest,
-as the benchmark does (docs/bench/enroll.md, eighth round).
+as the benchmark does (docs/RUNTIME.md: gallery views).
 
     python scripts/gallery_views.py /work/benchwork/lookalikes base --count 8 --weights 1,0.75,0.5,0.25
     python scripts/gallery_views.py /work/benchwork/flags zero-shot --count 4,8

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the shipped `base` student on a GPU machine (docs/bench/training.md has the numbers).
+# Train the shipped `base` student on a GPU machine (docs/TRAINING.md has the numbers).
 # Needs, in the repo root: .carry/pool (python -m pocketvec.train.pool POOL.csv SET=N ... --compact .carry/pool)
 # and .whl (wheels of the packages the machine lacks). Writes $OUT/base (ship_base) and the run's config.
 set -eo pipefail

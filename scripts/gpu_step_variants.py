@@ -1,6 +1,6 @@
 """GPU step throughput of the base-gpu model + PartialFC (8,841 classes) on random pixels, under
 memory-format / torch.compile / batch variants (pocketvec.train.benchmark.step). Run on the GPU
-machine with PYTHONPATH=src. Numbers: docs/bench/training.md."""
+machine with PYTHONPATH=src. Numbers: docs/TRAINING.md."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ by global cosine are re-scored global - lam * (best local - local); the rest dro
 matcher (`pocketvec.runtime.local_rerank`; the defaults here are what `pocketvec export` ships).
 Training-free: the model is the one the benchmark scores (PyTorch fp32), on the tier's gallery and
 photos as `pocketvec bench` built them; decision rule calibrated on each item's first 40 % of photos,
-scored on the rest, as the benchmark does (docs/bench/enroll.md, fifth to seventh rounds). Variants:
-`--worst-fraction 0 --photo-weight 0` (the sixth round's gallery-to-photo mean), `--photo-threshold -1`
+scored on the rest, as the benchmark does (docs/RUNTIME.md: the local re-rank). Variants:
+`--worst-fraction 0 --photo-weight 0` (the gallery-to-photo mean alone), `--photo-threshold -1`
 (every photo location counts: the symmetric chamfer), `--stage NAME` (another backbone stage's map).
 
     python scripts/local_rerank.py /work/benchwork/lookalikes base

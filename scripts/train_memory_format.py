@@ -1,6 +1,6 @@
 """`pocketvec train` with the trainer's memory format chosen on the command line: an experiment, to compare
-channels_last (the trainer's layout) with PyTorch's default NCHW on the same run (docs/bench/enroll.md,
-fourth round). Everything after the format is `pocketvec train`'s own arguments.
+channels_last (the trainer's layout) with PyTorch's default NCHW on the same run (docs/TRAINING.md:
+channels_last). Everything after the format is `pocketvec train`'s own arguments.
 
     python scripts/train_memory_format.py nchw --preset enroll --data GALLERY --out RUN --set seed=1
 """

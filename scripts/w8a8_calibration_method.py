@@ -1,5 +1,5 @@
 """Measurement only: the shipped small's ONNX w8a8 with another onnxruntime calibration method than MinMax
-(Percentile, Entropy, Distribution), the ladder as shipped, verified on the 192 photos of docs/bench/export.md
+(Percentile, Entropy, Distribution), the ladder as shipped, verified on the 192 photos of docs/EXPORT.md
 (`pocketvec data photos src/pocketvec/assets/demo_items --out /tmp/w8/photos --per-item 8 --seed 3`).
 
     python scripts/w8a8_calibration_method.py Percentile /tmp/pct 99.999

@@ -4,14 +4,14 @@ Calibration as the export does it (`pocketvec.export.calibration.calibration_set
 128 training-simulator photos + the clean items); scored on other images: every other q0 photo of the
 look-alike and pages tiers and every other flags gallery image, as `pocketvec bench` wrote them. Prints
 mean / min cosine to the fp32 model's embeddings and top-1 agreement (the first half of the images
-matched against the second half as a gallery). docs/bench/export.md, "w8a8".
+matched against the second half as a gallery). docs/EXPORT.md, "Decisions".
 
 ONNX (onnxruntime static QDQ, MinMax), each against the fp32 ONNX file:
-  - the export before this fix: timm's dynamic "same" padding, whose shape arithmetic gets quantized;
+  - timm's dynamic "same" padding, whose shape arithmetic gets quantized;
   - static padding (`pocketvec.export.static_graph`), each rung of the export's ladder (`pocketvec.export.w8a8`:
     float activations in the head and the first k convolutions, their weights int8 as the export stores them).
 Core ML (coremltools' LinearQuantizer, the quantized torch graph the ML program computes), against torch:
-  - batch norms unfolded with moving-average observers (the export before this fix);
+  - batch norms unfolded with moving-average observers (coremltools' defaults);
   - batch norms folded, min/max observers, each rung of the ladder.
 
     python scripts/w8a8_sensitivity.py src/pocketvec/assets/base /work/benchwork
@@ -75,7 +75,7 @@ def onnx_variants(model, metadata, calibration: np.ndarray, pixels: np.ndarray, 
 
 
 def coreml_before(model, calibration: torch.Tensor) -> torch.nn.Module:
-    """The Core ML w8a8 graph as exported before this fix: batch norms frozen, not folded; moving averages."""
+    """The Core ML w8a8 graph with coremltools' defaults: batch norms frozen, not folded; moving averages."""
     from coremltools.optimize.torch.quantization import LinearQuantizerConfig, ModuleLinearQuantizerConfig
     from timm.utils.model import freeze_batch_norm_2d
 

@@ -2,8 +2,8 @@
 
 The start is the enroll preset's start model (the shipped base) at the enrolled run's preprocessing; every
 float tensor is blended, BatchNorm statistics included, as `pocketvec.train.keep_best.blend` does. Scores the
-PyTorch fp32 model on the tier's gallery and photos as `pocketvec bench` built them (docs/bench/enroll.md,
-fourth round). Alpha 1 is the run as it is; alpha 0 the start.
+PyTorch fp32 model on the tier's gallery and photos as `pocketvec bench` built them (docs/ENROLMENT.md:
+WiSE-FT). Alpha 1 is the run as it is; alpha 0 the start.
 
     python scripts/wise_ft_sweep.py /work/benchwork/flags/models/RUN --alphas 1,0.75,0.5,0.25
 """

@@ -44,7 +44,7 @@ class ConfigError(PocketvecError):
 
 
 class NotBuiltYet(PocketvecError):
-    """A command whose feature has not landed yet."""
+    """A command whose feature is not built yet."""
 
 
 class PocketvecWarning(UserWarning):

@@ -49,7 +49,7 @@ def test_int8_model_in_the_browser_equals_python(page, serve_app, scenario, int8
     # int8 weights run float kernels, which agree to 1e-4. w8a8 runs int8 kernels, and onnxruntime-web's (wasm)
     # and the native CPU provider's can round a requantization one step apart: on this random-init network
     # one of 14 photos moved by cosine distance 0.0023 (its local map by up to 0.038; the other 13: 0) once the
-    # export's rung changed (stop 32). Answers, top-3 and scores must still be the same.
+    # export's ladder put the head's activations in float. Answers, top-3 and scores must still be the same.
     tolerance = {"max_distance": 0.01, "max_local_diff": 0.05} if "w8a8" in int8_model.name else {}
     check_against_python(results, found, gallery, gallery.accept_rule, rerank, **tolerance)
     assert len({r["accepted"] for r in results}) == 2, "the rule must give both answers"

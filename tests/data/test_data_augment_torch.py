@@ -72,7 +72,7 @@ def test_both_paths_make_photos_of_the_same_statistics(items: list[np.ndarray], 
         ratio = dev[name].std() / cpu[name].std()
         report[name] = (round(float(cpu[name].mean()), 3), round(float(dev[name].mean()), 3), round(float(effect), 3),
                         round(float(ratio), 3))
-    print("statistic: (cpu mean, device mean, Cohen's d, spread ratio)", report)  # docs/bench/training.md
+    print("statistic: (cpu mean, device mean, Cohen's d, spread ratio)", report)  # docs/TRAINING.md
     assert 0.3 < cpu["coverage"].mean() < 0.9, report  # the measure sees the item
     for name, (_, _, effect, ratio) in report.items():
         assert effect < MAX_EFFECT_SIZE, (name, report)

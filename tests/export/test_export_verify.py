@@ -71,8 +71,8 @@ def test_w8a8_keeps_parity_on_the_trained_base(base_run, demo_items, tmp_path):
     """Both w8a8 files (8-bit activations) on 48 simulated photos of the demo items (another seed than the
     export's own check), matched to the items: the cosine and decision bars, and top-1 agreement at most one
     photo below the weight-only int8 file's (near-ties among the 12 look-alike flags flip under any rounding:
-    int8 itself flips one of 96 photos on another seed, docs/bench/export.md). Before the static padding, the
-    folded batch norms and the float prefix: mean cosine 0.88 (ONNX) and 0.50 (Core ML)."""
+    int8 itself flips one of 96 photos on another seed, docs/lab/export-notebook.md). Without the static padding,
+    the folded batch norms and the float rungs: mean cosine 0.88 (ONNX) and 0.50 (Core ML)."""
     from pocketvec.demo_photos import write_phone_photos
 
     photos = write_phone_photos(demo_items, tmp_path / "photos", 2, 7, [], "none")
@@ -90,8 +90,8 @@ def test_w8a8_keeps_parity_on_the_trained_base(base_run, demo_items, tmp_path):
 
 def test_a_re_ranking_file_is_verified_as_its_matcher_answers(base_run, demo_items, tmp_path):
     """The default export (local re-rank): the `local` output meets its bar, and top-1 agreement is that of
-    the re-ranked scores (docs/bench/export.md: on the 24 demo items one near-tie between two wrong items
-    flips under int8 there, which plain cosine does not)."""
+    the re-ranked scores (docs/lab/export-notebook.md: on the 24 demo items one near-tie between two wrong
+    items flipped under int8 with the gallery-to-photo score alone, which plain cosine does not)."""
     import numpy as np
 
     from pocketvec.export.calibration import list_images, load_batch
@@ -139,7 +139,7 @@ def test_cli_errors_are_one_line(args, message, small_run, tmp_path, monkeypatch
 
 
 def test_report_table_keeps_every_number_whole_in_80_columns():
-    """An 80-column terminal folds the names, never a number (it used to print `2.46e…`, `100.…`)."""
+    """An 80-column terminal folds the names, never a number (not `2.46e…`, `100.…`)."""
     from rich.console import Console
 
     from pocketvec.export.parity import SHIPPED, TRAINED_FLOAT, ParityRow

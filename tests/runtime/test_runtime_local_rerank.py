@@ -33,7 +33,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 def test_a_candidate_whose_mark_the_photo_lacks_drops_below_one_that_has_all() -> None:
     """Item 0 has a mark (location 1) the photo lacks; item 1's marks are all in the photo. By cosine item
     0 leads; re-ranked, item 1 wins by weight x the local shortfall, and item 2 (outside top_k 2) drops out.
-    The sixth round's score (gallery-to-photo mean alone), what a file without the later keys means."""
+    The gallery-to-photo mean alone: what a file without worst_fraction, photo_weight and photo_threshold means."""
     plain, mark, other = np.eye(4, dtype=np.float32)[:3]
     photo_local = np.stack([plain, other, other])  # 3 locations; no `mark`
     gallery_locals = np.stack([np.stack([plain, mark, plain]), np.stack([plain, other, plain]),

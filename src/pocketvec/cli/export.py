@@ -16,7 +16,7 @@ QUANTIZE_HELP = ("none | fp16 | int8 (int8 weights per output channel, float act
 QUANTIZE = choices.option("none", "--quantize", what="quantize mode", choices=choices.QUANTIZE, help=QUANTIZE_HELP)
 CALIBRATION_HELP = "Image folder for w8a8 calibration (default: the run's training data, if its config records it)."
 LOCAL_RERANK_HELP = ("Add the `local` output (the stride-16 feature map) and the local re-rank settings: the matcher "
-                     "re-scores the 5 best labels by their local marks (docs/bench/enroll.md). "
+                     "re-scores the 5 best labels by their local marks (docs/RUNTIME.md). "
                      "--no-local-rerank exports the embedding alone (plain cosine matching).")
 
 

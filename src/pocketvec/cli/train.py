@@ -192,7 +192,7 @@ def cache_command(
     against them without the teacher. Example: pocketvec train cache --preset small --data pool.csv
     --out teacher-photos --steps 200; then pocketvec train --preset small --data pool.csv --teacher-photos
     teacher-photos --out runs/small. With --local-scores, train with --set local_distill_weight=W
-    (W=50 measured: no gain on look-alikes, docs/bench/training.md)."""
+    (W=50 measured: no gain on look-alikes, docs/TRAINING.md)."""
     from pocketvec.output_paths import check_output_folder
     from pocketvec.train.photo_cache import build_photo_cache, read_spec
     from pocketvec.train.presets import preset_config

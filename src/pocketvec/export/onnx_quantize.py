@@ -100,7 +100,7 @@ FP16_CONV_WEIGHTS = 8192
 def store_float_parts(proto: onnx.ModelProto) -> onnx.ModelProto:
     """The weights a w8a8 rung left float, made small: convolutions' in float16 (a DequantizeLinear'd weight
     would run on every call and keep onnxruntime's convolutions off their prepacked layouts: 1.07 ms against
-    0.75 ms on the small student, docs/bench/export.md) up to FP16_CONV_WEIGHTS values, bigger ones and the
+    0.75 ms on the small student, docs/EXPORT.md) up to FP16_CONV_WEIGHTS values, bigger ones and the
     head's (Gemm/MatMul) in int8 (the bytes are there)."""
     proto = to_weight_int8(to_weight_int8(proto, ("Gemm", "MatMul")), ("Conv",), above=FP16_CONV_WEIGHTS)
     return to_weight_fp16(proto, ("Conv",))

@@ -9,7 +9,7 @@ import numpy as np
 
 from pocketvec.runtime.local_rerank import LocalRerank, rerank
 
-DEFAULT_THRESHOLD = 0.5  # used when the run has no calibrated accept rule yet (documented in docs/bench/export.md)
+DEFAULT_THRESHOLD = 0.5  # used when the run has no calibrated accept rule yet (documented in docs/EXPORT.md)
 # kind -> {metric: (bound, "max" | "min")}
 BARS = {
     "fp32": {"max_abs_diff": (1e-4, "max"), "local_max_abs_diff": (1e-4, "max")},

@@ -7,7 +7,7 @@ the mean or worst cosine, or the photos' top-1 item, misses the w8a8 bars, the n
 more of the network at float activations and the check runs again. The float parts' weights stay small
 (int8; float16 for ONNX convolutions, onnx_quantize.store_float_parts), so a rung costs speed, not size.
 
-Where the loss sits, measured (docs/bench/export.md): on the shipped Lite0 base, in the stem's output,
+Where the loss sits, measured (docs/EXPORT.md): on the shipped Lite0 base, in the stem's output,
 which the first depthwise convolution's folded batch norm amplifies by up to ~500x on some channels;
 on the PP-LCNet small student, in its first blocks (pointwise outputs whose channels' ranges go from
 0.14 to 24 on one 8-bit grid) and in the head (the 1280-d features, LayerNorm and BatchNorm1d on
@@ -15,7 +15,7 @@ per-tensor grids).
 The file keeps the first rung that passes, else the one closest to the float model (worst cosine, then top-1
 agreement): top-1 agreement on 64 photos moves by one near-tie, while a worse worst cosine is a worse file
 (a PP-LCNet student's Core ML check: top-1 0.938 and min 0.967 with 8 float convolutions, 0.922 and 0.991 with
-16; on 192 other photos min 0.892 and 0.992; docs/bench/training.md).
+16; on 192 other photos min 0.892 and 0.992; docs/EXPORT.md).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ the `top_k` best labels by cosine (each label's best row) are re-scored
 Every other row drops to -inf, out of the running (as a second label in a one-label gallery). The accept
 rule then applies to these scores as it does to plain cosines. A file written before `worst_fraction`,
 `photo_weight` and `photo_threshold` existed re-ranks as it did (`found` alone, the plain mean).
-docs/bench/enroll.md has the measurements.
+docs/RUNTIME.md has the measurements and the reason for each setting.
 """
 
 from __future__ import annotations

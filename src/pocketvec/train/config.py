@@ -68,7 +68,8 @@ class TrainConfig:
     eval_gallery_views: int = 8  # ... against gallery rows blended with this many views, as `gallery build` makes
     # held-out evaluations during training besides the start; 0 = one per epoch (a budget run: its own count)
     evaluations: int = 0
-    choose_query_crop: bool = False  # end on the photos' crop (scale_fill / center_crop) that scores best held out
+    # end on the photos' crop (scale_fill / center_crop / both fused) that scores best held out
+    choose_query_crop: bool = False
     budget_s: float = 0.0  # wall time for the whole run: the steps are fitted to it (pocketvec.train.budget)
     early_stopping_patience: int = 0  # epochs without a better Recall@1 before stopping; 0 = off
     checkpoint_every: int = 50  # steps between resumable checkpoints

@@ -320,7 +320,7 @@ class Trainer:
 
     def _end_of_epoch(self) -> bool:
         """Evaluate; returns True when early stopping says stop. A partial epoch (a time limit or max_steps
-        ended it) counts as a fraction: 6.5 is half of the seventh."""
+        ended it) counts as a fraction: 6.5 is halfway through epoch 7."""
         whole, rest = divmod(self.step, self.steps_per_epoch)
         epoch = round(self.step / self.steps_per_epoch, 2) if rest else whole
         if self.held_out is None:

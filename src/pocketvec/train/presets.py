@@ -24,7 +24,7 @@ ENROLL_MAX_STEPS = 200
 ENROLL_LR = 1e-3
 # ship the start + 0.5 x (fine-tuned - start): on the benchmark's flags the fine-tuned weights fell below
 # zero-shot (R@1 0.955 -> 0.941) while pocketvec's own held-out photos rose (0.993 -> 1.000); halfway gave
-# 0.963, at 0.02 of the look-alike gain (0.845 -> 0.825; docs/bench/enroll.md)
+# 0.963, at 0.02 of the look-alike gain (0.845 -> 0.825; docs/ENROLMENT.md)
 ENROLL_WISE_ALPHA = 0.5
 # the safety net's validation photos per item (pocketvec.train.evaluate): at least 3, phone aspect; scored
 # at the start (both photo crops) and 3 times along the run: on 200 look-alikes one evaluation embeds 2,400
@@ -32,7 +32,7 @@ ENROLL_WISE_ALPHA = 0.5
 ENROLL_EVAL_PHOTOS = 3
 ENROLL_EVALUATIONS = 3
 # the distilled small student: PP-LCNet 0.5 + the 128-d LN+BN head at 192 px (int8 ONNX < 1 MB; trained at
-# 160 px in its first three phases, at 192 in the fourth: docs/bench/training.md)
+# 160 px, then fine-tuned at 192: docs/TRAINING.md)
 SMALL_DISTILL_WEIGHT = 50.0  # τ² = 0.01 scales the relational KL: this puts it near the margin loss
 # x the distill weight: 25 x (1 - cos) to the teacher per photo, as large as CosFace's loss at the start
 SMALL_ALIGN_WEIGHT = 0.5
@@ -104,10 +104,10 @@ def enroll_config(start: str = "base") -> TrainConfig:
 
     The whole item in view (scale_fit: details near the edges survive); identical regions of different items
     merged into one pseudo-class; class centres imprinted from the start model's embeddings; the weights
-    shipped halfway between the start and the fine-tuned ones (WiSE-FT); the photos' crop (scale_fill or
-    center_crop) chosen on the start's held-out validation photos; and the best held-out weights kept, the
-    start's included: enrolment never ends below its start on the safety net's measure
-    (pocketvec.train.evaluate: the user's path, decision recall first).
+    shipped halfway between the start and the fine-tuned ones (WiSE-FT); the photos' crop (scale_fill,
+    center_crop or both fused) chosen on held-out validation photos, on the start and again on the weights
+    that ship; and the best held-out weights kept, the start's included: enrolment never ends below its start
+    on the safety net's measure (pocketvec.train.evaluate: the user's path, decision recall first).
     """
     run_dir = shipped_run_dir(start) if start in SHIPPED_MODELS else Path(start).expanduser()
     if (run_dir / "model.safetensors").is_file():
