@@ -100,7 +100,7 @@ export class Gallery {
     if (!label) throw new GalleryFileError("enroll: the label is empty");
     if (this.textReader) {
       throw new GalleryFileError("enroll: this gallery keeps each item's printed text (text verification), which the "
-        + "sample app cannot read yet; enroll with `pocketvec gallery add`");
+        + "sample app cannot read yet; enroll with `pocketvec gallery add`, or build the gallery with `--no-text`");
     }
     if (embedding.length !== this.dim) throw new GalleryFileError(`enroll: embedding has ${embedding.length} values, the model makes ${this.dim}`);
     const shape = this.localShape;

@@ -10,10 +10,10 @@ It prints nothing and draws no progress unless asked (progress=True); every call
 results. `enroll` blends each item's row with simulated phone photos of it (pocketvec.runtime.gallery_views);
 the simulator loads albumentations, and with it torch: `views=NO_VIEWS` keeps enrolment torch-free.
 The accept rule is the gallery's, else the model's, else the uncalibrated default: `rec.calibrated`
-says which, and `rec.calibrate("photos/")` chooses one on labelled photos. `text=True` (the `pocketvec[text]`
-extra) keeps each new item's printed text in the gallery, and look-alikes whose texts differ are then told
-apart by reading the photo (pocketvec.runtime.text_verify); a gallery that keeps texts is verified by them
-unless `text=False`.
+says which, and `rec.calibrate("photos/")` chooses one on labelled photos. With the OCR models of the
+`pocketvec[text]` extra installed, a new gallery keeps each item's printed text (`text=False`: not; `text=True`:
+required), and look-alikes whose texts differ are then told apart by reading the photo
+(pocketvec.runtime.text_verify); a gallery that keeps texts is verified by them unless `text=False`.
 """
 
 from __future__ import annotations

@@ -48,9 +48,10 @@ def labelled_queries(folder: Path, items: list[Path]) -> Path:
 
 def test_gallery_lifecycle(run, onnx_model: Path, items_dir: Path, item_paths: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "items.pvg"
-    code, stdout, _ = run("gallery", "build", onnx_model, "--images", items_dir, "--out", out, "--dtype", "int8")
+    code, stdout, _ = run("gallery", "build", "--no-text", onnx_model,
+                          "--images", items_dir, "--out", out, "--dtype", "int8")
     assert code == 0 and "10 rows" in stdout and out.is_file()
-    code, _, err = run("gallery", "build", onnx_model, "--images", items_dir, "--out", out)
+    code, _, err = run("gallery", "build", "--no-text", onnx_model, "--images", items_dir, "--out", out)
     assert code == 2 and "exists" in err  # never overwritten by accident
 
     extra = tmp_path / "extra"
@@ -75,7 +76,7 @@ def test_gallery_lifecycle(run, onnx_model: Path, items_dir: Path, item_paths: l
 def test_match_calibrate_eval(run, onnx_model: Path, other_onnx_model: Path, items_dir: Path, photo_paths: list[Path],
                               tmp_path: Path) -> None:
     gallery = tmp_path / "items.pvg"
-    assert run("gallery", "build", onnx_model, "--images", items_dir, "--out", gallery)[0] == 0
+    assert run("gallery", "build", "--no-text", onnx_model, "--images", items_dir, "--out", gallery)[0] == 0
     items = sorted(items_dir.iterdir())
     queries = labelled_queries(tmp_path / "queries", items)
     (queries / "not_an_item").mkdir()
@@ -104,18 +105,18 @@ def test_match_calibrate_eval(run, onnx_model: Path, other_onnx_model: Path, ite
     code, stdout, _ = run("match", onnx_model, gallery, items[1], "--threshold", "1.01")
     assert code == 0 and "unknown" in stdout and items[1].stem in stdout  # a table by default
 
-    code, stdout, _ = run("eval", onnx_model, "--gallery", items_dir, "--queries", queries)
+    code, stdout, _ = run("eval", "--no-text", onnx_model, "--gallery", items_dir, "--queries", queries)
     assert code == 0 and "Recall@1" in stdout and "TPR@FPR=0.001" in stdout and "threshold" in stdout
     manifest = tmp_path / "queries.csv"  # the same queries labelled by a CSV manifest
     rows = [f"{p.relative_to(tmp_path)},{p.parent.name}" for p in sorted(queries.rglob("*.jpg"))]
     manifest.write_text("path,label\n" + "\n".join(rows) + "\n")
-    code, csv_out, _ = run("eval", onnx_model, "--gallery", items_dir, "--queries", manifest)
+    code, csv_out, _ = run("eval", "--no-text", onnx_model, "--gallery", items_dir, "--queries", manifest)
     assert code == 0 and csv_out.splitlines()[-2:] == stdout.splitlines()[-2:]  # same Recall and TPR lines
 
 
 def test_refusals(run, onnx_model: Path, other_onnx_model: Path, items_dir: Path, tmp_path: Path) -> None:
     gallery = tmp_path / "items.pvg"
-    assert run("gallery", "build", onnx_model, "--images", items_dir, "--out", gallery)[0] == 0
+    assert run("gallery", "build", "--no-text", onnx_model, "--images", items_dir, "--out", gallery)[0] == 0
     before = gallery.read_bytes()
     image = next(items_dir.iterdir())
     code, _, err = run("match", other_onnx_model, gallery, image)
@@ -135,7 +136,8 @@ def test_refusals(run, onnx_model: Path, other_onnx_model: Path, items_dir: Path
     nothing = tmp_path / "nothing"
     nothing.mkdir()
     (nothing / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    code, _, err = run("gallery", "build", onnx_model, "--images", nothing, "--out", tmp_path / "empty.pvg")
+    code, _, err = run("gallery", "build", "--no-text", onnx_model,
+                       "--images", nothing, "--out", tmp_path / "empty.pvg")
     assert code == 2 and "no image could be enrolled" in err and not (tmp_path / "empty.pvg").exists()
     code, stdout, _ = run("match", onnx_model, gallery, image, tmp_path / "missing.jpg", "--json")
     assert code == 1 and json.loads(stdout)["errors"][0]["problem"] == "no such file"

@@ -39,7 +39,7 @@ def test_photos_calibrate_eval_match(run, onnx_model: Path, items_dir: Path, pho
     assert (again / folders[0] / first.name).read_bytes() == first.read_bytes()
 
     gallery = tmp_path / "items.pvg"
-    assert run("gallery", "build", onnx_model, "--images", items_dir, "--out", gallery)[0] == 0
+    assert run("gallery", "build", "--no-text", onnx_model, "--images", items_dir, "--out", gallery)[0] == 0
     code, stdout, _ = run("eval", onnx_model, "--gallery", gallery, "--queries", photos, "--json")
     before = json.loads(stdout)
     d = before["decisions"]
@@ -67,14 +67,14 @@ def test_photos_calibrate_eval_match(run, onnx_model: Path, items_dir: Path, pho
     assert after["recall_at_1"] == before["recall_at_1"]  # the rule does not change retrieval
     code, stdout, _ = run("--quiet", "eval", onnx_model, "--gallery", gallery, "--queries", photos)
     assert code == 0 and stdout == ""  # quiet: nothing but errors
-    code, stdout, _ = run("-q", "eval", onnx_model, "--gallery", items_dir, "--queries", photos, "--json")
+    code, stdout, _ = run("-q", "eval", "--no-text", onnx_model, "--gallery", items_dir, "--queries", photos, "--json")
     assert json.loads(stdout)["recall_at_1"] == before["recall_at_1"]  # a folder gallery: the same rows
 
 
 def test_match_notes_an_uncalibrated_gallery_once(run, onnx_model: Path, items_dir: Path,  # noqa: F811
                                                   tmp_path: Path) -> None:
     gallery = tmp_path / "items.pvg"
-    assert run("gallery", "build", onnx_model, "--images", items_dir, "--out", gallery)[0] == 0
+    assert run("gallery", "build", "--no-text", onnx_model, "--images", items_dir, "--out", gallery)[0] == 0
     images = sorted(items_dir.iterdir())[:3]
     code, stdout, err = run("match", onnx_model, gallery, *images, "--json")
     assert code == 0 and len(json.loads(stdout)["results"]) == 3  # stdout stays valid JSON

@@ -102,7 +102,8 @@ def test_writers_replace_only_regular_files(tmp_path: Path) -> None:
 def test_gallery_build_refuses_a_device_out_with_overwrite(monkeypatch, capsys, onnx_model: Path, items_dir: Path,
                                                            tmp_path: Path) -> None:
     null = device_node(tmp_path / "null")
-    code, stdout, err = cli(monkeypatch, capsys, "gallery", "build", onnx_model, "--images", items_dir, "--out", null,
+    code, stdout, err = cli(monkeypatch, capsys, "gallery", "build", "--no-text", onnx_model,
+                            "--images", items_dir, "--out", null,
                             "--overwrite")
     assert code != 0 and "is a character device, not a regular file" in stdout + err
     assert "Traceback" not in stdout + err and stat.S_ISCHR(null.stat().st_mode)
@@ -134,11 +135,11 @@ def test_recognizer_save_keeps_a_concurrent_writers_rows(onnx_model: Path, item_
                                                          tmp_path: Path) -> None:
     """Two recognizers on one gallery file each enroll and save: 4 rows were lost."""
     path = tmp_path / "shared.pvg"
-    first = pocketvec.Recognizer(onnx_model, path, views=NO_VIEWS)
+    first = pocketvec.Recognizer(onnx_model, path, views=NO_VIEWS, text=False)
     first.enroll(item_paths[:2], label="first")
     first.save()
-    second = pocketvec.Recognizer(onnx_model, path, views=NO_VIEWS)
-    third = pocketvec.Recognizer(onnx_model, path, views=NO_VIEWS)
+    second = pocketvec.Recognizer(onnx_model, path, views=NO_VIEWS, text=False)
+    third = pocketvec.Recognizer(onnx_model, path, views=NO_VIEWS, text=False)
     second.enroll(item_paths[2:4], label="second")
     third.enroll(item_paths[4:8], label="third")
     second.save()

@@ -49,7 +49,7 @@ def test_the_recognizer_makes_the_rows_the_cli_makes(onnx_model: Path, items_dir
     engine = open_engine(onnx_model)
     expected = _rows(build_gallery(engine, items_dir)[0])
     path = sorted(items_dir.glob("*.png"))[0]
-    rec = pocketvec.Recognizer(onnx_model)
+    rec = pocketvec.Recognizer(onnx_model, text=False)
     rec.enroll(path, label="one")
     rec.enroll(items_dir)
     np.testing.assert_allclose(_rows(rec.gallery)["one"], expected[path.stem], atol=1e-6)

@@ -68,7 +68,8 @@ def test_gallery_build_lists_every_skipped_file_and_exits_1(monkeypatch, capsys,
                                                             item_paths: list[Path], tmp_path: Path) -> None:
     folder, bad = odd_folder(items_dir, item_paths, tmp_path)
     out = tmp_path / "g.pvg"
-    code, stdout, err = cli(monkeypatch, capsys, "gallery", "build", onnx_model, "--images", folder, "--out", out)
+    code, stdout, err = cli(monkeypatch, capsys, "gallery", "build", "--no-text", onnx_model,
+                            "--images", folder, "--out", out)
     assert code == 1, err
     skipped = [line for line in stdout.splitlines() if line.startswith("skipped (unreadable)")]
     assert len(skipped) == len(bad) and all(any(name in line for line in skipped) for name in bad), stdout
@@ -79,7 +80,8 @@ def test_gallery_build_lists_every_skipped_file_and_exits_1(monkeypatch, capsys,
 def test_match_names_a_non_utf8_file_and_matches_it(monkeypatch, capsys, onnx_model: Path, items_dir: Path,
                                                     item_paths: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "g.pvg"
-    assert cli(monkeypatch, capsys, "gallery", "build", onnx_model, "--images", items_dir, "--out", out)[0] == 0
+    assert cli(monkeypatch, capsys, "gallery", "build", "--no-text", onnx_model,
+               "--images", items_dir, "--out", out)[0] == 0
     odd = os.path.join(os.fsencode(tmp_path), os.fsencode(NON_UTF8))
     shutil.copy(items_dir / item_paths[0].name, odd)
     code, stdout, err = cli(monkeypatch, capsys, "match", onnx_model, out, os.fsdecode(odd), "--json")

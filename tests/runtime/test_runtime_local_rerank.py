@@ -195,7 +195,7 @@ def test_cli_build_and_match_re_rank(monkeypatch, capsys, rerank_model, items_di
     import json
 
     model = rerank_model[0]
-    code, _, err = cli(monkeypatch, capsys, "gallery", "build", model, "--images", items_dir, "--out",
+    code, _, err = cli(monkeypatch, capsys, "gallery", "build", "--no-text", model, "--images", items_dir, "--out",
                        tmp_path / "g.pvg")
     assert code == 0, err
     images = sorted(items_dir.iterdir())[:3]

@@ -21,7 +21,7 @@ def test_enroll_match_save_reopen(onnx_model: Path, items_dir: Path, item_paths:
                                   capsys) -> None:
     path = tmp_path / "items.pvg"
     # a gallery file that does not exist yet; rows of the clean images alone, so an item matches itself at 1.0
-    rec = pocketvec.Recognizer(onnx_model, path, views=NO_VIEWS)
+    rec = pocketvec.Recognizer(onnx_model, path, views=NO_VIEWS, text=False)
     report = rec.enroll(items_dir)
     assert report.added == 10 and not report.skipped and not report.failures
     extra = item_paths[20]
@@ -46,7 +46,7 @@ def test_enroll_match_save_reopen(onnx_model: Path, items_dir: Path, item_paths:
 def test_arrays_many_and_calibrate(onnx_model: Path, items_dir: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    rec = pocketvec.Recognizer(onnx_model)
+    rec = pocketvec.Recognizer(onnx_model, text=False)
     rec.enroll(items_dir)
     images = sorted(items_dir.iterdir())[:3]
     arrays = [np.asarray(Image.open(p).convert("RGB")) for p in images]
@@ -66,7 +66,7 @@ def test_arrays_many_and_calibrate(onnx_model: Path, items_dir: Path, tmp_path: 
 
 
 def test_clear_errors(onnx_model: Path, other_onnx_model: Path, items_dir: Path, tmp_path: Path) -> None:
-    rec = pocketvec.Recognizer(onnx_model)
+    rec = pocketvec.Recognizer(onnx_model, text=False)
     with pytest.raises(GalleryError, match="empty"):
         rec.match(next(items_dir.iterdir()))
     with pytest.raises(ConfigError, match="needs a label"):

@@ -164,10 +164,10 @@ def test_recognizer_reads_the_difference(onnx_model: Path, vintages: tuple[Path,
     from pocketvec.runtime.gallery_views import NO_VIEWS
 
     items, photos = vintages
-    assert pocketvec.Recognizer(onnx_model, tmp_path / "none.pvg").text_models is None  # reading is asked for
+    assert pocketvec.Recognizer(onnx_model, tmp_path / "none.pvg", text=False).text_models is None
     # the test model is untrained: its scores spread far wider than a trained model's between editions
     wide = TextVerify(weight=1.0, window=2.0)
-    rec = pocketvec.Recognizer(onnx_model, tmp_path / "labels.pvg", views=NO_VIEWS, text=True, text_verify=wide)
+    rec = pocketvec.Recognizer(onnx_model, tmp_path / "labels.pvg", views=NO_VIEWS, text_verify=wide)  # read: installed
     rec.enroll(items)
     assert rec.gallery.reads_text and rec.text_models == "ppocrv5"
     assert all(label.split("-")[1] in text for label, text in zip(rec.gallery.labels, rec.gallery.texts, strict=True))
@@ -201,11 +201,11 @@ def test_cli_builds_and_matches_with_text(onnx_model: Path, vintages: tuple[Path
     items, photos = vintages
     gallery = tmp_path / "labels.pvg"
     assert "printed text read (ppocrv5)" in run("gallery", "build", onnx_model, "--images", items, "--out", gallery,
-                                                "--views", "0", "--text")
+                                                "--views", "0")  # read by default where the models are installed
     info = json.loads(run("gallery", "info", gallery, "--json"))
     assert info["text_reader"] == "ppocrv5" and info["rows_with_text"] == 4
     results = json.loads(run("match", onnx_model, gallery, *photos, "--json"))["results"]
     assert len(results) == 4  # the answers: test_recognizer_reads_the_difference (the same matcher)
     plain = tmp_path / "plain.pvg"
-    run("gallery", "build", onnx_model, "--images", items, "--out", plain, "--views", "0")  # reading is asked for
+    run("gallery", "build", onnx_model, "--images", items, "--out", plain, "--views", "0", "--no-text")
     assert Gallery.load(plain).texts is None

@@ -134,7 +134,7 @@ def test_a_gallery_records_the_digest_of_the_model_that_built_it(onnx_model: Pat
     assert Gallery.load(path).model_digest == digest
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PocketvecWarning)  # the note is the next test's
-        rec = Recognizer(int8_model, path, views=NO_VIEWS)
+        rec = Recognizer(int8_model, path, views=NO_VIEWS, text=False)
     rec.enroll(item_paths[8], label="added by int8")
     rec.save()
     assert Gallery.load(path).model_digest == open_engine(int8_model).metadata.weights_digest  # who added rows last

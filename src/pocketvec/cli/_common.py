@@ -9,10 +9,10 @@ from pocketvec.errors import NotBuiltYet
 TEXT = typer.Option(None, "--text/--no-text",
                     help="Text verification: where look-alikes' printed texts differ, read the photo's (needs pip "
                          "install 'pocketvec\\[text]'). Default: on for a gallery that keeps its items' texts.")
-READ_TEXT = typer.Option(False, "--text/--no-text",
+READ_TEXT = typer.Option(None, "--text/--no-text",
                          help="Read each item's printed text (0.1-1 s per item) and keep it in the gallery: "
-                              "look-alikes whose texts differ are then told apart by reading the photo (needs pip "
-                              "install 'pocketvec\\[text]').")
+                              "look-alikes whose texts differ are then told apart by reading the photo. Default: "
+                              "read when the OCR models are installed (pip install 'pocketvec\\[text]').")
 
 
 def not_built(command: str, issue: str) -> None:

@@ -34,12 +34,12 @@ def build_command(
     dtype: str = choices.option("float32", "--dtype", what="gallery dtype", choices=choices.GALLERY_DTYPES),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing gallery file."),
     views: int = VIEWS,
-    text: bool = READ_TEXT,
+    text: bool | None = READ_TEXT,
     engine: str = ENGINE, threads: int | None = THREADS, batch_size: int = BATCH, lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
     """Embed every image of a folder into a new gallery; exits 1 when any image was skipped as unreadable.
-    Each row blends the item's clean embedding with those of --views simulated phone photos of it; with --text
-    each item's printed text is read and kept for text verification.
+    Each row blends the item's clean embedding with those of --views simulated phone photos of it; each item's
+    printed text is read and kept for text verification when the OCR models are installed (--no-text: not).
 
     Example: pocketvec gallery build model.onnx --images items/ --out items.pvg --dtype int8
     """

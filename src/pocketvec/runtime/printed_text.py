@@ -2,8 +2,9 @@
 photo only when its candidates' texts differ (`runtime/text_verify.py` decides; `PhotoTexts` reads).
 
 Reading needs the OCR models of the `pocketvec[text]` extra; `text_available()` says whether they are
-installed. A gallery reads its items' text when asked (`gallery build --text`, `Recognizer(text=True)`); one
-that keeps texts is verified by them from then on; a gallery without texts matches by the image alone.
+installed. A new gallery reads its items' text when they are (unless told not to: `gallery build --no-text`,
+`Recognizer(text=False)`); one that keeps texts is verified by them from then on; a gallery without texts
+matches by the image alone.
 """
 
 from __future__ import annotations
@@ -38,17 +39,19 @@ def text_available(models: str = DEFAULT_MODELS) -> bool:
 
 
 def wanted_models(wanted: bool | None, models: str = DEFAULT_MODELS) -> str | None:
-    """The OCR models a new gallery reads its items' text with: `models` when asked (`wanted`; they must be
-    installed, else the error names the extra), else None (reading costs 0.1-1 s per item: opt-in)."""
-    if not wanted:
+    """The OCR models a new gallery reads its items' text with: `models` when they are installed and `wanted` is
+    not False (`wanted` True: they must be, else the error names the extra), else None."""
+    if wanted is False:
         return None
+    if wanted is None:
+        return models if text_available(models) else None
     find_models(models)  # raises, naming what to install
     return models
 
 
 def text_verification(gallery: Gallery, wanted: bool | None, models: str = DEFAULT_MODELS) -> str | None:
     """The OCR models that verify text with `gallery`, or None. A gallery that keeps texts verifies unless
-    `wanted` is False (with the models that read them, when known); a new one only when `wanted`. A gallery
+    `wanted` is False (with the models that read them, when known); an empty one as `wanted_models`. A gallery
     that keeps texts without the models installed matches by the image alone, and says so (`wanted` True:
     refused, naming the extra)."""
     if wanted is False:
