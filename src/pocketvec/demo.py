@@ -107,7 +107,7 @@ def train_overrides(options: DemoOptions) -> dict[str, Any]:
 
 
 def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoReport:
-    from pocketvec.data.assets import backgrounds_dir, demo_items_dir
+    from pocketvec.asset_dirs import backgrounds_dir, demo_items_dir
     from pocketvec.demo_photos import write_phone_photos
 
     # Resolve every step first: a missing piece is reported before any long work starts.
@@ -165,7 +165,7 @@ def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list
     """The PyTorch fp32 model's answers (fp32 gallery, the same rule, the same preprocessed pixels)."""
     import torch
 
-    from pocketvec.data.assets import demo_items_dir
+    from pocketvec.asset_dirs import demo_items_dir
     from pocketvec.runtime.photo_crops import fuse_crops
     from pocketvec.runtime.preprocess import to_batch
     from pocketvec.train.checkpoint import load_run

@@ -11,7 +11,6 @@ import warnings
 
 import typer
 
-from pocketvec import __version__
 from pocketvec.cli import (
     app_cmd,
     bench,
@@ -27,6 +26,7 @@ from pocketvec.cli import (
     verify,
 )
 from pocketvec.errors import PocketvecError, PocketvecWarning
+from pocketvec.version import __version__
 
 app = typer.Typer(
     name="pocketvec",

@@ -36,9 +36,9 @@ def write_query_photos(items: str | Path, out: str | Path, per_item: int, distra
                        seed: int = 0, overwrite: bool = False, progress: bool = False) -> PhotoSet:
     """`per_item` simulated photos of every item of `items` (a folder or CSV manifest, one image per
     item or several), and `per_item` photos of every image of `distractors` under out/not_an_item/."""
+    from pocketvec.asset_dirs import backgrounds_dir
     from pocketvec.bench.backgrounds import wallpaper_paths
     from pocketvec.bench.simulator import query_rng, simulate_photo
-    from pocketvec.data.assets import backgrounds_dir
     from pocketvec.runtime.enroll import labelled_images
     from pocketvec.runtime.images import is_image_path, load_image
     from pocketvec.runtime.progress import progress_bar
