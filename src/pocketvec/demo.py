@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from pocketvec.errors import ConfigError, NotBuiltYet
+from pocketvec.extras import missing_extra
 from pocketvec.runtime.calibration import Calibration, calibrate
 from pocketvec.runtime.engines import EmbedResult, open_engine
 from pocketvec.runtime.enroll import build_gallery, labelled_images
@@ -84,7 +85,12 @@ def step(module: str, name: str, what: str) -> Callable:
     """The library function of another package, or NotBuiltYet saying which demo step is missing."""
     try:
         return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
+    except ImportError as e:
+        missing = missing_extra(e, "demo")
+        if missing is not None:
+            raise missing from e
+        raise NotBuiltYet(f"demo step '{what}' is unavailable: {module}.{name} is not in this build ({e})") from e
+    except AttributeError as e:
         raise NotBuiltYet(f"demo step '{what}' is unavailable: {module}.{name} is not in this build ({e})") from e
 
 
