@@ -4,7 +4,7 @@ other in a circle.
 Bottom to top (a module may import its own floor and the floors below it, never one above):
 
     ground   pocketvec.version, errors, checks, file_kinds, atomic, bounded_json, file_lock, ranges,
-             safe_text, output_paths, asset_dirs
+             safe_text, output_paths, asset_dirs, extras
     runtime  pocketvec.runtime (with its Core ML interpreter, runtime.mil, and photo simulator, runtime.phone_sim)
     data     pocketvec.data
     train    pocketvec.train, and pocketvec.int8_grid (the int8 weight grid training and export share; torch)
@@ -30,7 +30,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "pocketvec"
 
 GROUND = {"version", "errors", "checks", "file_kinds", "atomic", "bounded_json", "file_lock", "ranges", "safe_text",
-          "output_paths", "asset_dirs"}
+          "output_paths", "asset_dirs", "extras"}
 TOP = {"__main__", "cli", "recognizer", "demo", "demo_photos", "app_server"}
 PLACED = {"int8_grid": "train"}  # top-level modules that live on a floor above the ground
 FLOORS = ("ground", "runtime", "data", "train", "export", "bench", "top")

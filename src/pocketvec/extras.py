@@ -4,11 +4,13 @@ The base install runs the runtime and the commands that need no torch (gallery, 
 data photos, app serve, the Recognizer); training, export and the benchmark need their extras:
 
     pip install 'pocketvec[train]'    torch, torchvision, timm, peft, open_clip (train, data pool)
-    pip install 'pocketvec[export]'   train + onnxscript + coremltools (export, verify)
+    pip install 'pocketvec[export]'   train + coreml + onnxscript (export, verify)
     pip install 'pocketvec[coreml]'   coremltools' file reader (match / eval on .mlpackage files)
-    pip install 'pocketvec[bench]'    train + export + matplotlib (bench)
+    pip install 'pocketvec[bench]'    train + export + text + matplotlib (bench)
     pip install 'pocketvec[text]'     the PP-OCR models (--text)
     pip install 'pocketvec[all]'      all of them (demo)
+
+pyproject.toml lists them; tests/test_packaging.py holds the two to each other.
 """
 
 from __future__ import annotations
