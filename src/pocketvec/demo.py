@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from pocketvec.errors import ConfigError, NotBuiltYet
+from pocketvec.extras import missing_extra
 from pocketvec.runtime.calibration import Calibration, calibrate
 from pocketvec.runtime.engines import EmbedResult, open_engine
 from pocketvec.runtime.enroll import build_gallery, labelled_images
@@ -84,7 +85,12 @@ def step(module: str, name: str, what: str) -> Callable:
     """The library function of another package, or NotBuiltYet saying which demo step is missing."""
     try:
         return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
+    except ImportError as e:
+        missing = missing_extra(e, "demo")
+        if missing is not None:
+            raise missing from e
+        raise NotBuiltYet(f"demo step '{what}' is unavailable: {module}.{name} is not in this build ({e})") from e
+    except AttributeError as e:
         raise NotBuiltYet(f"demo step '{what}' is unavailable: {module}.{name} is not in this build ({e})") from e
 
 
@@ -107,7 +113,7 @@ def train_overrides(options: DemoOptions) -> dict[str, Any]:
 
 
 def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoReport:
-    from pocketvec.data.assets import backgrounds_dir, demo_items_dir
+    from pocketvec.asset_dirs import backgrounds_dir, demo_items_dir
     from pocketvec.demo_photos import write_phone_photos
 
     # Resolve every step first: a missing piece is reported before any long work starts.
@@ -165,7 +171,7 @@ def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list
     """The PyTorch fp32 model's answers (fp32 gallery, the same rule, the same preprocessed pixels)."""
     import torch
 
-    from pocketvec.data.assets import demo_items_dir
+    from pocketvec.asset_dirs import demo_items_dir
     from pocketvec.runtime.photo_crops import fuse_crops
     from pocketvec.runtime.preprocess import to_batch
     from pocketvec.train.checkpoint import load_run

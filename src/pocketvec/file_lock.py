@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pocketvec.checks import check_number
 from pocketvec.errors import PocketvecError
 from pocketvec.file_kinds import real_path
-from pocketvec.runtime.checks import check_number
 
 DEFAULT_TIMEOUT_S = 60.0
 MAX_TIMEOUT_S = 86400.0

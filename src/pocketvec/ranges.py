@@ -1,14 +1,14 @@
 """The documented range of every number a user types or a file holds, in one table: the checks (CLI
 options, --set, --config, model metadata, gallery headers), their messages and --help all read it.
-Integers are compared exactly (pocketvec.runtime.checks.check_number), never through a float."""
+Integers are compared exactly (pocketvec.checks.check_number), never through a float."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from pocketvec.checks import check_number, number_text
 from pocketvec.errors import ConfigError, PocketvecError
-from pocketvec.runtime.checks import check_number, number_text
 
 MAX_COUNT = 10**9  # epochs, steps, workers: "no limit" in practice, but an integer of bounded size
 MAX_DIM = 65536  # an embedding's length in a model's metadata or a gallery

@@ -33,7 +33,7 @@ def test_rule_is_calibrated_on_the_calibration_photos_and_scored_on_every_query(
 
 
 def test_a_mask_over_the_queries_still_works_as_before() -> None:
-    """pocketvec.train.bench_tiers and scripts pass a mask: calibrated on the masked photos, scored on the rest."""
+    """pocketvec.bench.tiers and scripts pass a mask: calibrated on the masked photos, scored on the rest."""
     rng = np.random.default_rng(1)
     gallery = [f"item{i}" for i in range(8)]
     queries = [label for label in gallery for _ in range(5)]

@@ -87,3 +87,34 @@ def test_views_are_cropped_as_the_photos_are(test_encoder, items_dir: Path, tmp_
 def test_bad_settings_are_refused_by_name(count, weight, aspect) -> None:
     with pytest.raises(ConfigError, match="gallery views"):
         GalleryViews(count=count, clean_weight=weight, aspect=aspect)
+
+
+# sha256 of the 8 photos below, made by the simulator when it lived in pocketvec.data.augment (before it
+# moved to pocketvec.runtime.phone_sim): the move changed no pixel, so no gallery row moved either.
+VIEWS_BEFORE_THE_MOVE = "e97362601e61b56ed7256b896cf813e447130e124353cca4eb444c472c7370c4"
+
+
+def test_views_are_the_pixels_they_were_before_the_simulator_moved_to_the_runtime() -> None:
+    import hashlib
+
+    from pocketvec.asset_dirs import demo_items_dir
+
+    image = load_image(sorted(demo_items_dir().glob("*.png"))[0], max_side=256)
+    digest = hashlib.sha256()
+    for aspect in (1.0, 4 / 3):
+        for photo in view_photos(image, "0123456789abcdef" * 4, GalleryViews(count=4, aspect=aspect), 96):
+            digest.update(photo.tobytes())
+    assert digest.hexdigest() == VIEWS_BEFORE_THE_MOVE
+
+
+def test_training_and_the_views_photograph_alike(item_paths: list[Path]) -> None:
+    """pocketvec.data.augment.PhoneAugment is the runtime's simulator with the wallpapers as default
+    backgrounds: on the same backgrounds and seed, the same pixels."""
+    from pocketvec.asset_dirs import backgrounds_dir
+    from pocketvec.data.augment import PhoneAugment as TrainingAugment
+    from pocketvec.runtime.phone_sim.photo import PhoneAugment
+
+    image = load_image(item_paths[0], max_side=256)
+    runtime, training = (cls(output_size=96, backgrounds=backgrounds_dir()) for cls in (PhoneAugment, TrainingAugment))
+    for seed in range(6):
+        assert np.array_equal(runtime(image, np.random.default_rng(seed)), training(image, np.random.default_rng(seed)))

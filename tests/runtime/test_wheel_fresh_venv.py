@@ -1,7 +1,9 @@
 """The wheel as a user installs it: built from this checkout, `pip install`ed into a new venv (no
 system site packages, pip resolves every dependency: torch 2.14.1 / torchvision 0.29.1 from this
 machine's disk), then the installed `pocketvec demo` (quick) and `pocketvec app serve` on the model
-and gallery that demo made, run from a folder outside the checkout.
+and gallery that demo made, run from a folder outside the checkout. And `pip install pocketvec` without
+extras: no torch, and the installed gallery build, match, data photos, calibrate and Recognizer.enroll
+with views work; `pocketvec train` says which extra it needs.
 
 Installing torch's CUDA build (about 5.5 GB) takes many minutes on 2 cores, far more than the suite
 may spend, so this test runs only when asked: `POCKETVEC_FRESH_VENV=1` (`make test-wheel`). Each
@@ -75,7 +77,7 @@ def test_wheel_in_a_fresh_venv_runs_the_demo_and_serves_the_app(tmp_path: Path, 
     pip = venv / "bin" / "pip"
     steps.run("pip wheel", pip, "wheel", REPO, "--no-deps", "-w", tmp_path / "dist", timeout=600)
     wheel = next((tmp_path / "dist").glob("pocketvec-*.whl"))
-    steps.run("pip install", pip, "install", "--no-compile", wheel, timeout=3600)
+    steps.run("pip install", pip, "install", "--no-compile", f"{wheel}[all]", timeout=3600)
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
     where = steps.run("import", venv / "bin" / "python", "-c",
                       "import pocketvec, torch; print(pocketvec.__file__, torch.__version__)", timeout=300).split()
@@ -100,4 +102,58 @@ def test_wheel_in_a_fresh_venv_runs_the_demo_and_serves_the_app(tmp_path: Path, 
 
     steps.times["total"] = round(time.monotonic() - start, 1)
     (artifacts_dir / "fresh_venv_timing.json").write_text(json.dumps(steps.times, indent=1) + "\n")
+    print(json.dumps(steps.times))
+
+
+ENROL = """
+import sys
+from pathlib import Path
+import pocketvec
+from pocketvec.runtime.gallery_views import GalleryViews
+
+model, items, out = map(Path, sys.argv[1:])
+rec = pocketvec.Recognizer(model, out, views=GalleryViews(count=2))
+rec.enroll(items)
+rec.save()
+print(len(rec.gallery.labels), "torch" in sys.modules)
+"""
+
+
+@pytest.mark.timeout(3600)
+def test_the_wheel_without_extras_has_no_torch_and_runs_the_runtime(tmp_path: Path, onnx_model: Path,
+                                                                    items_dir: Path, artifacts_dir: Path) -> None:
+    steps = Steps(tmp_path)
+    venv = tmp_path / "venv"
+    start = time.monotonic()
+    steps.run("python -m venv", sys.executable, "-m", "venv", venv, timeout=300)
+    pip, python, pocketvec = (venv / "bin" / name for name in ("pip", "python", "pocketvec"))
+    steps.run("pip wheel", pip, "wheel", REPO, "--no-deps", "-w", tmp_path / "dist", timeout=600)
+    wheel = next((tmp_path / "dist").glob("pocketvec-*.whl"))
+    steps.run("pip install (no extras)", pip, "install", "--no-compile", wheel, timeout=1800)
+    installed = steps.run("pip list", pip, "list", "--format=freeze", timeout=120).lower()
+    for heavy in ("torch==", "torchvision==", "timm==", "peft==", "coremltools==", "onnxscript==", "matplotlib=="):
+        assert heavy not in installed, f"pip install pocketvec installed {heavy.rstrip('=')}"
+    no_torch, where = steps.run("import", python, "-c", "import importlib.util, pocketvec; "
+                                "print(importlib.util.find_spec('torch') is None, pocketvec.__file__)",
+                                timeout=120).split()
+    assert no_torch == "True" and Path(where).is_relative_to(venv), (no_torch, where)
+
+    gallery, photos = tmp_path / "items.pvg", tmp_path / "photos"
+    steps.run("gallery build", pocketvec, "gallery", "build", onnx_model, "--images", items_dir, "--out", gallery,
+              timeout=900)
+    steps.run("match", pocketvec, "match", onnx_model, gallery, sorted(items_dir.iterdir())[0], "--json", timeout=300)
+    steps.run("data photos", pocketvec, "data", "photos", items_dir, "--out", photos, "--per-item", "2", timeout=600)
+    steps.run("calibrate", pocketvec, "calibrate", onnx_model, gallery, "--queries", photos, timeout=600)
+    steps.run("eval", pocketvec, "eval", onnx_model, "--gallery", items_dir, "--queries", photos, timeout=900)
+    enrolled = steps.run("Recognizer.enroll", python, "-c", ENROL, onnx_model, items_dir, tmp_path / "r.pvg",
+                         timeout=900).split()
+    assert int(enrolled[0]) > 0 and enrolled[1] == "False", enrolled
+
+    refused = subprocess.run([pocketvec, "train", "--preset", "enroll", "--data", items_dir, "--out", tmp_path / "run"],
+                             cwd=tmp_path, env=steps.env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert refused.stderr.strip() == "error: pocketvec train needs the train extra: pip install 'pocketvec[train]'"
+
+    steps.times["total"] = round(time.monotonic() - start, 1)
+    (artifacts_dir / "fresh_venv_no_extras_timing.json").write_text(json.dumps(steps.times, indent=1) + "\n")
     print(json.dumps(steps.times))

@@ -149,7 +149,7 @@ def embed_form(form: str, run_dir: Path, exported: Path | None, pixels: np.ndarr
     """(N, dim) embeddings of preprocessed pixels through one form (the runtime engine for exports), their
     local maps and the form's local re-rank (the PyTorch form: the export's defaults; None without one)."""
     if form == "torch-fp32":
-        from pocketvec.export.onnx_export import local_rerank_of
+        from pocketvec.export.source import local_rerank_of
         from pocketvec.train.checkpoint import load_run
 
         model = load_run(run_dir).eval()

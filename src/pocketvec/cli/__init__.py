@@ -11,7 +11,6 @@ import warnings
 
 import typer
 
-from pocketvec import __version__
 from pocketvec.cli import (
     app_cmd,
     bench,
@@ -27,6 +26,8 @@ from pocketvec.cli import (
     verify,
 )
 from pocketvec.errors import PocketvecError, PocketvecWarning
+from pocketvec.extras import missing_extra
+from pocketvec.version import __version__
 
 app = typer.Typer(
     name="pocketvec",
@@ -79,12 +80,28 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
+def _command(argv: list[str]) -> str | None:
+    """The command a command line runs (its first word), for the missing-extra line."""
+    words = [a for a in argv if not a.startswith("-")]
+    return words[0] if words else None
+
+
 def main() -> None:
-    """Entry point: user errors become one red line and exit code 2, never a traceback."""
+    """Entry point: user errors become one red line and exit code 2, never a traceback. So does a package
+    of an optional extra the install lacks: the line names the extra to install."""
     _one_line_warnings()
     try:
         with output.widen_when_logged():
             app()
     except PocketvecError as e:
-        output.err_console.print(f"[bold red]error:[/] {output.safe(e)}", highlight=False)
-        sys.exit(2)
+        _fail(e)
+    except ModuleNotFoundError as e:
+        missing = missing_extra(e, _command(sys.argv[1:]))
+        if missing is None:
+            raise
+        _fail(missing)
+
+
+def _fail(error: PocketvecError) -> None:
+    output.err_console.print(f"[bold red]error:[/] {output.safe(error)}", highlight=False)
+    sys.exit(2)

@@ -28,7 +28,7 @@ def preview_command(
 
     Example: pocketvec data preview items/ --out sheet.png --n 24 --seed 0 --size 224
     """
-    from pocketvec.data.assets import demo_items_dir
+    from pocketvec.asset_dirs import demo_items_dir
     from pocketvec.data.items import load_items
     from pocketvec.output_paths import check_output_file
 

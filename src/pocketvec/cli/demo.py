@@ -32,10 +32,10 @@ def demo(
     """
     import json
 
+    from pocketvec.checks import check_number
     from pocketvec.demo import DemoOptions, run_demo
     from pocketvec.errors import ConfigError
     from pocketvec.output_paths import check_output_folder
-    from pocketvec.runtime.checks import check_number
 
     from .output import safe
     from .runtime_tables import console, match_table, print_calibration

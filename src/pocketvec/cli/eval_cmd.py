@@ -66,9 +66,9 @@ def calibrate(
 
     Example: pocketvec calibrate model.onnx items.pvg --queries photos/ --target-precision 0.99
     """
+    from pocketvec.checks import check_number
     from pocketvec.output_paths import check_output_file
     from pocketvec.runtime.calibration import calibrate as run_calibration
-    from pocketvec.runtime.checks import check_number
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import embed_labelled, open_gallery, query_layout
     from pocketvec.runtime.gallery_update import update_gallery

@@ -1,17 +1,6 @@
-"""Where the embedded demo items and background photos live inside the installed package."""
+"""Where the embedded demo items and background photos live: pocketvec.asset_dirs (on the ground floor, for
+the runtime's gallery views); kept here for old imports."""
 
-from __future__ import annotations
+from pocketvec.asset_dirs import backgrounds_dir, demo_items_dir
 
-from pathlib import Path
-
-_ASSETS = Path(__file__).resolve().parent.parent / "assets"
-
-
-def demo_items_dir() -> Path:
-    """Folder of the embedded demo items (one image = one item; see its LICENSES.md)."""
-    return _ASSETS / "demo_items"
-
-
-def backgrounds_dir() -> Path:
-    """Folder of the embedded real background photos for phone-photo compositing."""
-    return _ASSETS / "backgrounds"
+__all__ = ["backgrounds_dir", "demo_items_dir"]

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from pocketvec.data import augment_torch_ops as ops
-from pocketvec.data.augment_scene_params import INDEX, Scene
+from pocketvec.runtime.phone_sim.scene_params import INDEX, Scene
 
 KERNEL = 15  # largest blur kernel (odd): defocus radius, motion length and 3 sigma fit at strength <= 2
 LOW_RES_LEVELS = 8  # low-resolution factors are rounded to this many sizes (one resize per size)

@@ -1,7 +1,7 @@
 """Labelled query photos for `calibrate` and `eval`: simulated phone photos of an item folder,
 written one folder per label (out/<label>/photo_000.jpg ...).
 
-The photos come from the benchmark photo simulator (pocketvec.bench.simulator), not the training
+The photos come from the benchmark photo simulator (pocketvec.data.query_sim), not the training
 augmentation: a model is trained to be invariant to exactly the augmentation's transforms, so
 photos made by that code would flatter it, and an accept rule calibrated on them would be too
 loose for real photos. The simulator is a separate code path (perspective, lighting, shadow,
@@ -36,9 +36,9 @@ def write_query_photos(items: str | Path, out: str | Path, per_item: int, distra
                        seed: int = 0, overwrite: bool = False, progress: bool = False) -> PhotoSet:
     """`per_item` simulated photos of every item of `items` (a folder or CSV manifest, one image per
     item or several), and `per_item` photos of every image of `distractors` under out/not_an_item/."""
-    from pocketvec.bench.backgrounds import wallpaper_paths
-    from pocketvec.bench.simulator import query_rng, simulate_photo
-    from pocketvec.data.assets import backgrounds_dir
+    from pocketvec.asset_dirs import backgrounds_dir
+    from pocketvec.data.query_backgrounds import wallpaper_paths
+    from pocketvec.data.query_sim import query_rng, simulate_photo
     from pocketvec.runtime.enroll import labelled_images
     from pocketvec.runtime.images import is_image_path, load_image
     from pocketvec.runtime.progress import progress_bar

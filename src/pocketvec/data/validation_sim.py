@@ -13,8 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pocketvec.checks import check_number
 from pocketvec.errors import ConfigError
-from pocketvec.runtime.checks import check_number
 from pocketvec.runtime.preprocess import reject_unknown_keys
 
 __all__ = ["VALIDATION_SEED", "ValidationSimConfig", "validation_jpeg", "validation_photo", "validation_photos",

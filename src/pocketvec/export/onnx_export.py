@@ -11,32 +11,12 @@ import onnx
 import torch
 
 from pocketvec.atomic import write_bytes_atomic
-from pocketvec.export.source import export_graph
+from pocketvec.export.source import export_graph, model_metadata
+from pocketvec.export.source import local_rerank_of as local_rerank_of  # where callers found it before
 from pocketvec.export.static_graph import freeze_same_padding
-from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.metadata import INPUT_NAME, METADATA_KEY, ModelMetadata
 from pocketvec.runtime.weights_digest import onnx_digest
-from pocketvec.train.checkpoint import embedding_space_id
 from pocketvec.train.encoder import Encoder
-
-
-def model_metadata(model: Encoder, model_name: str = "", accept_rule=None, local_rerank: bool = False) -> ModelMetadata:
-    return ModelMetadata(
-        preprocess=model.config.preprocess,
-        embedding_dim=model.config.embedding_dim,
-        embedding_space_id=embedding_space_id(model),
-        model_name=model_name or model.config.backbone,
-        accept_rule=accept_rule,
-        local_rerank=local_rerank_of(model) if local_rerank else None,
-    )
-
-
-@torch.no_grad()
-def local_rerank_of(model: Encoder) -> LocalRerank:
-    """The re-rank settings (runtime defaults) and the shape of the model's `local` output."""
-    size = model.config.preprocess.input_size
-    _, local = model.eval().forward_with_locals(torch.zeros(1, 3, size, size))
-    return LocalRerank(locations=local.shape[1], channels=local.shape[2])
 
 
 def write_metadata(proto: onnx.ModelProto, metadata: ModelMetadata) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from pocketvec.errors import ModelFileError
+from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.metadata import LOCAL_NAME, OUTPUT_NAME, AcceptRule, ModelMetadata
-from pocketvec.train.checkpoint import load_run, read_run_config
+from pocketvec.train.checkpoint import embedding_space_id, load_run, read_run_config
 from pocketvec.train.encoder import Encoder, WithLocals
 
 # Same names, same meanings in both formats: int8 = int8 weights (per output channel, symmetric), float
@@ -36,10 +38,27 @@ def run_accept_rule(config: dict) -> AcceptRule | None:
     return AcceptRule.from_dict(rule) if rule else None
 
 
+def model_metadata(model: Encoder, model_name: str = "", accept_rule=None, local_rerank: bool = False) -> ModelMetadata:
+    return ModelMetadata(
+        preprocess=model.config.preprocess,
+        embedding_dim=model.config.embedding_dim,
+        embedding_space_id=embedding_space_id(model),
+        model_name=model_name or model.config.backbone,
+        accept_rule=accept_rule,
+        local_rerank=local_rerank_of(model) if local_rerank else None,
+    )
+
+
+@torch.no_grad()
+def local_rerank_of(model: Encoder) -> LocalRerank:
+    """The re-rank settings (runtime defaults) and the shape of the model's `local` output."""
+    size = model.config.preprocess.input_size
+    _, local = model.eval().forward_with_locals(torch.zeros(1, 3, size, size))
+    return LocalRerank(locations=local.shape[1], channels=local.shape[2])
+
+
 def load_export_source(run_dir: str | Path, local_rerank: bool = False) -> tuple[Encoder, ModelMetadata]:
     """The run's encoder (eval, no adapters) and the metadata every exported file embeds."""
-    from pocketvec.export.onnx_export import model_metadata
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ModelFileError(f"{run_dir}: no such run folder")

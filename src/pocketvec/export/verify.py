@@ -90,7 +90,7 @@ def onnx_kind(path: Path) -> str:
 
 
 def coreml_kind(program) -> str:
-    from pocketvec.export.mil_proto import load_spec
+    from pocketvec.runtime.mil.proto import load_spec
 
     types = {op.type for f in load_spec(program.path).mlProgram.functions.values()
              for b in f.block_specializations.values() for op in b.operations}
@@ -141,7 +141,7 @@ def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> FileRun:
         outputs = [np.concatenate([run[k] for run in runs]) for k in range(len(names))]
         return FileRun("onnx", onnx_kind(path), outputs[0], outputs[1] if len(outputs) > 1 else None, metadata)
     if path.suffix == ".mlpackage":
-        from pocketvec.export.mil_interpreter import MILProgram
+        from pocketvec.runtime.mil.interpreter import MILProgram
 
         program = MILProgram.load(path)
         metadata = checked_metadata(path, program.metadata_text, space_id)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketvec.data.items import load_items
 from pocketvec.errors import GalleryError, ImageLoadError, PocketvecWarning
 from pocketvec.file_lock import DEFAULT_TIMEOUT_S
 from pocketvec.runtime.engines import Engine
@@ -16,13 +15,14 @@ from pocketvec.runtime.gallery import Gallery, Skipped, model_local_shape
 from pocketvec.runtime.gallery_update import update_gallery
 from pocketvec.runtime.gallery_views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash, is_image_path, load_image
+from pocketvec.runtime.items import load_items
 from pocketvec.runtime.printed_text import read_item_texts
 from pocketvec.runtime.progress import progress_bar
 
 
 def labelled_images(source: str | Path, layout: str | None = None) -> list[tuple[Path, str]]:
     """(path, label) of a folder (flat: label = file name; one folder per label) or CSV manifest;
-    `layout` forces one of pocketvec.data.items.LAYOUTS instead of detecting it."""
+    `layout` forces one of pocketvec.runtime.items.LAYOUTS instead of detecting it."""
     return [(entry.path, entry.label) for entry in load_items(source, layout, check_images=False)]
 
 

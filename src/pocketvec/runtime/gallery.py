@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketvec import __version__
+from pocketvec.checks import check_text
 from pocketvec.errors import GalleryError
 from pocketvec.file_kinds import refuse_special
 from pocketvec.runtime import gallery_file
-from pocketvec.runtime.checks import check_text
 from pocketvec.runtime.gallery_header import MAX_LABEL, MAX_TEXT
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 from pocketvec.runtime.unit_norm import INT8_SCALE, dequantize
 from pocketvec.runtime.weights_digest import short
+from pocketvec.version import __version__
 
 DTYPE_CHOICES = tuple(gallery_file.DTYPES)
 

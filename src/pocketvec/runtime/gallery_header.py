@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pocketvec.checks import check_number, check_text
 from pocketvec.errors import GalleryError, PocketvecError
 from pocketvec.ranges import RANGES
-from pocketvec.runtime.checks import check_number, check_text
 from pocketvec.runtime.local_rerank import MAX_CHANNELS, MAX_LOCATIONS
 from pocketvec.runtime.metadata import MAX_NAME, AcceptRule
 from pocketvec.runtime.weights_digest import check_digest

@@ -3,7 +3,7 @@ simulated phone photos of it, so the row sits where photos of the item land, not
 
     row = normalise(clean_weight x clean + (1 - clean_weight) x mean(views))
 
-The photos come from pocketvec's training photo simulator (pocketvec.data.augment.PhoneAugment) on the
+The photos come from pocketvec's training photo simulator (pocketvec.runtime.phone_sim.photo.PhoneAugment) on the
 embedded backgrounds, seeded by the image's content: the same image gives the same row on every machine.
 They are embedded as query photos are, with the model's photos' crop. They are square by default; `aspect`
 frames them as phone photos (4/3: portrait 3:4, the central strip of a larger square photo), which on the
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketvec.runtime.checks import check_number
+from pocketvec.checks import check_number
 from pocketvec.runtime.images import load_image
 
 MAX_VIEWS = 64
@@ -45,8 +45,8 @@ NO_VIEWS = GalleryViews(count=0)
 
 @functools.lru_cache(maxsize=2)
 def _simulator(size: int):
-    from pocketvec.data.assets import backgrounds_dir
-    from pocketvec.data.augment import PhoneAugment
+    from pocketvec.asset_dirs import backgrounds_dir
+    from pocketvec.runtime.phone_sim.photo import PhoneAugment
 
     return PhoneAugment(output_size=size, backgrounds=backgrounds_dir())
 

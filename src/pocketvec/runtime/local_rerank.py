@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from pocketvec.checks import check_number
 from pocketvec.errors import ConfigError
-from pocketvec.runtime.checks import check_number
 
 OUT_OF_RUNNING = -np.inf
 MAX_LOCATIONS = 4096

@@ -6,14 +6,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pocketvec import __version__
 from pocketvec.bounded_json import loads_bounded
+from pocketvec.checks import check_number, check_text
 from pocketvec.errors import ConfigError, ModelFileError, PocketvecError
 from pocketvec.ranges import RANGES
-from pocketvec.runtime.checks import check_number, check_text
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import PreprocessSpec, reject_unknown_keys
 from pocketvec.runtime.weights_digest import check_digest
+from pocketvec.version import __version__
 
 METADATA_KEY = "pocketvec"
 INPUT_NAME = "image"

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pocketvec.checks import check_pattern
 from pocketvec.errors import ConfigError, ModelFileError, PocketvecError
-from pocketvec.runtime.checks import check_pattern
 
 PREFIX = "sha256:"
 PATTERN = re.compile(r"sha256:[0-9a-f]{64}")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pocketvec.checks import check_number
 from pocketvec.errors import ConfigError
-from pocketvec.runtime.checks import check_number
 from pocketvec.runtime.preprocess import reject_unknown_keys
 
 # the embedding head, the backbone's final 1x1 conv, and the pointwise convs of the last block stage

@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 
 from pocketvec.data.augment import AugmentConfig, PhoneAugment
-from pocketvec.data.augment_scene_params import clean_scene
 from pocketvec.data.augment_torch import SceneBatch, TorchPhotoSim, stack_scenes
 from pocketvec.data.items import ItemDataset
 from pocketvec.data.pseudoclasses import (
@@ -31,6 +30,7 @@ from pocketvec.data.pseudoclasses import (
 )
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.images import content_hash, load_image
+from pocketvec.runtime.phone_sim.scene_params import clean_scene
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from pocketvec.bounded_json import loads_bounded
+from pocketvec.checks import check_number, check_text
 from pocketvec.errors import ConfigError
 from pocketvec.file_kinds import refuse_special
 from pocketvec.ranges import TRAIN_RANGES
-from pocketvec.runtime.checks import check_number, check_text
 from pocketvec.runtime.gallery_views import MAX_VIEWS
 from pocketvec.runtime.preprocess import reject_unknown_keys
 from pocketvec.train.adapters import AdapterConfig

@@ -23,8 +23,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pocketvec.atomic import remove_stray_temps, write_bytes_atomic
+from pocketvec.checks import check_number
 from pocketvec.errors import ModelFileError
-from pocketvec.runtime.checks import check_number
 
 RESUME_DIR = "resume"
 JSON_FILE = "state.json"  # the manifest: its atomic replacement commits a checkpoint

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from pocketvec.errors import ModelFileError
-from pocketvec.train.teachers import Teacher, file_digest
+from pocketvec.train.teacher_base import Teacher, file_digest
 
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 VISION_TYPES = ("clip", "siglip", "siglip2", "clip_vision_model", "siglip_vision_model", "siglip2_vision_model")

@@ -2,7 +2,7 @@
 
 The Core ML model takes an image input (a pixel buffer on the phone); both engines are fed the
 same preprocessed RGB pixels as the ONNX engine, so all three see identical inputs. The file is
-read with pocketvec.export's protobuf reader, which never imports torch.
+read with the runtime's protobuf reader (pocketvec.runtime.mil), which never imports torch.
 """
 
 from __future__ import annotations
@@ -14,18 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketvec.errors import ModelFileError, NotBuiltYet, PocketvecError
+from pocketvec.errors import ModelFileError, PocketvecError
 from pocketvec.runtime.engines.base import Engine
 from pocketvec.runtime.metadata import INPUT_NAME, LOCAL_NAME, METADATA_KEY, OUTPUT_NAME, ModelMetadata
 from pocketvec.runtime.preprocess import to_batch
 from pocketvec.runtime.weights_digest import check_weights, coreml_digest
-
-
-def _export_module(name: str):
-    try:
-        return __import__(f"pocketvec.export.{name}", fromlist=[name])
-    except ImportError as e:
-        raise NotBuiltYet(f"reading Core ML files needs pocketvec.export.{name}, missing from this build") from e
 
 
 @contextlib.contextmanager
@@ -43,7 +36,8 @@ def _damaged_model(path: Path) -> Iterator[None]:
 def read_coreml_metadata(path: Path) -> ModelMetadata:
     """The pocketvec metadata of an `.mlpackage`, read from its model spec; its weights checked against the
     metadata's digest."""
-    mil_proto = _export_module("mil_proto")
+    from pocketvec.runtime.mil import proto as mil_proto
+
     with _damaged_model(path):
         spec = mil_proto.load_spec(path)
     text = dict(spec.description.metadata.userDefined).get(METADATA_KEY)
@@ -85,14 +79,16 @@ class CoreMLEngine(Engine):
 
 
 class InterpreterEngine(Engine):
-    """pocketvec.export's Core ML program interpreter (numpy): Core ML files on any machine."""
+    """The runtime's Core ML program interpreter (pocketvec.runtime.mil, numpy): Core ML files on any machine."""
 
     name = "coreml-interpreter"
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         metadata = read_coreml_metadata(path)
+        from pocketvec.runtime.mil.interpreter import MILProgram
+
         with _damaged_model(path):
-            self.program = _export_module("mil_interpreter").MILProgram.load(path)
+            self.program = MILProgram.load(path)
         # An fp16 program casts its fp32 input: compute in fp16 as the phone does.
         self.precision = "fp16" if "cast" in self.program.op_types() else "fp32"
         super().__init__(path, metadata)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pocketvec.checks import check_number
 from pocketvec.errors import ConfigError
-from pocketvec.runtime.checks import check_number
 from pocketvec.runtime.preprocess import reject_unknown_keys
 from pocketvec.train.distributed import all_reduce_sum
 

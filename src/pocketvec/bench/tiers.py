@@ -6,8 +6,8 @@ photos and benchmark.json, small enough to carry to a GPU machine. `evaluate` em
 (torch fp32, CUDA when present) and scores them with the bench's own `accuracy` (Recall@1, decision
 recall at precision >= 0.99 on held-out photos, ...), so its numbers are the bench's torch-fp32 rows.
 
-    python -m pocketvec.train.bench_tiers build .carry/bench --pages 150 --flags 150 --photos 5
-    python -m pocketvec.train.bench_tiers evaluate .carry/bench --runs NEW_RUN src/pocketvec/assets/base
+    python -m pocketvec.bench.tiers build .carry/bench --pages 150 --flags 150 --photos 5
+    python -m pocketvec.bench.tiers evaluate .carry/bench --runs NEW_RUN src/pocketvec/assets/base
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def evaluate(work: str | Path, runs: list[str]) -> list[dict]:
     """One row per tier and run: the bench's accuracy numbers of the torch fp32 model, zero-shot."""
     from pocketvec.bench.formats import prepared_photo_pixels, prepared_pixels
     from pocketvec.bench.measure import accuracy
-    from pocketvec.bench.run import _calibration_mask
+    from pocketvec.bench.run import calibration_mask
     from pocketvec.runtime.photo_crops import fuse_crops
     from pocketvec.runtime.preprocess import PreprocessSpec
     from pocketvec.train.checkpoint import read_run_config
@@ -87,7 +87,7 @@ def evaluate(work: str | Path, runs: list[str]) -> list[dict]:
     rows = []
     for folder in tiers:
         gallery, gallery_labels, queries, query_labels, photos = _tier(folder)
-        mask = _calibration_mask(queries, photos)
+        mask = calibration_mask(queries, photos)
         for run in runs:
             spec = PreprocessSpec.from_dict(read_run_config(run)["encoder"]["preprocess"])
             cache = folder / "pixels"
