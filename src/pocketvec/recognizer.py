@@ -7,8 +7,9 @@
     rec.save()                        # to items.pvg, under its lock, keeping other writers' rows
 
 It prints nothing and draws no progress unless asked (progress=True); every call returns named
-results. `enroll` blends each item's row with simulated phone photos of it (pocketvec.runtime.gallery_views;
-numpy and OpenCV, never torch); `views=NO_VIEWS` enrols the clean embeddings alone.
+results. `enroll` blends each item's row with simulated phone photos of it (pocketvec.runtime.gallery_views:
+numpy, OpenCV, albumentations; the latter imports torch where torch is installed, and the base install has
+none); `views=NO_VIEWS` enrols the clean embeddings alone.
 The accept rule is the gallery's, else the model's, else the uncalibrated default: `rec.calibrated`
 says which, and `rec.calibrate("photos/")` chooses one on labelled photos. With the OCR models of the
 `pocketvec[text]` extra installed, a new gallery keeps each item's printed text (`text=False`: not; `text=True`:

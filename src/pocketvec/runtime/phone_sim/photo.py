@@ -6,9 +6,10 @@ temperature) -> exposure (brightness, contrast, gamma) -> optics (defocus, motio
 low resolution) -> sensor noise -> JPEG. Every random choice comes from the generator passed to
 each call, so the same seed gives identical pixels.
 
-It sits in the runtime (numpy, OpenCV and three albumentations transforms, never torch) because the
-gallery views (pocketvec.runtime.gallery_views) photograph items with it; training uses it through
-pocketvec.data.augment, whose PhoneAugment defaults to the cached wallpaper set.
+It sits in the runtime (numpy, OpenCV and three albumentations transforms) because the gallery views
+(pocketvec.runtime.gallery_views) photograph items with it; training uses it through pocketvec.data.augment,
+whose PhoneAugment defaults to the cached wallpaper set. albumentations is imported when a PhoneAugment is
+made: it needs no torch, but where torch is installed its package imports it (the base install has none).
 
     augment = PhoneAugment(AugmentConfig(), output_size=224)
     photo = augment(item_rgb_uint8, np.random.default_rng(seed))
@@ -17,12 +18,10 @@ pocketvec.data.augment, whose PhoneAugment defaults to the cached wallpaper set.
 from __future__ import annotations
 
 import functools
-import importlib
 import random
-import sys
-import types
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -37,28 +36,8 @@ from pocketvec.runtime.phone_sim.scene_params import Scene, draw_params, inverse
 
 __all__ = ["AugmentConfig", "PhoneAugment", "load_backgrounds"]
 
-
-def _import_albumentations() -> types.ModuleType:
-    """albumentations without its optional torch bridge: its __init__ imports `albumentations.pytorch` (and
-    so torch) whenever torch is installed. A placeholder stands in for that module during the import and is
-    removed after it, so `import albumentations.pytorch` later still loads the real one."""
-    if "albumentations" in sys.modules or "torch" in sys.modules:
-        return importlib.import_module("albumentations")
-    name = "albumentations.pytorch"
-    placeholder = types.ModuleType(name)
-    placeholder.__all__ = []  # type: ignore[attr-defined]
-    sys.modules.setdefault(name, placeholder)
-    try:
-        module = importlib.import_module("albumentations")
-    finally:
-        if sys.modules.get(name) is placeholder:
-            del sys.modules[name]
-    if getattr(module, "pytorch", None) is placeholder:
-        delattr(module, "pytorch")
-    return module
-
-
-A = _import_albumentations()
+if TYPE_CHECKING:
+    import albumentations as A
 
 
 def load_backgrounds(folder: str | Path | None = None, max_side: int = 768, limit: int = 64) -> list[np.ndarray]:
@@ -103,6 +82,8 @@ class PhoneAugment:
         self._noise = fx.NoiseBank(output_size)
         s = self.config.strength
         # Phones auto-white-balance: the residual cast is moderate (kelvin around albumentations' neutral 6000 K).
+        import albumentations as A
+
         spread = max(100, int(1500 * min(s, 2.0)))
         self._temperature = A.PlanckianJitter(
             mode="blackbody", temperature_limit=(max(3000, 6000 - spread), 6000 + spread), p=1.0
