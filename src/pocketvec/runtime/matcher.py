@@ -2,8 +2,8 @@
 
 Scores are cosine similarities between unit vectors, reduced to one per label (the best row of
 that label); for a model with a local re-rank, the best labels' scores re-ranked by their local maps
-(`runtime/local_rerank.py`) and the others out of the running. The accept rule: best >= threshold
-AND best - best_other_label >= margin. Brute force by default (see `runtime/search.py`); faiss
+(`runtime/local_rerank.py`) and the others out of the running. The accept rule (`runtime/accept_rule.py`):
+best >= threshold AND best - best_other_label >= margin. Brute force by default (see `runtime/search.py`); faiss
 optional for huge galleries (plain cosine matching only).
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pocketvec.errors import GalleryError
+from pocketvec.runtime.accept_rule import accepts
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
 from pocketvec.runtime.metadata import AcceptRule
@@ -52,11 +53,6 @@ class Match:
         margin = None if np.isinf(self.margin) else round(self.margin, 6)
         return {"answer": self.answer, "accepted": self.accepted, "margin": margin,
                 "top": [{"label": label, "score": round(score, 6)} for label, score in self.top]}
-
-
-def accepts(best: np.ndarray, second: np.ndarray, rule: AcceptRule) -> np.ndarray:
-    """The accept rule on arrays of best and best-other-label scores."""
-    return (best >= rule.threshold) & (best - second >= rule.margin)
 
 
 def scores(gallery: Gallery, queries: np.ndarray, query_locals: np.ndarray | None = None,
