@@ -130,7 +130,7 @@ class Recognizer:
         if not len(images):
             return []
         found = self.engine.embed_all(list(images), progress=progress, query=True)
-        matches = self._get_matcher().match(found.embeddings, top_k, found.locals, self._photo_texts(images))
+        matches = self._get_matcher().match_embedded(found, top_k, self._photo_texts(images))
         return [Recognition.from_match(m) for m in matches]
 
     def enroll(self, images: ImageInput | Sequence[ImageInput], label: str | None = None,
@@ -195,7 +195,7 @@ class Recognizer:
         if self.gallery.count == 0:
             raise GalleryError("the gallery is empty: enroll items first (Recognizer.enroll)")
         if self._matcher is None:
-            self._matcher = Matcher(self.gallery, self.rule, local_rerank=self.engine.metadata.local_rerank)
+            self._matcher = Matcher.for_model(self.engine.metadata, self.gallery, self.rule)
         return self._matcher
 
     def __repr__(self) -> str:
