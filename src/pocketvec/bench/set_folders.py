@@ -8,13 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pocketvec.atomic import replace_folder, staging_folder
+from pocketvec.bounded_json import read_json
+from pocketvec.errors import DatasetError
 
 
 def manifest_config(folder: Path) -> dict | None:
     """The `config` of a set folder's manifest.json; None when there is no readable one."""
     try:
-        return json.loads((folder / "manifest.json").read_text()).get("config")
-    except (OSError, ValueError):
+        return read_json(folder / "manifest.json", "set manifest").get("config")
+    except DatasetError:
         return None
 
 
