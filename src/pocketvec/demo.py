@@ -24,7 +24,7 @@ from pocketvec.runtime.calibration import Calibration, calibrate
 from pocketvec.runtime.engines import EmbedResult, open_engine
 from pocketvec.runtime.enroll import build_gallery, labelled_images
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.gallery_views import GalleryViews, with_views
+from pocketvec.runtime.gallery.views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, scores
 from pocketvec.runtime.model_files import write_accept_rule

@@ -7,7 +7,7 @@
     rec.save()                        # to items.pvg, under its lock, keeping other writers' rows
 
 It prints nothing and draws no progress unless asked (progress=True); every call returns named
-results. `enroll` blends each item's row with simulated phone photos of it (pocketvec.runtime.gallery_views:
+results. `enroll` blends each item's row with simulated phone photos of it (pocketvec.runtime.gallery.views:
 numpy, OpenCV, albumentations; the latter imports torch where torch is installed, and the base install has
 none); `views=NO_VIEWS` enrols the clean embeddings alone.
 The accept rule is the gallery's, else the model's, else the uncalibrated default: `rec.calibrated`
@@ -38,8 +38,8 @@ from pocketvec.runtime.enroll import (
     query_layout,
 )
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.gallery_update import save_merged
-from pocketvec.runtime.gallery_views import GalleryViews, with_views
+from pocketvec.runtime.gallery.update import save_merged
+from pocketvec.runtime.gallery.views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule

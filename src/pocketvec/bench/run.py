@@ -50,7 +50,7 @@ from pocketvec.bench.texts import TierTexts
 from pocketvec.bounded_json import read_json
 from pocketvec.errors import ConfigError
 from pocketvec.export.bench_export import file_size
-from pocketvec.runtime.gallery_views import GalleryViews, blend_views
+from pocketvec.runtime.gallery.views import GalleryViews, blend_views
 from pocketvec.runtime.local_rerank import label_ids
 from pocketvec.runtime.local_rerank import rerank as local_rerank
 from pocketvec.runtime.photo_crops import fuse_crops

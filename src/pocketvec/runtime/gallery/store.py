@@ -16,8 +16,8 @@ import numpy as np
 from pocketvec.checks import check_text
 from pocketvec.errors import GalleryError
 from pocketvec.file_kinds import refuse_special
-from pocketvec.runtime import gallery_file
-from pocketvec.runtime.gallery_header import MAX_LABEL, MAX_TEXT
+from pocketvec.runtime.gallery import file as gallery_file
+from pocketvec.runtime.gallery.header import MAX_LABEL, MAX_TEXT
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 from pocketvec.runtime.unit_norm import dequantize, to_int8
 from pocketvec.runtime.weights_digest import short
