@@ -61,9 +61,9 @@ from pocketvec.bench.lookalikes import (
 )
 from pocketvec.bench.simulator import PhotoSimConfig, query_rng, simulate_photo
 from pocketvec.bounded_json import read_json
-from pocketvec.data.source_fetch import fetch_set
-from pocketvec.data.source_plan import PlannedItem, render_order
 from pocketvec.data.sources import read_manifest
+from pocketvec.data.sources.fetch import fetch_set
+from pocketvec.data.sources.plan import PlannedItem, render_order
 from pocketvec.errors import ConfigError, DatasetError
 from pocketvec.runtime.images import load_image
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pocketvec.bounded_json import read_json
-from pocketvec.data.source_catalog import POOL_SOURCES
-from pocketvec.data.source_spec import PackageRef, SourceSpec
+from pocketvec.data.sources.catalog import POOL_SOURCES
+from pocketvec.data.sources.spec import PackageRef, SourceSpec
 from pocketvec.errors import ConfigError
 
 MANIFEST_NAME = "manifest.json"
