@@ -20,7 +20,7 @@ from tier_files import calibration_photos, gallery_items, parse_model_and_tier, 
 from pocketvec.data.validation_sim import validation_photos
 from pocketvec.runtime.calibration import calibrate
 from pocketvec.runtime.engines import open_engine
-from pocketvec.runtime.gallery_views import GalleryViews, blend_views, view_photos
+from pocketvec.runtime.gallery.views import GalleryViews, blend_views, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import label_ids, rerank
 from pocketvec.runtime.metrics import recall_at_k

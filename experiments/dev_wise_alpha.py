@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from pocketvec.runtime.gallery_views import GalleryViews, view_photos
+from pocketvec.runtime.gallery.views import GalleryViews, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.train.checkpoint import FLOAT_WEIGHTS_FILE, load_run, read_run_config
 from pocketvec.train.evaluate import HeldOut, _pixels, evaluate

@@ -16,7 +16,7 @@ from tier_files import calibration_photos, parse_model_and_tier, query_photos
 from pocketvec.runtime.calibration import calibrate
 from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import embed_items
-from pocketvec.runtime.gallery_views import GalleryViews
+from pocketvec.runtime.gallery.views import GalleryViews
 from pocketvec.runtime.local_rerank import label_ids, rerank
 from pocketvec.runtime.metrics import recall_at_k
 

@@ -20,7 +20,7 @@ from pocketvec.data.validation_sim import validation_photos
 from pocketvec.runtime.calibration import calibrate
 from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import embed_items
-from pocketvec.runtime.gallery_views import GalleryViews
+from pocketvec.runtime.gallery.views import GalleryViews
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.local_rerank import label_ids, rerank
 from pocketvec.runtime.metrics import recall_at_k

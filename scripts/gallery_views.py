@@ -1,7 +1,7 @@
 """Gallery views: how much blending simulated phone photos into each gallery row gains, per clean weight.
 
 Each gallery row is the clean image's embedding blended with the mean embedding of COUNT simulated phone
-photos of it (pocketvec.runtime.gallery_views: the training's photo simulator on the embedded backgrounds,
+photos of it (pocketvec.runtime.gallery.views: the training's photo simulator on the embedded backgrounds,
 seeded by the file's content, as `pocketvec gallery build` makes them); the queries are the tier's photos as
 `pocketvec bench` built them (its own simulator). PyTorch fp32, cosine and the runtime's local re-rank
 (export defaults), the decision rule calibrated on each item's first 40 % of photos and scored on the rest,
@@ -23,7 +23,7 @@ import torch
 from bench_input_size import pixels
 from local_rerank import CALIBRATION_FRACTION, embed_with_locals, report, rescored
 
-from pocketvec.runtime.gallery_views import GalleryViews, blend_views, view_photos
+from pocketvec.runtime.gallery.views import GalleryViews, blend_views, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import preprocess, to_batch

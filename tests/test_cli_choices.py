@@ -54,7 +54,7 @@ def test_the_lists_equal_the_libraries() -> None:
     from pocketvec.data.pseudoclasses import PRESETS as POLICIES
     from pocketvec.export.source import QUANTIZE_CHOICES
     from pocketvec.runtime.engines import ENGINES
-    from pocketvec.runtime.gallery_file import DTYPES
+    from pocketvec.runtime.gallery.file import DTYPES
     from pocketvec.train.presets import PRESETS
 
     assert set(choices.ENGINES) == set(ENGINES)

@@ -2,17 +2,21 @@
 
 Python's json recursion ends in RecursionError on deep nesting and NaN/Infinity are accepted by
 default; here both are refused as the caller's error class, naming the file.
+
+`read_json` reads a JSON file from disk (a run's config, a manifest, a cache stamp) as Python's json does,
+unbounded; a file that cannot be read or is not JSON raises the caller's error class naming the file.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pocketvec.errors import PocketvecError
+from pocketvec.errors import DatasetError, PocketvecError
 
 MAX_DEPTH = 16
 OPENERS, CLOSERS = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
@@ -43,3 +47,13 @@ def loads_bounded(raw: bytes | str, source: str, what: str, error: type[Pocketve
         return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError) as e:
         raise error(f"{source}: {what} is not valid JSON ({e})") from e
+
+
+def read_json(path: str | Path, what: str = "JSON", error: type[PocketvecError] = DatasetError,
+              advice: str = "") -> Any:
+    """The JSON value in the file `path`. A file that cannot be read or is not JSON raises
+    `error("PATH: unreadable WHAT (problem)")`, with "; ADVICE" after it when given."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        raise error(f"{path}: unreadable {what} ({e})" + (f"; {advice}" if advice else "")) from e

@@ -24,7 +24,7 @@ from pocketvec.runtime.calibration import Calibration, calibrate
 from pocketvec.runtime.engines import EmbedResult, open_engine
 from pocketvec.runtime.enroll import build_gallery, labelled_images
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.gallery_views import GalleryViews, with_views
+from pocketvec.runtime.gallery.views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, scores
 from pocketvec.runtime.model_files import write_accept_rule
@@ -155,7 +155,7 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoRe
 
     say("6/6 matching other phone photos ...")
     test, truth, names = embed_folder(engine, photos / "test")
-    matches = Matcher(gallery, local_rerank=rerank).match(test.embeddings, 3, test.locals)
+    matches = Matcher.for_model(engine.metadata, gallery).match_embedded(test, 3)
     reference = torch_matches(run_dir, engine, gallery, photos / "test")
     return DemoReport(out, run_dir, onnx_model, coreml_model, gallery_path, photos, parity, result, names, truth,
                       matches, reference)
@@ -193,4 +193,4 @@ def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list
                                  lambda photos: embed(photos, query=True)[0])
     reference.add(item_embeddings, [label for _, label in items], [str(p) for p, _ in items], item_locals)
     queries, query_locals = embed([p for p, _ in labelled_images(photos, "folders")], query=True)
-    return Matcher(reference, local_rerank=rerank).match(queries, 3, query_locals)
+    return Matcher.for_model(engine.metadata, reference).match(queries, 3, query_locals)

@@ -7,7 +7,7 @@
     rec.save()                        # to items.pvg, under its lock, keeping other writers' rows
 
 It prints nothing and draws no progress unless asked (progress=True); every call returns named
-results. `enroll` blends each item's row with simulated phone photos of it (pocketvec.runtime.gallery_views:
+results. `enroll` blends each item's row with simulated phone photos of it (pocketvec.runtime.gallery.views:
 numpy, OpenCV, albumentations; the latter imports torch where torch is installed, and the base install has
 none); `views=NO_VIEWS` enrols the clean embeddings alone.
 The accept rule is the gallery's, else the model's, else the uncalibrated default: `rec.calibrated`
@@ -38,8 +38,8 @@ from pocketvec.runtime.enroll import (
     query_layout,
 )
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.gallery_update import save_merged
-from pocketvec.runtime.gallery_views import GalleryViews, with_views
+from pocketvec.runtime.gallery.update import save_merged
+from pocketvec.runtime.gallery.views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule
@@ -130,7 +130,7 @@ class Recognizer:
         if not len(images):
             return []
         found = self.engine.embed_all(list(images), progress=progress, query=True)
-        matches = self._get_matcher().match(found.embeddings, top_k, found.locals, self._photo_texts(images))
+        matches = self._get_matcher().match_embedded(found, top_k, self._photo_texts(images))
         return [Recognition.from_match(m) for m in matches]
 
     def enroll(self, images: ImageInput | Sequence[ImageInput], label: str | None = None,
@@ -195,7 +195,7 @@ class Recognizer:
         if self.gallery.count == 0:
             raise GalleryError("the gallery is empty: enroll items first (Recognizer.enroll)")
         if self._matcher is None:
-            self._matcher = Matcher(self.gallery, self.rule, local_rerank=self.engine.metadata.local_rerank)
+            self._matcher = Matcher.for_model(self.engine.metadata, self.gallery, self.rule)
         return self._matcher
 
     def __repr__(self) -> str:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pocketvec.runtime import gallery_file
 from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.gallery import file as gallery_file
 
 from ..runtime.test_runtime_gallery import BAD_HEADERS, DIGEST, resealed, version1_bytes
 from .conftest import b64
@@ -103,7 +103,7 @@ def test_js_and_python_write_the_same_bytes(js_page, scenario, dtype: str) -> No
 def test_version_3_local_maps_round_to_float16_as_numpy_does(js_page, scenario) -> None:
     """Rows with local maps (version 3) from unrounded float32 maps: the browser's float16 rounding writes
     the very bytes numpy's does, and the browser reads Python's maps back exactly."""
-    from pocketvec.runtime.gallery_file import decode
+    from pocketvec.runtime.gallery.file import decode
 
     found = scenario.engine.embed_all(scenario.enrolled)  # items: the rows' maps, unrounded
     labels = [f"item {i}" for i in range(len(found.embeddings))]

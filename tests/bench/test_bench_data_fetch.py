@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pocketvec.data.source_fetch import fetch_set
-from pocketvec.data.source_packages import MissingToolError
-from pocketvec.data.source_plan import spread_order
 from pocketvec.data.sources import read_manifest
+from pocketvec.data.sources.fetch import fetch_set
+from pocketvec.data.sources.packages import MissingToolError
+from pocketvec.data.sources.plan import spread_order
 
 pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get is not installed")
 

@@ -31,7 +31,7 @@ from pocketvec.bench.dataset import (
 )
 from pocketvec.bench.lookalikes import LookalikeConfig, LookalikePicks, build_lookalikes, group_pages, page_identity
 from pocketvec.bench.simulator import PhotoSimConfig
-from pocketvec.data.source_plan import PlannedItem, render_order, spread_order
+from pocketvec.data.sources.plan import PlannedItem, render_order, spread_order
 from pocketvec.errors import ConfigError, DatasetError
 
 

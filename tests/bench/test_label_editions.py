@@ -29,7 +29,7 @@ from pocketvec.bench.label_editions import (
     producer_names,
 )
 from pocketvec.bench.simulator import PhotoSimConfig
-from pocketvec.data.source_packages import MissingToolError
+from pocketvec.data.sources.packages import MissingToolError
 from pocketvec.errors import ConfigError, DatasetError
 from pocketvec.runtime.images import load_image
 
@@ -197,8 +197,8 @@ def test_a_missing_apt_get_names_the_font_package(tmp_path, monkeypatch) -> None
 
 def test_no_training_set_may_use_the_label_fonts() -> None:
     from pocketvec.data.pool_guard import check_catalog, protected_packages
-    from pocketvec.data.source_spec import PackageRef, SourceSpec
     from pocketvec.data.sources import LABEL_FONTS, SOURCES
+    from pocketvec.data.sources.spec import PackageRef, SourceSpec
 
     assert {ref.name for ref in LABEL_FONTS} <= set(protected_packages())
     liberation = PackageRef("deb", "fonts-liberation", ("usr/share/fonts/truetype/liberation/*.ttf",))

@@ -20,10 +20,10 @@ from PIL import Image
 
 from pocketvec.data.assets import demo_items_dir
 from pocketvec.data.pool_guard import check_catalog, check_pool_set
-from pocketvec.data.source_fetch import fetch_set
-from pocketvec.data.source_packages import _wanted
-from pocketvec.data.source_spec import PackageRef, SourceSpec
 from pocketvec.data.sources import SOURCES, get_source, read_manifest
+from pocketvec.data.sources.fetch import fetch_set
+from pocketvec.data.sources.packages import _wanted
+from pocketvec.data.sources.spec import PackageRef, SourceSpec
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.images import content_hash
 from pocketvec.train.pool import write_pool_manifest
@@ -196,9 +196,9 @@ def test_same_picture_in_two_sets_is_one_class_and_benchmark_bytes_are_dropped(t
 def test_zip_members_are_items_and_small_ones_are_skipped(tmp_path) -> None:
     import zipfile
 
-    from pocketvec.data.source_fetch import _render_item
-    from pocketvec.data.source_parts import zip_entries
-    from pocketvec.data.source_plan import plan_items
+    from pocketvec.data.sources.fetch import _render_item
+    from pocketvec.data.sources.parts import zip_entries
+    from pocketvec.data.sources.plan import plan_items
 
     pack = tmp_path / "pak.pk3"  # a texture pack is a zip; here made of real item images
     with zipfile.ZipFile(pack, "w") as archive:
@@ -223,7 +223,7 @@ def test_zip_members_are_items_and_small_ones_are_skipped(tmp_path) -> None:
 
 
 def test_a_set_being_fetched_elsewhere_is_waited_for(tmp_path, monkeypatch) -> None:
-    from pocketvec.data import source_fetch
+    from pocketvec.data.sources import fetch as source_fetch
     from pocketvec.file_lock import exclusive_lock
 
     monkeypatch.setattr(source_fetch, "LOCK_TIMEOUT_S", 0.2)

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pocketvec.errors import GalleryError, ImageLoadError, ModelFileError
-from pocketvec.runtime import gallery_file
 from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.gallery import file as gallery_file
 from pocketvec.runtime.image_bounds import check_bounds
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.local_rerank import LocalRerank

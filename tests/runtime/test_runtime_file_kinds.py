@@ -20,8 +20,8 @@ from pocketvec.errors import GalleryError, PocketvecError
 from pocketvec.file_lock import lock_path
 from pocketvec.output_paths import check_output_file
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.gallery_update import gallery_lock, update_gallery
-from pocketvec.runtime.gallery_views import NO_VIEWS
+from pocketvec.runtime.gallery.update import gallery_lock, update_gallery
+from pocketvec.runtime.gallery.views import NO_VIEWS
 
 from .test_runtime_cli import cli
 

@@ -12,8 +12,9 @@ import pytest
 
 import pocketvec.atomic
 from pocketvec.errors import GalleryError, PocketvecWarning
-from pocketvec.runtime import gallery_file, gallery_header
 from pocketvec.runtime.gallery import Gallery, quantize
+from pocketvec.runtime.gallery import file as gallery_file
+from pocketvec.runtime.gallery import header as gallery_header
 from pocketvec.runtime.metadata import AcceptRule
 
 

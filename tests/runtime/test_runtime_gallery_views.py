@@ -13,7 +13,7 @@ import pocketvec
 from pocketvec.errors import ConfigError
 from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import build_gallery
-from pocketvec.runtime.gallery_views import NO_VIEWS, GalleryViews, blend_views, view_photos
+from pocketvec.runtime.gallery.views import NO_VIEWS, GalleryViews, blend_views, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 
 

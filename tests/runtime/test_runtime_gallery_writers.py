@@ -18,7 +18,7 @@ from pocketvec.file_lock import lock_path
 from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import enroll_file
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.gallery_update import gallery_lock, update_gallery
+from pocketvec.runtime.gallery.update import gallery_lock, update_gallery
 from pocketvec.runtime.metadata import ModelMetadata
 from pocketvec.runtime.preprocess import PreprocessSpec
 

@@ -176,7 +176,7 @@ def test_matcher_answers_the_scores_calibration_and_eval_count(rerank_model, ite
     assert not np.allclose(np.sort(similarity, axis=1)[:, -5:], np.sort(found.embeddings @ gallery.embeddings().T,
                                                                         axis=1)[:, -5:])
     rule = calibrate(similarity, found.labels, gallery.labels).rule
-    matches = Matcher(gallery, rule, local_rerank=engine.metadata.local_rerank).match(found.embeddings, 3, found.locals)
+    matches = Matcher.for_model(engine.metadata, gallery, rule).match_embedded(found, 3)
     top, best, second = best_two(similarity, gallery.labels)
     assert [m.top[0][0] for m in matches] == list(top)
     np.testing.assert_allclose([m.top[0][1] for m in matches], best, rtol=1e-6)
@@ -187,7 +187,7 @@ def test_matcher_answers_the_scores_calibration_and_eval_count(rerank_model, ite
     assert report.decisions.correct == sum(m.accepted and m.answer == label
                                            for m, label in zip(matches, found.labels, strict=True))
     with pytest.raises(GalleryError, match="the queries and the gallery both need them"):
-        Matcher(gallery, AcceptRule(0.5), local_rerank=engine.metadata.local_rerank).match(found.embeddings)
+        Matcher.for_model(engine.metadata, gallery, AcceptRule(0.5)).match(found.embeddings)
 
 
 def test_cli_build_and_match_re_rank(monkeypatch, capsys, rerank_model, items_dir: Path, tmp_path: Path) -> None:
@@ -204,7 +204,6 @@ def test_cli_build_and_match_re_rank(monkeypatch, capsys, rerank_model, items_di
     results = json.loads(out)["results"]
     engine = open_engine(model)
     found = engine.embed_all(images)
-    expected = Matcher(open_gallery(engine, tmp_path / "g.pvg"), local_rerank=engine.metadata.local_rerank).match(
-        found.embeddings, 3, found.locals)
+    expected = Matcher.for_model(engine.metadata, open_gallery(engine, tmp_path / "g.pvg")).match_embedded(found, 3)
     assert [r["answer"] for r in results] == [m.answer for m in expected] == [p.stem for p in images]
     assert [r["top"][0]["score"] for r in results] == [round(m.top[0][1], 6) for m in expected]

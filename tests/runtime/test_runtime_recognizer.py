@@ -13,7 +13,7 @@ import pytest
 import pocketvec
 from pocketvec.errors import ConfigError, GalleryError, ImageLoadError
 from pocketvec.runtime.enroll import build_gallery
-from pocketvec.runtime.gallery_views import NO_VIEWS
+from pocketvec.runtime.gallery.views import NO_VIEWS
 from pocketvec.runtime.matcher import DEFAULT_RULE, Matcher
 
 

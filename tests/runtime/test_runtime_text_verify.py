@@ -161,7 +161,7 @@ def vintages(tmp_path: Path) -> tuple[Path, list[Path]]:
 @needs_ocr
 def test_recognizer_reads_the_difference(onnx_model: Path, vintages: tuple[Path, list[Path]], tmp_path: Path) -> None:
     import pocketvec
-    from pocketvec.runtime.gallery_views import NO_VIEWS
+    from pocketvec.runtime.gallery.views import NO_VIEWS
 
     items, photos = vintages
     assert pocketvec.Recognizer(onnx_model, tmp_path / "none.pvg", text=False).text_models is None

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from pocketvec.errors import GalleryError, ModelFileError
-from pocketvec.runtime import gallery_file
 from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.gallery import file as gallery_file
 from pocketvec.runtime.metadata import AcceptRule
 
 

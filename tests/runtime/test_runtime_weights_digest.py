@@ -113,7 +113,7 @@ def test_onnx_digest_takes_milliseconds(onnx_model: Path) -> None:
 
 def build(onnx_model: Path, items_dir: Path, out: Path) -> Gallery:
     from pocketvec.runtime.enroll import build_gallery
-    from pocketvec.runtime.gallery_views import NO_VIEWS
+    from pocketvec.runtime.gallery.views import NO_VIEWS
 
     gallery, _ = build_gallery(open_engine(onnx_model), items_dir, views=NO_VIEWS)
     gallery.save(out)
@@ -124,7 +124,7 @@ def test_a_gallery_records_the_digest_of_the_model_that_built_it(onnx_model: Pat
                                                                   items_dir: Path, item_paths: list[Path],
                                                                   tmp_path: Path) -> None:
     from pocketvec.recognizer import Recognizer
-    from pocketvec.runtime.gallery_views import NO_VIEWS
+    from pocketvec.runtime.gallery.views import NO_VIEWS
 
     digest = open_engine(onnx_model).metadata.weights_digest
     path = tmp_path / "items.pvg"

@@ -53,7 +53,7 @@ COMMANDS = textwrap.dedent("""
         "eval": cli("eval", model, "--gallery", items, "--queries", work / "photos"),
     }
     import pocketvec
-    from pocketvec.runtime.gallery_views import GalleryViews
+    from pocketvec.runtime.gallery.views import GalleryViews
 
     rec = pocketvec.Recognizer(model, work / "r.pvg", views=GalleryViews(count=2))
     report = rec.enroll(items)

@@ -109,7 +109,7 @@ ENROL = """
 import sys
 from pathlib import Path
 import pocketvec
-from pocketvec.runtime.gallery_views import GalleryViews
+from pocketvec.runtime.gallery.views import GalleryViews
 
 model, items, out = map(Path, sys.argv[1:])
 rec = pocketvec.Recognizer(model, out, views=GalleryViews(count=2))

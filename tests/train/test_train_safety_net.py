@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pocketvec.data.validation_sim import validation_photos
-from pocketvec.runtime.gallery_views import GalleryViews
+from pocketvec.runtime.gallery.views import GalleryViews
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.matcher import scores as runtime_scores
 from pocketvec.runtime.preprocess import PreprocessSpec, crops_from_name

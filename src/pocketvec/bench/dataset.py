@@ -60,9 +60,10 @@ from pocketvec.bench.lookalikes import (
     spread_pick,
 )
 from pocketvec.bench.simulator import PhotoSimConfig, query_rng, simulate_photo
-from pocketvec.data.source_fetch import fetch_set
-from pocketvec.data.source_plan import PlannedItem, render_order
+from pocketvec.bounded_json import read_json
 from pocketvec.data.sources import read_manifest
+from pocketvec.data.sources.fetch import fetch_set
+from pocketvec.data.sources.plan import PlannedItem, render_order
 from pocketvec.errors import ConfigError, DatasetError
 from pocketvec.runtime.images import load_image
 
@@ -260,7 +261,7 @@ def dev_tier_items(config: BenchConfig, root: Path | None) -> tuple[dict[str, li
     looks = LookalikeConfig(len(dev.lookalike_manuals), len(dev.lookalike_flags))
     if looks.items:
         folder = build_lookalikes(looks, root, picks=dev.picks())
-        made = json.loads((folder / "manifest.json").read_text())["items"].values()
+        made = read_json(folder / "manifest.json", "lookalike set manifest")["items"].values()
         shown = {page_identity(m["document"], m["page"]) if "document" in m else m["source"] for m in made}
         shared = sorted(shown & test.identities())
         if shared:
@@ -276,7 +277,7 @@ def _label_items(config: LabelConfig, root: Path | None, test: SplitItems | None
         return []
     folder = build_label_editions(config, root)
     if test is not None:
-        designs = json.loads((folder / "manifest.json").read_text())["designs"].values()
+        designs = read_json(folder / "manifest.json", "label set manifest")["designs"].values()
         shared = sorted({label_identity(design["name"]) for design in designs} & test.identities())
         if shared:
             raise DatasetError(f"{folder}: the dev label designs have test producers: {', '.join(shared[:5])}.")
@@ -308,7 +309,7 @@ def calibration_photos(work: Path, gallery_dir: Path, labels: list[str], per_ite
     folder, stamp = work / "calibration", work / "calibration.json"
     wanted = {"key": key, "per_item": per_item, "seed": CALIBRATION_SEED,
               "backgrounds": [p.name for p in wallpaper_paths()]}  # those `data photos` composites onto
-    if not stamp.is_file() or json.loads(stamp.read_text()) != wanted:
+    if not stamp.is_file() or read_json(stamp, "calibration stamp") != wanted:
         stamp.unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
         write_query_photos(gallery_dir, folder, per_item, seed=CALIBRATION_SEED)
@@ -324,7 +325,7 @@ def build_tier(work: Path, items: list[tuple[str, Path]], config: BenchConfig, s
     key = _config_key(config, sim, wallpapers, [label for label, _ in items])
     gallery_dir, query_dir = work / "gallery", work / "queries"
     stamp = work / "benchmark.json"
-    if not stamp.is_file() or json.loads(stamp.read_text()).get("key") != key:
+    if not stamp.is_file() or read_json(stamp, "benchmark stamp").get("key") != key:
         for folder in (gallery_dir, query_dir):
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)

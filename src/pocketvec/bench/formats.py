@@ -15,7 +15,7 @@ import numpy as np
 from pocketvec.atomic import atomic_output
 from pocketvec.bench.code_id import code_id
 from pocketvec.bench.models import NotAvailable
-from pocketvec.runtime.gallery_views import GalleryViews, view_photos
+from pocketvec.runtime.gallery.views import GalleryViews, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.photo_crops import fuse_crops
@@ -90,7 +90,7 @@ def prepared_photo_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Pa
 
 
 def prepared_view_pixels(paths: list[Path], spec: PreprocessSpec, views: GalleryViews, cache_dir: Path) -> np.ndarray:
-    """(N, views.count, crops, S, S, 3) uint8: the gallery views of every image (pocketvec.runtime.gallery_views),
+    """(N, views.count, crops, S, S, 3) uint8: the gallery views of every image (pocketvec.runtime.gallery.views),
     cropped as the runtime crops photos (each query crop), made once per spec and cached."""
     specs = spec.query_specs()
 

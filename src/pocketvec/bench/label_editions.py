@@ -37,8 +37,8 @@ from PIL import Image, ImageDraw, ImageFont
 from pocketvec.bench.code_id import code_id
 from pocketvec.bench.set_folders import build_set_folder
 from pocketvec.data.preview import save_png_atomic
-from pocketvec.data.source_packages import download, unpack
 from pocketvec.data.sources import LABEL_FONTS, cache_root
+from pocketvec.data.sources.packages import download, unpack
 from pocketvec.errors import ConfigError, DatasetError
 
 SET_NAME = "label-sets"  # one folder per split and size below it

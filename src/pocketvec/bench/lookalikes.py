@@ -34,10 +34,10 @@ from PIL import Image
 from pocketvec.bench.set_folders import build_set_folder
 from pocketvec.data import render
 from pocketvec.data.preview import save_png_atomic
-from pocketvec.data.source_fetch import fetch_set
-from pocketvec.data.source_packages import download, unpack
-from pocketvec.data.source_plan import spread_order
 from pocketvec.data.sources import cache_root, get_source, read_manifest
+from pocketvec.data.sources.fetch import fetch_set
+from pocketvec.data.sources.packages import download, unpack
+from pocketvec.data.sources.plan import spread_order
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.images import load_image
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from pocketvec.bench.code_id import code_id
 from pocketvec.bench.dataset import BenchSet
 from pocketvec.bench.texts import TierTexts
+from pocketvec.bounded_json import read_json
 
 ENROLL_TIME_FILE = "enroll_wall_time.json"  # next to an enrolled run: the wall time of the training command
 
@@ -116,8 +117,8 @@ def enroll_on_gallery(ctx: BenchContext, preset: str, start: Path | None, name: 
     import pocketvec.train
     from pocketvec.train.presets import preset_config
 
-    start_id = json.loads((start / "config.json").read_text())["embedding_space_id"] if start else "imagenet"
-    gallery_id = json.loads((ctx.work / "benchmark.json").read_text())["key"]
+    start_id = read_json(start / "config.json", "run config")["embedding_space_id"] if start else "imagenet"
+    gallery_id = read_json(ctx.work / "benchmark.json", "benchmark stamp")["key"]
     recipe = {"preset": preset_config(preset).to_dict(), "args": ctx.enroll_args,
               "code": code_id(pocketvec.train, pocketvec.data)}
     args_id = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:8]

@@ -432,12 +432,12 @@ def _frame(aspect: float) -> str:
 
 
 def _gallery_rows_note(views: dict) -> str:
-    """How the benchmark made each gallery row (`pocketvec.runtime.gallery_views`), as `gallery build` does."""
+    """How the benchmark made each gallery row (`pocketvec.runtime.gallery.views`), as `gallery build` does."""
     if not views["count"]:
         return "- Gallery rows: each item's clean image alone (`--gallery-views 0`)."
     return (f"- Gallery rows, as `pocketvec gallery build` makes them: the clean image's embedding blended "
             f"{views['clean_weight']:g} : {1 - views['clean_weight']:g} with the mean of {views['count']} "
-            "simulated phone photos of it from the *training* photo simulator (`pocketvec.runtime.gallery_views`, "
+            "simulated phone photos of it from the *training* photo simulator (`pocketvec.runtime.gallery.views`, "
             f"embedded backgrounds; never the benchmark's simulator), framed {_frame(views.get('aspect', 1.0))} and "
             "cropped with the model's photos' crop. The re-rank's local maps are the clean "
             "image's. Parity compares the models' outputs on the same images, before any blend.")

@@ -47,9 +47,10 @@ from pocketvec.bench.measure import (
 from pocketvec.bench.models import ENROLL_TIME_FILE, MODEL_SPECS, BenchContext, NotAvailable
 from pocketvec.bench.simulator import PhotoSimConfig
 from pocketvec.bench.texts import TierTexts
+from pocketvec.bounded_json import read_json
 from pocketvec.errors import ConfigError
 from pocketvec.export.bench_export import file_size
-from pocketvec.runtime.gallery_views import GalleryViews, blend_views
+from pocketvec.runtime.gallery.views import GalleryViews, blend_views
 from pocketvec.runtime.local_rerank import label_ids
 from pocketvec.runtime.local_rerank import rerank as local_rerank
 from pocketvec.runtime.photo_crops import fuse_crops
@@ -124,7 +125,7 @@ def _subset(labels: list[str], items: int, *photo_labels: list[str]) -> tuple[np
 
 def _export_dir(ctx: BenchContext, key: str, run_dir: Path) -> Path:
     """Exports are reused only for the same weights, gallery (w8a8 calibrates on it) and export code."""
-    stamp = json.loads((ctx.work / "benchmark.json").read_text())["key"]
+    stamp = read_json(ctx.work / "benchmark.json", "benchmark stamp")["key"]
     space = read_run_config(run_dir)["embedding_space_id"]
     return ctx.work / "exports" / f"{key}-{space}-{stamp}-{exporter_id()}"
 
@@ -235,7 +236,7 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions,
     finally:
         progress.remove_task(task)
     if (run_dir / ENROLL_TIME_FILE).is_file():  # measured when the run was made, also when it is reused
-        base["enroll_s"] = json.loads((run_dir / ENROLL_TIME_FILE).read_text())["seconds"]
+        base["enroll_s"] = read_json(run_dir / ENROLL_TIME_FILE, "enrollment time")["seconds"]
     bench = ctx.bench
     run_config = read_run_config(run_dir)
     preprocess_spec = PreprocessSpec.from_dict(run_config["encoder"]["preprocess"])

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from pocketvec.atomic import replace_folder, staging_folder
+from pocketvec.bounded_json import read_json
+from pocketvec.errors import DatasetError
 
 
 def manifest_config(folder: Path) -> dict | None:
     """The `config` of a set folder's manifest.json; None when there is no readable one."""
     try:
-        return json.loads((folder / "manifest.json").read_text()).get("config")
-    except (OSError, ValueError):
+        return read_json(folder / "manifest.json", "set manifest").get("config")
+    except DatasetError:
         return None
 
 
@@ -25,16 +27,12 @@ def build_set_folder(folder: Path, wanted: dict, make: Callable[[Path], dict]) -
     a complete copy."""
     if manifest_config(folder) == wanted:
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    building.chmod(0o755)
-    try:
+    with staging_folder(folder) as building:
+        building.mkdir()
+        building.chmod(0o755)
         manifest = {"config": wanted, **make(building)}
         (building / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
         if manifest_config(folder) != wanted:  # another build may have finished first: keep its copy
-            shutil.rmtree(folder, ignore_errors=True)
             with contextlib.suppress(OSError):  # lost a race to a build of the same config: its copy serves
-                building.rename(folder)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
+                replace_folder(building, folder)
     return folder

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pocketvec.atomic import write_bytes_atomic
 from pocketvec.bench.code_id import code_id
+from pocketvec.bounded_json import read_json
 from pocketvec.runtime.printed_text import ITEM_DETECT_SIDE, PHOTO_DETECT_SIDE, PhotoTexts, read_item_texts
 
 
@@ -25,7 +26,7 @@ class TierTexts:
     def __init__(self, folder: Path, models: str) -> None:
         self.folder, self.models = folder, models
         self.file = folder / texts_file(models)
-        self.known: dict[str, str] = json.loads(self.file.read_text()) if self.file.is_file() else {}
+        self.known: dict[str, str] = read_json(self.file, "text cache") if self.file.is_file() else {}
 
     def _key(self, kind: str, path: Path) -> str:
         return f"{kind}:{path.relative_to(self.folder).as_posix()}"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketvec.bounded_json import read_json
 from pocketvec.errors import DatasetError
 
 KEPT = ("gallery", "queries", "benchmark.json")
@@ -48,7 +49,7 @@ def _tier(folder: Path) -> tuple[list[Path], list[str], list[Path], list[str], i
     stamp = folder / "benchmark.json"
     if not stamp.is_file():
         raise DatasetError(f"{folder}: not a built benchmark tier (no benchmark.json); run `build` first")
-    photos = int(json.loads(stamp.read_text())["config"]["queries_per_item"])
+    photos = int(read_json(stamp, "benchmark stamp")["config"]["queries_per_item"])
     gallery = sorted(p for p in (folder / "gallery").iterdir() if p.is_file())
     queries = sorted((folder / "queries").glob("*--q*.jpg"))
     if not gallery or not queries:

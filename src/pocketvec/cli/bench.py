@@ -10,7 +10,7 @@ import typer
 
 from pocketvec.cli import choices, ranged
 from pocketvec.cli.output import console, safe
-from pocketvec.runtime.gallery_views import MAX_VIEWS, GalleryViews
+from pocketvec.runtime.gallery.views import MAX_VIEWS, GalleryViews
 
 SPLITS = ("test", "dev")  # pocketvec.bench.dataset.SPLITS (tests/bench keeps them equal)
 

@@ -18,7 +18,7 @@ QUANTIZE = ("none", "fp16", "int8", "w8a8")  # pocketvec.export.source.QUANTIZE_
 PRESETS = ("enroll", "enroll-small", "base", "base-gpu", "base-imagenet", "small", "small-gpu", "smoke")
 GPU_PRESETS = ("base-gpu", "base-imagenet", "small-gpu")  # sized for a GPU machine (they run, slowly, on a CPU)
 POLICIES = ("documents", "upright", "single", "symmetric")  # pocketvec.data.pseudoclasses.PRESETS
-GALLERY_DTYPES = ("float32", "float16", "int8")  # pocketvec.runtime.gallery_file.DTYPES
+GALLERY_DTYPES = ("float32", "float16", "int8")  # pocketvec.runtime.gallery.file.DTYPES
 
 
 def normalize(what: str, value: str, choices: Sequence[str]) -> str:

@@ -29,8 +29,8 @@ def fetch(
     Example: pocketvec data fetch flag-icons --limit 50   (every training set: pocketvec data fetch pool)
     """
     from pocketvec.data.pool_build import training_sets
-    from pocketvec.data.source_fetch import fetch_set
     from pocketvec.data.sources import get_source
+    from pocketvec.data.sources.fetch import fetch_set
 
     names = {"all": source_names(), "pool": training_sets()}.get(name) or [get_source(name).name]
     for set_name in names:

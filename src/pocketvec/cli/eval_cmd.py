@@ -71,7 +71,7 @@ def calibrate(
     from pocketvec.runtime.calibration import calibrate as run_calibration
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import embed_labelled, open_gallery, query_layout
-    from pocketvec.runtime.gallery_update import update_gallery
+    from pocketvec.runtime.gallery.update import update_gallery
     from pocketvec.runtime.matcher import scores
     from pocketvec.runtime.model_files import write_accept_rule
     from pocketvec.runtime.printed_text import photo_texts

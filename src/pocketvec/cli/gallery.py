@@ -8,7 +8,7 @@ import typer
 
 from pocketvec.cli import choices
 from pocketvec.cli._common import READ_TEXT
-from pocketvec.runtime.gallery_views import MAX_VIEWS, GalleryViews
+from pocketvec.runtime.gallery.views import MAX_VIEWS, GalleryViews
 
 app = typer.Typer(help="Build and edit galleries (.pvg) of enrolled items. "
                   "Example: pocketvec gallery build model.onnx --images items/ --out items.pvg",
@@ -47,7 +47,7 @@ def build_command(
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import build_gallery
     from pocketvec.runtime.gallery import check_dtype
-    from pocketvec.runtime.gallery_update import refuse_existing, write_new_gallery
+    from pocketvec.runtime.gallery.update import refuse_existing, write_new_gallery
     from pocketvec.runtime.printed_text import wanted_models
 
     from .output import safe, settings
@@ -108,7 +108,7 @@ def remove_command(
     Example: pocketvec gallery remove items.pvg flag_chad
     """
     from pocketvec.runtime.gallery import Gallery
-    from pocketvec.runtime.gallery_update import update_gallery
+    from pocketvec.runtime.gallery.update import update_gallery
 
     from .output import safe
     from .runtime_tables import console
@@ -133,8 +133,8 @@ def upgrade_command(
     import warnings
 
     from pocketvec.errors import PocketvecWarning
-    from pocketvec.runtime.gallery_file import VERSION
-    from pocketvec.runtime.gallery_update import update_gallery
+    from pocketvec.runtime.gallery.file import VERSION
+    from pocketvec.runtime.gallery.update import update_gallery
 
     from .output import safe
     from .runtime_tables import console

@@ -44,10 +44,10 @@ def match(
         note = uncalibrated_note(str(gallery_path), str(model))
         err_console.print(f"[yellow]note:[/] {safe(note)}", highlight=False)
     rule = dataclasses.replace(base, **overrides)
-    matcher = Matcher(gallery, rule, local_rerank=runner.metadata.local_rerank)
+    matcher = Matcher.for_model(runner.metadata, gallery, rule)
     result = runner.embed_files(images, query=True)
     texts = photo_texts(gallery, result.paths, text)
-    matches = matcher.match(result.embeddings, top_k, result.locals, texts) if len(result.paths) else []
+    matches = matcher.match_embedded(result, top_k, texts) if len(result.paths) else []
     if as_json:
         rows = [{"image": str(p), **m.to_dict()} for p, m in zip(result.paths, matches, strict=True)]
         print(json.dumps({"rule": dataclasses.asdict(rule), "results": rows,

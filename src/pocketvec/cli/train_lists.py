@@ -12,7 +12,8 @@ def entries(what: str, pattern: str = "*") -> list[str]:
     if what == "presets":
         from pocketvec.train.presets import PRESETS
 
-        rows = {name: " ".join((make.__doc__ or "").strip().split("\n\n")[0].split()) for name, make in PRESETS.items()}
+        rows = {name: " ".join((make.__doc__ or "").strip().split("\n\n")[0].split())
+                for name, make in sorted(PRESETS.items())}
     elif what == "backbones":
         import timm
 

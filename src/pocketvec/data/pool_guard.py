@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pocketvec.data.source_spec import SourceSpec
 from pocketvec.data.sources import LABEL_FONTS, SOURCES, read_manifest
+from pocketvec.data.sources.spec import SourceSpec
 from pocketvec.errors import DatasetError
 
 EXCLUDED_ROLES = ("benchmark", "backgrounds")

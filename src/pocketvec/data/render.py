@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pocketvec.atomic import atomic_output
-from pocketvec.data.source_packages import require_tool
+from pocketvec.data.sources.packages import require_tool
 from pocketvec.errors import DatasetError
 from pocketvec.runtime.images import to_rgb
 

@@ -8,14 +8,13 @@ is inside the graph. The .mlpackage is written to a temp folder beside `out` and
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pocketvec.atomic import replace_folder, staging_folder
 from pocketvec.errors import ConfigError, ModelFileError
 from pocketvec.export.source import check_choice, export_graph, load_export_source
 from pocketvec.int8_grid import INT8_WEIGHT_THRESHOLD
@@ -91,17 +90,9 @@ def attach_metadata(mlmodel, metadata: ModelMetadata) -> None:
 
 def save_mlpackage_atomic(mlmodel, out: Path) -> Path:
     """Save into a temp folder beside `out`, then swap it in; an existing `out` is replaced only at the end."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
-        staged = Path(tmp) / out.name
+    with staging_folder(out) as staged:
         mlmodel.save(str(staged))
-        if out.exists():
-            old = Path(tmp) / "previous"
-            out.rename(old)
-            staged.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staged.rename(out)
+        replace_folder(staged, out)
     return out
 
 

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pocketvec.runtime.accept_rule import rule_parts
 from pocketvec.runtime.local_rerank import LocalRerank, rerank
 
 DEFAULT_THRESHOLD = 0.5  # used when the run has no calibrated accept rule yet (documented in docs/EXPORT.md)
@@ -74,7 +75,8 @@ def top1_with_margins(out: Outputs, leave_one_out: bool,
 def decisions(out: Outputs, leave_one_out: bool, threshold: float, margin: float,
               local_rerank: LocalRerank | None = None) -> tuple[np.ndarray, np.ndarray]:
     top, stats = top1_with_margins(out, leave_one_out, local_rerank)
-    return top, (stats[:, 0] >= threshold) & (stats[:, 1] >= margin)
+    over, clear = rule_parts(stats[:, 0], stats[:, 1], threshold, margin)
+    return top, over & clear
 
 
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

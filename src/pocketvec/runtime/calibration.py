@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pocketvec.errors import ConfigError, GalleryError
+from pocketvec.runtime.accept_rule import rule_parts
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.metrics import SweepRow, best_f1, best_two, pair_sweep
 
@@ -58,9 +59,8 @@ def decision_grid(similarity: np.ndarray, query_labels: list[str], gallery_label
     top_label, best, second = best_two(similarity, gallery_labels)
     right = top_label == np.asarray(query_labels)
     gap = best - second
-    # The same float64 comparisons as matcher.accepts, so the grid counts what the matcher answers.
-    passes_t = best[None, :] >= THRESHOLDS[:, None]  # (T, Q)
-    passes_m = gap[None, :] >= MARGINS[:, None]  # (M, Q)
+    # The accept rule's own two tests (runtime/accept_rule.py), broadcast: the grid counts what the matcher answers.
+    passes_t, passes_m = rule_parts(best[None, :], gap[None, :], THRESHOLDS[:, None], MARGINS[:, None])  # (T|M, Q)
     accepted = passes_t.astype(np.int64) @ passes_m.T.astype(np.int64)  # (T, M)
     correct = (passes_t & right[None, :]).astype(np.int64) @ passes_m.T.astype(np.int64)
     return accepted, correct

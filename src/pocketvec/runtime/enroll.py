@@ -12,8 +12,8 @@ from pocketvec.errors import GalleryError, ImageLoadError, PocketvecWarning
 from pocketvec.file_lock import DEFAULT_TIMEOUT_S
 from pocketvec.runtime.engines import Engine
 from pocketvec.runtime.gallery import Gallery, Skipped, model_local_shape
-from pocketvec.runtime.gallery_update import update_gallery
-from pocketvec.runtime.gallery_views import GalleryViews, with_views
+from pocketvec.runtime.gallery.update import update_gallery
+from pocketvec.runtime.gallery.views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash, is_image_path, load_image
 from pocketvec.runtime.items import load_items
 from pocketvec.runtime.printed_text import read_item_texts
@@ -99,7 +99,7 @@ def embed_items(engine: Engine, source: str | Path, batch_size: int = 32, progre
                 views: GalleryViews | None = None,
                 text_models: str | None = None) -> tuple[LabelledEmbeddings, list[str]]:
     """Embed a labelled folder of items as gallery rows: each clean embedding blended with its simulated
-    photos' (pocketvec.runtime.gallery_views; `views` None: the default, GalleryViews()), and with
+    photos' (pocketvec.runtime.gallery.views; `views` None: the default, GalleryViews()), and with
     `text_models` each item's printed text read (pocketvec.runtime.printed_text). -> (the rows, each file's
     content hash)."""
     found = embed_labelled(engine, source, batch_size, progress)

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from pocketvec.errors import DatasetError
+from pocketvec.runtime.accept_rule import accepts
 from pocketvec.runtime.engines import Engine
 from pocketvec.runtime.enroll import LabelledEmbeddings, build_gallery, embed_labelled, open_gallery, query_layout
-from pocketvec.runtime.matcher import accepts, resolve_rule, scores
+from pocketvec.runtime.matcher import resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.metrics import SweepRow, best_f1, best_two, pair_sweep, recall_at_k, tpr_at_fpr
 from pocketvec.runtime.printed_text import photo_texts, wanted_models

@@ -2,21 +2,23 @@
 
 Scores are cosine similarities between unit vectors, reduced to one per label (the best row of
 that label); for a model with a local re-rank, the best labels' scores re-ranked by their local maps
-(`runtime/local_rerank.py`) and the others out of the running. The accept rule: best >= threshold
-AND best - best_other_label >= margin. Brute force by default (see `runtime/search.py`); faiss
+(`runtime/local_rerank.py`) and the others out of the running. The accept rule (`runtime/accept_rule.py`):
+best >= threshold AND best - best_other_label >= margin. Brute force by default (see `runtime/search.py`); faiss
 optional for huge galleries (plain cosine matching only).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from pocketvec.errors import GalleryError
+from pocketvec.runtime.accept_rule import accepts
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
-from pocketvec.runtime.metadata import AcceptRule
+from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 from pocketvec.runtime.printed_text import PhotoTexts
 from pocketvec.runtime.search import make_index
 from pocketvec.runtime.text_verify import verify_labelled
@@ -41,6 +43,13 @@ def uncalibrated_note(gallery: str = "GALLERY.pvg", model: str = "MODEL.onnx") -
             f"pocketvec data photos ITEMS --out photos/ && pocketvec calibrate {model} {gallery} --queries photos/")
 
 
+class Embedded(Protocol):
+    """What an engine embedded for matching (an EmbedResult, a LabelledEmbeddings)."""
+
+    embeddings: np.ndarray  # (N, dim) unit vectors
+    locals: np.ndarray | None  # (N, locations, channels) for a model with a local re-rank
+
+
 @dataclass(frozen=True)
 class Match:
     answer: str  # the accepted label, or UNKNOWN
@@ -52,11 +61,6 @@ class Match:
         margin = None if np.isinf(self.margin) else round(self.margin, 6)
         return {"answer": self.answer, "accepted": self.accepted, "margin": margin,
                 "top": [{"label": label, "score": round(score, 6)} for label, score in self.top]}
-
-
-def accepts(best: np.ndarray, second: np.ndarray, rule: AcceptRule) -> np.ndarray:
-    """The accept rule on arrays of best and best-other-label scores."""
-    return (best >= rule.threshold) & (best - second >= rule.margin)
 
 
 def scores(gallery: Gallery, queries: np.ndarray, query_locals: np.ndarray | None = None,
@@ -91,6 +95,13 @@ class Matcher:
         self.row_label = np.array([column[label] for label in gallery.labels], dtype=np.int64)
         self.index = make_index(gallery.vectors, index)
 
+    @classmethod
+    def for_model(cls, metadata: ModelMetadata, gallery: Gallery, rule: AcceptRule | None = None,
+                  index: str = "auto") -> Matcher:
+        """The matcher that answers as the model whose `metadata` is given: its local re-rank (if any) wired
+        in. `rule`: None for the gallery's (else the default)."""
+        return cls(gallery, rule, index, local_rerank=metadata.local_rerank)
+
     def match(self, queries: np.ndarray, top_k: int = 3, query_locals: np.ndarray | None = None,
               photo_texts: PhotoTexts | None = None) -> list[Match]:
         """One Match per query row (unit vectors, (Q, dim); with their local maps (Q, locations, channels)
@@ -112,6 +123,11 @@ class Matcher:
             ok = bool(accepts(np.array(best), np.array(second), self.rule))
             results.append(Match(best_label if ok else UNKNOWN, ok, per_label[:top_k], float(best - second)))
         return results
+
+    def match_embedded(self, found: Embedded, top_k: int = 3, photo_texts: PhotoTexts | None = None) -> list[Match]:
+        """`match` on what an engine embedded (an EmbedResult, a LabelledEmbeddings): its embeddings and,
+        for a model with a local re-rank, its local maps."""
+        return self.match(found.embeddings, top_k, found.locals, photo_texts)
 
     def _searched(self, queries: np.ndarray, top_k: int) -> list[list[tuple[str, float]]]:
         """(label, cosine) of the top_k + 1 best labels of each query, from the index."""

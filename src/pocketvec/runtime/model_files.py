@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pocketvec.errors import ModelFileError
 from pocketvec.file_kinds import refuse_special
-from pocketvec.runtime.gallery_file import write_atomic
+from pocketvec.runtime.gallery.file import write_atomic
 from pocketvec.runtime.metadata import METADATA_KEY, AcceptRule, ModelMetadata
 
 

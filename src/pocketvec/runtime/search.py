@@ -16,6 +16,7 @@ import importlib.util
 import numpy as np
 
 from pocketvec.errors import ConfigError
+from pocketvec.runtime.unit_norm import from_int8, to_int8
 
 INDEX_CHOICES = ("auto", "numpy", "int8", "faiss")
 
@@ -35,7 +36,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 class NumpyIndex:
     def __init__(self, vectors: np.ndarray) -> None:
         if vectors.dtype == np.int8:
-            self.vectors = vectors.astype(np.float32) / np.float32(127)
+            self.vectors = from_int8(vectors)
         else:  # float32 galleries are used in place (no copy)
             self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -54,18 +55,17 @@ class Int8Index:
         if vectors.dtype == np.int8:
             scan, self.gallery_error = vectors, 0.0
         else:
-            scan = np.clip(np.rint(vectors.astype(np.float32) * 127), -127, 127).astype(np.int8)
-            self.gallery_error = _max_row_norm(vectors.astype(np.float32) - scan.astype(np.float32) / 127)
-        self.scan_norm = _max_row_norm(scan.astype(np.float32) / 127)
+            scan = to_int8(vectors)
+            self.gallery_error = _max_row_norm(vectors.astype(np.float32) - from_int8(scan))
+        self.scan_norm = _max_row_norm(from_int8(scan))
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(_int8_graph(scan), options, providers=["CPUExecutionProvider"])
 
     def exact_scores(self, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        rows = self.vectors[ids].astype(np.float32)
-        if self.vectors.dtype == np.int8:
-            rows /= np.float32(127)
+        rows = self.vectors[ids]
+        rows = from_int8(rows) if rows.dtype == np.int8 else rows.astype(np.float32)
         return np.einsum("qd,qpd->qp", queries, rows)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

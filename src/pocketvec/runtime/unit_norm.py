@@ -16,10 +16,22 @@ INT8_SCALE = 127.0  # an int8 row stores round(x * 127), decoded as q / 127
 CHUNK = 1 << 16  # vectors checked at a time: a float32 copy of at most CHUNK x dim values
 
 
+def to_int8(unit_vectors: np.ndarray) -> np.ndarray:
+    """The int8 codec of unit vectors, encoding: round(x * 127), clipped to [-127, 127]. Every int8 row
+    (a gallery's, an int8 scan's) is made here."""
+    x = np.asarray(unit_vectors, dtype=np.float32)
+    return np.clip(np.rint(x * INT8_SCALE), -INT8_SCALE, INT8_SCALE).astype(np.int8)
+
+
+def from_int8(rows: np.ndarray) -> np.ndarray:
+    """The int8 codec of unit vectors, decoding: q / 127 in float32."""
+    return rows.astype(np.float32) / np.float32(INT8_SCALE)
+
+
 def dequantize(stored: np.ndarray) -> np.ndarray:
     """The stored form back to float32 (int8: q / 127)."""
     if stored.dtype == np.int8:
-        return stored.astype(np.float32) / np.float32(INT8_SCALE)
+        return from_int8(stored)
     return stored.astype(np.float32)
 
 

@@ -163,7 +163,7 @@ def compare(data: str, runs: list[str], size: int, views: int, seed: int) -> lis
     import torch
 
     from pocketvec.data.items import load_items
-    from pocketvec.runtime.gallery_views import NO_VIEWS
+    from pocketvec.runtime.gallery.views import NO_VIEWS
     from pocketvec.runtime.preprocess import PreprocessSpec
     from pocketvec.train.checkpoint import load_run
     from pocketvec.train.evaluate import evaluate, make_held_out

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pocketvec.atomic import atomic_output, write_bytes_atomic
+from pocketvec.bounded_json import read_json
 from pocketvec.errors import ModelFileError
 from pocketvec.train.encoder import Encoder, EncoderConfig, build_encoder
 
@@ -57,10 +58,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ModelFileError(f"{run_dir}: not a pocketvec run folder (no {CONFIG_FILE})")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise ModelFileError(f"{path}: unreadable JSON ({e})") from e
+    return read_json(path, "JSON", ModelFileError)
 
 
 def load_run(run_dir: str | Path, weights_file: str = WEIGHTS_FILE) -> Encoder:

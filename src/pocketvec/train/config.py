@@ -11,7 +11,7 @@ from pocketvec.checks import check_number, check_text
 from pocketvec.errors import ConfigError
 from pocketvec.file_kinds import refuse_special
 from pocketvec.ranges import TRAIN_RANGES
-from pocketvec.runtime.gallery_views import MAX_VIEWS
+from pocketvec.runtime.gallery.views import MAX_VIEWS
 from pocketvec.runtime.preprocess import reject_unknown_keys
 from pocketvec.train.adapters import AdapterConfig
 from pocketvec.train.encoder import EncoderConfig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +23,22 @@ SQUEEZE_CHANNELS = 64
 LOCAL_REDUCTION = 16  # the local re-rank matches the backbone's stride-16 map (14 x 14 at 224 px)
 
 
+@functools.cache
+def _timm_models() -> frozenset[str]:
+    """timm's model names, listed once (timm.list_models() takes milliseconds; configs are made often)."""
+    return frozenset(timm.list_models())
+
+
+def known_backbone(name: str) -> bool:
+    """Whether timm has a model `name`; a name registered since the last listing is found too (listed again)."""
+    if not isinstance(name, str):
+        return False
+    if name in _timm_models():
+        return True
+    _timm_models.cache_clear()
+    return name in _timm_models()
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
     backbone: str = "tf_efficientnet_lite0"
@@ -37,7 +54,7 @@ class EncoderConfig:
         RANGES["encoder.dropout"].check("dropout", self.dropout)
         if self.dropout == 1.0:
             raise ConfigError("dropout must be < 1 (1 drops every feature). Got 1.0.")
-        if self.backbone not in timm.list_models():
+        if not known_backbone(self.backbone):
             raise ConfigError(f"unknown timm backbone (see timm.list_models()). Got {self.backbone!r}.")
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import torch
 
 from pocketvec.data.validation_sim import VALIDATION_SEED, validation_photos
 from pocketvec.runtime.calibration import calibrate
-from pocketvec.runtime.gallery_views import GalleryViews, blend_views, view_photos
+from pocketvec.runtime.gallery.views import GalleryViews, blend_views, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
 from pocketvec.runtime.metrics import recall_at_k

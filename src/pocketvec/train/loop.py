@@ -21,7 +21,7 @@ from torch import nn
 from pocketvec.data.augment_torch import TorchPhotoSim
 from pocketvec.data.items import load_items
 from pocketvec.errors import ConfigError
-from pocketvec.runtime.gallery_views import GalleryViews
+from pocketvec.runtime.gallery.views import GalleryViews
 from pocketvec.runtime.preprocess import crops_from_name
 from pocketvec.train.batches import BatchMaker
 from pocketvec.train.budget import (

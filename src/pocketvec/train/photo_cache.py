@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from pocketvec.atomic import atomic_output, write_bytes_atomic
+from pocketvec.bounded_json import read_json
 from pocketvec.data.items import ItemDataset, load_items
 from pocketvec.errors import ConfigError, DatasetError, ModelFileError
 from pocketvec.runtime.images import content_hash
@@ -64,8 +65,8 @@ def read_spec(folder: str | Path) -> CacheSpec:
     if not path.is_file():
         raise DatasetError(f"{folder}: not a teacher-photo cache (no {CACHE_FILE}); build one with "
                            "`pocketvec train cache`")
+    data: dict[str, Any] = read_json(path, "teacher-photo cache description", DatasetError)
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
         spec = CacheSpec(**data)
     except (ValueError, TypeError) as e:
         raise DatasetError(f"{path}: unreadable teacher-photo cache description ({e})") from e

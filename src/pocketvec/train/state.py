@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pocketvec.atomic import remove_stray_temps, write_bytes_atomic
+from pocketvec.bounded_json import read_json
 from pocketvec.checks import check_number
 from pocketvec.errors import ModelFileError
 
@@ -132,10 +133,7 @@ def read_state_info(run_dir: Path, schema: Schema | None = None) -> dict[str, An
     """state.json, once it holds every key of SCHEMA (and `schema`, a caller's own keys) with its type and
     its step agrees with the scheduler's; the tensors entry is checked when the tensors are read."""
     path = Path(run_dir) / RESUME_DIR / JSON_FILE
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelFileError(f"{path}: unreadable resume state ({e})") from e
+    info = read_json(path, "resume state", ModelFileError)
     if not isinstance(info, dict):
         raise ModelFileError(f"{path}: unreadable resume state (not a JSON object)")
     _check_schema(info, {**SCHEMA, **(schema or {})}, path)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from pocketvec.bounded_json import read_json
 from pocketvec.errors import ModelFileError
 from pocketvec.train.teacher_base import Teacher, file_digest
 
@@ -73,7 +73,7 @@ def transformers_teacher(folder: Path) -> Teacher:
         size = int(vision.image_size)
     processor = folder / "preprocessor_config.json"
     default_mean, default_std = (CLIP_MEAN, CLIP_STD) if config.model_type.startswith("clip") else ((0.5,) * 3,) * 2
-    extra = json.loads(processor.read_text()) if processor.is_file() else {}
+    extra = read_json(processor, "preprocessor config", ModelFileError) if processor.is_file() else {}
     mean, std = tuple(extra.get("image_mean", default_mean)), tuple(extra.get("image_std", default_std))
     teacher_id = f"transformers:{config.model_type}-{file_digest(weights)}@{size}"
     return TransformersTeacher(model, config.model_type, teacher_id, size, mean, std)
@@ -94,7 +94,7 @@ def open_clip_teacher(folder: Path) -> Teacher:
         import open_clip
     except ImportError as e:
         raise ModelFileError(f"{folder}: an open_clip checkpoint needs `pip install open_clip_torch`") from e
-    config = json.loads((folder / "open_clip_config.json").read_text())
+    config = read_json(folder / "open_clip_config.json", "open_clip config", ModelFileError)
     weights = _weights_file(folder, ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
                                      "open_clip_pytorch_model.bin"))
     try:

@@ -8,12 +8,12 @@ Nothing is downloaded. A teacher's `teacher_id` names its weights (it keys the t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from pocketvec.bounded_json import read_json
 from pocketvec.errors import ConfigError, ModelFileError
 from pocketvec.train.teacher_base import Teacher, file_digest
 
@@ -74,7 +74,7 @@ def timm_checkpoint_teacher(folder: Path) -> Teacher:
     import timm
     from safetensors.torch import load_file
 
-    config = json.loads((folder / "config.json").read_text())
+    config = read_json(folder / "config.json", "JSON", ModelFileError)
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise ModelFileError(f"{folder}: timm checkpoint without model.safetensors")
@@ -99,10 +99,7 @@ def detect_format(folder: Path) -> str:
     if not config_path.is_file():
         raise ModelFileError(f"{folder}: no config.json or open_clip_config.json: not a teacher checkpoint "
                              "(expected timm, transformers or open_clip format)")
-    try:
-        config = json.loads(config_path.read_text())
-    except ValueError as e:
-        raise ModelFileError(f"{config_path}: unreadable JSON ({e})") from e
+    config = read_json(config_path, "JSON", ModelFileError)
     if "embedding_space_id" in config and "encoder" in config:
         return "pocketvec"
     if "architecture" in config:

@@ -7,7 +7,7 @@ low resolution) -> sensor noise -> JPEG. Every random choice comes from the gene
 each call, so the same seed gives identical pixels.
 
 It sits in the runtime (numpy, OpenCV and three albumentations transforms) because the gallery views
-(pocketvec.runtime.gallery_views) photograph items with it; training uses it through pocketvec.data.augment,
+(pocketvec.runtime.gallery.views) photograph items with it; training uses it through pocketvec.data.augment,
 whose PhoneAugment defaults to the cached wallpaper set. albumentations is imported when a PhoneAugment is
 made: it needs no torch, but where torch is installed its package imports it (the base install has none).
 

@@ -14,7 +14,7 @@ import tarfile
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-from pocketvec.data.sources import PackageRef
+from pocketvec.data.sources.spec import PackageRef
 from pocketvec.errors import DatasetError
 
 TOOL_PACKAGES = {

@@ -9,12 +9,12 @@ to SVG bodies; its `width`/`height` (per icon or for the set) give the view box.
 from __future__ import annotations
 
 import gzip
-import json
 import re
 import zipfile
 from functools import lru_cache
 from pathlib import Path
 
+from pocketvec.bounded_json import read_json
 from pocketvec.errors import DatasetError
 
 _ID = re.compile(rb'\bid="([^"]+)"')
@@ -44,10 +44,7 @@ def svg_part_ids(path: Path, pattern: str) -> list[str]:
 
 @lru_cache(maxsize=4)
 def _iconify_set(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(f"{path}: not a readable Iconify JSON file ({e})") from e
+    data = read_json(path, "Iconify JSON file", DatasetError)
     if not isinstance(data, dict) or not isinstance(data.get("icons"), dict):
         raise DatasetError(f"{path}: an Iconify JSON file needs an 'icons' object")
     return data

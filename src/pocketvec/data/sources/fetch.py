@@ -21,10 +21,10 @@ from pocketvec.atomic import atomic_output
 from pocketvec.data import render
 from pocketvec.data.rcc import read_rcc_entry
 from pocketvec.data.render_glyphs import render_glyph_sheet
-from pocketvec.data.source_packages import copyright_text, download, package_version, require_tool, unpack
-from pocketvec.data.source_parts import iconify_svg, read_zip_entry
-from pocketvec.data.source_plan import PlannedItem, plan_items, render_order
 from pocketvec.data.sources import DONE_MARKER, MANIFEST_NAME, SourceSpec, cache_root, get_source, read_manifest
+from pocketvec.data.sources.packages import copyright_text, download, package_version, require_tool, unpack
+from pocketvec.data.sources.parts import iconify_svg, read_zip_entry
+from pocketvec.data.sources.plan import PlannedItem, plan_items, render_order
 from pocketvec.errors import DatasetError
 from pocketvec.file_lock import exclusive_lock
 from pocketvec.runtime.images import content_hash

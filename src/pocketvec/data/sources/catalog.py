@@ -8,7 +8,7 @@ the emoji sets (the benchmark's flags are a kind a training pool must not cover 
 
 from __future__ import annotations
 
-from pocketvec.data.source_spec import PackageRef, SourceSpec
+from pocketvec.data.sources.spec import PackageRef, SourceSpec
 
 # symbols are drawn black on white at 384 px: an icon needs no more, and the fetch stays short
 _ICON = {"background": "white"}

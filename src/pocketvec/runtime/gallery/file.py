@@ -24,7 +24,7 @@ import numpy as np
 from pocketvec.atomic import write_bytes_atomic
 from pocketvec.bounded_json import loads_bounded
 from pocketvec.errors import GalleryError, PocketvecWarning
-from pocketvec.runtime.gallery_header import DTYPE_NAMES, check_header
+from pocketvec.runtime.gallery.header import DTYPE_NAMES, check_header
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.unit_norm import first_not_unit
 

@@ -8,13 +8,13 @@ item, plus `manifest.json` (provenance and licence) and a `.done` marker once a 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pocketvec.data.source_catalog import POOL_SOURCES
-from pocketvec.data.source_spec import PackageRef, SourceSpec
+from pocketvec.bounded_json import read_json
+from pocketvec.data.sources.catalog import POOL_SOURCES
+from pocketvec.data.sources.spec import PackageRef, SourceSpec
 from pocketvec.errors import ConfigError
 
 MANIFEST_NAME = "manifest.json"
@@ -146,10 +146,7 @@ def read_manifest(folder: Path) -> dict:
     path = folder / MANIFEST_NAME
     if not path.is_file():
         return {"items": {}, "skipped": {}}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: unreadable manifest ({e}); delete it to rebuild from the images.") from e
+    data = read_json(path, "manifest", ConfigError, "delete it to rebuild from the images.")
     data.setdefault("items", {})
     data.setdefault("skipped", {})
     return data

@@ -16,10 +16,10 @@ import numpy as np
 from pocketvec.checks import check_text
 from pocketvec.errors import GalleryError
 from pocketvec.file_kinds import refuse_special
-from pocketvec.runtime import gallery_file
-from pocketvec.runtime.gallery_header import MAX_LABEL, MAX_TEXT
+from pocketvec.runtime.gallery import file as gallery_file
+from pocketvec.runtime.gallery.header import MAX_LABEL, MAX_TEXT
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
-from pocketvec.runtime.unit_norm import INT8_SCALE, dequantize
+from pocketvec.runtime.unit_norm import dequantize, to_int8
 from pocketvec.runtime.weights_digest import short
 from pocketvec.version import __version__
 
@@ -34,10 +34,9 @@ def check_dtype(dtype: str) -> None:
 def quantize(unit_vectors: np.ndarray, dtype: str) -> np.ndarray:
     """Unit float vectors -> the stored form (int8 = round(x * 127), clipped to [-127, 127])."""
     check_dtype(dtype)
-    x = np.asarray(unit_vectors, dtype=np.float32)
     if dtype == "int8":
-        return np.clip(np.rint(x * INT8_SCALE), -INT8_SCALE, INT8_SCALE).astype(np.int8)
-    return x.astype(gallery_file.DTYPES[dtype])
+        return to_int8(unit_vectors)
+    return np.asarray(unit_vectors, dtype=np.float32).astype(gallery_file.DTYPES[dtype])
 
 
 def model_local_shape(metadata: ModelMetadata) -> tuple[int, int] | None:

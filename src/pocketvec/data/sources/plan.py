@@ -19,8 +19,8 @@ from PIL import Image
 from pocketvec.data.rcc import rcc_entries
 from pocketvec.data.render import pdf_page_count
 from pocketvec.data.render_glyphs import sheet_entries
-from pocketvec.data.source_parts import iconify_names, svg_part_ids, zip_entries
-from pocketvec.data.sources import SourceSpec
+from pocketvec.data.sources.parts import iconify_names, svg_part_ids, zip_entries
+from pocketvec.data.sources.spec import SourceSpec
 
 
 @dataclass(frozen=True)
