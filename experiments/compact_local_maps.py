@@ -26,7 +26,7 @@ from tier_files import gallery_items, query_photos
 
 from pocketvec.runtime.calibration import calibrate
 from pocketvec.runtime.engines import open_engine
-from pocketvec.runtime.gallery_views import GalleryViews, blend_views, view_photos
+from pocketvec.runtime.gallery.views import GalleryViews, blend_views, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import label_ids, rerank
 from pocketvec.runtime.metrics import recall_at_k

@@ -1,4 +1,4 @@
-// The `.pvg` gallery file, exactly as docs/FORMATS.md (and pocketvec.runtime.gallery_file):
+// The `.pvg` gallery file, exactly as docs/FORMATS.md (and pocketvec.runtime.gallery.file):
 // little-endian magic "PVGALLRY", uint32 version 2, uint32 header_len, UTF-8 JSON header padded
 // with spaces so the payload starts at a multiple of 16, row-major embeddings, then the 32-byte
 // sha256 of every byte before it. Version 3 is version 2 with the rows' local maps for the local
@@ -207,7 +207,7 @@ function encodeHalf(values) {
 
 /** The file's bytes for a header and float32 rows (count * dim), version 2; with `locals` (count *
  * locations * channels, the header holding local_shape) version 3: the same bytes as
- * pocketvec.runtime.gallery_file.encode writes for the same header and rows. */
+ * pocketvec.runtime.gallery.file.encode writes for the same header and rows. */
 export async function encodeGallery(header, vectors, locals = null) {
   let payload = encodePayload(vectors, header.dtype);
   if (locals) {

@@ -1,4 +1,4 @@
-// The `.pvg` header's schema, as pocketvec.runtime.gallery_header: every key checked by type and
+// The `.pvg` header's schema, as pocketvec.runtime.gallery.header: every key checked by type and
 // range, with the same messages, before anything uses it.
 
 export class GalleryFileError extends Error {}
