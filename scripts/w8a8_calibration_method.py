@@ -14,9 +14,9 @@ import onnx
 import onnxruntime.quantization as ort_quantization
 
 from pocketvec.data.assets import demo_items_dir
-from pocketvec.export.bench_export import file_size
 from pocketvec.export.onnx_export import export_onnx
 from pocketvec.export.verify import verify_models
+from pocketvec.file_kinds import file_size
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ from pocketvec.bench.simulator import PhotoSimConfig
 from pocketvec.bench.texts import TierTexts
 from pocketvec.bounded_json import read_json
 from pocketvec.errors import ConfigError
-from pocketvec.export.bench_export import file_size
+from pocketvec.file_kinds import file_size
 from pocketvec.runtime.gallery.views import GalleryViews, blend_views
 from pocketvec.runtime.local_rerank import label_ids
 from pocketvec.runtime.local_rerank import rerank as local_rerank

@@ -16,10 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def file_size(path: Path) -> int:
-    """Bytes on disk of a file, or of every file in a folder (an .mlpackage)."""
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+from pocketvec.file_kinds import file_size
 
 
 def ort_latency_ms(path: Path, size: int, runs: int, fold_int8: bool = True) -> float:
