@@ -15,7 +15,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
-from tier_files import calibration_photos, gallery_items, parse_model_and_tier, query_photos
+from common import calibration_photos, gallery_items, parse_model_and_tier, query_photos
 
 from pocketvec.data.validation_sim import validation_photos
 from pocketvec.runtime.accept_rule import rule_parts

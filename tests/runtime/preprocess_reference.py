@@ -2,7 +2,7 @@
 
 Slow (tens of ms per photo) but plainly the spec, line for line what sample_app/src/preprocess.js
 does. The fast implementation in pocketvec.runtime.resample must give identical pixels; this file
-is the oracle for that test and the "before" of scripts/bench_preprocess.py.
+is the oracle for that test and the "before" of experiments/bench_preprocess.py.
 """
 
 from __future__ import annotations

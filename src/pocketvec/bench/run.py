@@ -107,7 +107,7 @@ class Embedded(NamedTuple):
 
 def calibration_mask(query_paths: list[Path], queries_per_item: int) -> np.ndarray:
     """The first 2 of 5 photos per item (1 of 2): how the bench calibrated its decision rule before it used
-    `data photos`; kept for pocketvec.bench.tiers and scripts."""
+    `data photos`; kept for pocketvec.bench.tiers and experiments/."""
     split = max(1, round(queries_per_item * 0.4))
     photo_index = [int(re.search(r"--q(\d+)$", p.stem).group(1)) for p in query_paths]  # type: ignore[union-attr]
     return np.asarray(photo_index) < split

@@ -1,6 +1,6 @@
 """Export benchmark (not a test): size and onnxruntime latency of each format/precision, one run.
 
-Run: PYTHONPATH=src python -m pocketvec.export.bench_export --images src/pocketvec/assets/demo_items --runs 30
+Run: PYTHONPATH=src python experiments/export_benchmark.py --images src/pocketvec/assets/demo_items --runs 30
 Without --run it exports a Lite0 with ImageNet weights and a random head; with --run RUN, that run. A
 run trained with `int8_grid` is compared with its shipped (rounded) and its trained float weights: one
 row per file and reference.

@@ -4,12 +4,12 @@ gallery (no gallery views, no re-rank) and phone photos as `pocketvec bench` bui
 The enroll preset's start model per input size and crop mode, and the tier's enrolled run when the benchmark
 has one (docs/lab/enroll-notebook.md: 288 px on the benchmark):
 
-    python scripts/bench_input_size.py /work/benchwork/flags
+    python experiments/bench_input_size.py /work/benchwork/flags
 
 A trained run at other input sizes than its own, on every tier of a benchmark folder (photos cropped with the
 run's `query_crop_mode`; docs/TRAINING.md: the small student at 192 px):
 
-    python scripts/bench_input_size.py /work/benchwork --run src/pocketvec/assets/small --sizes 160,192,224
+    python experiments/bench_input_size.py /work/benchwork --run src/pocketvec/assets/small --sizes 160,192,224
 """
 
 from __future__ import annotations

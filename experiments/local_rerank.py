@@ -13,11 +13,11 @@ scored on the rest, as the benchmark does (docs/RUNTIME.md: the local re-rank). 
 `--worst-fraction 0 --photo-weight 0` (the gallery-to-photo mean alone), `--photo-threshold -1`
 (every photo location counts: the symmetric chamfer), `--stage NAME` (another backbone stage's map).
 
-    python scripts/local_rerank.py /work/benchwork/lookalikes base
-    python scripts/local_rerank.py /work/benchwork/lookalikes /work/benchwork/lookalikes/models/RUN --lams 2,4,8
-    python scripts/local_rerank.py /work/benchwork/lookalikes base --simulate 3   # lam on other photos
-    python scripts/local_rerank.py /work/benchwork/lookalikes base --worst-fraction 0 --photo-weight 0 --lams 2
-    python scripts/local_rerank.py /work/benchwork/lookalikes base --photo-threshold -1 --stage blocks.5
+    python experiments/local_rerank.py /work/benchwork/lookalikes base
+    python experiments/local_rerank.py /work/benchwork/lookalikes /work/benchwork/lookalikes/models/RUN --lams 2,4,8
+    python experiments/local_rerank.py /work/benchwork/lookalikes base --simulate 3   # lam on other photos
+    python experiments/local_rerank.py /work/benchwork/lookalikes base --worst-fraction 0 --photo-weight 0 --lams 2
+    python experiments/local_rerank.py /work/benchwork/lookalikes base --photo-threshold -1 --stage blocks.5
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ size a camera preview gives), and their 480x640 portrait transposes.
 Run (one core, as in docs/lab/runtime-notebook.md; the resampler pins BLAS to one thread itself; docs/RUNTIME.md
 runs it with the default thread settings):
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src \\
-        python scripts/bench_preprocess.py --repeats 20 [--before main]
+        python experiments/bench_preprocess.py --repeats 20 [--before main]
 """
 
 from __future__ import annotations

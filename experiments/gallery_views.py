@@ -7,9 +7,9 @@ seeded by the file's content, as `pocketvec gallery build` makes them); the quer
 (export defaults), the decision rule calibrated on each item's first 40 % of photos and scored on the rest,
 as the benchmark does (docs/RUNTIME.md: gallery views).
 
-    python scripts/gallery_views.py /work/benchwork/lookalikes base --count 8 --weights 1,0.75,0.5,0.25
-    python scripts/gallery_views.py /work/benchwork/flags zero-shot --count 4,8
-    python scripts/gallery_views.py /work/benchwork/pages /work/benchwork/pages/models/RUN
+    python experiments/gallery_views.py /work/benchwork/lookalikes base --count 8 --weights 1,0.75,0.5,0.25
+    python experiments/gallery_views.py /work/benchwork/flags zero-shot --count 4,8
+    python experiments/gallery_views.py /work/benchwork/pages /work/benchwork/pages/models/RUN
 """
 
 from __future__ import annotations

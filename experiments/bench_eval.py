@@ -9,7 +9,7 @@ Run (one inference thread, as in docs/RUNTIME.md):
     pocketvec data photos src/pocketvec/assets/demo_items --out /tmp/photos --per-item 8 \\
         --distractors src/pocketvec/assets/backgrounds
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src \\
-        python scripts/bench_eval.py /tmp/base.onnx --gallery src/pocketvec/assets/demo_items \\
+        python experiments/bench_eval.py /tmp/base.onnx --gallery src/pocketvec/assets/demo_items \\
         --queries /tmp/photos --rounds 3 [--before main]
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "runtime"))
 
-from bench_preprocess import preprocess_at  # noqa: E402  (scripts/, this file's folder)
+from bench_preprocess import preprocess_at  # noqa: E402  (experiments/, this file's folder)
 from preprocess_reference import reference_preprocess  # noqa: E402
 
 import pocketvec.runtime.engines.base as engine_base  # noqa: E402

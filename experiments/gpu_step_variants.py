@@ -1,10 +1,10 @@
 """GPU step throughput of the base-gpu model + PartialFC (8,841 classes) on random pixels, under
-memory-format / torch.compile / batch variants (pocketvec.train.benchmark.step). Run on the GPU
+memory-format / torch.compile / batch variants (train_benchmark.step). Run on the GPU
 machine with PYTHONPATH=src. Numbers: docs/TRAINING.md."""
 
 from __future__ import annotations
 
-from pocketvec.train.benchmark import step
+from train_benchmark import step
 
 if __name__ == "__main__":
     for batch, channels_last, compiled in [(256, False, False), (256, True, False), (512, True, False),

@@ -4,10 +4,10 @@ Fine-tunes the `enroll` preset with overrides on the 255 look-alike items, then 
 PyTorch model on photos from the benchmark photo simulator (3 per item; the decision rule is calibrated
 on photo 0 and scored on photos 1-2). One JSON line per run is appended to <work>/results.jsonl.
 
-    python scripts/enroll_ablation.py NAME EPOCHS [KEY=VALUE ...]
-    python scripts/enroll_ablation.py fit_upright6_imp 6 imprint_centres=true encoder.preprocess.crop_mode=scale_fit
-    python scripts/enroll_ablation.py zero-shot 0 encoder.preprocess.crop_mode=scale_fit   # the start, no training
-    python scripts/enroll_ablation.py fit_upright6_imp -1   # score the finished run of that name again
+    python experiments/enroll_ablation.py NAME EPOCHS [KEY=VALUE ...]
+    python experiments/enroll_ablation.py fit_upright6_imp 6 imprint_centres=true encoder.preprocess.crop_mode=scale_fit
+    python experiments/enroll_ablation.py zero-shot 0 encoder.preprocess.crop_mode=scale_fit   # the start, no training
+    python experiments/enroll_ablation.py fit_upright6_imp -1   # score the finished run of that name again
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Training benchmarks (not tests): PartialFC memory per million classes, training throughput.
 
-    python -m pocketvec.train.benchmark memory --classes 1000000 --rates 0.1 0.3 1.0
-    python -m pocketvec.train.benchmark throughput --preset enroll --data DIR --steps 8
-    python -m pocketvec.train.benchmark compare --data DIR_OR_CSV --runs RUN_DIR ... --input-size 160
-    python -m pocketvec.train.benchmark step --preset base-gpu --classes 8841 --steps 50
-    python -m pocketvec.train.benchmark augment --data DIR_OR_CSV --size 224 --batch 64 --batches 4
+    python experiments/train_benchmark.py memory --classes 1000000 --rates 0.1 0.3 1.0
+    python experiments/train_benchmark.py throughput --preset enroll --data DIR --steps 8
+    python experiments/train_benchmark.py compare --data DIR_OR_CSV --runs RUN_DIR ... --input-size 160
+    python experiments/train_benchmark.py step --preset base-gpu --classes 8841 --steps 50
+    python experiments/train_benchmark.py augment --data DIR_OR_CSV --size 224 --batch 64 --batches 4
 
 Memory is the peak resident set of a fresh process over one AdamW step (weights, gradient, optimizer
 state, sampled logits), minus the process's size before the class centres existed.
@@ -47,9 +47,10 @@ def _memory_child(classes: int, rate: float, dim: int, batch: int) -> dict:
 def memory(classes: int, rates: list[float], dim: int, batch: int) -> list[dict]:
     rows = []
     for rate in rates:  # one fresh process per rate: peak RSS never goes down
-        code = (f"import json; from pocketvec.train.benchmark import _memory_child; "
+        code = (f"import json; from train_benchmark import _memory_child; "
                 f"print(json.dumps(_memory_child({classes}, {rate}, {dim}, {batch})))")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent)  # `-c` imports from its working folder
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return rows
 
