@@ -14,7 +14,7 @@ import argparse
 import copy
 from pathlib import Path
 
-from bench_input_size import recall_at_1
+from common import recall_at_1
 
 from pocketvec.train.checkpoint import load_run
 from pocketvec.train.keep_best import blend
