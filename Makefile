@@ -20,7 +20,7 @@ test-wheel: $(STAMP)
 	POCKETVEC_FRESH_VENV=1 $(VENV)/bin/python -m pytest -q tests/runtime/test_wheel_fresh_venv.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests experiments
 
 bench: $(STAMP)
 	$(VENV)/bin/pocketvec bench

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from tier_files import gallery_items, query_photos
+from common import gallery_items, query_photos
 
 from pocketvec.runtime.calibration import calibrate
 from pocketvec.runtime.engines import open_engine

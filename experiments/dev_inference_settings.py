@@ -15,28 +15,17 @@ import json
 from dataclasses import replace
 
 import numpy as np
-from tier_files import calibration_photos, gallery_items, parse_model_and_tier, query_photos
+from common import applied, calibration_photos, gallery_items, parse_model_and_tier, query_photos
 
 from pocketvec.data.validation_sim import validation_photos
-from pocketvec.runtime.accept_rule import rule_parts
 from pocketvec.runtime.calibration import calibrate
 from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.gallery.views import GalleryViews, blend_views, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import label_ids, rerank
-from pocketvec.runtime.metrics import best_two, recall_at_k
+from pocketvec.runtime.metrics import recall_at_k
 
 VIEWS = GalleryViews()
-
-
-def applied(scores: np.ndarray, photo_labels: list[str], labels: list[str], threshold: float,
-            margin: float) -> tuple[float, float]:
-    """(precision, recall) of the threshold + margin rule on labelled photos."""
-    top, best, second = best_two(scores, labels)
-    over, clear = rule_parts(best, best - second, threshold, margin)
-    accepted = over & clear
-    correct = accepted & (top == np.asarray(photo_labels))
-    return float(correct.sum() / max(1, accepted.sum())), float(correct.sum() / len(photo_labels))
 
 
 def main() -> None:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from dev_inference_settings import applied
-from tier_files import calibration_photos, gallery_items, parse_model_and_tier, query_photos
+from common import applied, calibration_photos, gallery_items, parse_model_and_tier, query_photos
 
 from pocketvec.data.validation_sim import validation_photos
 from pocketvec.runtime.calibration import calibrate

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from dev_inference_settings import applied
-from tier_files import calibration_photos, parse_model_and_tier, query_photos
+from common import applied, calibration_photos, parse_model_and_tier, query_photos
 
 from pocketvec.runtime.calibration import calibrate
 from pocketvec.runtime.engines import open_engine

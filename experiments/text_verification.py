@@ -15,8 +15,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from dev_inference_settings import applied
-from tier_files import calibration_photos, gallery_items, query_photos
+from common import applied, calibration_photos, gallery_items, query_photos
 
 from pocketvec.bench.texts import TierTexts
 from pocketvec.runtime.calibration import calibrate

@@ -13,8 +13,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
-from dev_inference_settings import applied
-from tier_files import calibration_photos, gallery_items, parse_model_and_tier, query_photos
+from common import applied, calibration_photos, gallery_items, parse_model_and_tier, query_photos
 
 from pocketvec.data.validation_sim import validation_photos
 from pocketvec.runtime.calibration import calibrate

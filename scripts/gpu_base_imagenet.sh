@@ -2,7 +2,7 @@
 # A `base` trained from ImageNet weights (preset base-imagenet: EfficientNet-Lite0, the photo simulation on
 # the GPU) and measured, in ONE call on a lent GPU machine (~10 minutes on an H200, no internet):
 #   1. PartialFC step memory on the GPU at 100k and 400k pseudo-classes (sampling 0.1)
-#   2. both augmentation paths' images/s (benchmark augment), then the training run (its end-to-end images/s)
+#   2. both augmentation paths' images/s (train_benchmark.py augment), then the training run (its end-to-end images/s)
 #   3. zero-shot on every bench tier (pages, flags, look-alikes): the new base against the shipped one
 # Everything goes to $OUT (base/, *.jsonl, train.log). Two modes:
 #   bash scripts/gpu_base_imagenet.sh prepare   # HERE, with the data cache: builds .carry/ and .whl/
@@ -72,12 +72,12 @@ stamp() { echo "[$(( $(date +%s) - started )) s] $*" | tee -a "$OUT/train.log"; 
 
 stamp "1. PartialFC + Lite0 step at ${CLASSES[*]} classes (sample rate 0.1): images/s and peak GPU memory"
 for classes in "${CLASSES[@]}"; do
-  $PY -m pocketvec.train.benchmark step --preset base-imagenet --classes "$classes" "${STEP[@]}" \
+  $PY experiments/train_benchmark.py step --preset base-imagenet --classes "$classes" "${STEP[@]}" \
     | tee -a "$OUT/step.jsonl"
 done
 
 stamp "2. augmentation: the CPU path and the device path on the same items"
-$PY -m pocketvec.train.benchmark augment --data "$CARRY/pool/manifest.csv" "${AUG[@]}" | tee "$OUT/augment.jsonl"
+$PY experiments/train_benchmark.py augment --data "$CARRY/pool/manifest.csv" "${AUG[@]}" | tee "$OUT/augment.jsonl"
 
 stamp "3. training: pocketvec train --preset base-imagenet ${TRAIN_SET[*]} (limit ${LIMIT} s)"
 $PY -m pocketvec train --preset base-imagenet --data "$CARRY/pool/manifest.csv" --out /tmp/base-imagenet-run \

@@ -48,3 +48,9 @@ def writable_target(path: str | Path, error: type[PocketvecError] = ConfigError)
     if kind not in (None, "file"):
         raise error(f"{display_path(path)}: is a {kind}, not a regular file; pocketvec replaces only regular files")
     return real
+
+
+def file_size(path: str | Path) -> int:
+    """Bytes on disk of a file, or of every file in a folder (an .mlpackage)."""
+    path = Path(path)
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size

@@ -75,11 +75,11 @@ def test_shipped_small_w8a8_files_are_under_1mb_and_meet_the_cosine_bars(demo_it
     student's ONNX local cosine is 0.9949 here; without the float head, run 3 of the small's training chain
     (docs/TRAINING.md) had mean cosine 0.989 (ONNX) and 0.976 (Core ML), min 0.974 / 0.918."""
     from pocketvec.demo_photos import write_phone_photos
-    from pocketvec.export.bench_export import file_size
     from pocketvec.export.coreml_export import export_coreml
     from pocketvec.export.onnx_export import export_onnx
     from pocketvec.export.parity import BARS
     from pocketvec.export.verify import verify_models
+    from pocketvec.file_kinds import file_size
 
     photos = write_phone_photos(demo_items, tmp_path / "photos", 2, 7, [], "none")
     files = [export_onnx(SMALL, tmp_path / "w8a8.onnx", "w8a8", calibration_dir=demo_items),

@@ -2,7 +2,8 @@
 
 Slow (tens of ms per photo) but plainly the spec, line for line what sample_app/src/preprocess.js
 does. The fast implementation in pocketvec.runtime.resample must give identical pixels; this file
-is the oracle for that test and the "before" of scripts/bench_preprocess.py.
+is the oracle for that test. It is pocketvec's preprocess before the fast resampler (revision 410c92c^), which
+experiments/bench_preprocess.py and bench_eval.py read from git as their "before".
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ from pocketvec.bench.simulator import PhotoSimConfig
 from pocketvec.bench.texts import TierTexts
 from pocketvec.bounded_json import read_json
 from pocketvec.errors import ConfigError
-from pocketvec.export.bench_export import file_size
+from pocketvec.file_kinds import file_size
 from pocketvec.runtime.gallery.views import GalleryViews, blend_views
 from pocketvec.runtime.local_rerank import label_ids
 from pocketvec.runtime.local_rerank import rerank as local_rerank
@@ -107,7 +107,7 @@ class Embedded(NamedTuple):
 
 def calibration_mask(query_paths: list[Path], queries_per_item: int) -> np.ndarray:
     """The first 2 of 5 photos per item (1 of 2): how the bench calibrated its decision rule before it used
-    `data photos`; kept for pocketvec.bench.tiers and scripts."""
+    `data photos`; kept for pocketvec.bench.tiers and experiments/."""
     split = max(1, round(queries_per_item * 0.4))
     photo_index = [int(re.search(r"--q(\d+)$", p.stem).group(1)) for p in query_paths]  # type: ignore[union-attr]
     return np.asarray(photo_index) < split

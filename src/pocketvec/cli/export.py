@@ -8,6 +8,7 @@ import typer
 
 from pocketvec.cli import choices
 from pocketvec.cli.output import console, safe
+from pocketvec.file_kinds import file_size
 
 app = typer.Typer(help="Export a trained run to ONNX or Core ML. Example: pocketvec export onnx runs/demo "
                        "--quantize int8 --out model.onnx", no_args_is_help=True)
@@ -21,8 +22,7 @@ LOCAL_RERANK_HELP = ("Add the `local` output (the stride-16 feature map) and the
 
 
 def _done(path: Path) -> None:
-    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-    console.print(f"[green]wrote[/] {safe(path)} ({size / 1e6:.2f} MB)")
+    console.print(f"[green]wrote[/] {safe(path)} ({file_size(path) / 1e6:.2f} MB)")
 
 
 @app.command("onnx")

@@ -13,85 +13,29 @@ scored on the rest, as the benchmark does (docs/RUNTIME.md: the local re-rank). 
 `--worst-fraction 0 --photo-weight 0` (the gallery-to-photo mean alone), `--photo-threshold -1`
 (every photo location counts: the symmetric chamfer), `--stage NAME` (another backbone stage's map).
 
-    python scripts/local_rerank.py /work/benchwork/lookalikes base
-    python scripts/local_rerank.py /work/benchwork/lookalikes /work/benchwork/lookalikes/models/RUN --lams 2,4,8
-    python scripts/local_rerank.py /work/benchwork/lookalikes base --simulate 3   # lam on other photos
-    python scripts/local_rerank.py /work/benchwork/lookalikes base --worst-fraction 0 --photo-weight 0 --lams 2
-    python scripts/local_rerank.py /work/benchwork/lookalikes base --photo-threshold -1 --stage blocks.5
+    python experiments/local_rerank.py /work/benchwork/lookalikes base
+    python experiments/local_rerank.py /work/benchwork/lookalikes /work/benchwork/lookalikes/models/RUN --lams 2,4,8
+    python experiments/local_rerank.py /work/benchwork/lookalikes base --simulate 3   # lam on other photos
+    python experiments/local_rerank.py /work/benchwork/lookalikes base --worst-fraction 0 --photo-weight 0 --lams 2
+    python experiments/local_rerank.py /work/benchwork/lookalikes base --photo-threshold -1 --stage blocks.5
 """
 
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from bench_input_size import pixels
+from common import calibrating, embed_with_locals, photo_numbers, pixels, report, rescored
 
-from pocketvec.bench.measure import decision_operating_point
 from pocketvec.data.augment import PhoneAugment
 from pocketvec.runtime.images import load_image
-from pocketvec.runtime.local_rerank import LocalRerank, rerank
-from pocketvec.runtime.metrics import recall_at_k
+from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.preprocess import preprocess, to_batch
 from pocketvec.train.checkpoint import load_run
-from pocketvec.train.evaluate import embed_batches
 from pocketvec.train.presets import preset_config
 from pocketvec.train.student import build_student
-
-TOP_K = 5
-CALIBRATION_FRACTION = 0.4  # as `pocketvec bench`: each item's first photos calibrate the rule
-
-
-@torch.inference_mode()
-def embed_with_locals(model: torch.nn.Module, images: torch.Tensor, stage: str | None,
-                      batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """(global embeddings (N, D), local maps (N, H*W, C) normalised per location): the model's own
-    `forward_with_locals`, or the map of backbone stage `stage`."""
-    if stage is None:
-        return embed_batches(model, (images[i:i + batch] for i in range(0, len(images), batch)), with_locals=True)
-    maps: list[torch.Tensor] = []
-    hook = model.backbone.get_submodule(stage).register_forward_hook(lambda _m, _i, out: maps.append(out))
-    try:
-        embeddings = torch.cat([model(images[i:i + batch]) for i in range(0, len(images), batch)])
-    finally:
-        hook.remove()
-    return embeddings.numpy(), F.normalize(torch.cat(maps), dim=1).flatten(2).transpose(1, 2).numpy()
-
-
-def rescored(similarity: np.ndarray, photo_maps: np.ndarray, gallery_maps: np.ndarray,
-             settings: dict[str, float]) -> np.ndarray:
-    """The runtime's re-rank with these `LocalRerank` settings (weight, worst_fraction, photo_weight,
-    photo_threshold)."""
-    config = LocalRerank(locations=gallery_maps.shape[1], channels=gallery_maps.shape[2], top_k=TOP_K, **settings)
-    rows = np.arange(similarity.shape[1])  # the benchmark's galleries have one row per label
-    return rerank(similarity, rows, photo_maps, gallery_maps, config)
-
-
-def report(name: str, similarity: np.ndarray, photo_labels: list[str], gallery_labels: list[str],
-           calibrate: np.ndarray) -> None:
-    decision = decision_operating_point(similarity, photo_labels, gallery_labels, calibrate) or {}
-    print(f"{name}\tR@1 {recall_at_k(similarity, photo_labels, gallery_labels, 1):.3f}\t"
-          f"decision recall {decision.get('recall', float('nan')):.3f} "
-          f"at precision {decision.get('precision', float('nan')):.3f}", flush=True)
-    print(f"\t{by_edition(similarity, photo_labels, gallery_labels)}", flush=True)
-
-
-def by_edition(similarity: np.ndarray, photo_labels: list[str], gallery_labels: list[str]) -> str:
-    """Recall@1 per item kind and per edition (labels `<kind>-...--<edition>`), and the commonest confusions."""
-    picked = np.asarray(gallery_labels)[similarity.argmax(axis=1)]
-    truth = np.asarray(photo_labels)
-    right = picked == truth
-    kind = np.array([label.split("-")[0] for label in photo_labels])
-    edition = np.array([label.rsplit("--", 1)[-1] for label in photo_labels])
-    parts = [f"{k} {right[kind == k].mean():.3f}" for k in sorted(set(kind))]
-    parts += [f"{e} {right[edition == e].mean():.3f}" for e in sorted(set(edition))]
-    wrong = Counter((t.rsplit("--", 1)[-1], p.rsplit("--", 1)[-1]) for t, p in zip(truth[~right], picked[~right],
-                                                                                  strict=True))
-    return ", ".join(parts + [f"{t} taken for {p} x{n}" for (t, p), n in wrong.most_common(3)])
 
 
 def simulated(gallery: list[Path], spec, per_item: int) -> tuple[torch.Tensor, list[str], np.ndarray]:
@@ -134,8 +78,8 @@ def main() -> None:
         photos = sorted((args.tier / "queries").glob("*.jpg"))
         photo_pixels = pixels(photos, spec.query_specs()[0])  # photos cropped as the runtime crops them
         photo_labels = [p.name.rsplit("--q", 1)[0] for p in photos]
-        shot = np.array([int(p.stem.rsplit("--q", 1)[1]) for p in photos])
-    calibrate = shot < max(1, round(CALIBRATION_FRACTION * (shot.max() + 1)))
+        shot = photo_numbers(photos)
+    calibrate = calibrating(shot)
     g_emb, g_loc = embed_with_locals(model, pixels(gallery, spec), args.stage)
     p_emb, p_loc = embed_with_locals(model, photo_pixels, args.stage)
     similarity = p_emb @ g_emb.T

@@ -1,6 +1,6 @@
 """Export benchmark (not a test): size and onnxruntime latency of each format/precision, one run.
 
-Run: PYTHONPATH=src python -m pocketvec.export.bench_export --images src/pocketvec/assets/demo_items --runs 30
+Run: PYTHONPATH=src python experiments/export_benchmark.py --images src/pocketvec/assets/demo_items --runs 30
 Without --run it exports a Lite0 with ImageNet weights and a random head; with --run RUN, that run. A
 run trained with `int8_grid` is compared with its shipped (rounded) and its trained float weights: one
 row per file and reference.
@@ -16,10 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def file_size(path: Path) -> int:
-    """Bytes on disk of a file, or of every file in a folder (an .mlpackage)."""
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+from pocketvec.file_kinds import file_size
 
 
 def ort_latency_ms(path: Path, size: int, runs: int, fold_int8: bool = True) -> float:

@@ -7,7 +7,7 @@ warm-ups. This is the page's matcher on this machine's CPU, not a phone's; the m
 included (the page reports it per photo).
 
     pocketvec export onnx src/pocketvec/assets/base --quantize int8 --out /tmp/base.onnx
-    python scripts/bench_app_rerank.py /tmp/base.onnx --items 255,1000
+    python experiments/bench_app_rerank.py /tmp/base.onnx --items 255,1000
 """
 
 from __future__ import annotations

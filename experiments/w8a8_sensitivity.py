@@ -14,7 +14,7 @@ Core ML (coremltools' LinearQuantizer, the quantized torch graph the ML program 
   - batch norms unfolded with moving-average observers (coremltools' defaults);
   - batch norms folded, min/max observers, each rung of the ladder.
 
-    python scripts/w8a8_sensitivity.py src/pocketvec/assets/base /work/benchwork
+    python experiments/w8a8_sensitivity.py src/pocketvec/assets/base /work/benchwork
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ seeded by the file's content, as `pocketvec gallery build` makes them); the quer
 (export defaults), the decision rule calibrated on each item's first 40 % of photos and scored on the rest,
 as the benchmark does (docs/RUNTIME.md: gallery views).
 
-    python scripts/gallery_views.py /work/benchwork/lookalikes base --count 8 --weights 1,0.75,0.5,0.25
-    python scripts/gallery_views.py /work/benchwork/flags zero-shot --count 4,8
-    python scripts/gallery_views.py /work/benchwork/pages /work/benchwork/pages/models/RUN
+    python experiments/gallery_views.py /work/benchwork/lookalikes base --count 8 --weights 1,0.75,0.5,0.25
+    python experiments/gallery_views.py /work/benchwork/flags zero-shot --count 4,8
+    python experiments/gallery_views.py /work/benchwork/pages /work/benchwork/pages/models/RUN
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_input_size import pixels
-from local_rerank import CALIBRATION_FRACTION, embed_with_locals, report, rescored
+from common import calibrating, embed_with_locals, photo_numbers, pixels, report, rescored
 
 from pocketvec.runtime.gallery.views import GalleryViews, blend_views, view_photos
 from pocketvec.runtime.images import content_hash, load_image
@@ -57,8 +56,7 @@ def main() -> None:
     labels = [p.stem for p in gallery]
     photos = sorted((args.tier / "queries").glob("*.jpg"))
     photo_labels = [p.name.rsplit("--q", 1)[0] for p in photos]
-    shot = np.array([int(p.stem.rsplit("--q", 1)[1]) for p in photos])
-    calibrate = shot < max(1, round(CALIBRATION_FRACTION * (shot.max() + 1)))
+    calibrate = calibrating(photo_numbers(photos))
     clean, clean_maps = embed_with_locals(model, pixels(gallery, spec), None)
     query_crops = (args.query_crop or spec.query_crops[0]).split("+")
     queries, query_maps = embed_with_locals(model, pixels(photos, replace(spec, crop_mode=query_crops[0])), None)

@@ -6,7 +6,7 @@ methods are interleaved query by query so that machine noise falls on all of the
 
 Run (one core, as in docs/RUNTIME.md):
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src \\
-        python scripts/bench_matcher.py --sizes 100000 1000000 --queries 50
+        python experiments/bench_matcher.py --sizes 100000 1000000 --queries 50
 """
 
 from __future__ import annotations

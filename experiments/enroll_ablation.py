@@ -4,10 +4,10 @@ Fine-tunes the `enroll` preset with overrides on the 255 look-alike items, then 
 PyTorch model on photos from the benchmark photo simulator (3 per item; the decision rule is calibrated
 on photo 0 and scored on photos 1-2). One JSON line per run is appended to <work>/results.jsonl.
 
-    python scripts/enroll_ablation.py NAME EPOCHS [KEY=VALUE ...]
-    python scripts/enroll_ablation.py fit_upright6_imp 6 imprint_centres=true encoder.preprocess.crop_mode=scale_fit
-    python scripts/enroll_ablation.py zero-shot 0 encoder.preprocess.crop_mode=scale_fit   # the start, no training
-    python scripts/enroll_ablation.py fit_upright6_imp -1   # score the finished run of that name again
+    python experiments/enroll_ablation.py NAME EPOCHS [KEY=VALUE ...]
+    python experiments/enroll_ablation.py fit_upright6_imp 6 imprint_centres=true encoder.preprocess.crop_mode=scale_fit
+    python experiments/enroll_ablation.py zero-shot 0 encoder.preprocess.crop_mode=scale_fit   # the start, no training
+    python experiments/enroll_ablation.py fit_upright6_imp -1   # score the finished run of that name again
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import set_overrides
 
 from pocketvec.bench.backgrounds import wallpaper_paths
 from pocketvec.bench.lookalikes import build_lookalikes
 from pocketvec.bench.measure import accuracy
 from pocketvec.bench.simulator import PhotoSimConfig, query_rng, simulate_photo
-from pocketvec.cli.train import _parse_set
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.preprocess import preprocess
 from pocketvec.train.checkpoint import load_run
@@ -130,4 +130,4 @@ def main(name: str, epochs: int, overrides: dict) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), _parse_set(sys.argv[3:]))))
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), set_overrides(sys.argv[3:]))))

@@ -2,7 +2,7 @@
 channels_last (the trainer's layout) with PyTorch's default NCHW on the same run (docs/TRAINING.md:
 channels_last). Everything after the format is `pocketvec train`'s own arguments.
 
-    python scripts/train_memory_format.py nchw --preset enroll --data GALLERY --out RUN --set seed=1
+    python experiments/train_memory_format.py nchw --preset enroll --data GALLERY --out RUN --set seed=1
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Why an exported file's top-1 answers flip: the float model's margin (best minus second-best item score) on the
 photos whose answer changed, against the margins of all photos. Plain cosine and re-ranked, as verify scores them.
 
-    python scripts/parity_margins.py src/pocketvec/assets/small /tmp/w8/photos src/pocketvec/assets/demo_items \
+    python experiments/parity_margins.py src/pocketvec/assets/small /tmp/w8/photos src/pocketvec/assets/demo_items \
         small.int8.onnx small.w8a8.onnx
 """
 

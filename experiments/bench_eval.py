@@ -1,5 +1,6 @@
 """`pocketvec eval` end to end (decode, preprocess, inference, matching), images per second, with
-the spec's first implementation of preprocessing ("before") and the fast one ("after"), side by
+the spec's first implementation of preprocessing ("before": pocketvec's preprocess at revision 410c92c^,
+read from git) and the fast one ("after"), side by
 side in one run: the two are run alternately, `--rounds` times each, on the same model and photos.
 `--before REV` adds the fast preprocessing as it was at git revision REV (e.g. main); `--no-reference`
 leaves the first implementation out.
@@ -9,29 +10,23 @@ Run (one inference thread, as in docs/RUNTIME.md):
     pocketvec data photos src/pocketvec/assets/demo_items --out /tmp/photos --per-item 8 \\
         --distractors src/pocketvec/assets/backgrounds
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src \\
-        python scripts/bench_eval.py /tmp/base.onnx --gallery src/pocketvec/assets/demo_items \\
+        python experiments/bench_eval.py /tmp/base.onnx --gallery src/pocketvec/assets/demo_items \\
         --queries /tmp/photos --rounds 3 [--before main]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from common import FIRST_PREPROCESS, preprocess_at
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "runtime"))
-
-from bench_preprocess import preprocess_at  # noqa: E402  (scripts/, this file's folder)
-from preprocess_reference import reference_preprocess  # noqa: E402
-
-import pocketvec.runtime.engines.base as engine_base  # noqa: E402
-from pocketvec.runtime.engines import open_engine  # noqa: E402
-from pocketvec.runtime.evaluation import evaluate  # noqa: E402
-from pocketvec.runtime.preprocess import preprocess  # noqa: E402
+import pocketvec.runtime.engines.base as engine_base
+from pocketvec.runtime.engines import open_engine
+from pocketvec.runtime.evaluation import evaluate
+from pocketvec.runtime.preprocess import preprocess
 
 
 def main() -> None:
@@ -43,7 +38,7 @@ def main() -> None:
     parser.add_argument("--before", metavar="REV", help="also the fast preprocessing of this git revision")
     parser.add_argument("--no-reference", action="store_true", help="leave out the first implementation")
     args = parser.parse_args()
-    variants = {} if args.no_reference else {"before (reference preprocessing)": reference_preprocess}
+    variants = {} if args.no_reference else {"before (reference preprocessing)": preprocess_at(FIRST_PREPROCESS)}
     if args.before:
         variants[f"fast preprocessing at {args.before}"] = preprocess_at(args.before)
     variants["after (fast preprocessing)"] = preprocess

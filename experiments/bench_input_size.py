@@ -4,12 +4,12 @@ gallery (no gallery views, no re-rank) and phone photos as `pocketvec bench` bui
 The enroll preset's start model per input size and crop mode, and the tier's enrolled run when the benchmark
 has one (docs/lab/enroll-notebook.md: 288 px on the benchmark):
 
-    python scripts/bench_input_size.py /work/benchwork/flags
+    python experiments/bench_input_size.py /work/benchwork/flags
 
 A trained run at other input sizes than its own, on every tier of a benchmark folder (photos cropped with the
 run's `query_crop_mode`; docs/TRAINING.md: the small student at 192 px):
 
-    python scripts/bench_input_size.py /work/benchwork --run src/pocketvec/assets/small --sizes 160,192,224
+    python experiments/bench_input_size.py /work/benchwork --run src/pocketvec/assets/small --sizes 160,192,224
 """
 
 from __future__ import annotations
@@ -18,33 +18,13 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import torch
+from common import recall_at_1
 
-from pocketvec.runtime.images import load_image
-from pocketvec.runtime.metrics import recall_at_k
-from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
 from pocketvec.train.checkpoint import load_run
-from pocketvec.train.evaluate import embed
 from pocketvec.train.presets import preset_config
 from pocketvec.train.student import build_student
 
 SETTINGS = ((224, "center_crop"), (224, "scale_fit"), (288, "scale_fit"))
-
-
-def pixels(paths: list[Path], spec) -> torch.Tensor:
-    return torch.from_numpy(np.stack([preprocess(load_image(p), spec) for p in paths])).permute(0, 3, 1, 2).float()
-
-
-def recall_at_1(model: torch.nn.Module, tier: Path, spec: PreprocessSpec | None = None,
-                query_spec: PreprocessSpec | None = None) -> float:
-    """The tier's photos (`<label>--q<k>.jpg`) against its gallery (`<label>.png`), as `pocketvec bench` wrote them;
-    `spec`: the items' preprocessing (default: the model's), `query_spec` the photos' (default: `spec`)."""
-    gallery = sorted((tier / "gallery").glob("*.png"))
-    photos = sorted((tier / "queries").glob("*.jpg"))
-    spec = spec or model.config.preprocess
-    scores = embed(model, pixels(photos, query_spec or spec)) @ embed(model, pixels(gallery, spec)).T
-    return recall_at_k(scores, [p.name.rsplit("--q", 1)[0] for p in photos], [p.stem for p in gallery], 1)
 
 
 def main(tier: Path) -> None:

@@ -1,10 +1,11 @@
 """Training benchmarks (not tests): PartialFC memory per million classes, training throughput.
 
-    python -m pocketvec.train.benchmark memory --classes 1000000 --rates 0.1 0.3 1.0
-    python -m pocketvec.train.benchmark throughput --preset enroll --data DIR --steps 8
-    python -m pocketvec.train.benchmark compare --data DIR_OR_CSV --runs RUN_DIR ... --input-size 160
-    python -m pocketvec.train.benchmark step --preset base-gpu --classes 8841 --steps 50
-    python -m pocketvec.train.benchmark augment --data DIR_OR_CSV --size 224 --batch 64 --batches 4
+    python experiments/train_benchmark.py memory --classes 1000000 --rates 0.1 0.3 1.0
+    python experiments/train_benchmark.py throughput --preset enroll --data DIR --steps 8
+    python experiments/train_benchmark.py compare --data DIR_OR_CSV --runs RUN_DIR ... --input-size 160
+    python experiments/train_benchmark.py step --preset base-gpu --classes 8841 --steps 50
+    python experiments/train_benchmark.py step-variants   # on the GPU machine: memory format, compile, batch
+    python experiments/train_benchmark.py augment --data DIR_OR_CSV --size 224 --batch 64 --batches 4
 
 Memory is the peak resident set of a fresh process over one AdamW step (weights, gradient, optimizer
 state, sampled logits), minus the process's size before the class centres existed.
@@ -20,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import set_overrides
 
 
 def _peak_rss_mb() -> float:
@@ -47,9 +50,10 @@ def _memory_child(classes: int, rate: float, dim: int, batch: int) -> dict:
 def memory(classes: int, rates: list[float], dim: int, batch: int) -> list[dict]:
     rows = []
     for rate in rates:  # one fresh process per rate: peak RSS never goes down
-        code = (f"import json; from pocketvec.train.benchmark import _memory_child; "
+        code = (f"import json; from train_benchmark import _memory_child; "
                 f"print(json.dumps(_memory_child({classes}, {rate}, {dim}, {batch})))")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent)  # `-c` imports from its working folder
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return rows
 
@@ -184,8 +188,14 @@ def compare(data: str, runs: list[str], size: int, views: int, seed: int) -> lis
     return rows
 
 
-def _overrides(items: list[str]) -> dict:
-    return {k: json.loads(v) for k, v in (item.split("=", 1) for item in items)}
+def step_variants() -> None:
+    """The base-gpu model + PartialFC (8,841 classes) step under memory-format / torch.compile / batch
+    variants, on the GPU machine (docs/TRAINING.md)."""
+    for batch, channels_last, compiled in [(256, False, False), (256, True, False), (512, True, False),
+                                           (256, True, True), (512, True, True)]:
+        row = step("base-gpu", 8841, 40, warmup=8, batch=batch, channels_last=channels_last, compiled=compiled)
+        print(f"batch {batch} channels_last {channels_last} compile {compiled}: {row['images_per_s']:.0f} img/s",
+              flush=True)
 
 
 def main() -> None:
@@ -207,6 +217,7 @@ def main() -> None:
     stp.add_argument("--steps", type=int, default=50)
     stp.add_argument("--warmup", type=int, default=5)
     stp.add_argument("--set", nargs="*", default=[], help="dotted KEY=JSON overrides, e.g. sample_rate=0.1")
+    sub.add_parser("step-variants", help="the step at batch 256/512, NCHW or channels_last, torch.compile or not")
     aug = sub.add_parser("augment")
     aug.add_argument("--data", required=True)
     aug.add_argument("--size", type=int, default=224)
@@ -224,7 +235,9 @@ def main() -> None:
         for row in memory(args.classes, args.rates, args.dim, args.batch):
             print(json.dumps(row))
     elif args.what == "step":
-        print(json.dumps(step(args.preset, args.classes, args.steps, args.warmup, overrides=_overrides(args.set))))
+        print(json.dumps(step(args.preset, args.classes, args.steps, args.warmup, overrides=set_overrides(args.set))))
+    elif args.what == "step-variants":
+        step_variants()
     elif args.what == "augment":
         for row in augment(args.data, args.size, args.batch, args.batches, args.threads):
             print(json.dumps(row))
@@ -232,7 +245,7 @@ def main() -> None:
         for row in compare(args.data, args.runs, args.input_size, args.views, args.seed):
             print(json.dumps(row))
     else:
-        print(json.dumps(throughput(args.preset, args.data, args.steps, _overrides(args.set))))
+        print(json.dumps(throughput(args.preset, args.data, args.steps, set_overrides(args.set))))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 (Percentile, Entropy, Distribution), the ladder as shipped, verified on the 192 photos of docs/EXPORT.md
 (`pocketvec data photos src/pocketvec/assets/demo_items --out /tmp/w8/photos --per-item 8 --seed 3`).
 
-    python scripts/w8a8_calibration_method.py Percentile /tmp/pct 99.999
+    python experiments/w8a8_calibration_method.py Percentile /tmp/pct 99.999
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import onnx
 import onnxruntime.quantization as ort_quantization
 
 from pocketvec.data.assets import demo_items_dir
-from pocketvec.export.bench_export import file_size
 from pocketvec.export.onnx_export import export_onnx
 from pocketvec.export.verify import verify_models
+from pocketvec.file_kinds import file_size
 
 
 def main() -> None:

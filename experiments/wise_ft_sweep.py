@@ -5,7 +5,7 @@ float tensor is blended, BatchNorm statistics included, as `pocketvec.train.keep
 PyTorch fp32 model on the tier's gallery and photos as `pocketvec bench` built them (docs/ENROLMENT.md:
 WiSE-FT). Alpha 1 is the run as it is; alpha 0 the start.
 
-    python scripts/wise_ft_sweep.py /work/benchwork/flags/models/RUN --alphas 1,0.75,0.5,0.25
+    python experiments/wise_ft_sweep.py /work/benchwork/flags/models/RUN --alphas 1,0.75,0.5,0.25
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import copy
 from pathlib import Path
 
-from bench_input_size import recall_at_1
+from common import recall_at_1
 
 from pocketvec.train.checkpoint import load_run
 from pocketvec.train.keep_best import blend

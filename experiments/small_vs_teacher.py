@@ -4,8 +4,8 @@ Both run folders are exported to ONNX fp32, int8 (weight-only) and w8a8 (int8 ac
 `--calibration`, the embedded demo items by default), as `pocketvec export onnx` makes them; latency is
 onnxruntime on 1 thread, batch 1, the median of the files taking turns (pocketvec.bench.measure.onnx_latencies),
 so load hits them alike.
-Usage: python scripts/small_vs_teacher.py [--student RUN] [--teacher RUN] [--rounds N] [--calibration DIR]
-Example: nice -n 19 python scripts/small_vs_teacher.py --student src/pocketvec/assets/small
+Usage: python experiments/small_vs_teacher.py [--student RUN] [--teacher RUN] [--rounds N] [--calibration DIR]
+Example: nice -n 19 python experiments/small_vs_teacher.py --student src/pocketvec/assets/small
 """
 
 from __future__ import annotations

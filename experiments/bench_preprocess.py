@@ -1,7 +1,7 @@
-"""Preprocessing speed: the spec as first written (float64, tap by tap) vs pocketvec's fast
-resampler, side by side on the same photos, interleaved photo by photo; checks identical pixels.
-`--before REV` adds the fast resampler as it was at git revision REV (e.g. main), timed in the
-same run, to measure a change.
+"""Preprocessing speed: the spec as first written (float64, tap by tap: pocketvec's preprocess at revision
+410c92c^, before the fast resampler, read from git) vs pocketvec's fast resampler, side by side on the same
+photos, interleaved photo by photo; checks identical pixels. `--before REV` adds the fast resampler as it was
+at git revision REV (e.g. main), timed in the same run, to measure a change.
 
 Photos: the bundled background photos, each resized with Pillow to 640x480 (a phone photo at the
 size a camera preview gives), and their 480x640 portrait transposes.
@@ -9,28 +9,19 @@ size a camera preview gives), and their 480x640 portrait transposes.
 Run (one core, as in docs/lab/runtime-notebook.md; the resampler pins BLAS to one thread itself; docs/RUNTIME.md
 runs it with the default thread settings):
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src \\
-        python scripts/bench_preprocess.py --repeats 20 [--before main]
+        python experiments/bench_preprocess.py --repeats 20 [--before main]
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
-import types
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from common import FIRST_PREPROCESS, REPO, preprocess_at
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "runtime"))
-
-from preprocess_reference import reference_preprocess  # noqa: E402
-
-from pocketvec.runtime.preprocess import PreprocessSpec, preprocess  # noqa: E402
+from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
 
 
 def photos() -> list[np.ndarray]:
@@ -41,23 +32,6 @@ def photos() -> list[np.ndarray]:
     return out
 
 
-def preprocess_at(rev: str) -> Callable[[np.ndarray, PreprocessSpec], np.ndarray]:
-    """`preprocess` as it was at git revision `rev` (its preprocess.py on its resample.py)."""
-    def source(path: str) -> str:
-        return subprocess.run(["git", "show", f"{rev}:src/pocketvec/runtime/{path}"], cwd=REPO, check=True,
-                              capture_output=True, text=True).stdout
-
-    modules = {}
-    for name in ("resample", "preprocess"):
-        module = types.ModuleType(f"{name}_at_{rev}")
-        sys.modules[module.__name__] = module
-        code = source(f"{name}.py").replace("from pocketvec.runtime.resample import", f"from resample_at_{rev} import")
-        exec(compile(code, f"{rev}:{name}.py", "exec"), module.__dict__)
-        modules[name] = module
-    old = modules["preprocess"]
-    return lambda image, spec: old.preprocess(image, old.PreprocessSpec(**spec.to_dict()))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
@@ -65,7 +39,8 @@ def main() -> None:
     parser.add_argument("--before", metavar="REV", help="also time the fast resampler of this git revision")
     args = parser.parse_args()
     images = photos()
-    methods = {"reference": reference_preprocess}
+    reference = preprocess_at(FIRST_PREPROCESS)
+    methods = {"reference": reference}
     if args.before:
         methods[f"fast@{args.before}"] = preprocess_at(args.before)
     methods["fast"] = preprocess
@@ -76,7 +51,7 @@ def main() -> None:
         wall: dict[str, list[float]] = {name: [] for name in methods}
         cpu: dict[str, list[float]] = {name: [] for name in methods}
         for image in images:  # warm the plan caches; check the pixels
-            expected = reference_preprocess(image, spec)
+            expected = reference(image, spec)
             for name, fn in methods.items():
                 assert np.array_equal(fn(image, spec), expected), (crop, name)
         for _ in range(args.repeats):
