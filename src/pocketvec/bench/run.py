@@ -58,7 +58,8 @@ from pocketvec.runtime.preprocess import PreprocessSpec
 from pocketvec.runtime.printed_text import text_available
 from pocketvec.runtime.text_reader import DEFAULT_MODELS
 from pocketvec.runtime.text_verify import verify_labelled
-from pocketvec.train.checkpoint import FLOAT_WEIGHTS_FILE, read_run_config
+from pocketvec.train.checkpoint import FLOAT_WEIGHTS_FILE, WEIGHTS_FILE, read_run_config
+from pocketvec.train.teacher_base import file_digest
 
 SLOW_FORMS = ("coreml-int8",)  # the numpy Core ML interpreter takes about a second per image on this CPU
 QUICK = BenchConfig(pages=6, flags=6, lookalike_page_groups=1, lookalike_flag_groups=1, label_designs=2,
@@ -124,10 +125,12 @@ def _subset(labels: list[str], items: int, *photo_labels: list[str]) -> tuple[np
 
 
 def _export_dir(ctx: BenchContext, key: str, run_dir: Path) -> Path:
-    """Exports are reused only for the same weights, gallery (w8a8 calibrates on it) and export code."""
+    """Exports are reused only for the same weights (their digest: runs of one embedding space may differ),
+    gallery (w8a8 calibrates on it) and export code."""
     stamp = read_json(ctx.work / "benchmark.json", "benchmark stamp")["key"]
     space = read_run_config(run_dir)["embedding_space_id"]
-    return ctx.work / "exports" / f"{key}-{space}-{stamp}-{exporter_id()}"
+    weights = file_digest(run_dir / WEIGHTS_FILE)[:8]
+    return ctx.work / "exports" / f"{key}-{space}-{weights}-{stamp}-{exporter_id()}"
 
 
 def _gallery_rows(gallery: np.ndarray, views: np.ndarray | None, clean_weight: float) -> np.ndarray:
