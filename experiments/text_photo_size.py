@@ -11,18 +11,17 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import re
 import statistics
 import time
 from pathlib import Path
 
 import cv2
+from text_alone import TextAlone, photo_label
 
 from pocketvec.bench.texts import texts_file
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.printed_text import READ_MAX_SIDE, read_text, text_reader
 from pocketvec.runtime.text_reader import DEFAULT_MODELS
-from pocketvec.runtime.text_verify import evidence, words
 
 
 def main() -> None:
@@ -31,11 +30,7 @@ def main() -> None:
     parser.add_argument("side", type=int)
     parser.add_argument("--models", default=DEFAULT_MODELS)
     args = parser.parse_args()
-    known = json.loads((args.tier / texts_file(args.models)).read_text())
-    items = {Path(k).stem: v for k, v in known.items() if k.startswith("item:gallery/")}
-    groups = collections.defaultdict(list)
-    for label in sorted(items):
-        groups[label.split("--")[0]].append(label)
+    alone = TextAlone(json.loads((args.tier / texts_file(args.models)).read_text()))
     reader = text_reader(args.models, args.side)
     counts: collections.Counter = collections.Counter()
     times = []
@@ -48,11 +43,7 @@ def main() -> None:
         started = time.perf_counter()
         text = read_text(reader, rgb)
         times.append((time.perf_counter() - started) * 1000)
-        label = re.sub(r"--q\d+$", "", path.stem)
-        group = groups[label.split("--")[0]]
-        scored = evidence(text, [words(items[g]) for g in group])
-        first = [g for g, e in zip(group, scored, strict=True) if e == scored.max()]
-        counts["right" if first == [label] else "tied" if label in first else "wrong"] += 1
+        counts[alone.verdict(photo_label(path), text)] += 1
     print(json.dumps({"side": args.side, **counts, "median_ms": round(statistics.median(times))}))
 
 
