@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
 import subprocess
 import sys
@@ -50,21 +49,6 @@ def parse_model_and_tier(doc: str | None) -> argparse.Namespace:
     parser.add_argument("tier", type=Path)
     parser.add_argument("--out", type=Path)
     return parser.parse_args()
-
-
-def set_overrides(values: list[str]) -> dict:
-    """`KEY=VALUE` settings (dotted keys reach nested ones), as `pocketvec train --set` reads them: values are
-    JSON when they parse as JSON, else strings."""
-    overrides = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"a setting is KEY=VALUE; got {item!r}")
-        try:
-            overrides[key] = json.loads(raw)
-        except ValueError:
-            overrides[key] = raw
-    return overrides
 
 
 def gallery_items(tier: Path) -> tuple[list[Path], list[str]]:

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import set_overrides
 
 from pocketvec.bench.backgrounds import wallpaper_paths
 from pocketvec.bench.lookalikes import build_lookalikes
 from pocketvec.bench.measure import accuracy
 from pocketvec.bench.simulator import PhotoSimConfig, query_rng, simulate_photo
+from pocketvec.cli.train import parse_set
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.preprocess import preprocess
 from pocketvec.train.checkpoint import load_run
@@ -130,4 +130,4 @@ def main(name: str, epochs: int, overrides: dict) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), set_overrides(sys.argv[3:]))))
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), parse_set(sys.argv[3:]))))

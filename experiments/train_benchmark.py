@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import set_overrides
+from pocketvec.cli.train import parse_set
 
 
 def _peak_rss_mb() -> float:
@@ -235,7 +235,7 @@ def main() -> None:
         for row in memory(args.classes, args.rates, args.dim, args.batch):
             print(json.dumps(row))
     elif args.what == "step":
-        print(json.dumps(step(args.preset, args.classes, args.steps, args.warmup, overrides=set_overrides(args.set))))
+        print(json.dumps(step(args.preset, args.classes, args.steps, args.warmup, overrides=parse_set(args.set))))
     elif args.what == "step-variants":
         step_variants()
     elif args.what == "augment":
@@ -245,7 +245,7 @@ def main() -> None:
         for row in compare(args.data, args.runs, args.input_size, args.views, args.seed):
             print(json.dumps(row))
     else:
-        print(json.dumps(throughput(args.preset, args.data, args.steps, set_overrides(args.set))))
+        print(json.dumps(throughput(args.preset, args.data, args.steps, parse_set(args.set))))
 
 
 if __name__ == "__main__":

@@ -142,14 +142,14 @@ def test_cli_trains_a_run_folder(few_items: Path, tmp_path: Path) -> None:
     assert read_run_config(tmp_path / "run")["train"]["margin"]["kind"] == "cosface"
     with pytest.raises(ConfigError, match="already holds a finished run"):  # nothing overwritten
         train_config(preset_config("smoke"), few_items, tmp_path / "run")
-    from pocketvec.cli.train import _parse_set
+    from pocketvec.cli.train import parse_set
 
-    overrides = _parse_set(["margin.kind=softmax", "epochs=2"])
+    overrides = parse_set(["margin.kind=softmax", "epochs=2"])
     assert overrides == {"margin.kind": "softmax", "epochs": 2}
     with pytest.raises(ConfigError, match="Got 'softmax'"):
         preset_config("smoke").with_overrides(overrides)
     with pytest.raises(ConfigError, match="KEY=VALUE"):
-        _parse_set(["epochs"])
+        parse_set(["epochs"])
 
 
 def test_wise_alpha_ships_the_blend_of_start_and_trained_weights(few_items: Path, tmp_path: Path) -> None:

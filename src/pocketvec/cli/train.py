@@ -16,8 +16,8 @@ app = typer.Typer(help="Train an encoder. Example: pocketvec train --preset enro
                   invoke_without_command=True)
 
 
-def _parse_set(values: list[str]) -> dict:
-    """`--set key=value` pairs; values are JSON when they parse as JSON, else strings."""
+def parse_set(values: list[str]) -> dict:
+    """`--set key=value` pairs (also read by experiments/); values are JSON when they parse as JSON, else strings."""
     overrides = {}
     for item in values:
         key, sep, raw = item.partition("=")
@@ -72,7 +72,7 @@ def train(
         return
     if bool(preset) == bool(config):
         raise ConfigError("give exactly one of --preset NAME or --config FILE")
-    overrides = _parse_set(set_)
+    overrides = parse_set(set_)
     if "policy" in overrides:  # a real choice, checked before torch loads
         overrides["policy"] = choices.normalize("policy", str(overrides["policy"]), choices.POLICIES)
     if not print_config and (data is None or out is None):
@@ -198,7 +198,7 @@ def cache_command(
     from pocketvec.train.presets import preset_config
 
     check_output_folder(out, "--out")
-    overrides = _parse_set(set_)
+    overrides = parse_set(set_)
     config = preset_config(preset, overrides.get("init"))
     config = config.with_overrides(overrides) if overrides else config
     folder = build_photo_cache(config, data, out, steps, workers)
