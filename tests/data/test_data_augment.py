@@ -79,6 +79,26 @@ def test_item_quad_stays_within_cutoff(strength):
                 assert np.allclose(quad[0, 1], quad[1, 1]) and np.allclose(quad[0, 0], quad[3, 0])
 
 
+def test_phone_frame_stretches_the_item_as_scale_fill_squashes_a_phone_photo():
+    upright = AugmentConfig(strength=0.0, fill=(0.3, 0.3))
+    framed = dataclasses.replace(upright, p_phone_frame=1.0)
+    rng = np.random.default_rng(0)
+    ratios = set()
+    for _ in range(40):
+        plain, stretched = item_quad((300, 450), SIZE, upright, rng), item_quad((300, 450), SIZE, framed, rng)
+        width, height = np.ptp(stretched, axis=0) / np.ptp(plain, axis=0)
+        ratios.add(round(float(width / height), 2))
+        assert np.isclose(width * height, 1.0, atol=1e-3)  # the area is kept
+    assert ratios == {round(r, 2) for a in (4 / 3, 16 / 9) for r in (a, 1 / a)}
+
+
+def test_phone_frame_off_leaves_every_photo_unchanged(items):
+    make = [PhoneAugment(c, SIZE, backgrounds=backgrounds_dir()) for c in (AugmentConfig(),
+                                                                            AugmentConfig(p_phone_frame=0.0))]
+    photos = [m(items[0], np.random.default_rng(3)) for m in make]
+    assert np.array_equal(*photos)
+
+
 def test_every_effect_runs_and_changes_pixels(items):
     frame = PhoneAugment(AugmentConfig(p_background=0.0), SIZE, backgrounds=[])(items[1], np.random.default_rng(1))
     rng = np.random.default_rng(2)

@@ -24,6 +24,9 @@ class AugmentConfig:
     max_rotation: float = 25.0  # degrees, in-plane, at strength 1
     max_tilt: float = 35.0  # degrees the camera looks off the item's normal (perspective), at strength 1
     max_cutoff: float = 0.08  # fraction of the item's size that may fall outside the frame
+    # a phone frame (3:4 or 9:16, portrait or landscape) squashed to the square input, as the `scale_fill`
+    # query crop squashes a phone photo: the item's picture stretched along one axis, its area kept
+    p_phone_frame: float = 0.0
     jpeg_quality: tuple[int, int] = (40, 92)
     p_background: float = 1.0  # otherwise the frame is a plain tabletop colour
     p_shadow: float = 0.4

@@ -58,6 +58,8 @@ def item_quad(item_hw: tuple[int, int], size: int, config: AugmentConfig, rng: n
     angle = math.radians(rng.uniform(-1.0, 1.0) * config.max_rotation * s)
     c, si = math.cos(angle), math.sin(angle)
     projected = projected @ np.array([[c, -si], [si, c]]).T
+    if config.p_phone_frame > 0 and rng.random() < config.p_phone_frame:
+        projected = projected * phone_frame_stretch(rng)
     # Scale to the chosen frame coverage, then shrink until the cut-off stays within bounds.
     coverage = rng.uniform(*config.fill)
     scale = math.sqrt(coverage * size * size / (h * w))
@@ -72,6 +74,15 @@ def item_quad(item_hw: tuple[int, int], size: int, config: AugmentConfig, rng: n
         for lo, hi in zip(low, high, strict=True)
     ]
     return (projected + np.array(centre)).astype(np.float32)
+
+
+PHONE_FRAME_ASPECTS = (4 / 3, 16 / 9)  # a phone photo's long side over its short side
+
+
+def phone_frame_stretch(rng: np.random.Generator) -> np.ndarray:
+    """(x, y) factors that squash a random phone frame (portrait or landscape) to a square, area kept."""
+    root = math.sqrt(PHONE_FRAME_ASPECTS[int(rng.integers(0, len(PHONE_FRAME_ASPECTS)))])
+    return np.array([root, 1 / root] if rng.random() < 0.5 else [1 / root, root])
 
 
 def composite_item(
