@@ -44,7 +44,8 @@ TRAIN_RANGES: dict[str, Range] = {
     "distill_weight": Range(0.0, 1e6), "distill_temperature": Range(0.0, 1e6), "distill_align_weight": Range(0.0, 1e6),
     "kd_weight": Range(0.0, 1e6), "kd_temperature": Range(0.0, 1e6), "time_limit_s": Range(0.0, 1e9),
     "clean_view_fraction": Range(0.0, 1.0), "wise_alpha": Range(0.0, 1.0), "local_weight": Range(0.0, 1e6),
-    "local_distill_weight": Range(0.0, 1e6), "budget_s": Range(0.0, 7 * 24 * 3600.0),
+    "local_distill_weight": Range(0.0, 1e6), "preserve_weight": Range(0.0, 1e6),
+    "budget_s": Range(0.0, 7 * 24 * 3600.0),
 }
 
 RANGES: dict[str, Range] = {

@@ -15,6 +15,8 @@ from safetensors.torch import load_file
 
 from pocketvec.errors import ConfigError, ModelFileError
 from pocketvec.int8_grid import round_to_int8_grid
+from pocketvec.runtime.images import load_image
+from pocketvec.runtime.preprocess import preprocess
 from pocketvec.train.checkpoint import (
     FLOAT_WEIGHTS_FILE,
     embedding_space_id,
@@ -166,3 +168,24 @@ def test_wise_alpha_ships_the_blend_of_start_and_trained_weights(few_items: Path
         if value.is_floating_point():  # (the step counters of BatchNorm count the steps taken)
             torch.testing.assert_close(shipped[0.0][key], start[key], atol=1e-6, rtol=0, msg=key)
             torch.testing.assert_close(value, (shipped[0.0][key] + shipped[1.0][key]) / 2, atol=1e-6, rtol=0, msg=key)
+
+
+def test_preserve_weight_holds_the_embeddings_near_the_start(few_items: Path, tmp_path: Path) -> None:
+    """Feature preservation: the same steps, every layer trained as enrolment does, move the items' embeddings
+    much less (here about 0.14 against 1.2 in 1 - cosine)."""
+    spec = tiny_config().encoder.preprocess
+    pixels = torch.stack([torch.from_numpy(preprocess(load_image(path), spec)).permute(2, 0, 1).float()
+                          for path in sorted(few_items.iterdir())])
+    torch.manual_seed(tiny_config().seed)
+    with torch.no_grad():
+        start = torch.nn.functional.normalize(build_student(tiny_config().encoder, tiny_config().init).eval()(pixels))
+
+    def drift(weight: float) -> float:
+        config = tiny_config(preserve_weight=weight, lr=0.01, epochs=4, trainable=["*"], adapters={"kind": "none"},
+                             eval_views=0)
+        model = load_run(train_config(config, few_items, tmp_path / f"preserve{weight}")).eval()
+        with torch.no_grad():
+            return float(1 - (torch.nn.functional.normalize(model(pixels)) * start).sum(-1).mean())
+
+    free, held = drift(0.0), drift(100.0)
+    assert held < 0.5 * free, (held, free)

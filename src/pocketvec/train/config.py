@@ -39,6 +39,8 @@ class TrainConfig:
     local_distill_weight: float = 0.0
     # batches of groups of this many look-alike classes (the start model's nearest neighbours); 0/1 = random
     lookalike_group: int = 0
+    # feature preservation: x (1 - cos) between each photo's embedding and the start model's of the same photo
+    preserve_weight: float = 0.0
     teacher: str = ""  # "" = no distillation; a built-in or shipped name, or a local checkpoint folder
     teacher_photos: str = ""  # a teacher-photo cache folder (pocketvec.train.photo_cache): train from it
     distill_weight: float = 1.0

@@ -160,7 +160,8 @@ class Trainer:
         # the safety net: the merged float weights of the best shipped model seen so far (scored as shipped,
         # i.e. rounded onto the int8 grid when the run ends there), the start's until an epoch beats them
         self.kept = merged_copy(self.model) if self.held_out is not None else None
-        self.start = merged_copy(self.model) if config.wise_alpha < 1.0 else None  # what WiSE-FT blends with
+        # what WiSE-FT blends with, and what feature preservation holds the photos' embeddings to
+        self.start = merged_copy(self.model) if config.wise_alpha < 1.0 or config.preserve_weight > 0 else None
         if has_state(self.out):
             self._resume()
         elif self.kept is not None:
@@ -275,6 +276,9 @@ class Trainer:
             else:
                 embedding = self.model.head(self.model.features(pixels))
             embedding = F.normalize(embedding.float(), dim=-1)
+            if cfg.preserve_weight > 0:
+                with torch.no_grad():
+                    start_embedding = F.normalize(self.start.head(self.start.features(pixels)).float(), dim=-1)
         labels = batch.labels.to(self.device)
         loss = embedding.new_zeros(())
         if "local_match" in self.losses:
@@ -285,6 +289,8 @@ class Trainer:
                 photo_maps, class_maps, batch.candidate_slot.to(self.device), batch.teacher_local.to(self.device))
         if "partial_fc" in self.losses:
             loss = loss + self.losses["partial_fc"](embedding, labels)
+        if cfg.preserve_weight > 0:
+            loss = loss + cfg.preserve_weight * (1.0 - (embedding * start_embedding).sum(dim=-1)).mean()
         if "center" in self.losses:
             loss = loss + cfg.center_weight * self.losses["center"](embedding, labels)
         if "triplet" in self.losses:
