@@ -6,8 +6,6 @@
 
 const COEF_BITS = 11; // INTER_RESIZE_COEF_BITS
 const COEF_SCALE = 1 << COEF_BITS;
-const TAB_SIZE = 32; // INTER_TAB_SIZE: remap's sub-pixel steps
-const REMAP_SCALE = 1 << 15; // INTER_REMAP_COEF_SCALE
 
 /** cvRound: the nearest integer, halves to even. */
 export function roundHalfEven(v) {
@@ -239,64 +237,36 @@ export function perspective(from, to) {
   return [...m, 1];
 }
 
-/** remap's bicubic weights (A = -0.75) for a sub-pixel step, as OpenCV tabulates them. */
+/** Bicubic weights (A = -0.75, OpenCV's) of the four taps around a source point at fraction `x`. */
 function cubicWeights(x) {
-  const A = -0.75, f = Math.fround;
-  const c0 = f(((A * (x + 1) - 5 * A) * (x + 1) + 8 * A) * (x + 1) - 4 * A);
-  const c1 = f(((A + 2) * x - (A + 3)) * x * x + 1);
-  const c2 = f(((A + 2) * (1 - x) - (A + 3)) * (1 - x) * (1 - x) + 1);
-  return [c0, c1, c2, f(1 - c0 - c1 - c2)];
-}
-
-let cubicTable = null; // TAB_SIZE x TAB_SIZE x 16 fixed-point weights, summing to REMAP_SCALE (initInterTab2D)
-function cubicTab() {
-  if (cubicTable) return cubicTable;
-  cubicTable = new Int32Array(TAB_SIZE * TAB_SIZE * 16);
-  for (let i = 0; i < TAB_SIZE; i++) {
-    const wy = cubicWeights(i / TAB_SIZE);
-    for (let j = 0; j < TAB_SIZE; j++) {
-      const wx = cubicWeights(j / TAB_SIZE), t = cubicTable.subarray((i * TAB_SIZE + j) * 16, (i * TAB_SIZE + j + 1) * 16);
-      let sum = 0;
-      for (let k1 = 0; k1 < 4; k1++) {
-        for (let k2 = 0; k2 < 4; k2++) {
-          t[k1 * 4 + k2] = roundHalfEven(Math.fround(wy[k1] * wx[k2]) * REMAP_SCALE);
-          sum += t[k1 * 4 + k2];
-        }
-      }
-      const diff = sum - REMAP_SCALE;
-      if (diff === 0) continue;
-      let m = 1 * 4 + 1, M = 1 * 4 + 1; // the smallest and largest of the middle four
-      for (let k1 = 1; k1 < 3; k1++) {
-        for (let k2 = 1; k2 < 3; k2++) {
-          const k = k1 * 4 + k2;
-          if (t[k] < t[m]) m = k; else if (t[k] > t[M]) M = k;
-        }
-      }
-      if (diff < 0) t[M] -= diff; else t[m] -= diff;
-    }
-  }
-  return cubicTable;
+  const A = -0.75;
+  const c0 = ((A * (x + 1) - 5 * A) * (x + 1) + 8 * A) * (x + 1) - 4 * A;
+  const c1 = ((A + 2) * x - (A + 3)) * x * x + 1;
+  const c2 = ((A + 2) * (1 - x) - (A + 3)) * (1 - x) * (1 - x) + 1;
+  return [c0, c1, c2, 1 - c0 - c1 - c2];
 }
 
 /** cv2.warpPerspective(img, M, (width, height), flags=INTER_CUBIC, borderMode=BORDER_REPLICATE), where
- * `inverse` maps each output pixel to its source point (OpenCV inverts M to get it). */
+ * `inverse` maps each output pixel to its source point (OpenCV inverts M to get it). The source point is kept
+ * whole (float32), not snapped to 1/32 of a pixel, as the OpenCV of the Python runtime warps (measured). */
 export function warpCubic(img, inverse, width, height) {
-  const tab = cubicTab(), cn = 3, data = new Uint8Array(width * height * cn), [m0, m1, m2, m3, m4, m5, m6, m7, m8] = inverse;
+  const cn = 3, data = new Uint8Array(width * height * cn), [m0, m1, m2, m3, m4, m5, m6, m7, m8] = inverse;
   const clampX = (v) => (v < 0 ? 0 : v >= img.width ? img.width - 1 : v);
   const clampY = (v) => (v < 0 ? 0 : v >= img.height ? img.height - 1 : v);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      let w = m6 * x + m7 * y + m8;
-      w = w ? TAB_SIZE / w : 0;
-      const X = roundHalfEven((m0 * x + m1 * y + m2) * w), Y = roundHalfEven((m3 * x + m4 * y + m5) * w);
-      const sx = (X >> 5) - 1, sy = (Y >> 5) - 1, t = ((Y & (TAB_SIZE - 1)) * TAB_SIZE + (X & (TAB_SIZE - 1))) * 16;
+      const w = m6 * x + m7 * y + m8;
+      const X = Math.fround((m0 * x + m1 * y + m2) / w), Y = Math.fround((m3 * x + m4 * y + m5) / w);
+      const sx = Math.floor(X), sy = Math.floor(Y), wx = cubicWeights(X - sx), wy = cubicWeights(Y - sy);
       for (let c = 0; c < cn; c++) {
         let sum = 0;
         for (let k1 = 0; k1 < 4; k1++) {
-          const row = clampY(sy + k1) * img.width;
-          for (let k2 = 0; k2 < 4; k2++) sum += img.data[(row + clampX(sx + k2)) * cn + c] * tab[t + k1 * 4 + k2];
+          const row = clampY(sy - 1 + k1) * img.width;
+          let across = 0;
+          for (let k2 = 0; k2 < 4; k2++) across += img.data[(row + clampX(sx - 1 + k2)) * cn + c] * wx[k2];
+          sum += across * wy[k1];
         }
-        const v = (sum + (1 << 14)) >> 15;
+        const v = Math.round(sum);
         data[(y * width + x) * cn + c] = v < 0 ? 0 : v > 255 ? 255 : v;
       }
     }

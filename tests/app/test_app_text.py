@@ -22,7 +22,11 @@ from .conftest import choose_photo, enroll, gap_midpoint, open_app
 
 pytestmark = pytest.mark.skipif(not text_available(), reason="the pocketvec[text] extra (its OCR models) is missing")
 DESIGNS = 3  # rendered; the last one's labels are not enrolled (its photos should be unknown)
-MIN_WORD_AGREEMENT = 0.85  # words the page and Python read on a photo: shared / all (Jaccard), the lowest photo
+# Words the page and Python read on a photo: shared / all (Jaccard), the lowest photo. Measured: the same text,
+# character for character, on every photo (12 of 12); not required, since the wasm and native onnxruntime
+# differ in the last float bits and the resize and warp ports may differ by a level on a few pixels (another
+# OpenCV version: by a few on more), which can change a letter of a line.
+MIN_WORD_AGREEMENT = 0.85
 
 
 def label_photo(item: Path, out: Path, angle: float) -> Path:
@@ -132,6 +136,7 @@ def test_page_verifies_by_text_like_python(page, serve_app, text_scenario, small
             same += result["text"]["text"] == python
     assert agreement, "no photo was read: the candidates' texts never differed"
     assert min(agreement) >= MIN_WORD_AGREEMENT, agreement
+    assert same >= len(agreement) / 2, f"only {same} of {len(agreement)} readings are the same text as Python's"
     print(f"answers changed by text {changed} of {len(s.photos)}; photos read {len(agreement)}; word agreement "
           f"min {min(agreement):.3f} mean {np.mean(agreement):.3f}; identical readings {same}")
 
