@@ -18,7 +18,7 @@ def verify(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON to this file; "
                                          "'-' prints the JSON instead of the table."),
     text: bool = typer.Option(False, "--text", help="Also compare the decisions with text verification (the "
-                              "pocketvec[text] extra reads every image's printed text once)."),
+                              "pocketvec\\[text] extra reads every image's printed text once)."),
 ) -> None:
     """Check exported files against PyTorch fp32: the shipped weights and, for a run trained on the int8 grid,
     also its trained float weights (one row each; the exit status follows the shipped weights).
