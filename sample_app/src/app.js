@@ -3,14 +3,17 @@
 
 import { Camera } from "./camera.js";
 import { decodeImage, sha256Hex, toImageData } from "./decode.js";
-import { DEFAULT_RULE, Gallery, score3 } from "./gallery.js";
+import { answer, DEFAULT_RULE, Gallery, score3 } from "./gallery.js";
 import { Model } from "./model.js";
 import { loadStored, saveStored } from "./store.js";
+import { ITEM_DETECT_SIDE, PHOTO_DETECT_SIDE, TextReader } from "./text_reader.js";
+import { labelWords, verifyScores } from "./text_verify.js";
 import { carryThumbnails, makeThumbnail, thumbnailElement } from "./thumbnail.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const state = { model: null, gallery: null, photo: null, lastResult: null, photos: 0 };
+const state = { model: null, gallery: null, photo: null, lastResult: null, photos: 0,
+  text: { name: null, reader: null, off: null } }; // the OCR reader of the gallery's text_reader (a promise)
 const CONTROLS = ["file-input", "camera-button", "import-input", "export-button"]; // usable once the model runs
 
 /** The loading line while the model downloads and onnxruntime-web starts. */
@@ -66,11 +69,53 @@ async function loadGallery(model) {
   // A new gallery takes the model's calibrated rule, as pocketvec's Python enrollment does.
   const rerank = model.meta.local_rerank ?? null;
   const gallery = new Gallery(spaceId, model.meta.embedding_dim, stored?.acceptRule ?? model.meta.accept_rule ?? null, rerank);
+  gallery.textReader = stored?.textReader ?? null;
   // rows stored for an export of the same weights with (or without) local maps do not fit this one
   const size = rerank ? rerank.locations * rerank.channels : 0;
   for (const r of stored?.rows || []) if ((r.local?.length ?? 0) === size) gallery.rows.push(r);
   gallery.seededFrom = stored?.seededFrom ?? null;
   return gallery;
+}
+
+/** The OCR reader for the gallery's printed text (a promise of it, or of null when the gallery keeps none or the
+ * OCR files cannot be had: the page then answers by the image alone and says so once). */
+function textReader() {
+  const name = state.gallery?.textReader ?? null;
+  if (name !== state.text.name) {
+    const entry = { name, off: null, reader: Promise.resolve(null) };
+    if (name !== null) {
+      entry.reader = TextReader.load(name, `ocr/${encodeURIComponent(name)}/`).catch((e) => {
+        entry.off = `the OCR models "${name}" could not be loaded (${e.message || e}): the page answers by the image alone`;
+        console.warn(`pocketvec: text verification off: ${entry.off}`);
+        return null;
+      });
+      entry.reader.then(renderTextInfo);
+    }
+    state.text = entry;
+  }
+  renderTextInfo();
+  return state.text.reader;
+}
+
+function renderTextInfo() {
+  const { name, off } = state.text;
+  $("text-info").textContent = name === null ? "" : off ? `Text verification off: ${off}.`
+    : `Text verification: on (OCR models ${name}, read on this device).`;
+}
+
+/** Label-level scores verified by the photo's printed text when the gallery keeps texts (text_verify.js). */
+async function verifiedByText(all, img) {
+  const reader = await textReader();
+  if (!reader) return { top: all, text: null };
+  let readMs = 0;
+  const read = async () => {
+    const t0 = performance.now();
+    const text = await reader.readText(img, PHOTO_DETECT_SIDE);
+    readMs = performance.now() - t0;
+    return text;
+  };
+  const verified = await verifyScores(all, labelWords(state.gallery.rows), read);
+  return { top: verified.top, text: { read: verified.read, text: verified.text, readMs } };
 }
 
 function renderGallery() {
@@ -111,6 +156,12 @@ function renderResult(result) {
   if (result.top.length === 0) decision.textContent = "The gallery is empty: enroll a photo first.";
   $("timing").textContent = `Inference ${result.inferenceMs.toFixed(1)} ms, preprocessing ${result.preprocessMs.toFixed(1)} ms `
     + `(${state.model.spec.input_size}px, ${state.model.photoCrops.join(" + ")}, ${state.model.spec.resample}).`;
+  const t = result.text;
+  $("text-result").hidden = !t;
+  if (t) {
+    $("text-result").textContent = t.read ? `Text verified: read ${JSON.stringify(t.text.replace(/\n/g, " "))} in ${t.readMs.toFixed(0)} ms.`
+      : "Text verification: not needed (the best candidates' printed words agree).";
+  }
 }
 
 function drawRGB(canvas, img) {
@@ -123,9 +174,10 @@ async function usePhoto(img, source, name) {
   drawRGB($("preview"), img);
   const out = await state.model.embed(img, true);
   drawRGB($("model-input"), out.pixels); // exactly what the model saw (crop mode, filter)
-  const match = state.gallery.match(out.embedding, 3, acceptRule(), out.local);
+  const verified = await verifiedByText(state.gallery.scores(out.embedding, out.local), img);
+  const match = answer(verified.top, 3, acceptRule());
   state.photo = { source, name, embedding: out.embedding, local: out.local, img };
-  state.lastResult = { ...out, ...match, name };
+  state.lastResult = { ...out, ...match, name, text: verified.text };
   state.photos += 1;
   renderResult(state.lastResult);
   renderSteps();
@@ -146,6 +198,18 @@ function download(bytes, name) {
   const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
   Object.assign(document.createElement("a"), { href: url, download: name }).click();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** The printed text of a photo enrolled as an item, read as Python's enrolment reads it; null when the gallery
+ * keeps no texts. A gallery that keeps texts refuses a row whose text cannot be read. */
+async function itemText(photo) {
+  if (!state.gallery.textReader) return null;
+  const reader = await textReader();
+  if (!reader) {
+    throw new Error(`enroll: this gallery keeps each item's printed text, and ${state.text.off}; enroll with `
+      + "`pocketvec gallery add`, or serve the page with the OCR models (pip install 'pocketvec[text]')");
+  }
+  return reader.readText(photo.img, ITEM_DETECT_SIDE);
 }
 
 function wire(camera) {
@@ -174,7 +238,8 @@ function wire(camera) {
       const crops = state.model.photoCrops;
       const asItem = crops.length === 1 && crops[0] === state.model.spec.crop_mode;
       const row = asItem ? photo : await state.model.embed(photo.img);
-      const out = state.gallery.add(label, photo.source, row.embedding, makeThumbnail(photo.img), row.local);
+      const text = await itemText(photo);
+      const out = state.gallery.add(label, photo.source, row.embedding, makeThumbnail(photo.img), row.local, text);
       if (out.added) {
         await saveStored(state.gallery);
         $("label-input").value = "";
@@ -195,6 +260,7 @@ function wire(camera) {
     state.gallery = gallery;
     await saveStored(gallery);
     renderGallery();
+    textReader();
   });
   $("export-button").onclick = () => guarded(async () => { // the file records the digest of the model in use
     const meta = state.model.meta;
@@ -212,6 +278,7 @@ async function main() {
     + `dim ${m.embedding_dim} · space ${m.embedding_space_id} · onnxruntime-web wasm`;
   state.gallery = await loadGallery(state.model);
   renderGallery();
+  textReader(); // loads in the background; a photo waits for it
   wire(new Camera($("camera")));
   for (const id of CONTROLS) $(id).disabled = false;
 }
@@ -224,4 +291,4 @@ const ready = main().catch((e) => {
   throw e;
 }).finally(() => { $("loading").hidden = true; });
 ready.catch(() => {}); // shown on the page; `pocketvecApp.ready` still rejects for whoever awaits it
-window.pocketvecApp = { state, ready };
+window.pocketvecApp = { state, ready, textReader };

@@ -23,6 +23,12 @@ export function decide(top, rule = DEFAULT_RULE) {
   return { accepted: true, reason: `best ≥ ${score3(rule.threshold)}, margin ≥ ${score3(rule.margin)}` };
 }
 
+/** The answer from label-level scores (best first): the top k and the accept rule's decision. */
+export function answer(all, k = 3, rule = DEFAULT_RULE) {
+  const decision = decide(all, rule);
+  return { top: all.slice(0, k), ...decision, label: decision.accepted ? all[0].label : null };
+}
+
 /** Each candidate row's local score for the photo's map `query`, as pocketvec.runtime.local_rerank:
  * (1 - photo_weight) x found + photo_weight x explained. found: the mean over the row's locations of each
  * one's best cosine with a photo location, averaged with the mean of its worst worst_fraction; explained:
@@ -93,15 +99,17 @@ export class Gallery {
     return new Map([...rows].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
-  /** Enroll one row (with its local map, kept at float16 as the file stores it, when the model re-ranks);
-   * the same image (sha256) twice is refused with the reason. */
-  add(label, source, embedding, thumb = null, local = null) {
+  /** Enroll one row (with its local map, kept at float16 as the file stores it, when the model re-ranks; with
+   * its printed text, read from the image, when the gallery keeps texts); the same image (sha256) twice is
+   * refused with the reason. */
+  add(label, source, embedding, thumb = null, local = null, text = null) {
     label = (label || "").trim();
     if (!label) throw new GalleryFileError("enroll: the label is empty");
-    if (this.textReader) {
-      throw new GalleryFileError("enroll: this gallery keeps each item's printed text (text verification), which the "
-        + "sample app cannot read yet; enroll with `pocketvec gallery add`, or build the gallery with `--no-text`");
+    if (this.textReader && typeof text !== "string") {
+      throw new GalleryFileError("enroll: this gallery keeps each item's printed text (text verification): the row "
+        + "needs its text, read with the OCR models");
     }
+    if (!this.textReader && text !== null) throw new GalleryFileError("enroll: this gallery keeps no printed text");
     if (embedding.length !== this.dim) throw new GalleryFileError(`enroll: embedding has ${embedding.length} values, the model makes ${this.dim}`);
     const shape = this.localShape;
     if (shape && local?.length !== shape[0] * shape[1]) {
@@ -112,7 +120,7 @@ export class Gallery {
       return { added: false, reason: known.label === label ? `already enrolled as "${label}"` : `the same image is already enrolled as "${known.label}"` };
     }
     const row = { label, source, embedding: Float32Array.from(embedding), ...(shape ? { local: toHalfPrecision(local) } : {}),
-      ...(thumb ? { thumb } : {}) };
+      ...(thumb ? { thumb } : {}), ...(this.textReader ? { text } : {}) };
     this.rows.push(row);
     return { added: true, row };
   }
@@ -144,9 +152,7 @@ export class Gallery {
   }
 
   match(query, k = 3, rule = this.acceptRule, local = null) {
-    const all = this.scores(query, local);
-    const decision = decide(all, rule);
-    return { top: all.slice(0, k), ...decision, label: decision.accepted ? all[0].label : null };
+    return answer(this.scores(query, local), k, rule);
   }
 
   /** A .pvg file's bytes (float32 or int8 rows); `version` is the model's pocketvec version, `modelDigest` the
@@ -192,10 +198,6 @@ export class Gallery {
     const gallery = new Gallery(header.embedding_space_id, header.dim, header.accept_rule, settings);
     gallery.modelDigest = header.model_digest ?? null;
     gallery.textReader = header.text_reader ?? null;
-    if (gallery.textReader) {
-      console.warn(`${source} keeps its items' printed text for text verification, which the sample app does not `
-        + "run yet: it answers by the image alone");
-    }
     if (digest && gallery.modelDigest && digest !== gallery.modelDigest) {
       const short = (d) => d.slice(0, 19);
       console.warn(`${source} was built by another export of this model (weights ${short(gallery.modelDigest)}, `

@@ -3,10 +3,13 @@
 // exactly the pixels the Python runtime does. Images are {width, height, data: Uint8Array RGB}.
 
 export const CROP_MODES = ["center_crop", "scale_fit", "scale_fill"];
-export const RESAMPLE_FILTERS = { box: 0.5, bilinear: 1.0, bicubic: 2.0 }; // name -> support
+export const RESAMPLE_FILTERS = { box: 0.5, bilinear: 1.0, bicubic: 2.0, lanczos: 3.0 }; // name -> support
+
+const sinc = (x) => (x === 0 ? 1.0 : Math.sin(x * Math.PI) / (x * Math.PI));
 
 function filterValue(name, x) {
   if (name === "box") return x > -0.5 && x <= 0.5 ? 1.0 : 0.0; // PIL: asymmetric, ties go to one side
+  if (name === "lanczos") return x >= -3.0 && x < 3.0 ? sinc(x) * sinc(x / 3.0) : 0.0; // PIL's, a = 3
   x = Math.abs(x);
   if (name === "bilinear") return x < 1.0 ? 1.0 - x : 0.0;
   const a = -0.5; // bicubic, as PIL

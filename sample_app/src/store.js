@@ -15,7 +15,8 @@ async function openDb() {
   return request(req);
 }
 
-/** The stored record for a space: {spaceId, dim, acceptRule, seededFrom, rows (with thumb)}, or undefined. */
+/** The stored record for a space: {spaceId, dim, acceptRule, seededFrom, textReader, rows (with thumb, and text
+ * when the gallery keeps texts)}, or undefined. */
 export async function loadStored(spaceId) {
   const db = await openDb();
   try {
@@ -32,8 +33,10 @@ export async function saveStored(gallery) {
     const tx = db.transaction(STORE, "readwrite");
     tx.objectStore(STORE).put({
       spaceId: gallery.spaceId, dim: gallery.dim, acceptRule: gallery.acceptRule, seededFrom: gallery.seededFrom,
+      textReader: gallery.textReader,
       rows: gallery.rows.map((r) => ({ label: r.label, source: r.source, embedding: Float32Array.from(r.embedding),
-        ...(r.local ? { local: Float32Array.from(r.local) } : {}), thumb: r.thumb ?? null })),
+        ...(r.local ? { local: Float32Array.from(r.local) } : {}), thumb: r.thumb ?? null,
+        ...(typeof r.text === "string" ? { text: r.text } : {}) })),
     });
     await new Promise((resolve, reject) => {
       tx.oncomplete = resolve;

@@ -1,7 +1,9 @@
 """Serve the sample app (sample_app/) on localhost with one model and one gallery.
 
 Only the app's own files are served: the page, its scripts, onnxruntime-web's wasm runtime from
-sample_app/node_modules (no CDN), the model as /model.onnx and the gallery as /gallery.pvg.
+sample_app/node_modules (no CDN), the model as /model.onnx, the gallery as /gallery.pvg, and (unless told
+not to) the OCR models of the installed `pocketvec[text]` extra as /ocr/<name>/det.onnx, rec.onnx and
+keys.txt, with which the page verifies a gallery that keeps its items' printed text.
 Cross-origin-isolation headers let onnxruntime-web use wasm threads.
 
 A page on another origin must not read the model or the gallery: a DNS-rebinding page reaches the
@@ -15,13 +17,14 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import warnings
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from pocketvec.errors import ConfigError, ModelFileError
+from pocketvec.errors import ConfigError, ModelFileError, PocketvecWarning
 
 IDLE_TIMEOUT_S = 15.0  # a connection that sends nothing for this long is closed
 MAX_CONNECTIONS = 32  # connections served at once, one thread each; more are closed at once
@@ -37,8 +40,27 @@ TOP_FILES = ("index.html", "style.css", "sw.js")
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
     ".mjs": "text/javascript; charset=utf-8", ".wasm": "application/wasm", ".json": "application/json",
-    ".onnx": "application/octet-stream", ".pvg": "application/octet-stream",
+    ".onnx": "application/octet-stream", ".pvg": "application/octet-stream", ".txt": "text/plain; charset=utf-8",
 }
+
+
+OCR_FOLDER = "ocr"  # /ocr/<name>/<file>: the OCR models a gallery's `text_reader` names
+OCR_FILES = ("det.onnx", "rec.onnx", "keys.txt")
+
+
+def ocr_file(name: str, file: str) -> Path | None:
+    """The file `file` of the OCR models that read a gallery whose `text_reader` is `name`: those models when
+    the runtime knows the name, else the default ones (as `printed_text.text_verification`); None when they are
+    not installed (a recogniser whose keys are in its metadata has no keys.txt)."""
+    from pocketvec.runtime.text_reader import DEFAULT_MODELS, PACKAGES, TextReaderError, find_models
+
+    if file not in OCR_FILES:
+        return None
+    try:
+        models = find_models(name if name in PACKAGES else DEFAULT_MODELS)  # never a folder named by a URL
+    except TextReaderError:
+        return None
+    return dict(zip(OCR_FILES, (models.det, models.rec, models.keys), strict=True))[file]
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,7 @@ class AppFiles:
     app_dir: Path
     model: Path
     gallery: Path | None = None
+    text: bool = True  # serve the OCR models (text verification)
 
     def resolve(self, url_path: str) -> Path | None:
         """The file behind a URL path, or None when it is not part of the app."""
@@ -54,6 +77,9 @@ class AppFiles:
             return self.model
         if rel == "gallery.pvg":
             return self.gallery
+        parts = rel.split("/")
+        if parts[0] == OCR_FOLDER:
+            return ocr_file(parts[1], parts[2]) if self.text and len(parts) == 3 else None
         candidate = Path(rel)
         if ".." in candidate.parts:
             return None
@@ -73,8 +99,9 @@ def check_app_dir(app_dir: Path) -> Path:
     return app_dir
 
 
-def check_model_and_gallery(model: Path, gallery: Path | None) -> str:
-    """Open the model (it must carry pocketvec metadata) and refuse a gallery of another model."""
+def check_model_and_gallery(model: Path, gallery: Path | None, text: bool = True) -> str:
+    """Open the model (it must carry pocketvec metadata) and refuse a gallery of another model; a gallery that
+    keeps its items' printed text without the OCR models to serve gets one warning line."""
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import open_gallery
 
@@ -82,7 +109,11 @@ def check_model_and_gallery(model: Path, gallery: Path | None) -> str:
         raise ModelFileError(f"{model}: the browser app runs ONNX models (.onnx); got {model.suffix or 'no suffix'}")
     engine = open_engine(model)
     if gallery is not None:
-        open_gallery(engine, gallery)  # another export of the same run: one warning line, as `match` gives
+        opened = open_gallery(engine, gallery)  # another export of the same run: one warning line, as `match` gives
+        if opened.reads_text and text and ocr_file(opened.text_reader or "", "det.onnx") is None:
+            warnings.warn(PocketvecWarning(
+                f"{gallery} keeps its items' printed text but the OCR models {opened.text_reader!r} are not "
+                "installed: the page matches without text verification (pip install 'pocketvec[text]')"), stacklevel=2)
     return engine.metadata.embedding_space_id
 
 
@@ -174,15 +205,17 @@ class AppServer(ThreadingHTTPServer):
 
 
 def make_server(model: str | Path, gallery: str | Path | None = None, port: int = 8000, host: str = "127.0.0.1",
-                app_dir: str | Path | None = None, idle_timeout_s: float = IDLE_TIMEOUT_S) -> AppServer:
-    """A server for the app (port 0 picks a free port); checks the port and every file first."""
+                app_dir: str | Path | None = None, idle_timeout_s: float = IDLE_TIMEOUT_S,
+                text: bool = True) -> AppServer:
+    """A server for the app (port 0 picks a free port); checks the port and every file first. `text`: serve the
+    installed OCR models, with which the page verifies a gallery that keeps printed text."""
     from pocketvec.ranges import RANGES
 
     RANGES["port"].check("port", port)
     model = Path(model)
     gallery = Path(gallery) if gallery is not None else None
-    files = AppFiles(check_app_dir(Path(app_dir) if app_dir else DEFAULT_APP_DIR), model, gallery)
-    check_model_and_gallery(model, gallery)
+    files = AppFiles(check_app_dir(Path(app_dir) if app_dir else DEFAULT_APP_DIR), model, gallery, text)
+    check_model_and_gallery(model, gallery, text)
     handler = type("AppHandler", (_Handler,), {"files": files, "timeout": idle_timeout_s})
     try:
         return AppServer((host, port), handler)

@@ -239,7 +239,7 @@ def choose_photo(page, path: Path) -> dict:
     assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
     return page.evaluate("""() => { const r = window.pocketvecApp.state.lastResult;
       return { name: r.name, embedding: Array.from(r.embedding), local: r.local && Array.from(r.local), top: r.top,
-               accepted: r.accepted, label: r.label, inferenceMs: r.inferenceMs }; }""")
+               accepted: r.accepted, label: r.label, inferenceMs: r.inferenceMs, text: r.text ?? null }; }""")
 
 
 def enroll(page, path: Path, label: str) -> str:

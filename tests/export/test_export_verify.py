@@ -154,3 +154,32 @@ def test_report_table_keeps_every_number_whole_in_80_columns():
     assert max(len(line) for line in text.splitlines()) <= 80
     for number in ("2.46e-07", "5.11e-03", "1.000000", "0.999826", "0.999580", "100.0%"):
         assert number in text, text
+
+
+def test_text_decisions_are_compared_with_the_ocr_extra(tmp_path):
+    """`verify --text`: the decisions with text verification (the shipped small student, four vintages of one
+    plain label and a photo of each) agree between the fp32 file and PyTorch, in their own column."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from pocketvec.runtime.printed_text import text_available
+    from pocketvec.train.student import shipped_run_dir
+
+    if not text_available():
+        pytest.skip("the pocketvec[text] extra (its OCR models) is missing")
+    items, photos = tmp_path / "items", tmp_path / "photos"
+    items.mkdir()
+    photos.mkdir()
+    for vintage in ("2014", "2015", "2016", "2017"):
+        label = Image.new("RGB", (360, 480), (238, 230, 205))
+        draw = ImageDraw.Draw(label)
+        for y, text, points in ((90, "CHATEAU MONTVERT", 30), (300, vintage, 34), (400, "75cl", 24)):
+            draw.text((180, y), text, font=ImageFont.load_default(size=points), fill=(40, 30, 30), anchor="mm")
+        label.save(items / f"montvert-{vintage}.png")
+        photo = Image.new("RGB", (480, 640), (50, 60, 70))
+        photo.paste(label.resize((300, 400)), (90, 120))
+        photo.save(photos / f"montvert-{vintage}.png")
+    run = shipped_run_dir("small")
+    row = verify_models(run, [export_onnx(run, tmp_path / "small.onnx")], photos, items, text=True).rows[0]
+    assert row.text_decision_agreement == 1.0 and row.passed, row
+    report = verify_models(run, [tmp_path / "small.onnx"], photos, items)
+    assert report.rows[0].text_decision_agreement is None  # off unless asked

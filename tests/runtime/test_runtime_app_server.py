@@ -136,3 +136,23 @@ def test_the_library_refuses_a_port_out_of_range(onnx_model: Path, app_dir: Path
 
     with pytest.raises(ConfigError, match="port"):
         make_server(onnx_model, port=port, app_dir=app_dir)
+
+
+def test_the_ocr_models_are_served_for_text_verification(serve) -> None:
+    """/ocr/<name>/ serves the installed extra's files (a name the runtime does not know: the default models, as
+    Python reads such a gallery); nothing else under it, nothing with --no-text."""
+    from pocketvec.runtime.printed_text import text_available
+    from pocketvec.runtime.text_reader import find_models
+
+    if not text_available():
+        pytest.skip("the pocketvec[text] extra (its OCR models) is missing")
+    models = find_models("ppocrv5")
+    port = serve().server_address[1]
+    host = f"localhost:{port}"
+    assert request(port, host, "/ocr/ppocrv5/keys.txt") == (200, models.keys.read_bytes())
+    assert request(port, host, "/ocr/my-own-reader/det.onnx") == (200, models.det.read_bytes())
+    for path in ("/ocr/ppocrv5/cls.onnx", "/ocr/ppocrv5/det.onnx/x", "/ocr/ppocrv5", "/ocr/..%2F..%2Fetc/passwd",
+                 "/ocr/%2Ftmp/det.onnx"):
+        assert request(port, host, path)[0] == 404, path
+    plain = serve(text=False).server_address[1]
+    assert request(plain, f"localhost:{plain}", "/ocr/ppocrv5/det.onnx")[0] == 404

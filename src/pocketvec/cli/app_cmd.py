@@ -20,6 +20,9 @@ def serve_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 to reach it from a phone)."),
     app_dir: Path | None = typer.Option(None, "--app-dir", help="The sample_app folder (default: the installed "
                                         "one, else the repository's)."),
+    text: bool = typer.Option(True, "--text/--no-text", help="Serve the OCR models of the pocketvec\\[text] extra "
+                              "(when installed): the page verifies a gallery that keeps printed text by reading "
+                              "the photo's (--no-text: by the image alone)."),
 ) -> None:
     """Serve the on-device matcher app with MODEL and GALLERY; prints the URL, Ctrl-C stops.
 
@@ -27,7 +30,7 @@ def serve_command(
     """
     from pocketvec.app_server import make_server, server_urls
 
-    server = make_server(model, gallery, port=port, host=host, app_dir=app_dir)
+    server = make_server(model, gallery, port=port, host=host, app_dir=app_dir, text=text)
     from .output import console, safe
 
     console.print(f"pocketvec app: {safe('  '.join(server_urls(server)))}  (model {safe(model)}, "

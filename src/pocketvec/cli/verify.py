@@ -17,14 +17,17 @@ def verify(
                                         "leave-one-out)."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON to this file; "
                                          "'-' prints the JSON instead of the table."),
+    text: bool = typer.Option(False, "--text", help="Also compare the decisions with text verification (the "
+                              "pocketvec\\[text] extra reads every image's printed text once)."),
 ) -> None:
     """Check exported files against PyTorch fp32: the shipped weights and, for a run trained on the int8 grid,
     also its trained float weights (one row each; the exit status follows the shipped weights).
 
-    Example: pocketvec verify runs/demo model.onnx --images items/"""
+    Example: pocketvec verify runs/demo model.onnx --images items/
+    With text verification: pocketvec verify runs/demo model.onnx --images photos/ --gallery labels/ --text"""
     from pocketvec.export.verify import verify_models
 
-    report = verify_models(run_dir, models, images, gallery)
+    report = verify_models(run_dir, models, images, gallery, text)
     if str(json_out) == "-":
         print(report.to_json())
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
@@ -17,8 +18,8 @@ BARS = {
     "fp16": {"mean_cosine": (0.9995, "min"), "local_mean_cosine": (0.9995, "min")},
     "int8": {"mean_cosine": (0.995, "min"), "min_cosine": (0.98, "min"),
              "top1_agreement": (0.99, "min"), "decision_agreement": (0.99, "min"),
-             "local_mean_cosine": (0.995, "min")},
-}  # the local_ bars apply to the `local` output of a file with a local re-rank
+             "local_mean_cosine": (0.995, "min"), "text_decision_agreement": (0.99, "min")},
+}  # the local_ bars apply to the `local` output of a file with a local re-rank; text_ to `verify --text`
 BARS["w8a8"] = BARS["int8"]
 # the two references: the weights the run ships (rounded onto the int8 grid when `int8_grid` is on) and,
 # for such a run, the trained float weights from before the rounding (checkpoint.FLOAT_WEIGHTS_FILE)
@@ -42,6 +43,7 @@ class ParityRow:
     reference: str = SHIPPED  # which PyTorch weights the file is compared with (REFERENCES)
     local_max_abs_diff: float | None = None  # the `local` output (local re-rank), None without one
     local_mean_cosine: float | None = None  # mean over images and locations
+    text_decision_agreement: float | None = None  # decisions with text verification (`verify --text`), else None
 
     @property
     def passed(self) -> bool:
@@ -57,15 +59,21 @@ class Outputs(NamedTuple):
     gallery_locals: np.ndarray | None = None
 
 
-def top1_with_margins(out: Outputs, leave_one_out: bool,
-                      local_rerank: LocalRerank | None) -> tuple[np.ndarray, np.ndarray]:
+TextCheck = Callable[[np.ndarray], np.ndarray]  # (queries, gallery) scores -> the same verified by printed text
+
+
+def top1_with_margins(out: Outputs, leave_one_out: bool, local_rerank: LocalRerank | None,
+                      text: TextCheck | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Best gallery index and (best score, margin over the second best) per query, as the matcher scores
-    them: re-ranked by the local maps when the file has a local re-rank."""
+    them: re-ranked by the local maps when the file has a local re-rank, then verified by the printed text
+    with `text`."""
     scores = out.queries @ out.gallery.T
     if leave_one_out:
         np.fill_diagonal(scores, -np.inf)
     if local_rerank is not None:
         scores = rerank(scores, np.arange(scores.shape[1]), out.query_locals, out.gallery_locals, local_rerank)
+    if text is not None:
+        scores = text(scores)
     order = np.argsort(-scores, axis=1)
     best = scores[np.arange(len(scores)), order[:, 0]]
     second = scores[np.arange(len(scores)), order[:, 1]] if scores.shape[1] > 1 else np.full(len(scores), -1.0)
@@ -73,8 +81,8 @@ def top1_with_margins(out: Outputs, leave_one_out: bool,
 
 
 def decisions(out: Outputs, leave_one_out: bool, threshold: float, margin: float,
-              local_rerank: LocalRerank | None = None) -> tuple[np.ndarray, np.ndarray]:
-    top, stats = top1_with_margins(out, leave_one_out, local_rerank)
+              local_rerank: LocalRerank | None = None, text: TextCheck | None = None) -> tuple[np.ndarray, np.ndarray]:
+    top, stats = top1_with_margins(out, leave_one_out, local_rerank, text)
     over, clear = rule_parts(stats[:, 0], stats[:, 1], threshold, margin)
     return top, over & clear
 
@@ -86,9 +94,10 @@ def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def compare(name: str, fmt: str, kind: str, reference: Outputs, candidate: Outputs, leave_one_out: bool,
             threshold: float, margin: float, reference_name: str = SHIPPED,
-            local_rerank: LocalRerank | None = None) -> ParityRow:
+            local_rerank: LocalRerank | None = None, text: TextCheck | None = None) -> ParityRow:
     """One file's outputs against one PyTorch reference. With `local_rerank` (the file's), both have local
-    maps: their parity is measured too, and top-1 and decisions are the re-ranked matcher's."""
+    maps: their parity is measured too, and top-1 and decisions are the re-ranked matcher's. With `text`, the
+    decisions with text verification are compared too (the same readings for both: only the scores differ)."""
     ref, got = reference.queries, candidate.queries
     cosine = row_cosines(ref, got)
     ref_top, ref_accept = decisions(reference, leave_one_out, threshold, margin, local_rerank)
@@ -100,6 +109,10 @@ def compare(name: str, fmt: str, kind: str, reference: Outputs, candidate: Outpu
         ref_local, cand_local = reference.query_locals, candidate.query_locals
         row.local_max_abs_diff = float(np.abs(ref_local - cand_local).max())
         row.local_mean_cosine = float(np.mean(row_cosines(ref_local, cand_local)))
+    if text is not None:
+        ref_accept_text = decisions(reference, leave_one_out, threshold, margin, local_rerank, text)[1]
+        cand_accept_text = decisions(candidate, leave_one_out, threshold, margin, local_rerank, text)[1]
+        row.text_decision_agreement = float((ref_accept_text == cand_accept_text).mean())
     for metric, (bound, side) in BARS[kind].items():
         value = getattr(row, metric)
         if value is None:

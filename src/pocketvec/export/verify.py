@@ -18,7 +18,16 @@ from rich.table import Table
 
 from pocketvec.errors import ModelFileError
 from pocketvec.export.calibration import list_images, load_batch
-from pocketvec.export.parity import DEFAULT_THRESHOLD, SHIPPED, TRAINED_FLOAT, Outputs, ParityRow, compare, row_dict
+from pocketvec.export.parity import (
+    DEFAULT_THRESHOLD,
+    SHIPPED,
+    TRAINED_FLOAT,
+    Outputs,
+    ParityRow,
+    TextCheck,
+    compare,
+    row_dict,
+)
 from pocketvec.export.source import load_export_source
 from pocketvec.runtime.metadata import LOCAL_NAME, OUTPUT_NAME, ModelMetadata
 from pocketvec.runtime.progress import progress_bar
@@ -61,16 +70,18 @@ class ParityReport:
 
     def table(self) -> Table:
         table = Table(title=f"parity vs PyTorch fp32 ({self.images} images, threshold {self.threshold:.2f})")
+        text = any(r.text_decision_agreement is not None for r in self.rows)
         for column in ("model", "kind", "against", "max |Δ|", "mean cos", "min cos", "local cos", "top-1", "decision",
-                       "result"):
-            text = column in ("model", "kind", "against", "result")  # these wrap in a narrow terminal; numbers never
-            table.add_column(column, justify="left" if text else "right", overflow="fold", no_wrap=not text)
+                       *(["decision+text"] if text else []), "result"):
+            words = column in ("model", "kind", "against", "result")  # these wrap in a narrow terminal; numbers never
+            table.add_column(column, justify="left" if words else "right", overflow="fold", no_wrap=not words)
         for r in self.rows:
             table.add_row(safe(r.model), f"{r.format} {r.kind}", self.reference_label(r.reference),
                           f"{r.max_abs_diff:.2e}", f"{r.mean_cosine:.6f}", f"{r.min_cosine:.6f}",
                           "-" if r.local_mean_cosine is None else f"{r.local_mean_cosine:.6f}",
                           f"{r.top1_agreement:.1%}",
                           f"{r.decision_agreement:.1%}",
+                          *([f"{r.text_decision_agreement:.1%}"] if text else []),
                           "[green]pass[/]" if r.passed else f"[red]FAIL: {safe('; '.join(r.failures))}[/]")
         return table
 
@@ -164,13 +175,26 @@ def torch_outputs(model: torch.nn.Module, pixels: np.ndarray, gallery_pixels: np
     return Outputs(queries[0], gallery[0], queries[1], gallery[1])
 
 
+def text_check(query_paths: list[Path], gallery_paths: list[Path]) -> TextCheck:
+    """Text verification of (queries, gallery) scores, each gallery image its own label: the gallery images'
+    text read as enrolment reads items (now), each query's as the matcher reads photos (when first needed)."""
+    from pocketvec.runtime.printed_text import PhotoTexts, read_item_texts
+    from pocketvec.runtime.text_verify import verify_rows, words
+
+    with progress_bar("reading the gallery's text", len(gallery_paths)) as advance:
+        label_words = [words(text) for text in read_item_texts(gallery_paths, advance=advance)]
+    photos = PhotoTexts(query_paths)
+    return lambda scores: verify_rows(scores, np.arange(scores.shape[1]), label_words, photos.read)[0]
+
+
 def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir: str | Path,
-                  gallery_dir: str | Path | None = None) -> ParityReport:
+                  gallery_dir: str | Path | None = None, text: bool = False) -> ParityReport:
     """Compare every file in `model_paths` with the run's PyTorch model on the images of `images_dir`:
     with the shipped weights and, when the run kept them (int8_grid), with the trained float weights.
 
     Gallery: the images of `gallery_dir`, else the query images themselves (leave-one-out).
-    Decisions use the run's accept rule (threshold, margin), else DEFAULT_THRESHOLD.
+    Decisions use the run's accept rule (threshold, margin), else DEFAULT_THRESHOLD. With `text` (the OCR models
+    of the `pocketvec[text]` extra), the decisions with text verification are compared too.
     """
     paths = [Path(p) for p in model_paths]
     for path in paths:
@@ -182,8 +206,15 @@ def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir
     if float_model is not None:
         models[TRAINED_FLOAT] = float_model
     spec = metadata.preprocess
-    pixels = load_batch(list_images(images_dir, MAX_IMAGES), spec)
-    gallery_pixels = load_batch(list_images(gallery_dir, MAX_IMAGES), spec) if gallery_dir else None
+    query_paths = list_images(images_dir, MAX_IMAGES)
+    gallery_paths = list_images(gallery_dir, MAX_IMAGES) if gallery_dir else None
+    pixels = load_batch(query_paths, spec)
+    gallery_pixels = load_batch(gallery_paths, spec) if gallery_paths else None
+    if text:
+        from pocketvec.runtime.text_reader import find_models
+
+        find_models()  # raises, naming the extra, when the OCR models are not installed
+    check = text_check(query_paths, gallery_paths or query_paths) if text else None
     rule = metadata.accept_rule
     threshold, margin = (rule.threshold, rule.margin) if rule else (DEFAULT_THRESHOLD, 0.0)
     references = {name: torch_outputs(weights, pixels, gallery_pixels) for name, weights in models.items()}
@@ -202,6 +233,6 @@ def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir
                     reference = Outputs(reference.queries, reference.gallery)
                 rows.append(compare(path.name, run.format, run.kind, reference, candidate,
                                     leave_one_out=gallery_dir is None, threshold=threshold, margin=margin,
-                                    reference_name=name, local_rerank=rerank))
+                                    reference_name=name, local_rerank=rerank, text=check))
             advance(1)
     return ParityReport(str(run_dir), len(pixels), threshold, margin, rows)
