@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketvec.errors import ConfigError
+from pocketvec.errors import ConfigError, PocketvecError
 from pocketvec.runtime.gallery import Gallery, quantize
 from pocketvec.runtime.gallery import file as gallery_file
 from pocketvec.runtime.metadata import ModelMetadata
@@ -215,7 +215,7 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
-def skip_reason(rows: int, file_bytes: int, work: Path, memory_factor: float, factor_from: str) -> str | None:
+def skip_reason(file_bytes: int, work: Path, memory_factor: float, factor_from: str) -> str | None:
     """Why a size cannot run here (the file does not fit the disk, or the probe's memory need the memory
     available), or None."""
     free = shutil.disk_usage(work).free
@@ -237,7 +237,7 @@ def run_probe(path: Path, metadata: ModelMetadata, options: ScaleOptions) -> dic
         command += ["--rerank", json.dumps(metadata.local_rerank.to_dict())]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **ONE_THREAD})
     if done.returncode != 0:
-        raise RuntimeError(f"the match probe on {path} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+        raise PocketvecError(f"{path}: the match probe failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -247,7 +247,7 @@ def measure_size(rows: int, metadata: ModelMetadata, options: ScaleOptions, memo
 
     path = options.work / f"scale-{rows}.pvg"
     estimate = file_bytes_estimate(rows, metadata, options.dtype)
-    reason = skip_reason(rows, estimate, options.work, memory_factor, factor_from)
+    reason = skip_reason(estimate, options.work, memory_factor, factor_from)
     if reason:
         return SizeResult(rows, estimate, skipped=reason)
     with progress_bar(f"writing a gallery of {rows:,} synthetic items", rows, progress) as advance:
