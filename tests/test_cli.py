@@ -12,7 +12,7 @@ COMMANDS = [
     [], ["data"], ["data", "fetch"], ["data", "list"], ["data", "preview"], ["train"], ["train", "merge"],
     ["export"], ["export", "onnx"], ["export", "coreml"], ["verify"], ["gallery"], ["gallery", "build"],
     ["gallery", "add"], ["gallery", "remove"], ["gallery", "info"], ["match"], ["eval"], ["calibrate"],
-    ["bench"], ["demo"], ["app"], ["app", "serve"], ["data", "photos"], ["data", "pool"],
+    ["bench"], ["bench", "scale"], ["demo"], ["app"], ["app", "serve"], ["data", "photos"], ["data", "pool"],
 ]
 
 

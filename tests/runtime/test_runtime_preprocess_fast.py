@@ -5,9 +5,15 @@ on hard edges), upscaling, tiny and prime sizes."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
+import pocketvec
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.preprocess import CROP_MODES, RESAMPLE_FILTERS, PreprocessSpec, preprocess, resize
 from pocketvec.runtime.resample import pass_plan, resample_axis
@@ -97,3 +103,52 @@ def test_resampling_products_run_on_one_blas_thread(monkeypatch: pytest.MonkeyPa
         list(pool.map(lambda size: preprocess(image, PreprocessSpec(input_size=size, crop_mode="scale_fit")),
                       range(100, 164)))
     assert blas_threads() == before
+
+
+def shipped_spec() -> PreprocessSpec:
+    config = json.loads((Path(pocketvec.__file__).parent / "assets/base/config.json").read_text())
+    return PreprocessSpec.from_dict(config["encoder"]["preprocess"])
+
+
+def test_the_shipped_query_crop_equals_reference_on_photos_of_odd_sizes_and_modes(tmp_path, photo_paths) -> None:
+    """The query crop the base ships (`scale_fill`, 224 px) and its items' crop, on real photos saved at odd
+    sizes (prime, 2:1, 20:7 and 15:7 ratios whose weights make exact ties) in other modes than RGB, decoded
+    the runtime's way."""
+    spec = shipped_spec()
+    assert spec.query_crops == ("scale_fill",)
+    sizes = [(640, 480), (480, 640), (641, 479), (333, 517), (448, 224), (97, 1201), (225, 223)]
+    modes = ["RGB", "L", "RGBA", "P", "CMYK"]
+    checked = 0
+    for n, (path, (width, height)) in enumerate(zip(photo_paths * 2, sizes, strict=False)):
+        mode = modes[n % len(modes)]
+        with Image.open(path) as photo:
+            photo = photo.convert("RGB").resize((width, height), Image.BILINEAR).convert(mode)
+            file = tmp_path / f"{n}.{'jpg' if mode in ('L', 'RGB', 'CMYK') else 'png'}"
+            photo.save(file)
+        image = load_image(file)
+        assert image.shape == (height, width, 3)
+        for crop_spec in (*spec.query_specs(), replace(spec, query_crop_mode=None)):
+            assert np.array_equal(preprocess(image, crop_spec), reference_preprocess(image, crop_spec)), \
+                f"{file.name} ({mode}, {width}x{height}) {crop_spec.crop_mode}"
+            checked += 1
+    assert checked == 2 * len(sizes)
+
+
+def test_reused_working_arrays_never_reach_the_caller() -> None:
+    """The resize reuses per-thread working arrays: a result stays as it was after later resizes, in this
+    thread and in threads resizing at the same time, and each equals the reference."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)]
+    spec = PreprocessSpec(input_size=224, crop_mode="scale_fill")
+    first = preprocess(images[0], spec)
+    kept = first.copy()
+    preprocess(images[1], spec)
+    resize(images[1], 50, 70)
+    assert np.array_equal(first, kept)
+    expected = [reference_preprocess(image, spec) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda n: preprocess(images[n % 2], spec), range(16)))
+    assert all(np.array_equal(r, expected[n % 2]) for n, r in enumerate(results))
+    assert len({id(r) for r in results}) == len(results)

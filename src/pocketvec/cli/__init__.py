@@ -46,7 +46,7 @@ app.command("verify")(verify.verify)
 app.command("match")(match.match)
 app.command("eval")(eval_cmd.eval_command)
 app.command("calibrate")(eval_cmd.calibrate)
-app.command("bench")(bench.bench)
+app.add_typer(bench.app, name="bench")
 app.command("demo")(demo.demo)
 
 

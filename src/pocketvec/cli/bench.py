@@ -1,4 +1,5 @@
-"""`pocketvec bench`: the public benchmark, every model in every form, written to BENCHMARKS.md."""
+"""`pocketvec bench`: the public benchmark, every model in every form, written to BENCHMARKS.md;
+`pocketvec bench scale`: what galleries of 10k to 1M items cost (size, build, match latency, memory)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,12 @@ from pocketvec.runtime.gallery.views import MAX_VIEWS, GalleryViews
 
 SPLITS = ("test", "dev")  # pocketvec.bench.dataset.SPLITS (tests/bench keeps them equal)
 
+app = typer.Typer(invoke_without_command=True)
 
+
+@app.callback()
 def bench(
+    ctx: typer.Context,
     quick: bool = typer.Option(False, "--quick", help="Smoke test: 6 pages, 6 flags, 10 look-alikes, 10 label "
                                "editions, 2 photos each."),
     split: str = choices.option("test", "--split", what="split", choices=SPLITS,
@@ -58,9 +63,12 @@ def bench(
     (pages, flags, look-alike stress, label editions), each its own gallery. Tables lead with the decision: recall
     at held-out precision >= 0.99 of the accept rule calibrated on `data photos` of the gallery; then Recall@1.
 
-    Choose settings on the dev split, report the test split. Examples: pocketvec bench --quick --out /tmp/BENCH.md;
+    Choose settings on the dev split, report the test split. `pocketvec bench scale --help`: gallery size, build,
+    match latency and memory at 10k-1M items. Examples: pocketvec bench --quick --out /tmp/BENCH.md;
     pocketvec bench --split dev --models student,enrolled
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from dataclasses import replace
 
     from pocketvec.bench.dataset import DEV, TEST, split_folder
@@ -99,3 +107,62 @@ def bench(
     ok = sum(r["status"] == "ok" for r in document["results"])
     console.print(f"[bold]bench[/]: {ok}/{len(document['results'])} model forms measured; wrote {safe(out)} and "
                   f"{', '.join(safe(p) for p in plots)} (results: {safe(split_folder(work, split) / 'results.json')})")
+
+
+@app.command("scale")
+def scale(
+    model: Path = typer.Argument(..., help="Exported model (.onnx) whose galleries to size (its dim, its local maps)."),
+    items: Path = typer.Option(..., "--items", help="Folder of real item images (file or sub-folder name = label) "
+                               "for the build throughput, e.g. a dev tier's gallery/."),
+    sizes: str = typer.Option("10k,100k,1M", "--sizes", help="Gallery sizes in items, comma-separated (k, M: "
+                              "thousands, millions)."),
+    queries: int = typer.Option(200, "--queries", min=1, help="Queries matched at each size (median and p99)."),
+    build_items: int = typer.Option(50, "--build-items", min=1, help="Items of --items the build is timed on."),
+    views: int = typer.Option(GalleryViews.count, "--views", min=0, max=MAX_VIEWS,
+                              help="Simulated photos per item in the build, as `gallery build --views`."),
+    dtype: str = choices.option("float32", "--dtype", what="gallery dtype", choices=choices.GALLERY_DTYPES),
+    threads: int = typer.Option(1, "--threads", min=1, help="Inference threads of the build (matching always runs "
+                                "on one)."),
+    out: Path = typer.Option(None, "--out", help="Markdown report to write (default: print the table only)."),
+    work: Path = typer.Option(None, "--work", help="Folder for the synthetic gallery files (default: "
+                              "<cache>/bench-scale); each is deleted once measured unless --keep."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the synthetic gallery files."),
+    seed: int = ranged.option(0, "--seed", key="seed", help="Seed of the synthetic rows and queries."),
+) -> None:
+    """Gallery file bytes per item, build throughput, match latency with the local re-rank (one thread, median
+    and p99) and resident memory, at each size. Rows are synthetic (random unit vectors and local maps of the
+    model's shape) for speed and memory; the build is real, on --build-items items, extrapolated per item. A size
+    whose file or memory need does not fit this machine is skipped with the reason.
+
+    Example: pocketvec bench scale model.onnx --items bench/dev/lookalikes/gallery --sizes 10k,100k --out scale.md
+    """
+    from rich.table import Table
+
+    from pocketvec.bench.scale import TABLE_HEADER, ScaleOptions, default_work, markdown, parse_sizes, run_scale
+    from pocketvec.bench.scale import goal_rows as scale_goals
+    from pocketvec.bench.scale import table_rows as scale_rows
+    from pocketvec.errors import ConfigError
+    from pocketvec.output_paths import check_output_file, check_output_folder
+
+    from .output import settings
+
+    parsed = parse_sizes(sizes)
+    if not items.is_dir():
+        raise ConfigError(f"--items {items}: not a folder of item images")
+    if out is not None:
+        check_output_file(out, "--out")
+    if work is not None:
+        check_output_folder(work, "--work")
+    options = ScaleOptions(model=model, items=items, work=work or default_work(), sizes=parsed, queries=queries,
+                           build_items=build_items, views=views, dtype=dtype, threads=threads, seed=seed, keep=keep)
+    report = run_scale(options, progress=settings.progress, report=lambda line: console.print(safe(line)))
+    table = Table(*TABLE_HEADER, title="gallery scale")
+    for row in scale_rows(report):
+        table.add_row(*(safe(cell) for cell in row))
+    console.print(table)
+    for goal, measured, verdict in scale_goals(report):
+        console.print(f"{safe(goal)}: {safe(measured)} ({verdict})")
+    if out is not None:
+        command = "pocketvec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        out.write_text(markdown(report, command), encoding="utf-8")
+        console.print(f"wrote {safe(out)}")

@@ -73,7 +73,9 @@ def scores(gallery: Gallery, queries: np.ndarray, query_locals: np.ndarray | Non
             raise GalleryError("the model re-ranks by local maps: the queries and the gallery both need them "
                                f"(queries: {'yes' if query_locals is not None else 'no'}, "
                                f"gallery: {'yes' if gallery.locals is not None else 'no'})")
-        cosines = rerank(cosines, label_ids(gallery.labels), query_locals, gallery.local_maps(), local_rerank)
+        # the stored float16 maps: the re-rank widens only its candidates' rows (a float32 copy of every
+        # row's map was 2x the gallery's file per query)
+        cosines = rerank(cosines, label_ids(gallery.labels), query_locals, gallery.locals, local_rerank)
     if photo_texts is None or gallery.texts is None:
         return cosines
     return verify_labelled(cosines, gallery.labels, gallery.texts, photo_texts.read, photo_texts.settings)[0]

@@ -8,6 +8,8 @@ float32 differs from the spec's sum by far less than `tolerance`, so every value
 from a rounding tie (x.5) rounds the same way; the few that are that close are recomputed exactly
 as the spec does: float64, taps in order. The products are small (a few MFLOP each), so they run
 on one BLAS thread: OpenBLAS's thread pool cost 20-200x the work whenever the cores were busy.
+The working arrays (a few MB for a photo) are reused per thread (`SCRATCH`): a fresh one costs a page
+fault per 4 KB page on first touch, which was more than half of a 480x640 photo's time.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 RESAMPLE_FILTERS = {"box": 0.5, "bilinear": 1.0, "bicubic": 2.0}  # name -> support
-BLOCK = 16  # output pixels per matrix product: wider blocks multiply more zeros
+BLOCK = 12  # output pixels per matrix product: wider blocks multiply more zeros, narrower ones make more calls
 _FLOAT32_UNIT = 2.0**-24
 STRIP_VALUES = 1 << 20  # input values made float32 at a time by the horizontal pass (each row is independent)
+SCRATCH_VALUES = 1 << 20  # working arrays up to this many values are kept for the next call, larger ones are not
 
 
 def _filter(name: str, x: np.ndarray) -> np.ndarray:
@@ -87,6 +90,27 @@ class _OneBlasThread:
 ONE_BLAS_THREAD = _OneBlasThread()
 
 
+class _Scratch(threading.local):
+    """Working arrays kept per thread and reused by the next resize (up to SCRATCH_VALUES values each).
+    A name's array is overwritten by the next `take` of that name: only this module's own passes use them,
+    and nothing returned to a caller is one."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+        size = math.prod(shape)
+        if size > SCRATCH_VALUES:
+            return np.empty(shape, dtype)
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.size < size or buffer.dtype != dtype:
+            buffer = self.buffers[name] = np.empty(size, dtype)
+        return buffer[:size].reshape(shape)
+
+
+SCRATCH = _Scratch()
+
+
 @dataclass(frozen=True)
 class _Block:
     """Output pixels [start, stop) read input pixels [lo, hi) through `matrix` (hi - lo, stop - start)."""
@@ -104,6 +128,7 @@ class PassPlan:
 
     index: np.ndarray  # (outputs, taps) source pixel of each tap
     weights: np.ndarray  # (outputs, taps) float64, the spec's weights
+    taps: int  # taps up to the last nonzero weight of any output (the rest add exact zeros)
     blocks: tuple[_Block, ...]
     tolerance: float  # bound on |float32 product - float64 tap-order sum|, with a 4x margin
     lo: int  # the input pixels [lo, hi) that these outputs read
@@ -130,26 +155,32 @@ def pass_plan(in_size: int, out_size: int, resample: str, first: int, last: int)
     for array in (index, weights):
         array.flags.writeable = False
     lo, hi = min((b.lo for b in blocks), default=0), max((b.hi for b in blocks), default=1)
-    return PassPlan(index, weights, tuple(blocks), tolerance, lo, hi, bool((weights < 0).any()))
+    nonzero_taps = np.flatnonzero((weights != 0).any(axis=0))
+    taps = int(nonzero_taps[-1]) + 1 if len(nonzero_taps) else 0
+    return PassPlan(index, weights, taps, tuple(blocks), tolerance, lo, hi, bool((weights < 0).any()))
 
 
-def resample_axis(pixels: np.ndarray, plan: PassPlan, axis: int, offset: int = 0) -> np.ndarray:
+def resample_axis(pixels: np.ndarray, plan: PassPlan, axis: int, offset: int = 0,
+                  out: np.ndarray | None = None) -> np.ndarray:
     """Resample a 2-D array of whole pixel values 0-255 (any dtype, float32 is fastest) along
-    `axis` (1: each row, 0: each column) to the plan's outputs, rounded as the spec: float32.
-    `pixels` may start at input pixel `offset` along `axis` (it must hold [plan.lo, plan.hi))."""
+    `axis` (1: each row, 0: each column) to the plan's outputs, rounded as the spec: float32, into `out`
+    when given (else a new array). `pixels` may start at input pixel `offset` along `axis` (it must hold
+    [plan.lo, plan.hi))."""
     source = pixels if pixels.dtype == np.float32 else pixels.astype(np.float32)
     shape = (pixels.shape[0], len(plan.index)) if axis == 1 else (len(plan.index), pixels.shape[1])
-    values = np.empty(shape, np.float32)
+    values = SCRATCH.take("values", shape)
     for b in plan.blocks:
         lo, hi = b.lo - offset, b.hi - offset
         if axis == 1:
             np.matmul(source[:, lo:hi], b.matrix, out=values[:, b.start : b.stop])
         else:
             np.matmul(b.matrix.T, source[lo:hi], out=values[b.start : b.stop])
-    rounded = np.rint(values)  # = floor(x + 0.5) except at ties, which are recomputed below
+    rounded = np.empty(shape, np.float32) if out is None else out
+    np.rint(values, out=rounded)  # = floor(x + 0.5) except at ties, which are recomputed below
     np.subtract(values, rounded, out=values)
     np.abs(values, out=values)
-    near_tie = np.flatnonzero(values > 0.5 - plan.tolerance)
+    near = np.greater(values, 0.5 - plan.tolerance, out=SCRATCH.take("near", shape, np.bool_))
+    near_tie = np.flatnonzero(near)
     if len(near_tie):
         rows, cols = np.divmod(near_tie, shape[1])
         rounded[rows, cols] = np.floor(_tap_order_sum(source, plan, rows, cols, axis, offset) + 0.5)
@@ -163,14 +194,14 @@ def _tap_order_sum(pixels: np.ndarray, plan: PassPlan, rows: np.ndarray, cols: n
     width = pixels.shape[1]
     # Tap t of an output reads input pixel index[out, 0] + t: as flat positions in `pixels`, one
     # take per tap. A tap past the last pixel or outside the given window has weight 0 (it adds 0
-    # wherever it reads), so positions are only kept inside the array.
+    # wherever it reads), so positions are clipped to the array; taps past every output's last nonzero
+    # weight are skipped (adding +0.0 leaves the sum as it is).
     first = plan.index[out, 0] - offset
     base, stride = (other * width + first, 1) if axis == 1 else (first * width + other, width)
     flat, weights = pixels.reshape(-1), plan.weights[out]
     total = np.zeros(len(rows))
-    for t in range(weights.shape[1]):
-        position = np.clip(base + t * stride, 0, flat.size - 1)
-        total += flat.take(position).astype(np.float64) * weights[:, t]
+    for t in range(plan.taps):
+        total += flat.take(base + t * stride, mode="clip") * weights[:, t]  # float32 * float64: float64
     return total
 
 
@@ -196,16 +227,23 @@ def _resize_window(image: np.ndarray, width: int, height: int, resample: str, co
     if w != width:
         horizontal = pass_plan(w, width, resample, left, right)
         x0, x1 = horizontal.lo, horizontal.hi  # only the input columns the window reads become float32
-        rows = np.empty((y1 - y0, channels, right - left), np.float32)
+        passed = SCRATCH.take("horizontal", (y1 - y0, channels, right - left))
         step = max(1, STRIP_VALUES // (channels * (x1 - x0)))  # a strip of rows at a time: no full-size float copy
         for r in range(0, y1 - y0, step):
-            strip = np.ascontiguousarray(planar[r : r + step, :, x0:x1], dtype=np.float32)
-            rows[r : r + step] = resample_axis(strip.reshape(-1, x1 - x0), horizontal, 1, x0).reshape(-1, channels,
-                                                                                                     right - left)
-        planar = rows
+            strip = planar[r : r + step, :, x0:x1]
+            # uint8 reordered, then widened: faster than widening while reordering
+            strip_u8 = SCRATCH.take("strip_u8", strip.shape, np.uint8)
+            np.copyto(strip_u8, strip)
+            strip_f32 = SCRATCH.take("strip", (strip_u8.size // (x1 - x0), x1 - x0))
+            np.copyto(strip_f32, strip_u8.reshape(strip_f32.shape))
+            resample_axis(strip_f32, horizontal, 1, x0, out=passed[r : r + step].reshape(-1, right - left))
+        planar = passed
     else:
         planar = planar[:, :, left:right]
     if vertical:
         flat = np.ascontiguousarray(planar).reshape(y1 - y0, -1)
-        planar = resample_axis(flat, vertical, 0, y0).reshape(-1, channels, right - left)
-    return np.ascontiguousarray(planar.transpose(0, 2, 1), dtype=np.uint8)
+        target = SCRATCH.take("vertical", (bottom - top, flat.shape[1]))
+        planar = resample_axis(flat, vertical, 0, y0, out=target).reshape(-1, channels, right - left)
+    result = np.empty((planar.shape[0], right - left, channels), np.uint8)
+    np.copyto(result.transpose(0, 2, 1), planar, casting="unsafe")  # whole values 0-255
+    return result

@@ -15,13 +15,14 @@ import hashlib
 import json
 import struct
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pocketvec.atomic import write_bytes_atomic
+from pocketvec.atomic import atomic_output, write_bytes_atomic
 from pocketvec.bounded_json import loads_bounded
 from pocketvec.errors import GalleryError, PocketvecWarning
 from pocketvec.runtime.gallery.header import DTYPE_NAMES, check_header
@@ -55,12 +56,40 @@ def encode(header: dict[str, Any], payload: np.ndarray, locals_: np.ndarray | No
     data = np.ascontiguousarray(payload, dtype=DTYPES[header["dtype"]]).tobytes()
     if locals_ is not None:
         data += np.ascontiguousarray(locals_, dtype=LOCAL_DTYPE).tobytes()
+    body = _preamble_and_header(header, locals_ is not None) + data
+    return body + hashlib.sha256(body).digest()
+
+
+def _preamble_and_header(header: dict[str, Any], has_locals: bool) -> bytes:
     text = json.dumps(_whole_floats_as_ints(header), ensure_ascii=False, sort_keys=True, allow_nan=False,
                       separators=(",", ":")).encode("utf-8")
     text += b" " * ((-(PREAMBLE.size + len(text))) % ALIGN)
-    version = LOCALS_VERSION if locals_ is not None else VERSION
-    body = PREAMBLE.pack(MAGIC, version, len(text)) + text + data
-    return body + hashlib.sha256(body).digest()
+    return PREAMBLE.pack(MAGIC, LOCALS_VERSION if has_locals else VERSION, len(text)) + text
+
+
+def write_streamed(path: str | Path, header: dict[str, Any], payload: np.ndarray,
+                   local_chunks: Iterable[np.ndarray] | None = None) -> Path:
+    """Write the file `encode` makes, atomically, the local maps a chunk of rows at a time (a gallery too large
+    to hold as bytes in memory twice). The chunks must hold `header["count"]` rows in all."""
+    with atomic_output(Path(path)) as tmp, open(tmp, "wb") as f:
+        digest = hashlib.sha256()
+        for part in _streamed_parts(header, payload, local_chunks, str(path)):
+            digest.update(part)
+            f.write(part)
+        f.write(digest.digest())
+    return Path(path)
+
+
+def _streamed_parts(header: dict[str, Any], payload: np.ndarray, local_chunks: Iterable[np.ndarray] | None,
+                    source: str) -> Iterator[bytes | memoryview]:
+    yield _preamble_and_header(header, local_chunks is not None)
+    yield memoryview(np.ascontiguousarray(payload, dtype=DTYPES[header["dtype"]])).cast("B")
+    rows = 0
+    for chunk in local_chunks or ():
+        rows += len(chunk)
+        yield memoryview(np.ascontiguousarray(chunk, dtype=LOCAL_DTYPE)).cast("B")
+    if local_chunks is not None and rows != header["count"]:
+        raise GalleryError(f"{source}: got local maps for {rows} rows, the header counts {header['count']}")
 
 
 def _whole_floats_as_ints(value: Any) -> Any:

@@ -210,7 +210,8 @@ class Gallery:
         return (f"{source} was built by another export of this model (weights {short(built)}, this model's "
                 f"{short(used)}): same embedding space, so it is used as it is")
 
-    def to_bytes(self) -> bytes:
+    def header(self) -> dict:
+        """The file's JSON header for these rows (docs/FORMATS.md)."""
         header = {
             "embedding_space_id": self.embedding_space_id, "dim": self.dim, "count": self.count,
             "dtype": self.dtype, "labels": self.labels, "sources": self.sources,
@@ -222,7 +223,10 @@ class Gallery:
             header["model_digest"] = self.model_digest
         if self.texts is not None:
             header["texts"], header["text_reader"] = self.texts, self.text_reader
-        return gallery_file.encode(header, self.vectors, self.locals)
+        return header
+
+    def to_bytes(self) -> bytes:
+        return gallery_file.encode(self.header(), self.vectors, self.locals)
 
     def save(self, path: str | Path) -> Path:
         return gallery_file.write_atomic(path, self.to_bytes())

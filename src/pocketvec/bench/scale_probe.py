@@ -1,0 +1,86 @@
+"""One fresh process that opens a gallery the public way, matches queries one at a time the way
+`Recognizer.match` does after embedding (`Matcher.for_model(...).match`: the global top labels, re-ranked by
+the local maps when the model has them), and reports the latencies and its resident memory as one JSON line.
+
+Run by `pocketvec bench scale` (pocketvec.bench.scale) with one BLAS / OpenMP thread:
+    python -m pocketvec.bench.scale_probe GALLERY.pvg --rerank '{"locations": 196, ...}' --queries 200
+The queries are rows of the gallery with noise added (their local maps likewise), so each has a near row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.local_rerank import LocalRerank
+from pocketvec.runtime.matcher import Matcher
+from pocketvec.runtime.unit_norm import dequantize
+
+QUERY_NOISE = 0.5  # noise / signal per value: a query near its row, not on it
+
+
+def memory() -> dict[str, int]:
+    """Resident and peak resident bytes of this process (Linux /proc; elsewhere the peak alone)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        return {"rss": int(fields["VmRSS"].split()[0]) * 1024, "peak": int(fields["VmHWM"].split()[0]) * 1024}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    return {"rss": peak, "peak": peak}
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def make_queries(gallery: Gallery, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """`count` query embeddings (and local maps) near random rows of the gallery."""
+    rows = rng.integers(0, gallery.count, count)
+    base = dequantize(gallery.vectors[rows])  # only these rows: a float copy of them all would cost memory
+    queries = _unit(base + QUERY_NOISE * rng.standard_normal(base.shape).astype(np.float32) / np.sqrt(base.shape[1]))
+    if gallery.locals is None:
+        return queries, None
+    maps = gallery.locals[rows].astype(np.float32)
+    noise = rng.standard_normal(maps.shape).astype(np.float32) / np.sqrt(maps.shape[2])
+    return queries, _unit(maps + QUERY_NOISE * noise)
+
+
+def probe(path: Path, rerank: LocalRerank | None, queries: int, top_k: int, seed: int) -> dict:
+    before = memory()
+    start = time.perf_counter()
+    gallery = Gallery.load(path)
+    matcher = Matcher(gallery, local_rerank=rerank)  # = Matcher.for_model for a model with this re-rank
+    open_s = time.perf_counter() - start
+    opened = memory()
+    vectors, maps = make_queries(gallery, queries, np.random.default_rng(seed))
+    latencies = []
+    for q in range(queries):
+        start = time.perf_counter()
+        matcher.match(vectors[q : q + 1], top_k, None if maps is None else maps[q : q + 1])
+        latencies.append((time.perf_counter() - start) * 1e3)
+    after = memory()
+    return {"rows": gallery.count, "open_s": open_s, "latencies_ms": latencies, "rss_before": before["rss"],
+            "rss_opened": opened["rss"], "rss": after["rss"], "peak": after["peak"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("gallery", type=Path)
+    parser.add_argument("--rerank", help="the model's local re-rank as JSON (none: plain cosine matching)")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rerank = LocalRerank.from_dict(json.loads(args.rerank)) if args.rerank else None
+    print(json.dumps(probe(args.gallery, rerank, args.queries, args.top_k, args.seed)))
+
+
+if __name__ == "__main__":
+    main()
