@@ -122,6 +122,11 @@ def hash_matches(src: Source, end: int) -> bool:
     return digest.digest() == src.read(end, CHECKSUM_SIZE)
 
 
+def checked_rows(src: Source, layout: Layout, source: str) -> str | None:
+    """The first problem of the rows that fill `src` (no checksum to verify), or None."""
+    return _stream(src, hashlib.sha256(), 0, layout.payload_bytes, layout, 0, source)
+
+
 def _stream(src: Source, digest, offset: int, length: int, layout: Layout | None, first_row: int,
             source: str) -> str | None:
     """Hash the payload chunk by chunk, checking its rows when `layout` fits; -> the first row problem."""

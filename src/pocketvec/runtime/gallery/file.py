@@ -34,6 +34,7 @@ from pocketvec.runtime.gallery.checked import (
     Layout,
     Source,
     checked_part,
+    checked_rows,
     hash_matches,
 )
 from pocketvec.runtime.gallery.header import DTYPE_NAMES, check_header, header_bytes
@@ -108,7 +109,7 @@ def _parse(src: Source, source: str) -> Decoded:
         return _decode_v1(src.read(0, src.size), header_len, source)
     if version == 4:
         if src.size < BASE.size + CHECKSUM_SIZE:
-            raise GalleryError(f"{source}: truncated gallery (file is {src.size} bytes)")
+            raise GalleryError(f"{source}: truncated gallery (no room for the {CHECKSUM_SIZE}-byte checksum)")
         header_start, payload_len = BASE.size, BASE.unpack(src.read(0, BASE.size))[3]
     else:  # versions 2 and 3: the payload runs to the checksum at the end of the file
         if src.size < PREAMBLE.size + CHECKSUM_SIZE:
@@ -170,10 +171,10 @@ def _decode_v1(raw: bytes, header_len: int, source: str) -> Decoded:
         raise GalleryError(f"{source}: truncated gallery (header needs {end} bytes, file has {len(raw)})")
     header = loads_bounded(raw[PREAMBLE.size : end], source, "gallery header", GalleryError, MAX_HEADER_BYTES)
     rule = check_header(header, source, 1)
-    dtype, count, dim = DTYPES[header["dtype"]], header["count"], header["dim"]
+    shape = tuple(header["local_shape"]) if header.get("local_shape") else None  # never written; read as before
+    layout = Layout(header["count"], header["dim"], DTYPES[header["dtype"]], shape)
     payload = raw[end:]
-    if len(payload) != count * dim * dtype.itemsize:
-        layout = Layout(count, dim, dtype, None)
+    if len(payload) != layout.payload_bytes:
         raise GalleryError(f"{source}: {'truncated' if len(payload) < layout.payload_bytes else 'oversized'} gallery "
                            f"payload ({len(payload)} bytes, expected {layout.payload_bytes} for {layout.describe()})")
     if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
@@ -181,11 +182,14 @@ def _decode_v1(raw: bytes, header_len: int, source: str) -> Decoded:
     warnings.warn(PocketvecWarning(
         f"{source}: gallery format version 1 (its checksum does not cover the header); "
         "re-save it in the current version with `pocketvec gallery upgrade`"), stacklevel=4)
-    vectors = np.frombuffer(payload, dtype=dtype).reshape(count, dim).copy()
-    if vectors.dtype.kind == "f" and not np.isfinite(vectors).all():
-        raise GalleryError(f"{source}: gallery holds non-finite embeddings")
-    check_unit(vectors, None, source)
-    return Decoded(header, vectors, rule, 1, None, 1, len(raw))
+    src = Source(raw=payload)
+    problem = checked_rows(src, layout, source)
+    if problem is not None:
+        raise GalleryError(problem)
+    vectors = src.array(0, layout.dtype, (layout.count, layout.dim))
+    maps = None if shape is None else Rows([src.array(layout.vector_bytes, LOCAL_DTYPE, (layout.count, *shape))],
+                                           shape, LOCAL_DTYPE)
+    return Decoded(header, vectors, rule, 1, maps, 1, len(raw))
 
 
 def check_unit(vectors: np.ndarray, locals_: np.ndarray | None, source: str, why: str = DAMAGED) -> None:
