@@ -46,7 +46,8 @@ try:
         from pocketvec.runtime.gallery.update import update_gallery
         rng = np.random.default_rng(5)
         row = rng.standard_normal((1, 256)).astype(np.float32); row /= np.linalg.norm(row)
-        local = rng.standard_normal((1, 196, 112)).astype(np.float32); local /= np.linalg.norm(local, axis=-1, keepdims=True)
+        local = rng.standard_normal((1, 196, 112)).astype(np.float32)
+        local /= np.linalg.norm(local, axis=-1, keepdims=True)
         size = __import__("os").path.getsize(path)
         update_gallery(path, lambda g: (g.add(row, ["new"], ["f" * 64], local), True))
         out["append_s"] = time.perf_counter() - start
