@@ -49,14 +49,15 @@ try:
         local = rng.standard_normal((1, 196, 112)).astype(np.float32)
         local /= np.linalg.norm(local, axis=-1, keepdims=True)
         size = __import__("os").path.getsize(path)
-        update_gallery(path, lambda g: (g.add(row, ["new"], ["f" * 64], local), True))
+        source = f"{time.time_ns():064x}"  # a new image each run (one already enrolled adds nothing)
+        update_gallery(path, lambda g: (g.add(row, ["new"], [source], local), True))
         out["append_s"] = time.perf_counter() - start
         out["bytes_before"], out["bytes_after"] = size, __import__("os").path.getsize(path)
     else:
         gallery = Gallery.load(path)
         out["open_s"] = time.perf_counter() - start
         if what == "match":
-            query = gallery.embeddings()[7:8].copy()
+            query = np.asarray(gallery.vectors[7:8], np.float32) / 127  # row 7 as the photo (an int8 gallery)
             maps = np.asarray(gallery.locals[[7]], np.float32)
             t = time.perf_counter()
             match = Matcher(gallery, local_rerank=LocalRerank(*gallery.local_shape)).match(query, 3, maps)[0]

@@ -161,3 +161,25 @@ def test_files_of_earlier_versions_read_and_take_appends(tmp_path: Path, name: s
     update_gallery(path, add2)
     assert Gallery.load(path).saved.parts == 2 and Gallery.load(path).count == 5 and path.stat().st_size > size
     assert os.path.getsize(path) - size < 1000
+
+
+def test_a_rewrite_streams_the_local_maps_a_chunk_at_a_time(base: Path) -> None:
+    """A rewrite (compact, remove, upgrade) never holds the payload whole: the file's bytes are made a chunk at
+    a time as the writer asks for them."""
+    from pocketvec.runtime.gallery import file as gallery_file
+
+    gallery = Gallery.load(base)
+    made = []
+
+    class Counted(type(gallery.locals)):
+        def chunks(self, max_bytes: int = 1):
+            for chunk in super().chunks(max_bytes=1):  # one row a chunk
+                made.append(len(chunk))
+                yield chunk
+
+    maps = Counted(gallery.locals.parts, gallery.locals.row_shape, gallery.locals.dtype)
+    parts = gallery_file.encode_parts(gallery.header(), gallery.vectors, maps)
+    for _ in range(4):  # preamble, header, embeddings, the first map
+        next(parts)
+    assert made == [1]
+    assert b"".join([*parts]) and len(made) == gallery.count

@@ -15,6 +15,7 @@ views of the file, not copies; the local maps of several parts are one `Rows`.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 import warnings
 from collections.abc import Iterator
@@ -72,8 +73,9 @@ def encode_parts(header: dict[str, Any], vectors: np.ndarray, maps: Rows | np.nd
     text = header_bytes(header, BASE.size)
     payload_len = vectors.nbytes + (maps.nbytes if maps is not None else 0)
     digest = hashlib.sha256()
-    for chunk in (BASE.pack(MAGIC, VERSION, len(text), payload_len), text, vectors.tobytes(),
-                  *((c.astype(LOCAL_DTYPE, copy=False).tobytes() for c in maps.chunks()) if maps is not None else ())):
+    maps_chunks = (c.astype(LOCAL_DTYPE, copy=False).tobytes() for c in (maps.chunks() if maps is not None else ()))
+    for chunk in itertools.chain((BASE.pack(MAGIC, VERSION, len(text), payload_len), text, vectors.tobytes()),
+                                 maps_chunks):  # one chunk at a time: never the whole payload
         digest.update(chunk)
         yield chunk
     yield digest.digest()
