@@ -11,7 +11,8 @@ import pytest
 COMMANDS = [
     [], ["data"], ["data", "fetch"], ["data", "list"], ["data", "preview"], ["train"], ["train", "merge"],
     ["export"], ["export", "onnx"], ["export", "coreml"], ["verify"], ["gallery"], ["gallery", "build"],
-    ["gallery", "add"], ["gallery", "remove"], ["gallery", "info"], ["match"], ["eval"], ["calibrate"],
+    ["gallery", "add"], ["gallery", "remove"], ["gallery", "upgrade"], ["gallery", "compact"], ["gallery", "info"],
+    ["match"], ["eval"], ["calibrate"],
     ["bench"], ["bench", "scale"], ["demo"], ["app"], ["app", "serve"], ["data", "photos"], ["data", "pool"],
 ]
 

@@ -1,20 +1,24 @@
 // The `.pvg` gallery file, exactly as docs/FORMATS.md (and pocketvec.runtime.gallery.file):
-// little-endian magic "PVGALLRY", uint32 version 2, uint32 header_len, UTF-8 JSON header padded
-// with spaces so the payload starts at a multiple of 16, row-major embeddings, then the 32-byte
-// sha256 of every byte before it. Version 3 is version 2 with the rows' local maps for the local
-// re-rank: `local_shape` [locations, channels] in the header, count x locations x channels float16
-// after the embeddings. Version 1 (payload_sha256 in the header, no trailer) still reads.
+// version 4, little-endian: a base (magic "PVGALLRY", uint32 version, uint32 header_len, uint64
+// payload_len, UTF-8 JSON header padded with spaces so the payload starts at a multiple of 16,
+// row-major embeddings, the rows' float16 local maps when the header has `local_shape`, then the
+// 32-byte sha256 of every byte of the base before it), then any segments that pocketvec appended
+// (magic "PVGSEGMT", each with its own header, rows and checksum: pocketvec.runtime.gallery.segments).
+// Versions 2 and 3 (a 16-byte preamble, the payload runs to the checksum at the end) and version 1
+// (payload_sha256 in the header, no trailer) still read. This app writes version 4 without segments.
 
 import { sha256Hex } from "./decode.js";
-import { checkHeader, GalleryFileError, MAX_DEPTH, nestingDepth } from "./gallery_header.js";
+import { checkHeader, checkSegmentHeader, GalleryFileError, MAX_DEPTH, nestingDepth } from "./gallery_header.js";
 
 export { GalleryFileError };
 
 const MAGIC = "PVGALLRY";
-const VERSION = 2;
-const LOCALS_VERSION = 3;
-const READABLE_VERSIONS = [1, 2, 3];
-const PREAMBLE = 16;
+const VERSION = 4;
+const READABLE_VERSIONS = [1, 2, 3, 4];
+const PREAMBLE = 16; // versions 1-3: magic, version, header_len
+const BASE = 24; // version 4: magic, version, header_len, payload_len
+const SEGMENT_MAGIC = "PVGSEGMT";
+const SEGMENT = 24; // magic, header_len, payload_len, the first 4 bytes of the sha256 of those 20
 const CHECKSUM_SIZE = 32;
 const MAX_HEADER_BYTES = 256 * 2 ** 20;
 const ITEMSIZE = { float32: 4, float16: 2, int8: 1 };
@@ -103,81 +107,166 @@ function firstNotUnit(values, dim, int8, allowZero) {
   return null;
 }
 
-function parseHeader(bytes, source) {
+function parseHeader(bytes, source, what) {
   if (bytes.byteLength > MAX_HEADER_BYTES) {
-    throw new GalleryFileError(`${source}: gallery header is ${bytes.byteLength} bytes, more than the ${MAX_HEADER_BYTES} allowed`);
+    throw new GalleryFileError(`${source}: ${what} is ${bytes.byteLength} bytes, more than the ${MAX_HEADER_BYTES} allowed`);
   }
   const depth = nestingDepth(bytes);
   if (depth > MAX_DEPTH) {
-    throw new GalleryFileError(`${source}: gallery header is nested ${depth} deep, more than the ${MAX_DEPTH} allowed`);
+    throw new GalleryFileError(`${source}: ${what} is nested ${depth} deep, more than the ${MAX_DEPTH} allowed`);
   }
   try {
     return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (e) {
-    throw new GalleryFileError(`${source}: gallery header is not valid JSON (${e.message})`);
+    throw new GalleryFileError(`${source}: ${what} is not valid JSON (${e.message})`);
   }
 }
 
-/** Parse and verify a .pvg (ArrayBuffer) -> {header, vectors: Float32Array(count * dim), checksum, version}.
- * `checksum` (hex) identifies the file: the whole-file sha256 (version 2) or payload_sha256 (version 1). */
-export async function decodeGallery(buffer, source = "gallery") {
-  let bytes = new Uint8Array(buffer);
-  if (bytes.byteLength < PREAMBLE) {
-    throw new GalleryFileError(`${source}: not a pocketvec gallery (file is ${bytes.byteLength} bytes, too short)`);
+const latin1 = (bytes) => new TextDecoder("latin1").decode(bytes);
+const CHECKSUM_MISMATCH = "checksum mismatch (the file was modified, truncated or damaged)";
+
+/** One checksummed part (the base, a segment) -> {header, vectors, locals, checksum}: its checksum first, then
+ * `parse(headerBytes)` -> {header, count}, the payload's size, its rows. Rows are numbered from `firstRow`. */
+async function checkedPart(bytes, start, headerStart, payloadStart, payloadLen, parse, layout, firstRow, source, what) {
+  const end = payloadStart + payloadLen;
+  const checksum = toHex(await sha256Bytes(bytes.subarray(start, end)));
+  if (checksum !== toHex(bytes.subarray(end, end + CHECKSUM_SIZE))) throw new GalleryFileError(`${source}: ${what} ${CHECKSUM_MISMATCH}`);
+  const header = parse(bytes.subarray(headerStart, payloadStart));
+  const { dim, dtype, shape } = layout(header), count = header.count;
+  const vectorBytes = count * dim * ITEMSIZE[dtype];
+  const expected = vectorBytes + (shape ? count * shape[0] * shape[1] * 2 : 0);
+  if (payloadLen !== expected) {
+    const maps = shape ? ` + ${count} x ${shape[0]} x ${shape[1]} float16` : "";
+    throw new GalleryFileError(`${source}: ${payloadLen < expected ? "truncated" : "oversized"} ${what} payload `
+      + `(${payloadLen} bytes, expected ${expected} for ${count} x ${dim} ${dtype}${maps})`);
   }
-  const magic = new TextDecoder("latin1").decode(bytes.subarray(0, 8));
+  const vectors = decodePayload(bytes.subarray(payloadStart, payloadStart + vectorBytes), dtype);
+  const locals = shape ? decodePayload(bytes.subarray(payloadStart + vectorBytes, end), "float16") : null;
+  checkRows(vectors, locals, dim, dtype, shape, firstRow, source);
+  return { header, vectors, locals, checksum };
+}
+
+function checkRows(vectors, locals, dim, dtype, shape, firstRow, source) {
+  if (!vectors.every(Number.isFinite)) throw new GalleryFileError(`${source}: gallery holds non-finite embeddings`);
+  const badRow = firstNotUnit(vectors, dim, dtype === "int8", false);
+  if (badRow) throw new GalleryFileError(`${source}: row ${firstRow + badRow.index}: ${badRow.problem} ${DAMAGED}`);
+  if (locals && !locals.every(Number.isFinite)) throw new GalleryFileError(`${source}: gallery holds non-finite local maps`);
+  const badLocation = locals ? firstNotUnit(locals, shape[1], false, true) : null;
+  if (badLocation) {
+    const row = Math.floor(badLocation.index / shape[0]), location = badLocation.index % shape[0];
+    throw new GalleryFileError(`${source}: row ${firstRow + row}, local map location ${location}: ${badLocation.problem} ${DAMAGED}`);
+  }
+}
+
+/** The segment at `offset` -> a part, or null when the file ends inside it (an append that did not finish). */
+async function readSegment(bytes, offset, base, firstRow, source) {
+  const head = bytes.subarray(offset, offset + SEGMENT);
+  if (latin1(head.subarray(0, 8)) !== SEGMENT_MAGIC.slice(0, Math.min(8, head.byteLength))) {
+    throw new GalleryFileError(`${source}: the bytes at offset ${offset}, after the gallery's rows, are not an appended segment ${DAMAGED}`);
+  }
+  if (head.byteLength < SEGMENT) return null;
+  const view = new DataView(head.buffer, head.byteOffset, SEGMENT);
+  if (toHex((await sha256Bytes(head.slice(0, 20))).subarray(0, 4)) !== toHex(head.subarray(20, 24))) {
+    throw new GalleryFileError(`${source}: the appended segment at byte ${offset} has a damaged preamble ${DAMAGED}`);
+  }
+  const headerLen = view.getUint32(8, true), payloadLen = Number(view.getBigUint64(12, true));
+  const payloadStart = offset + SEGMENT + headerLen, end = payloadStart + payloadLen + CHECKSUM_SIZE;
+  if (end > bytes.byteLength) return null;
+  const what = `appended segment at byte ${offset}`;
+  const parse = (text) => {
+    const header = parseHeader(text, source, `${what}: header`);
+    checkSegmentHeader(header, base, `${source}: ${what}`);
+    return header;
+  };
+  const layout = () => ({ dim: base.dim, dtype: base.dtype, shape: base.local_shape });
+  return { ...(await checkedPart(bytes, offset, offset + SEGMENT, payloadStart, payloadLen, parse, layout, firstRow, source, what)), end };
+}
+
+function joined(arrays) {
+  if (arrays.length === 1) return arrays[0];
+  const out = new Float32Array(arrays.reduce((n, a) => n + a.length, 0));
+  arrays.reduce((at, a) => (out.set(a, at), at + a.length), 0);
+  return out;
+}
+
+/** Parse and verify a .pvg (ArrayBuffer) -> {header, vectors: Float32Array(count * dim), locals, checksum, version}.
+ * `checksum` (hex) identifies the file: its last part's sha256 (version 2 and up) or payload_sha256 (version 1).
+ * An append that did not finish (the file ends inside its last segment) is left out, with one console line. */
+export async function decodeGallery(buffer, source = "gallery") {
+  const bytes = new Uint8Array(buffer), size = bytes.byteLength;
+  if (size < PREAMBLE) {
+    throw new GalleryFileError(`${source}: not a pocketvec gallery (file is ${size} bytes, too short)`);
+  }
+  const magic = latin1(bytes.subarray(0, 8));
   if (magic !== MAGIC) throw new GalleryFileError(`${source}: not a pocketvec gallery (magic ${JSON.stringify(magic)}, expected "${MAGIC}")`);
   const view = new DataView(buffer);
   const version = view.getUint32(8, true), headerLen = view.getUint32(12, true);
   if (!READABLE_VERSIONS.includes(version)) {
     throw new GalleryFileError(`${source}: gallery format version ${version} is not supported (this app reads ${READABLE_VERSIONS.join(", ")})`);
   }
-  let checksum = null;
-  if (version >= 2) {
-    if (bytes.byteLength < PREAMBLE + CHECKSUM_SIZE) {
-      throw new GalleryFileError(`${source}: truncated gallery (no room for the ${CHECKSUM_SIZE}-byte checksum)`);
-    }
-    const body = bytes.subarray(0, bytes.byteLength - CHECKSUM_SIZE);
-    checksum = toHex(await sha256Bytes(body));
-    if (checksum !== toHex(bytes.subarray(body.byteLength))) {
-      throw new GalleryFileError(`${source}: gallery checksum mismatch (the file was modified, truncated or damaged)`);
-    }
-    bytes = body;
+  if (version === 1) return decodeVersion1(bytes, headerLen, source);
+  const headerStart = version === 4 ? BASE : PREAMBLE;
+  if (size < headerStart + CHECKSUM_SIZE) {
+    throw new GalleryFileError(`${source}: truncated gallery (no room for the ${CHECKSUM_SIZE}-byte checksum)`);
   }
+  const payloadStart = headerStart + headerLen;
+  const payloadLen = version === 4 ? Number(view.getBigUint64(16, true)) : size - CHECKSUM_SIZE - payloadStart;
+  if (payloadLen < 0 || payloadStart + payloadLen + CHECKSUM_SIZE > size) {
+    const body = version === 4 ? size : size - CHECKSUM_SIZE;
+    if (version < 4 && toHex(await sha256Bytes(bytes.subarray(0, body))) !== toHex(bytes.subarray(body))) {
+      throw new GalleryFileError(`${source}: gallery ${CHECKSUM_MISMATCH}`);
+    }
+    throw new GalleryFileError(`${source}: truncated gallery (header and rows need ${payloadStart + Math.max(payloadLen, 0)} bytes, file has ${body})`);
+  }
+  const parse = (text) => {
+    const header = parseHeader(text, source, "gallery header");
+    checkHeader(header, source, version);
+    return header;
+  };
+  const layout = (h) => ({ dim: h.dim, dtype: h.dtype, shape: h.local_shape });
+  const base = await checkedPart(bytes, 0, headerStart, payloadStart, payloadLen, parse, layout, 0, source, "gallery");
+  const parts = [base], header = { ...base.header };
+  let end = payloadStart + payloadLen + CHECKSUM_SIZE;
+  while (version === 4 && end < size) {
+    const segment = await readSegment(bytes, end, base.header, header.count, source);
+    if (!segment) {
+      console.warn(`${source}: an append that did not finish (${size - end} bytes at byte ${end}) is left out: a writer `
+        + "is adding rows now or was stopped mid-write; the next `pocketvec gallery add` or `pocketvec gallery compact` removes it");
+      break;
+    }
+    parts.push(segment);
+    header.count += segment.header.count;
+    for (const key of ["labels", "sources", "texts"]) if (key in segment.header) header[key] = header[key].concat(segment.header[key]);
+    if ("model_digest" in segment.header) header.model_digest = segment.header.model_digest;
+    end = segment.end;
+  }
+  if (parts.length > 1) checkHeader(header, source, version);
+  const locals = header.local_shape ? joined(parts.map((p) => p.locals)) : null;
+  return { header, vectors: joined(parts.map((p) => p.vectors)), locals, checksum: parts.at(-1).checksum, version };
+}
+
+async function decodeVersion1(bytes, headerLen, source) {
   const end = PREAMBLE + headerLen;
   if (end > bytes.byteLength) {
     throw new GalleryFileError(`${source}: truncated gallery (header needs ${end} bytes, file has ${bytes.byteLength})`);
   }
-  const header = parseHeader(bytes.subarray(PREAMBLE, end), source);
-  checkHeader(header, source, version);
-  const payload = bytes.subarray(end);
-  const shape = header.local_shape;
-  const vectorBytes = header.count * header.dim * ITEMSIZE[header.dtype];
-  const expected = vectorBytes + (shape ? header.count * shape[0] * shape[1] * 2 : 0);
+  const header = parseHeader(bytes.subarray(PREAMBLE, end), source, "gallery header");
+  checkHeader(header, source, 1);
+  const shape = header.local_shape, vectorBytes = header.count * header.dim * ITEMSIZE[header.dtype];
+  const payload = bytes.subarray(end), expected = vectorBytes + (shape ? header.count * shape[0] * shape[1] * 2 : 0);
   if (payload.byteLength !== expected) {
     const maps = shape ? ` + ${header.count} x ${shape[0]} x ${shape[1]} float16` : "";
     throw new GalleryFileError(`${source}: ${payload.byteLength < expected ? "truncated" : "oversized"} gallery payload `
       + `(${payload.byteLength} bytes, expected ${expected} for ${header.count} x ${header.dim} ${header.dtype}${maps})`);
   }
-  if (version === 1) {
-    if ((await sha256Hex(payload)) !== header.payload_sha256) {
-      throw new GalleryFileError(`${source}: gallery payload checksum mismatch (the file was modified or damaged)`);
-    }
-    checksum = header.payload_sha256;
-    console.warn(`${source}: gallery format version 1 (its checksum does not cover the header); export it again to save it as version 2`);
+  if ((await sha256Hex(payload)) !== header.payload_sha256) {
+    throw new GalleryFileError(`${source}: gallery payload checksum mismatch (the file was modified or damaged)`);
   }
+  console.warn(`${source}: gallery format version 1 (its checksum does not cover the header); export it again to save it in the current version`);
   const vectors = decodePayload(payload.subarray(0, vectorBytes), header.dtype);
-  if (!vectors.every(Number.isFinite)) throw new GalleryFileError(`${source}: gallery holds non-finite embeddings`);
   const locals = shape ? decodePayload(payload.subarray(vectorBytes), "float16") : null;
-  if (locals && !locals.every(Number.isFinite)) throw new GalleryFileError(`${source}: gallery holds non-finite local maps`);
-  const badRow = firstNotUnit(vectors, header.dim, header.dtype === "int8", false);
-  if (badRow) throw new GalleryFileError(`${source}: row ${badRow.index}: ${badRow.problem} ${DAMAGED}`);
-  const badLocation = locals ? firstNotUnit(locals, shape[1], false, true) : null;
-  if (badLocation) {
-    const row = Math.floor(badLocation.index / shape[0]), location = badLocation.index % shape[0];
-    throw new GalleryFileError(`${source}: row ${row}, local map location ${location}: ${badLocation.problem} ${DAMAGED}`);
-  }
-  return { header, vectors, locals, checksum, version };
+  checkRows(vectors, locals, header.dim, header.dtype, shape, 0, source);
+  return { header, vectors, locals, checksum: header.payload_sha256, version: 1 };
 }
 
 function encodePayload(vectors, dtype) {
@@ -205,8 +294,8 @@ function encodeHalf(values) {
   return out;
 }
 
-/** The file's bytes for a header and float32 rows (count * dim), version 2; with `locals` (count *
- * locations * channels, the header holding local_shape) version 3: the same bytes as
+/** The file's bytes for a header and float32 rows (count * dim), version 4 without segments; with `locals`
+ * (count * locations * channels, the header holding local_shape) the rows' maps too: the same bytes as
  * pocketvec.runtime.gallery.file.encode writes for the same header and rows. */
 export async function encodeGallery(header, vectors, locals = null) {
   let payload = encodePayload(vectors, header.dtype);
@@ -217,16 +306,17 @@ export async function encodeGallery(header, vectors, locals = null) {
     payload = both;
   }
   let text = new TextEncoder().encode(JSON.stringify(sortedKeys(header)));
-  const pad = (16 - ((PREAMBLE + text.byteLength) % 16)) % 16;
+  const pad = (16 - ((BASE + text.byteLength) % 16)) % 16;
   if (pad) text = new Uint8Array([...text, ...new Uint8Array(pad).fill(0x20)]);
-  const bodyLength = PREAMBLE + text.byteLength + payload.byteLength;
+  const bodyLength = BASE + text.byteLength + payload.byteLength;
   const out = new Uint8Array(bodyLength + CHECKSUM_SIZE);
   out.set(new TextEncoder().encode(MAGIC), 0);
   const view = new DataView(out.buffer);
-  view.setUint32(8, locals ? LOCALS_VERSION : VERSION, true);
+  view.setUint32(8, VERSION, true);
   view.setUint32(12, text.byteLength, true);
-  out.set(text, PREAMBLE);
-  out.set(payload, PREAMBLE + text.byteLength);
+  view.setBigUint64(16, BigInt(payload.byteLength), true);
+  out.set(text, BASE);
+  out.set(payload, BASE + text.byteLength);
   out.set(await sha256Bytes(out.subarray(0, bodyLength)), bodyLength);
   return out;
 }

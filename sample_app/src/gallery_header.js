@@ -7,9 +7,11 @@ export const DTYPE_NAMES = ["float16", "float32", "int8"];
 const KEYS_V2 = ["accept_rule", "count", "created_by", "dim", "dtype", "embedding_space_id", "labels", "sources"];
 const KEYS_V1 = [...KEYS_V2, "payload_sha256"].sort();
 const KEYS_V3 = [...KEYS_V2, "local_shape"].sort(); // version 2 + the rows' local maps
-const KEYS = { 1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3 };
+const KEYS = { 1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3, 4: KEYS_V2 }; // version 4: local_shape optional
 // the weights digest of the model that built the rows; the text printed on each row's image and what read it
 const OPTIONAL_KEYS = ["model_digest", "texts", "text_reader"];
+const OPTIONAL_V4 = [...OPTIONAL_KEYS, "local_shape"];
+const SEGMENT_KEYS = ["count", "labels", "sources"];
 const MAX_TEXT = 2 ** 16; // characters of one row's text
 const MAX_LOCATIONS = 4096, MAX_CHANNELS = 4096; // as pocketvec.runtime.local_rerank
 const RULE_KEYS = ["margin", "method", "precision", "recall", "target_precision", "threshold"];
@@ -111,14 +113,36 @@ export function checkHeader(header, source, version) {
   if (!isObject(header)) {
     throw new GalleryFileError(`${source}: gallery header must be a JSON object. Got ${Array.isArray(header) ? "list" : typeof header}.`);
   }
-  const keys = KEYS[version];
+  const keys = KEYS[version], optional = version >= 4 ? OPTIONAL_V4 : OPTIONAL_KEYS;
   const missing = keys.filter((k) => !(k in header));
-  const unknown = Object.keys(header).filter((k) => !keys.includes(k) && !OPTIONAL_KEYS.includes(k)).sort();
+  const unknown = Object.keys(header).filter((k) => !keys.includes(k) && !optional.includes(k)).sort();
   if (missing.length) throw new GalleryFileError(`${source}: gallery header lacks keys ${pyList(missing)}`);
   if (unknown.length && version >= 2) throw new GalleryFileError(`${source}: gallery header has unknown keys ${pyList(unknown)}`);
   try {
     checkValues(header);
   } catch (e) {
     throw new GalleryFileError(`${source}: gallery header: ${e.message}`);
+  }
+}
+
+/** An appended segment's header keys and list lengths (their values are checked with the whole gallery's
+ * header), as pocketvec.runtime.gallery.segments.check_segment_header; `source` names the segment. */
+export function checkSegmentHeader(header, base, source) {
+  if (!isObject(header)) throw new GalleryFileError(`${source}: header must be a JSON object.`);
+  const keys = [...SEGMENT_KEYS, ...("texts" in base ? ["texts"] : [])].sort();
+  const missing = keys.filter((k) => !(k in header));
+  const unknown = Object.keys(header).filter((k) => !keys.includes(k) && k !== "model_digest").sort();
+  if (missing.length || unknown.length) {
+    throw new GalleryFileError(`${source}: header lacks keys ${pyList(missing)} or has unknown keys ${pyList(unknown)}`);
+  }
+  try {
+    checkNumber("count", header.count, 1, MAX_COUNT, true);
+  } catch (e) {
+    throw new GalleryFileError(`${source}: header: ${e.message}`);
+  }
+  for (const key of keys.filter((k) => k !== "count")) {
+    if (!Array.isArray(header[key]) || header[key].length !== header.count) {
+      throw new GalleryFileError(`${source}: header: '${key}' must be a list of ${header.count} strings`);
+    }
   }
 }

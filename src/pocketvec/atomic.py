@@ -10,7 +10,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,8 +56,10 @@ def remove_stray_temps(path: str | Path) -> list[Path]:
     return strays
 
 
-def write_bytes_atomic(path: str | Path, data: bytes, before_rename: Callable[[], None] | None = None) -> Path:
-    """Write `data` to `path` atomically; the folder is created if needed. `before_rename` runs
+def write_bytes_atomic(path: str | Path, data: bytes | Iterable[bytes],
+                       before_rename: Callable[[], None] | None = None) -> Path:
+    """Write `data` (bytes, or chunks of them) to `path` atomically; the folder is created if needed.
+    `before_rename` runs
     once the temp file is complete and synced (a fault-injection point for tests). A symlink is followed:
     its target is replaced; anything but a regular file there is refused (pocketvec.file_kinds). -> `path`."""
     named, path = Path(path), writable_target(path)
@@ -65,7 +67,8 @@ def write_bytes_atomic(path: str | Path, data: bytes, before_rename: Callable[[]
     fd, tmp = _new_temp(path.parent, _temp_prefix(path), TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in [data] if isinstance(data, bytes | bytearray | memoryview) else data:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         if before_rename is not None:

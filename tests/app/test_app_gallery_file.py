@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.gallery import file as gallery_file
 
-from ..runtime.test_runtime_gallery import BAD_HEADERS, DIGEST, resealed, version1_bytes
+from ..runtime.test_runtime_gallery import BAD_HEADERS, DIGEST, resealed, split, version1_bytes
 from .conftest import b64
 
 JS_DECODE = """async ([data, spaceId]) => {
@@ -84,24 +83,24 @@ def test_python_reads_js_galleries_byte_for_byte(js_page, scenario, tmp_path: Pa
     assert loaded.accept_rule == scenario.rule
     np.testing.assert_array_equal(loaded.vectors, expected.vectors)
     header_len = int.from_bytes(written.read_bytes()[12:16], "little")
-    assert (16 + header_len) % 16 == 0  # the payload starts 16-aligned
+    assert (24 + header_len) % 16 == 0  # the payload starts 16-aligned
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
 def test_js_and_python_write_the_same_bytes(js_page, scenario, dtype: str) -> None:
-    """Version 2 from the browser and from Python: the same header and rows give identical files."""
+    """Version 4 from the browser and from Python: the same header and rows give identical files."""
     gallery = with_dtype(scenario.gallery, dtype)
     gallery.accept_rule = dataclasses.replace(scenario.rule, precision=1.0)  # a whole float: 1 in both
     gallery.created_by = "pocketvec test ü"
     gallery.model_digest = DIGEST  # the optional key: sorted among the others, the same bytes
-    header = json.loads(gallery.to_bytes()[16 : 16 + int.from_bytes(gallery.to_bytes()[12:16], "little")])
+    header = split(gallery.to_bytes())[0]
     rows = with_dtype(scenario.gallery, "float32").embeddings().tolist()
     written = base64.b64decode(js_page.evaluate(JS_ENCODE, [header, rows]))
     assert written == gallery.to_bytes()
 
 
 def test_version_3_local_maps_round_to_float16_as_numpy_does(js_page, scenario) -> None:
-    """Rows with local maps (version 3) from unrounded float32 maps: the browser's float16 rounding writes
+    """Rows with local maps from unrounded float32 maps: the browser's float16 rounding writes
     the very bytes numpy's does, and the browser reads Python's maps back exactly."""
     from pocketvec.runtime.gallery.file import decode
 
@@ -110,15 +109,15 @@ def test_version_3_local_maps_round_to_float16_as_numpy_does(js_page, scenario) 
     gallery = Gallery.for_model(scenario.engine.metadata)
     gallery.add(found.embeddings, labels, [f"source {i}" for i in range(len(labels))], found.locals)
     raw = gallery.to_bytes()
-    assert int.from_bytes(raw[8:12], "little") == 3
-    header = json.loads(raw[16 : 16 + int.from_bytes(raw[12:16], "little")])
+    assert int.from_bytes(raw[8:12], "little") == 4
+    header = split(raw)[0]
     written = js_page.evaluate(JS_ENCODE_LOCALS, [header, found.embeddings.tolist(), found.locals.ravel().tolist()])
     assert base64.b64decode(written) == raw
     decode_locals = JS_DECODE.replace("vectors };", "vectors, locals: gallery.rows.map((r) => Array.from(r.local)) };")
     out = js_page.evaluate(decode_locals, [b64(raw), scenario.space_id])
     assert "error" not in out, out
     np.testing.assert_array_equal(np.array(out["locals"], np.float32).reshape(gallery.locals.shape),
-                                  decode(raw, "g").locals.astype(np.float32))
+                                  np.asarray(decode(raw, "g").locals, np.float32))
 
 
 def test_js_refuses_a_bad_local_shape_like_python(js_page, scenario) -> None:
@@ -136,12 +135,12 @@ def test_js_refuses_a_bad_local_shape_like_python(js_page, scenario) -> None:
 
 def damaged_versions(raw: bytes) -> dict[str, bytes]:
     flipped_header = bytearray(raw)
-    flipped_header[20] ^= 1
+    flipped_header[30] ^= 1  # in the JSON header
     return {
         "too short": raw[:10],
         "not a pocketvec gallery (magic": b"NOTAGALL" + raw[8:],
         "format version 7 is not supported": raw[:8] + (7).to_bytes(4, "little") + raw[12:],
-        "gallery checksum mismatch (the file was modified, truncated": raw[:-4],
+        "truncated gallery (header and rows need": raw[:-4],
         "gallery checksum mismatch (the file was modified": raw[:-1] + bytes([raw[-1] ^ 1]),
         "gallery checksum mismatch (the file": bytes(flipped_header),
         "truncated gallery (no room": raw[:40],
@@ -269,3 +268,59 @@ def test_js_keeps_the_items_printed_texts(js_page, scenario) -> None:
     header = gallery_file.decode(written, "js.pvg").header
     assert header["texts"] == gallery.texts and header["text_reader"] == "ppocrv5"
     assert "keeps each item's printed text" in js_page.evaluate(JS_ADD, [b64(raw)])
+
+
+JS_DECODE_NOTES = """async ([data, spaceId]) => {
+  const { Gallery } = await import("/src/gallery.js");
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const notes = [], warn = console.warn;
+  console.warn = (line) => notes.push(line);
+  try {
+    const { gallery, header } = await Gallery.fromFile(bytes.buffer, "test.pvg", spaceId);
+    return { header, notes, labels: gallery.rows.map((r) => r.label),
+             vectors: gallery.rows.map((r) => Array.from(r.embedding)),
+             locals: gallery.rows.map((r) => Array.from(r.local ?? [])) };
+  } catch (e) {
+    return { error: e.message };
+  } finally {
+    console.warn = warn;
+  }
+}"""
+
+
+def test_js_reads_appended_segments_and_leaves_out_an_unfinished_one(js_page, scenario, tmp_path: Path) -> None:
+    """A gallery that `gallery add` grew by an appended segment: the browser reads every row as Python does; cut
+    inside the segment (an append stopped mid-write) it reads the committed rows with one console line; a
+    damaged segment is refused by both."""
+    from pocketvec.errors import GalleryError
+    from pocketvec.runtime.gallery.update import update_gallery
+
+    path = scenario.gallery.save(tmp_path / "grown.pvg")
+    committed = path.stat().st_size
+    copy = scenario.gallery
+
+    def add(gallery: Gallery) -> tuple[None, bool]:
+        gallery.add(copy.embeddings()[:2], ["added a", "added b"], ["new source a", "new source b"],
+                    copy.local_maps([0, 1]))
+        return None, True
+
+    update_gallery(path, add)
+    grown = Gallery.load(path)
+    assert grown.saved.parts == 2
+    out = js_page.evaluate(JS_DECODE_NOTES, [b64(path.read_bytes()), scenario.space_id])
+    assert "error" not in out, out
+    assert out["labels"] == grown.labels and out["header"]["count"] == grown.count and not out["notes"]
+    np.testing.assert_array_equal(np.array(out["vectors"], np.float32), grown.embeddings())
+    if grown.locals is not None:
+        np.testing.assert_array_equal(np.array(out["locals"], np.float32).reshape(grown.locals.shape),
+                                      np.asarray(grown.locals, np.float32))
+    raw = path.read_bytes()
+    out = js_page.evaluate(JS_DECODE_NOTES, [b64(raw[:-10]), scenario.space_id])
+    assert out["labels"] == copy.labels and len(out["notes"]) == 1
+    assert f"an append that did not finish ({len(raw) - 10 - committed} bytes at byte {committed})" in out["notes"][0]
+    damaged = bytearray(raw)
+    damaged[-40] ^= 0x10
+    out = js_page.evaluate(JS_DECODE, [b64(bytes(damaged)), scenario.space_id])
+    assert f"appended segment at byte {committed} checksum mismatch" in out.get("error", ""), out
+    with pytest.raises(GalleryError, match=f"appended segment at byte {committed} checksum mismatch"):
+        gallery_file.decode(bytes(damaged), "test.pvg")

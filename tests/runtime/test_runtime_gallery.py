@@ -23,6 +23,23 @@ def unit_rows(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+BASE = gallery_file.BASE  # magic, version, header_len, payload_len
+
+
+def split(raw: bytes) -> tuple[dict, bytes]:
+    """(header, payload) of a version-4 file without appended segments."""
+    header_len, payload_len = BASE.unpack_from(raw)[2:]
+    start = BASE.size + header_len
+    return json.loads(raw[BASE.size : start]), raw[start : start + payload_len]
+
+
+def sealed(text: bytes, payload: bytes, version: int = 4) -> bytes:
+    """A version-4 file of a header's JSON and a payload, padded and checksummed as a writer does."""
+    text += b" " * ((-(BASE.size + len(text))) % 16)
+    body = BASE.pack(b"PVGALLRY", version, len(text), len(payload)) + text + payload
+    return body + hashlib.sha256(body).digest()
+
+
 def sample_gallery(dtype: str = "float32", n: int = 5) -> Gallery:
     gallery = Gallery("abc123", 16, dtype, accept_rule=AcceptRule(0.6, 0.05, 0.99, 0.8, 0.99))
     gallery.add(unit_rows(n), [f"item{i % 3}" for i in range(n)], [f"{i:064x}" for i in range(n)])
@@ -44,22 +61,20 @@ def test_round_trip(tmp_path: Path, dtype: str) -> None:
 
 def test_layout_matches_the_format_doc(tmp_path: Path) -> None:
     raw = sample_gallery("int8").save(tmp_path / "g.pvg").read_bytes()
-    magic, version, header_len = struct.unpack_from("<8sII", raw)
-    assert (magic, version) == (b"PVGALLRY", 2)
-    assert (16 + header_len) % 16 == 0
-    header = json.loads(raw[16 : 16 + header_len])
+    magic, version, header_len, payload_len = BASE.unpack_from(raw)
+    assert (magic, version, BASE.size) == (b"PVGALLRY", 4, 24)
+    assert (24 + header_len) % 16 == 0 and len(raw) == 24 + header_len + payload_len + 32
+    header = json.loads(raw[24 : 24 + header_len])
     assert set(header) == gallery_header.KEYS_V2
     body, checksum = raw[:-32], raw[-32:]
     assert checksum == hashlib.sha256(body).digest()  # covers preamble, header and payload
-    payload = np.frombuffer(body[16 + header_len :], dtype=np.int8).reshape(header["count"], header["dim"])
+    payload = np.frombuffer(body[24 + header_len :], dtype=np.int8).reshape(header["count"], header["dim"])
     assert np.array_equal(payload, np.clip(np.rint(unit_rows(5) * 127), -127, 127))
 
 
 def version1_bytes(gallery: Gallery) -> bytes:
     """The same gallery as a version-1 file (no trailer; payload_sha256 in the header)."""
-    raw = gallery.to_bytes()[:-32]
-    header_len = struct.unpack_from("<I", raw, 12)[0]
-    header, payload = json.loads(raw[16 : 16 + header_len]), raw[16 + header_len :]
+    header, payload = split(gallery.to_bytes())
     header["payload_sha256"] = hashlib.sha256(payload).hexdigest()
     text = json.dumps(header, sort_keys=True).encode()
     text += b" " * ((-(16 + len(text))) % 16)
@@ -93,13 +108,9 @@ def test_every_flipped_byte_is_refused(tmp_path: Path) -> None:
 
 def resealed(raw: bytes, change) -> bytes:
     """A file whose header was edited and whose checksum was recomputed (a bug, not damage)."""
-    version, header_len = struct.unpack_from("<II", raw, 8)
-    header = json.loads(raw[16 : 16 + header_len])
+    header, payload = split(raw)
     text = change(header)
-    text = text if isinstance(text, bytes) else json.dumps(text).encode()
-    text += b" " * ((-(16 + len(text))) % 16)
-    body = struct.pack("<8sII", b"PVGALLRY", version, len(text)) + text + raw[16 + header_len : -32]
-    return body + hashlib.sha256(body).digest()
+    return sealed(text if isinstance(text, bytes) else json.dumps(text).encode(), payload)
 
 
 BAD_HEADERS = {
@@ -188,7 +199,7 @@ def test_the_model_digest_is_optional_and_read_back(tmp_path: Path) -> None:
     assert Gallery.load(gallery.save(tmp_path / "old.pvg")).model_digest is None
     gallery.model_digest = DIGEST
     raw = gallery.save(tmp_path / "g.pvg").read_bytes()
-    header = json.loads(raw[16 : 16 + struct.unpack_from("<I", raw, 12)[0]])
+    header = split(raw)[0]
     assert set(header) == gallery_header.KEYS_V2 | {"model_digest"} and header["model_digest"] == DIGEST
     assert Gallery.load(tmp_path / "g.pvg", "abc123").model_digest == DIGEST
     assert b"model_digest" not in without
@@ -201,8 +212,8 @@ def test_foreign_model_is_refused(tmp_path: Path) -> None:
 
 
 def damaged_copies(raw: bytes) -> dict[str, bytes]:
-    header_len = struct.unpack_from("<I", raw, 12)[0]
-    header = json.loads(raw[16 : 16 + header_len])
+    header_len = BASE.unpack_from(raw)[2]
+    header = split(raw)[0]
     flipped = bytearray(raw)
     flipped[-3] ^= 0x01
     relabelled = dict(header, count=header["count"] + 1)
@@ -212,11 +223,11 @@ def damaged_copies(raw: bytes) -> dict[str, bytes]:
         "truncated header": raw[:40],
         "empty": b"",
         "wrong magic": b"PNGALLRY" + raw[8:],
-        "future version": raw[:8] + struct.pack("<I", 3) + raw[12:],
+        "future version": raw[:8] + struct.pack("<I", 5) + raw[12:],
         "flipped payload bit": bytes(flipped),
         "extra bytes": raw + b"\0" * 16,
-        "header not json": raw[:16] + b"{" * header_len + raw[16 + header_len :],
-        "count mismatch": raw[:12] + struct.pack("<I", len(text)) + text + raw[16 + header_len :],
+        "header not json": raw[:24] + b"{" * header_len + raw[24 + header_len :],
+        "count mismatch": raw[:12] + struct.pack("<I", len(text)) + raw[16:24] + text + raw[24 + header_len :],
     }
 
 

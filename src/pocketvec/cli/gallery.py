@@ -1,4 +1,4 @@
-"""`pocketvec gallery build|add|remove|info`: the enrolled items of one model."""
+"""`pocketvec gallery build|add|remove|upgrade|compact|info`: the enrolled items of one model."""
 
 from __future__ import annotations
 
@@ -145,6 +145,25 @@ def upgrade_command(
     console.print(f"wrote {safe(gallery_path)} as format version {VERSION} ({rows} rows)")
 
 
+@app.command("compact")
+def compact_command(
+    gallery_path: Path = typer.Argument(..., metavar="GALLERY", help="Gallery file (.pvg)."),
+    lock_timeout: float = LOCK_TIMEOUT,
+) -> None:
+    """Rewrite a gallery as one part: the segments that `gallery add` appended are folded in (and an append that
+    did not finish is dropped). Its rows and matches are unchanged.
+
+    Example: pocketvec gallery compact items.pvg
+    """
+    from pocketvec.runtime.gallery.update import compact_gallery
+
+    from .output import safe
+    from .runtime_tables import console
+
+    rows, parts, size = compact_gallery(gallery_path, lock_timeout)
+    console.print(f"wrote {safe(gallery_path)} as one part ({rows} rows, {parts} parts before, {size:,} bytes)")
+
+
 @app.command("info")
 def info_command(
     gallery_path: Path = typer.Argument(..., metavar="GALLERY", help="Gallery file (.pvg)."),
@@ -168,7 +187,8 @@ def info_command(
             "dtype": gallery.dtype, "rows": gallery.count, "labels": len(gallery.label_counts()),
             "accept_rule": asdict(gallery.accept_rule) if gallery.accept_rule else None,
             "created_by": gallery.created_by, "model_digest": gallery.model_digest,
-            "bytes": gallery_path.stat().st_size,
+            "bytes": gallery_path.stat().st_size, "format_version": gallery.saved.version,
+            "parts": gallery.saved.parts,
             "local_maps": list(gallery.local_shape) if gallery.local_shape else None,
             "text_reader": gallery.text_reader,
             "rows_with_text": None if gallery.texts is None else sum(bool(t.strip()) for t in gallery.texts)}

@@ -103,7 +103,8 @@ def rerank(similarity: np.ndarray, row_label: np.ndarray, query_locals: np.ndarr
            config: LocalRerank) -> np.ndarray:
     """(Q, R) cosines -> re-ranked scores: the top_k labels' best rows re-scored, every other row at -inf.
 
-    `row_label`: an integer label id per gallery row; `query_locals` (Q, P, C); `gallery_locals` (R, P, C)."""
+    `row_label`: an integer label id per gallery row; `query_locals` (Q, P, C); `gallery_locals` (R, P, C), any
+    array-like whose `[rows]` gathers those rows (a gallery's mapped Rows: only the candidates are read)."""
     out = np.full(similarity.shape, OUT_OF_RUNNING, dtype=np.float32)
     for q, scores in enumerate(similarity):
         rows = top_label_rows(scores, row_label, config.top_k)

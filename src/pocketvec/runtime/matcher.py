@@ -20,7 +20,7 @@ from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 from pocketvec.runtime.printed_text import PhotoTexts
-from pocketvec.runtime.search import make_index
+from pocketvec.runtime.search import dot_rows, make_index
 from pocketvec.runtime.text_verify import verify_labelled
 
 UNKNOWN = "unknown"
@@ -67,14 +67,12 @@ def scores(gallery: Gallery, queries: np.ndarray, query_locals: np.ndarray | Non
            local_rerank: LocalRerank | None = None, photo_texts: PhotoTexts | None = None) -> np.ndarray:
     """(Q, rows) scores the matcher answers from: cosines, re-ranked when the model has a local re-rank, then
     verified by the printed text when the gallery keeps its items' text and the photos are given."""
-    cosines = np.atleast_2d(np.asarray(queries, dtype=np.float32)) @ gallery.embeddings().T
+    cosines = dot_rows(np.atleast_2d(np.asarray(queries, dtype=np.float32)), gallery.vectors)
     if local_rerank is not None:
         if query_locals is None or gallery.locals is None:
             raise GalleryError("the model re-ranks by local maps: the queries and the gallery both need them "
                                f"(queries: {'yes' if query_locals is not None else 'no'}, "
                                f"gallery: {'yes' if gallery.locals is not None else 'no'})")
-        # the stored float16 maps: the re-rank widens only its candidates' rows (a float32 copy of every
-        # row's map was 2x the gallery's file per query)
         cosines = rerank(cosines, label_ids(gallery.labels), query_locals, gallery.locals, local_rerank)
     if photo_texts is None or gallery.texts is None:
         return cosines

@@ -16,7 +16,7 @@ import importlib.util
 import numpy as np
 
 from pocketvec.errors import ConfigError
-from pocketvec.runtime.unit_norm import from_int8, to_int8
+from pocketvec.runtime.unit_norm import dequantize, from_int8, to_int8
 
 INDEX_CHOICES = ("auto", "numpy", "int8", "faiss")
 
@@ -31,6 +31,18 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     picked = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-picked, axis=1, kind="stable")
     return np.take_along_axis(picked, order, axis=1), np.take_along_axis(part, order, axis=1)
+
+
+DOT_CHUNK = 1 << 16  # rows decoded at a time
+
+
+def dot_rows(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """(Q, N) float32 dot products of float32 queries with the stored rows (int8 decoded as q / 127), a chunk
+    of rows at a time: the rows (a mapped file, say) are never decoded whole."""
+    out = np.empty((len(queries), len(vectors)), dtype=np.float32)
+    for start in range(0, len(vectors), DOT_CHUNK):
+        out[:, start : start + DOT_CHUNK] = queries @ dequantize(vectors[start : start + DOT_CHUNK]).T
+    return out
 
 
 class NumpyIndex:

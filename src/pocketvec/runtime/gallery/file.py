@@ -1,18 +1,20 @@
-"""The `.pvg` gallery file: bytes <-> (header, payload), exactly as docs/FORMATS.md describes.
+"""The `.pvg` gallery file: bytes and files <-> (header, rows), exactly as docs/FORMATS.md describes.
 
-Version 2, little-endian: magic `PVGALLRY`, uint32 version, uint32 header_len, a UTF-8 JSON header
-padded with spaces so that the payload starts at a multiple of 16, the row-major embeddings, and a
-32-byte sha256 of every byte before it: header and payload are both covered. Version 3 is version 2
-with the rows' local maps for the local re-rank: a `local_shape` [locations, channels] in the header
-and count x locations x channels float16 after the embeddings (written only for such galleries).
-Version 1 (no trailer, a `payload_sha256` in the header) still reads, with a warning. A bad file
-raises GalleryError.
+Version 4 (written), little-endian: a base (magic `PVGALLRY`, uint32 version, uint32 header_len, uint64
+payload_len, a UTF-8 JSON header padded with spaces so that the payload starts at a multiple of 16, the
+embeddings, the rows' local maps as float16 when the header has `local_shape`, and a 32-byte sha256 of every
+byte of the base before it), then any appended segments (`segments`), each with its own header and checksum.
+Versions 2 and 3 (a 16-byte preamble, one part that runs to the end of the file; 3 with local maps) and
+version 1 (no trailer, a `payload_sha256` in the header, with a warning) still read. A bad file raises
+GalleryError naming it.
+
+`read` verifies a file in one streaming pass and maps its rows (`checked`): the embeddings and local maps are
+views of the file, not copies; the local maps of several parts are one `Rows`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 import warnings
 from collections.abc import Iterable, Iterator
@@ -22,131 +24,194 @@ from typing import Any
 
 import numpy as np
 
-from pocketvec.atomic import atomic_output, write_bytes_atomic
+from pocketvec.atomic import write_bytes_atomic
 from pocketvec.bounded_json import loads_bounded
 from pocketvec.errors import GalleryError, PocketvecWarning
-from pocketvec.runtime.gallery.header import DTYPE_NAMES, check_header
+from pocketvec.runtime.gallery.checked import (
+    CHECKSUM_SIZE,
+    DAMAGED,
+    LOCAL_DTYPE,
+    Layout,
+    Source,
+    checked_part,
+    checked_rows,
+    hash_matches,
+)
+from pocketvec.runtime.gallery.header import DTYPE_NAMES, check_header, header_bytes
+from pocketvec.runtime.gallery.rows import Rows
+from pocketvec.runtime.gallery.segments import merged_header, read_segment
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.unit_norm import first_not_unit
 
 MAGIC = b"PVGALLRY"
-VERSION = 2
-LOCALS_VERSION = 3  # version 2 + local maps
-READABLE_VERSIONS = (1, 2, 3)
-LOCAL_DTYPE = np.dtype("<f2")
-PREAMBLE = struct.Struct("<8sII")  # magic, version, header_len
-CHECKSUM_SIZE = 32  # version 2: sha256 of preamble + header + payload, after the payload
-ALIGN = 16
+VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
+PREAMBLE = struct.Struct("<8sII")  # magic, version, header_len (versions 1-3)
+BASE = struct.Struct("<8sIIQ")  # magic, version, header_len, payload_len (version 4)
 MAX_HEADER_BYTES = 256 << 20
 DTYPES = {name: np.dtype({"float32": "<f4", "float16": "<f2", "int8": "i1"}[name]) for name in DTYPE_NAMES}
+__all__ = ["CHECKSUM_SIZE", "DAMAGED", "LOCAL_DTYPE", "Decoded", "check_unit", "decode", "encode", "read"]
 
 
 @dataclass(frozen=True)
 class Decoded:
-    header: dict[str, Any]
-    vectors: np.ndarray
+    header: dict[str, Any]  # with every appended segment's rows in it
+    vectors: np.ndarray  # (count, dim), read-only: mapped from the file (one part) or joined (several)
     accept_rule: AcceptRule | None
     version: int
-    locals: np.ndarray | None = None  # (count, locations, channels) float16, version 3
+    locals: Rows | None = None  # (count, locations, channels) float16, mapped
+    parts: int = 1  # the base and its appended segments
+    committed_end: int = 0  # the bytes read: an append that did not finish starts here
 
 
-def encode(header: dict[str, Any], payload: np.ndarray, locals_: np.ndarray | None = None) -> bytes:
-    """The file's bytes for a header and a (count, dim) payload: version 2, or version 3 with the rows'
-    local maps (the header then holds `local_shape`)."""
-    data = np.ascontiguousarray(payload, dtype=DTYPES[header["dtype"]]).tobytes()
-    if locals_ is not None:
-        data += np.ascontiguousarray(locals_, dtype=LOCAL_DTYPE).tobytes()
-    body = _preamble_and_header(header, locals_ is not None) + data
-    return body + hashlib.sha256(body).digest()
+def encode_parts(header: dict[str, Any], vectors: np.ndarray, maps: Rows | np.ndarray | None = None
+                 ) -> Iterator[bytes]:
+    """The bytes of a version-4 file without segments, a few MB at a time (a gallery is never held whole)."""
+    maps = Rows.of(np.asarray(maps, LOCAL_DTYPE)) if isinstance(maps, np.ndarray) else maps
+    return _encoded(header, vectors, maps.chunks() if maps is not None else (), maps.nbytes if maps is not None else 0)
 
 
-def _preamble_and_header(header: dict[str, Any], has_locals: bool) -> bytes:
-    text = json.dumps(_whole_floats_as_ints(header), ensure_ascii=False, sort_keys=True, allow_nan=False,
-                      separators=(",", ":")).encode("utf-8")
-    text += b" " * ((-(PREAMBLE.size + len(text))) % ALIGN)
-    return PREAMBLE.pack(MAGIC, LOCALS_VERSION if has_locals else VERSION, len(text)) + text
+def write_streamed(path: str | Path, header: dict[str, Any], vectors: np.ndarray,
+                   map_chunks: Iterable[np.ndarray] | None = None) -> Path:
+    """Write a version-4 file whose local maps arrive a chunk of rows at a time (made on the fly, never held
+    whole), atomically; maps for another number of rows than the header counts are refused."""
+    shape = header.get("local_shape")
+    map_bytes = header["count"] * int(np.prod(shape)) * LOCAL_DTYPE.itemsize if map_chunks is not None and shape \
+        else 0
+    return write_atomic(path, _encoded(header, vectors, map_chunks or (), map_bytes, str(path)))
 
 
-def write_streamed(path: str | Path, header: dict[str, Any], payload: np.ndarray,
-                   local_chunks: Iterable[np.ndarray] | None = None) -> Path:
-    """Write the file `encode` makes, atomically, the local maps a chunk of rows at a time (a gallery too large
-    to hold as bytes in memory twice). The chunks must hold `header["count"]` rows in all."""
-    with atomic_output(Path(path)) as tmp, open(tmp, "wb") as f:
-        digest = hashlib.sha256()
-        for part in _streamed_parts(header, payload, local_chunks, str(path)):
-            digest.update(part)
-            f.write(part)
-        f.write(digest.digest())
-    return Path(path)
+def _encoded(header: dict[str, Any], vectors: np.ndarray, map_chunks: Iterable[np.ndarray], map_bytes: int,
+             source: str = "gallery") -> Iterator[bytes]:
+    vectors = np.ascontiguousarray(vectors, dtype=DTYPES[header["dtype"]])
+    text = header_bytes(header, BASE.size)
+    digest = hashlib.sha256()
+    written = 0
+    for chunk in (BASE.pack(MAGIC, VERSION, len(text), vectors.nbytes + map_bytes), text, vectors.tobytes()):
+        digest.update(chunk)
+        yield chunk
+    for rows in map_chunks:  # one chunk at a time: never the whole payload
+        chunk = np.ascontiguousarray(rows, dtype=LOCAL_DTYPE).tobytes()
+        written += len(chunk)
+        digest.update(chunk)
+        yield chunk
+    if written != map_bytes:
+        row = max(1, map_bytes // max(1, header["count"]))
+        raise GalleryError(f"{source}: got local maps for {written // row} rows, the header counts {header['count']}")
+    yield digest.digest()
 
 
-def _streamed_parts(header: dict[str, Any], payload: np.ndarray, local_chunks: Iterable[np.ndarray] | None,
-                    source: str) -> Iterator[bytes | memoryview]:
-    yield _preamble_and_header(header, local_chunks is not None)
-    yield memoryview(np.ascontiguousarray(payload, dtype=DTYPES[header["dtype"]])).cast("B")
-    rows = 0
-    for chunk in local_chunks or ():
-        rows += len(chunk)
-        yield memoryview(np.ascontiguousarray(chunk, dtype=LOCAL_DTYPE)).cast("B")
-    if local_chunks is not None and rows != header["count"]:
-        raise GalleryError(f"{source}: got local maps for {rows} rows, the header counts {header['count']}")
-
-
-def _whole_floats_as_ints(value: Any) -> Any:
-    """1.0 -> 1, as JavaScript's JSON.stringify writes it: the sample app writes the same bytes."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _whole_floats_as_ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_whole_floats_as_ints(v) for v in value]
-    return value
+def encode(header: dict[str, Any], payload: np.ndarray, locals_: Rows | np.ndarray | None = None) -> bytes:
+    """The file's bytes for a header and a (count, dim) payload (with the rows' local maps when the header
+    holds `local_shape`)."""
+    return b"".join(encode_parts(header, payload, locals_))
 
 
 def decode(raw: bytes, source: str) -> Decoded:
     """Parse and verify a file's bytes; `source` names the file in every error."""
-    if len(raw) < PREAMBLE.size:
-        raise GalleryError(f"{source}: not a pocketvec gallery (file is {len(raw)} bytes, too short)")
-    magic, version, header_len = PREAMBLE.unpack_from(raw)
+    return _parse(Source(raw=raw), source)
+
+
+def read(path: str | Path) -> Decoded:
+    """Verify the file at `path` in one streaming pass and map its rows."""
+    with open(path, "rb") as f:
+        return _parse(Source(fd=f.fileno()), str(path))
+
+
+def _parse(src: Source, source: str) -> Decoded:
+    if src.size < PREAMBLE.size:
+        raise GalleryError(f"{source}: not a pocketvec gallery (file is {src.size} bytes, too short)")
+    magic, version, header_len = PREAMBLE.unpack(src.read(0, PREAMBLE.size))
     if magic != MAGIC:
         raise GalleryError(f"{source}: not a pocketvec gallery (magic {magic!r}, expected {MAGIC!r})")
     if version not in READABLE_VERSIONS:
         raise GalleryError(f"{source}: gallery format version {version} is not supported "
                            f"(this pocketvec reads {', '.join(map(str, READABLE_VERSIONS))})")
-    if version >= 2:
-        raw = _verified_body(raw, source)
+    if version == 1:
+        return _decode_v1(src.read(0, src.size), header_len, source)
+    if version == 4:
+        if src.size < BASE.size + CHECKSUM_SIZE:
+            raise GalleryError(f"{source}: truncated gallery (no room for the {CHECKSUM_SIZE}-byte checksum)")
+        header_start, payload_len = BASE.size, BASE.unpack(src.read(0, BASE.size))[3]
+    else:  # versions 2 and 3: the payload runs to the checksum at the end of the file
+        if src.size < PREAMBLE.size + CHECKSUM_SIZE:
+            raise GalleryError(f"{source}: truncated gallery (no room for the {CHECKSUM_SIZE}-byte checksum)")
+        header_start = PREAMBLE.size
+        payload_len = src.size - CHECKSUM_SIZE - header_start - header_len
+    payload_start = header_start + header_len
+    if payload_len < 0 or payload_start + payload_len + CHECKSUM_SIZE > src.size:
+        body = src.size - CHECKSUM_SIZE if version < 4 else src.size
+        if version < 4 and not hash_matches(src, body):
+            raise GalleryError(f"{source}: gallery checksum mismatch (the file was modified, truncated or damaged)")
+        raise GalleryError(f"{source}: truncated gallery (header and rows need "
+                           f"{payload_start + max(payload_len, 0)} bytes, file has {body})")
+
+    def parse(text: bytes) -> tuple[dict[str, Any], AcceptRule | None, Layout]:
+        header = loads_bounded(text, source, "gallery header", GalleryError, MAX_HEADER_BYTES)
+        rule = check_header(header, source, version)
+        shape = tuple(header["local_shape"]) if "local_shape" in header else None
+        return header, rule, Layout(header["count"], header["dim"], DTYPES[header["dtype"]], shape)
+
+    header, rule, layout = checked_part(src, 0, header_start, payload_start, payload_len, parse, 0, source)
+    parts, end = [(payload_start, layout)], payload_start + payload_len + CHECKSUM_SIZE
+    segments = []
+    while version == 4 and end < src.size:
+        segment = read_segment(src, end, header, layout, sum(p[1].count for p in parts), source)
+        if segment is None:
+            warnings.warn(PocketvecWarning(
+                f"{source}: an append that did not finish ({src.size - end} bytes at byte {end}) is left out: a "
+                "writer is adding rows now or was stopped mid-write; the next `pocketvec gallery add` or "
+                "`pocketvec gallery compact` removes it"), stacklevel=3)
+            break
+        segments.append(segment)
+        parts.append((segment.payload_start, segment.layout))
+        end = segment.end
+    if segments:
+        header = merged_header(header, segments)
+        check_header(header, source, version)
+    return _mapped(src, header, rule, version, parts, end)
+
+
+def _mapped(src: Source, header: dict[str, Any], rule: AcceptRule | None, version: int,
+            parts: list[tuple[int, Layout]], end: int) -> Decoded:
+    """The verified parts' rows as views of the file (the embeddings of several parts joined: 256 B a row)."""
+    src.map(end)
+    vectors = [src.array(start, layout.dtype, (layout.count, layout.dim)) for start, layout in parts]
+    shape = parts[0][1].local_shape
+    maps = None
+    if shape is not None:
+        maps = Rows([src.array(start + layout.vector_bytes, LOCAL_DTYPE, (layout.count, *shape))
+                     for start, layout in parts], shape, LOCAL_DTYPE)
+    joined = vectors[0] if len(vectors) == 1 else np.concatenate(vectors)
+    return Decoded(header, joined, rule, version, maps, len(parts), end)
+
+
+def _decode_v1(raw: bytes, header_len: int, source: str) -> Decoded:
+    """Version 1: no trailer; the header's payload_sha256 covers the payload alone."""
     end = PREAMBLE.size + header_len
     if end > len(raw):
         raise GalleryError(f"{source}: truncated gallery (header needs {end} bytes, file has {len(raw)})")
     header = loads_bounded(raw[PREAMBLE.size : end], source, "gallery header", GalleryError, MAX_HEADER_BYTES)
-    rule = check_header(header, source, version)
-    dtype, count = DTYPES[header["dtype"]], header["count"]
-    local_shape = tuple(header.get("local_shape") or ())
-    vector_bytes = count * header["dim"] * dtype.itemsize
-    map_bytes = local_shape[0] * local_shape[1] * LOCAL_DTYPE.itemsize if local_shape else 0
-    expected = vector_bytes + count * map_bytes
+    rule = check_header(header, source, 1)
+    shape = tuple(header["local_shape"]) if header.get("local_shape") else None  # never written; read as before
+    layout = Layout(header["count"], header["dim"], DTYPES[header["dtype"]], shape)
     payload = raw[end:]
-    if len(payload) != expected:
-        maps = f" + {count} x {local_shape[0]} x {local_shape[1]} float16" if local_shape else ""
-        raise GalleryError(
-            f"{source}: {'truncated' if len(payload) < expected else 'oversized'} gallery payload "
-            f"({len(payload)} bytes, expected {expected} for {count} x {header['dim']} {header['dtype']}{maps})"
-        )
-    if version == 1:
-        _check_v1_payload(payload, header, source)
-    vectors = np.frombuffer(payload[:vector_bytes], dtype=dtype).reshape(count, header["dim"]).copy()
-    if vectors.dtype.kind == "f" and not np.isfinite(vectors).all():
-        raise GalleryError(f"{source}: gallery holds non-finite embeddings")
-    locals_ = None
-    if local_shape:
-        locals_ = np.frombuffer(payload[vector_bytes:], dtype=LOCAL_DTYPE).reshape(count, *local_shape).copy()
-        if not np.isfinite(locals_).all():
-            raise GalleryError(f"{source}: gallery holds non-finite local maps")
-    check_unit(vectors, locals_, source)
-    return Decoded(header, vectors, rule, version, locals_)
-
-
-DAMAGED = "the gallery was edited or damaged; rebuild it"
+    if len(payload) != layout.payload_bytes:
+        raise GalleryError(f"{source}: {'truncated' if len(payload) < layout.payload_bytes else 'oversized'} gallery "
+                           f"payload ({len(payload)} bytes, expected {layout.payload_bytes} for {layout.describe()})")
+    if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
+        raise GalleryError(f"{source}: gallery payload checksum mismatch (the file was modified or damaged)")
+    warnings.warn(PocketvecWarning(
+        f"{source}: gallery format version 1 (its checksum does not cover the header); "
+        "re-save it in the current version with `pocketvec gallery upgrade`"), stacklevel=4)
+    src = Source(raw=payload)
+    problem = checked_rows(src, layout, source)
+    if problem is not None:
+        raise GalleryError(problem)
+    vectors = src.array(0, layout.dtype, (layout.count, layout.dim))
+    maps = None if shape is None else Rows([src.array(layout.vector_bytes, LOCAL_DTYPE, (layout.count, *shape))],
+                                           shape, LOCAL_DTYPE)
+    return Decoded(header, vectors, rule, 1, maps, 1, len(raw))
 
 
 def check_unit(vectors: np.ndarray, locals_: np.ndarray | None, source: str, why: str = DAMAGED) -> None:
@@ -160,24 +225,6 @@ def check_unit(vectors: np.ndarray, locals_: np.ndarray | None, source: str, why
         raise GalleryError(f"{source}: row {row}, local map location {location}: {bad[1]} ({why})")
 
 
-def _verified_body(raw: bytes, source: str) -> bytes:
-    """Version 2: the bytes before the trailing checksum, once the checksum matches."""
-    if len(raw) < PREAMBLE.size + CHECKSUM_SIZE:
-        raise GalleryError(f"{source}: truncated gallery (no room for the {CHECKSUM_SIZE}-byte checksum)")
-    body, stored = raw[:-CHECKSUM_SIZE], raw[-CHECKSUM_SIZE:]
-    if hashlib.sha256(body).digest() != stored:
-        raise GalleryError(f"{source}: gallery checksum mismatch (the file was modified, truncated or damaged)")
-    return body
-
-
-def _check_v1_payload(payload: bytes, header: dict[str, Any], source: str) -> None:
-    if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
-        raise GalleryError(f"{source}: gallery payload checksum mismatch (the file was modified or damaged)")
-    warnings.warn(PocketvecWarning(
-        f"{source}: gallery format version 1 (its checksum does not cover the header); "
-        "re-save it as version 2 with `pocketvec gallery upgrade`"), stacklevel=3)
-
-
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write a gallery (or model) file atomically."""
+def write_atomic(path: str | Path, data: bytes | Iterator[bytes]) -> Path:
+    """Write a gallery (or model) file atomically, from its bytes or chunks of them."""
     return write_bytes_atomic(path, data)

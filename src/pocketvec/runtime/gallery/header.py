@@ -1,7 +1,9 @@
-"""The `.pvg` header's schema: every key checked by type and range before anything uses it."""
+"""The `.pvg` header: its bytes (`header_bytes`) and its schema, every key checked by type and range before
+anything uses it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pocketvec.checks import check_number, check_text
@@ -15,19 +17,40 @@ DTYPE_NAMES = ("float16", "float32", "int8")
 KEYS_V2 = frozenset({"embedding_space_id", "dim", "count", "dtype", "labels", "sources", "accept_rule", "created_by"})
 KEYS_V1 = KEYS_V2 | {"payload_sha256"}
 KEYS_V3 = KEYS_V2 | {"local_shape"}
-KEYS = {1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3}
+KEYS = {1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3, 4: KEYS_V2}  # version 4: local_shape optional (local maps kept)
 # the weights digest of the model that built the rows; the text printed on each row's image and what read it
 OPTIONAL_KEYS = frozenset({"model_digest", "texts", "text_reader"})
+OPTIONAL_V4 = OPTIONAL_KEYS | {"local_shape"}
 MAX_LABEL = 1024
 MAX_TEXT = 1 << 16  # characters of one row's text
+ALIGN = 16
+
+
+def header_bytes(header: dict[str, Any], at: int) -> bytes:
+    """A header's JSON as written, starting at file offset `at`: compact, keys sorted, padded with spaces so
+    that what follows starts at a multiple of ALIGN."""
+    text = json.dumps(_whole_floats_as_ints(header), ensure_ascii=False, sort_keys=True, allow_nan=False,
+                      separators=(",", ":")).encode("utf-8")
+    return text + b" " * ((-(at + len(text))) % ALIGN)
+
+
+def _whole_floats_as_ints(value: Any) -> Any:
+    """1.0 -> 1, as JavaScript's JSON.stringify writes it: the sample app writes the same bytes."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats_as_ints(v) for v in value]
+    return value
 
 
 def check_header(header: Any, source: str, version: int) -> AcceptRule | None:
     """Refuse a header that is not exactly the schema of `version`; returns its accept rule."""
     if not isinstance(header, dict):
         raise GalleryError(f"{source}: gallery header must be a JSON object. Got {type(header).__name__}.")
-    keys = KEYS[version]
-    missing, unknown = sorted(keys - set(header)), sorted(set(header) - keys - OPTIONAL_KEYS)
+    keys, optional = KEYS[version], OPTIONAL_V4 if version >= 4 else OPTIONAL_KEYS
+    missing, unknown = sorted(keys - set(header)), sorted(set(header) - keys - optional)
     if missing:
         raise GalleryError(f"{source}: gallery header lacks keys {missing}")
     if unknown and version >= 2:

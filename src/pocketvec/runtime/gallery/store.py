@@ -3,6 +3,8 @@
 Rows are stored as fp32, fp16 or int8 (round(x * 127) of the unit vector, decoded as q / 127).
 Each row remembers the sha256 of its source image, so enrolling the same image twice is detected
 and reported instead of silently duplicated. Several images per label are allowed.
+A loaded gallery's rows are views of its file (`file.read`); `write` appends the rows added since it was
+loaded as one segment of the file (`segments`) when that is all that changed, and rewrites the file otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pocketvec.errors import GalleryError
 from pocketvec.file_kinds import refuse_special
 from pocketvec.runtime.gallery import file as gallery_file
 from pocketvec.runtime.gallery.header import MAX_LABEL, MAX_TEXT
+from pocketvec.runtime.gallery.rows import Rows
+from pocketvec.runtime.gallery.segments import append_segment
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 from pocketvec.runtime.unit_norm import dequantize, to_int8
 from pocketvec.runtime.weights_digest import short
@@ -59,6 +63,20 @@ class AddReport:
     skipped: list[Skipped] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Saved:
+    """What a loaded gallery's file holds: its rows can be appended to it when nothing else changed."""
+
+    path: Path
+    version: int
+    end: int  # the committed bytes
+    parts: int  # the base and its appended segments
+    labels: list[str]
+    sources: list[str]
+    accept_rule: AcceptRule | None
+    text_reader: str | None
+
+
 @dataclass
 class Gallery:
     embedding_space_id: str
@@ -70,10 +88,11 @@ class Gallery:
     accept_rule: AcceptRule | None = None
     created_by: str = f"pocketvec {__version__}"
     local_shape: tuple[int, int] | None = None  # (locations, channels) for a model with a local re-rank
-    locals: np.ndarray | None = None  # (count, locations, channels) float16, with local_shape
+    locals: Rows | None = None  # (count, locations, channels) float16, with local_shape (an array is wrapped)
     model_digest: str | None = None  # weights digest of the model that last added rows; None: unknown
     texts: list[str] | None = None  # the text printed on each row's image (runtime/text_verify.py), or None
     text_reader: str | None = None  # the OCR models that read `texts`
+    saved: Saved | None = field(default=None, compare=False, repr=False)  # set by `load`
 
     def __post_init__(self) -> None:
         check_dtype(self.dtype)
@@ -81,6 +100,8 @@ class Gallery:
             self.vectors = np.zeros((0, self.dim), dtype=gallery_file.DTYPES[self.dtype])
         if self.local_shape is not None and self.locals is None:
             self.locals = np.zeros((0, *self.local_shape), dtype=gallery_file.LOCAL_DTYPE)
+        if self.locals is not None and not isinstance(self.locals, Rows):
+            self.locals = Rows.of(np.asarray(self.locals, gallery_file.LOCAL_DTYPE))
 
     @property
     def count(self) -> int:
@@ -128,7 +149,7 @@ class Gallery:
         if keep:
             self.vectors = np.concatenate([self.vectors, quantize(embeddings[keep], self.dtype)])
             if locals_ is not None:
-                self.locals = np.concatenate([self.locals, np.asarray(locals_)[keep].astype(gallery_file.LOCAL_DTYPE)])
+                self.locals = self.locals.extend(np.asarray(locals_)[keep].astype(gallery_file.LOCAL_DTYPE))
             self.labels += [labels[i] for i in keep]
             self.sources += [sources[i] for i in keep]
             if texts is not None:
@@ -147,7 +168,7 @@ class Gallery:
             raise GalleryError(f"label {label!r} is not in the gallery ({len(self.label_counts())} labels)")
         self.vectors = self.vectors[keep]
         if self.locals is not None:
-            self.locals = self.locals[keep]
+            self.locals = self.locals.select(keep)  # views of the rows kept: nothing copied
         self.labels = [self.labels[i] for i in keep]
         self.sources = [self.sources[i] for i in keep]
         if self.texts is not None:
@@ -178,9 +199,12 @@ class Gallery:
         if not np.isfinite(locals_).all():
             raise GalleryError("local maps must be finite")
 
-    def local_maps(self) -> np.ndarray | None:
-        """The rows' local maps as float32 (count, locations, channels), or None."""
-        return None if self.locals is None else self.locals.astype(np.float32)
+    def local_maps(self, rows: np.ndarray | list[int] | None = None) -> np.ndarray | None:
+        """The local maps of `rows` (None: every row, the whole size in float32) as float32 (rows, locations,
+        channels), or None."""
+        if self.locals is None:
+            return None
+        return (self.locals.copy() if rows is None else self.locals[rows]).astype(np.float32)
 
     def check_model(self, embedding_space_id: str, dim: int | None = None, source: str = "gallery",
                     local_shape: tuple[int, int] | str | None = "any") -> None:
@@ -211,7 +235,7 @@ class Gallery:
                 f"{short(used)}): same embedding space, so it is used as it is")
 
     def header(self) -> dict:
-        """The file's JSON header for these rows (docs/FORMATS.md)."""
+        """The file header of these rows."""
         header = {
             "embedding_space_id": self.embedding_space_id, "dim": self.dim, "count": self.count,
             "dtype": self.dtype, "labels": self.labels, "sources": self.sources,
@@ -229,7 +253,31 @@ class Gallery:
         return gallery_file.encode(self.header(), self.vectors, self.locals)
 
     def save(self, path: str | Path) -> Path:
-        return gallery_file.write_atomic(path, self.to_bytes())
+        """Write the whole gallery as one file (atomically, streamed a few MB at a time)."""
+        return gallery_file.write_atomic(path, gallery_file.encode_parts(self.header(), self.vectors, self.locals))
+
+    def appendable(self, path: str | Path) -> bool:
+        """Whether `write(path)` appends: the gallery was loaded from `path` (version 4) and has only gained rows
+        since (and perhaps a model digest)."""
+        saved, n = self.saved, 0 if self.saved is None else len(self.saved.labels)
+        return (saved is not None and saved.version == gallery_file.VERSION and saved.path == Path(path).resolve()
+                and self.count > n and self.labels[:n] == saved.labels and self.sources[:n] == saved.sources
+                and self.accept_rule == saved.accept_rule and self.text_reader == saved.text_reader)
+
+    def write(self, path: str | Path) -> int:
+        """Save to the file this gallery was loaded from, under its lock (runtime.gallery.update): the rows added
+        since as one appended segment when that is all that changed, else the whole file. -> bytes written."""
+        if not self.appendable(path):
+            self.save(path)
+            return Path(path).stat().st_size
+        n = len(self.saved.labels)
+        header = {"count": self.count - n, "labels": self.labels[n:], "sources": self.sources[n:]}
+        if self.texts is not None:
+            header["texts"] = self.texts[n:]
+        if self.model_digest is not None:
+            header["model_digest"] = self.model_digest
+        maps = () if self.locals is None else self.locals.select(range(n, self.count)).chunks()
+        return append_segment(Path(path), self.saved.end, header, self.vectors[n:], maps)
 
     @classmethod
     def for_model(cls, metadata: ModelMetadata, dtype: str = "float32",
@@ -252,15 +300,16 @@ class Gallery:
         if not path.is_file():
             raise GalleryError(f"{path}: no such gallery file")
         try:
-            raw = path.read_bytes()
+            decoded = gallery_file.read(path)
         except OSError as e:
             raise GalleryError(f"{path}: cannot read the gallery ({e.strerror or e})") from e
-        decoded = gallery_file.decode(raw, str(path))
         header = decoded.header
+        saved = Saved(path.resolve(), decoded.version, decoded.committed_end, decoded.parts, list(header["labels"]),
+                      list(header["sources"]), decoded.accept_rule, header.get("text_reader"))
         gallery = cls(header["embedding_space_id"], header["dim"], header["dtype"], list(header["labels"]),
                       list(header["sources"]), decoded.vectors, decoded.accept_rule, header["created_by"],
                       tuple(header["local_shape"]) if "local_shape" in header else None, decoded.locals,
-                      header.get("model_digest"), header.get("texts"), header.get("text_reader"))
+                      header.get("model_digest"), header.get("texts"), header.get("text_reader"), saved)
         if embedding_space_id is not None:
             gallery.check_model(embedding_space_id, dim, str(path), local_shape)
         return gallery

@@ -2,7 +2,9 @@
 
 Every writer of a `.pvg` (gallery build/add/remove/upgrade, calibrate) goes through here, so two
 runs at once never lose each other's rows: the second waits for the lock and re-reads the file the
-first one wrote. Temp files left by a killed writer are removed while the lock is held.
+first one wrote. Temp files left by a killed writer are removed while the lock is held. Rows added to a
+version-4 file are appended to it as a segment (store.Gallery.write); any other change rewrites it, and
+`compact_gallery` folds the segments back into one part.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pocketvec.file_kinds import writable_target
 from pocketvec.file_lock import DEFAULT_TIMEOUT_S, exclusive_lock
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.metadata import ModelMetadata
+from pocketvec.runtime.unit_norm import dequantize
 
 T = TypeVar("T")
 
@@ -44,7 +47,7 @@ def _change_locked(locked: Path, change: Callable[[Gallery], tuple[T, bool]], me
     gallery = Gallery.load(locked) if metadata is None else Gallery.load_for(locked, metadata)
     result, changed = change(gallery)
     if changed:
-        gallery.save(locked)
+        gallery.write(locked)
     return result
 
 
@@ -57,9 +60,8 @@ def save_merged(path: str | Path, gallery: Gallery, metadata: ModelMetadata, row
 
     def merge(on_disk: Gallery) -> tuple[Gallery, bool]:
         pick = list(range(gallery.count) if rows is None else rows)
-        maps = gallery.local_maps()
-        on_disk.add(gallery.embeddings()[pick], [gallery.labels[i] for i in pick], [gallery.sources[i] for i in pick],
-                    None if maps is None else maps[pick], metadata,
+        on_disk.add(dequantize(gallery.vectors[pick]), [gallery.labels[i] for i in pick],
+                    [gallery.sources[i] for i in pick], gallery.local_maps(pick), metadata,
                     None if gallery.texts is None else [gallery.texts[i] for i in pick], gallery.text_reader)
         if keep_rule and gallery.accept_rule is not None:
             on_disk.accept_rule = gallery.accept_rule
@@ -70,6 +72,15 @@ def save_merged(path: str | Path, gallery: Gallery, metadata: ModelMetadata, row
             gallery.save(locked)
             return gallery
         return _change_locked(locked, merge, metadata)
+
+
+def compact_gallery(path: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[int, int, int]:
+    """Rewrite a gallery as one part in the current version (its appended segments folded in, an append that
+    did not finish dropped), under the lock. -> (rows, parts before, bytes now)."""
+    with gallery_lock(path, timeout_s) as locked:
+        gallery = Gallery.load(locked)
+        gallery.save(locked)
+        return gallery.count, gallery.saved.parts, locked.stat().st_size
 
 
 def write_new_gallery(path: str | Path, gallery: Gallery, overwrite: bool,

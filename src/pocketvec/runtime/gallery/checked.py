@@ -1,0 +1,164 @@
+"""Reading a gallery file's checksummed parts in one streaming pass, then mapping its rows.
+
+A part (the base, an appended segment) is a preamble, a JSON header, a payload of rows and the sha256 of
+everything before it. `checked_part` reads it in chunks of a few MB with plain reads (not through the map, so
+the pages do not stay in this process's memory), hashing each chunk and checking its rows (finite, unit
+vectors) on the way; the file's rows are then memory-mapped (`Source.array`), never copied.
+A problem in the rows is raised only once the checksum matched: a damaged file reads as damaged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pocketvec.errors import GalleryError
+from pocketvec.runtime.unit_norm import first_not_unit
+
+CHECKSUM_SIZE = 32
+CHUNK_BYTES = 4 << 20  # bytes read and checked at a time (and at least one row)
+LOCAL_DTYPE = np.dtype("<f2")
+DAMAGED = "the gallery was edited or damaged; rebuild it"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The rows of one part: count x dim embeddings of `dtype`, then count local maps (float16) if any."""
+
+    count: int
+    dim: int
+    dtype: np.dtype
+    local_shape: tuple[int, int] | None
+
+    @property
+    def vector_bytes(self) -> int:
+        return self.count * self.dim * self.dtype.itemsize
+
+    @property
+    def map_bytes(self) -> int:
+        """Bytes of one row's local map."""
+        return self.local_shape[0] * self.local_shape[1] * LOCAL_DTYPE.itemsize if self.local_shape else 0
+
+    @property
+    def payload_bytes(self) -> int:
+        return self.vector_bytes + self.count * self.map_bytes
+
+    def describe(self) -> str:
+        maps = f" + {self.count} x {self.local_shape[0]} x {self.local_shape[1]} float16" if self.local_shape else ""
+        return f"{self.count} x {self.dim} {self.dtype.name}{maps}"
+
+
+class Source:
+    """A gallery's bytes: in memory (`raw`) or an open file (`fd`), read by offset."""
+
+    def __init__(self, raw: bytes | None = None, fd: int | None = None) -> None:
+        self.raw, self.fd = raw, fd
+        self.size = len(raw) if raw is not None else os.fstat(fd).st_size
+        self.buffer: Any = raw
+
+    def read(self, offset: int, n: int) -> bytes:
+        n = max(0, min(n, self.size - offset))
+        if self.raw is not None:
+            return self.raw[offset : offset + n]
+        out = bytearray()
+        while len(out) < n:
+            got = os.pread(self.fd, n - len(out), offset + len(out))
+            if not got:
+                break
+            out += got
+        return bytes(out)
+
+    def map(self, end: int) -> None:
+        """Map the file's first `end` bytes (the committed ones) for `array`."""
+        if self.raw is None:
+            self.buffer = mmap.mmap(self.fd, end, access=mmap.ACCESS_READ)
+
+    def array(self, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """A read-only view of the rows at `offset` (mapped, for a file: nothing is copied)."""
+        return np.frombuffer(self.buffer, dtype, int(np.prod(shape)), offset).reshape(shape)
+
+
+Parse = Callable[[bytes], tuple[dict[str, Any], Any, Layout]]
+
+
+def checked_part(src: Source, start: int, header_start: int, payload_start: int, payload_len: int, parse: Parse,
+                 first_row: int, source: str, what: str = "gallery") -> tuple[dict[str, Any], Any, Layout]:
+    """Verify one part (its bytes [start, payload_start + payload_len) and the checksum after them) in one pass;
+    `parse` turns its header bytes into (header, extra, layout). Rows are numbered from `first_row`."""
+    head = src.read(start, payload_start - start)
+    digest = hashlib.sha256(head)
+    error: GalleryError | None = None
+    layout = None
+    try:
+        parsed = parse(head[header_start - start :])
+        layout = parsed[2]
+        if layout.payload_bytes != payload_len:
+            size = "truncated" if payload_len < layout.payload_bytes else "oversized"
+            raise GalleryError(f"{source}: {size} {what} payload ({payload_len} bytes, expected "
+                               f"{layout.payload_bytes} for {layout.describe()})")
+    except GalleryError as e:
+        error, layout = e, None
+    problem = _stream(src, digest, payload_start, payload_len, layout, first_row, source)
+    if digest.digest() != src.read(payload_start + payload_len, CHECKSUM_SIZE):
+        raise GalleryError(f"{source}: {what} checksum mismatch (the file was modified, truncated or damaged)")
+    if error is not None:
+        raise error
+    if problem is not None:
+        raise GalleryError(problem)
+    return parsed
+
+
+def hash_matches(src: Source, end: int) -> bool:
+    """Whether the checksum at `end` is the sha256 of the bytes before it (streamed)."""
+    digest = hashlib.sha256()
+    for offset in range(0, end, CHUNK_BYTES):
+        digest.update(src.read(offset, min(CHUNK_BYTES, end - offset)))
+    return digest.digest() == src.read(end, CHECKSUM_SIZE)
+
+
+def checked_rows(src: Source, layout: Layout, source: str) -> str | None:
+    """The first problem of the rows that fill `src` (no checksum to verify), or None."""
+    return _stream(src, hashlib.sha256(), 0, layout.payload_bytes, layout, 0, source)
+
+
+def _stream(src: Source, digest, offset: int, length: int, layout: Layout | None, first_row: int,
+            source: str) -> str | None:
+    """Hash the payload chunk by chunk, checking its rows when `layout` fits; -> the first row problem."""
+    if layout is None:
+        for start in range(offset, offset + length, CHUNK_BYTES):
+            digest.update(src.read(start, min(CHUNK_BYTES, offset + length - start)))
+        return None
+    problem = None
+    kinds = [(layout.dim * layout.dtype.itemsize, layout.dtype, (layout.dim,), False)]
+    if layout.local_shape:
+        kinds.append((layout.map_bytes, LOCAL_DTYPE, layout.local_shape, True))
+    for row_bytes, dtype, row_shape, is_map in kinds:
+        step = max(1, CHUNK_BYTES // row_bytes)
+        for row in range(0, layout.count, step):
+            n = min(step, layout.count - row)
+            data = src.read(offset, n * row_bytes)
+            digest.update(data)
+            offset += n * row_bytes
+            if problem is None and len(data) == n * row_bytes:
+                problem = _row_problem(np.frombuffer(data, dtype).reshape(n, *row_shape), is_map,
+                                       first_row + row, source)
+    return problem
+
+
+def _row_problem(rows: np.ndarray, is_map: bool, first_row: int, source: str) -> str | None:
+    """What is wrong with the first bad row (or local map location) of a chunk, or None."""
+    if (rows.dtype.kind == "f" or is_map) and not np.isfinite(rows).all():
+        return f"{source}: gallery holds non-finite {'local maps' if is_map else 'embeddings'}"
+    bad = first_not_unit(rows, allow_zero=is_map)
+    if bad is None:
+        return None
+    if not is_map:
+        return f"{source}: row {first_row + bad[0]}: {bad[1]} ({DAMAGED})"
+    row, location = divmod(bad[0], rows.shape[1])
+    return f"{source}: row {first_row + row}, local map location {location}: {bad[1]} ({DAMAGED})"
