@@ -36,6 +36,7 @@ import argparse
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,6 +56,7 @@ CATALOGUE = 255  # items sharing a per-gallery codebook (the issue's catalogue)
 NEIGHBOURS = 5  # gallery neighbours a `distinct-K` location is compared with
 CELL = 16  # input pixels per map location (stride 16)
 UNCODED = ("", "f16", "int8")  # codecs without a codebook
+FIT_SHARE = 0.9  # of the codebook's data, with --seeds
 
 def embedded(engine, tier: Path, cache: Path) -> dict[str, np.ndarray]:
     """The tier's gallery rows (with views), item maps, photo embeddings and photo maps (cached)."""
@@ -157,36 +159,49 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
 
 
-def coded(name: str, vectors: np.ndarray, fit: np.ndarray) -> tuple[np.ndarray, float, int]:
-    """CODEC -> (the vectors encoded, decoded and renormalised; bytes per location; codebook bytes as float16)."""
+def coder(name: str, fit: np.ndarray, channels: int,
+          seed: int | None) -> tuple[Callable[[np.ndarray], np.ndarray], float, int]:
+    """CODEC fitted on `fit` -> (vectors -> the vectors encoded, decoded and renormalised; bytes per location;
+    codebook bytes as float16). `seed`: fit on a random FIT_SHARE of `fit`, k-means seeded with it (None: all
+    of `fit`, faiss's default seed)."""
     import faiss
 
     faiss.omp_set_num_threads(1)
-    channels = vectors.shape[1]
-    x, fit = (np.ascontiguousarray(a, dtype=np.float32) for a in (vectors, fit))
+    if seed is not None:
+        fit = fit[np.random.default_rng(seed).random(len(fit)) < FIT_SHARE]
+    fit = np.ascontiguousarray(fit, dtype=np.float32)
     if name in UNCODED:
-        return projected(x, None, name == "int8"), channels * (1 if name == "int8" else 2), 0
+        return (lambda x: projected(x, None, name == "int8")), channels * (1 if name == "int8" else 2), 0
     match = re.fullmatch(r"(pq|opq|rq)-(\d+)(?:x(\d+))?", name)
     if not match:
         raise SystemExit(f"unknown codec {name!r}: f16, int8, pq-M, pq-MxB, opq-M or rq-M")
     kind, m, bits = match[1], int(match[2]), int(match[3] or 8)
     if kind == "rq":
         quantiser = faiss.ResidualQuantizer(channels, m, bits)
+        quantiser.cp.seed += seed or 0
         quantiser.train(fit)
-        return unit(quantiser.decode(quantiser.compute_codes(x))), m * bits / 8, m * 2 ** bits * channels * 2
+        return (lambda x: unit(quantiser.decode(quantiser.compute_codes(contiguous(x))))), m * bits / 8, \
+            m * 2 ** bits * channels * 2
     rotation, width = None, channels
     if kind == "opq":
         width = m * math.ceil(channels / m)
         rotation = faiss.OPQMatrix(channels, m, width)
         rotation.train(fit)
-        fit, x = rotation.apply_py(fit), rotation.apply_py(x)
+        fit = rotation.apply_py(fit)
     quantiser = faiss.ProductQuantizer(width, m, bits)
-    quantiser.train(np.ascontiguousarray(fit))
-    decoded = quantiser.decode(quantiser.compute_codes(np.ascontiguousarray(x)))
-    if rotation is not None:
-        decoded = rotation.reverse_transform(decoded)
-    codebook = 2 ** bits * width * 2 + (channels * width * 2 if rotation is not None else 0)
-    return unit(decoded), m * bits / 8, codebook
+    quantiser.cp.seed += seed or 0
+    quantiser.train(contiguous(fit))
+
+    def code(x: np.ndarray) -> np.ndarray:
+        x = contiguous(x) if rotation is None else rotation.apply_py(contiguous(x))
+        decoded = quantiser.decode(quantiser.compute_codes(contiguous(x)))
+        return unit(decoded if rotation is None else rotation.reverse_transform(decoded))
+
+    return code, m * bits / 8, 2 ** bits * width * 2 + (channels * width * 2 if rotation is not None else 0)
+
+
+def contiguous(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def local_similarity_over(query: np.ndarray, candidates: np.ndarray, stored: np.ndarray,
@@ -221,20 +236,26 @@ def rerank_over(similarity: np.ndarray, row_label: np.ndarray, query_locals: np.
 
 
 def compact_variant(spec: str, source: str, scored: dict[str, np.ndarray], content: np.ndarray,
-                    fit_maps: np.ndarray, fit_content: np.ndarray) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+                    fit_maps: np.ndarray, fit_content: np.ndarray,
+                    symmetric: bool, seed: int | None) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """SELECT:CODEC with codebooks from `source` -> (name, decoded gallery maps, stored (N, P), bytes per item
-    beside the embedding)."""
+    beside the embedding, the photo maps: exact, or coded the same way when `symmetric`)."""
     select, _, codec = spec.partition(":")
-    maps = scored["item_maps"]
+    maps, channels = scored["item_maps"], scored["item_maps"].shape[2]
     stored, index_bytes = selected(select, maps, content, scored["rows"])
-    fit = (fit_maps[fit_content] if select != "all" else fit_maps.reshape(-1, maps.shape[2])) \
+    fit = (fit_maps[fit_content] if select != "all" else fit_maps.reshape(-1, channels)) \
         if source == "model" else maps[stored]
+    code, per_location, codebook = coder(codec or "f16", fit, channels, seed)
     decoded = np.zeros_like(maps)
-    decoded[stored], per_location, codebook = coded(codec or "f16", maps[stored], fit)
+    decoded[stored] = code(maps[stored])
+    photo_maps = scored["photo_maps"]
+    if symmetric:
+        photo_maps = code(photo_maps.reshape(-1, channels)).reshape(photo_maps.shape)
     shared = codebook / CATALOGUE if source == "gallery" else 0.0
     item_bytes = stored.sum(axis=1) * per_location + index_bytes + shared
-    name = f"{select}:{codec or 'f16'}" + (f" (codebooks: {source})" if codebook else "")
-    return name, decoded, stored, item_bytes
+    name = f"{select}:{codec or 'f16'}" + (f" (codebooks: {source})" if codebook else "") + \
+        (", photos coded too" if symmetric else "") + (f", fit seed {seed}" if seed is not None and codebook else "")
+    return name, decoded, stored, item_bytes, photo_maps
 
 
 def main() -> None:
@@ -250,6 +271,10 @@ def main() -> None:
                         help="stored locations and their codec, e.g. content:pq-8 checker:opq-16 distinct-98:pq-16")
     parser.add_argument("--codebooks", nargs="+", choices=("model", "gallery"), default=["model"],
                         help="where --compact codebooks are fitted: the --fit tier, or the scored gallery")
+    parser.add_argument("--symmetric", action="store_true",
+                        help="code the photo maps with the same --compact quantiser (the default keeps them exact)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[None],
+                        help="fit each --compact codebook once per seed on a random 90 %% of its data, then the spread")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     engine = open_engine(args.model, "auto", 2)
@@ -294,12 +319,26 @@ def main() -> None:
     size = engine.metadata.preprocess.input_size
     content, fit_content = content_cells(paths, size), content_cells(gallery_items(args.fit)[0], size)
     for spec in args.compact:
-        for source in args.codebooks if spec.partition(":")[2] not in UNCODED else args.codebooks[:1]:
-            name, decoded, stored, item_bytes = compact_variant(spec, source, scored, content, fit_maps, fit_content)
-            similarity = rerank_over(cosines, ids, scored["photo_maps"], decoded, stored, config)
-            rows.append(row(name, similarity, item_bytes))
+        coded = spec.partition(":")[2] not in UNCODED
+        for source in args.codebooks if coded else args.codebooks[:1]:
+            spread = []
+            for seed in args.seeds if coded else [None]:
+                name, decoded, stored, item_bytes, photo_maps = compact_variant(
+                    spec, source, scored, content, fit_maps, fit_content, args.symmetric, seed)
+                spread.append(row(name, rerank_over(cosines, ids, photo_maps, decoded, stored, config), item_bytes))
+            rows += spread + ([summary(spread)] if len(spread) > 1 else [])
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
+
+
+def summary(spread: list[dict]) -> dict:
+    """Mean, lowest and highest of each accuracy over the seeds' rows."""
+    out = {"variant": spread[0]["variant"].rsplit(", fit seed", 1)[0] + f", {len(spread)} seeds"}
+    for key in ("recall_at_1", "oracle_recall_at_p99", "decision_recall"):
+        values = [r[key] for r in spread]
+        out[key] = [round(float(np.mean(values)), 4), min(values), max(values)]
+    print(json.dumps(out), flush=True)
+    return out
 
 
 def grid_rows(scored: dict[str, np.ndarray], fit_maps: np.ndarray, pool: bool, dims: list[int],
