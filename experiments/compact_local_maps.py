@@ -262,7 +262,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
     parser.add_argument("tier", type=Path)
-    parser.add_argument("--fit", type=Path, required=True, help="the tier whose item maps the PCA is fitted on")
+    parser.add_argument("--fit", type=Path, required=True,
+                        help="the tier whose item maps the PCA bases and the model codebooks are fitted on")
     parser.add_argument("--dims", type=int, nargs="+", default=[8, 16, 32])
     parser.add_argument("--pq", type=int, nargs="*", default=[8, 16], help="sub-quantisers per location")
     parser.add_argument("--pq-weights", type=float, nargs="+", default=[4.0], help="re-rank weights for PQ maps")
