@@ -11,8 +11,8 @@ a few candidates' work, whatever the gallery's size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
