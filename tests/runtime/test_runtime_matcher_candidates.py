@@ -154,3 +154,34 @@ def test_rows_tied_at_the_last_label_are_all_weighed(index: str) -> None:
     (got,) = Matcher(gallery, RULE, index).match(query, 2)
     (want,) = every_row_answer(gallery, query, None, None, None, 2)
     assert want.top[1][0] == "tied-299" and got.top == want.top
+
+
+@pytest.mark.filterwarnings("ignore:Local mode performs exact")  # the in-process mode ignores search params
+@pytest.mark.parametrize("exact", [True, False])
+def test_a_qdrant_collection_gives_the_candidates(exact: bool) -> None:
+    """The gallery's rows in Qdrant (the client's in-process mode: the real client and its search code): the
+    matcher re-ranks and verifies the candidates Qdrant returns; with exact search, the answers are every row's."""
+    qdrant = pytest.importorskip("qdrant_client")
+    from pocketvec.errors import GalleryError
+    from pocketvec.runtime.vector_store import QdrantIndex
+
+    gallery, queries, query_maps = crowded_gallery("int8", True, True, seed=5)
+    rerank = LocalRerank(*SHAPE, top_k=5)
+    photo_texts = GivenTexts([" ".join(np.random.default_rng(q).choice(WORDS, 2)) for q in range(len(queries))])
+    client = qdrant.QdrantClient(":memory:")
+    index = QdrantIndex.upload(gallery, client, "wines", exact=exact)
+    index.check(gallery)
+    assert client.retrieve("wines", [7], with_payload=True)[0].payload["label"] == gallery.labels[7]
+    got = Matcher(gallery, RULE, index, rerank).match(queries, 3, query_maps, photo_texts)
+    want = every_row_answer(gallery, queries, query_maps, rerank, photo_texts, 3)
+    if exact:
+        assert [m.to_dict() for m in got] == [m.to_dict() for m in want]
+    else:  # HNSW on a server may miss rows; the in-process mode scans them all
+        assert [m.top[0][0] for m in got] == [m.top[0][0] for m in want]
+    with pytest.raises(GalleryError, match="already has a collection"):
+        QdrantIndex.upload(gallery, client, "wines")
+    other, _, _ = crowded_gallery("int8", True, True, seed=6)
+    with pytest.raises(GalleryError, match="upload this gallery again"):
+        QdrantIndex(client, "wines").check(other)
+    with pytest.raises(GalleryError, match="no collection"):
+        QdrantIndex(client, "beers")
