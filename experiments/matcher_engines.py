@@ -39,14 +39,16 @@ def timed_matches(matcher: Matcher, vectors: np.ndarray, maps: np.ndarray) -> tu
 
 def candidate_labels(matcher: Matcher, vectors: np.ndarray, needed: int) -> list[set[str]]:
     """The labels of each query's candidate rows."""
-    return [{matcher.labels[i] for i in matcher.scorer.row_label[rows]} for rows, _ in matcher.candidates(vectors, needed)]
+    pools = matcher.candidates(vectors, needed)
+    return [{matcher.labels[i] for i in matcher.scorer.row_label[rows]} for rows, _ in pools]
 
 
 def row(name: str, build_s: float, matches: list, latencies: list[float], reference: list, recall: float) -> dict:
+    pairs = list(zip(matches, reference, strict=True))
     return {"index": name, "build_s": round(build_s, 1), "median_ms": round(float(np.median(latencies)), 2),
             "p99_ms": round(float(np.percentile(latencies, 99)), 2),
-            "same_answer": float(np.mean([m.top[0][0] == r.top[0][0] for m, r in zip(matches, reference, strict=True)])),
-            "same_top3": float(np.mean([m.to_dict() == r.to_dict() for m, r in zip(matches, reference, strict=True)])),
+            "same_answer": float(np.mean([m.top[0][0] == r.top[0][0] for m, r in pairs])),
+            "same_top3": float(np.mean([m.to_dict() == r.to_dict() for m, r in pairs])),
             "candidate_recall": round(recall, 4)}
 
 
