@@ -185,3 +185,22 @@ def test_a_qdrant_collection_gives_the_candidates(exact: bool) -> None:
         QdrantIndex(client, "wines").check(other)
     with pytest.raises(GalleryError, match="no collection"):
         QdrantIndex(client, "beers")
+
+
+def test_ivfpq_candidates_feed_the_same_re_rank() -> None:
+    """faiss IVF-PQ trained on the gallery's rows: approximate candidates (its 5-bit codes of 4 values blur the
+    look-alikes), re-ranked and scored exactly: most answers are the exact ones."""
+    pytest.importorskip("faiss")
+    from pocketvec.runtime.search import IvfPqIndex
+
+    gallery, queries, query_maps = crowded_gallery("float32", True, False, seed=7)
+    rerank = LocalRerank(*SHAPE, top_k=5)
+    index = IvfPqIndex(gallery.vectors, nprobe=1)
+    assert not index.exact and index.m == DIM // 8 and 1 <= index.nlist <= gallery.count // 39
+    index.nprobe = 10_000
+    assert index.nprobe == index.nlist  # at most every cell
+    got = Matcher(gallery, RULE, index, rerank).match(queries[:30], 3, query_maps[:30])
+    want = every_row_answer(gallery, queries[:30], query_maps[:30], rerank, None, 3)
+    assert np.mean([g.top[0][0] == w.top[0][0] for g, w in zip(got, want, strict=True)]) >= 0.8
+    for match in got:  # every score is an exact score of the gallery's rows, re-ranked
+        assert all(label in gallery.labels and -1.0 - 4.0 <= score <= 1.0 for label, score in match.top)
