@@ -67,7 +67,7 @@ def _third_party_imports(path: Path) -> set[str]:
 
 def test_what_the_runtime_imports_comes_with_the_base_install_or_an_extra_it_names() -> None:
     """Every package the runtime and the ground floor import is a base dependency, or one of an optional
-    extra the runtime reports by name when it is missing (coreml, text, faiss)."""
+    extra the runtime reports by name when it is missing (coreml, text, faiss, qdrant)."""
     package = REPO / "src" / "pocketvec"
     files = [*sorted((package / "runtime").rglob("*.py")), *(package / f"{m}.py" for m in GROUND)]
     distributions = packages_distributions()
@@ -76,7 +76,7 @@ def test_what_the_runtime_imports_comes_with_the_base_install_or_an_extra_it_nam
     for path in files:
         for module in _third_party_imports(path):
             provided = {d.lower().replace("_", "-") for d in distributions.get(module, [])}
-            if not provided & base and MODULE_EXTRAS.get(module) not in ("coreml", "text", "faiss"):
+            if not provided & base and MODULE_EXTRAS.get(module) not in ("coreml", "text", "faiss", "qdrant"):
                 outside[f"{path.relative_to(package)}: {module}"] = sorted(provided)
     assert not outside, outside
 

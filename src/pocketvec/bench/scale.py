@@ -360,11 +360,12 @@ def markdown(report: ScaleReport, command: str) -> str:
         "item.",
         f"- **Build**: real: `gallery build` (the library call, {b.views} views per item, printed text not read, "
         f"{o.threads} inference thread(s)) on {b.items} items of `{o.items}`, after a one-item warm-up: "
-        f"{b.seconds:.1f} s, "
+        f"{b.seconds:.3g} s, "
         f"{b.items_per_s:.2f} items/s. The build column is N / that rate: extrapolated, not measured at N.",
         f"- **Match**: {o.queries} queries, one at a time, in a fresh process on one thread (OMP, OpenBLAS, MKL "
         "= 1): `Gallery.load` then `Matcher(...).match(query, top_k, query_maps)`, what `Recognizer.match` does "
-        "after embedding: every row scored, the best labels re-ranked by their local maps. Median and p99 of the "
+        "after embedding: the index's candidate rows scored, the best labels re-ranked by their local maps. Median "
+        "and p99 of the "
         "per-query wall time. Queries are gallery rows with noise added (their maps likewise).",
         "- **Resident memory**: VmRSS of that process after opening and matching (it includes Python, numpy and "
         "onnxruntime: see the notes for what the gallery added); peak: VmHWM.",

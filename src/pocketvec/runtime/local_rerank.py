@@ -78,7 +78,10 @@ class LocalRerank:
 
 def local_similarity(query: np.ndarray, candidates: np.ndarray, config: LocalRerank) -> np.ndarray:
     """The local score of each candidate: query (P, C), candidates (K, P, C) -> (K,)."""
-    cosines = np.einsum("pc,kqc->kqp", query.astype(np.float32), candidates.astype(np.float32))
+    k, locations, channels = candidates.shape
+    # one matrix product (K x row locations, C) @ (C, P): BLAS, several times an einsum's speed
+    flat = np.ascontiguousarray(candidates, dtype=np.float32).reshape(k * locations, channels)
+    cosines = (flat @ np.ascontiguousarray(query, dtype=np.float32).T).reshape(k, locations, -1)
     best_in_photo = cosines.max(axis=2)  # (K, row locations)
     found = best_in_photo.mean(axis=1)
     if config.worst_fraction > 0:
@@ -100,16 +103,17 @@ def top_label_rows(scores: np.ndarray, row_label: np.ndarray, k: int) -> np.ndar
 
 
 def rerank(similarity: np.ndarray, row_label: np.ndarray, query_locals: np.ndarray, gallery_locals: np.ndarray,
-           config: LocalRerank) -> np.ndarray:
+           config: LocalRerank, rows: np.ndarray | None = None) -> np.ndarray:
     """(Q, R) cosines -> re-ranked scores: the top_k labels' best rows re-scored, every other row at -inf.
 
-    `row_label`: an integer label id per gallery row; `query_locals` (Q, P, C); `gallery_locals` (R, P, C), any
-    array-like whose `[rows]` gathers those rows (a gallery's mapped Rows: only the candidates are read)."""
+    `row_label`: an integer label id per column; `query_locals` (Q, P, C); `gallery_locals` (gallery rows, P, C),
+    any array-like whose `[ids]` gathers those rows (a gallery's mapped Rows: only the candidates are read);
+    `rows`: the gallery row of each column, ascending (None: column i is row i)."""
     out = np.full(similarity.shape, OUT_OF_RUNNING, dtype=np.float32)
     for q, scores in enumerate(similarity):
-        rows = top_label_rows(scores, row_label, config.top_k)
-        local = local_similarity(query_locals[q], gallery_locals[rows], config)
-        out[q, rows] = scores[rows] - config.weight * (local.max() - local)
+        picked = top_label_rows(scores, row_label, config.top_k)
+        local = local_similarity(query_locals[q], gallery_locals[picked if rows is None else rows[picked]], config)
+        out[q, picked] = scores[picked] - config.weight * (local.max() - local)
     return out
 
 

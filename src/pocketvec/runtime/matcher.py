@@ -2,13 +2,16 @@
 
 Scores are cosine similarities between unit vectors, reduced to one per label (the best row of
 that label); for a model with a local re-rank, the best labels' scores re-ranked by their local maps
-(`runtime/local_rerank.py`) and the others out of the running. The accept rule (`runtime/accept_rule.py`):
-best >= threshold AND best - best_other_label >= margin. Brute force by default (see `runtime/search.py`); faiss
-optional for huge galleries (plain cosine matching only).
+(`runtime/local_rerank.py`) and the others out of the running; with printed text, verified by it
+(`runtime/text_verify.py`). The accept rule (`runtime/accept_rule.py`): best >= threshold AND
+best - best_other_label >= margin. The index (`runtime/search.py`: exact brute force or int8 scan, faiss flat, or
+faiss IVF-PQ) finds each query's candidate rows; only those are scored, so a match costs the index's scan plus
+a few candidates' work, whatever the gallery's size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,11 +23,12 @@ from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 from pocketvec.runtime.printed_text import PhotoTexts
-from pocketvec.runtime.search import dot_rows, make_index
-from pocketvec.runtime.text_verify import verify_labelled
+from pocketvec.runtime.search import SearchIndex, dot_rows, exact_dots, make_index, score_error
+from pocketvec.runtime.text_verify import TextVerify, labelled_words, verify_rows
 
 UNKNOWN = "unknown"
 DEFAULT_RULE = AcceptRule(threshold=0.5, margin=0.0, method="default")  # for a gallery never calibrated
+CANDIDATE_ROWS = 64  # the rows asked of the index first (then 4x, 16x, ... until the labels are covered)
 
 
 def resolve_rule(gallery_rule: AcceptRule | None, model_rule: AcceptRule | None = None) -> tuple[AcceptRule, str]:
@@ -63,41 +67,71 @@ class Match:
                 "top": [{"label": label, "score": round(score, 6)} for label, score in self.top]}
 
 
-def scores(gallery: Gallery, queries: np.ndarray, query_locals: np.ndarray | None = None,
-           local_rerank: LocalRerank | None = None, photo_texts: PhotoTexts | None = None) -> np.ndarray:
-    """(Q, rows) scores the matcher answers from: cosines, re-ranked when the model has a local re-rank, then
-    verified by the printed text when the gallery keeps its items' text and the photos are given."""
-    cosines = dot_rows(np.atleast_2d(np.asarray(queries, dtype=np.float32)), gallery.vectors)
-    if local_rerank is not None:
-        if query_locals is None or gallery.locals is None:
+class Scorer:
+    """The scores the matcher answers from, for any set of a gallery's rows: exact cosines (`exact_dots`),
+    re-ranked when the model has a local re-rank, then verified by the printed text when the gallery keeps its
+    items' text and the photos are given. `scores` applies it to every row; the Matcher to the candidate rows
+    the index found, which hold every row these scores can rank among the labels it answers with."""
+
+    def __init__(self, gallery: Gallery, local_rerank: LocalRerank | None = None) -> None:
+        self.gallery, self.local_rerank = gallery, local_rerank
+        self.labels = sorted(set(gallery.labels))
+        self.row_label = label_ids(gallery.labels)  # an index into self.labels (both sorted by code point)
+        self.label_words = None if gallery.texts is None else labelled_words(tuple(gallery.labels),
+                                                                           tuple(gallery.texts))[1]
+
+    def check(self, query_locals: np.ndarray | None) -> None:
+        if self.local_rerank is not None and (query_locals is None or self.gallery.locals is None):
             raise GalleryError("the model re-ranks by local maps: the queries and the gallery both need them "
                                f"(queries: {'yes' if query_locals is not None else 'no'}, "
-                               f"gallery: {'yes' if gallery.locals is not None else 'no'})")
-        cosines = rerank(cosines, label_ids(gallery.labels), query_locals, gallery.locals, local_rerank)
-    if photo_texts is None or gallery.texts is None:
-        return cosines
-    return verify_labelled(cosines, gallery.labels, gallery.texts, photo_texts.read, photo_texts.settings)[0]
+                               f"gallery: {'yes' if self.gallery.locals is not None else 'no'})")
+
+    def rescored(self, cosines: np.ndarray, rows: np.ndarray | None, query_locals: np.ndarray | None,
+                 read: Callable[[int], str] | None, settings: TextVerify) -> np.ndarray:
+        """(Q, R) exact cosines of the rows `rows` (ascending; None: every row) -> the matcher's scores of them."""
+        row_label = self.row_label if rows is None else self.row_label[rows]
+        if self.local_rerank is not None:
+            self.check(query_locals)
+            cosines = rerank(cosines, row_label, query_locals, self.gallery.locals, self.local_rerank, rows)
+        if read is None or self.label_words is None:
+            return cosines
+        return verify_rows(cosines, row_label, self.label_words, read, settings)[0]
+
+
+def scores(gallery: Gallery, queries: np.ndarray, query_locals: np.ndarray | None = None,
+           local_rerank: LocalRerank | None = None, photo_texts: PhotoTexts | None = None) -> np.ndarray:
+    """(Q, rows) scores the matcher answers from, for every row (`Scorer`): what calibration and evaluation
+    count."""
+    scorer = Scorer(gallery, local_rerank)
+    scorer.check(query_locals)
+    cosines = dot_rows(np.atleast_2d(np.asarray(queries, dtype=np.float32)), gallery.vectors)
+    read = None if photo_texts is None else photo_texts.read
+    return scorer.rescored(cosines, None, query_locals, read, photo_texts.settings if photo_texts else TextVerify())
 
 
 class Matcher:
     """Match query embeddings (and local maps, for a model with a local re-rank) against a gallery with
-    one accept rule."""
+    one accept rule.
 
-    def __init__(self, gallery: Gallery, rule: AcceptRule | None = None, index: str = "auto",
+    Per query, the index finds candidate rows, widened until they hold the labels the answer needs (`_needed`)
+    and, for an exact index, provably every row that could rank among them; only those rows are scored
+    (`Scorer`) and grouped by label. The answer is the one `scores` gives over every row. An approximate index
+    (IvfPqIndex) answers from the rows it finds."""
+
+    def __init__(self, gallery: Gallery, rule: AcceptRule | None = None, index: str | SearchIndex = "auto",
                  local_rerank: LocalRerank | None = None) -> None:
         if gallery.count == 0:
             raise GalleryError("the gallery is empty: enroll items with `pocketvec gallery add` first")
         self.gallery = gallery
         self.rule = rule or gallery.accept_rule or DEFAULT_RULE
         self.local_rerank = local_rerank
-        self.labels = sorted(set(gallery.labels))
-        column = {label: i for i, label in enumerate(self.labels)}
-        self.row_label = np.array([column[label] for label in gallery.labels], dtype=np.int64)
-        self.index = make_index(gallery.vectors, index)
+        self.scorer = Scorer(gallery, local_rerank)
+        self.labels = self.scorer.labels
+        self.index = make_index(gallery.vectors, index) if isinstance(index, str) else index
 
     @classmethod
     def for_model(cls, metadata: ModelMetadata, gallery: Gallery, rule: AcceptRule | None = None,
-                  index: str = "auto") -> Matcher:
+                  index: str | SearchIndex = "auto") -> Matcher:
         """The matcher that answers as the model whose `metadata` is given: its local re-rank (if any) wired
         in. `rule`: None for the gallery's (else the default)."""
         return cls(gallery, rule, index, local_rerank=metadata.local_rerank)
@@ -109,15 +143,15 @@ class Matcher:
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         if photo_texts is not None and self.gallery.texts is None:
             photo_texts = None
-        if self.local_rerank is not None or photo_texts is not None:
-            reranked = scores(self.gallery, queries, query_locals, self.local_rerank, photo_texts)
-            order = np.argsort(-reranked, axis=1, kind="stable")
-            labelled = [[(label, s) for label, s in self._reduce(row[o], o) if s > -np.inf]
-                        for row, o in zip(reranked, order, strict=True)]
-        else:
-            labelled = self._searched(queries, top_k)
+        self.scorer.check(query_locals)
+        settings = photo_texts.settings if photo_texts is not None else TextVerify()
+        shown = max(top_k, 2)  # the answer needs the best two labels; the list shows top_k
         results = []
-        for per_label in labelled:
+        for q, (rows, cosines) in enumerate(self.candidates(queries, self._needed(shown, photo_texts, settings))):
+            read = None if photo_texts is None else (lambda _, q=q: photo_texts.read(q))
+            maps = None if query_locals is None else query_locals[q : q + 1]
+            scored = self.scorer.rescored(cosines[None], rows, maps, read, settings)[0]
+            per_label = self._labelled(scored, rows, shown)
             best_label, best = per_label[0]
             second = per_label[1][1] if len(per_label) > 1 else -np.inf
             ok = bool(accepts(np.array(best), np.array(second), self.rule))
@@ -129,23 +163,49 @@ class Matcher:
         for a model with a local re-rank, its local maps."""
         return self.match(found.embeddings, top_k, found.locals, photo_texts)
 
-    def _searched(self, queries: np.ndarray, top_k: int) -> list[list[tuple[str, float]]]:
-        """(label, cosine) of the top_k + 1 best labels of each query, from the index."""
-        # Enough rows that the best-scoring top_k + 1 labels are certainly among them when labels
-        # have one row each; with several rows per label, widen until k+1 labels are found.
-        want = min(len(self.labels), top_k + 1)
-        rows = min(self.gallery.count, want)
-        while True:
-            found, ids = self.index.search(queries, rows)
-            labelled = [self._reduce(s, i) for s, i in zip(found, ids, strict=True)]
-            if rows >= self.gallery.count or all(len(lab) >= want for lab in labelled):
-                return labelled
-            rows = min(self.gallery.count, rows * 4)
+    def _needed(self, shown: int, photo_texts: PhotoTexts | None, settings: TextVerify) -> int:
+        """How many labels, best by cosine, the answer is drawn from: the re-rank's top_k (the only rows it
+        leaves in the running); without it, the labels shown, plus the text verification's candidates (which
+        can only fall behind)."""
+        if self.local_rerank is not None:
+            needed = self.local_rerank.top_k
+        else:
+            needed = shown + (settings.candidates if photo_texts is not None else 0)
+        return min(needed, len(self.labels))
 
-    def _reduce(self, scores: np.ndarray, ids: np.ndarray) -> list[tuple[str, float]]:
-        """Row hits (best first) -> one (label, best score) per label, best first."""
-        seen: dict[int, float] = {}
-        for score, row in zip(scores, ids, strict=True):
-            if row >= 0:
-                seen.setdefault(int(self.row_label[row]), float(score))
-        return [(self.labels[c], s) for c, s in seen.items()]
+    def candidates(self, queries: np.ndarray, needed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query, (rows ascending, their exact cosines): the index's top rows, widened until they hold
+        `needed` labels and (exact index) the needed-th best label outscores, by more than the index's score
+        error, every row left out; then they hold every row scoring at least that label's best, ties included."""
+        count = self.gallery.count
+        wanted = min(count, max(CANDIDATE_ROWS, 4 * needed))
+        pending, out = np.arange(len(queries)), [None] * len(queries)
+        error = score_error(queries)
+        while len(pending):
+            found, ids = self.index.search(queries[pending], wanted)
+            unfinished = []
+            for q, row_scores, row_ids in zip(pending, found, ids, strict=True):
+                rows = np.sort(row_ids[row_ids >= 0])
+                cosines = exact_dots(queries[q : q + 1], self.gallery.vectors[rows])[0]
+                kth = self._kth_label_score(cosines, rows, needed)
+                everything = wanted >= count or len(rows) < wanted  # the whole gallery, or all the index can find
+                if everything or (kth is not None and (not self.index.exact or kth > row_scores[-1] + error[q])):
+                    out[q] = (rows, cosines)
+                else:
+                    unfinished.append(q)
+            pending = np.array(unfinished, dtype=np.int64)
+            wanted = min(count, wanted * 4)
+        return out
+
+    def _kth_label_score(self, cosines: np.ndarray, rows: np.ndarray, k: int) -> float | None:
+        """The k-th best label's best cosine among these rows, None when they hold fewer than k labels."""
+        order = np.argsort(-cosines, kind="stable")
+        _, first = np.unique(self.scorer.row_label[rows][order], return_index=True)
+        return None if len(first) < k else float(cosines[order[np.sort(first)[k - 1]]])
+
+    def _labelled(self, scored: np.ndarray, rows: np.ndarray, shown: int) -> list[tuple[str, float]]:
+        """(label, best score), best first (ties: the lower row first), of the `shown` best labels in the running."""
+        order = np.argsort(-scored, kind="stable")
+        _, first = np.unique(self.scorer.row_label[rows][order], return_index=True)
+        best = order[np.sort(first)[:shown]]
+        return [(self.labels[self.scorer.row_label[rows[i]]], float(scored[i])) for i in best if scored[i] > -np.inf]

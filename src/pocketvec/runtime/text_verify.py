@@ -148,13 +148,13 @@ def verify_rows(row_scores: np.ndarray, row_labels: np.ndarray, label_words: Seq
     index into `label_words`; `read_photo(q)`: photo q's text (read only when its candidates disagree)."""
     out = np.array(row_scores, dtype=np.float32, copy=True)
     read = np.zeros(len(out), dtype=bool)
-    labels = len(label_words)
+    present, column = np.unique(row_labels, return_inverse=True)  # the labels these rows hold, ascending
     for q, row in enumerate(out):
-        per_label = np.full(labels, -np.inf, dtype=np.float32)
-        np.maximum.at(per_label, row_labels, row)
-        order = np.argsort(-per_label, kind="stable")[:settings.candidates]
+        per_label = np.full(len(present), -np.inf, dtype=np.float32)
+        np.maximum.at(per_label, column, row)
+        order = np.argsort(-per_label, kind="stable")[:settings.candidates]  # ties: the lower label id first
         order = order[per_label[order] >= per_label[order[0]] - settings.window]
-        candidates = [label_words[c] for c in order]
+        candidates = [label_words[c] for c in present[order]]
         telling_words, held = telling(candidates) if len(set(candidates)) > 1 else ([], None)
         if not telling_words:  # the candidates' words agree: reading the photo cannot change the answer
             continue
@@ -162,7 +162,7 @@ def verify_rows(row_scores: np.ndarray, row_labels: np.ndarray, label_words: Seq
         scored = _evidence(read_photo(q), telling_words, held)
         if not scored.any():
             continue
-        shift = np.zeros(labels, dtype=np.float32)
+        shift = np.zeros(len(present), dtype=np.float32)
         shift[order] = settings.weight * (scored - scored.max())
-        row += shift[row_labels]
+        row += shift[column]
     return out, read

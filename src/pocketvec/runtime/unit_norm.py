@@ -13,7 +13,7 @@ import numpy as np
 
 UNIT_TOLERANCE = 1e-2
 INT8_SCALE = 127.0  # an int8 row stores round(x * 127), decoded as q / 127
-CHUNK = 1 << 16  # vectors checked at a time: a float32 copy of at most CHUNK x dim values
+CHUNK_VALUES = 1 << 19  # values checked at a time (a float64 copy of them stays in the CPU's cache)
 
 
 def to_int8(unit_vectors: np.ndarray) -> np.ndarray:
@@ -39,8 +39,9 @@ def first_not_unit(vectors: np.ndarray, allow_zero: bool = False) -> tuple[int, 
     """(index, problem) of the first vector along the last axis (the others flattened, row-major) that is
     not a unit vector, or None when all are."""
     flat = vectors.reshape(-1, vectors.shape[-1]) if vectors.size else vectors.reshape(0, 1)
-    for start in range(0, len(flat), CHUNK):
-        low, high = _norm_bounds(flat[start : start + CHUNK])
+    step = max(1, CHUNK_VALUES // flat.shape[1])
+    for start in range(0, len(flat), step):
+        low, high = _norm_bounds(flat[start : start + step])
         bad = ~((low <= 1 + UNIT_TOLERANCE) & (high >= 1 - UNIT_TOLERANCE))
         if allow_zero:
             bad &= high != 0

@@ -66,7 +66,10 @@ class Source:
         n = max(0, min(n, self.size - offset))
         if self.raw is not None:
             return self.raw[offset : offset + n]
-        out = bytearray()
+        first = os.pread(self.fd, n, offset)
+        if len(first) == n:  # the usual case: one read, no copy
+            return first
+        out = bytearray(first)
         while len(out) < n:
             got = os.pread(self.fd, n - len(out), offset + len(out))
             if not got:
@@ -152,9 +155,8 @@ def _stream(src: Source, digest, offset: int, length: int, layout: Layout | None
 
 
 def _row_problem(rows: np.ndarray, is_map: bool, first_row: int, source: str) -> str | None:
-    """What is wrong with the first bad row (or local map location) of a chunk, or None."""
-    if (rows.dtype.kind == "f" or is_map) and not np.isfinite(rows).all():
-        return f"{source}: gallery holds non-finite {'local maps' if is_map else 'embeddings'}"
+    """What is wrong with the first bad row (or local map location) of a chunk, or None. A non-finite value
+    makes its vector's norm non-finite: the norm check names it."""
     bad = first_not_unit(rows, allow_zero=is_map)
     if bad is None:
         return None
