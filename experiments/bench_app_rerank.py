@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pocketvec.app_server import make_server, serve_in_thread, server_url
+from common import app_page
+
 from pocketvec.runtime.engines import open_engine
 
-CHROMIUM = "/usr/bin/chromium"
 TIME_MATCH = """async ([items, dim, rerank]) => {
   const { Gallery } = await import("/src/gallery.js");
   const unit = (n) => { const v = Float32Array.from({ length: n }, () => Math.random() - 0.5);
@@ -53,23 +53,12 @@ def main() -> None:
     meta = open_engine(args.model).metadata
     if meta.local_rerank is None:
         raise SystemExit(f"{args.model}: exported without the local output (--no-local-rerank)")
-    from playwright.sync_api import sync_playwright
-
-    server = make_server(args.model, port=0)
-    serve_in_thread(server)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless"], headless=True)
-            page = browser.new_page()
-            page.goto(server_url(server) + "?sw=0")
-            rerank = meta.local_rerank.to_dict()
-            for items in (int(n) for n in args.items.split(",")):
-                ms = page.evaluate(TIME_MATCH, [items, meta.embedding_dim, rerank])
-                print(f"{items} items, {meta.embedding_dim}-d, maps {rerank['locations']} x {rerank['channels']}: "
-                      f"plain {ms['plain']:.2f} ms, re-ranked {ms['reranked']:.2f} ms per match (median of 30)")
-            browser.close()
-    finally:
-        server.shutdown()
+    with app_page(args.model) as page:
+        rerank = meta.local_rerank.to_dict()
+        for items in (int(n) for n in args.items.split(",")):
+            ms = page.evaluate(TIME_MATCH, [items, meta.embedding_dim, rerank])
+            print(f"{items} items, {meta.embedding_dim}-d, maps {rerank['locations']} x {rerank['channels']}: "
+                  f"plain {ms['plain']:.2f} ms, re-ranked {ms['reranked']:.2f} ms per match (median of 30)")
 
 
 if __name__ == "__main__":

@@ -17,11 +17,11 @@ import statistics
 import time
 from pathlib import Path
 
-from pocketvec.app_server import make_server, serve_in_thread, server_url
+from common import app_page
+
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.printed_text import PHOTO_DETECT_SIDE, read_text, text_reader
 
-CHROMIUM = "/usr/bin/chromium"
 TIME_READ = """async ([data, runs, side]) => {
   const { decodeImage } = await import("/src/decode.js");
   const { TextReader } = await import("/src/text_reader.js");
@@ -46,21 +46,10 @@ def main() -> None:
     parser.add_argument("photo", type=Path, help="a photo with printed text")
     parser.add_argument("--runs", type=int, default=5, help="timed reads after one warm-up")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
-    server = make_server(args.model, port=0)
-    serve_in_thread(server)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless"], headless=True)
-            page = browser.new_page()
-            page.goto(server_url(server) + "?sw=0")
-            page.evaluate("() => window.pocketvecApp.ready")
-            data = base64.b64encode(args.photo.read_bytes()).decode("ascii")
-            out = page.evaluate(TIME_READ, [data, args.runs, PHOTO_DETECT_SIDE])
-            browser.close()
-    finally:
-        server.shutdown()
+    with app_page(args.model) as page:
+        page.evaluate("() => window.pocketvecApp.ready")
+        data = base64.b64encode(args.photo.read_bytes()).decode("ascii")
+        out = page.evaluate(TIME_READ, [data, args.runs, PHOTO_DETECT_SIDE])
     reader, rgb = text_reader("ppocrv5", PHOTO_DETECT_SIDE), load_image(args.photo)
     python = read_text(reader, rgb)
     ms = []

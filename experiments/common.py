@@ -18,7 +18,8 @@ import subprocess
 import sys
 import types
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -183,3 +184,25 @@ def preprocess_at(rev: str) -> Callable[[np.ndarray, PreprocessSpec], np.ndarray
         return old.preprocess(image, old.PreprocessSpec(**{k: v for k, v in spec.to_dict().items() if k in known}))
 
     return preprocess_then
+
+
+@contextmanager
+def app_page(model: Path) -> Iterator[object]:
+    """The sample app served with `model` (pocketvec.app_server), open in Debian's Chromium (headless, as the
+    app tests run it): a Playwright page, closed with its browser and server afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    from pocketvec.app_server import make_server, serve_in_thread, server_url
+
+    server = make_server(model, port=0)
+    serve_in_thread(server)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--headless"],
+                                        headless=True)
+            page = browser.new_page()
+            page.goto(server_url(server) + "?sw=0")
+            yield page
+            browser.close()
+    finally:
+        server.shutdown()
