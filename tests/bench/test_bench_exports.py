@@ -24,3 +24,13 @@ def test_runs_of_one_space_with_other_weights_export_apart(tmp_path: Path) -> No
     ctx = BenchContext(work, bench=None)  # type: ignore[arg-type]
     assert _export_dir(ctx, "enrolled", first) != _export_dir(ctx, "enrolled", second)
     assert _export_dir(ctx, "enrolled", first) == _export_dir(ctx, "enrolled", copy)  # the same weights: reused
+
+
+def test_the_report_names_a_shipped_start_wherever_the_checkout_is() -> None:
+    from pocketvec.bench.run import shipped_name
+    from pocketvec.train.student import shipped_run_dir
+
+    assert shipped_name(str(shipped_run_dir("base"))) == "base"
+    assert shipped_name("/elsewhere/worktree/src/pocketvec/assets/small") == "small"
+    assert shipped_name("/runs/my-run") == "/runs/my-run" and shipped_name("") == ""
+    assert shipped_name("/x/pocketvec/assets/other") == "/x/pocketvec/assets/other"

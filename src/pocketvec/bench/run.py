@@ -59,6 +59,7 @@ from pocketvec.runtime.printed_text import text_available
 from pocketvec.runtime.text_reader import DEFAULT_MODELS
 from pocketvec.runtime.text_verify import verify_labelled
 from pocketvec.train.checkpoint import FLOAT_WEIGHTS_FILE, WEIGHTS_FILE, read_run_config
+from pocketvec.train.student import SHIPPED_MODELS
 from pocketvec.train.teacher_base import file_digest
 
 SLOW_FORMS = ("coreml-int8",)  # the numpy Core ML interpreter takes about a second per image on this CPU
@@ -105,6 +106,14 @@ class Embedded(NamedTuple):
     rows: np.ndarray  # the gallery's rows as the runtime makes them (the gallery blended with its views)
     calibration: np.ndarray
 
+
+
+def shipped_name(init: str) -> str:
+    """A run's start as the report names it: `base` or `small` for a shipped model's folder (in whichever checkout
+    made the run), else as the run recorded it."""
+    parts = Path(init).parts[-3:] if init else ()
+    return parts[-1] if len(parts) == 3 and parts[:2] == ("pocketvec", "assets") and parts[-1] in SHIPPED_MODELS \
+        else init
 
 def calibration_mask(query_paths: list[Path], queries_per_item: int) -> np.ndarray:
     """The first 2 of 5 photos per item (1 of 2): how the bench calibrated its decision rule before it used
@@ -244,7 +253,7 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions,
     run_config = read_run_config(run_dir)
     preprocess_spec = PreprocessSpec.from_dict(run_config["encoder"]["preprocess"])
     base.update(backbone=run_config["encoder"]["backbone"], embedding_dim=run_config["encoder"]["embedding_dim"],
-                init=run_config.get("train", {}).get("init", run_config.get("bench_model", "")),
+                init=shipped_name(run_config.get("train", {}).get("init", run_config.get("bench_model", ""))),
                 crop_mode=preprocess_spec.crop_description())
     task = progress.add_task(f"{ctx.work.name}: {key}: preprocess images", total=None)
     cache = ctx.work / "pixels"
