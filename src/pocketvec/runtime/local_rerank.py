@@ -79,9 +79,10 @@ class LocalRerank:
 def local_similarity(query: np.ndarray, candidates: np.ndarray, config: LocalRerank) -> np.ndarray:
     """The local score of each candidate: query (P, C), candidates (K, P, C) -> (K,)."""
     k, locations, channels = candidates.shape
-    # one matrix product (K x row locations, C) @ (C, P): BLAS, several times an einsum's speed
-    flat = np.ascontiguousarray(candidates, dtype=np.float32).reshape(k * locations, channels)
-    cosines = (flat @ np.ascontiguousarray(query, dtype=np.float32).T).reshape(k, locations, -1)
+    # one matrix product (K x row locations, C) @ (C, P): BLAS, several times an einsum's speed; in float64, as the
+    # sample app sums (a float32 product's blocked sums moved re-ranked scores by 1e-6 from the app's)
+    flat = np.ascontiguousarray(candidates, dtype=np.float64).reshape(k * locations, channels)
+    cosines = (flat @ np.ascontiguousarray(query, dtype=np.float64).T).reshape(k, locations, -1)
     best_in_photo = cosines.max(axis=2)  # (K, row locations)
     found = best_in_photo.mean(axis=1)
     if config.worst_fraction > 0:
