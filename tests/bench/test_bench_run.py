@@ -44,7 +44,7 @@ def tiny_student(tmp_path_factory):
 def _bench(cache, work, out, student, *extra):
     command = [sys.executable, "-m", "pocketvec", "bench", "--quick", "--cache", str(cache), "--work", str(work),
                "--out", str(out), "--student", str(student), "--models", "student",
-               "--forms", "torch-fp32,onnx-fp32,onnx-int8,coreml-int8", *extra]
+               "--forms", "torch-fp32,onnx-fp32,onnx-int8,coreml-int8", "--coreml-items", "2", *extra]
     return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
 
 
@@ -66,6 +66,8 @@ def test_quick_bench_writes_tables_and_plots(cache, tiny_student, tmp_path) -> N
     assert (results["benchmark"]["split"], results["benchmark"]["photo_seed"]) == ("test", 0)
     assert 0 <= accuracy["recall_at_1"] <= accuracy["recall_at_5"] <= 1
     assert torch_row["params"] > 100_000 and torch_row["flops"] > 1_000_000
+    coreml = next(r for r in results["results"] if r["form"] == "coreml-int8" and r["tier"] == "lookalikes")
+    assert coreml["status"] == "ok" and coreml["accuracy"]["positives"] == 2 * 2  # the slow form: 2 items' photos
     onnx_fp32 = next(r for r in results["results"] if r["form"] == "onnx-fp32")  # through the runtime engine
     assert onnx_fp32["status"] == "ok" and onnx_fp32["parity"]["min_cosine"] > 0.999
     assert onnx_fp32["file_bytes"] > 100_000
@@ -151,7 +153,8 @@ def test_small_student_zero_shot_and_enrolled_side_by_side(cache, tmp_path) -> N
     out = tmp_path / "BENCH.md"
     command = [sys.executable, "-m", "pocketvec", "bench", "--quick", "--cache", str(cache), "--work",
                str(tmp_path / "work"), "--out", str(out), "--models", "small,enrolled-small", "--forms", "onnx-int8",
-               "--enroll-arg=--set", "--enroll-arg=max_steps=2", "--no-text"]
+               "--enroll-arg=--set", "--enroll-arg=max_steps=2", "--enroll-arg=--set", "--enroll-arg=eval_views=0",
+               "--no-text"]  # (the safety net's own evaluations: tests/train/test_train_safety_net.py)
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads((tmp_path / "work" / "results.json").read_text())["results"]
