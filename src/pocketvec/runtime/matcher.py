@@ -20,7 +20,7 @@ import numpy as np
 from pocketvec.errors import GalleryError
 from pocketvec.runtime.accept_rule import accepts
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
+from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank, top_label_rows
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 from pocketvec.runtime.printed_text import PhotoTexts
 from pocketvec.runtime.search import SearchIndex, dot_rows, exact_dots, make_index, score_error
@@ -199,13 +199,10 @@ class Matcher:
 
     def _kth_label_score(self, cosines: np.ndarray, rows: np.ndarray, k: int) -> float | None:
         """The k-th best label's best cosine among these rows, None when they hold fewer than k labels."""
-        order = np.argsort(-cosines, kind="stable")
-        _, first = np.unique(self.scorer.row_label[rows][order], return_index=True)
-        return None if len(first) < k else float(cosines[order[np.sort(first)[k - 1]]])
+        best = top_label_rows(cosines, self.scorer.row_label[rows], k)
+        return None if len(best) < k else float(cosines[best[k - 1]])
 
     def _labelled(self, scored: np.ndarray, rows: np.ndarray, shown: int) -> list[tuple[str, float]]:
         """(label, best score), best first (ties: the lower row first), of the `shown` best labels in the running."""
-        order = np.argsort(-scored, kind="stable")
-        _, first = np.unique(self.scorer.row_label[rows][order], return_index=True)
-        best = order[np.sort(first)[:shown]]
+        best = top_label_rows(scored, self.scorer.row_label[rows], shown)
         return [(self.labels[self.scorer.row_label[rows[i]]], float(scored[i])) for i in best if scored[i] > -np.inf]
