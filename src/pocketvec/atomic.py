@@ -59,9 +59,9 @@ def remove_stray_temps(path: str | Path) -> list[Path]:
 def write_bytes_atomic(path: str | Path, data: bytes | Iterable[bytes],
                        before_rename: Callable[[], None] | None = None) -> Path:
     """Write `data` (bytes, or chunks of them) to `path` atomically; the folder is created if needed.
-    `before_rename` runs
-    once the temp file is complete and synced (a fault-injection point for tests). A symlink is followed:
-    its target is replaced; anything but a regular file there is refused (pocketvec.file_kinds). -> `path`."""
+    `before_rename` runs once the temp file is complete and synced (a fault-injection point for tests). A
+    symlink is followed: its target is replaced; anything but a regular file there is refused
+    (pocketvec.file_kinds). -> `path`."""
     named, path = Path(path), writable_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _new_temp(path.parent, _temp_prefix(path), TEMP_SUFFIX)
