@@ -29,6 +29,7 @@ from pocketvec.errors import ConfigError, PocketvecError
 from pocketvec.runtime.gallery import Gallery, quantize
 from pocketvec.runtime.gallery import file as gallery_file
 from pocketvec.runtime.metadata import ModelMetadata
+from pocketvec.runtime.unit_norm import unit_rows
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 MATCH_GOALS_MS = {100_000: 5.0, 1_000_000: 30.0}  # the issue's: one core, local re-rank on
@@ -138,16 +139,12 @@ def file_bytes_estimate(rows: int, metadata: ModelMetadata, dtype: str) -> int:
     return rows * (embedding + shape[0] * shape[1] * gallery_file.LOCAL_DTYPE.itemsize + header)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def synthetic_gallery(path: Path, rows: int, metadata: ModelMetadata, dtype: str, seed: int,
                       advance: Callable[[int], None] = lambda n: None) -> Path:
     """A valid gallery file of `rows` random items for the model: unit rows, unit local maps (float16) of the
     model's shape, labels item-0000001..., sources the sha256 of the row number. Written a chunk at a time."""
     rng = np.random.default_rng(seed)
-    vectors = np.concatenate([quantize(_unit(rng.standard_normal((min(CHUNK_ROWS * 64, rows - s),
+    vectors = np.concatenate([quantize(unit_rows(rng.standard_normal((min(CHUNK_ROWS * 64, rows - s),
                                                                    metadata.embedding_dim), np.float32)), dtype)
                               for s in range(0, rows, CHUNK_ROWS * 64)])
     labels = [_label(i) for i in range(rows)]
@@ -162,7 +159,7 @@ def synthetic_gallery(path: Path, rows: int, metadata: ModelMetadata, dtype: str
             n = min(CHUNK_ROWS, rows - start)
             chunk = rng.random((n, *gallery.local_shape), np.float32)
             chunk -= 0.5
-            yield _unit(chunk).astype(gallery_file.LOCAL_DTYPE)
+            yield unit_rows(chunk).astype(gallery_file.LOCAL_DTYPE)
             advance(n)
 
     return gallery_file.write_streamed(path, gallery.header(), vectors, maps() if gallery.local_shape else None)

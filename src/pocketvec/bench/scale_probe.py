@@ -21,7 +21,7 @@ import numpy as np
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.matcher import Matcher
-from pocketvec.runtime.unit_norm import dequantize
+from pocketvec.runtime.unit_norm import dequantize, unit_rows
 
 QUERY_NOISE = 0.5  # noise / signal per value: a query near its row, not on it
 
@@ -36,20 +36,17 @@ def memory() -> dict[str, int]:
     return {"rss": peak, "peak": peak}
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
-
-
 def make_queries(gallery: Gallery, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
     """`count` query embeddings (and local maps) near random rows of the gallery."""
     rows = rng.integers(0, gallery.count, count)
     base = dequantize(gallery.vectors[rows])  # only these rows: a float copy of them all would cost memory
-    queries = _unit(base + QUERY_NOISE * rng.standard_normal(base.shape).astype(np.float32) / np.sqrt(base.shape[1]))
+    noise = rng.standard_normal(base.shape).astype(np.float32) / np.sqrt(base.shape[1])
+    queries = unit_rows(base + QUERY_NOISE * noise)
     if gallery.locals is None:
         return queries, None
     maps = gallery.locals[rows].astype(np.float32)
     noise = rng.standard_normal(maps.shape).astype(np.float32) / np.sqrt(maps.shape[2])
-    return queries, _unit(maps + QUERY_NOISE * noise)
+    return queries, unit_rows(maps + QUERY_NOISE * noise)
 
 
 def probe(path: Path, rerank: LocalRerank | None, queries: int, top_k: int, seed: int) -> dict:

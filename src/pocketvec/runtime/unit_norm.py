@@ -35,6 +35,11 @@ def dequantize(stored: np.ndarray) -> np.ndarray:
     return stored.astype(np.float32)
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each vector along the last axis scaled to unit length (a zero vector stays zero), as float32."""
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32, copy=False)
+
+
 def first_not_unit(vectors: np.ndarray, allow_zero: bool = False) -> tuple[int, str] | None:
     """(index, problem) of the first vector along the last axis (the others flattened, row-major) that is
     not a unit vector, or None when all are."""
