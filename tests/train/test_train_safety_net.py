@@ -20,6 +20,7 @@ from pocketvec.runtime.preprocess import PreprocessSpec, crops_from_name
 from pocketvec.train.budget import FINISH_EVALUATIONS, PROBE_STEPS, budget_evaluations, fit_steps, parse_budget
 from pocketvec.train.checkpoint import read_run_config
 from pocketvec.train.evaluate import QUERY_CROPS, evaluate, make_held_out, matcher_scores, query_crop_mode
+from pocketvec.train.keep_best import keeps
 from pocketvec.train.loop import Trainer
 from pocketvec.train.presets import preset_config
 
@@ -167,3 +168,23 @@ def test_cli_enrolls_within_a_budget_and_reports_the_safety_net(few_items: Path,
     assert saved["kept"]["verdict"] in said
     assert f"photos' crop: {saved['query_crop']['chosen']}" in said
     assert "decision recall (P ≥ 0.99)" in said
+
+
+def _evaluation(decision: float, recall: float, epoch: int, photos: int = 600) -> dict:
+    return {"decision_recall": decision, "recall_at_1": recall, "epoch": epoch, "photos": photos}
+
+
+def test_keeps_the_latest_of_equals_and_never_below_the_start() -> None:
+    start = _evaluation(0.300, 0.680, 0)
+    early = _evaluation(0.393, 0.710, 1)
+    assert keeps([start]) and keeps([start, early])
+    # one photo of 600 below the best decision recall, Recall@1 higher: the later weights are kept
+    assert keeps([start, early, _evaluation(0.392, 0.733, 2)])
+    # more than two photos below on either measure: the best stays
+    assert not keeps([start, early, _evaluation(0.385, 0.733, 2)])
+    assert not keeps([start, early, _evaluation(0.393, 0.700, 2)])
+    # within the noise of the best but below the start: never kept
+    high_start = _evaluation(0.400, 0.700, 0)
+    assert not keeps([high_start, _evaluation(0.399, 0.700, 1)])
+    # a history without photo counts (written before they were recorded) compares strictly
+    assert not keeps([start, early, {**_evaluation(0.392, 0.733, 2), "photos": 0}])

@@ -1,4 +1,5 @@
-"""The safety net of fine-tuning: score the weights that would ship, keep the best, never ship worse.
+"""The safety net of fine-tuning: score the weights that would ship, keep the best (of equals, the latest),
+never ship worse.
 
 Every held-out evaluation (pocketvec.train.evaluate: the gallery as `gallery build` makes it, validation
 photos with the query crop, the re-rank, decision recall first) scores a *shipped copy* of the model
@@ -17,6 +18,9 @@ from torch import nn
 from pocketvec.int8_grid import round_to_int8_grid
 from pocketvec.train.adapters import merge_adapters
 from pocketvec.train.evaluate import DECISION_PRECISION, score_key
+
+# Held-out results this many photos apart are within the safety net's noise (one photo in 600 is 0.0017).
+TIE_PHOTOS = 2
 
 
 def merged_copy(model: nn.Module) -> nn.Module:
@@ -49,9 +53,19 @@ def on_grid(merged: nn.Module, int8_grid: bool) -> nn.Module:
     return rounded
 
 
-def better(metrics: dict[str, Any], than: dict[str, Any]) -> bool:
-    """Held-out decision recall decides; Recall@1 breaks ties (pocketvec.train.evaluate.score_key)."""
-    return score_key(metrics) > score_key(than)
+def keeps(history: list[dict[str, Any]], tie_photos: int = TIE_PHOTOS) -> bool:
+    """Whether the newest held-out evaluation's weights (`history[-1]`) replace the kept ones. The start (the
+    first) is kept first; a later evaluation replaces the kept weights when it is not below the start
+    (pocketvec.train.evaluate.score_key: decision recall, then Recall@1) and neither its decision recall nor
+    its Recall@1 is more than `tie_photos` photos' worth below the best evaluation's so far: within the
+    measure's noise the weights trained longest are kept, and enrolment never ends below its start."""
+    newest, start = history[-1], history[0]
+    if len(history) == 1:
+        return True
+    best = max(history, key=score_key)
+    slack = tie_photos / newest["photos"] if newest.get("photos") else 0.0  # older histories: strict
+    return (score_key(newest) >= score_key(start) and newest["decision_recall"] >= best["decision_recall"] - slack
+            and newest["recall_at_1"] >= best["recall_at_1"] - slack)
 
 
 def describe(metrics: dict[str, Any], kept_epoch: float) -> str:

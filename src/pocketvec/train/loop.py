@@ -42,7 +42,7 @@ from pocketvec.train.evaluate import (
     make_held_out,
     query_crop_mode,
 )
-from pocketvec.train.keep_best import better, blend, describe, merged_copy, on_grid, verdict
+from pocketvec.train.keep_best import blend, describe, keeps, merged_copy, on_grid, verdict
 from pocketvec.train.local_scores import StepsWithClassViews
 from pocketvec.train.parts import (
     MEMORY_FORMAT,
@@ -248,9 +248,10 @@ class Trainer:
         return metrics
 
     def _record(self, metrics: dict[str, Any], merged: nn.Module) -> None:
-        """Add one held-out evaluation to the history; keep `merged` when it is the best so far."""
+        """Add one held-out evaluation to the history; keep `merged` when it is the best so far (of equals within
+        the held-out noise, the latest: pocketvec.train.keep_best.keeps)."""
         self.history.append(metrics)
-        if better(metrics, self.best):
+        if keeps(self.history):
             self.best = {**metrics}
             if merged is not self.kept:
                 self.kept.load_state_dict(merged.state_dict())  # type: ignore[union-attr]
