@@ -41,11 +41,13 @@ from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.gallery.update import save_merged
 from pocketvec.runtime.gallery.views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash
+from pocketvec.runtime.item_zoom import ItemZoom
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.printed_text import PhotoTexts, read_item_texts, text_verification
 from pocketvec.runtime.text_reader import DEFAULT_MODELS
 from pocketvec.runtime.text_verify import TextVerify
+from pocketvec.runtime.zoomed_photos import zoom_to_items
 
 ImageInput = str | Path | np.ndarray
 
@@ -84,8 +86,10 @@ class Recognizer:
     def __init__(self, model: str | Path, gallery: str | Path | None = None, *, dtype: str = "float32",
                  engine: str = "auto", threads: int | None = None, views: GalleryViews | None = None,
                  text: bool | None = None, text_models: str = DEFAULT_MODELS,
-                 text_verify: TextVerify | None = None) -> None:
+                 text_verify: TextVerify | None = None, item_zoom: ItemZoom | bool = False) -> None:
         self.engine = open_engine(model, engine, threads)
+        # photos embedded again from their item's region (pocketvec.runtime.item_zoom); True: the default settings
+        self.item_zoom = ItemZoom() if item_zoom is True else item_zoom or None
         self.views = views or GalleryViews()  # how enrolled images become gallery rows
         meta = self.engine.metadata
         self.gallery_path = Path(gallery) if gallery is not None else None
@@ -130,6 +134,7 @@ class Recognizer:
         if not len(images):
             return []
         found = self.engine.embed_all(list(images), progress=progress, query=True)
+        found = zoom_to_items(self.engine, self.gallery, found, list(images), self.item_zoom)
         matches = self._get_matcher().match_embedded(found, top_k, self._photo_texts(images))
         return [Recognition.from_match(m) for m in matches]
 
@@ -163,6 +168,7 @@ class Recognizer:
         """Choose the accept rule on labelled photos (folder per label or CSV; labels not enrolled are
         distractors) and keep it in the gallery (saved by `save()`)."""
         found = embed_labelled(self.engine, photos, progress=progress, layout=query_layout(photos), query=True)
+        found = zoom_to_items(self.engine, self.gallery, found, found.paths, self.item_zoom)
         similarity = scores(self.gallery, found.embeddings, found.locals, self.engine.metadata.local_rerank,
                             self._photo_texts(found.paths))
         result = calibrate(similarity, found.labels, self.gallery.labels, target_precision)

@@ -14,6 +14,10 @@ READ_TEXT = typer.Option(None, "--text/--no-text",
                               "look-alikes whose texts differ are then told apart by reading the photo. Default: "
                               "read when the OCR models are installed (pip install 'pocketvec\\[text]').")
 
+ITEM_ZOOM = typer.Option(False, "--item-zoom",
+                         help="Zoom to the item: embed each photo again from the item's region, located by the local "
+                              "maps (a model with a local re-rank). Calibrate with the same flag you match with.")
+
 
 def not_built(command: str, issue: str) -> None:
     raise NotBuiltYet(f"`pocketvec {command}` is not built yet ({issue}).")

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from pocketvec.cli import choices
-from pocketvec.cli._common import TEXT
+from pocketvec.cli._common import ITEM_ZOOM, TEXT
 
 
 def eval_command(
@@ -21,6 +21,7 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     sweep: bool = typer.Option(False, "--sweep", help="Also print the pair-level threshold sweep."),
     text: bool | None = TEXT,
+    item_zoom: bool = ITEM_ZOOM,
     engine: str = choices.option("auto", "--engine", what="engine", choices=choices.ENGINES),
     threads: int | None = typer.Option(None, "--threads", help="Inference threads."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per inference batch."),
@@ -31,12 +32,14 @@ def eval_command(
     """
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.evaluation import evaluate
+    from pocketvec.runtime.item_zoom import ItemZoom
 
     from .output import settings
     from .runtime_tables import console, print_eval, report_problems, sweep_table
 
     report = evaluate(open_engine(model, engine, threads), gallery, queries, batch_size,
-                      progress=settings.progress and not as_json, text=text)
+                      progress=settings.progress and not as_json, text=text,
+                      item_zoom=ItemZoom() if item_zoom else None)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         return
@@ -59,6 +62,7 @@ def calibrate(
     dry_run: bool = typer.Option(False, "--dry-run", help="Report only; change no file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     text: bool | None = TEXT,
+    item_zoom: bool = ITEM_ZOOM,
     engine: str = choices.option("auto", "--engine", what="engine", choices=choices.ENGINES),
     threads: int | None = typer.Option(None, "--threads", help="Inference threads."),
 ) -> None:
@@ -72,9 +76,11 @@ def calibrate(
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import embed_labelled, open_gallery, query_layout
     from pocketvec.runtime.gallery.update import update_gallery
+    from pocketvec.runtime.item_zoom import ItemZoom
     from pocketvec.runtime.matcher import scores
     from pocketvec.runtime.model_files import write_accept_rule
     from pocketvec.runtime.printed_text import photo_texts
+    from pocketvec.runtime.zoomed_photos import zoom_to_items
 
     from .output import safe, settings
     from .runtime_tables import console, print_calibration, report_problems
@@ -86,6 +92,7 @@ def calibrate(
     gallery = open_gallery(runner, gallery_path)
     found = embed_labelled(runner, queries, progress=settings.progress and not as_json, layout=query_layout(queries),
                            query=True)
+    found = zoom_to_items(runner, gallery, found, found.paths, ItemZoom() if item_zoom else None)
     if not as_json:
         report_problems(found.failures)
     similarity = scores(gallery, found.embeddings, found.locals, runner.metadata.local_rerank,

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pocketvec.cli import choices, ranged
-from pocketvec.cli._common import TEXT
+from pocketvec.cli._common import ITEM_ZOOM, TEXT
 
 
 def match(
@@ -21,6 +21,7 @@ def match(
                                          help="Override the gallery's accept margin."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     text: bool | None = TEXT,
+    item_zoom: bool = ITEM_ZOOM,
     engine: str = choices.option("auto", "--engine", what="engine", choices=choices.ENGINES),
     threads: int | None = typer.Option(None, "--threads", help="Inference threads."),
 ) -> None:
@@ -30,8 +31,10 @@ def match(
 
     from pocketvec.runtime.engines import open_engine
     from pocketvec.runtime.enroll import open_gallery
+    from pocketvec.runtime.item_zoom import ItemZoom
     from pocketvec.runtime.matcher import Matcher, resolve_rule, uncalibrated_note
     from pocketvec.runtime.printed_text import photo_texts
+    from pocketvec.runtime.zoomed_photos import zoom_to_items
 
     from .output import err_console, safe
     from .runtime_tables import console, match_table, report_problems
@@ -46,6 +49,7 @@ def match(
     rule = dataclasses.replace(base, **overrides)
     matcher = Matcher.for_model(runner.metadata, gallery, rule)
     result = runner.embed_files(images, query=True)
+    result = zoom_to_items(runner, gallery, result, result.paths, ItemZoom() if item_zoom else None)
     texts = photo_texts(gallery, result.paths, text)
     matches = matcher.match_embedded(result, top_k, texts) if len(result.paths) else []
     if as_json:

@@ -17,10 +17,12 @@ from pocketvec.errors import DatasetError
 from pocketvec.runtime.accept_rule import accepts
 from pocketvec.runtime.engines import Engine
 from pocketvec.runtime.enroll import LabelledEmbeddings, build_gallery, embed_labelled, open_gallery, query_layout
+from pocketvec.runtime.item_zoom import ItemZoom
 from pocketvec.runtime.matcher import resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.metrics import SweepRow, best_f1, best_two, pair_sweep, recall_at_k, tpr_at_fpr
 from pocketvec.runtime.printed_text import photo_texts, wanted_models
+from pocketvec.runtime.zoomed_photos import zoom_to_items
 
 FPRS = (1e-3, 1e-4)
 GALLERY_SUFFIX = ".pvg"
@@ -92,9 +94,10 @@ class EvalReport:
 
 
 def evaluate(engine: Engine, gallery: str | Path, queries: str | Path, batch_size: int = 32,
-             progress: bool = False, text: bool | None = None) -> EvalReport:
+             progress: bool = False, text: bool | None = None, item_zoom: ItemZoom | None = None) -> EvalReport:
     """`gallery`: a .pvg file made by this model, or a labelled image folder / CSV to enroll now (its items'
-    text read with `text`). `text`: text verification (None: where the gallery keeps texts)."""
+    text read with `text`). `text`: text verification (None: where the gallery keeps texts); `item_zoom`: the
+    photos zoomed to their item (pocketvec.runtime.item_zoom) before matching."""
     gallery = Path(gallery)
     failures = []
     if gallery.suffix.lower() == GALLERY_SUFFIX and not gallery.is_dir():
@@ -106,6 +109,7 @@ def evaluate(engine: Engine, gallery: str | Path, queries: str | Path, batch_siz
         failures += report.failures
         rule, source = resolve_rule(None, engine.metadata.accept_rule)
     found = embed_labelled(engine, queries, batch_size, progress, query_layout(queries), query=True)
+    found = zoom_to_items(engine, stored, found, found.paths, item_zoom)
     failures += found.failures
     if not len(found.labels):
         raise DatasetError(f"{queries}: nothing to evaluate: no query photo could be loaded")

@@ -163,6 +163,20 @@ class Matcher:
         for a model with a local re-rank, its local maps."""
         return self.match(found.embeddings, top_k, found.locals, photo_texts)
 
+    def candidate_rows(self, queries: np.ndarray, query_locals: np.ndarray | None = None) -> list[np.ndarray]:
+        """Per query, the best row of each label still in the running after the re-rank (the image scores, no
+        text), best first: the candidates whose maps locate the item (pocketvec.runtime.zoomed_photos)."""
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        self.scorer.check(query_locals)
+        needed = self._needed(2, None, TextVerify())
+        out = []
+        for q, (rows, cosines) in enumerate(self.candidates(queries, needed)):
+            maps = None if query_locals is None else query_locals[q : q + 1]
+            scored = self.scorer.rescored(cosines[None], rows, maps, None, TextVerify())[0]
+            best = top_label_rows(scored, self.scorer.row_label[rows], needed)
+            out.append(rows[best[scored[best] > -np.inf]])
+        return out
+
     def _needed(self, shown: int, photo_texts: PhotoTexts | None, settings: TextVerify) -> int:
         """How many labels, best by cosine, the answer is drawn from: the re-rank's top_k (the only rows it
         leaves in the running); without it, the labels shown, plus the text verification's candidates (which

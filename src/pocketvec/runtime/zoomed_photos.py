@@ -1,0 +1,80 @@
+"""Photos embedded again from their item's region (pocketvec.runtime.item_zoom), between embedding and matching:
+every runtime path that answers photos with zoom on (`Recognizer(item_zoom=...)`'s match and calibrate,
+`pocketvec match`, `eval` and `calibrate` with `--item-zoom`) calls `zoom_to_items` on what the engine embedded,
+so the rule is calibrated on the scores it is applied to."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from pocketvec.errors import ImageLoadError
+from pocketvec.runtime.engines.base import Engine, ImageLike
+from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.image_bounds import check_bounds
+from pocketvec.runtime.images import load_image
+from pocketvec.runtime.item_zoom import ItemZoom, item_corners, item_region
+from pocketvec.runtime.matcher import Matcher
+from pocketvec.runtime.preprocess import PreprocessSpec
+
+__all__ = ["zoom_to_items"]
+
+CHUNK = 32  # photos held decoded at once
+Found = TypeVar("Found")  # an EmbedResult or LabelledEmbeddings: embeddings, locals and the rest kept
+
+
+def _takes(spec: PreprocessSpec, region: np.ndarray) -> bool:
+    """Whether the model takes the region (its shape within the bounds every image is held to); else the
+    photo keeps its first pass."""
+    try:
+        for crop_spec in spec.query_specs():
+            check_bounds(region.shape[1], region.shape[0], crop_spec, "<item region>")
+    except ImageLoadError:
+        return False
+    return True
+
+
+def item_regions(engine: Engine, matcher: Matcher, found: Found, arrays: Sequence[np.ndarray], zoom: ItemZoom
+                 ) -> list[tuple[int, int, int, int] | None]:
+    """Per photo (`arrays`, RGB, as embedded in `found`), its item's pixel region (top, left, bottom, right) or
+    None: from the first pass's map and its re-rank candidates' rows in `matcher`'s gallery
+    (pocketvec.runtime.item_zoom)."""
+    spec, rerank = engine.metadata.preprocess, engine.metadata.local_rerank
+    side = math.isqrt(rerank.locations)  # type: ignore[union-attr]
+    corners = item_corners(spec.crop_mode, side)
+    maps = found.locals  # type: ignore[attr-defined]
+    candidates = matcher.candidate_rows(found.embeddings, maps)  # type: ignore[attr-defined]
+    return [item_region(maps[q, : side * side], [matcher.gallery.locals[r] for r in rows], [corners] * len(rows),
+                        spec.query_crops[0], *array.shape[:2], zoom)
+            for q, (array, rows) in enumerate(zip(arrays, candidates, strict=True))]
+
+
+def zoom_to_items(engine: Engine, gallery: Gallery, found: Found, images: Sequence[ImageLike],
+                  zoom: ItemZoom | None) -> Found:
+    """`found` (the photos `images` embedded with query=True, row for row) with each photo whose item region is
+    found embedded again from that region; unchanged when `zoom` is None or the model has no local re-rank."""
+    embeddings, maps = found.embeddings, found.locals  # type: ignore[attr-defined]
+    if zoom is None or maps is None or not len(embeddings) or gallery.count == 0:
+        return found
+    spec, matcher = engine.metadata.preprocess, Matcher.for_model(engine.metadata, gallery)
+    embeddings, maps = embeddings.copy(), maps.copy()
+    for start in range(0, len(embeddings), CHUNK):
+        part = range(start, min(start + CHUNK, len(embeddings)))
+        arrays = [load_image(images[q]) if isinstance(images[q], (str, Path)) else np.asarray(images[q]) for q in part]
+        chunk = replace(found, embeddings=embeddings[part.start : part.stop], locals=maps[part.start : part.stop])
+        kept = []  # (photo, its item's region)
+        for q, array, region in zip(part, arrays, item_regions(engine, matcher, chunk, arrays, zoom), strict=True):
+            if region is not None:
+                top, left, bottom, right = region
+                crop = np.ascontiguousarray(array[top:bottom, left:right])
+                kept += [(q, crop)] if _takes(spec, crop) else []
+        if kept:
+            second = engine.embed_all([crop for _, crop in kept], query=True)
+            rows = [q for q, _ in kept]
+            embeddings[rows], maps[rows] = second.embeddings, second.locals
+    return replace(found, embeddings=embeddings, locals=maps)  # type: ignore[type-var]
