@@ -34,6 +34,7 @@ from pocketvec.runtime.enroll import (
     embed_labelled,
     enroll,
     gallery_text_models,
+    item_boxes,
     open_gallery,
     query_layout,
 )
@@ -82,7 +83,8 @@ class Recognizer:
     recognizer then starts empty, and `save()` creates it."""
 
     def __init__(self, model: str | Path, gallery: str | Path | None = None, *, dtype: str = "float32",
-                 engine: str = "auto", threads: int | None = None, views: GalleryViews | None = None,
+                 local_maps: str | None = None, engine: str = "auto", threads: int | None = None,
+                 views: GalleryViews | None = None,
                  text: bool | None = None, text_models: str = DEFAULT_MODELS,
                  text_verify: TextVerify | None = None) -> None:
         self.engine = open_engine(model, engine, threads)
@@ -92,7 +94,7 @@ class Recognizer:
         if self.gallery_path is not None and self.gallery_path.exists():
             self.gallery = open_gallery(self.engine, self.gallery_path)
         else:
-            self.gallery = Gallery.for_model(meta, dtype)
+            self.gallery = Gallery.for_model(meta, dtype, local_maps=local_maps)
         self.text_models = text_verification(self.gallery, text, text_models)  # None: no text verification
         self.text_verify = text_verify or TextVerify()
         self._matcher: Matcher | None = None
@@ -154,7 +156,7 @@ class Recognizer:
             models = gallery_text_models(self.gallery, self.text_models)
             texts = None if models is None else read_item_texts(batch, models)
             added = self.gallery.add(rows, [label] * len(batch), sources, found.locals, self.engine.metadata,
-                                     texts, models)
+                                     texts, models, item_boxes(self.engine, found))
             report = EnrollReport(added.added, added.skipped)
         self._matcher = None
         return report
