@@ -79,11 +79,12 @@ class LocalCodebook:
         return self.centroids.shape[0]
 
     def encode(self, vectors: np.ndarray) -> np.ndarray:
-        """(N, channels) unit vectors -> (N, subvectors) uint8 codes: each rotated piece's nearest centroid."""
-        rotated = np.asarray(vectors, np.float32) @ self.rotation.astype(np.float32)
+        """(N, channels) unit vectors -> (N, subvectors) uint8 codes: each rotated piece's nearest centroid (in
+        float64, as the sample app)."""
+        rotated = np.asarray(vectors, np.float64) @ self.rotation.astype(np.float64)
         m, _, step = self.centroids.shape
         codes = np.empty((len(rotated), m), np.uint8)
-        for j, centroids in enumerate(self.centroids.astype(np.float32)):
+        for j, centroids in enumerate(self.centroids.astype(np.float64)):
             piece = rotated[:, j * step : (j + 1) * step]
             distances = (centroids**2).sum(axis=1) - 2 * piece @ centroids.T  # ||piece||^2 is the same for all
             codes[:, j] = distances.argmin(axis=1)

@@ -76,11 +76,14 @@ def encode_parts(header: dict[str, Any], vectors: np.ndarray, maps: Rows | Coded
 
 def write_streamed(path: str | Path, header: dict[str, Any], vectors: np.ndarray,
                    map_chunks: Iterable[np.ndarray] | None = None) -> Path:
-    """Write a current-version file whose full local maps arrive a chunk of rows at a time (made on the fly, never held
-    whole), atomically; maps for another number of rows than the header counts are refused."""
+    """Write a current-version file whose local maps arrive a chunk at a time (made on the fly, never held whole:
+    full maps as rows of float16, compact ones as the boxes then the codes, uint8), atomically; maps of another size
+    than the header gives are refused."""
     shape = header.get("local_shape")
     map_bytes = header["count"] * int(np.prod(shape)) * LOCAL_DTYPE.itemsize if map_chunks is not None and shape \
         else 0
+    if map_chunks is not None and "local_codes" in header:
+        map_bytes = header["count"] * BOX_BYTES + header["coded_locations"] * header["local_codes"]["subvectors"]
     return write_atomic(path, _encoded(header, vectors, map_chunks or (), map_bytes, str(path)))
 
 
