@@ -105,7 +105,9 @@ class Decoder:
         return len(self.maps)
 
     def __getitem__(self, ids) -> list[np.ndarray]:
-        return [self.codebook.decode(self.maps.row(i)[1]) for i in np.atleast_1d(np.asarray(ids, np.int64))]
+        codes = [self.maps.row(i)[1] for i in np.atleast_1d(np.asarray(ids, np.int64))]
+        decoded = self.codebook.decode(np.concatenate(codes)) if codes else np.zeros((0, self.codebook.channels))
+        return np.split(decoded, np.cumsum([len(c) for c in codes])[:-1])  # all rows at once: one product
 
 
 def encode_maps(maps: np.ndarray, boxes: np.ndarray, codebook: LocalCodebook) -> tuple[np.ndarray, np.ndarray]:
