@@ -80,7 +80,8 @@ class Recognition:
 
 class Recognizer:
     """An exported model and its gallery. `gallery` may name a file that does not exist yet: the
-    recognizer then starts empty, and `save()` creates it."""
+    recognizer then starts empty, and `save()` creates it, with `dtype` rows and `local_maps` full or compact
+    (None: compact for int8 when the model carries a local codebook, runtime.gallery.store.resolve_local_maps)."""
 
     def __init__(self, model: str | Path, gallery: str | Path | None = None, *, dtype: str = "float32",
                  local_maps: str | None = None, engine: str = "auto", threads: int | None = None,

@@ -231,3 +231,18 @@ def test_rerank_with_compact_rows_of_every_location_uncoded_is_todays_score() ->
 
     assert np.array_equal(rerank(cosines, np.arange(6), photos, Listed(), config),
                           rerank(cosines, np.arange(6), photos, maps, config))
+
+
+def test_recognizer_enrols_int8_rows_compact_and_saves_them(models: dict[str, Path], item_paths: list[Path],
+                                                            tmp_path: Path) -> None:
+    from pocketvec.recognizer import Recognizer
+
+    path = tmp_path / "r.pvg"
+    recognizer = Recognizer(models["coded"], path, dtype="int8", views=None, text=False)
+    for item in item_paths[:3]:
+        assert recognizer.enroll(item, label=item.stem).added == 1
+    recognizer.save()
+    again = Recognizer(models["coded"], path, text=False)
+    assert again.gallery.compact and again.gallery.count == 3
+    assert again.match(item_paths[1]).top[0].label == item_paths[1].stem
+    assert not Recognizer(models["coded"], dtype="int8", local_maps="full", text=False).gallery.compact

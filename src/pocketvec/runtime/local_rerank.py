@@ -1,7 +1,9 @@
 """The local re-rank: the best few labels by cosine, re-scored by how well each one's local marks are found.
 
 A model exported with a local re-rank has a second output, `local`: the backbone's stride-16 feature map
-as (locations, channels), each location L2-normalised. A gallery row keeps its item's map. For one photo,
+as (locations, channels), each location L2-normalised. A gallery row keeps its item's map: every location, or
+(a compact gallery, runtime/gallery/coded.py) its content box's checkerboard, coded, decoded for scoring; a row
+is scored over the locations it keeps. For one photo,
 the `top_k` best labels by cosine (each label's best row) are re-scored
 
     score = cosine - weight x (best local - local)
