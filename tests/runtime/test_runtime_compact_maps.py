@@ -246,3 +246,22 @@ def test_recognizer_enrols_int8_rows_compact_and_saves_them(models: dict[str, Pa
     assert again.gallery.compact and again.gallery.count == 3
     assert again.match(item_paths[1]).top[0].label == item_paths[1].stem
     assert not Recognizer(models["coded"], dtype="int8", local_maps="full", text=False).gallery.compact
+
+
+def test_the_shipped_base_int8_gallery_of_real_items_is_at_most_2_kb_an_item(tmp_path: Path,
+                                                                             item_paths: list[Path]) -> None:
+    """The shipped base exported as int8 carries its codebook; `gallery build --dtype int8` of the 24 demo items
+    (pages and flags, letterboxed) writes compact maps: at most 2 KiB an item, header and checksum included."""
+    from pocketvec.export.onnx_export import export_onnx
+    from pocketvec.runtime.gallery.views import GalleryViews
+    from pocketvec.train.student import base_run_dir
+
+    engine = open_engine(export_onnx(base_run_dir(), tmp_path / "base-int8.onnx", quantize="int8"))
+    assert engine.metadata.local_rerank.codebook == read_codebook(base_run_dir())
+    items = item_paths[0].parent
+    gallery, _ = build_gallery(engine, items, "int8", views=GalleryViews(count=0))
+    path = gallery.save(tmp_path / "base.pvg")
+    assert gallery.compact and gallery.count == len(item_paths)
+    assert path.stat().st_size / gallery.count <= 2048
+    full, _ = build_gallery(engine, items, "int8", views=GalleryViews(count=0), local_maps="full")
+    assert full.save(tmp_path / "full.pvg").stat().st_size > 20 * path.stat().st_size
