@@ -46,15 +46,16 @@ from PIL import Image
 
 from pocketvec.bench.measure import decision_operating_point
 from pocketvec.runtime.calibration import calibrate
+from pocketvec.runtime.content_box import BOX_BYTES, content_box, map_side
 from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.gallery.views import GalleryViews, blend_views, view_photos
 from pocketvec.runtime.images import content_hash, load_image
-from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank, top_label_rows
+from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
 from pocketvec.runtime.metrics import recall_at_k
+from pocketvec.runtime.preprocess import PreprocessSpec
 
 CATALOGUE = 255  # items sharing a per-gallery codebook (the issue's catalogue)
 NEIGHBOURS = 5  # gallery neighbours a `distinct-K` location is compared with
-CELL = 16  # input pixels per map location (stride 16)
 UNCODED = ("", "f16", "int8")  # codecs without a codebook
 FIT_SHARE = 0.9  # of the codebook's data, with --seeds
 
@@ -108,21 +109,18 @@ def pca_basis(maps: np.ndarray, d: int) -> np.ndarray:
     return vt[:d].T.astype(np.float32)
 
 
-def content_cells(paths: list[Path], input_size: int) -> np.ndarray:
-    """(N, side * side) bool: the map locations whose 16 x 16 cell holds some of the item once `scale_fit`
-    letterboxes it (the same geometry as preprocess; only the image size is read)."""
-    side = input_size // CELL
-    edges = np.arange(side) * CELL
+def content_cells(paths: list[Path], spec: PreprocessSpec, locations: int) -> np.ndarray:
+    """(N, locations) bool: the map locations whose cell holds some of the item once the item crop places it
+    (the product's content box, runtime/content_box.py; only the image size is read)."""
     keep = []
     for path in paths:
         with Image.open(path) as image:
             w, h = image.size
-        ratio = input_size / max(h, w)
-        new_w, new_h = min(input_size, math.floor(w * ratio + 0.5)), min(input_size, math.floor(h * ratio + 0.5))
-        top, left = (input_size - new_h) // 2, (input_size - new_w) // 2
-        rows = (edges + CELL > top) & (edges < top + new_h)
-        cols = (edges + CELL > left) & (edges < left + new_w)
-        keep.append(np.outer(rows, cols).ravel())
+        top, left, rows, cols = content_box(h, w, spec, locations)
+        side = map_side(locations)
+        mask = np.zeros((side, side), dtype=bool)
+        mask[top : top + rows, left : left + cols] = True
+        keep.append(mask.ravel())
     return np.stack(keep)
 
 
@@ -146,10 +144,10 @@ def selected(name: str, maps: np.ndarray, content: np.ndarray, rows: np.ndarray)
     if name == "all":
         return np.ones_like(content), 0
     if name == "content":
-        return content, 4
-    if name == "checker":
+        return content, BOX_BYTES
+    if name == "checker":  # the product's compact rows (runtime/content_box.py)
         r, c = np.divmod(np.arange(side * side), side)
-        return content & ((r + c) % 2 == 0), 4
+        return content & ((r + c) % 2 == 0), BOX_BYTES
     if match := re.fullmatch(r"distinct-(\d+)", name):
         return least_matched(maps, content, rows, int(match[1])), math.ceil(side * side / 8)
     raise SystemExit(f"unknown selection {name!r}: all, content, checker or distinct-K")
@@ -204,35 +202,16 @@ def contiguous(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def local_similarity_over(query: np.ndarray, candidates: np.ndarray, stored: np.ndarray,
-                          config: LocalRerank) -> np.ndarray:
-    """The runtime's `local_similarity` with each candidate scored over its stored locations only:
-    `stored` (K, P) bool. With every location stored it is the runtime's score."""
-    cosines = np.einsum("pc,kqc->kqp", query.astype(np.float32), candidates.astype(np.float32))
-    best_in_photo = cosines.max(axis=2)
-    count = stored.sum(axis=1)
-    found = np.where(stored, best_in_photo, 0).sum(axis=1) / count
-    if config.worst_fraction > 0:
-        worst = np.maximum(1, (config.worst_fraction * count).astype(int))
-        ranked = np.sort(np.where(stored, best_in_photo, np.inf), axis=1)
-        found = 0.5 * (found + np.array([r[:n].mean() for r, n in zip(ranked, worst, strict=True)]))
-    if config.photo_weight == 0:
-        return found
-    best_in_row = np.where(stored[:, :, None], cosines, -np.inf).max(axis=1)
-    on_item = best_in_row.max(axis=0) > config.photo_threshold
-    explained = best_in_row[:, on_item].mean(axis=1) if on_item.any() else np.zeros_like(found)
-    return (1 - config.photo_weight) * found + config.photo_weight * explained
-
-
 def rerank_over(similarity: np.ndarray, row_label: np.ndarray, query_locals: np.ndarray,
                 gallery_locals: np.ndarray, stored: np.ndarray, config: LocalRerank) -> np.ndarray:
-    """The runtime's `rerank` with each gallery row scored over its stored locations (`stored` (R, P))."""
-    out = np.full(similarity.shape, -np.inf, dtype=np.float32)
-    for q, scores in enumerate(similarity):
-        rows = top_label_rows(scores, row_label, config.top_k)
-        local = local_similarity_over(query_locals[q], gallery_locals[rows], stored[rows], config)
-        out[q, rows] = scores[rows] - config.weight * (local.max() - local)
-    return out
+    """The runtime's `rerank` with each gallery row scored over its stored locations (`stored` (R, P)): the rows
+    as a compact gallery's decoder gives them, each of its own length."""
+
+    class StoredRows:
+        def __getitem__(self, ids: np.ndarray) -> list[np.ndarray]:
+            return [gallery_locals[i][stored[i]] for i in np.atleast_1d(ids)]
+
+    return rerank(similarity, row_label, query_locals, StoredRows(), config)
 
 
 def compact_variant(spec: str, source: str, scored: dict[str, np.ndarray], content: np.ndarray,
@@ -317,8 +296,9 @@ def main() -> None:
             similarity = rerank(cosines, ids, scored["photo_maps"], decoded, replace(config, weight=weight))
             rows.append(row(f"196 locations, PQ {m} x 8 bits, re-rank weight {weight:g}", similarity,
                             scored["item_maps"].shape[1] * m))
-    size = engine.metadata.preprocess.input_size
-    content, fit_content = content_cells(paths, size), content_cells(gallery_items(args.fit)[0], size)
+    spec, locations = engine.metadata.preprocess, config.locations
+    content = content_cells(paths, spec, locations)
+    fit_content = content_cells(gallery_items(args.fit)[0], spec, locations)
     for spec in args.compact:
         coded = spec.partition(":")[2] not in UNCODED
         for source in args.codebooks if coded else args.codebooks[:1]:

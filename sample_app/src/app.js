@@ -4,6 +4,7 @@
 import { Camera } from "./camera.js";
 import { decodeImage, sha256Hex, toImageData } from "./decode.js";
 import { answer, DEFAULT_RULE, Gallery, score3 } from "./gallery.js";
+import { contentBox } from "./local_codes.js";
 import { Model } from "./model.js";
 import { loadStored, saveStored } from "./store.js";
 import { ITEM_DETECT_SIDE, PHOTO_DETECT_SIDE, TextReader } from "./text_reader.js";
@@ -70,9 +71,12 @@ async function loadGallery(model) {
   const rerank = model.meta.local_rerank ?? null;
   const gallery = new Gallery(spaceId, model.meta.embedding_dim, stored?.acceptRule ?? model.meta.accept_rule ?? null, rerank);
   gallery.textReader = stored?.textReader ?? null;
-  // rows stored for an export of the same weights with (or without) local maps do not fit this one
+  // rows stored for an export of the same weights with (or without) local maps, or coded with another codebook,
+  // do not fit this one
   const size = rerank ? rerank.locations * rerank.channels : 0;
-  for (const r of stored?.rows || []) if ((r.local?.length ?? 0) === size) gallery.rows.push(r);
+  const compact = stored?.codes && stored.codes.digest === rerank?.codebook?.digest;
+  gallery.codes = compact ? stored.codes : null;
+  for (const r of stored?.rows || []) if (compact ? r.codes : !stored?.codes && (r.local?.length ?? 0) === size) gallery.rows.push(r);
   gallery.seededFrom = stored?.seededFrom ?? null;
   return gallery;
 }
@@ -239,7 +243,9 @@ function wire(camera) {
       const asItem = crops.length === 1 && crops[0] === state.model.spec.crop_mode;
       const row = asItem ? photo : await state.model.embed(photo.img);
       const text = await itemText(photo);
-      const out = state.gallery.add(label, photo.source, row.embedding, makeThumbnail(photo.img), row.local, text);
+      const rerank = state.model.meta.local_rerank ?? null; // a compact gallery codes the item's content box
+      const box = rerank ? contentBox(photo.img.height, photo.img.width, state.model.spec, rerank.locations) : null;
+      const out = state.gallery.add(label, photo.source, row.embedding, makeThumbnail(photo.img), row.local, text, box);
       if (out.added) {
         await saveStored(state.gallery);
         $("label-input").value = "";

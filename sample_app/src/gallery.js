@@ -1,9 +1,11 @@
 // The on-device gallery: labelled unit embeddings tied to one model's embedding space, and the
 // matcher (label-level top-k, accept / unknown), the same rule as the Python runtime; for a model
 // with a local re-rank, each row keeps its local map and the best labels are re-ranked by it
-// (pocketvec.runtime.local_rerank).
+// (pocketvec.runtime.local_rerank). A compact gallery's rows keep their content box and its checkerboard's
+// codes (local_codes.js), decoded once: each row is scored over its own locations.
 
 import { decodeGallery, encodeGallery, GalleryFileError, toHalfPrecision } from "./gallery_file.js";
+import { BOX_BYTES, checkerCount, decodeRow, encodeRow } from "./local_codes.js";
 
 
 // As pocketvec.runtime.matcher: the rule used when neither the gallery nor the model carries one.
@@ -78,7 +80,9 @@ export class Gallery {
     this.dim = dim;
     this.acceptRule = acceptRule;
     this.rerank = rerank;
-    this.rows = []; // {label, source, embedding: Float32Array, local?: Float32Array, thumb?: data URL}
+    // {label, source, embedding: Float32Array, local?: Float32Array, box?: [4], codes?: Uint8Array, thumb?: data URL}
+    this.rows = [];
+    this.codes = null; // compact local maps: {digest, subvectors} of the codebook that coded them (a file's local_codes)
     this.seededFrom = null; // checksum of the served gallery file this one started from
     this.modelDigest = null; // the weights digest of the model that built the rows (a file's model_digest), or null
     this.textReader = null; // the OCR models that read the rows' printed text (a file's text_reader), or null
@@ -99,10 +103,10 @@ export class Gallery {
     return new Map([...rows].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
-  /** Enroll one row (with its local map, kept at float16 as the file stores it, when the model re-ranks; with
-   * its printed text, read from the image, when the gallery keeps texts); the same image (sha256) twice is
-   * refused with the reason. */
-  add(label, source, embedding, thumb = null, local = null, text = null) {
+  /** Enroll one row (with its local map, kept at float16 as the file stores it, when the model re-ranks, or in
+   * a compact gallery coded over its content `box` (local_codes.js contentBox); with its printed text, read from
+   * the image, when the gallery keeps texts); the same image (sha256) twice is refused with the reason. */
+  add(label, source, embedding, thumb = null, local = null, text = null, box = null) {
     label = (label || "").trim();
     if (!label) throw new GalleryFileError("enroll: the label is empty");
     if (this.textReader && typeof text !== "string") {
@@ -119,7 +123,13 @@ export class Gallery {
     if (known) {
       return { added: false, reason: known.label === label ? `already enrolled as "${label}"` : `the same image is already enrolled as "${known.label}"` };
     }
-    const row = { label, source, embedding: Float32Array.from(embedding), ...(shape ? { local: toHalfPrecision(local) } : {}),
+    let maps = shape ? { local: toHalfPrecision(local) } : {};
+    if (this.codes) {
+      if (box?.length !== BOX_BYTES) throw new GalleryFileError("enroll: a compact gallery needs the item's content box");
+      const codes = encodeRow(local, box, this.rerank.codebook);
+      maps = { box: Array.from(box), codes, local: decodeRow(codes, this.rerank.codebook) };
+    }
+    const row = { label, source, embedding: Float32Array.from(embedding), ...maps,
       ...(thumb ? { thumb } : {}), ...(this.textReader ? { text } : {}) };
     this.rows.push(row);
     return { added: true, row };
@@ -169,6 +179,12 @@ export class Gallery {
     };
     const shape = this.localShape;
     if (!shape) return encodeGallery(header, vectors);
+    if (this.codes) {
+      const boxes = Uint8Array.from(this.rows.flatMap((r) => r.box)), codes = new Uint8Array(this.rows.reduce((n, r) => n + r.codes.length, 0));
+      this.rows.reduce((at, r) => (codes.set(r.codes, at), at + r.codes.length), 0);
+      const coded = codes.length / this.codes.subvectors;
+      return encodeGallery({ ...header, local_shape: shape, local_codes: this.codes, coded_locations: coded }, vectors, null, { boxes, codes });
+    }
     const size = shape[0] * shape[1], locals = new Float32Array(this.count * size);
     this.rows.forEach((r, i) => locals.set(r.local, i * size));
     return encodeGallery({ ...header, local_shape: shape }, vectors, locals);
@@ -180,7 +196,7 @@ export class Gallery {
    * export of the same run (its model_digest is not `digest`, the model's weights_digest) is used, with one
    * console line, as pocketvec.runtime.enroll.open_gallery. */
   static async fromFile(buffer, source, spaceId, dim, rerank = undefined, digest = undefined) {
-    const { header, vectors, locals, checksum } = await decodeGallery(buffer, source);
+    const { header, vectors, locals, coded, checksum } = await decodeGallery(buffer, source);
     if (spaceId !== undefined && header.embedding_space_id !== spaceId) {
       throw new GalleryFileError(`${source} was made by another model (embedding space ${header.embedding_space_id}, `
         + `this model is ${spaceId}); rebuild it with this model`);
@@ -195,7 +211,14 @@ export class Gallery {
       throw new GalleryFileError(`${source} holds ${has}, the model makes ${wants}; rebuild it with this model`);
     }
     const settings = fileShape ? { ...(rerank || {}), locations: fileShape[0], channels: fileShape[1] } : null;
+    const codebook = rerank?.codebook ?? null;
+    if (coded && codebook?.digest !== header.local_codes.digest) {
+      const short = (d) => d.slice(0, 19);
+      throw new GalleryFileError(`${source} codes its local maps with codebook ${short(header.local_codes.digest)}; this model `
+        + `${codebook ? `has codebook ${short(codebook.digest)}` : "carries no local codebook"}; rebuild the gallery with this model`);
+    }
     const gallery = new Gallery(header.embedding_space_id, header.dim, header.accept_rule, settings);
+    gallery.codes = coded ? header.local_codes : null;
     gallery.modelDigest = header.model_digest ?? null;
     gallery.textReader = header.text_reader ?? null;
     if (digest && gallery.modelDigest && digest !== gallery.modelDigest) {
@@ -204,9 +227,16 @@ export class Gallery {
         + `this model's ${short(digest)}): same embedding space, so it is used as it is`);
     }
     const size = fileShape ? fileShape[0] * fileShape[1] : 0;
+    let at = 0; // a compact row's first code byte
+    const maps = (i) => {
+      if (!coded) return fileShape ? { local: locals.subarray(i * size, (i + 1) * size) } : {};
+      const box = Array.from(coded.boxes.subarray(i * BOX_BYTES, (i + 1) * BOX_BYTES)), n = checkerCount(box) * gallery.codes.subvectors;
+      const codes = coded.codes.slice(at, at += n);
+      return { box, codes, local: decodeRow(codes, codebook) };
+    };
     header.labels.forEach((label, i) => gallery.rows.push({
       label, source: header.sources[i], embedding: vectors.subarray(i * header.dim, (i + 1) * header.dim),
-      ...(fileShape ? { local: locals.subarray(i * size, (i + 1) * size) } : {}),
+      ...maps(i),
       ...(header.texts ? { text: header.texts[i] } : {}),
     }));
     return { gallery, header, checksum };

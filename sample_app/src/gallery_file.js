@@ -1,20 +1,23 @@
 // The `.pvg` gallery file, exactly as docs/FORMATS.md (and pocketvec.runtime.gallery.file):
-// version 4, little-endian: a base (magic "PVGALLRY", uint32 version, uint32 header_len, uint64
+// version 5, little-endian: a base (magic "PVGALLRY", uint32 version, uint32 header_len, uint64
 // payload_len, UTF-8 JSON header padded with spaces so the payload starts at a multiple of 16,
-// row-major embeddings, the rows' float16 local maps when the header has `local_shape`, then the
+// row-major embeddings, then the rows' local maps: float16 when the header has `local_shape` alone, or
+// compact (`local_codes`: each row's 4-byte content box, then every row's codes, local_codes.js), then the
 // 32-byte sha256 of every byte of the base before it), then any segments that pocketvec appended
 // (magic "PVGSEGMT", each with its own header, rows and checksum: pocketvec.runtime.gallery.segments).
-// Versions 2 and 3 (a 16-byte preamble, the payload runs to the checksum at the end) and version 1
-// (payload_sha256 in the header, no trailer) still read. This app writes version 4 without segments.
+// Version 4 (no compact maps), versions 2 and 3 (a 16-byte preamble, the payload runs to the checksum at the
+// end) and version 1 (payload_sha256 in the header, no trailer) still read. This app writes version 5 without
+// segments.
 
 import { sha256Hex } from "./decode.js";
 import { checkHeader, checkSegmentHeader, GalleryFileError, MAX_DEPTH, nestingDepth } from "./gallery_header.js";
+import { BOX_BYTES, checkerCount } from "./local_codes.js";
 
 export { GalleryFileError };
 
 const MAGIC = "PVGALLRY";
-const VERSION = 4;
-const READABLE_VERSIONS = [1, 2, 3, 4];
+const VERSION = 5;
+const READABLE_VERSIONS = [1, 2, 3, 4, 5];
 const PREAMBLE = 16; // versions 1-3: magic, version, header_len
 const BASE = 24; // version 4: magic, version, header_len, payload_len
 const SEGMENT_MAGIC = "PVGSEGMT";
@@ -125,25 +128,43 @@ function parseHeader(bytes, source, what) {
 const latin1 = (bytes) => new TextDecoder("latin1").decode(bytes);
 const CHECKSUM_MISMATCH = "checksum mismatch (the file was modified, truncated or damaged)";
 
-/** One checksummed part (the base, a segment) -> {header, vectors, locals, checksum}: its checksum first, then
- * `parse(headerBytes)` -> {header, count}, the payload's size, its rows. Rows are numbered from `firstRow`. */
+/** One checksummed part (the base, a segment) -> {header, vectors, locals, coded, checksum}: its checksum first,
+ * then `parse(headerBytes)` -> {header, count}, the payload's size, its rows. Rows are numbered from `firstRow`.
+ * Compact maps (`layout` has subvectors): coded = {boxes: Uint8Array(count * 4), codes: Uint8Array}. */
 async function checkedPart(bytes, start, headerStart, payloadStart, payloadLen, parse, layout, firstRow, source, what) {
   const end = payloadStart + payloadLen;
   const checksum = toHex(await sha256Bytes(bytes.subarray(start, end)));
   if (checksum !== toHex(bytes.subarray(end, end + CHECKSUM_SIZE))) throw new GalleryFileError(`${source}: ${what} ${CHECKSUM_MISMATCH}`);
   const header = parse(bytes.subarray(headerStart, payloadStart));
-  const { dim, dtype, shape } = layout(header), count = header.count;
+  const { dim, dtype, shape, subvectors = 0, coded = 0 } = layout(header), count = header.count;
   const vectorBytes = count * dim * ITEMSIZE[dtype];
-  const expected = vectorBytes + (shape ? count * shape[0] * shape[1] * 2 : 0);
+  const mapBytes = subvectors ? count * BOX_BYTES + coded * subvectors : shape ? count * shape[0] * shape[1] * 2 : 0;
+  const expected = vectorBytes + mapBytes;
   if (payloadLen !== expected) {
-    const maps = shape ? ` + ${count} x ${shape[0]} x ${shape[1]} float16` : "";
+    const maps = subvectors ? ` + ${count} content boxes + ${coded} x ${subvectors} code bytes`
+      : shape ? ` + ${count} x ${shape[0]} x ${shape[1]} float16` : "";
     throw new GalleryFileError(`${source}: ${payloadLen < expected ? "truncated" : "oversized"} ${what} payload `
       + `(${payloadLen} bytes, expected ${expected} for ${count} x ${dim} ${dtype}${maps})`);
   }
   const vectors = decodePayload(bytes.subarray(payloadStart, payloadStart + vectorBytes), dtype);
+  if (subvectors) {
+    checkRows(vectors, null, dim, dtype, null, firstRow, source);
+    const boxes = bytes.slice(payloadStart + vectorBytes, payloadStart + vectorBytes + count * BOX_BYTES);
+    const side = Math.round(Math.sqrt(shape[0]));
+    let kept = 0;
+    for (let i = 0; i < count; i++) {
+      const box = Array.from(boxes.subarray(i * BOX_BYTES, (i + 1) * BOX_BYTES));
+      if (box[2] < 1 || box[3] < 1 || box[0] + box[2] > side || box[1] + box[3] > side) {
+        throw new GalleryFileError(`${source}: row ${firstRow + i}: content box [${box.join(", ")}] leaves the map ${DAMAGED}`);
+      }
+      kept += checkerCount(box);
+    }
+    if (kept !== coded) throw new GalleryFileError(`${source}: its content boxes keep ${kept} locations, the header counts ${coded} ${DAMAGED}`);
+    return { header, vectors, locals: null, coded: { boxes, codes: bytes.slice(payloadStart + vectorBytes + count * BOX_BYTES, end) }, checksum };
+  }
   const locals = shape ? decodePayload(bytes.subarray(payloadStart + vectorBytes, end), "float16") : null;
   checkRows(vectors, locals, dim, dtype, shape, firstRow, source);
-  return { header, vectors, locals, checksum };
+  return { header, vectors, locals, coded: null, checksum };
 }
 
 function checkRows(vectors, locals, dim, dtype, shape, firstRow, source) {
@@ -178,8 +199,15 @@ async function readSegment(bytes, offset, base, firstRow, source) {
     checkSegmentHeader(header, base, `${source}: ${what}`);
     return header;
   };
-  const layout = () => ({ dim: base.dim, dtype: base.dtype, shape: base.local_shape });
+  const layout = (h) => ({ dim: base.dim, dtype: base.dtype, shape: base.local_shape,
+    subvectors: base.local_codes?.subvectors ?? 0, coded: h.coded_locations ?? 0 });
   return { ...(await checkedPart(bytes, offset, offset + SEGMENT, payloadStart, payloadLen, parse, layout, firstRow, source, what)), end };
+}
+
+function joinedBytes(arrays) {
+  const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
+  arrays.reduce((at, a) => (out.set(a, at), at + a.length), 0);
+  return out;
 }
 
 function joined(arrays) {
@@ -205,14 +233,14 @@ export async function decodeGallery(buffer, source = "gallery") {
     throw new GalleryFileError(`${source}: gallery format version ${version} is not supported (this app reads ${READABLE_VERSIONS.join(", ")})`);
   }
   if (version === 1) return decodeVersion1(bytes, headerLen, source);
-  const headerStart = version === 4 ? BASE : PREAMBLE;
+  const headerStart = version >= 4 ? BASE : PREAMBLE;
   if (size < headerStart + CHECKSUM_SIZE) {
     throw new GalleryFileError(`${source}: truncated gallery (no room for the ${CHECKSUM_SIZE}-byte checksum)`);
   }
   const payloadStart = headerStart + headerLen;
-  const payloadLen = version === 4 ? Number(view.getBigUint64(16, true)) : size - CHECKSUM_SIZE - payloadStart;
+  const payloadLen = version >= 4 ? Number(view.getBigUint64(16, true)) : size - CHECKSUM_SIZE - payloadStart;
   if (payloadLen < 0 || payloadStart + payloadLen + CHECKSUM_SIZE > size) {
-    const body = version === 4 ? size : size - CHECKSUM_SIZE;
+    const body = version >= 4 ? size : size - CHECKSUM_SIZE;
     if (version < 4 && toHex(await sha256Bytes(bytes.subarray(0, body))) !== toHex(bytes.subarray(body))) {
       throw new GalleryFileError(`${source}: gallery ${CHECKSUM_MISMATCH}`);
     }
@@ -223,11 +251,12 @@ export async function decodeGallery(buffer, source = "gallery") {
     checkHeader(header, source, version);
     return header;
   };
-  const layout = (h) => ({ dim: h.dim, dtype: h.dtype, shape: h.local_shape });
+  const layout = (h) => ({ dim: h.dim, dtype: h.dtype, shape: h.local_shape, subvectors: h.local_codes?.subvectors ?? 0,
+    coded: h.coded_locations ?? 0 });
   const base = await checkedPart(bytes, 0, headerStart, payloadStart, payloadLen, parse, layout, 0, source, "gallery");
   const parts = [base], header = { ...base.header };
   let end = payloadStart + payloadLen + CHECKSUM_SIZE;
-  while (version === 4 && end < size) {
+  while (version >= 4 && end < size) {
     const segment = await readSegment(bytes, end, base.header, header.count, source);
     if (!segment) {
       console.warn(`${source}: an append that did not finish (${size - end} bytes at byte ${end}) is left out: a writer `
@@ -238,11 +267,13 @@ export async function decodeGallery(buffer, source = "gallery") {
     header.count += segment.header.count;
     for (const key of ["labels", "sources", "texts"]) if (key in segment.header) header[key] = header[key].concat(segment.header[key]);
     if ("model_digest" in segment.header) header.model_digest = segment.header.model_digest;
+    if ("coded_locations" in segment.header) header.coded_locations += segment.header.coded_locations;
     end = segment.end;
   }
   if (parts.length > 1) checkHeader(header, source, version);
-  const locals = header.local_shape ? joined(parts.map((p) => p.locals)) : null;
-  return { header, vectors: joined(parts.map((p) => p.vectors)), locals, checksum: parts.at(-1).checksum, version };
+  const coded = header.local_codes ? { boxes: joinedBytes(parts.map((p) => p.coded.boxes)), codes: joinedBytes(parts.map((p) => p.coded.codes)) } : null;
+  const locals = header.local_shape && !coded ? joined(parts.map((p) => p.locals)) : null;
+  return { header, vectors: joined(parts.map((p) => p.vectors)), locals, coded, checksum: parts.at(-1).checksum, version };
 }
 
 async function decodeVersion1(bytes, headerLen, source) {
@@ -294,13 +325,14 @@ function encodeHalf(values) {
   return out;
 }
 
-/** The file's bytes for a header and float32 rows (count * dim), version 4 without segments; with `locals`
- * (count * locations * channels, the header holding local_shape) the rows' maps too: the same bytes as
+/** The file's bytes for a header and float32 rows (count * dim), version 5 without segments; with `locals`
+ * (count * locations * channels, the header holding local_shape) the rows' maps too, or with `coded`
+ * ({boxes, codes} bytes, the header holding local_codes) the rows' compact maps: the same bytes as
  * pocketvec.runtime.gallery.file.encode writes for the same header and rows. */
-export async function encodeGallery(header, vectors, locals = null) {
+export async function encodeGallery(header, vectors, locals = null, coded = null) {
   let payload = encodePayload(vectors, header.dtype);
-  if (locals) {
-    const maps = encodeHalf(locals), both = new Uint8Array(payload.byteLength + maps.byteLength);
+  if (locals || coded) {
+    const maps = coded ? joinedBytes([coded.boxes, coded.codes]) : encodeHalf(locals), both = new Uint8Array(payload.byteLength + maps.byteLength);
     both.set(payload);
     both.set(maps, payload.byteLength);
     payload = both;

@@ -7,10 +7,12 @@ export const DTYPE_NAMES = ["float16", "float32", "int8"];
 const KEYS_V2 = ["accept_rule", "count", "created_by", "dim", "dtype", "embedding_space_id", "labels", "sources"];
 const KEYS_V1 = [...KEYS_V2, "payload_sha256"].sort();
 const KEYS_V3 = [...KEYS_V2, "local_shape"].sort(); // version 2 + the rows' local maps
-const KEYS = { 1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3, 4: KEYS_V2 }; // version 4: local_shape optional
+// version 4: local_shape optional; version 5: local maps full or compact (local_codes, coded_locations)
+const KEYS = { 1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3, 4: KEYS_V2, 5: KEYS_V2 };
 // the weights digest of the model that built the rows; the text printed on each row's image and what read it
 const OPTIONAL_KEYS = ["model_digest", "texts", "text_reader"];
 const OPTIONAL_V4 = [...OPTIONAL_KEYS, "local_shape"];
+const OPTIONAL_V5 = [...OPTIONAL_V4, "local_codes", "coded_locations"];
 const SEGMENT_KEYS = ["count", "labels", "sources"];
 const MAX_TEXT = 2 ** 16; // characters of one row's text
 const MAX_LOCATIONS = 4096, MAX_CHANNELS = 4096; // as pocketvec.runtime.local_rerank
@@ -94,6 +96,17 @@ function checkValues(header) {
     checkNumber("local_shape locations", shape[0], 1, MAX_LOCATIONS, true);
     checkNumber("local_shape channels", shape[1], 1, MAX_CHANNELS, true);
   }
+  if (("local_codes" in header) !== ("coded_locations" in header) || ("local_codes" in header && !("local_shape" in header))) {
+    throw new GalleryFileError("'local_codes' and 'coded_locations' come together, with 'local_shape'");
+  }
+  if ("local_codes" in header) {
+    const codes = header.local_codes;
+    if (!isObject(codes) || Object.keys(codes).sort().join() !== "digest,subvectors" || !isDigest(codes.digest)) {
+      throw new GalleryFileError(`local_codes must be an object with ['digest', 'subvectors']. Got ${repr(codes)}.`);
+    }
+    checkNumber("local_codes subvectors", codes.subvectors, 1, 255, true);
+    checkNumber("coded_locations", header.coded_locations, 0, 2 ** 40, true);
+  }
   if (("texts" in header) !== ("text_reader" in header)) throw new GalleryFileError("'texts' and 'text_reader' come together");
   if ("texts" in header) {
     checkText("text_reader", header.text_reader, MAX_NAME);
@@ -113,7 +126,7 @@ export function checkHeader(header, source, version) {
   if (!isObject(header)) {
     throw new GalleryFileError(`${source}: gallery header must be a JSON object. Got ${Array.isArray(header) ? "list" : typeof header}.`);
   }
-  const keys = KEYS[version], optional = version >= 4 ? OPTIONAL_V4 : OPTIONAL_KEYS;
+  const keys = KEYS[version], optional = version >= 5 ? OPTIONAL_V5 : version >= 4 ? OPTIONAL_V4 : OPTIONAL_KEYS;
   const missing = keys.filter((k) => !(k in header));
   const unknown = Object.keys(header).filter((k) => !keys.includes(k) && !optional.includes(k)).sort();
   if (missing.length) throw new GalleryFileError(`${source}: gallery header lacks keys ${pyList(missing)}`);
@@ -129,7 +142,7 @@ export function checkHeader(header, source, version) {
  * header), as pocketvec.runtime.gallery.segments.check_segment_header; `source` names the segment. */
 export function checkSegmentHeader(header, base, source) {
   if (!isObject(header)) throw new GalleryFileError(`${source}: header must be a JSON object.`);
-  const keys = [...SEGMENT_KEYS, ...("texts" in base ? ["texts"] : [])].sort();
+  const keys = [...SEGMENT_KEYS, ...("texts" in base ? ["texts"] : []), ...("local_codes" in base ? ["coded_locations"] : [])].sort();
   const missing = keys.filter((k) => !(k in header));
   const unknown = Object.keys(header).filter((k) => !keys.includes(k) && k !== "model_digest").sort();
   if (missing.length || unknown.length) {
@@ -137,10 +150,11 @@ export function checkSegmentHeader(header, base, source) {
   }
   try {
     checkNumber("count", header.count, 1, MAX_COUNT, true);
+    if (keys.includes("coded_locations")) checkNumber("coded_locations", header.coded_locations, 0, 2 ** 40, true);
   } catch (e) {
     throw new GalleryFileError(`${source}: header: ${e.message}`);
   }
-  for (const key of keys.filter((k) => k !== "count")) {
+  for (const key of keys.filter((k) => k !== "count" && k !== "coded_locations")) {
     if (!Array.isArray(header[key]) || header[key].length !== header.count) {
       throw new GalleryFileError(`${source}: header: '${key}' must be a list of ${header.count} strings`);
     }

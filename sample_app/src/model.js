@@ -3,6 +3,7 @@
 
 import * as ort from "../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 import { isDigest } from "./gallery_header.js";
+import { parseCodebook } from "./local_codes.js";
 import { readOnnxMetadata } from "./onnx_metadata.js";
 import { preprocess, toNCHW } from "./preprocess.js";
 
@@ -45,6 +46,10 @@ export function parseMetadata(props, source) {
     throw new Error(`${source}: pocketvec metadata has an invalid local_rerank (${JSON.stringify(r)})`);
   }
   if (r != null) meta.local_rerank = { ...GALLERY_SIDE_ONLY, ...r }; // a file from before them re-ranks as it did
+  if (r?.codebook != null) { // how compact galleries of this model code their local maps
+    meta.local_rerank.codebook = parseCodebook(r.codebook, r.channels);
+    if (!meta.local_rerank.codebook) throw new Error(`${source}: pocketvec metadata has an invalid local_rerank codebook`);
+  }
   return meta;
 }
 

@@ -15,8 +15,9 @@ async function openDb() {
   return request(req);
 }
 
-/** The stored record for a space: {spaceId, dim, acceptRule, seededFrom, textReader, rows (with thumb, and text
- * when the gallery keeps texts)}, or undefined. */
+/** The stored record for a space: {spaceId, dim, acceptRule, seededFrom, textReader, codes (a compact gallery's
+ * codebook digest and subvectors, or null), rows (with thumb, and text when the gallery keeps texts)}, or
+ * undefined. */
 export async function loadStored(spaceId) {
   const db = await openDb();
   try {
@@ -33,9 +34,10 @@ export async function saveStored(gallery) {
     const tx = db.transaction(STORE, "readwrite");
     tx.objectStore(STORE).put({
       spaceId: gallery.spaceId, dim: gallery.dim, acceptRule: gallery.acceptRule, seededFrom: gallery.seededFrom,
-      textReader: gallery.textReader,
+      textReader: gallery.textReader, codes: gallery.codes,
       rows: gallery.rows.map((r) => ({ label: r.label, source: r.source, embedding: Float32Array.from(r.embedding),
-        ...(r.local ? { local: Float32Array.from(r.local) } : {}), thumb: r.thumb ?? null,
+        ...(r.local ? { local: Float32Array.from(r.local) } : {}), ...(r.codes ? { box: r.box, codes: r.codes } : {}),
+        thumb: r.thumb ?? null,
         ...(typeof r.text === "string" ? { text: r.text } : {}) })),
     });
     await new Promise((resolve, reject) => {

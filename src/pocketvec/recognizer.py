@@ -34,6 +34,7 @@ from pocketvec.runtime.enroll import (
     embed_labelled,
     enroll,
     gallery_text_models,
+    item_boxes,
     open_gallery,
     query_layout,
 )
@@ -81,10 +82,12 @@ class Recognition:
 
 class Recognizer:
     """An exported model and its gallery. `gallery` may name a file that does not exist yet: the
-    recognizer then starts empty, and `save()` creates it."""
+    recognizer then starts empty, and `save()` creates it, with `dtype` rows and `local_maps` full or compact
+    (None: compact for int8 when the model carries a local codebook, runtime.gallery.store.resolve_local_maps)."""
 
     def __init__(self, model: str | Path, gallery: str | Path | None = None, *, dtype: str = "float32",
-                 engine: str = "auto", threads: int | None = None, views: GalleryViews | None = None,
+                 local_maps: str | None = None, engine: str = "auto", threads: int | None = None,
+                 views: GalleryViews | None = None,
                  text: bool | None = None, text_models: str = DEFAULT_MODELS,
                  text_verify: TextVerify | None = None, item_zoom: ItemZoom | bool = False) -> None:
         self.engine = open_engine(model, engine, threads)
@@ -96,7 +99,7 @@ class Recognizer:
         if self.gallery_path is not None and self.gallery_path.exists():
             self.gallery = open_gallery(self.engine, self.gallery_path)
         else:
-            self.gallery = Gallery.for_model(meta, dtype)
+            self.gallery = Gallery.for_model(meta, dtype, local_maps=local_maps)
         self.text_models = text_verification(self.gallery, text, text_models)  # None: no text verification
         self.text_verify = text_verify or TextVerify()
         self._matcher: Matcher | None = None
@@ -159,7 +162,7 @@ class Recognizer:
             models = gallery_text_models(self.gallery, self.text_models)
             texts = None if models is None else read_item_texts(batch, models)
             added = self.gallery.add(rows, [label] * len(batch), sources, found.locals, self.engine.metadata,
-                                     texts, models)
+                                     texts, models, item_boxes(self.engine, found))
             report = EnrollReport(added.added, added.skipped)
         self._matcher = None
         return report

@@ -109,7 +109,7 @@ def test_version_3_local_maps_round_to_float16_as_numpy_does(js_page, scenario) 
     gallery = Gallery.for_model(scenario.engine.metadata)
     gallery.add(found.embeddings, labels, [f"source {i}" for i in range(len(labels))], found.locals)
     raw = gallery.to_bytes()
-    assert int.from_bytes(raw[8:12], "little") == 4
+    assert int.from_bytes(raw[8:12], "little") == 5
     header = split(raw)[0]
     written = js_page.evaluate(JS_ENCODE_LOCALS, [header, found.embeddings.tolist(), found.locals.ravel().tolist()])
     assert base64.b64decode(written) == raw

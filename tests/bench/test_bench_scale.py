@@ -87,6 +87,29 @@ def test_the_synthetic_file_is_the_gallery_format_written_a_chunk_at_a_time(rera
     assert not (tmp_path / "bad.pvg").exists()
 
 
+def test_a_synthetic_compact_gallery_reads_and_matches_in_the_probe(rerank_model: Path, tmp_path: Path) -> None:
+    """An int8 gallery of a model with a local codebook: compact rows (boxes and random codes), read back whole,
+    its size as estimated, matched by the probe's re-rank over each row's decoded locations."""
+    import dataclasses
+
+    from pocketvec.bench.scale_probe import probe
+    from pocketvec.export.local_codebook import fit_codebook
+
+    metadata = open_engine(rerank_model).metadata
+    channels = metadata.local_rerank.channels
+    vectors = np.random.default_rng(0).standard_normal((2000, channels)).astype(np.float32)
+    codebook = fit_codebook(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), subvectors=4, rounds=1,
+                            steps=1, final_steps=2)
+    metadata = dataclasses.replace(metadata, local_rerank=dataclasses.replace(metadata.local_rerank,
+                                                                              codebook=codebook))
+    path = synthetic_gallery(tmp_path / "c.pvg", 1500, metadata, "int8", seed=3, compact=True)
+    gallery = Gallery.load_for(path, metadata)
+    assert gallery.compact and gallery.count == 1500 and path.read_bytes() == gallery.to_bytes()
+    assert abs(file_bytes_estimate(1500, metadata, "int8", compact=True) - path.stat().st_size) < 1000
+    found = probe(path, metadata.local_rerank, queries=5, top_k=3, seed=0)
+    assert found["rows"] == 1500 and len(found["latencies_ms"]) == 5
+
+
 def test_sizes_parse() -> None:
     assert parse_sizes("10k,100k,1M") == (10_000, 100_000, 1_000_000)
     assert parse_sizes("3000, 1000") == (1000, 3000)

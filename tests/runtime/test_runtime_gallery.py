@@ -27,14 +27,14 @@ BASE = gallery_file.BASE  # magic, version, header_len, payload_len
 
 
 def split(raw: bytes) -> tuple[dict, bytes]:
-    """(header, payload) of a version-4 file without appended segments."""
+    """(header, payload) of a current-version file without appended segments."""
     header_len, payload_len = BASE.unpack_from(raw)[2:]
     start = BASE.size + header_len
     return json.loads(raw[BASE.size : start]), raw[start : start + payload_len]
 
 
-def sealed(text: bytes, payload: bytes, version: int = 4) -> bytes:
-    """A version-4 file of a header's JSON and a payload, padded and checksummed as a writer does."""
+def sealed(text: bytes, payload: bytes, version: int = gallery_file.VERSION) -> bytes:
+    """A current-version file of a header's JSON and a payload, padded and checksummed as a writer does."""
     text += b" " * ((-(BASE.size + len(text))) % 16)
     body = BASE.pack(b"PVGALLRY", version, len(text), len(payload)) + text + payload
     return body + hashlib.sha256(body).digest()
@@ -62,7 +62,7 @@ def test_round_trip(tmp_path: Path, dtype: str) -> None:
 def test_layout_matches_the_format_doc(tmp_path: Path) -> None:
     raw = sample_gallery("int8").save(tmp_path / "g.pvg").read_bytes()
     magic, version, header_len, payload_len = BASE.unpack_from(raw)
-    assert (magic, version, BASE.size) == (b"PVGALLRY", 4, 24)
+    assert (magic, version, BASE.size) == (b"PVGALLRY", 5, 24)
     assert (24 + header_len) % 16 == 0 and len(raw) == 24 + header_len + payload_len + 32
     header = json.loads(raw[24 : 24 + header_len])
     assert set(header) == gallery_header.KEYS_V2
@@ -223,7 +223,7 @@ def damaged_copies(raw: bytes) -> dict[str, bytes]:
         "truncated header": raw[:40],
         "empty": b"",
         "wrong magic": b"PNGALLRY" + raw[8:],
-        "future version": raw[:8] + struct.pack("<I", 5) + raw[12:],
+        "future version": raw[:8] + struct.pack("<I", 6) + raw[12:],
         "flipped payload bit": bytes(flipped),
         "extra bytes": raw + b"\0" * 16,
         "header not json": raw[:24] + b"{" * header_len + raw[24 + header_len :],

@@ -140,10 +140,10 @@ def test_compact_folds_the_segments_with_the_same_matches(base: Path, monkeypatc
     assert base.read_bytes() == whole.to_bytes()  # one part, as a fresh save writes it
 
 
-@pytest.mark.parametrize("name", ["v2-int8.pvg", "v3-float16-maps.pvg"])
+@pytest.mark.parametrize("name", ["v2-int8.pvg", "v3-float16-maps.pvg", "v4-int8-maps.pvg"])
 def test_files_of_earlier_versions_read_and_take_appends(tmp_path: Path, name: str) -> None:
-    """Files written by the previous writer (versions 2 and 3, kept in tests/runtime/old_galleries; made by
-    make_old_galleries.py there) read as they did; an add rewrites them as version 4, the next one appends."""
+    """Files written by the previous writers (versions 2, 3 and 4, kept in tests/runtime/old_galleries; made by
+    make_old_galleries.py there) read as they did; an add rewrites them as version 5, the next one appends."""
     path = tmp_path / name
     path.write_bytes((OLD_FILES / name).read_bytes())
     assert struct.unpack_from("<I", path.read_bytes(), 8)[0] == int(name[1])
@@ -155,7 +155,7 @@ def test_files_of_earlier_versions_read_and_take_appends(tmp_path: Path, name: s
         assert np.array_equal(old.locals.copy(), maps.astype(np.float16))
     add = adding(1, 1) if old.local_shape else lambda g: (g.add(rows(1, 1)[0], *rows(1, 1)[2:]).added, True)
     update_gallery(path, add)
-    assert struct.unpack_from("<I", path.read_bytes(), 8)[0] == 4 and Gallery.load(path).saved.parts == 1
+    assert struct.unpack_from("<I", path.read_bytes(), 8)[0] == 5 and Gallery.load(path).saved.parts == 1
     size = path.stat().st_size
     add2 = adding(1, 2) if old.local_shape else lambda g: (g.add(rows(1, 2)[0], *rows(1, 2)[2:]).added, True)
     update_gallery(path, add2)

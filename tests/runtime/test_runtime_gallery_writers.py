@@ -134,7 +134,7 @@ def test_a_version_1_gallery_warns_in_one_line_until_upgraded(monkeypatch, capsy
     code, _, err = cli(monkeypatch, capsys, "gallery", "info", gallery_path)
     assert code == 0 and err.count("\n") == 1 and err.startswith("warning: ") and "gallery upgrade" in err
     code, stdout, err = cli(monkeypatch, capsys, "gallery", "upgrade", gallery_path)
-    assert code == 0 and "format version 4" in stdout and not err
-    assert gallery_path.read_bytes()[8:12] == (4).to_bytes(4, "little")
+    assert code == 0 and "format version 5" in stdout and not err
+    assert gallery_path.read_bytes()[8:12] == (5).to_bytes(4, "little")
     code, _, err = cli(monkeypatch, capsys, "gallery", "info", gallery_path)
     assert code == 0 and not err

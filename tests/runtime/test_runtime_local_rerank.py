@@ -141,7 +141,7 @@ def test_galleries_keep_the_maps_and_refuse_the_wrong_model(rerank_model, plain_
     gallery, _ = build_gallery(engine, items_dir, "int8")
     assert gallery.locals.shape == (gallery.count, 36, 128) and gallery.locals.dtype == np.float16
     raw = gallery.save(tmp_path / "g.pvg").read_bytes()
-    assert struct.unpack_from("<I", raw, 8)[0] == 4 and b'"local_shape":[36,128]' in raw  # embeddings and maps
+    assert struct.unpack_from("<I", raw, 8)[0] == 5 and b'"local_shape":[36,128]' in raw  # embeddings and maps
     loaded = open_gallery(engine, tmp_path / "g.pvg")
     assert np.array_equal(loaded.locals, gallery.locals) and loaded.local_shape == (36, 128)
     with pytest.raises(GalleryError, match=r"holds local maps of \(36, 128\), the model makes none"):

@@ -4,7 +4,9 @@ Per size: the bytes per item of the gallery file, match latency (one thread, med
 on when the model has one) and resident memory, both measured in a fresh process that opens the file the public
 way and matches through the real matcher (pocketvec.bench.scale_probe). The rows are synthetic (random unit
 vectors and unit local maps of the model's real shape, written a chunk at a time): latency and memory do not
-depend on what the rows show. Build throughput is real: `gallery build` (with views) on a few real items, timed
+depend on what the rows show. Compact local maps (an int8 gallery of a model with a local codebook, or
+`local_maps`) are content boxes of items 0.75 or 1.33 as wide as tall, alternately, and random codes. Build
+throughput is real: `gallery build` (with views) on a few real items, timed
 per item; the build time of N items is that rate extrapolated. A size whose file does not fit the disk, or whose
 measured memory need does not fit the memory available, is skipped with the reason.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketvec.errors import ConfigError, PocketvecError
+from pocketvec.runtime.content_box import BOX_BYTES, checker_count, content_box
 from pocketvec.runtime.gallery import Gallery, quantize
 from pocketvec.runtime.gallery import file as gallery_file
 from pocketvec.runtime.metadata import ModelMetadata
@@ -67,6 +70,7 @@ class ScaleOptions:
     build_items: int = 50
     views: int = 8
     dtype: str = "float32"
+    local_maps: str | None = None  # full | compact; None: the default for dtype (runtime.gallery.store)
     threads: int = 1  # inference threads of the build
     seed: int = 0
     keep: bool = False  # keep the synthetic gallery files
@@ -130,19 +134,31 @@ def _label(row: int) -> str:
     return f"item-{row:07d}"
 
 
-def file_bytes_estimate(rows: int, metadata: ModelMetadata, dtype: str) -> int:
-    """The synthetic gallery file's size, within a few hundred bytes: per row its embedding, its local map and
-    its label and source in the JSON header ("label", and "sha256 hex",)."""
+def synthetic_boxes(rows: int, metadata: ModelMetadata) -> np.ndarray:
+    """Content boxes of items 0.75 and 1.33 as wide as tall, alternately (the dev look-alikes' shapes)."""
+    spec, locations = metadata.preprocess, metadata.local_rerank.locations
+    shapes = np.array([content_box(4, 3, spec, locations), content_box(3, 4, spec, locations)], np.uint8)
+    return shapes[np.arange(rows) % 2]
+
+
+def file_bytes_estimate(rows: int, metadata: ModelMetadata, dtype: str, compact: bool = False) -> int:
+    """The synthetic gallery file's size, within a few hundred bytes: per row its embedding, its local map (full,
+    or box and codes) and its label and source in the JSON header ("label", and "sha256 hex",)."""
     embedding = metadata.embedding_dim * gallery_file.DTYPES[dtype].itemsize
     shape = metadata.local_rerank.shape if metadata.local_rerank else (0, 0)
     header = len(_label(rows - 1)) + 3 + 64 + 3
-    return rows * (embedding + shape[0] * shape[1] * gallery_file.LOCAL_DTYPE.itemsize + header)
+    maps = rows * shape[0] * shape[1] * gallery_file.LOCAL_DTYPE.itemsize
+    if compact:
+        maps = rows * BOX_BYTES + int(checker_count(synthetic_boxes(rows, metadata)).sum()) * \
+            metadata.local_rerank.codebook.subvectors
+    return rows * (embedding + header) + maps
 
 
 def synthetic_gallery(path: Path, rows: int, metadata: ModelMetadata, dtype: str, seed: int,
-                      advance: Callable[[int], None] = lambda n: None) -> Path:
+                      advance: Callable[[int], None] = lambda n: None, compact: bool = False) -> Path:
     """A valid gallery file of `rows` random items for the model: unit rows, unit local maps (float16) of the
-    model's shape, labels item-0000001..., sources the sha256 of the row number. Written a chunk at a time."""
+    model's shape (`compact`: `synthetic_boxes` and random codes), labels item-0000001..., sources the sha256 of
+    the row number. Written a chunk at a time."""
     rng = np.random.default_rng(seed)
     vectors = np.concatenate([quantize(unit_rows(rng.standard_normal((min(CHUNK_ROWS * 64, rows - s),
                                                                    metadata.embedding_dim), np.float32)), dtype)
@@ -153,6 +169,8 @@ def synthetic_gallery(path: Path, rows: int, metadata: ModelMetadata, dtype: str
     gallery = Gallery(metadata.embedding_space_id, metadata.embedding_dim, dtype, labels, sources, vectors,
                       local_shape=metadata.local_rerank.shape if metadata.local_rerank else None,
                       model_digest=metadata.weights_digest)
+    if compact:
+        return _synthetic_compact(path, gallery, metadata, rng, advance)
 
     def maps() -> Iterator[np.ndarray]:
         for start in range(0, rows, CHUNK_ROWS):
@@ -163,6 +181,25 @@ def synthetic_gallery(path: Path, rows: int, metadata: ModelMetadata, dtype: str
             advance(n)
 
     return gallery_file.write_streamed(path, gallery.header(), vectors, maps() if gallery.local_shape else None)
+
+
+def _synthetic_compact(path: Path, gallery: Gallery, metadata: ModelMetadata, rng: np.random.Generator,
+                       advance: Callable[[int], None]) -> Path:
+    codebook = metadata.local_rerank.codebook
+    boxes = synthetic_boxes(gallery.count, metadata)
+    coded = int(checker_count(boxes).sum())
+    header = gallery.header() | {"local_codes": {"digest": codebook.digest, "subvectors": codebook.subvectors},
+                                 "coded_locations": coded}
+
+    def chunks() -> Iterator[np.ndarray]:
+        yield boxes
+        step = CHUNK_ROWS * 49
+        for start in range(0, coded, step):
+            n = min(step, coded - start)
+            yield rng.integers(0, 256, (n, codebook.subvectors), np.uint8)
+            advance(min(gallery.count, (start + n) * gallery.count // coded) - start * gallery.count // coded)
+
+    return gallery_file.write_streamed(path, header, gallery.vectors, chunks())
 
 
 def measure_build(options: ScaleOptions, work: Path, progress: bool) -> BuildResult:
@@ -180,10 +217,10 @@ def measure_build(options: ScaleOptions, work: Path, progress: bool) -> BuildRes
     folder = _copied(entries, work / "build-items")
     engine = open_engine(options.model, "auto", options.threads)
     build_gallery(engine, _copied(entries[:1], work / "warm-up-item"), options.dtype,
-                  views=GalleryViews(count=options.views))  # warm-up (first inference, caches): not timed
+                  views=GalleryViews(count=options.views), local_maps=options.local_maps)  # warm-up: not timed
     start = time.perf_counter()
     gallery, _ = build_gallery(engine, folder, options.dtype, progress=progress,
-                               views=GalleryViews(count=options.views))
+                               views=GalleryViews(count=options.views), local_maps=options.local_maps)
     data = gallery.to_bytes()
     seconds = time.perf_counter() - start
     shutil.rmtree(folder)
@@ -230,8 +267,10 @@ def run_probe(path: Path, metadata: ModelMetadata, options: ScaleOptions) -> dic
     """The fresh process's measurements (pocketvec.bench.scale_probe), on one thread."""
     command = [sys.executable, "-m", "pocketvec.bench.scale_probe", str(path), "--queries", str(options.queries),
                "--top-k", str(options.top_k), "--seed", str(options.seed)]
-    if metadata.local_rerank is not None:
-        command += ["--rerank", json.dumps(metadata.local_rerank.to_dict())]
+    if metadata.local_rerank is not None:  # in a file: the codebook's base64 is ~120 KB, near one argument's limit
+        settings = options.work / "rerank.json"
+        settings.write_text(json.dumps(metadata.local_rerank.to_dict()))
+        command += ["--rerank-file", str(settings)]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **ONE_THREAD})
     if done.returncode != 0:
         raise PocketvecError(f"{path}: the match probe failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
@@ -243,12 +282,13 @@ def measure_size(rows: int, metadata: ModelMetadata, options: ScaleOptions, memo
     from pocketvec.runtime.progress import progress_bar
 
     path = options.work / f"scale-{rows}.pvg"
-    estimate = file_bytes_estimate(rows, metadata, options.dtype)
+    compact = is_compact(metadata, options)
+    estimate = file_bytes_estimate(rows, metadata, options.dtype, compact)
     reason = skip_reason(estimate, options.work, memory_factor, factor_from)
     if reason:
         return SizeResult(rows, estimate, skipped=reason)
     with progress_bar(f"writing a gallery of {rows:,} synthetic items", rows, progress) as advance:
-        synthetic_gallery(path, rows, metadata, options.dtype, options.seed, advance)
+        synthetic_gallery(path, rows, metadata, options.dtype, options.seed, advance, compact)
     try:
         found = run_probe(path, metadata, options)
         result = SizeResult(rows, path.stat().st_size, latencies_ms=found["latencies_ms"], open_s=found["open_s"],
@@ -257,6 +297,14 @@ def measure_size(rows: int, metadata: ModelMetadata, options: ScaleOptions, memo
         if not options.keep:
             path.unlink(missing_ok=True)
     return result
+
+
+def is_compact(metadata: ModelMetadata, options: ScaleOptions) -> bool:
+    """Whether the galleries keep compact local maps (as `gallery build` would with these options)."""
+    from pocketvec.runtime.gallery.store import resolve_local_maps
+
+    return metadata.local_rerank is not None and \
+        resolve_local_maps(options.local_maps, options.dtype, metadata) == "compact"
 
 
 def run_scale(options: ScaleOptions, progress: bool = True,
@@ -345,7 +393,8 @@ def markdown(report: ScaleReport, command: str) -> str:
     lines = [
         "# Gallery scale: file size, build, match latency and memory by item count", "",
         f"Command: `{command}`", "",
-        f"Model: `{o.model}` ({meta.embedding_dim}-d, local re-rank {rerank}); gallery rows {o.dtype}.",
+        f"Model: `{o.model}` ({meta.embedding_dim}-d, local re-rank {rerank}); gallery rows {o.dtype}, "
+        f"{'compact' if is_compact(meta, o) else 'full'} local maps.",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in report.machine.items()) + ".", "",
         "| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER),
         *("| " + " | ".join(row) + " |" for row in table_rows(report)), "",
@@ -366,7 +415,9 @@ def markdown(report: ScaleReport, command: str) -> str:
         "per-query wall time. Queries are gallery rows with noise added (their maps likewise).",
         "- **Resident memory**: VmRSS of that process after opening and matching (it includes Python, numpy and "
         "onnxruntime: see the notes for what the gallery added); peak: VmHWM.",
-        "- Rows are synthetic (random unit vectors, random unit float16 local maps of the model's shape): latency "
+        "- Rows are synthetic (random unit vectors; random unit float16 local maps of the model's shape, or for "
+        "compact maps the content boxes of items 0.75 and 1.33 as wide as tall, alternately, and random codes): "
+        "latency "
         "and memory do not depend on what the rows show. A size is skipped when its file does not fit the disk or "
         "its memory need (the peak per file byte measured at the size before) does not fit the memory available.",
     ]

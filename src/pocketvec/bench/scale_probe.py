@@ -3,8 +3,9 @@
 the local maps when the model has them), and reports the latencies and its resident memory as one JSON line.
 
 Run by `pocketvec bench scale` (pocketvec.bench.scale) with one BLAS / OpenMP thread:
-    python -m pocketvec.bench.scale_probe GALLERY.pvg --rerank '{"locations": 196, ...}' --queries 200
-The queries are rows of the gallery with noise added (their local maps likewise), so each has a near row.
+    python -m pocketvec.bench.scale_probe GALLERY.pvg --rerank-file rerank.json --queries 200
+The queries are rows of the gallery with noise added (their local maps likewise, a compact row's decoded
+locations in the first of the photo map's), so each has a near row.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.gallery.coded import Decoder
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.matcher import Matcher
 from pocketvec.runtime.unit_norm import dequantize, unit_rows
@@ -36,15 +38,22 @@ def memory() -> dict[str, int]:
     return {"rss": peak, "peak": peak}
 
 
-def make_queries(gallery: Gallery, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-    """`count` query embeddings (and local maps) near random rows of the gallery."""
+def make_queries(gallery: Gallery, count: int, rng: np.random.Generator,
+                 decoder: Decoder | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """`count` query embeddings (and local maps) near random rows of the gallery (`decoder`: a compact
+    gallery's rows decoded)."""
     rows = rng.integers(0, gallery.count, count)
     base = dequantize(gallery.vectors[rows])  # only these rows: a float copy of them all would cost memory
     noise = rng.standard_normal(base.shape).astype(np.float32) / np.sqrt(base.shape[1])
     queries = unit_rows(base + QUERY_NOISE * noise)
     if gallery.locals is None:
         return queries, None
-    maps = gallery.locals[rows].astype(np.float32)
+    if gallery.compact:
+        maps = rng.standard_normal((count, *gallery.local_shape)).astype(np.float32)
+        for map_, decoded in zip(maps, decoder[rows], strict=True):
+            map_[: len(decoded)] = decoded * np.sqrt(gallery.local_shape[1])
+    else:
+        maps = gallery.locals[rows].astype(np.float32)
     noise = rng.standard_normal(maps.shape).astype(np.float32) / np.sqrt(maps.shape[2])
     return queries, unit_rows(maps + QUERY_NOISE * noise)
 
@@ -56,7 +65,7 @@ def probe(path: Path, rerank: LocalRerank | None, queries: int, top_k: int, seed
     matcher = Matcher(gallery, local_rerank=rerank)  # = Matcher.for_model for a model with this re-rank
     open_s = time.perf_counter() - start
     opened = memory()
-    vectors, maps = make_queries(gallery, queries, np.random.default_rng(seed))
+    vectors, maps = make_queries(gallery, queries, np.random.default_rng(seed), matcher.scorer.maps)
     latencies = []
     for q in range(queries):
         start = time.perf_counter()
@@ -70,12 +79,13 @@ def probe(path: Path, rerank: LocalRerank | None, queries: int, top_k: int, seed
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("gallery", type=Path)
-    parser.add_argument("--rerank", help="the model's local re-rank as JSON (none: plain cosine matching)")
+    parser.add_argument("--rerank-file", type=Path,
+                        help="the model's local re-rank as a JSON file (none: plain cosine matching)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    rerank = LocalRerank.from_dict(json.loads(args.rerank)) if args.rerank else None
+    rerank = LocalRerank.from_dict(json.loads(args.rerank_file.read_text())) if args.rerank_file else None
     print(json.dumps(probe(args.gallery, rerank, args.queries, args.top_k, args.seed)))
 
 

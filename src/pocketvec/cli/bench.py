@@ -121,6 +121,9 @@ def scale(
     views: int = typer.Option(GalleryViews.count, "--views", min=0, max=MAX_VIEWS,
                               help="Simulated photos per item in the build, as `gallery build --views`."),
     dtype: str = choices.option("float32", "--dtype", what="gallery dtype", choices=choices.GALLERY_DTYPES),
+    local_maps: str | None = choices.option(None, "--local-maps", what="local maps", choices=choices.LOCAL_MAPS,
+                                            help="full | compact (default: compact for --dtype int8 when the model "
+                                                 "carries a local codebook, else full; as `gallery build`)."),
     threads: int = typer.Option(1, "--threads", min=1, help="Inference threads of the build (matching always runs "
                                 "on one)."),
     out: Path = typer.Option(None, "--out", help="Markdown report to write (default: print the table only)."),
@@ -154,7 +157,8 @@ def scale(
     if work is not None:
         check_output_folder(work, "--work")
     options = ScaleOptions(model=model, items=items, work=work or default_work(), sizes=parsed, queries=queries,
-                           build_items=build_items, views=views, dtype=dtype, threads=threads, seed=seed, keep=keep)
+                           build_items=build_items, views=views, dtype=dtype, local_maps=local_maps, threads=threads,
+                           seed=seed, keep=keep)
     report = run_scale(options, progress=settings.progress, report=lambda line: console.print(safe(line)))
     table = Table(*TABLE_HEADER, title="gallery scale")
     for row in scale_rows(report):

@@ -19,6 +19,7 @@ PRESETS = ("enroll", "enroll-small", "base", "base-gpu", "base-imagenet", "small
 GPU_PRESETS = ("base-gpu", "base-imagenet", "small-gpu")  # sized for a GPU machine (they run, slowly, on a CPU)
 POLICIES = ("documents", "upright", "single", "symmetric")  # pocketvec.data.pseudoclasses.PRESETS
 GALLERY_DTYPES = ("float32", "float16", "int8")  # pocketvec.runtime.gallery.file.DTYPES
+LOCAL_MAPS = ("full", "compact")  # pocketvec.runtime.gallery.store.LOCAL_MAPS_CHOICES
 
 
 def normalize(what: str, value: str, choices: Sequence[str]) -> str:

@@ -32,6 +32,11 @@ def build_command(
     images: Path = typer.Option(..., "--images", help=IMAGES_HELP),
     out: Path = typer.Option(..., "--out", help="Gallery file to write (.pvg)."),
     dtype: str = choices.option("float32", "--dtype", what="gallery dtype", choices=choices.GALLERY_DTYPES),
+    local_maps: str | None = choices.option(
+        None, "--local-maps", what="local maps", choices=choices.LOCAL_MAPS,
+        help="How rows keep the re-rank's local maps: full (every location, float16, 44 KB an item) or compact "
+             "(the item's content locations, checkerboard, coded with the model's codebook: about 1.6 KB). "
+             "Default: compact for --dtype int8 when the model carries a codebook, else full."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing gallery file."),
     views: int = VIEWS,
     text: bool | None = READ_TEXT,
@@ -41,7 +46,7 @@ def build_command(
     Each row blends the item's clean embedding with those of --views simulated phone photos of it; each item's
     printed text is read and kept for text verification when the OCR models are installed (--no-text: not).
 
-    Example: pocketvec gallery build model.onnx --images items/ --out items.pvg --dtype int8
+    Example: pocketvec gallery build model.onnx --images items/ --out items.pvg --dtype int8 --local-maps compact
     """
     from pocketvec.output_paths import check_output_file
     from pocketvec.runtime.engines import open_engine
@@ -58,12 +63,14 @@ def build_command(
     refuse_existing(out, overwrite)  # before any work; checked again under the lock
     runner = open_engine(model, engine, threads)
     gallery, report = build_gallery(runner, images, dtype, batch_size, progress=settings.progress,
-                                    views=GalleryViews(count=views), text_models=wanted_models(text))
+                                    views=GalleryViews(count=views), text_models=wanted_models(text),
+                                    local_maps=local_maps)
     write_new_gallery(out, gallery, overwrite, lock_timeout)
     report_problems(report.failures, report.skipped)
     texts = f", printed text read ({gallery.text_reader})" if gallery.reads_text else ""
+    maps = "" if gallery.local_shape is None else f", {'compact' if gallery.compact else 'full'} local maps"
     console.print(f"[green]wrote[/] {safe(out)}: {gallery.count} rows, {len(gallery.label_counts())} labels, "
-                  f"{dtype}{texts}")
+                  f"{dtype}{maps}{texts}")
     if report.failures:
         console.print(f"[yellow]{len(report.failures)} image(s) skipped as unreadable[/]", highlight=False)
         raise typer.Exit(1)
@@ -190,6 +197,8 @@ def info_command(
             "bytes": gallery_path.stat().st_size, "format_version": gallery.saved.version,
             "parts": gallery.saved.parts,
             "local_maps": list(gallery.local_shape) if gallery.local_shape else None,
+            "local_codes": ({"digest": gallery.locals.digest, "subvectors": gallery.locals.subvectors,
+                             "coded_locations": gallery.locals.coded} if gallery.compact else None),
             "text_reader": gallery.text_reader,
             "rows_with_text": None if gallery.texts is None else sum(bool(t.strip()) for t in gallery.texts)}
     if list_labels:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from pocketvec.errors import ModelFileError
+from pocketvec.export.local_codebook import read_codebook
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.metadata import LOCAL_NAME, OUTPUT_NAME, AcceptRule, ModelMetadata
 from pocketvec.train.checkpoint import embedding_space_id, load_run, read_run_config
@@ -58,7 +60,8 @@ def local_rerank_of(model: Encoder) -> LocalRerank:
 
 
 def load_export_source(run_dir: str | Path, local_rerank: bool = False) -> tuple[Encoder, ModelMetadata]:
-    """The run's encoder (eval, no adapters) and the metadata every exported file embeds."""
+    """The run's encoder (eval, no adapters) and the metadata every exported file embeds (with a local re-rank,
+    the run folder's local codebook when it has one: export/local_codebook.py)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ModelFileError(f"{run_dir}: no such run folder")
@@ -66,8 +69,11 @@ def load_export_source(run_dir: str | Path, local_rerank: bool = False) -> tuple
     model = load_run(run_dir)
     refuse_adapters(model, run_dir)
     name = str(config.get("name") or run_dir.name)
-    return model, model_metadata(model, model_name=name, accept_rule=run_accept_rule(config),
-                                 local_rerank=local_rerank)
+    metadata = model_metadata(model, model_name=name, accept_rule=run_accept_rule(config), local_rerank=local_rerank)
+    codebook = read_codebook(run_dir) if local_rerank else None
+    if codebook is not None:
+        metadata = replace(metadata, local_rerank=replace(metadata.local_rerank, codebook=codebook))
+    return model, metadata
 
 
 def export_graph(model: Encoder, metadata: ModelMetadata) -> tuple[nn.Module, tuple[str, ...]]:

@@ -10,8 +10,11 @@ import numpy as np
 
 from pocketvec.errors import GalleryError, ImageLoadError, PocketvecWarning
 from pocketvec.file_lock import DEFAULT_TIMEOUT_S
+from pocketvec.runtime.content_box import content_boxes
 from pocketvec.runtime.engines import Engine
+from pocketvec.runtime.engines.base import EmbedResult
 from pocketvec.runtime.gallery import Gallery, Skipped, model_local_shape
+from pocketvec.runtime.gallery.store import model_codebook
 from pocketvec.runtime.gallery.update import update_gallery
 from pocketvec.runtime.gallery.views import GalleryViews, with_views
 from pocketvec.runtime.images import content_hash, is_image_path, load_image
@@ -34,6 +37,7 @@ class LabelledEmbeddings:
     failures: list[ImageLoadError] = field(default_factory=list)
     locals: np.ndarray | None = None  # (N, locations, channels) for a model with a local re-rank
     texts: list[str] | None = None  # the printed text of each image, when it was read
+    boxes: np.ndarray | None = None  # (N, 4) each item's content box in map locations, with `locals`
 
 
 def _valid_label(label: str) -> bool:
@@ -85,7 +89,15 @@ def embed_labelled(engine: Engine, source: str | Path, batch_size: int = 32, pro
     label_of = dict(usable)
     result = engine.embed_files([path for path, _ in usable], batch_size, progress, query)
     return LabelledEmbeddings(result.embeddings, [label_of[p] for p in result.paths], result.paths,
-                              failures + result.failures, result.locals)
+                              failures + result.failures, result.locals, boxes=item_boxes(engine, result))
+
+
+def item_boxes(engine: Engine, result: EmbedResult) -> np.ndarray | None:
+    """Each embedded image's content box (runtime/content_box.py), for a model with a local re-rank."""
+    rerank = engine.metadata.local_rerank
+    if rerank is None or result.sizes is None:
+        return None
+    return content_boxes(result.sizes, engine.metadata.preprocess, rerank.locations)
 
 
 @dataclass
@@ -130,9 +142,11 @@ def enroll(engine: Engine, gallery: Gallery, source: str | Path, batch_size: int
     the items' printed text with these OCR models into a new gallery (one that keeps texts reads them anyway)."""
     meta = engine.metadata
     gallery.check_model(meta.embedding_space_id, meta.embedding_dim, local_shape=model_local_shape(meta))
+    gallery.check_codebook(model_codebook(meta))
     text_models = gallery_text_models(gallery, text_models)
     found, hashes = embed_items(engine, source, batch_size, progress, views, text_models)
-    added = gallery.add(found.embeddings, found.labels, hashes, found.locals, meta, found.texts, text_models)
+    added = gallery.add(found.embeddings, found.labels, hashes, found.locals, meta, found.texts, text_models,
+                        found.boxes)
     return EnrollReport(added.added, added.skipped, found.failures)
 
 
@@ -147,7 +161,8 @@ def enroll_file(engine: Engine, path: str | Path, source: str | Path, batch_size
     found, hashes = embed_items(engine, source, batch_size, progress, views, text_models)
 
     def add_rows(gallery: Gallery) -> tuple[tuple[EnrollReport, int], bool]:
-        added = gallery.add(found.embeddings, found.labels, hashes, found.locals, meta, found.texts, text_models)
+        added = gallery.add(found.embeddings, found.labels, hashes, found.locals, meta, found.texts, text_models,
+                            found.boxes)
         return (EnrollReport(added.added, added.skipped, found.failures), gallery.count), added.added > 0
 
     return update_gallery(path, add_rows, meta, timeout_s)
@@ -155,11 +170,11 @@ def enroll_file(engine: Engine, path: str | Path, source: str | Path, batch_size
 
 def build_gallery(engine: Engine, source: str | Path, dtype: str = "float32", batch_size: int = 32,
                   progress: bool = False, views: GalleryViews | None = None,
-                  text_models: str | None = None) -> tuple[Gallery, EnrollReport]:
+                  text_models: str | None = None, local_maps: str | None = None) -> tuple[Gallery, EnrollReport]:
     """A new gallery of every image in `source`, tied to the engine's model (keeping the items' printed text
-    read with `text_models`, when given)."""
+    read with `text_models`, when given; its local maps full or compact, None: the default for `dtype`)."""
     meta = engine.metadata
-    gallery = Gallery.for_model(meta, dtype, accept_rule=meta.accept_rule)
+    gallery = Gallery.for_model(meta, dtype, accept_rule=meta.accept_rule, local_maps=local_maps)
     report = enroll(engine, gallery, source, batch_size, progress, views, text_models)
     if gallery.count == 0:
         raise GalleryError(f"{source}: no image could be enrolled ({len(report.failures)} failed to load)")

@@ -1,7 +1,9 @@
 """The local re-rank: the best few labels by cosine, re-scored by how well each one's local marks are found.
 
 A model exported with a local re-rank has a second output, `local`: the backbone's stride-16 feature map
-as (locations, channels), each location L2-normalised. A gallery row keeps its item's map. For one photo,
+as (locations, channels), each location L2-normalised. A gallery row keeps its item's map: every location, or
+(a compact gallery, runtime/gallery/coded.py) its content box's checkerboard, coded, decoded for scoring; a row
+is scored over the locations it keeps. For one photo,
 the `top_k` best labels by cosine (each label's best row) are re-scored
 
     score = cosine - weight x (best local - local)
@@ -21,13 +23,15 @@ docs/RUNTIME.md has the measurements and the reason for each setting.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from pocketvec.checks import check_number
 from pocketvec.errors import ConfigError
+from pocketvec.runtime.local_codebook import LocalCodebook
 
 OUT_OF_RUNNING = -np.inf
 MAX_LOCATIONS = 4096
@@ -49,6 +53,7 @@ class LocalRerank:
     worst_fraction: float = 0.1  # 0: `found` is the plain mean
     photo_weight: float = 0.5  # 0: gallery-to-photo only
     photo_threshold: float = 0.5
+    codebook: LocalCodebook | None = None  # how a compact gallery codes its maps (runtime/local_codebook.py)
 
     def __post_init__(self) -> None:
         check_number("local_rerank top_k", self.top_k, 2, 100, integer=True)
@@ -58,39 +63,54 @@ class LocalRerank:
         check_number("local_rerank worst_fraction", self.worst_fraction, 0.0, 1.0)
         check_number("local_rerank photo_weight", self.photo_weight, 0.0, 1.0)
         check_number("local_rerank photo_threshold", self.photo_threshold, -1.0, 1.0)
+        if self.codebook is not None and (not isinstance(self.codebook, LocalCodebook)
+                                          or self.codebook.channels != self.channels):
+            raise ConfigError(f"local_rerank codebook must code {self.channels}-channel locations")
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.locations, self.channels
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As the metadata holds it; `codebook` only when the model has one, so older files read the same."""
+        data = asdict(replace(self, codebook=None))
+        del data["codebook"]
+        return data if self.codebook is None else {**data, "codebook": self.codebook.to_dict()}
 
     @classmethod
     def from_dict(cls, data: Any) -> LocalRerank:
         keys = set(data) if isinstance(data, dict) else set()
-        known = REQUIRED_KEYS | set(GALLERY_SIDE_ONLY)
+        known = REQUIRED_KEYS | set(GALLERY_SIDE_ONLY) | {"codebook"}
         if not isinstance(data, dict) or not keys >= REQUIRED_KEYS or not keys <= known:
             raise ConfigError(f"local_rerank must be an object with {', '.join(sorted(REQUIRED_KEYS))} and optionally "
-                              f"{', '.join(GALLERY_SIDE_ONLY)}; got {sorted(keys) if keys else data!r}")
-        return cls(**{**GALLERY_SIDE_ONLY, **data})
+                              f"{', '.join(GALLERY_SIDE_ONLY)}, codebook; got {sorted(keys) if keys else data!r}")
+        data = {**GALLERY_SIDE_ONLY, **data}
+        if "codebook" in data:
+            channels = data["channels"] if isinstance(data["channels"], int) else 0
+            data["codebook"] = LocalCodebook.from_dict(data["codebook"], channels)
+        return cls(**data)
 
 
-def local_similarity(query: np.ndarray, candidates: np.ndarray, config: LocalRerank) -> np.ndarray:
-    """The local score of each candidate: query (P, C), candidates (K, P, C) -> (K,)."""
-    k, locations, channels = candidates.shape
-    # one matrix product (K x row locations, C) @ (C, P): BLAS, several times an einsum's speed; in float64, as the
-    # sample app sums (a float32 product's blocked sums moved re-ranked scores by 1e-6 from the app's)
-    flat = np.ascontiguousarray(candidates, dtype=np.float64).reshape(k * locations, channels)
-    cosines = (flat @ np.ascontiguousarray(query, dtype=np.float64).T).reshape(k, locations, -1)
-    best_in_photo = cosines.max(axis=2)  # (K, row locations)
-    found = best_in_photo.mean(axis=1)
-    if config.worst_fraction > 0:
-        worst = max(1, int(config.worst_fraction * best_in_photo.shape[1]))
-        found = 0.5 * (found + np.sort(best_in_photo, axis=1)[:, :worst].mean(axis=1))
+def local_similarity(query: np.ndarray, candidates: np.ndarray | Sequence[np.ndarray],
+                     config: LocalRerank) -> np.ndarray:
+    """The local score of each candidate: query (P, C), candidates (K, P, C) or K rows of their own number of
+    locations (n_k, C) (a compact gallery's: each scored over the locations it stores) -> (K,)."""
+    rows = [np.asarray(row) for row in candidates]
+    counts = [len(row) for row in rows]
+    # one matrix product (all rows' locations, C) @ (C, P): BLAS, several times an einsum's speed; in float64, as
+    # the sample app sums (a float32 product's blocked sums moved re-ranked scores by 1e-6 from the app's)
+    flat = np.concatenate([np.asarray(row, dtype=np.float64) for row in rows]).reshape(sum(counts), -1)
+    cosines = np.split(flat @ np.ascontiguousarray(query, dtype=np.float64).T, np.cumsum(counts)[:-1])
+    found, best_in_row = np.empty(len(rows)), np.empty((len(rows), len(query)))
+    for k, row_cosines in enumerate(cosines):
+        best_in_photo = row_cosines.max(axis=1)  # (row locations,)
+        found[k] = best_in_photo.mean()
+        if config.worst_fraction > 0:
+            worst = max(1, int(config.worst_fraction * len(best_in_photo)))
+            found[k] = 0.5 * (found[k] + np.sort(best_in_photo)[:worst].mean())
+        best_in_row[k] = row_cosines.max(axis=0)  # (photo locations,)
     if config.photo_weight == 0:
         return found
-    best_in_row = cosines.max(axis=1)  # (K, photo locations)
     on_item = best_in_row.max(axis=0) > config.photo_threshold
     explained = best_in_row[:, on_item].mean(axis=1) if on_item.any() else np.zeros_like(found)
     return (1 - config.photo_weight) * found + config.photo_weight * explained
@@ -108,7 +128,8 @@ def rerank(similarity: np.ndarray, row_label: np.ndarray, query_locals: np.ndarr
     """(Q, R) cosines -> re-ranked scores: the top_k labels' best rows re-scored, every other row at -inf.
 
     `row_label`: an integer label id per column; `query_locals` (Q, P, C); `gallery_locals` (gallery rows, P, C),
-    any array-like whose `[ids]` gathers those rows (a gallery's mapped Rows: only the candidates are read);
+    any array-like whose `[ids]` gathers those rows (a gallery's mapped Rows: only the candidates are read), or
+    whose `[ids]` gives each row's own locations (a compact gallery's CodedMaps, decoded);
     `rows`: the gallery row of each column, ascending (None: column i is row i)."""
     out = np.full(similarity.shape, OUT_OF_RUNNING, dtype=np.float32)
     for q, scores in enumerate(similarity):

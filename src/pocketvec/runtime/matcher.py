@@ -75,6 +75,10 @@ class Scorer:
 
     def __init__(self, gallery: Gallery, local_rerank: LocalRerank | None = None) -> None:
         self.gallery, self.local_rerank = gallery, local_rerank
+        # the rows' local maps as the re-rank reads them: a compact gallery's decoded with the model's codebook
+        self.maps = gallery.locals
+        if gallery.compact and local_rerank is not None:
+            self.maps = gallery.locals.decoder(local_rerank.codebook)
         self.labels = sorted(set(gallery.labels))
         self.row_label = label_ids(gallery.labels)  # an index into self.labels (both sorted by code point)
         self.label_words = None if gallery.texts is None else labelled_words(tuple(gallery.labels),
@@ -92,7 +96,7 @@ class Scorer:
         row_label = self.row_label if rows is None else self.row_label[rows]
         if self.local_rerank is not None:
             self.check(query_locals)
-            cosines = rerank(cosines, row_label, query_locals, self.gallery.locals, self.local_rerank, rows)
+            cosines = rerank(cosines, row_label, query_locals, self.maps, self.local_rerank, rows)
         if read is None or self.label_words is None:
             return cosines
         return verify_rows(cosines, row_label, self.label_words, read, settings)[0]

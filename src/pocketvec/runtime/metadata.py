@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pocketvec.bounded_json import loads_bounded
@@ -78,8 +78,9 @@ class ModelMetadata:
             check_digest("weights_digest", self.weights_digest)
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data = asdict(replace(self, local_rerank=None))
         data["preprocess"] = self.preprocess.to_dict()
+        data["local_rerank"] = None if self.local_rerank is None else self.local_rerank.to_dict()
         for key in ("local_rerank", "weights_digest"):  # files without them keep the metadata they always had
             if data[key] is None:
                 del data[key]

@@ -3,7 +3,9 @@ with the writer of that version (pocketvec before format version 4) on the path,
 
     PYTHONPATH=/path/to/old/pocketvec/src python make_old_galleries.py
 
-v2-int8.pvg: 3 int8 rows of 16 values; v3-float16-maps.pvg: the same rows as float16 with (4, 6) local maps.
+v2-int8.pvg: 3 int8 rows of 16 values; v3-float16-maps.pvg: the same rows as float16 with (4, 6) local maps;
+v4-int8-maps.pvg (written by pocketvec before format version 5, as `with_maps` but int8): the int8 rows with
+their full maps.
 """
 
 import numpy as np
@@ -24,3 +26,6 @@ plain.save("v2-int8.pvg")
 with_maps = Gallery("space", 16, "float16", local_shape=(4, 6), created_by="pocketvec 0.1.0")
 with_maps.add(vectors, labels, sources, maps)
 with_maps.save("v3-float16-maps.pvg")
+int8_maps = Gallery("space", 16, "int8", local_shape=(4, 6), created_by="pocketvec 0.1.0")
+int8_maps.add(vectors, labels, sources, maps)
+int8_maps.save("v4-int8-maps.pvg")

@@ -29,6 +29,7 @@ class EmbedResult:
     paths: list[Path] = field(default_factory=list)
     failures: list[ImageLoadError] = field(default_factory=list)
     locals: np.ndarray | None = None  # (len(paths), locations, channels) when the model has a local re-rank
+    sizes: np.ndarray | None = None  # (len(paths), 2) each image's (height, width) as decoded, upright
 
 
 class Engine:
@@ -50,6 +51,10 @@ class Engine:
     def prepare(self, image: ImageLike, query: bool = False) -> list[np.ndarray]:
         """Load (if a path) and preprocess one image exactly as the phone does: as an item, or with
         `query` as a photo to recognise (the metadata's query crops). One model input per crop."""
+        return self._prepared(image, query)[0]
+
+    def _prepared(self, image: ImageLike, query: bool) -> tuple[list[np.ndarray], tuple[int, int]]:
+        """`prepare`'s inputs and the image's (height, width)."""
         source = image if isinstance(image, (str, Path)) else "<array>"
         array = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
         if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
@@ -57,7 +62,7 @@ class Engine:
         specs = self.metadata.preprocess.query_specs() if query else (self.metadata.preprocess,)
         for spec in specs:
             check_bounds(array.shape[1], array.shape[0], spec, source)
-        return [preprocess(array, spec) for spec in specs]
+        return [preprocess(array, spec) for spec in specs], array.shape[:2]
 
     def crops(self, query: bool) -> int:
         """Model inputs per image: 1 for items, the query crops for photos."""
@@ -84,13 +89,16 @@ class Engine:
         rows: list[np.ndarray] = []
         maps: list[np.ndarray] = []
         kept: list[ImageLike] = []
+        sizes: list[tuple[int, int]] = []
         with progress_bar(f"embedding ({self.name})", len(images), enabled=progress) as advance:
             for start in range(0, len(images), max(1, batch_size)):
                 chunk, batch = images[start : start + batch_size], []
                 for image in chunk:
                     try:
-                        batch += self.prepare(image, query)
+                        inputs, size = self._prepared(image, query)
+                        batch += inputs
                         kept.append(image)
+                        sizes.append(size)
                     except ImageLoadError as e:
                         if failures is None:
                             raise
@@ -104,7 +112,7 @@ class Engine:
         embeddings = np.concatenate(rows) if rows else np.zeros((0, dim), dtype=np.float32)
         locals_ = None if rerank is None else np.concatenate(maps) if maps else np.zeros((0, *rerank.shape), np.float32)
         paths = [p for p in kept if isinstance(p, Path)]
-        return EmbedResult(embeddings, paths, failures or [], locals_)
+        return EmbedResult(embeddings, paths, failures or [], locals_, np.array(sizes, np.int64).reshape(-1, 2))
 
     def _checked(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         embeddings, local = self.run_outputs(batch)

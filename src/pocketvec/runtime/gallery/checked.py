@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from pocketvec.errors import GalleryError
+from pocketvec.runtime.content_box import BOX_BYTES, box_problem, checker_count, map_side
 from pocketvec.runtime.unit_norm import first_not_unit
 
 CHECKSUM_SIZE = 32
@@ -29,12 +30,15 @@ DAMAGED = "the gallery was edited or damaged; rebuild it"
 
 @dataclass(frozen=True)
 class Layout:
-    """The rows of one part: count x dim embeddings of `dtype`, then count local maps (float16) if any."""
+    """The rows of one part: count x dim embeddings of `dtype`, then count local maps (float16) if any; or,
+    compact (`subvectors` > 0), count content boxes and the codes of `coded` locations (gallery/coded.py)."""
 
     count: int
     dim: int
     dtype: np.dtype
     local_shape: tuple[int, int] | None
+    subvectors: int = 0  # code bytes per location of compact maps; 0: full maps (or none)
+    coded: int = 0  # locations coded in this part
 
     @property
     def vector_bytes(self) -> int:
@@ -42,15 +46,23 @@ class Layout:
 
     @property
     def map_bytes(self) -> int:
-        """Bytes of one row's local map."""
-        return self.local_shape[0] * self.local_shape[1] * LOCAL_DTYPE.itemsize if self.local_shape else 0
+        """Bytes of one row's full local map (0 for compact maps)."""
+        if not self.local_shape or self.subvectors:
+            return 0
+        return self.local_shape[0] * self.local_shape[1] * LOCAL_DTYPE.itemsize
+
+    @property
+    def box_bytes(self) -> int:
+        return self.count * BOX_BYTES if self.subvectors else 0
 
     @property
     def payload_bytes(self) -> int:
-        return self.vector_bytes + self.count * self.map_bytes
+        return self.vector_bytes + self.count * self.map_bytes + self.box_bytes + self.coded * self.subvectors
 
     def describe(self) -> str:
-        maps = f" + {self.count} x {self.local_shape[0]} x {self.local_shape[1]} float16" if self.local_shape else ""
+        maps = f" + {self.count} x {self.local_shape[0]} x {self.local_shape[1]} float16" if self.map_bytes else ""
+        if self.subvectors:
+            maps = f" + {self.count} content boxes + {self.coded} x {self.subvectors} code bytes"
         return f"{self.count} x {self.dim} {self.dtype.name}{maps}"
 
 
@@ -138,10 +150,13 @@ def _stream(src: Source, digest, offset: int, length: int, layout: Layout | None
             digest.update(src.read(start, min(CHUNK_BYTES, offset + length - start)))
         return None
     problem = None
-    kinds = [(layout.dim * layout.dtype.itemsize, layout.dtype, (layout.dim,), False)]
-    if layout.local_shape:
-        kinds.append((layout.map_bytes, LOCAL_DTYPE, layout.local_shape, True))
-    for row_bytes, dtype, row_shape, is_map in kinds:
+    kinds = [(layout.dim * layout.dtype.itemsize, layout.dtype, (layout.dim,), "row")]
+    if layout.map_bytes:
+        kinds.append((layout.map_bytes, LOCAL_DTYPE, layout.local_shape, "map"))
+    if layout.subvectors:
+        kinds.append((BOX_BYTES, np.dtype(np.uint8), (BOX_BYTES,), "box"))
+    kept = 0
+    for row_bytes, dtype, row_shape, kind in kinds:
         step = max(1, CHUNK_BYTES // row_bytes)
         for row in range(0, layout.count, step):
             n = min(step, layout.count - row)
@@ -149,9 +164,26 @@ def _stream(src: Source, digest, offset: int, length: int, layout: Layout | None
             digest.update(data)
             offset += n * row_bytes
             if problem is None and len(data) == n * row_bytes:
-                problem = _row_problem(np.frombuffer(data, dtype).reshape(n, *row_shape), is_map,
-                                       first_row + row, source)
+                rows = np.frombuffer(data, dtype).reshape(n, *row_shape)
+                if kind == "box":
+                    problem = _box_problem(rows, layout, first_row + row, source)
+                    kept += int(checker_count(rows).sum())
+                else:
+                    problem = _row_problem(rows, kind == "map", first_row + row, source)
+    if layout.subvectors:
+        end = offset + layout.coded * layout.subvectors
+        for start in range(offset, end, CHUNK_BYTES):  # codes: any byte is a centroid
+            digest.update(src.read(start, min(CHUNK_BYTES, end - start)))
+        if problem is None and kept != layout.coded:
+            problem = f"{source}: its content boxes keep {kept} locations, the header counts {layout.coded} ({DAMAGED})"
     return problem
+
+
+def _box_problem(boxes: np.ndarray, layout: Layout, first_row: int, source: str) -> str | None:
+    bad = box_problem(boxes, map_side(layout.local_shape[0]))
+    if bad is None:
+        return None
+    return f"{source}: row {first_row + bad}: content box {boxes[bad].tolist()} leaves the map ({DAMAGED})"
 
 
 def _row_problem(rows: np.ndarray, is_map: bool, first_row: int, source: str) -> str | None:

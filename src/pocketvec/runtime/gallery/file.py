@@ -1,15 +1,16 @@
 """The `.pvg` gallery file: bytes and files <-> (header, rows), exactly as docs/FORMATS.md describes.
 
-Version 4 (written), little-endian: a base (magic `PVGALLRY`, uint32 version, uint32 header_len, uint64
+Version 5 (written), little-endian: a base (magic `PVGALLRY`, uint32 version, uint32 header_len, uint64
 payload_len, a UTF-8 JSON header padded with spaces so that the payload starts at a multiple of 16, the
-embeddings, the rows' local maps as float16 when the header has `local_shape`, and a 32-byte sha256 of every
-byte of the base before it), then any appended segments (`segments`), each with its own header and checksum.
-Versions 2 and 3 (a 16-byte preamble, one part that runs to the end of the file; 3 with local maps) and
-version 1 (no trailer, a `payload_sha256` in the header, with a warning) still read. A bad file raises
-GalleryError naming it.
+embeddings, then the rows' local maps: full, as float16, when the header has `local_shape` alone; compact, as
+content boxes and codes (`coded`), when it also has `local_codes`; and a 32-byte sha256 of every byte of the
+base before it), then any appended segments (`segments`), each with its own header and checksum. Version 4 (the
+same without compact maps), versions 2 and 3 (a 16-byte preamble, one part that runs to the end of the file; 3
+with local maps) and version 1 (no trailer, a `payload_sha256` in the header, with a warning) still read. A bad
+file raises GalleryError naming it.
 
 `read` verifies a file in one streaming pass and maps its rows (`checked`): the embeddings and local maps are
-views of the file, not copies; the local maps of several parts are one `Rows`.
+views of the file, not copies; the local maps of several parts are one `Rows` (or `CodedMaps`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from pocketvec.atomic import write_bytes_atomic
 from pocketvec.bounded_json import loads_bounded
 from pocketvec.errors import GalleryError, PocketvecWarning
+from pocketvec.runtime.content_box import BOX_BYTES
 from pocketvec.runtime.gallery.checked import (
     CHECKSUM_SIZE,
     DAMAGED,
@@ -37,6 +39,7 @@ from pocketvec.runtime.gallery.checked import (
     checked_rows,
     hash_matches,
 )
+from pocketvec.runtime.gallery.coded import CodedMaps, CodedPart
 from pocketvec.runtime.gallery.header import DTYPE_NAMES, check_header, header_bytes
 from pocketvec.runtime.gallery.rows import Rows
 from pocketvec.runtime.gallery.segments import merged_header, read_segment
@@ -44,10 +47,10 @@ from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.unit_norm import first_not_unit
 
 MAGIC = b"PVGALLRY"
-VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 PREAMBLE = struct.Struct("<8sII")  # magic, version, header_len (versions 1-3)
-BASE = struct.Struct("<8sIIQ")  # magic, version, header_len, payload_len (version 4)
+BASE = struct.Struct("<8sIIQ")  # magic, version, header_len, payload_len (versions 4 and 5)
 MAX_HEADER_BYTES = 256 << 20
 DTYPES = {name: np.dtype({"float32": "<f4", "float16": "<f2", "int8": "i1"}[name]) for name in DTYPE_NAMES}
 __all__ = ["CHECKSUM_SIZE", "DAMAGED", "LOCAL_DTYPE", "Decoded", "check_unit", "decode", "encode", "read"]
@@ -59,25 +62,28 @@ class Decoded:
     vectors: np.ndarray  # (count, dim), read-only: mapped from the file (one part) or joined (several)
     accept_rule: AcceptRule | None
     version: int
-    locals: Rows | None = None  # (count, locations, channels) float16, mapped
+    locals: Rows | CodedMaps | None = None  # (count, locations, channels) float16, or compact maps; mapped
     parts: int = 1  # the base and its appended segments
     committed_end: int = 0  # the bytes read: an append that did not finish starts here
 
 
-def encode_parts(header: dict[str, Any], vectors: np.ndarray, maps: Rows | np.ndarray | None = None
+def encode_parts(header: dict[str, Any], vectors: np.ndarray, maps: Rows | CodedMaps | np.ndarray | None = None
                  ) -> Iterator[bytes]:
-    """The bytes of a version-4 file without segments, a few MB at a time (a gallery is never held whole)."""
+    """The bytes of a current-version file without segments, a few MB at a time (a gallery is never held whole)."""
     maps = Rows.of(np.asarray(maps, LOCAL_DTYPE)) if isinstance(maps, np.ndarray) else maps
     return _encoded(header, vectors, maps.chunks() if maps is not None else (), maps.nbytes if maps is not None else 0)
 
 
 def write_streamed(path: str | Path, header: dict[str, Any], vectors: np.ndarray,
                    map_chunks: Iterable[np.ndarray] | None = None) -> Path:
-    """Write a version-4 file whose local maps arrive a chunk of rows at a time (made on the fly, never held
-    whole), atomically; maps for another number of rows than the header counts are refused."""
+    """Write a current-version file whose local maps arrive a chunk at a time (made on the fly, never held whole:
+    full maps as rows of float16, compact ones as the boxes then the codes, uint8), atomically; maps of another size
+    than the header gives are refused."""
     shape = header.get("local_shape")
     map_bytes = header["count"] * int(np.prod(shape)) * LOCAL_DTYPE.itemsize if map_chunks is not None and shape \
         else 0
+    if map_chunks is not None and "local_codes" in header:
+        map_bytes = header["count"] * BOX_BYTES + header["coded_locations"] * header["local_codes"]["subvectors"]
     return write_atomic(path, _encoded(header, vectors, map_chunks or (), map_bytes, str(path)))
 
 
@@ -90,8 +96,8 @@ def _encoded(header: dict[str, Any], vectors: np.ndarray, map_chunks: Iterable[n
     for chunk in (BASE.pack(MAGIC, VERSION, len(text), vectors.nbytes + map_bytes), text, vectors.tobytes()):
         digest.update(chunk)
         yield chunk
-    for rows in map_chunks:  # one chunk at a time: never the whole payload
-        chunk = np.ascontiguousarray(rows, dtype=LOCAL_DTYPE).tobytes()
+    for rows in map_chunks:  # one chunk at a time: never the whole payload (full maps float16, compact uint8)
+        chunk = np.ascontiguousarray(rows, dtype=rows.dtype if rows.dtype == np.uint8 else LOCAL_DTYPE).tobytes()
         written += len(chunk)
         digest.update(chunk)
         yield chunk
@@ -129,7 +135,7 @@ def _parse(src: Source, source: str) -> Decoded:
                            f"(this pocketvec reads {', '.join(map(str, READABLE_VERSIONS))})")
     if version == 1:
         return _decode_v1(src.read(0, src.size), header_len, source)
-    if version == 4:
+    if version >= 4:
         if src.size < BASE.size + CHECKSUM_SIZE:
             raise GalleryError(f"{source}: truncated gallery (no room for the {CHECKSUM_SIZE}-byte checksum)")
         header_start, payload_len = BASE.size, BASE.unpack(src.read(0, BASE.size))[3]
@@ -150,12 +156,14 @@ def _parse(src: Source, source: str) -> Decoded:
         header = loads_bounded(text, source, "gallery header", GalleryError, MAX_HEADER_BYTES)
         rule = check_header(header, source, version)
         shape = tuple(header["local_shape"]) if "local_shape" in header else None
-        return header, rule, Layout(header["count"], header["dim"], DTYPES[header["dtype"]], shape)
+        codes = header.get("local_codes", {})
+        return header, rule, Layout(header["count"], header["dim"], DTYPES[header["dtype"]], shape,
+                                    codes.get("subvectors", 0), header.get("coded_locations", 0))
 
     header, rule, layout = checked_part(src, 0, header_start, payload_start, payload_len, parse, 0, source)
     parts, end = [(payload_start, layout)], payload_start + payload_len + CHECKSUM_SIZE
     segments = []
-    while version == 4 and end < src.size:
+    while version >= 4 and end < src.size:
         segment = read_segment(src, end, header, layout, sum(p[1].count for p in parts), source)
         if segment is None:
             warnings.warn(PocketvecWarning(
@@ -179,11 +187,20 @@ def _mapped(src: Source, header: dict[str, Any], rule: AcceptRule | None, versio
     vectors = [src.array(start, layout.dtype, (layout.count, layout.dim)) for start, layout in parts]
     shape = parts[0][1].local_shape
     maps = None
-    if shape is not None:
+    if "local_codes" in header:
+        maps = CodedMaps([_coded_part(src, start, layout) for start, layout in parts],
+                         header["local_codes"]["subvectors"], header["local_codes"]["digest"])
+    elif shape is not None:
         maps = Rows([src.array(start + layout.vector_bytes, LOCAL_DTYPE, (layout.count, *shape))
                      for start, layout in parts], shape, LOCAL_DTYPE)
     joined = vectors[0] if len(vectors) == 1 else np.concatenate(vectors)
     return Decoded(header, joined, rule, version, maps, len(parts), end)
+
+
+def _coded_part(src: Source, start: int, layout: Layout) -> CodedPart:
+    at = start + layout.vector_bytes
+    boxes = src.array(at, np.dtype(np.uint8), (layout.count, BOX_BYTES))
+    return CodedPart.of(boxes, src.array(at + layout.box_bytes, np.dtype(np.uint8), (layout.coded, layout.subvectors)))
 
 
 def _decode_v1(raw: bytes, header_len: int, source: str) -> Decoded:

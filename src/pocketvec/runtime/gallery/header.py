@@ -17,10 +17,15 @@ DTYPE_NAMES = ("float16", "float32", "int8")
 KEYS_V2 = frozenset({"embedding_space_id", "dim", "count", "dtype", "labels", "sources", "accept_rule", "created_by"})
 KEYS_V1 = KEYS_V2 | {"payload_sha256"}
 KEYS_V3 = KEYS_V2 | {"local_shape"}
-KEYS = {1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3, 4: KEYS_V2}  # version 4: local_shape optional (local maps kept)
+# version 4: local_shape optional (local maps kept); version 5: local maps full or compact (`local_codes`)
+KEYS = {1: KEYS_V1, 2: KEYS_V2, 3: KEYS_V3, 4: KEYS_V2, 5: KEYS_V2}
 # the weights digest of the model that built the rows; the text printed on each row's image and what read it
 OPTIONAL_KEYS = frozenset({"model_digest", "texts", "text_reader"})
 OPTIONAL_V4 = OPTIONAL_KEYS | {"local_shape"}
+# compact local maps: the codebook's digest and code bytes per location; the locations the part codes
+OPTIONAL_V5 = OPTIONAL_V4 | {"local_codes", "coded_locations"}
+OPTIONAL = {1: OPTIONAL_KEYS, 2: OPTIONAL_KEYS, 3: OPTIONAL_KEYS, 4: OPTIONAL_V4, 5: OPTIONAL_V5}
+LOCAL_CODES_KEYS = {"digest", "subvectors"}
 MAX_LABEL = 1024
 MAX_TEXT = 1 << 16  # characters of one row's text
 ALIGN = 16
@@ -49,7 +54,7 @@ def check_header(header: Any, source: str, version: int) -> AcceptRule | None:
     """Refuse a header that is not exactly the schema of `version`; returns its accept rule."""
     if not isinstance(header, dict):
         raise GalleryError(f"{source}: gallery header must be a JSON object. Got {type(header).__name__}.")
-    keys, optional = KEYS[version], OPTIONAL_V4 if version >= 4 else OPTIONAL_KEYS
+    keys, optional = KEYS[version], OPTIONAL[version]
     missing, unknown = sorted(keys - set(header)), sorted(set(header) - keys - optional)
     if missing:
         raise GalleryError(f"{source}: gallery header lacks keys {missing}")
@@ -83,6 +88,11 @@ def _check_values(header: dict[str, Any]) -> AcceptRule | None:
             raise GalleryError(f"local_shape must be [locations, channels]. Got {shape!r}.")
         check_number("local_shape locations", shape[0], 1, MAX_LOCATIONS, integer=True)
         check_number("local_shape channels", shape[1], 1, MAX_CHANNELS, integer=True)
+    if ("local_codes" in header) != ("coded_locations" in header) or ("local_codes" in header
+                                                                       and "local_shape" not in header):
+        raise GalleryError("'local_codes' and 'coded_locations' come together, with 'local_shape'")
+    if "local_codes" in header:
+        check_local_codes(header["local_codes"], header["coded_locations"])
     if ("texts" in header) != ("text_reader" in header):
         raise GalleryError("'texts' and 'text_reader' come together")
     if "texts" in header:
@@ -97,3 +107,12 @@ def _check_values(header: dict[str, Any]) -> AcceptRule | None:
     if header["accept_rule"] is None:
         return None
     return AcceptRule.from_dict(header["accept_rule"])
+
+
+def check_local_codes(codes: Any, coded: Any) -> None:
+    """A compact gallery's `local_codes` ({"digest", "subvectors"}) and `coded_locations`."""
+    if not isinstance(codes, dict) or set(codes) != LOCAL_CODES_KEYS:
+        raise GalleryError(f"local_codes must be an object with {sorted(LOCAL_CODES_KEYS)}. Got {codes!r}.")
+    check_digest("local_codes digest", codes["digest"])
+    check_number("local_codes subvectors", codes["subvectors"], 1, 255, integer=True)
+    check_number("coded_locations", coded, 0, 2**40, integer=True)

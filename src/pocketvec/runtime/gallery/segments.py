@@ -1,8 +1,9 @@
-"""Appended segments: rows added to a version-4 gallery file without rewriting it.
+"""Appended segments: rows added to a version-4 or -5 gallery file without rewriting it.
 
 A segment follows the base (or the previous segment): magic `PVGSEGMT`, uint32 header_len, uint64 payload_len,
 the first 4 bytes of the sha256 of those 20 (so a damaged length is not taken for an unfinished append), a JSON
-header ({"count", "labels", "sources"} and, as the base has them, "texts"; optionally "model_digest")
+header ({"count", "labels", "sources"} and, as the base has them, "texts" and "coded_locations"; optionally
+"model_digest")
 padded so that the payload starts at a file offset that is a multiple of 16, the rows (embeddings, then local
 maps) as in the base, and the sha256 of the segment's bytes before it. The checksum is the commit: it is
 written and synced only once the rest of the segment is on disk. A file that ends inside a segment holds an
@@ -66,7 +67,8 @@ def read_segment(src: Source, offset: int, base: dict[str, Any], base_layout: La
     def parse(text: bytes) -> tuple[dict[str, Any], None, Layout]:
         header = loads_bounded(text, source, f"{what}: header", GalleryError, MAX_SEGMENT_HEADER)
         check_segment_header(header, base, f"{source}: {what}")
-        return header, None, Layout(header["count"], base_layout.dim, base_layout.dtype, base_layout.local_shape)
+        return header, None, Layout(header["count"], base_layout.dim, base_layout.dtype, base_layout.local_shape,
+                                    base_layout.subvectors, header.get("coded_locations", 0))
 
     header, _, layout = checked_part(src, offset, header_start, payload_start, payload_len, parse, first_row,
                                      source, what)
@@ -86,15 +88,18 @@ def check_segment_header(header: Any, base: dict[str, Any], source: str) -> None
     """A segment header's keys and list lengths (their values are checked with the whole gallery's header)."""
     if not isinstance(header, dict):
         raise GalleryError(f"{source}: header must be a JSON object. Got {type(header).__name__}.")
-    keys = SEGMENT_KEYS | ({"texts"} if "texts" in base else set())
+    keys = SEGMENT_KEYS | ({"texts"} if "texts" in base else set()) | \
+        ({"coded_locations"} if "local_codes" in base else set())
     missing, unknown = sorted(keys - set(header)), sorted(set(header) - keys - {"model_digest"})
     if missing or unknown:
         raise GalleryError(f"{source}: header lacks keys {missing} or has unknown keys {unknown}")
     try:
         check_number("count", header["count"], 1, 2**31, integer=True)
+        if "coded_locations" in keys:
+            check_number("coded_locations", header["coded_locations"], 0, 2**40, integer=True)
     except PocketvecError as e:
         raise GalleryError(f"{source}: header: {e}") from e
-    for key in sorted(keys - {"count"}):
+    for key in sorted(keys - {"count", "coded_locations"}):
         if not isinstance(header[key], list) or len(header[key]) != header["count"]:
             raise GalleryError(f"{source}: header: '{key}' must be a list of {header['count']} strings")
 
@@ -104,6 +109,8 @@ def merged_header(base: dict[str, Any], segments: list[Segment]) -> dict[str, An
     merged = dict(base)
     for segment in segments:
         merged["count"] += segment.header["count"]
+        if "coded_locations" in segment.header:
+            merged["coded_locations"] += segment.header["coded_locations"]
         for key in ("labels", "sources", "texts"):
             if key in segment.header:
                 merged[key] = merged[key] + segment.header[key]

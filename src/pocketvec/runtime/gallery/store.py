@@ -19,15 +19,20 @@ from pocketvec.checks import check_text
 from pocketvec.errors import GalleryError
 from pocketvec.file_kinds import refuse_special
 from pocketvec.runtime.gallery import file as gallery_file
+from pocketvec.runtime.gallery.coded import CodedMaps, encode_maps
 from pocketvec.runtime.gallery.header import MAX_LABEL, MAX_TEXT
 from pocketvec.runtime.gallery.rows import Rows
 from pocketvec.runtime.gallery.segments import append_segment
+from pocketvec.runtime.local_codebook import LocalCodebook
 from pocketvec.runtime.metadata import AcceptRule, ModelMetadata
 from pocketvec.runtime.unit_norm import dequantize, to_int8
 from pocketvec.runtime.weights_digest import short
 from pocketvec.version import __version__
 
 DTYPE_CHOICES = tuple(gallery_file.DTYPES)
+# how rows keep their local maps: every location as float16, or the content box's checkerboard coded with the
+# model's local codebook (gallery/coded.py)
+LOCAL_MAPS_CHOICES = ("full", "compact")
 
 
 def check_dtype(dtype: str) -> None:
@@ -46,6 +51,26 @@ def quantize(unit_vectors: np.ndarray, dtype: str) -> np.ndarray:
 def model_local_shape(metadata: ModelMetadata) -> tuple[int, int] | None:
     """The (locations, channels) of a model's local maps, None without a local re-rank."""
     return metadata.local_rerank.shape if metadata.local_rerank else None
+
+
+def model_codebook(metadata: ModelMetadata) -> LocalCodebook | None:
+    return metadata.local_rerank.codebook if metadata.local_rerank else None
+
+
+def resolve_local_maps(wanted: str | None, dtype: str, metadata: ModelMetadata) -> str:
+    """How a new gallery keeps its local maps: `wanted`, or by default compact for an int8 gallery of a model
+    with a local codebook (the small file is what int8 is for), full otherwise (float32 and float16 keep the
+    exact maps: docs/lab/compact-local-maps.md measures the difference)."""
+    if wanted is None:
+        return "compact" if dtype == "int8" and model_codebook(metadata) is not None else "full"
+    if wanted not in LOCAL_MAPS_CHOICES:
+        raise GalleryError(f"local maps must be one of {list(LOCAL_MAPS_CHOICES)}. Got {wanted!r}.")
+    if wanted == "compact" and model_codebook(metadata) is None:
+        what = "has no local re-rank" if metadata.local_rerank is None else "carries no local codebook"
+        raise GalleryError(f"compact local maps need the model's local codebook; this model {what} "
+                           "(export it again from a run folder with local_codebook.safetensors), or use "
+                           "--local-maps full")
+    return wanted
 
 
 @dataclass(frozen=True)
@@ -88,7 +113,8 @@ class Gallery:
     accept_rule: AcceptRule | None = None
     created_by: str = f"pocketvec {__version__}"
     local_shape: tuple[int, int] | None = None  # (locations, channels) for a model with a local re-rank
-    locals: Rows | None = None  # (count, locations, channels) float16, with local_shape (an array is wrapped)
+    # (count, locations, channels) float16 with local_shape (an array is wrapped), or compact maps (CodedMaps)
+    locals: Rows | CodedMaps | None = None
     model_digest: str | None = None  # weights digest of the model that last added rows; None: unknown
     texts: list[str] | None = None  # the text printed on each row's image (runtime/text_verify.py), or None
     text_reader: str | None = None  # the OCR models that read `texts`
@@ -100,7 +126,7 @@ class Gallery:
             self.vectors = np.zeros((0, self.dim), dtype=gallery_file.DTYPES[self.dtype])
         if self.local_shape is not None and self.locals is None:
             self.locals = np.zeros((0, *self.local_shape), dtype=gallery_file.LOCAL_DTYPE)
-        if self.locals is not None and not isinstance(self.locals, Rows):
+        if self.locals is not None and not isinstance(self.locals, (Rows, CodedMaps)):
             self.locals = Rows.of(np.asarray(self.locals, gallery_file.LOCAL_DTYPE))
 
     @property
@@ -115,23 +141,33 @@ class Gallery:
         return dequantize(self.vectors)
 
     @property
+    def compact(self) -> bool:
+        """Whether the rows keep compact local maps (content box + codes) rather than full float16 maps."""
+        return isinstance(self.locals, CodedMaps)
+
+    @property
     def reads_text(self) -> bool:
         """Whether the gallery keeps its items' printed text (for text verification)."""
         return self.texts is not None
 
     def add(self, embeddings: np.ndarray, labels: list[str], sources: list[str],
-            locals_: np.ndarray | None = None, model: ModelMetadata | None = None,
-            texts: list[str] | None = None, text_reader: str | None = None) -> AddReport:
+            locals_: np.ndarray | CodedMaps | None = None, model: ModelMetadata | None = None,
+            texts: list[str] | None = None, text_reader: str | None = None,
+            boxes: np.ndarray | None = None) -> AddReport:
         """Enroll rows (with their local maps when the gallery keeps them, and their printed text when it
         keeps texts); an image already enrolled (same sha256) is skipped and reported. `model`: the model
-        that made the rows, whose weights digest the gallery then records."""
+        that made the rows, whose weights digest the gallery then records. A compact gallery codes the maps
+        with the model's codebook over each row's content box (`boxes` (N, 4), runtime/content_box.py), or
+        takes rows another gallery coded with the same codebook (`locals_` a CodedMaps)."""
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
             raise GalleryError(f"embeddings must have shape (N, {self.dim}). Got {embeddings.shape}.")
         self._check_locals(locals_, len(embeddings))
         self._check_texts(texts, text_reader, len(embeddings))
-        gallery_file.check_unit(embeddings, None if locals_ is None else np.asarray(locals_, np.float32), "enroll",
+        full_maps = None if locals_ is None or isinstance(locals_, CodedMaps) else np.asarray(locals_, np.float32)
+        gallery_file.check_unit(embeddings, full_maps, "enroll",
                                 "rows are L2-normalised embeddings, as a pocketvec model makes them")
+        coded = self._coded(locals_, boxes, model, len(embeddings))
         if not (len(embeddings) == len(labels) == len(sources)):
             raise GalleryError(f"got {len(embeddings)} embeddings, {len(labels)} labels, {len(sources)} sources")
         known = dict(zip(self.sources, self.labels, strict=True))
@@ -148,7 +184,10 @@ class Gallery:
             keep.append(i)
         if keep:
             self.vectors = np.concatenate([self.vectors, quantize(embeddings[keep], self.dtype)])
-            if locals_ is not None:
+            if coded is not None:
+                picked = coded.select(keep)
+                self.locals = self.locals.extend(picked.parts[0].boxes, picked.parts[0].codes)
+            elif locals_ is not None:
                 self.locals = self.locals.extend(np.asarray(locals_)[keep].astype(gallery_file.LOCAL_DTYPE))
             self.labels += [labels[i] for i in keep]
             self.sources += [sources[i] for i in keep]
@@ -175,6 +214,28 @@ class Gallery:
             self.texts = [self.texts[i] for i in keep]
         return removed
 
+    def _coded(self, locals_: np.ndarray | CodedMaps | None, boxes: np.ndarray | None, model: ModelMetadata | None,
+               rows: int) -> CodedMaps | None:
+        """A compact gallery's new rows, coded (None for a gallery of full maps)."""
+        if not self.compact:
+            if isinstance(locals_, CodedMaps):
+                raise GalleryError("this gallery keeps full local maps; rows with compact maps cannot join it")
+            return None
+        if isinstance(locals_, CodedMaps):
+            if locals_.digest != self.locals.digest:
+                raise GalleryError(f"rows coded with codebook {short(locals_.digest)} cannot join a gallery coded "
+                                   f"with {short(self.locals.digest)}")
+            return locals_
+        codebook = None if model is None else model_codebook(model)
+        if codebook is None or codebook.digest != self.locals.digest:
+            raise GalleryError(f"this gallery codes its local maps with codebook {short(self.locals.digest)}: add rows "
+                               "made by the model that carries it")
+        if boxes is None or np.shape(boxes) != (rows, 4):
+            raise GalleryError(f"compact local maps need each row's content box: expected ({rows}, 4), got "
+                               f"{None if boxes is None else np.shape(boxes)}")
+        box_bytes, codes = encode_maps(np.asarray(locals_), np.asarray(boxes), codebook)
+        return CodedMaps.empty(codebook.subvectors, codebook.digest).extend(box_bytes, codes)
+
     def _check_texts(self, texts: list[str] | None, reader: str | None, rows: int) -> None:
         if self.texts is not None and texts is None:
             raise GalleryError("this gallery keeps each item's printed text (text verification): read the new "
@@ -193,18 +254,27 @@ class Gallery:
             if locals_ is not None:
                 raise GalleryError("this gallery keeps no local maps (it was made for a model without a local re-rank)")
             return
+        if isinstance(locals_, CodedMaps) and len(locals_) == rows:
+            return
         if locals_ is None or np.shape(locals_) != (rows, *self.local_shape):
             raise GalleryError(f"this gallery keeps each row's local map: expected ({rows}, {self.local_shape[0]}, "
                                f"{self.local_shape[1]}), got {None if locals_ is None else np.shape(locals_)}")
         if not np.isfinite(locals_).all():
             raise GalleryError("local maps must be finite")
 
-    def local_maps(self, rows: np.ndarray | list[int] | None = None) -> np.ndarray | None:
+    def local_maps(self, rows: np.ndarray | list[int] | None = None) -> np.ndarray | CodedMaps | None:
         """The local maps of `rows` (None: every row, the whole size in float32) as float32 (rows, locations,
-        channels), or None."""
+        channels), or, for a compact gallery, those rows' compact maps (CodedMaps); None without maps."""
         if self.locals is None:
             return None
+        if self.compact:
+            return self.locals.select(range(self.count) if rows is None else rows)
         return (self.locals.copy() if rows is None else self.locals[rows]).astype(np.float32)
+
+    def check_codebook(self, codebook: LocalCodebook | None, source: str = "gallery") -> None:
+        """Refuse a compact gallery coded with another codebook than the model's (`codebook`)."""
+        if self.compact:
+            self.locals.decoder(codebook, source)
 
     def check_model(self, embedding_space_id: str, dim: int | None = None, source: str = "gallery",
                     local_shape: tuple[int, int] | str | None = "any") -> None:
@@ -243,6 +313,9 @@ class Gallery:
         }
         if self.local_shape is not None:
             header["local_shape"] = list(self.local_shape)
+        if self.compact:
+            header["local_codes"] = {"digest": self.locals.digest, "subvectors": self.locals.subvectors}
+            header["coded_locations"] = self.locals.coded
         if self.model_digest is not None:
             header["model_digest"] = self.model_digest
         if self.texts is not None:
@@ -257,8 +330,8 @@ class Gallery:
         return gallery_file.write_atomic(path, gallery_file.encode_parts(self.header(), self.vectors, self.locals))
 
     def appendable(self, path: str | Path) -> bool:
-        """Whether `write(path)` appends: the gallery was loaded from `path` (version 4) and has only gained rows
-        since (and perhaps a model digest)."""
+        """Whether `write(path)` appends: the gallery was loaded from `path` (the current version) and has only
+        gained rows since (and perhaps a model digest)."""
         saved, n = self.saved, 0 if self.saved is None else len(self.saved.labels)
         return (saved is not None and saved.version == gallery_file.VERSION and saved.path == Path(path).resolve()
                 and self.count > n and self.labels[:n] == saved.labels and self.sources[:n] == saved.sources
@@ -276,20 +349,31 @@ class Gallery:
             header["texts"] = self.texts[n:]
         if self.model_digest is not None:
             header["model_digest"] = self.model_digest
-        maps = () if self.locals is None else self.locals.select(range(n, self.count)).chunks()
+        added = None if self.locals is None else self.locals.select(range(n, self.count))
+        if isinstance(added, CodedMaps):
+            header["coded_locations"] = added.coded
+        maps = () if added is None else added.chunks()
         return append_segment(Path(path), self.saved.end, header, self.vectors[n:], maps)
 
     @classmethod
-    def for_model(cls, metadata: ModelMetadata, dtype: str = "float32",
-                  accept_rule: AcceptRule | None = None) -> Gallery:
-        """An empty gallery tied to a model (its space, dim, local maps and weights digest)."""
+    def for_model(cls, metadata: ModelMetadata, dtype: str = "float32", accept_rule: AcceptRule | None = None,
+                  local_maps: str | None = None) -> Gallery:
+        """An empty gallery tied to a model (its space, dim, local maps and weights digest); `local_maps`: full
+        or compact (None: `resolve_local_maps`'s default for `dtype`)."""
+        compact = model_local_shape(metadata) is not None and resolve_local_maps(local_maps, dtype,
+                                                                                  metadata) == "compact"
+        codebook = model_codebook(metadata)
+        maps = CodedMaps.empty(codebook.subvectors, codebook.digest) if compact else None
         return cls(metadata.embedding_space_id, metadata.embedding_dim, dtype, accept_rule=accept_rule,
-                   local_shape=model_local_shape(metadata), model_digest=metadata.weights_digest)
+                   local_shape=model_local_shape(metadata), locals=maps, model_digest=metadata.weights_digest)
 
     @classmethod
     def load_for(cls, path: str | Path, metadata: ModelMetadata) -> Gallery:
-        """Load a gallery and refuse it unless the model of `metadata` made it."""
-        return cls.load(path, metadata.embedding_space_id, metadata.embedding_dim, model_local_shape(metadata))
+        """Load a gallery and refuse it unless the model of `metadata` made it (and, for compact local maps,
+        carries the codebook that coded them)."""
+        gallery = cls.load(path, metadata.embedding_space_id, metadata.embedding_dim, model_local_shape(metadata))
+        gallery.check_codebook(model_codebook(metadata), str(path))
+        return gallery
 
     @classmethod
     def load(cls, path: str | Path, embedding_space_id: str | None = None, dim: int | None = None,
