@@ -16,14 +16,15 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from itertools import combinations
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from pocketvec.checks import check_number
 from pocketvec.errors import ConfigError
 
-__all__ = ["ItemZoom", "item_region", "photo_grid_to_pixels"]
+__all__ = ["ItemZoom", "RowMap", "box_corners", "fit_item_corners", "item_corners", "item_region",
+           "photo_grid_to_pixels"]
 
 STRONGEST = 16  # the correspondences whose triples are tried: C(16, 3) = 560 hypotheses
 MIN_SIDE = 16  # pixels: a smaller region is no zoom
@@ -108,13 +109,22 @@ def photo_grid_to_pixels(points: np.ndarray, side: int, crop: str, height: int, 
     return points * (long / side) - [(long - width) / 2, (long - height) / 2]
 
 
-def item_region(photo_map: np.ndarray, row_maps: list[np.ndarray], corners: list[np.ndarray], photo_crop: str,
-                height: int, width: int, zoom: ItemZoom) -> tuple[int, int, int, int] | None:
+class RowMap(NamedTuple):
+    """A candidate row's local map: (kept locations, channels) at `locations` (indices into the side x side grid;
+    None: every location), and the item's `corners` (4, 2) in map units."""
+
+    map: np.ndarray
+    locations: np.ndarray | None
+    corners: np.ndarray
+
+
+def item_region(photo_map: np.ndarray, candidates: list[RowMap], photo_crop: str, height: int, width: int,
+                zoom: ItemZoom) -> tuple[int, int, int, int] | None:
     """The photo's pixel region (top, left, bottom, right; end exclusive) holding the item, from the first
     candidate (best first) whose map gives one; None when none does or the region is under MIN_SIDE."""
     side = math.isqrt(len(photo_map))
-    for row_map, item_corners in zip(row_maps, corners, strict=True):
-        mapped = fit_item_corners(photo_map, row_map, item_corners, zoom)
+    for row in candidates:
+        mapped = fit_item_corners(photo_map, row.map, row.corners, zoom, row.locations)
         if mapped is None:
             continue
         pixels = photo_grid_to_pixels(mapped, side, photo_crop, height, width)
@@ -134,4 +144,15 @@ def item_corners(crop: str, side: int, height: int | None = None, width: int | N
     if crop == "scale_fit" and height and width:
         extent = np.array([width, height], np.float64) * (side / max(height, width))
         low, high = (side - extent) / 2, (side + extent) / 2
+    return _rectangle(low, high)
+
+
+def box_corners(box: np.ndarray) -> np.ndarray:
+    """The corners (4, 2) of a content box (top, left, rows, columns) in map locations
+    (pocketvec.runtime.content_box)."""
+    top, left, rows, cols = (float(v) for v in box)
+    return _rectangle(np.array([left, top]), np.array([left + cols, top + rows]))
+
+
+def _rectangle(low: np.ndarray, high: np.ndarray) -> np.ndarray:
     return np.array([[low[0], low[1]], [high[0], low[1]], [high[0], high[1]], [low[0], high[1]]])

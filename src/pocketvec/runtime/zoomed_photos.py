@@ -14,11 +14,12 @@ from typing import TypeVar
 import numpy as np
 
 from pocketvec.errors import ImageLoadError
+from pocketvec.runtime.content_box import checker_locations
 from pocketvec.runtime.engines.base import Engine, ImageLike
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.image_bounds import check_bounds
 from pocketvec.runtime.images import load_image
-from pocketvec.runtime.item_zoom import ItemZoom, item_corners, item_region
+from pocketvec.runtime.item_zoom import ItemZoom, RowMap, box_corners, item_corners, item_region
 from pocketvec.runtime.matcher import Matcher
 from pocketvec.runtime.preprocess import PreprocessSpec
 
@@ -39,6 +40,17 @@ def _takes(spec: PreprocessSpec, region: np.ndarray) -> bool:
     return True
 
 
+def candidate_maps(matcher: Matcher, rows: np.ndarray, side: int, item_crop: str) -> list[RowMap]:
+    """The rows' local maps as the matcher scores them (compact rows decoded: their checkerboard of the content
+    box), with the item's corners: the content box where the row keeps one, else the whole map."""
+    maps = matcher.scorer.maps[rows] if len(rows) else []
+    if not matcher.gallery.compact:
+        return [RowMap(np.asarray(m), None, item_corners(item_crop, side)) for m in maps]
+    boxes = [matcher.gallery.locals.row(r)[0] for r in rows]  # type: ignore[union-attr]
+    return [RowMap(np.asarray(m), checker_locations(box, side), box_corners(box))
+            for m, box in zip(maps, boxes, strict=True)]
+
+
 def item_regions(engine: Engine, matcher: Matcher, found: Found, arrays: Sequence[np.ndarray], zoom: ItemZoom
                  ) -> list[tuple[int, int, int, int] | None]:
     """Per photo (`arrays`, RGB, as embedded in `found`), its item's pixel region (top, left, bottom, right) or
@@ -46,10 +58,9 @@ def item_regions(engine: Engine, matcher: Matcher, found: Found, arrays: Sequenc
     (pocketvec.runtime.item_zoom)."""
     spec, rerank = engine.metadata.preprocess, engine.metadata.local_rerank
     side = math.isqrt(rerank.locations)  # type: ignore[union-attr]
-    corners = item_corners(spec.crop_mode, side)
     maps = found.locals  # type: ignore[attr-defined]
     candidates = matcher.candidate_rows(found.embeddings, maps)  # type: ignore[attr-defined]
-    return [item_region(maps[q, : side * side], [matcher.gallery.locals[r] for r in rows], [corners] * len(rows),
+    return [item_region(maps[q, : side * side], candidate_maps(matcher, rows, side, spec.crop_mode),
                         spec.query_crops[0], *array.shape[:2], zoom)
             for q, (array, rows) in enumerate(zip(arrays, candidates, strict=True))]
 
