@@ -89,9 +89,10 @@ class Recognizer:
                  local_maps: str | None = None, engine: str = "auto", threads: int | None = None,
                  views: GalleryViews | None = None,
                  text: bool | None = None, text_models: str = DEFAULT_MODELS,
-                 text_verify: TextVerify | None = None, item_zoom: ItemZoom | bool = False) -> None:
+                 text_verify: TextVerify | None = None, item_zoom: ItemZoom | bool = True) -> None:
         self.engine = open_engine(model, engine, threads)
-        # photos embedded again from their item's region (pocketvec.runtime.item_zoom); True: the default settings
+        # photos embedded again from their item's region (pocketvec.runtime.item_zoom; a model with a local
+        # re-rank); True: the default settings, False: the first pass answers
         self.item_zoom = ItemZoom() if item_zoom is True else item_zoom or None
         self.views = views or GalleryViews()  # how enrolled images become gallery rows
         meta = self.engine.metadata

@@ -143,17 +143,17 @@ def test_zooming_finds_a_small_item_and_brings_the_photo_closer_to_it(shipped_sm
                                                                       photo_paths: list[Path]) -> None:
     """Real items placed small and tilted in phone-shaped photos: in an int8 gallery (compact rows: each keeps its
     item's content box) the region found from the first pass's map covers each item's true box, and each photo
-    embedded from its region is nearer its item's row than the whole photo was (Recognizer with item_zoom on: the
-    answers and their scores)."""
+    embedded from its region is nearer its item's row than the whole photo was (the Recognizer's answers and their
+    scores with item_zoom, its default, and without)."""
     from pocketvec.recognizer import Recognizer
     from pocketvec.runtime.gallery.views import GalleryViews
     from pocketvec.runtime.matcher import Matcher
     from pocketvec.runtime.zoomed_photos import item_regions
 
-    plain = Recognizer(shipped_small, views=GalleryViews(count=0), text=False, dtype="int8")
+    plain = Recognizer(shipped_small, views=GalleryViews(count=0), text=False, dtype="int8", item_zoom=False)
     plain.enroll(items_dir)
     assert plain.gallery.compact
-    zoomed = Recognizer(shipped_small, views=GalleryViews(count=0), text=False, item_zoom=True)
+    zoomed = Recognizer(shipped_small, views=GalleryViews(count=0), text=False)  # zooms by default
     zoomed.gallery = plain.gallery
     items = sorted(items_dir.glob("*.png"))[:6]
     placed = [_loose_photo(item, photo_paths[i % len(photo_paths)], 0.4 + 0.04 * i, (0.1 + 0.05 * i, 0.15 + 0.08 * i),

@@ -14,9 +14,9 @@ READ_TEXT = typer.Option(None, "--text/--no-text",
                               "look-alikes whose texts differ are then told apart by reading the photo. Default: "
                               "read when the OCR models are installed (pip install 'pocketvec\\[text]').")
 
-ITEM_ZOOM = typer.Option(False, "--item-zoom",
+ITEM_ZOOM = typer.Option(True, "--item-zoom/--no-item-zoom",
                          help="Zoom to the item: embed each photo again from the item's region, located by the local "
-                              "maps (a model with a local re-rank). Calibrate with the same flag you match with.")
+                              "maps (a model with a local re-rank; a second pass per photo). Calibrate as you match.")
 
 
 def not_built(command: str, issue: str) -> None:

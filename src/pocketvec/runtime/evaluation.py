@@ -94,10 +94,11 @@ class EvalReport:
 
 
 def evaluate(engine: Engine, gallery: str | Path, queries: str | Path, batch_size: int = 32,
-             progress: bool = False, text: bool | None = None, item_zoom: ItemZoom | None = None) -> EvalReport:
+             progress: bool = False, text: bool | None = None,
+             item_zoom: ItemZoom | None = ItemZoom()) -> EvalReport:
     """`gallery`: a .pvg file made by this model, or a labelled image folder / CSV to enroll now (its items'
     text read with `text`). `text`: text verification (None: where the gallery keeps texts); `item_zoom`: the
-    photos zoomed to their item (pocketvec.runtime.item_zoom) before matching."""
+    photos zoomed to their item (pocketvec.runtime.item_zoom) before matching (None: not)."""
     gallery = Path(gallery)
     failures = []
     if gallery.suffix.lower() == GALLERY_SUFFIX and not gallery.is_dir():

@@ -1,7 +1,7 @@
 """Photos embedded again from their item's region (pocketvec.runtime.item_zoom), between embedding and matching:
-every runtime path that answers photos with zoom on (`Recognizer(item_zoom=...)`'s match and calibrate,
-`pocketvec match`, `eval` and `calibrate` with `--item-zoom`) calls `zoom_to_items` on what the engine embedded,
-so the rule is calibrated on the scores it is applied to."""
+every runtime path that answers photos (`Recognizer.match` and `calibrate`, `pocketvec match`, `eval`,
+`calibrate`; on by default, `item_zoom=False` / `--no-item-zoom` leave it out) calls `zoom_to_items` on what the
+engine embedded, so the accept rule is calibrated on the scores it is applied to."""
 
 from __future__ import annotations
 
