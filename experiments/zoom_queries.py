@@ -33,7 +33,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
     parser.add_argument("tier", type=Path)
-    parser.add_argument("--crops", nargs="+", default=["scale_fill"])
+    parser.add_argument("--crops", nargs="+", default=["own"],
+                        help="the regions' crops: `own` = the model's query crops (the runtime's), or crop modes")
     parser.add_argument("--tolerance", type=float, default=1.0)
     parser.add_argument("--inliers", type=int, default=8)
     args = parser.parse_args()
@@ -73,11 +74,13 @@ def main() -> None:
             zoomed = [q for q, r in enumerate(regions) if r is not None]
             crops = [images[q][regions[q][0]:regions[q][2], regions[q][1]:regions[q][3]] for q in zoomed]
             for crop in args.crops:
-                engine.metadata = replace(meta, preprocess=replace(spec, query_crop_mode=crop))
+                own = spec.query_crop_mode if crop == "own" else crop
+                engine.metadata = replace(meta, preprocess=replace(spec, query_crop_mode=own))
                 second = engine.embed_all(crops, query=True)
                 embeddings, maps = found.embeddings.copy(), found.locals.copy()
                 if len(zoomed):
                     embeddings[zoomed] = second.embeddings
+                    # a single-crop map repeated once per first-pass crop: the same scores
                     maps[zoomed] = np.concatenate([second.locals] * (maps.shape[1] // second.locals.shape[1]), 1)
                 scores[name][f"zoom {way} {crop}"] = rerank(embeddings @ rows.embeddings.T, ids, maps, rows.locals,
                                                             config)

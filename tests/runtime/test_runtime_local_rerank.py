@@ -17,11 +17,13 @@ from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import build_gallery, embed_labelled, open_gallery
 from pocketvec.runtime.evaluation import evaluate
 from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.item_zoom import ItemZoom
 from pocketvec.runtime.local_rerank import GALLERY_SIDE_ONLY, LocalRerank, label_ids, local_similarity, rerank
 from pocketvec.runtime.matcher import Matcher, scores
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.metrics import best_two
 from pocketvec.runtime.preprocess import to_batch
+from pocketvec.runtime.zoomed_photos import zoom_to_items
 
 from .test_runtime_cli import cli
 
@@ -203,7 +205,8 @@ def test_cli_build_and_match_re_rank(monkeypatch, capsys, rerank_model, items_di
     assert code == 0, err
     results = json.loads(out)["results"]
     engine = open_engine(model)
-    found = engine.embed_all(images)
-    expected = Matcher.for_model(engine.metadata, open_gallery(engine, tmp_path / "g.pvg")).match_embedded(found, 3)
+    gallery = open_gallery(engine, tmp_path / "g.pvg")
+    found = zoom_to_items(engine, gallery, engine.embed_all(images, query=True), images, ItemZoom())  # as the CLI does
+    expected = Matcher.for_model(engine.metadata, gallery).match_embedded(found, 3)
     assert [r["answer"] for r in results] == [m.answer for m in expected] == [p.stem for p in images]
     assert [r["top"][0]["score"] for r in results] == [round(m.top[0][1], 6) for m in expected]

@@ -17,6 +17,7 @@ from pocketvec.runtime.gallery.views import GalleryViews
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.matcher import scores as runtime_scores
 from pocketvec.runtime.preprocess import PreprocessSpec, crops_from_name
+from pocketvec.runtime.zoomed_photos import zoom_to_items
 from pocketvec.train.budget import FINISH_EVALUATIONS, PROBE_STEPS, budget_evaluations, fit_steps, parse_budget
 from pocketvec.train.checkpoint import read_run_config
 from pocketvec.train.evaluate import QUERY_CROPS, evaluate, make_held_out, matcher_scores, query_crop_mode
@@ -52,7 +53,8 @@ def tiny_model():
 
 @pytest.mark.parametrize("photos_crop", ["scale_fill", "scale_fill + center_crop"])
 def test_the_safety_net_scores_what_the_runtime_answers(tiny_model, photos_crop: str, tmp_path: Path) -> None:
-    """For a single photos' crop and for two fused (each photo embedded with both), as the runtime's engine."""
+    """For a single photos' crop and for two fused (each photo embedded with both), as the runtime's engine, the
+    photos zoomed to their item as the runtime zooms them."""
     from pocketvec.export.onnx_export import export_onnx_fp32, model_metadata
     from pocketvec.recognizer import Recognizer
 
@@ -78,7 +80,7 @@ def test_the_safety_net_scores_what_the_runtime_answers(tiny_model, photos_crop:
     rec.enroll(items)
     photos = [photo for path, label in zip(paths, labels, strict=True)
               for photo in validation_photos(load_image(path), label, PHOTOS)]
-    found = rec.engine.embed_all(photos, query=True)
+    found = zoom_to_items(rec.engine, rec.gallery, rec.engine.embed_all(photos, query=True), photos, rec.item_zoom)
     runtime = runtime_scores(rec.gallery, found.embeddings, found.locals, rec.engine.metadata.local_rerank)
     order = [rec.gallery.labels.index(label) for label in labels]  # the runtime's rows in item order
 

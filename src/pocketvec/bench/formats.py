@@ -15,6 +15,7 @@ import numpy as np
 from pocketvec.atomic import atomic_output
 from pocketvec.bench.code_id import code_id
 from pocketvec.bench.models import NotAvailable
+from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.gallery.views import GalleryViews, view_photos
 from pocketvec.runtime.images import content_hash, load_image
 from pocketvec.runtime.local_rerank import LocalRerank
@@ -162,3 +163,24 @@ def embed_form(form: str, run_dir: Path, exported: Path | None, pixels: np.ndarr
     rerank = engine.metadata.local_rerank
     maps = np.concatenate([local for _, local in outputs]).astype(np.float32) if rerank else None
     return np.concatenate([embedding for embedding, _ in outputs]).astype(np.float32), maps, rerank
+
+
+def rows_gallery(exported: Path, rows: np.ndarray, labels: list[str], maps: np.ndarray) -> Gallery:
+    """The benchmark's gallery rows (and their local maps) as an in-memory gallery of the exported model."""
+    meta = _open_engine(exported, threads=1).metadata
+    gallery = Gallery.for_model(meta, "float32")
+    gallery.add(rows, labels, [f"{label}#{i}" for i, label in enumerate(labels)], maps, meta)
+    return gallery
+
+
+def zoomed(exported: Path, gallery: Gallery, photos: tuple[np.ndarray, np.ndarray],
+           paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """The photos' (embeddings, local maps) of the first pass, with each photo zoomed to its item as the runtime
+    does (pocketvec.runtime.zoomed_photos), through the exported file's engine."""
+    from pocketvec.runtime.engines.base import EmbedResult
+    from pocketvec.runtime.item_zoom import ItemZoom
+    from pocketvec.runtime.zoomed_photos import zoom_to_items
+
+    found = zoom_to_items(_open_engine(exported, threads=1), gallery, EmbedResult(photos[0], locals=photos[1]), paths,
+                          ItemZoom())
+    return found.embeddings, found.locals

@@ -34,6 +34,8 @@ from pocketvec.bench.formats import (
     prepared_photo_pixels,
     prepared_pixels,
     prepared_view_pixels,
+    rows_gallery,
+    zoomed,
 )
 from pocketvec.bench.measure import (
     TEXT_TIMED_PHOTOS,
@@ -81,6 +83,7 @@ class BenchOptions:
     slow_form_items: int = 15  # items (with all their photos) that the slow forms embed
     gallery_views: GalleryViews = field(default_factory=GalleryViews)  # how gallery rows are made, as the runtime
     text_models: str | None = DEFAULT_MODELS  # text verification's OCR models (None: not measured)
+    item_zoom: bool = True  # exported forms answer photos zoomed to their item, as the runtime (runtime/item_zoom)
 
     def __post_init__(self) -> None:
         for kind, chosen, valid in (("model", self.models, MODEL_SPECS), ("form", self.forms, FORMATS)):
@@ -189,8 +192,16 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
               "sweep": [[r.threshold, r.precision, r.recall, r.f1] for r in rows]}
     if rerank is not None:  # the matcher as it answers with this form: the best labels re-ranked locally
         ids = label_ids(g_labels)
-        reranked = local_rerank(queries @ rows_of_gallery.T, ids, query_locals, gallery_locals, rerank)
-        reranked_calibration = local_rerank(calibration @ rows_of_gallery.T, ids, calibration_locals,
+        answered, answered_calibration = (queries, query_locals), (calibration, calibration_locals)
+        if options.item_zoom and exported is not None:  # and its photos zoomed to their item, as the runtime's
+            gallery_of_rows = rows_gallery(exported, rows_of_gallery, g_labels, gallery_locals)
+            answered, answered_calibration = (
+                zoomed(exported, gallery_of_rows, photos, [paths[i] for i in idx])
+                for photos, paths, idx in ((answered, bench.query_paths, q_idx),
+                                           (answered_calibration, bench.calibration_paths, c_idx)))
+            fields["item_zoom"] = True
+        reranked = local_rerank(answered[0] @ rows_of_gallery.T, ids, answered[1], gallery_locals, rerank)
+        reranked_calibration = local_rerank(answered_calibration[0] @ rows_of_gallery.T, ids, answered_calibration[1],
                                             gallery_locals, rerank)
         fields["reranked_accuracy"] = accuracy_of(reranked, q_labels, g_labels,
                                                   (reranked_calibration, c_labels))[0].to_dict()

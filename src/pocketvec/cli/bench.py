@@ -58,6 +58,8 @@ def bench(
     text: bool = typer.Option(True, "--text/--no-text", help="Also measure text verification (where the "
                               "pocketvec\\[text] extra is installed): the items' and photos' text read once "
                               "and kept beside each tier."),
+    item_zoom: bool = typer.Option(True, "--item-zoom/--no-item-zoom", help="Exported forms answer each photo zoomed "
+                                   "to its item, as the runtime does by default (--no-item-zoom: the first pass)."),
 ) -> None:
     """Benchmark the teacher, Lite0 and the student (zero-shot and enrolled) on the public benchmark's four tiers
     (pages, flags, look-alike stress, label editions), each its own gallery. Tables lead with the decision: recall
@@ -95,7 +97,7 @@ def bench(
                            forms=tuple(f for f in forms.split(",") if f), student_run=student, cache=cache,
                            enroll_args=tuple(enroll_arg), slow_form_items=coreml_items,
                            gallery_views=GalleryViews(count=gallery_views),
-                           text_models=DEFAULT_MODELS if text else None)
+                           text_models=DEFAULT_MODELS if text else None, item_zoom=item_zoom)
     document = run_benchmark(options)
     images = images or out.parent / "images"
     plots = write_plots(document["results"], images)

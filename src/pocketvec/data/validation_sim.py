@@ -17,8 +17,8 @@ from pocketvec.checks import check_number
 from pocketvec.errors import ConfigError
 from pocketvec.runtime.preprocess import reject_unknown_keys
 
-__all__ = ["VALIDATION_SEED", "ValidationSimConfig", "validation_jpeg", "validation_photo", "validation_photos",
-           "validation_rng"]
+__all__ = ["VALIDATION_SEED", "ValidationSimConfig", "decode_jpeg", "validation_jpeg", "validation_jpegs",
+           "validation_photo", "validation_photos", "validation_rng"]
 
 VALIDATION_SEED = 7_000_003  # apart from the benchmark's test (0) and dev (1) photo seeds
 _STREAM = 0x76616C  # "val": the same seed as another simulator's still gives other photos
@@ -211,15 +211,25 @@ def validation_jpeg(item: np.ndarray, rng: np.random.Generator,
     return data.tobytes()
 
 
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """A validation photo's JPEG bytes -> (H, W, 3) RGB uint8."""
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
 def validation_photo(item: np.ndarray, rng: np.random.Generator,
                      cfg: ValidationSimConfig = ValidationSimConfig()) -> np.ndarray:
     """One validation photo of `item` (RGB uint8, any size), decoded: (H, W, 3) RGB uint8 in phone aspect."""
-    data = np.frombuffer(validation_jpeg(item, rng, cfg), np.uint8)
-    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return decode_jpeg(validation_jpeg(item, rng, cfg))
+
+
+def validation_jpegs(item: np.ndarray, label: str, count: int, seed: int = VALIDATION_SEED,
+                     cfg: ValidationSimConfig = ValidationSimConfig()) -> list[bytes]:
+    """Photos 0..count-1 of `item` as JPEG files: photo k is the same whatever `count` is."""
+    item = _as_rgb(item, round(cfg.photo_long_side * 1.25))  # once: validation_jpeg's own shrink is then a no-op
+    return [validation_jpeg(item, validation_rng(seed, label, k), cfg) for k in range(count)]
 
 
 def validation_photos(item: np.ndarray, label: str, count: int, seed: int = VALIDATION_SEED,
                       cfg: ValidationSimConfig = ValidationSimConfig()) -> list[np.ndarray]:
-    """Photos 0..count-1 of `item`: photo k is the same whatever `count` is, and as validation_photo's."""
-    item = _as_rgb(item, round(cfg.photo_long_side * 1.25))  # once: validation_photo's own shrink is then a no-op
-    return [validation_photo(item, validation_rng(seed, label, k), cfg) for k in range(count)]
+    """Photos 0..count-1 of `item`, decoded: photo k is the same whatever `count` is, and as validation_photo's."""
+    return [decode_jpeg(data) for data in validation_jpegs(item, label, count, seed, cfg)]

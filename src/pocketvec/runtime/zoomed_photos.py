@@ -23,13 +23,13 @@ from pocketvec.runtime.item_zoom import ItemZoom, RowMap, box_corners, item_corn
 from pocketvec.runtime.matcher import Matcher
 from pocketvec.runtime.preprocess import PreprocessSpec
 
-__all__ = ["zoom_to_items"]
+__all__ = ["candidate_maps", "item_regions", "region_fits", "zoom_to_items"]
 
 CHUNK = 32  # photos held decoded at once
 Found = TypeVar("Found")  # an EmbedResult or LabelledEmbeddings: embeddings, locals and the rest kept
 
 
-def _takes(spec: PreprocessSpec, region: np.ndarray) -> bool:
+def region_fits(spec: PreprocessSpec, region: np.ndarray) -> bool:
     """Whether the model takes the region (its shape within the bounds every image is held to); else the
     photo keeps its first pass."""
     try:
@@ -83,7 +83,7 @@ def zoom_to_items(engine: Engine, gallery: Gallery, found: Found, images: Sequen
             if region is not None:
                 top, left, bottom, right = region
                 crop = np.ascontiguousarray(array[top:bottom, left:right])
-                kept += [(q, crop)] if _takes(spec, crop) else []
+                kept += [(q, crop)] if region_fits(spec, crop) else []
         if kept:
             second = engine.embed_all([crop for _, crop in kept], query=True)
             rows = [q for q, _ in kept]

@@ -1,17 +1,17 @@
 """The held-out evaluation of fine-tuning: the user's path, scored at the decision level.
 
-The gallery is built as `pocketvec gallery build` builds it (each clean item cropped as the items are,
-blended with the gallery views' simulated phone photos cropped as the photos are; the clean image's local
-map kept); the queries are
-photos of the items from the *validation* simulator (pocketvec.data.validation_sim: phone aspect, its
-own code and seed, never the training augmentation), cropped with the model's query crop; the scores
-are the matcher's (the local re-rank). Reported: Recall@1, and the decision recall, the share of photos
-answered right by the best threshold + margin rule whose precision is >= `DECISION_PRECISION` on these
-photos (0 when no rule reaches it).
+The gallery is built as `pocketvec gallery build` builds it (each clean item cropped as the items are, blended
+with the gallery views' simulated phone photos cropped as the photos are; the clean image's local map kept); the
+queries are photos of the items from the *validation* simulator (pocketvec.data.validation_sim: phone aspect, its
+own code and seed, never the training augmentation), cropped with the model's query crop and zoomed to their item
+as the runtime zooms them (pocketvec.runtime.item_zoom); the scores are the matcher's (the local re-rank).
+Reported: Recall@1, and the decision recall, the share of photos answered right by the best threshold + margin
+rule whose precision is >= `DECISION_PRECISION` on these photos (0 when no rule reaches it).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,14 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from pocketvec.data.validation_sim import VALIDATION_SEED, validation_photos
+from pocketvec.data.validation_sim import VALIDATION_SEED, decode_jpeg, validation_jpegs
 from pocketvec.runtime.calibration import calibrate
 from pocketvec.runtime.gallery.views import GalleryViews, blend_views, view_photos
 from pocketvec.runtime.images import content_hash, load_image
-from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank
+from pocketvec.runtime.item_zoom import ItemZoom, RowMap, item_corners, item_region
+from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank, top_label_rows
 from pocketvec.runtime.metrics import recall_at_k
 from pocketvec.runtime.photo_crops import fuse_crops
 from pocketvec.runtime.preprocess import CROP_MODES, PreprocessSpec, crops_from_name, crops_name, preprocess
+from pocketvec.runtime.zoomed_photos import region_fits
 
 DECISION_PRECISION = 0.99
 # the photos' crops enrolment chooses from: either, or both fused
@@ -49,6 +51,8 @@ class HeldOut:
     labels: list[str]
     photo_labels: list[str]
     choices: list[str] = field(default_factory=list)  # the photos' crops to score (QUERY_CROPS' names), in use first
+    originals: list[bytes] = field(default_factory=list)  # the photos as their JPEG files, to zoom into
+    zoom: ItemZoom | None = None  # the photos zoomed to their item, as the runtime does (runtime/item_zoom)
 
     def __post_init__(self) -> None:
         self.choices = self.choices or list(self.photos)
@@ -69,16 +73,17 @@ def _pixels(images: Iterable[np.ndarray], spec: PreprocessSpec) -> torch.Tensor:
 
 
 def make_held_out(paths: list[Path], labels: list[str], spec: PreprocessSpec, photos_per_item: int,
-                  views: GalleryViews = GalleryViews(), crops: Iterable[str] = (), seed: int = VALIDATION_SEED
-                  ) -> HeldOut:
+                  views: GalleryViews = GalleryViews(), crops: Iterable[str] = (), seed: int = VALIDATION_SEED,
+                  zoom: ItemZoom | None = ItemZoom()) -> HeldOut:
     """The held-out set of the items at `paths`: `photos_per_item` validation photos of each, cropped with
     the spec's query crops and each of `crops` (QUERY_CROPS' names) besides; gallery rows made with `views`
-    as the runtime does."""
+    and the photos zoomed to their item with `zoom` (None: not), as the runtime does."""
     images = [load_image(path) for path in paths]
-    photos, photo_labels = [], []
+    originals, photo_labels = [], []
     for image, label in zip(images, labels, strict=True):
-        photos += validation_photos(image, label, photos_per_item, seed)
+        originals += validation_jpegs(image, label, photos_per_item, seed)
         photo_labels += [label] * photos_per_item
+    photos = [decode_jpeg(data) for data in originals]
     choices = list(dict.fromkeys((crops_name(spec.query_crops), *crops)))
     specs = {crop: replace(spec, crop_mode=crop, query_crop_mode=None)
              for crop in dict.fromkeys(c for choice in choices for c in crops_from_name(choice))}
@@ -93,7 +98,7 @@ def make_held_out(paths: list[Path], labels: list[str], spec: PreprocessSpec, ph
                              for crop, cropped in specs.items()}
     by_crop = {crop: _pixels(photos, cropped) for crop, cropped in specs.items()}
     return HeldOut(_pixels(images, spec), gallery_views, views.clean_weight, by_crop, list(labels), photo_labels,
-                   choices)
+                   choices, originals if zoom else [], zoom)
 
 
 @torch.no_grad()
@@ -177,9 +182,41 @@ def matcher_scores(model: torch.nn.Module, held_out: HeldOut,
         photos, photo_maps = _fused([photos_of[crop] for crop in crops_from_name(name)])
         scores = photos @ rows.T
         if rerank_config is not None:
-            scores = rerank(scores, label_ids(held_out.labels), photo_maps, item_maps, rerank_config)
+            ids = label_ids(held_out.labels)
+            scores = rerank(scores, ids, photo_maps, item_maps, rerank_config)
+            if held_out.zoom is not None and held_out.originals:
+                photos, photo_maps = _zoomed(model, held_out, name, (photos, photo_maps), scores, item_maps,
+                                             rerank_config)
+                scores = rerank(photos @ rows.T, ids, photo_maps, item_maps, rerank_config)
         out[name] = scores, rows
     return out
+
+
+def _zoomed(model: torch.nn.Module, held_out: HeldOut, name: str, first: tuple[np.ndarray, np.ndarray],
+            scores: np.ndarray, item_maps: np.ndarray, config: LocalRerank) -> tuple[np.ndarray, np.ndarray]:
+    """The photos' (embeddings, maps) with each photo whose item region is found embedded again from it, as
+    pocketvec.runtime.zoomed_photos does: the candidates are the re-rank's (best first), their maps the clean
+    items' (full maps: the item's corners are the whole map), the region cropped with the photos' crop `name`."""
+    side, crops = math.isqrt(config.locations), crops_from_name(name)
+    spec, zoom = model.config.preprocess, held_out.zoom
+    corners, ids = item_corners(spec.crop_mode, side), label_ids(held_out.labels)
+    embeddings, maps = first[0].copy(), first[1].copy()
+    zoomed, regions = [], []
+    for q, data in enumerate(held_out.originals):
+        picked = top_label_rows(scores[q], ids, config.top_k)
+        candidates = [RowMap(item_maps[r], None, corners) for r in picked if np.isfinite(scores[q, r])]
+        photo = decode_jpeg(data)
+        region = item_region(maps[q, : side * side], candidates, crops[0], *photo.shape[:2], zoom)  # type: ignore
+        if region is not None:
+            crop = np.ascontiguousarray(photo[region[0] : region[2], region[1] : region[3]])
+            if region_fits(spec, crop):
+                zoomed.append(q)
+                regions.append(crop)
+    if zoomed:
+        with_crops = [_embed(model, _pixels(regions, replace(spec, crop_mode=c, query_crop_mode=None)), 32, True)
+                      for c in crops]
+        embeddings[zoomed], maps[zoomed] = _fused(with_crops)
+    return embeddings, maps
 
 
 def evaluate(model: torch.nn.Module, held_out: HeldOut, crops: Iterable[str] = ()) -> dict[str, Any]:
