@@ -19,6 +19,15 @@ from pocketvec.runtime.gallery.views import NO_VIEWS, GalleryViews, with_views
 from pocketvec.runtime.images import content_hash, load_image
 
 
+@pytest.fixture(scope="module")
+def rerank_model(runtime_dir: Path, test_encoder) -> Path:
+    """The tiny test encoder with its `local` output (maps to keep), as `pocketvec export onnx` makes it."""
+    from pocketvec.export.onnx_export import export_onnx_fp32, model_metadata
+
+    model = test_encoder(0)
+    return export_onnx_fp32(model, runtime_dir / "model_item_rows.onnx", model_metadata(model, local_rerank=True))
+
+
 def _one_by_one(engine, paths: list[Path], views: GalleryViews) -> tuple[np.ndarray, np.ndarray]:
     """The rows and maps item by item: the clean embedding, then its photos embedded and blended."""
     found = engine.embed_all(paths)
@@ -29,19 +38,20 @@ def _one_by_one(engine, paths: list[Path], views: GalleryViews) -> tuple[np.ndar
 
 
 @pytest.mark.parametrize(("batch_size", "workers"), [(1, 1), (7, 2), (32, 3), (200, 1)])
-def test_rows_equal_the_rows_made_one_by_one(onnx_model: Path, item_paths: list[Path], batch_size: int,
+def test_rows_equal_the_rows_made_one_by_one(rerank_model: Path, item_paths: list[Path], batch_size: int,
                                              workers: int) -> None:
-    engine = open_engine(onnx_model)
+    engine = open_engine(rerank_model)
     paths, views = item_paths[:7], GalleryViews(count=3)
     expected, maps = _one_by_one(engine, paths, views)
     found, hashes = item_rows(engine, paths, views, batch_size=batch_size, workers=workers)
     np.testing.assert_array_equal(found.embeddings, expected)
-    np.testing.assert_array_equal(found.locals, maps)
+    assert maps is not None and maps.shape[0] == len(paths)
+    np.testing.assert_array_equal(found.locals, maps)  # the clean images' maps, not their photos'
     assert found.paths == paths and hashes == [content_hash(p) for p in paths]
 
 
-def test_rows_without_views_are_the_clean_embeddings(onnx_model: Path, item_paths: list[Path]) -> None:
-    engine = open_engine(onnx_model)
+def test_rows_without_views_are_the_clean_embeddings(rerank_model: Path, item_paths: list[Path]) -> None:
+    engine = open_engine(rerank_model)
     found, _ = item_rows(engine, item_paths[:5], NO_VIEWS, batch_size=2, workers=2)
     clean = engine.embed_all(item_paths[:5])
     np.testing.assert_array_equal(found.embeddings, clean.embeddings)
