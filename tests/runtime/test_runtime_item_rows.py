@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pocketvec.errors import ImageLoadError
+from pocketvec.errors import ConfigError, ImageLoadError
 from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.gallery.item_rows import item_rows, ordered_map
 from pocketvec.runtime.gallery.views import NO_VIEWS, GalleryViews, with_views
@@ -78,6 +78,8 @@ def test_arrays_take_the_identity_they_are_given(onnx_model: Path, item_paths: l
     from_arrays, same = item_rows(engine, arrays, GalleryViews(count=2), identities=hashes)
     np.testing.assert_array_equal(from_arrays.embeddings, from_files.embeddings)
     assert same == hashes and from_arrays.paths == []
+    with pytest.raises(ConfigError, match="identity"):
+        item_rows(engine, arrays, GalleryViews(count=2))
 
 
 def test_a_broken_file_is_reported_by_name_and_the_rest_proceed(onnx_model: Path, item_paths: list[Path],

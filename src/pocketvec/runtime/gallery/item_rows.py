@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from pocketvec.errors import ImageLoadError
+from pocketvec.errors import ConfigError, ImageLoadError
 from pocketvec.runtime.engines import Engine
 from pocketvec.runtime.engines.base import EmbedResult, prepare_image
 from pocketvec.runtime.gallery.views import GalleryViews, blend_views, view_photos
@@ -52,6 +52,8 @@ def prepare_item(image: Path | np.ndarray, identity: str | None, views: GalleryV
                  spec: PreprocessSpec) -> ItemInputs:
     """Decode `image` once (a path; an array as it is), and preprocess it as an item and its `views.count`
     simulated photos as photos; `identity` None: the file's content hash. Raises ImageLoadError naming it."""
+    if identity is None and not isinstance(image, Path):
+        raise ConfigError("gallery rows of an image array need its identity (a hex content hash) to seed its views")
     identity = identity if identity is not None else content_hash(image)
     source = image if isinstance(image, Path) else None
     array = load_image(image) if isinstance(image, Path) else np.asarray(image)
