@@ -39,13 +39,15 @@ from pocketvec.runtime.enroll import (
     query_layout,
 )
 from pocketvec.runtime.gallery import Gallery
+from pocketvec.runtime.gallery.item_rows import item_rows
 from pocketvec.runtime.gallery.update import save_merged
-from pocketvec.runtime.gallery.views import GalleryViews, with_views
+from pocketvec.runtime.gallery.views import GalleryViews
 from pocketvec.runtime.images import content_hash
 from pocketvec.runtime.item_zoom import ItemZoom
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.printed_text import PhotoTexts, read_item_texts, text_verification
+from pocketvec.runtime.progress import progress_bar
 from pocketvec.runtime.text_reader import DEFAULT_MODELS
 from pocketvec.runtime.text_verify import TextVerify
 from pocketvec.runtime.zoomed_photos import zoom_to_items
@@ -155,15 +157,15 @@ class Recognizer:
                 raise ConfigError("enroll(image, label=...) needs a label; only a folder or CSV names its own")
         else:
             batch = [images] if isinstance(images, (str, Path, np.ndarray)) else list(images)
-            found = self.engine.embed_all(batch, progress=progress)
             sources = [content_hash(x) if isinstance(x, (str, Path)) else _array_hash(x) for x in batch]
-            rows = with_views(found.embeddings, [Path(x) if isinstance(x, str) else x for x in batch], sources,
-                              self.views, self.engine.metadata.preprocess.input_size,
-                              lambda photos: self.engine.embed(photos, query=True))
+            with progress_bar(f"gallery rows ({self.views.count} photos per item)", len(batch),
+                              enabled=progress) as advance:
+                found, _ = item_rows(self.engine, [Path(x) if isinstance(x, str) else x for x in batch], self.views,
+                                     sources, advance=advance)
             models = gallery_text_models(self.gallery, self.text_models)
             texts = None if models is None else read_item_texts(batch, models)
-            added = self.gallery.add(rows, [label] * len(batch), sources, found.locals, self.engine.metadata,
-                                     texts, models, item_boxes(self.engine, found))
+            added = self.gallery.add(found.embeddings, [label] * len(batch), sources, found.locals,
+                                     self.engine.metadata, texts, models, item_boxes(self.engine, found))
             report = EnrollReport(added.added, added.skipped)
         self._matcher = None
         return report

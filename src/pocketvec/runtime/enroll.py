@@ -14,10 +14,11 @@ from pocketvec.runtime.content_box import content_boxes
 from pocketvec.runtime.engines import Engine
 from pocketvec.runtime.engines.base import EmbedResult
 from pocketvec.runtime.gallery import Gallery, Skipped, model_local_shape
+from pocketvec.runtime.gallery.item_rows import item_rows
 from pocketvec.runtime.gallery.store import model_codebook
 from pocketvec.runtime.gallery.update import update_gallery
-from pocketvec.runtime.gallery.views import GalleryViews, with_views
-from pocketvec.runtime.images import content_hash, is_image_path, load_image
+from pocketvec.runtime.gallery.views import GalleryViews
+from pocketvec.runtime.images import is_image_path, load_image
 from pocketvec.runtime.items import load_items
 from pocketvec.runtime.printed_text import read_item_texts
 from pocketvec.runtime.progress import progress_bar
@@ -81,11 +82,7 @@ def embed_labelled(engine: Engine, source: str | Path, batch_size: int = 32, pro
     """Embed a labelled folder (items, or with `query` photos to recognise); files that cannot be used (do
     not decode, a file name that is not UTF-8, not a regular file) are listed in `failures` by name, the
     rest proceed."""
-    entries = labelled_images(source, layout)
-    failures = unusable_entries(source)
-    bad_name = "the file name is not valid UTF-8 text (or gives an empty label); rename the file"
-    failures += [ImageLoadError(path, bad_name) for path, label in entries if not _valid_label(label)]
-    usable = [(path, label) for path, label in entries if _valid_label(label)]
+    usable, failures = _usable_entries(source, layout)
     label_of = dict(usable)
     result = engine.embed_files([path for path, _ in usable], batch_size, progress, query)
     return LabelledEmbeddings(result.embeddings, [label_of[p] for p in result.paths], result.paths,
@@ -98,6 +95,16 @@ def item_boxes(engine: Engine, result: EmbedResult) -> np.ndarray | None:
     if rerank is None or result.sizes is None:
         return None
     return content_boxes(result.sizes, engine.metadata.preprocess, rerank.locations)
+
+
+def _usable_entries(source: str | Path, layout: str | None) -> tuple[list[tuple[Path, str]], list[ImageLoadError]]:
+    """The (path, label) entries of `source` to embed, and the entries that cannot be used (not regular
+    files, a file name that is not UTF-8 or gives no label)."""
+    entries = labelled_images(source, layout)
+    failures = unusable_entries(source)
+    bad_name = "the file name is not valid UTF-8 text (or gives an empty label); rename the file"
+    failures += [ImageLoadError(path, bad_name) for path, label in entries if not _valid_label(label)]
+    return [(path, label) for path, label in entries if _valid_label(label)], failures
 
 
 @dataclass
@@ -114,14 +121,15 @@ def embed_items(engine: Engine, source: str | Path, batch_size: int = 32, progre
     photos' (pocketvec.runtime.gallery.views; `views` None: the default, GalleryViews()), and with
     `text_models` each item's printed text read (pocketvec.runtime.printed_text). -> (the rows, each file's
     content hash)."""
-    found = embed_labelled(engine, source, batch_size, progress)
-    hashes = [content_hash(p) for p in found.paths]
+    usable, failures = _usable_entries(source, None)
     views = views or GalleryViews()
-    with progress_bar(f"gallery views ({views.count} photos per item)", len(found.paths),
-                      enabled=progress and views.count > 0) as advance:
-        found.embeddings = with_views(found.embeddings, found.paths, hashes, views,
-                                      engine.metadata.preprocess.input_size,
-                                      lambda photos: engine.embed(photos, batch_size, query=True), advance)
+    what = f"gallery rows ({views.count} photos per item)" if views.count else f"embedding ({engine.name})"
+    with progress_bar(what, len(usable), enabled=progress) as advance:
+        rows, hashes = item_rows(engine, [path for path, _ in usable], views, batch_size=batch_size,
+                                 failures=failures, advance=advance)
+    label_of = dict(usable)
+    found = LabelledEmbeddings(rows.embeddings, [label_of[p] for p in rows.paths], rows.paths, failures,
+                               rows.locals, boxes=item_boxes(engine, rows))
     if text_models is not None:
         with progress_bar("reading the items' text", len(found.paths), enabled=progress) as advance:
             found.texts = read_item_texts(found.paths, text_models, advance)

@@ -14,7 +14,7 @@ from pocketvec.runtime.image_bounds import check_bounds
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.metadata import ModelMetadata
 from pocketvec.runtime.photo_crops import fuse_crops
-from pocketvec.runtime.preprocess import preprocess
+from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
 from pocketvec.runtime.progress import progress_bar
 from pocketvec.runtime.unit_norm import first_not_unit
 
@@ -51,18 +51,13 @@ class Engine:
     def prepare(self, image: ImageLike, query: bool = False) -> list[np.ndarray]:
         """Load (if a path) and preprocess one image exactly as the phone does: as an item, or with
         `query` as a photo to recognise (the metadata's query crops). One model input per crop."""
-        return self._prepared(image, query)[0]
+        return prepare_image(image, self.metadata.preprocess, query)
 
     def _prepared(self, image: ImageLike, query: bool) -> tuple[list[np.ndarray], tuple[int, int]]:
         """`prepare`'s inputs and the image's (height, width)."""
         source = image if isinstance(image, (str, Path)) else "<array>"
         array = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
-        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-            raise ImageLoadError(source, f"expected an RGB uint8 (H, W, 3) array, got {array.dtype} {array.shape}")
-        specs = self.metadata.preprocess.query_specs() if query else (self.metadata.preprocess,)
-        for spec in specs:
-            check_bounds(array.shape[1], array.shape[0], spec, source)
-        return [preprocess(array, spec) for spec in specs], array.shape[:2]
+        return prepare_image(array, self.metadata.preprocess, query, source=source), array.shape[:2]
 
     def crops(self, query: bool) -> int:
         """Model inputs per image: 1 for items, the query crops for photos."""
@@ -104,7 +99,7 @@ class Engine:
                             raise
                         failures.append(e)
                 if batch:
-                    embeddings, local = fuse_crops(*self._checked(np.stack(batch)), self.crops(query))
+                    embeddings, local = self.run_inputs(batch, self.crops(query))
                     rows.append(embeddings)
                     maps += [] if local is None else [local]
                 advance(len(chunk))
@@ -113,6 +108,11 @@ class Engine:
         locals_ = None if rerank is None else np.concatenate(maps) if maps else np.zeros((0, *rerank.shape), np.float32)
         paths = [p for p in kept if isinstance(p, Path)]
         return EmbedResult(embeddings, paths, failures or [], locals_, np.array(sizes, np.int64).reshape(-1, 2))
+
+    def run_inputs(self, inputs: Sequence[np.ndarray], crops: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+        """Embed prepared model inputs (`prepare`'s), `crops` consecutive inputs per image: (embeddings,
+        local maps or None), one per image."""
+        return fuse_crops(*self._checked(np.stack(inputs)), crops)
 
     def _checked(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         embeddings, local = self.run_outputs(batch)
@@ -140,6 +140,20 @@ class Engine:
         if local is not None and not np.isfinite(local).all():
             raise ModelFileError(f"{self.path}: its local map of a test image is not finite (damaged or edited "
                                  "weights); export the model again")
+
+
+def prepare_image(image: ImageLike, spec: PreprocessSpec, query: bool = False,
+                  source: str | Path | None = None) -> list[np.ndarray]:
+    """Engine.prepare for the preprocessing `spec` (safe on any thread): one model input per crop; `source`
+    names a decoded file's array in errors."""
+    source = source or (image if isinstance(image, (str, Path)) else "<array>")
+    array = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ImageLoadError(source, f"expected an RGB uint8 (H, W, 3) array, got {array.dtype} {array.shape}")
+    specs = spec.query_specs() if query else (spec,)
+    for each in specs:
+        check_bounds(array.shape[1], array.shape[0], each, source)
+    return [preprocess(array, each) for each in specs]
 
 
 def probe_pattern(size: int) -> np.ndarray:

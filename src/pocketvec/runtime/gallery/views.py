@@ -13,15 +13,19 @@ maps (the re-rank's) stay the clean image's. Only gallery rows are blended; phot
 
 from __future__ import annotations
 
-import functools
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pocketvec.checks import check_number
 from pocketvec.runtime.images import load_image
+
+if TYPE_CHECKING:
+    from pocketvec.runtime.phone_sim.photo import PhoneAugment
 
 MAX_VIEWS = 64
 
@@ -43,12 +47,24 @@ class GalleryViews:
 NO_VIEWS = GalleryViews(count=0)
 
 
-@functools.lru_cache(maxsize=2)
-def _simulator(size: int):
+class _Simulators(threading.local):
+    """One simulator per thread and size: its albumentations transforms take each photo's random state, so
+    threads photographing items at once must not share them (each makes the same pixels from a seed)."""
+
+    def __init__(self) -> None:
+        self.by_size: dict[int, PhoneAugment] = {}
+
+
+_SIMULATORS = _Simulators()
+
+
+def _simulator(size: int) -> PhoneAugment:
     from pocketvec.asset_dirs import backgrounds_dir
     from pocketvec.runtime.phone_sim.photo import PhoneAugment
 
-    return PhoneAugment(output_size=size, backgrounds=backgrounds_dir())
+    if size not in _SIMULATORS.by_size:
+        _SIMULATORS.by_size[size] = PhoneAugment(output_size=size, backgrounds=backgrounds_dir())
+    return _SIMULATORS.by_size[size]
 
 
 def view_photos(image: np.ndarray, identity: str, views: GalleryViews, size: int) -> list[np.ndarray]:
