@@ -8,6 +8,9 @@
 export const STRONGEST = 16; // the correspondences whose triples are tried: C(16, 3) = 560 hypotheses
 export const MIN_SIDE = 16; // pixels: a smaller region is no zoom
 export const ITEM_ZOOM = Object.freeze({ inliers: 8, tolerance: 1.0 }); // ItemZoom's defaults
+// Kept between each decision and its bound (an error and the tolerance, a box edge and a whole pixel), as Python
+// does: fits are often exact, and numpy's last bits and these differ.
+const SLACK = 1e-9;
 const MAX_ASPECT = 20; // as pocketvec.runtime.images: long side / short side
 const MAX_SCALED_PIXELS = 16 * 1024 * 1024; // as pocketvec.runtime.image_bounds
 
@@ -108,7 +111,7 @@ export function fitItemCorners(photoMap, rowMap, corners, channels, zoom = ITEM_
         if (!map) continue; // a degenerate (collinear) triple agrees with nothing
         const agreed = src.map((s, n) => {
           const [x, y] = applyAffine(map, s), dx = x - dst[n][0], dy = y - dst[n][1];
-          return Math.sqrt(dx * dx + dy * dy) < zoom.tolerance;
+          return Math.sqrt(dx * dx + dy * dy) < zoom.tolerance - SLACK;
         });
         const count = agreed.filter(Boolean).length;
         if (count > bestCount) [best, bestCount] = [agreed, count]; // the first of the most agreed
@@ -141,8 +144,8 @@ export function itemRegion(photoMap, candidates, channels, photoCrop, height, wi
     if (!mapped) continue;
     const pixels = photoGridToPixels(mapped, side, photoCrop, height, width);
     const xs = pixels.map((p) => p[0]), ys = pixels.map((p) => p[1]);
-    const box = [Math.max(0, Math.floor(Math.min(...ys))), Math.max(0, Math.floor(Math.min(...xs))),
-      Math.min(height, Math.ceil(Math.max(...ys))), Math.min(width, Math.ceil(Math.max(...xs)))];
+    const box = [Math.max(0, Math.floor(Math.min(...ys) + SLACK)), Math.max(0, Math.floor(Math.min(...xs) + SLACK)),
+      Math.min(height, Math.ceil(Math.max(...ys) - SLACK)), Math.min(width, Math.ceil(Math.max(...xs) - SLACK))];
     return box[2] - box[0] < MIN_SIDE || box[3] - box[1] < MIN_SIDE ? null : box;
   }
   return null;
