@@ -18,7 +18,16 @@ from pocketvec.runtime.item_zoom import ItemZoom, RowMap, box_corners, item_corn
 
 from ..runtime.conftest import BACKGROUNDS
 from ..runtime.test_item_zoom import _loose_photo
-from .conftest import ENROLLED, NOT_ENROLLED, check_against_python, choose_photo, copy_items, demo_item, open_app, zoomed
+from .conftest import (
+    ENROLLED,
+    NOT_ENROLLED,
+    check_against_python,
+    choose_photo,
+    copy_items,
+    demo_item,
+    open_app,
+    zoomed,
+)
 
 JS_REGION = """async ([photo, candidates, channels, crop, height, width]) => {
   const { itemRegion } = await import("/src/item_zoom.js");
@@ -26,6 +35,7 @@ JS_REGION = """async ([photo, candidates, channels, crop, height, width]) => {
   return itemRegion(Float32Array.from(photo), rows, channels, crop, height, width);
 }"""
 SIDE, CHANNELS = 12, 32
+CROPS = [("scale_fill", (640, 480)), ("center_crop", (480, 640)), ("scale_fit", (640, 480))]  # photo crop, its shape
 PLACED = ["doc_memman_p026", "flag_italy", "doc_microtype_p010", "flag_mali", "doc_microtype_p018", "flag_romania"]
 
 
@@ -50,10 +60,11 @@ def scene(seed: int, scale: float, angle: float, shift: tuple[float, float], noi
     return item, photo
 
 
-# Every scene noisy: a noiseless one is fitted exactly (a pure halving, say), which puts a box edge on a whole pixel,
-# where numpy's least squares and the page's round the last bit either way (599.9999999999999 or 600.0000000000001).
+# The first scenes are fitted exactly (a pure halving): box edges on whole pixels and errors of exactly one location,
+# which numpy and the page compute a last bit apart (item_zoom's SLACK keeps such bits from deciding).
 CASES = [  # seed, scale, angle, shift, noise
-    (0, 0.45, 3.0, (3.0, 5.0), 0.1), (1, 0.6, 12.0, (4.0, 2.0), 0.3), (2, 0.75, -15.0, (1.5, 3.5), 0.5),
+    (0, 0.5, 0.0, (3.0, 5.0), 0.0), (6, 0.5, 3.0, (3.0, 5.0), 0.1), (7, 0.45, 3.0, (3.0, 5.0), 0.1),
+    (1, 0.6, 12.0, (4.0, 2.0), 0.3), (2, 0.75, -15.0, (1.5, 3.5), 0.5),
     (3, 0.55, 5.0, (5.0, 5.0), 0.8), (4, 0.9, -4.0, (0.5, 0.5), 0.4), (5, 0.4, 20.0, (6.0, 1.0), 0.2),
 ]
 
@@ -72,7 +83,7 @@ def test_the_page_finds_the_regions_python_finds(page, serve_app, scenario) -> N
                          RowMap(item, None, item_corners("scale_fit", SIDE))],
                 "compact": [RowMap(item[kept], kept, box_corners(np.array(box)))]}
         for kind, candidates in rows.items():
-            for crop, (height, width) in [("scale_fill", (640, 480)), ("center_crop", (480, 640)), ("scale_fit", (640, 480))]:
+            for crop, (height, width) in CROPS:
                 expected = item_region(photo, candidates, crop, height, width, ItemZoom())
                 sent = [{"map": row.map.ravel().tolist(), "locations": None if row.locations is None
                          else row.locations.tolist(), "corners": row.corners.tolist()} for row in candidates]
@@ -131,10 +142,11 @@ def test_the_page_zooms_loose_photos_as_the_recognizer(page, serve_app, small_mo
     open_app(page, serve_app(small_model, loose.galleries[kind]))
     results = [choose_photo(page, p) for p in photos]
     assert [r["region"] for r in results] == [None if r is None else list(r) for r in regions]
-    check_against_python(results, zoomed(engine, gallery, first, photos), gallery, rec.rule, engine.metadata.local_rerank)
+    rerank = engine.metadata.local_rerank
+    check_against_python(results, zoomed(engine, gallery, first, photos), gallery, rec.rule, rerank)
     for result, match in zip(results, expected, strict=True):  # the Recognizer's answers, as a user sees them
         assert [t["label"] for t in result["top"]] == [c.label for c in match.top], result["name"]
-        np.testing.assert_allclose([t["score"] for t in result["top"]], [c.score for c in match.top], atol=1e-4)
+        np.testing.assert_allclose([t["score"] for t in result["top"]], [c.score for c in match.top], atol=1e-6)
         assert (result["label"] or "unknown") == match.answer, result["name"]
 
     plain = Recognizer(small_model, loose.galleries[kind], views=NO_VIEWS, text=False, item_zoom=False)
@@ -146,4 +158,4 @@ def test_the_page_zooms_loose_photos_as_the_recognizer(page, serve_app, small_mo
     page.evaluate("() => window.pocketvecApp.ready")
     results = [choose_photo(page, p) for p in photos]
     assert all(r["region"] is None for r in results)
-    check_against_python(results, first, gallery, rec.rule, engine.metadata.local_rerank)
+    check_against_python(results, first, gallery, rec.rule, rerank)
