@@ -10,12 +10,14 @@ import { loadStored, saveStored } from "./store.js";
 import { ITEM_DETECT_SIDE, PHOTO_DETECT_SIDE, TextReader } from "./text_reader.js";
 import { labelWords, verifyScores } from "./text_verify.js";
 import { carryThumbnails, makeThumbnail, thumbnailElement } from "./thumbnail.js";
+import { zoomToItem } from "./zoomed_photo.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const state = { model: null, gallery: null, photo: null, lastResult: null, photos: 0,
   text: { name: null, reader: null, off: null } }; // the OCR reader of the gallery's text_reader (a promise)
 const CONTROLS = ["file-input", "camera-button", "import-input", "export-button"]; // usable once the model runs
+const ZOOM = params.get("zoom") !== "0"; // photos zoomed to their item (zoomed_photo.js); ?zoom=0: the first pass answers
 
 /** The loading line while the model downloads and onnxruntime-web starts. */
 function showLoading(stage, loaded, total) {
@@ -158,8 +160,11 @@ function renderResult(result) {
     return tr;
   }));
   if (result.top.length === 0) decision.textContent = "The gallery is empty: enroll a photo first.";
+  const z = result.zoom;
   $("timing").textContent = `Inference ${result.inferenceMs.toFixed(1)} ms, preprocessing ${result.preprocessMs.toFixed(1)} ms `
-    + `(${state.model.spec.input_size}px, ${state.model.photoCrops.join(" + ")}, ${state.model.spec.resample}).`;
+    + `(${state.model.spec.input_size}px, ${state.model.photoCrops.join(" + ")}, ${state.model.spec.resample}).`
+    + (z ? ` Zoomed to the item: ${z.region[3] - z.region[1]} x ${z.region[2] - z.region[0]} px at (${z.region[1]}, `
+      + `${z.region[0]}), embedded again (both passes counted).` : "");
   const t = result.text;
   $("text-result").hidden = !t;
   if (t) {
@@ -173,15 +178,30 @@ function drawRGB(canvas, img) {
   canvas.getContext("2d").putImageData(toImageData(img), 0, 0);
 }
 
-/** A new photo: show it, embed it, match it against the gallery. */
+/** The photo's region outlined on the preview. */
+function outline(canvas, [top, left, bottom, right]) {
+  const ctx = canvas.getContext("2d");
+  ctx.lineWidth = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 200));
+  ctx.strokeStyle = "#f5a623";
+  ctx.strokeRect(left, top, right - left, bottom - top);
+}
+
+/** A new photo: show it, embed it, zoom to its item and embed that region again (unless ?zoom=0 or no candidate
+ * locates it), match the answer's embedding against the gallery. */
 async function usePhoto(img, source, name) {
   drawRGB($("preview"), img);
-  const out = await state.model.embed(img, true);
-  drawRGB($("model-input"), out.pixels); // exactly what the model saw (crop mode, filter)
+  const first = await state.model.embed(img, true);
+  const zoomed = ZOOM ? await zoomToItem(state.model, state.gallery, img, first) : null;
+  const out = zoomed ? { ...zoomed.out, preprocessMs: first.preprocessMs + zoomed.out.preprocessMs,
+    inferenceMs: first.inferenceMs + zoomed.out.inferenceMs } : first;
+  if (zoomed) outline($("preview"), zoomed.region);
+  drawRGB($("model-input"), out.pixels); // exactly what the model saw (crop mode, filter; the item's region)
   const verified = await verifiedByText(state.gallery.scores(out.embedding, out.local), img);
   const match = answer(verified.top, 3, acceptRule());
-  state.photo = { source, name, embedding: out.embedding, local: out.local, img };
-  state.lastResult = { ...out, ...match, name, text: verified.text };
+  // enrolling the photo takes the whole photo, as an item
+  state.photo = { source, name, embedding: first.embedding, local: first.local, img };
+  const zoom = zoomed && { region: zoomed.region, first: { embedding: first.embedding, local: first.local } };
+  state.lastResult = { ...out, ...match, name, text: verified.text, zoom };
   state.photos += 1;
   renderResult(state.lastResult);
   renderSteps();

@@ -144,21 +144,37 @@ export class Gallery {
   /** Label-level scores (best row per label), best first; ties broken by label, as Python. With a local
    * re-rank (`local`: the photo's map): the top_k labels only, each re-scored by its best row's local map. */
   scores(query, local = null) {
+    const byLabel = (a, b) => b.score - a.score || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0);
+    const all = this.rerank ? this.reranked(query, local) : this.bestRows(query);
+    return all.sort(byLabel).map(({ label, score }) => ({ label, score }));
+  }
+
+  /** The re-rank's candidates (the top_k labels' best rows, re-scored by their maps), best first (ties: the
+   * earlier row), as pocketvec.runtime.matcher's candidate_rows: the rows whose maps locate the item
+   * (zoomed_photo.js). */
+  candidateRows(query, local) {
+    return this.reranked(query, local).sort((a, b) => b.score - a.score || a.index - b.index).map((t) => this.rows[t.index]);
+  }
+
+  /** Each label's best row by cosine: {label, score, index}, in the order the labels first appear. */
+  bestRows(query) {
     const best = new Map();
     this.rows.forEach((r, index) => {
       let dot = 0;
       for (let i = 0; i < this.dim; i++) dot += r.embedding[i] * query[i];
       if (!best.has(r.label) || dot > best.get(r.label).score) best.set(r.label, { score: dot, index });
     });
-    const byLabel = (a, b) => b.score - a.score || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0);
-    const all = [...best].map(([label, { score, index }]) => ({ label, score, index }));
-    if (!this.rerank) return all.sort(byLabel).map(({ label, score }) => ({ label, score }));
+    return [...best].map(([label, { score, index }]) => ({ label, score, index }));
+  }
+
+  /** As pocketvec.runtime.local_rerank: the top_k labels by their best row (ties: the earlier row), each
+   * re-scored by that row's local map and the photo's ({label, score, index}, unordered). */
+  reranked(query, local) {
     if (!local) throw new GalleryFileError("the model re-ranks by local maps: the photo's map is missing");
-    // as pocketvec.runtime.local_rerank: the top_k labels by their best row (ties: the earlier row)
-    const top = all.sort((a, b) => b.score - a.score || a.index - b.index).slice(0, this.rerank.top_k);
+    const top = this.bestRows(query).sort((a, b) => b.score - a.score || a.index - b.index).slice(0, this.rerank.top_k);
     const locals = localSimilarities(local, top.map((t) => this.rows[t.index].local), this.rerank.channels, this.rerank);
     const most = Math.max(...locals);
-    return top.map((t, i) => ({ label: t.label, score: t.score - this.rerank.weight * (most - locals[i]) })).sort(byLabel);
+    return top.map((t, i) => ({ ...t, score: t.score - this.rerank.weight * (most - locals[i]) }));
   }
 
   match(query, k = 3, rule = this.acceptRule, local = null) {

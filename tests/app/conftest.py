@@ -83,6 +83,16 @@ def fp32_model(run_dir: Path, app_workdir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_model(app_workdir: Path, browser_ready: None) -> Path:
+    """The shipped small student (src/pocketvec/assets/small, trained, with a local codebook) exported to fp32
+    ONNX: a real model, whose maps locate an item in a photo."""
+    from pocketvec.export.onnx_export import export_onnx
+    from pocketvec.train.student import shipped_run_dir
+
+    return export_onnx(shipped_run_dir("small"), app_workdir / "small.onnx")
+
+
+@pytest.fixture(scope="session")
 def chromium(browser_ready: None) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
@@ -199,15 +209,25 @@ def scenario(fp32_model: Path, app_workdir: Path):
     space_id, rerank = engine.metadata.embedding_space_id, engine.metadata.local_rerank
     assert rerank is not None  # the default export: the app re-ranks as the Python matcher does
     gallery = python_gallery(engine, enrolled)
-    found = engine.embed_all(queries, query=True)
+    first = engine.embed_all(queries, query=True)
+    found = zoomed(engine, gallery, first, queries)
     rule = rule_in_gaps(gallery, found, rerank)
     model = write_accept_rule(shutil.copy(fp32_model, app_workdir / "model_with_rule.onnx"), rule, space_id)
     gallery.accept_rule = rule
     gallery_path = gallery.save(app_workdir / "gallery.pvg")
     return SimpleNamespace(model=model, engine=open_engine(model), space_id=space_id, enrolled=enrolled,
-                           queries=queries, found=found, query_embeddings=found.embeddings, gallery=gallery,
-                           gallery_path=gallery_path, rule=rule, rerank=rerank,
+                           queries=queries, first=first, found=found, query_embeddings=found.embeddings,
+                           gallery=gallery, gallery_path=gallery_path, rule=rule, rerank=rerank,
                            expected=python_matches(gallery, rule, found, rerank))
+
+
+def zoomed(engine, gallery, first, photos):
+    """The photos' first pass (`first`, embedded with query=True) with each photo whose item region is found
+    embedded again from it, as pocketvec's Recognizer answers by default (pocketvec.runtime.zoomed_photos)."""
+    from pocketvec.runtime.item_zoom import ItemZoom
+    from pocketvec.runtime.zoomed_photos import zoom_to_items
+
+    return zoom_to_items(engine, gallery, first, list(photos), ItemZoom())
 
 
 def python_gallery(engine, enrolled: list[Path]):
@@ -239,7 +259,8 @@ def choose_photo(page, path: Path) -> dict:
     assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
     return page.evaluate("""() => { const r = window.pocketvecApp.state.lastResult;
       return { name: r.name, embedding: Array.from(r.embedding), local: r.local && Array.from(r.local), top: r.top,
-               accepted: r.accepted, label: r.label, inferenceMs: r.inferenceMs, text: r.text ?? null }; }""")
+               accepted: r.accepted, label: r.label, inferenceMs: r.inferenceMs, text: r.text ?? null,
+               region: r.zoom?.region ?? null }; }""")
 
 
 def enroll(page, path: Path, label: str) -> str:

@@ -27,6 +27,7 @@ from .conftest import (
     open_app,
     photo_of,
     rule_in_gaps,
+    zoomed,
 )
 
 JS_CODES = """async ([props, maps, box]) => {
@@ -66,7 +67,7 @@ def compact(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SimpleNa
     items = engine.embed_all(enrolled)
     gallery.add(items.embeddings, [p.stem for p in enrolled], [content_hash(p) for p in enrolled], items.locals,
                 engine.metadata, boxes=item_boxes(engine, items))
-    found = engine.embed_all(queries, query=True)
+    found = zoomed(engine, gallery, engine.embed_all(queries, query=True), queries)
     rerank = engine.metadata.local_rerank
     gallery.accept_rule = rule_in_gaps(gallery, found, rerank)
     return SimpleNamespace(model=model, engine=engine, gallery=gallery, gallery_path=gallery.save(work / "g.pvg"),

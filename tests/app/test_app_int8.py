@@ -18,6 +18,7 @@ from .conftest import (
     open_app,
     python_gallery,
     rule_in_gaps,
+    zoomed,
 )
 
 
@@ -41,7 +42,7 @@ def test_int8_model_in_the_browser_equals_python(page, serve_app, scenario, int8
     assert engine.metadata.embedding_space_id == scenario.space_id  # metadata carried over
     assert engine.metadata.accept_rule == scenario.rule
     gallery = python_gallery(engine, scenario.enrolled)
-    found = engine.embed_all(scenario.queries, query=True)
+    found = zoomed(engine, gallery, engine.embed_all(scenario.queries, query=True), scenario.queries)
     rerank = engine.metadata.local_rerank
     gallery.accept_rule = rule_in_gaps(gallery, found, rerank)  # int8 scores differ from fp32's
     open_app(page, serve_app(int8_model, gallery.save(tmp_path / "int8.pvg")))

@@ -74,7 +74,7 @@ def test_served_python_gallery_matches_like_python(page, serve_app, scenario) ->
     # the row enrolled from the photo is the item's embedding (items are letterboxed, photos cropped twice)
     row = page_gallery(page, scenario.gallery).embeddings()[-1]
     assert cosine_distance(row, scenario.engine.embed([new_item])[0]) <= MAX_COSINE_DISTANCE
-    assert cosine_distance(row, scenario.found.embeddings[-1]) > 1e-3  # not the photo's own embedding
+    assert cosine_distance(row, scenario.first.embeddings[-1]) > 1e-3  # not the photo's own embedding
 
 
 def test_page_refuses_broken_images_foreign_and_damaged_galleries(page, serve_app, scenario, tmp_path: Path) -> None:

@@ -57,17 +57,6 @@ def labels(tmp_path_factory: pytest.TempPathFactory, browser_ready: None) -> Pat
 
 
 @pytest.fixture(scope="module")
-def small_model(tmp_path_factory: pytest.TempPathFactory, browser_ready: None) -> Path:
-    """The shipped small student (src/pocketvec/assets/small, trained) exported to fp32 ONNX: a real model, for
-    which a label's editions look nearly the same (an untrained one spreads them too far apart for the text to
-    decide between them)."""
-    from pocketvec.export.onnx_export import export_onnx
-    from pocketvec.train.student import shipped_run_dir
-
-    return export_onnx(shipped_run_dir("small"), tmp_path_factory.mktemp("small") / "small.onnx")
-
-
-@pytest.fixture(scope="module")
 def text_scenario(small_model: Path, labels: Path, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """A gallery of two designs' five editions built by pocketvec.runtime's Recognizer with text (each item's
     text read at enrolment), a photo of each and of two labels not enrolled, an accept rule in clear gaps of

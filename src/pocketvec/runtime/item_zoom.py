@@ -28,6 +28,10 @@ __all__ = ["ItemZoom", "RowMap", "box_corners", "fit_item_corners", "item_corner
 
 STRONGEST = 16  # the correspondences whose triples are tried: C(16, 3) = 560 hypotheses
 MIN_SIDE = 16  # pixels: a smaller region is no zoom
+# Kept between each decision and its bound, so that no platform's last-bit rounding decides: correspondences are
+# map locations' centres, so a fit is often exact and puts an error at exactly `tolerance` (a location one off) or a
+# box edge on a whole pixel, which numpy computes as 0.9999999999999996 where the sample app gets 1.0000000000000002.
+SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -89,11 +93,11 @@ def fit_item_corners(photo_map: np.ndarray, row_map: np.ndarray, corners: np.nda
     maps = _affines(src[triples], dst[triples])  # (T, 3, 2)
     ones = np.concatenate([src, np.ones((len(src), 1))], axis=1)
     errors = np.linalg.norm(np.einsum("nk,tkd->tnd", ones, maps) - dst, axis=2)  # (T, n); NaN for degenerate
-    counts = (errors < zoom.tolerance).sum(axis=1)
+    counts = (errors < zoom.tolerance - SLACK).sum(axis=1)
     best = int(np.argmax(counts))  # the first of the most agreed
     if counts[best] < zoom.inliers:
         return None
-    agreed = errors[best] < zoom.tolerance
+    agreed = errors[best] < zoom.tolerance - SLACK
     fitted, *_ = np.linalg.lstsq(ones[agreed], dst[agreed], rcond=None)
     return np.concatenate([corners, np.ones((4, 1))], axis=1) @ fitted
 
@@ -129,8 +133,8 @@ def item_region(photo_map: np.ndarray, candidates: list[RowMap], photo_crop: str
             continue
         pixels = photo_grid_to_pixels(mapped, side, photo_crop, height, width)
         (left, top), (right, bottom) = pixels.min(axis=0), pixels.max(axis=0)
-        box = (max(0, int(np.floor(top))), max(0, int(np.floor(left))),
-               min(height, int(np.ceil(bottom))), min(width, int(np.ceil(right))))
+        box = (max(0, int(np.floor(top + SLACK))), max(0, int(np.floor(left + SLACK))),
+               min(height, int(np.ceil(bottom - SLACK))), min(width, int(np.ceil(right - SLACK))))
         if box[2] - box[0] < MIN_SIDE or box[3] - box[1] < MIN_SIDE:
             return None
         return box
