@@ -24,7 +24,7 @@ from pocketvec.runtime.engines import open_engine
 from pocketvec.runtime.enroll import embed_items
 from pocketvec.runtime.gallery.views import GalleryViews
 from pocketvec.runtime.images import load_image
-from pocketvec.runtime.item_zoom import ItemZoom, item_corners, item_region
+from pocketvec.runtime.item_zoom import ItemZoom, RowMap, item_corners, item_region
 from pocketvec.runtime.local_rerank import label_ids, rerank, top_label_rows
 from pocketvec.runtime.metrics import recall_at_k
 
@@ -68,8 +68,8 @@ def main() -> None:
             regions = []
             for q, image in enumerate(images):
                 picked = top_label_rows(first[q], ids, config.top_k)
-                regions.append(item_region(first_map[q], [rows.locals[r] for r in picked],
-                                           [item_box[r] for r in picked], first_crop, *image.shape[:2],
+                candidates = [RowMap(rows.locals[r], None, item_box[r]) for r in picked]
+                regions.append(item_region(first_map[q], candidates, first_crop, *image.shape[:2],
                                            ItemZoom(tolerance=args.tolerance, inliers=args.inliers)))
             zoomed = [q for q, r in enumerate(regions) if r is not None]
             crops = [images[q][regions[q][0]:regions[q][2], regions[q][1]:regions[q][3]] for q in zoomed]
