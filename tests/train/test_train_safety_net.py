@@ -159,13 +159,14 @@ def test_cli_enrolls_within_a_budget_and_reports_the_safety_net(few_items: Path,
     import sys
 
     cmd = [sys.executable, "-m", "pocketvec", "train", "--preset", "enroll", "--data", str(few_items), "--out",
-           str(tmp_path / "run"), "--budget", "40s", "--set", "batch_classes=4", "--set", "eval_views=1",
+           str(tmp_path / "run"), "--budget", "20s", "--set", "batch_classes=4", "--set", "eval_views=1",
            "--set", "eval_gallery_views=1"]
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", "TERM": "dumb"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     saved = read_run_config(tmp_path / "run")
-    # how many steps fit 40 s depends on the machine's speed: only that they were fitted and kept to is asserted
-    assert saved["train"]["budget_s"] == 40.0 and 1 <= saved["steps"] <= saved["total_steps"]
+    # how many steps fit 20 s depends on the machine's speed: only that they were fitted and kept to is asserted
+    # (the fitting itself, with steps past the probe: test_a_budget_run_trains_and_records_its_fitted_steps)
+    assert saved["train"]["budget_s"] == 20.0 and 1 <= saved["steps"] <= saved["total_steps"]
     said = " ".join(result.stdout.split())
     assert saved["kept"]["verdict"] in said
     assert f"photos' crop: {saved['query_crop']['chosen']}" in said

@@ -103,9 +103,11 @@ def _trainer_worker(rank: int, world: int, port: int, items: str, out: str, resu
 def test_an_epoch_under_two_processes_is_one_pass_over_the_pool(few_items: Path, tmp_path: Path) -> None:
     from pocketvec.train.checkpoint import read_run_config
 
-    results = mp.Manager().dict()
-    mp.spawn(_trainer_worker, args=(2, _free_port(), str(few_items), str(tmp_path / "run"), results), nprocs=2,
-             join=True)
+    with mp.Manager() as manager:  # shut down here, not by a finalizer in the test's teardown
+        results = manager.dict()
+        mp.spawn(_trainer_worker, args=(2, _free_port(), str(few_items), str(tmp_path / "run"), results), nprocs=2,
+                 join=True)
+        results = dict(results)
     world, steps_per_epoch, total, done, pool_batches, classes, _ = results[0]
     assert world == 2 and pool_batches >= 4
     assert steps_per_epoch == pool_batches // 2 and total == steps_per_epoch  # 1 epoch: half the steps each

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from pocketvec.atomic import atomic_output
+from pocketvec.atomic import atomic_output, replace_folder, staging_folder
 from pocketvec.bench.code_id import code_id
 from pocketvec.bench.models import NotAvailable
 from pocketvec.runtime.gallery import Gallery
@@ -24,6 +26,7 @@ from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
 
 FORMATS = ("torch-fp32", "onnx-fp32", "onnx-int8", "onnx-w8a8", "coreml-int8")
 ONNX_QUANTIZE = {"onnx-fp32": "none", "onnx-int8": "int8", "onnx-w8a8": "w8a8"}  # w8a8 calibrates on the gallery
+GALLERY_CALIBRATED = ("onnx-w8a8",)  # the forms whose export depends on the tier's gallery
 
 
 def exporter_id() -> str:
@@ -36,11 +39,18 @@ def exporter_id() -> str:
     return code_id(pocketvec.export, pocketvec.runtime.metadata, pocketvec.runtime.local_rerank)
 
 
-def export_form(form: str, run_dir: Path, out_dir: Path, calibration_dir: Path) -> Path | None:
-    """The exported file of `form` (None for torch-fp32), made once and reused."""
+def export_form(form: str, run_dir: Path, out_dir: Path, calibration_dir: Path,
+                same_exports: Sequence[Path] = ()) -> Path | None:
+    """The exported file of `form` (None for torch-fp32), made once and reused. `same_exports`: folders of the
+    same weights' exports by the same exporter for other galleries (the other tiers'); a form that does not
+    calibrate on the gallery is copied from there when one holds it (the exports are deterministic)."""
     if form == "torch-fp32":
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
+    if form in FORMATS and form not in GALLERY_CALIBRATED:
+        copied = _copy_export(form, out_dir, same_exports)
+        if copied is not None:
+            return copied
     if form.startswith("onnx-"):
         out = out_dir / f"{form}.onnx"
         if out.is_file():
@@ -65,6 +75,26 @@ def export_form(form: str, run_dir: Path, out_dir: Path, calibration_dir: Path) 
             raise NotAvailable(f"Core ML export is not merged yet ({e})") from e
         return export_coreml(run_dir, out, quantize="int8", calibration_dir=calibration_dir)
     raise NotAvailable(f"unknown form {form!r}; valid: {', '.join(FORMATS)}")
+
+
+def _copy_export(form: str, out_dir: Path, same_exports: Sequence[Path]) -> Path | None:
+    """`form`'s file in `out_dir` (kept when there, else copied from the first of `same_exports` that holds
+    it); None when neither holds it."""
+    name = f"{form}.mlpackage" if form.startswith("coreml-") else f"{form}.onnx"
+    out = out_dir / name
+    if out.exists():
+        return out
+    source = next((folder / name for folder in same_exports if (folder / name).exists()), None)
+    if source is None:
+        return None
+    if source.is_dir():
+        with staging_folder(out) as staged:
+            shutil.copytree(source, staged)
+            replace_folder(staged, out)
+    else:
+        with atomic_output(out) as tmp:
+            shutil.copyfile(source, tmp)
+    return out
 
 
 def _open_engine(path: Path, threads: int | None = None):

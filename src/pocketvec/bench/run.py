@@ -138,11 +138,23 @@ def _subset(labels: list[str], items: int, *photo_labels: list[str]) -> tuple[np
 
 def _export_dir(ctx: BenchContext, key: str, run_dir: Path) -> Path:
     """Exports are reused only for the same weights (their digest: runs of one embedding space may differ),
-    gallery (w8a8 calibrates on it) and export code."""
+    gallery (w8a8 calibrates on it) and export code; the forms that do not calibrate are copied between tiers
+    (`_same_exports`)."""
     stamp = read_json(ctx.work / "benchmark.json", "benchmark stamp")["key"]
+    return ctx.work / "exports" / _export_name(key, run_dir, stamp)
+
+
+def _export_name(key: str, run_dir: Path, stamp: str) -> str:
     space = read_run_config(run_dir)["embedding_space_id"]
     weights = file_digest(run_dir / WEIGHTS_FILE)[:8]
-    return ctx.work / "exports" / f"{key}-{space}-{weights}-{stamp}-{exporter_id()}"
+    return f"{key}-{space}-{weights}-{stamp}-{exporter_id()}"
+
+
+def _same_exports(ctx: BenchContext, key: str, run_dir: Path) -> list[Path]:
+    """The export folders of the same weights by the same exporter in the split's other tiers (other
+    galleries): what does not calibrate on the gallery is copied from there (formats.export_form)."""
+    mine = _export_dir(ctx, key, run_dir)
+    return sorted(d for d in ctx.work.parent.glob(f"*/exports/{_export_name(key, run_dir, '*')}") if d != mine)
 
 
 def _gallery_rows(gallery: np.ndarray, views: np.ndarray | None, clean_weight: float) -> np.ndarray:
@@ -175,7 +187,8 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
     calibration photos go through the form as the benchmark's photos do (query crop, local re-rank), and
     every decision rule is calibrated on them and scored on the benchmark's photos."""
     bench = ctx.bench
-    exported = export_form(form, run_dir, _export_dir(ctx, key, run_dir), bench.gallery_dir)
+    exported = export_form(form, run_dir, _export_dir(ctx, key, run_dir), bench.gallery_dir,
+                           _same_exports(ctx, key, run_dir))
     items = options.slow_form_items if form in SLOW_FORMS else len(bench.gallery_labels)
     g_idx, q_idx, c_idx = _subset(bench.gallery_labels, items, bench.query_labels, bench.calibration_labels)
     g_labels, q_labels = [bench.gallery_labels[i] for i in g_idx], [bench.query_labels[i] for i in q_idx]
@@ -297,8 +310,9 @@ def _measure_model(key: str, ctx: BenchContext, options: BenchOptions,
         progress.remove_task(task)
     if key == TEACHER_KEY and f"{key}/onnx-fp32" not in onnx_files:  # the latency reference, always
         with contextlib.suppress(NotAvailable):
-            onnx_files[f"{key}/onnx-fp32"] = export_form("onnx-fp32", run_dir, _export_dir(ctx, key, run_dir),
-                                                         bench.gallery_dir)  # type: ignore[assignment]
+            onnx_files[f"{key}/onnx-fp32"] = export_form(  # type: ignore[assignment]
+                "onnx-fp32", run_dir, _export_dir(ctx, key, run_dir), bench.gallery_dir,
+                _same_exports(ctx, key, run_dir))
     return records, onnx_files
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from pocketvec.errors import ConfigError, DatasetError
-from pocketvec.runtime.images import is_image_path, load_image
+from pocketvec.runtime.images import content_hash, is_image_path, load_image
 from pocketvec.runtime.metadata import INPUT_NAME
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
 
@@ -82,11 +83,21 @@ class CalibrationSets:
 
 
 def calibration_sets(folder: str | Path, spec: PreprocessSpec) -> CalibrationSets:
+    """The sets of `folder`'s images (read-only arrays), made once per process for the same image files and
+    spec: an export in both formats, or both exports of one run, simulates the photos once."""
     paths = list_images(folder, MAX_CALIBRATION_IMAGES)
-    items = [load_image(p) for p in paths]
-    return CalibrationSets(phone_photos(items, CALIBRATION_PHOTOS, spec, seed=0),
+    return _sets(tuple((path, content_hash(path)) for path in paths), spec)
+
+
+@lru_cache(maxsize=1)  # the base's sets are 145 MB
+def _sets(files: tuple[tuple[Path, str], ...], spec: PreprocessSpec) -> CalibrationSets:
+    items = [load_image(path) for path, _ in files]
+    sets = CalibrationSets(phone_photos(items, CALIBRATION_PHOTOS, spec, seed=0),
                            to_batch([preprocess(item, spec) for item in items]),
                            phone_photos(items, CHECK_PHOTOS, spec, seed=1))
+    for pixels in (sets.photos, sets.items, sets.check_photos):
+        pixels.flags.writeable = False
+    return sets
 
 
 def calibration_feeds(pixels: np.ndarray, input_name: str = INPUT_NAME) -> Iterator[dict[str, np.ndarray]]:

@@ -89,6 +89,7 @@ def found(word: str, photo: str) -> float:
     return float(np.clip((right - FOUND_FROM) / (1.0 - FOUND_FROM), 0.0, 1.0))
 
 
+@lru_cache(maxsize=1 << 16)  # asked again for every photo whose candidates hold the same words
 def holds(word: str, own: frozenset[str]) -> bool:
     """Whether an item's words hold `word`: exactly, or, for a word of letters, nearly (the same print read
     twice by OCR: "viino" / "vilino"); a word with digits only exactly (2015 / 2016)."""

@@ -162,8 +162,8 @@ def conv(x, weight, strides=None, pad_type="valid", pad=None, dilations=None, gr
     dh, dw = (int(d) for d in (dilations if dilations is not None else (1, 1)))
     top, bottom, left, right = _pads(x, (kh, kw), (sh, sw), pad_type, pad, (dh, dw))
     dtype = x.dtype
-    x = np.pad(x.astype(np.float32), ((0, 0), (0, 0), (top, bottom), (left, right)))
-    weight = weight.astype(np.float32)
+    x = _padded(x.astype(np.float32, copy=False), top, bottom, left, right)
+    weight = weight.astype(np.float32, copy=False)
     groups = int(groups)
     n, c, h, w = x.shape
     ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
@@ -184,6 +184,13 @@ def conv(x, weight, strides=None, pad_type="valid", pad=None, dilations=None, gr
     if bias is not None:
         out += bias.astype(np.float32)[None, :, None, None]
     return out.astype(dtype)
+
+
+def _padded(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """`x` (N, C, H, W) with zeros around its last two axes; `x` itself without padding (no copy)."""
+    if not (top or bottom or left or right):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
 
 
 def _pads(x, kernel, strides, pad_type, pad, dilations=(1, 1)) -> tuple[int, int, int, int]:
