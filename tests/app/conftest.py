@@ -83,13 +83,12 @@ def fp32_model(run_dir: Path, app_workdir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_model(app_workdir: Path, browser_ready: None) -> Path:
-    """The shipped small student (src/pocketvec/assets/small, trained, with a local codebook) exported to fp32
-    ONNX: a real model, whose maps locate an item in a photo."""
+def small_model(app_workdir: Path, browser_ready: None, small_with_codebook: Path) -> Path:
+    """The shipped small student (src/pocketvec/assets/small, trained), with a local codebook, exported to fp32
+    ONNX: a real model, whose maps locate an item in a photo and whose int8 galleries are compact."""
     from pocketvec.export.onnx_export import export_onnx
-    from pocketvec.train.student import shipped_run_dir
 
-    return export_onnx(shipped_run_dir("small"), app_workdir / "small.onnx")
+    return export_onnx(small_with_codebook, app_workdir / "small.onnx")
 
 
 @pytest.fixture(scope="session")

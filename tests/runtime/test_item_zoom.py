@@ -96,12 +96,12 @@ def test_settings_are_checked() -> None:
 
 
 @pytest.fixture(scope="module")
-def shipped_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped small student exported to ONNX with its local re-rank: a trained model whose maps match."""
+def shipped_small(tmp_path_factory: pytest.TempPathFactory, small_with_codebook: Path) -> Path:
+    """The shipped small student (with a local codebook) exported to ONNX with its local re-rank: a trained model
+    whose maps match."""
     from pocketvec.export.onnx_export import export_onnx
-    from pocketvec.train.student import shipped_run_dir
 
-    return export_onnx(shipped_run_dir("small"), tmp_path_factory.mktemp("small") / "small.onnx")
+    return export_onnx(small_with_codebook, tmp_path_factory.mktemp("small") / "small.onnx")
 
 
 def _loose_photo(item: Path, background: Path, fill: float, corner: tuple[float, float], angle: float
