@@ -14,7 +14,9 @@ The accept rule is the gallery's, else the model's, else the uncalibrated defaul
 says which, and `rec.calibrate("photos/")` chooses one on labelled photos. With the OCR models of the
 `pocketvec[text]` extra installed, a new gallery keeps each item's printed text (`text=False`: not; `text=True`:
 required), and look-alikes whose texts differ are then told apart by reading the photo
-(pocketvec.runtime.text_verify); a gallery that keeps texts is verified by them unless `text=False`.
+(pocketvec.runtime.text_verify); a gallery that keeps texts is verified by them unless `text=False`. Photos are
+zoomed to their item before they are answered (pocketvec.runtime.item_zoom: a second pass on the region the local
+maps locate; `item_zoom=False`: the first pass alone).
 """
 
 from __future__ import annotations

@@ -74,8 +74,8 @@ def ordered_map(fn: Callable[[Item], Result], items: Iterable[Item], workers: in
         while pending:
             done = pending.popleft()
             done.exception()  # waits for it
-            pending.extend(pool.submit(fn, item) for item in itertools.islice(source, 1))
             yield done
+            pending.extend(pool.submit(fn, item) for item in itertools.islice(source, 1))  # once it is taken
 
 
 def item_rows(engine: Engine, images: Sequence[Path | np.ndarray], views: GalleryViews,
