@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from pocketvec.bench.measure import decision_operating_point
 from pocketvec.runtime.accept_rule import rule_parts
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.local_rerank import LocalRerank, rerank
+from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.metrics import best_two, recall_at_k
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess
 
@@ -85,6 +87,20 @@ def applied(scores: np.ndarray, photo_labels: list[str], labels: list[str], thre
     accepted = over & clear
     correct = accepted & (top == np.asarray(photo_labels))
     return float(correct.sum() / max(1, accepted.sum())), float(correct.sum() / len(photo_labels))
+
+
+def print_way(way: str, photos: str, matched: np.ndarray, photo_labels: list[str], labels: list[str],
+              rule: AcceptRule) -> None:
+    """One JSON line: Recall@1, the oracle recall at precision >= 0.99 (the best rule on these photos) and the
+    precision / recall of `rule` (calibrated elsewhere) on the photos scored `matched`."""
+    from pocketvec.runtime.calibration import calibrate
+
+    oracle = calibrate(matched, photo_labels, labels, 0.99)
+    print(json.dumps({"way": way, "photos": photos,
+                      "recall_at_1": round(recall_at_k(matched, photo_labels, labels, 1), 4),
+                      "oracle": round(oracle.chosen.recall if oracle.target_reached else 0.0, 4),
+                      "calibrated": [round(v, 4) for v in applied(matched, photo_labels, labels, rule.threshold,
+                                                                  rule.margin)]}), flush=True)
 
 
 def pixels(paths: list[Path], spec: PreprocessSpec) -> torch.Tensor:

@@ -9,11 +9,10 @@ on validation photos (phone aspect) of the tier's gallery, with the rule calibra
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
-from common import applied, calibration_photos, gallery_items, parse_model_and_tier, query_photos
+from common import calibration_photos, gallery_items, parse_model_and_tier, print_way, query_photos
 
 from pocketvec.data.validation_sim import validation_photos
 from pocketvec.runtime.calibration import calibrate
@@ -22,7 +21,6 @@ from pocketvec.runtime.enroll import embed_items
 from pocketvec.runtime.gallery.views import GalleryViews
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.local_rerank import label_ids, rerank
-from pocketvec.runtime.metrics import recall_at_k
 
 CROPS = ("scale_fill", "center_crop")
 
@@ -59,15 +57,7 @@ def main() -> None:
     for way in (*CROPS, "max", "fused"):
         rule = calibrate(scores["calibration"][way], cal_labels, labels, 0.99).rule
         for name, (_, photo_labels) in photo_sets.items():
-            matched = scores[name][way]
-            oracle = calibrate(matched, photo_labels, labels, 0.99)
-            print(json.dumps({"way": way, "photos": name,
-                              "recall_at_1": round(recall_at_k(matched, photo_labels, labels, 1), 4),
-                              "oracle": round(oracle.chosen.recall if oracle.target_reached else 0.0, 4),
-                              "calibrated": [round(v, 4) for v in applied(matched, photo_labels, labels,
-                                                                          rule.threshold, rule.margin)]}),
-                  flush=True)
-
+            print_way(way, name, scores[name][way], photo_labels, labels, rule)
 
 if __name__ == "__main__":
     main()

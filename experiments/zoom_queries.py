@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from common import applied, calibration_photos, gallery_items, query_photos
+from common import calibration_photos, gallery_items, print_way, query_photos
 
 from pocketvec.data.validation_sim import validation_photos
 from pocketvec.runtime.calibration import calibrate
@@ -26,7 +26,6 @@ from pocketvec.runtime.gallery.views import GalleryViews
 from pocketvec.runtime.images import load_image
 from pocketvec.runtime.item_zoom import ItemZoom, RowMap, item_corners, item_region
 from pocketvec.runtime.local_rerank import label_ids, rerank, top_label_rows
-from pocketvec.runtime.metrics import recall_at_k
 
 
 def main() -> None:
@@ -88,15 +87,7 @@ def main() -> None:
     for way in scores["tier"]:
         rule = calibrate(scores["calibration"][way], cal_labels, labels, 0.99).rule
         for name in ("tier", "validation"):
-            matched, photo_labels = scores[name][way], sets[name][1]
-            oracle = calibrate(matched, photo_labels, labels, 0.99)
-            print(json.dumps({"way": way, "photos": name,
-                              "recall_at_1": round(recall_at_k(matched, photo_labels, labels, 1), 4),
-                              "oracle": round(oracle.chosen.recall if oracle.target_reached else 0.0, 4),
-                              "calibrated": [round(v, 4) for v in applied(matched, photo_labels, labels,
-                                                                          rule.threshold, rule.margin)]}),
-                  flush=True)
-
+            print_way(way, name, scores[name][way], sets[name][1], labels, rule)
 
 if __name__ == "__main__":
     main()
