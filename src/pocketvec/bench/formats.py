@@ -195,22 +195,18 @@ def embed_form(form: str, run_dir: Path, exported: Path | None, pixels: np.ndarr
     return np.concatenate([embedding for embedding, _ in outputs]).astype(np.float32), maps, rerank
 
 
-def rows_gallery(exported: Path, rows: np.ndarray, labels: list[str], maps: np.ndarray) -> Gallery:
-    """The benchmark's gallery rows (and their local maps) as an in-memory gallery of the exported model."""
-    meta = _open_engine(exported, threads=1).metadata
-    gallery = Gallery.for_model(meta, "float32")
-    gallery.add(rows, labels, [f"{label}#{i}" for i, label in enumerate(labels)], maps, meta)
-    return gallery
-
-
-def zoomed(exported: Path, gallery: Gallery, photos: tuple[np.ndarray, np.ndarray],
-           paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """The photos' (embeddings, local maps) of the first pass, with each photo zoomed to its item as the runtime
-    does (pocketvec.runtime.zoomed_photos), through the exported file's engine."""
+def zoomed(exported: Path, rows: np.ndarray, labels: list[str], maps: np.ndarray,
+           photo_sets: list[tuple[tuple[np.ndarray, np.ndarray], list[Path]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each set of photos' first-pass (embeddings, local maps), with each photo zoomed to its item as the runtime
+    does (pocketvec.runtime.zoomed_photos) through the exported file's engine, against the benchmark's gallery
+    rows (and their local maps) held as an in-memory gallery of that model."""
     from pocketvec.runtime.engines.base import EmbedResult
     from pocketvec.runtime.item_zoom import ItemZoom
     from pocketvec.runtime.zoomed_photos import zoom_to_items
 
-    found = zoom_to_items(_open_engine(exported, threads=1), gallery, EmbedResult(photos[0], locals=photos[1]), paths,
-                          ItemZoom())
-    return found.embeddings, found.locals
+    engine = _open_engine(exported, threads=1)
+    gallery = Gallery.for_model(engine.metadata, "float32")
+    gallery.add(rows, labels, [f"{label}#{i}" for i, label in enumerate(labels)], maps, engine.metadata)
+    found = [zoom_to_items(engine, gallery, EmbedResult(embeddings, locals=photo_maps), paths, ItemZoom())
+             for (embeddings, photo_maps), paths in photo_sets]
+    return [(result.embeddings, result.locals) for result in found]

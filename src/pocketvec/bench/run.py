@@ -34,7 +34,6 @@ from pocketvec.bench.formats import (
     prepared_photo_pixels,
     prepared_pixels,
     prepared_view_pixels,
-    rows_gallery,
     zoomed,
 )
 from pocketvec.bench.measure import (
@@ -207,11 +206,9 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
         ids = label_ids(g_labels)
         answered, answered_calibration = (queries, query_locals), (calibration, calibration_locals)
         if options.item_zoom and exported is not None:  # and its photos zoomed to their item, as the runtime's
-            gallery_of_rows = rows_gallery(exported, rows_of_gallery, g_labels, gallery_locals)
-            answered, answered_calibration = (
-                zoomed(exported, gallery_of_rows, photos, [paths[i] for i in idx])
-                for photos, paths, idx in ((answered, bench.query_paths, q_idx),
-                                           (answered_calibration, bench.calibration_paths, c_idx)))
+            answered, answered_calibration = zoomed(exported, rows_of_gallery, g_labels, gallery_locals, [
+                (answered, [bench.query_paths[i] for i in q_idx]),
+                (answered_calibration, [bench.calibration_paths[i] for i in c_idx])])
             fields["item_zoom"] = True
         reranked = local_rerank(answered[0] @ rows_of_gallery.T, ids, answered[1], gallery_locals, rerank)
         reranked_calibration = local_rerank(answered_calibration[0] @ rows_of_gallery.T, ids, answered_calibration[1],

@@ -36,7 +36,7 @@ SLACK = 1e-9
 
 @dataclass(frozen=True)
 class ItemZoom:
-    """How a model's photos are zoomed to their item (in its metadata, `item_zoom`)."""
+    """How photos are zoomed to their item (`Recognizer(item_zoom=...)`; the defaults are what every path uses)."""
 
     inliers: int = 8  # correspondences that must agree for a region
     tolerance: float = 1.0  # map locations

@@ -23,21 +23,27 @@ from pocketvec.runtime.item_zoom import ItemZoom, RowMap, box_corners, item_corn
 from pocketvec.runtime.matcher import Matcher
 from pocketvec.runtime.preprocess import PreprocessSpec
 
-__all__ = ["candidate_maps", "item_regions", "region_fits", "zoom_to_items"]
+__all__ = ["candidate_maps", "item_regions", "region_crop", "zoom_to_items"]
 
 CHUNK = 32  # photos held decoded at once
 Found = TypeVar("Found")  # an EmbedResult or LabelledEmbeddings: embeddings, locals and the rest kept
 
 
-def region_fits(spec: PreprocessSpec, region: np.ndarray) -> bool:
-    """Whether the model takes the region (its shape within the bounds every image is held to); else the
-    photo keeps its first pass."""
+def region_crop(array: np.ndarray, region: tuple[int, int, int, int] | None, spec: PreprocessSpec
+                ) -> np.ndarray | None:
+    """The photo `array` cropped to its item's `region` (top, left, bottom, right), or None: no region, or one
+    the model cannot take (its shape beyond the bounds every image is held to, under each of `spec`'s query
+    crops), so that the photo keeps its first pass."""
+    if region is None:
+        return None
+    top, left, bottom, right = region
+    crop = np.ascontiguousarray(array[top:bottom, left:right])
     try:
         for crop_spec in spec.query_specs():
-            check_bounds(region.shape[1], region.shape[0], crop_spec, "<item region>")
+            check_bounds(crop.shape[1], crop.shape[0], crop_spec, "<item region>")
     except ImageLoadError:
-        return False
-    return True
+        return None
+    return crop
 
 
 def candidate_maps(matcher: Matcher, rows: np.ndarray, side: int, item_crop: str) -> list[RowMap]:
@@ -78,12 +84,9 @@ def zoom_to_items(engine: Engine, gallery: Gallery, found: Found, images: Sequen
         part = range(start, min(start + CHUNK, len(embeddings)))
         arrays = [load_image(images[q]) if isinstance(images[q], (str, Path)) else np.asarray(images[q]) for q in part]
         chunk = replace(found, embeddings=embeddings[part.start : part.stop], locals=maps[part.start : part.stop])
-        kept = []  # (photo, its item's region)
-        for q, array, region in zip(part, arrays, item_regions(engine, matcher, chunk, arrays, zoom), strict=True):
-            if region is not None:
-                top, left, bottom, right = region
-                crop = np.ascontiguousarray(array[top:bottom, left:right])
-                kept += [(q, crop)] if region_fits(spec, crop) else []
+        crops = [region_crop(array, region, spec)
+                 for array, region in zip(arrays, item_regions(engine, matcher, chunk, arrays, zoom), strict=True)]
+        kept = [(q, crop) for q, crop in zip(part, crops, strict=True) if crop is not None]
         if kept:
             second = engine.embed_all([crop for _, crop in kept], query=True)
             rows = [q for q, _ in kept]

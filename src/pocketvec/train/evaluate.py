@@ -29,7 +29,7 @@ from pocketvec.runtime.local_rerank import LocalRerank, label_ids, rerank, top_l
 from pocketvec.runtime.metrics import recall_at_k
 from pocketvec.runtime.photo_crops import fuse_crops
 from pocketvec.runtime.preprocess import CROP_MODES, PreprocessSpec, crops_from_name, crops_name, preprocess
-from pocketvec.runtime.zoomed_photos import region_fits
+from pocketvec.runtime.zoomed_photos import region_crop
 
 DECISION_PRECISION = 0.99
 # the photos' crops enrolment chooses from: either, or both fused
@@ -197,8 +197,8 @@ def _zoomed(model: torch.nn.Module, held_out: HeldOut, name: str, first: tuple[n
     """The photos' (embeddings, maps) with each photo whose item region is found embedded again from it, as
     pocketvec.runtime.zoomed_photos does: the candidates are the re-rank's (best first), their maps the clean
     items' (full maps: the item's corners are the whole map), the region cropped with the photos' crop `name`."""
-    side, crops = math.isqrt(config.locations), crops_from_name(name)
-    spec, zoom = model.config.preprocess, held_out.zoom
+    side = math.isqrt(config.locations)
+    spec = replace(model.config.preprocess, query_crop_mode=query_crop_mode(name))
     corners, ids = item_corners(spec.crop_mode, side), label_ids(held_out.labels)
     embeddings, maps = first[0].copy(), first[1].copy()
     zoomed, regions = [], []
@@ -206,16 +206,15 @@ def _zoomed(model: torch.nn.Module, held_out: HeldOut, name: str, first: tuple[n
         picked = top_label_rows(scores[q], ids, config.top_k)
         candidates = [RowMap(item_maps[r], None, corners) for r in picked if np.isfinite(scores[q, r])]
         photo = decode_jpeg(data)
-        region = item_region(maps[q, : side * side], candidates, crops[0], *photo.shape[:2], zoom)  # type: ignore
-        if region is not None:
-            crop = np.ascontiguousarray(photo[region[0] : region[2], region[1] : region[3]])
-            if region_fits(spec, crop):
-                zoomed.append(q)
-                regions.append(crop)
+        region = item_region(maps[q, : side * side], candidates, spec.query_crops[0], *photo.shape[:2],
+                             held_out.zoom)  # type: ignore[arg-type]
+        crop = region_crop(photo, region, spec)
+        if crop is not None:
+            zoomed.append(q)
+            regions.append(crop)
     if zoomed:
-        with_crops = [_embed(model, _pixels(regions, replace(spec, crop_mode=c, query_crop_mode=None)), 32, True)
-                      for c in crops]
-        embeddings[zoomed], maps[zoomed] = _fused(with_crops)
+        embeddings[zoomed], maps[zoomed] = _fused([_embed(model, _pixels(regions, crop_spec), 32, True)
+                                                   for crop_spec in spec.query_specs()])
     return embeddings, maps
 
 
