@@ -62,3 +62,13 @@ def test_config_rejects_unknown_keys() -> None:
     with pytest.raises(ConfigError, match="blurr"):
         PhotoSimConfig.from_dict({"blurr": 1})
     assert PhotoSimConfig.from_dict({"fill": [0.5, 0.6]}).fill == (0.5, 0.6)
+
+
+def test_phone_framing_holds_the_phone_whatever_the_item() -> None:
+    """`phone` photos are 3:4 or 9:16, portrait or landscape, for a wide item as for a tall one."""
+    phone = PhotoSimConfig(photo_long_side=320, framing="phone")
+    for item in (_flag(), _flag().transpose(1, 0, 2)):
+        shapes = {_decode(simulate_photo(item, query_rng(0, 0, k), [], phone)).shape[:2] for k in range(40)}
+        assert shapes == {(320, 240), (240, 320), (320, 180), (180, 320)}
+    with pytest.raises(ConfigError, match="framing"):
+        PhotoSimConfig(framing="square")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from pocketvec.cli import ranged
+from pocketvec.cli import choices, ranged
+from pocketvec.data.query_photos import DEFAULT_FRAMING, FRAMINGS
 
 app = typer.Typer(help="Item data: public sets and phone-photo previews. Example: pocketvec data list",
                   no_args_is_help=True)
@@ -61,6 +62,9 @@ def photos_command(
                                           "not_an_item/ and count as 'should be unknown'."),
     seed: int = ranged.option(0, "--seed", key="seed", help="The same seed gives the same photos."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out."),
+    framing: str = choices.option(DEFAULT_FRAMING, "--framing", what="framing", choices=FRAMINGS,
+                                  help="phone: 3:4 or 9:16 at 640 px, held portrait or landscape whatever the item "
+                                       "(as users take them); item: 4:3 along the item, 480 px (the benchmark's)."),
 ) -> None:
     """Simulated phone photos of your items, labelled, for `calibrate` and `eval`.
 
@@ -71,7 +75,7 @@ def photos_command(
 
     from .output import console, safe, settings
 
-    result = write_query_photos(items, out, per_item, distractors, seed, overwrite, progress=settings.progress)
+    result = write_query_photos(items, out, per_item, distractors, seed, overwrite, settings.progress, framing)
     console.print(f"wrote {result.item_photos} photos of {result.items} items"
                   + (f" and {result.distractor_photos} of {result.distractor_images} distractors "
                      f"(under {NOT_AN_ITEM}/)" if result.distractor_images else "")

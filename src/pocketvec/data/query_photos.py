@@ -5,7 +5,9 @@ The photos come from the benchmark photo simulator (pocketvec.data.query_sim), n
 augmentation: a model is trained to be invariant to exactly the augmentation's transforms, so
 photos made by that code would flatter it, and an accept rule calibrated on them would be too
 loose for real photos. The simulator is a separate code path (perspective, lighting, shadow,
-glare, blur, noise, JPEG) with a fixed seed: photo k of an item depends only on (seed, label, k).
+glare, blur, noise, JPEG) with a fixed seed: photo k of an item depends only on (seed, label, k). They are
+framed as a phone takes them (3:4 or 9:16, 640 px, portrait or landscape whatever the item's shape): a rule
+calibrated on photos framed to the item alone held too little precision on phone-framed photos (docs/lab).
 
 Distractors (images of things that are not enrolled) are photographed the same way and written
 under out/not_an_item/: a label that is in no gallery, so `calibrate` and `eval` count them as
@@ -21,6 +23,9 @@ from pathlib import Path
 from pocketvec.errors import ConfigError, DatasetError
 
 NOT_AN_ITEM = "not_an_item"
+FRAMINGS = ("phone", "item")  # how the simulator holds the phone (pocketvec.data.query_sim)
+DEFAULT_FRAMING = "phone"
+PHONE_LONG_SIDE = 640  # a phone photo's long side after the app's downscale
 
 
 @dataclass(frozen=True)
@@ -33,18 +38,21 @@ class PhotoSet:
 
 
 def write_query_photos(items: str | Path, out: str | Path, per_item: int, distractors: str | Path | None = None,
-                       seed: int = 0, overwrite: bool = False, progress: bool = False) -> PhotoSet:
+                       seed: int = 0, overwrite: bool = False, progress: bool = False,
+                       framing: str = DEFAULT_FRAMING) -> PhotoSet:
     """`per_item` simulated photos of every item of `items` (a folder or CSV manifest, one image per
-    item or several), and `per_item` photos of every image of `distractors` under out/not_an_item/."""
+    item or several), and `per_item` photos of every image of `distractors` under out/not_an_item/;
+    `framing` "phone" (the default) or "item" (the benchmark's photos: 4:3, along the item, 480 px)."""
     from pocketvec.asset_dirs import backgrounds_dir
     from pocketvec.data.query_backgrounds import wallpaper_paths
-    from pocketvec.data.query_sim import query_rng, simulate_photo
+    from pocketvec.data.query_sim import PhotoSimConfig, query_rng, simulate_photo
     from pocketvec.runtime.enroll import labelled_images
     from pocketvec.runtime.images import is_image_path, load_image
     from pocketvec.runtime.progress import progress_bar
 
     if per_item < 1:
         raise ConfigError(f"--per-item must be at least 1. Got {per_item}.")
+    sim = PhotoSimConfig(framing=framing) if framing == "item" else PhotoSimConfig(PHONE_LONG_SIDE, framing=framing)
     out = Path(out)
     entries = labelled_images(items)
     if NOT_AN_ITEM in {label for _, label in entries}:
@@ -57,7 +65,7 @@ def write_query_photos(items: str | Path, out: str | Path, per_item: int, distra
         for path, name, key in jobs:  # key: what the photo's random draws depend on
             target = out / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(simulate_photo(load_image(path), query_rng(seed, key, 0), wallpapers))
+            target.write_bytes(simulate_photo(load_image(path), query_rng(seed, key, 0), wallpapers, sim))
             advance(1)
     labels = {label for _, label in entries}
     return PhotoSet(out, len(labels), len(entries) * per_item, len(others), len(others) * per_item)

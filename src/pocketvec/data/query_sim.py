@@ -5,6 +5,10 @@ a model must not be scored on photos made by the same code it was trained on. On
   item -> perspective warp onto a background -> lighting (gain, contrast, gamma, white balance,
   illumination ramp) -> cast shadow -> specular glare -> defocus or motion blur -> sensor noise -> JPEG.
 Photo k of an item depends only on (seed, item label, k): the same seed gives the same bytes.
+
+Two framings: `item` (the benchmark's photos: 4:3, the photo's long side along the item's) and `phone` (`data
+photos`, which calibrate the accept rule: 3:4 or 9:16, held portrait or landscape as a phone comes whatever the
+item's shape, so an item may fill a small part of the frame, as in users' photos).
 """
 
 from __future__ import annotations
@@ -19,7 +23,12 @@ import numpy as np
 from PIL import Image
 
 from pocketvec.data.query_backgrounds import background
+from pocketvec.data.query_photos import FRAMINGS
+from pocketvec.errors import ConfigError
 from pocketvec.runtime.preprocess import reject_unknown_keys
+
+PHONE_ASPECTS = (4 / 3, 16 / 9)  # long / short side of a phone photo: 3:4 and 9:16
+PHONE_PORTRAIT_PROBABILITY = 0.7  # else held landscape
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,11 @@ class PhotoSimConfig:
     motion_probability: float = 0.25
     noise_sigma: tuple[float, float] = (1.0, 6.0)
     jpeg_quality: tuple[int, int] = (45, 90)
+    framing: str = "item"  # item: 4:3 along the item's long side; phone: PHONE_ASPECTS, portrait or landscape
+
+    def __post_init__(self) -> None:
+        if self.framing not in FRAMINGS:
+            raise ConfigError(f"framing must be one of {list(FRAMINGS)}. Got {self.framing!r}.")
 
     @classmethod
     def from_dict(cls, values: dict) -> PhotoSimConfig:
@@ -118,13 +132,20 @@ def _blur(photo: np.ndarray, rng: np.random.Generator, cfg: PhotoSimConfig) -> n
     return cv2.GaussianBlur(photo, (0, 0), sigma) if sigma > 0.3 else photo
 
 
+def _photo_size(height: int, width: int, rng: np.random.Generator, cfg: PhotoSimConfig) -> tuple[int, int]:
+    """The photo's (width, height) under the config's framing."""
+    long = cfg.photo_long_side
+    if cfg.framing == "item":
+        short = round(long * 3 / 4)
+        return (long, short) if width >= height else (short, long)
+    short = round(long / PHONE_ASPECTS[int(rng.integers(len(PHONE_ASPECTS)))])
+    return (short, long) if rng.random() < PHONE_PORTRAIT_PROBABILITY else (long, short)
+
+
 def simulate_photo(item: np.ndarray, rng: np.random.Generator, wallpapers: list[Path],
                    cfg: PhotoSimConfig = PhotoSimConfig()) -> bytes:
     """One synthetic phone photo (JPEG bytes) of `item` (RGB uint8)."""
-    h, w = item.shape[:2]
-    short = round(cfg.photo_long_side * 3 / 4)
-    size = (cfg.photo_long_side, short) if w >= h else (short, cfg.photo_long_side)
-    photo = _place(item, background(size, rng, wallpapers), rng, cfg)
+    photo = _place(item, background(_photo_size(*item.shape[:2], rng, cfg), rng, wallpapers), rng, cfg)
     photo = _lighting(photo, rng, cfg)
     if rng.random() < cfg.shadow_probability:
         photo = _shadow(photo, rng)
