@@ -49,6 +49,7 @@ from pocketvec.bench.models import ENROLL_TIME_FILE, MODEL_SPECS, BenchContext, 
 from pocketvec.bench.simulator import PhotoSimConfig
 from pocketvec.bench.texts import TierTexts
 from pocketvec.bounded_json import read_json
+from pocketvec.data.query_photos import DEFAULT_FRAMING
 from pocketvec.errors import ConfigError
 from pocketvec.file_kinds import file_size
 from pocketvec.runtime.gallery.views import GalleryViews, blend_views
@@ -357,7 +358,8 @@ def run_benchmark(options: BenchOptions) -> dict:
                       "config": asdict(config), "split": config.split, "photo_seed": config.photo_seed,
                       "simulator": options.simulator.to_dict(), "calibration_seed": CALIBRATION_SEED,
                       "decision_calibration": f"`pocketvec data photos` of the gallery ({config.calibration_photos} "
-                      f"per item, seed {CALIBRATION_SEED}), embedded and re-ranked as the benchmark's photos; "
+                      f"per item, seed {CALIBRATION_SEED}, {DEFAULT_FRAMING} framing), embedded and re-ranked as the "
+                                                "benchmark's photos; "
                       "scored on every benchmark photo of the tier",
                       "gallery_views": asdict(options.gallery_views),
                       "text_verification": {"models": options.text_models, "ms_per_read_photo": text_ms,
