@@ -359,8 +359,7 @@ def run_benchmark(options: BenchOptions) -> dict:
                       "simulator": options.simulator.to_dict(), "calibration_seed": CALIBRATION_SEED,
                       "decision_calibration": f"`pocketvec data photos` of the gallery ({config.calibration_photos} "
                       f"per item, seed {CALIBRATION_SEED}, {DEFAULT_FRAMING} framing), embedded and re-ranked as the "
-                                                "benchmark's photos; "
-                      "scored on every benchmark photo of the tier",
+                      "benchmark's photos; scored on every benchmark photo of the tier",
                       "gallery_views": asdict(options.gallery_views),
                       "text_verification": {"models": options.text_models, "ms_per_read_photo": text_ms,
                                             "photos_timed": min(len(read), TEXT_TIMED_PHOTOS)}},
