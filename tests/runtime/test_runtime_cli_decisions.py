@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from pocketvec.data.query_photos import NOT_AN_ITEM
 from pocketvec.runtime.evaluation import count_decisions
@@ -37,6 +38,11 @@ def test_photos_calibrate_eval_match(run, onnx_model: Path, items_dir: Path, pho
     assert run("data", "photos", items_dir, "--out", again, "--per-item", "1")[0] == 0
     first = sorted((photos / folders[0]).glob("*.jpg"))[0]
     assert (again / folders[0] / first.name).read_bytes() == first.read_bytes()
+    sizes = {Image.open(path).size for path in photos.rglob("*.jpg")}  # phone-framed: 3:4 or 9:16, 640 px long
+    assert sizes and all(max(size) == 640 and round(max(size) / min(size), 2) in (1.33, 1.78) for size in sizes)
+    framed = tmp_path / "framed"
+    assert run("data", "photos", items_dir, "--out", framed, "--per-item", "1", "--framing", "item")[0] == 0
+    assert {Image.open(path).size for path in framed.rglob("*.jpg")} <= {(480, 360), (360, 480)}
 
     gallery = tmp_path / "items.pvg"
     assert run("gallery", "build", "--no-text", onnx_model, "--images", items_dir, "--out", gallery)[0] == 0
