@@ -7,7 +7,7 @@ import { answer, DEFAULT_RULE, Gallery, score3 } from "./gallery.js";
 import { contentBox } from "./local_codes.js";
 import { Model } from "./model.js";
 import { loadStored, saveStored } from "./store.js";
-import { ITEM_DETECT_SIDE, PHOTO_DETECT_SIDE, TextReader } from "./text_reader.js";
+import { ITEM_DETECT_SIDE, PHOTO_DETECT_SIDE, TextReader, textImage } from "./text_reader.js";
 import { labelWords, verifyScores } from "./text_verify.js";
 import { carryThumbnails, makeThumbnail, thumbnailElement } from "./thumbnail.js";
 import { zoomToItem } from "./zoomed_photo.js";
@@ -109,19 +109,20 @@ function renderTextInfo() {
     : `Text verification: on (OCR models ${name}, read on this device).`;
 }
 
-/** Label-level scores verified by the photo's printed text when the gallery keeps texts (text_verify.js). */
-async function verifiedByText(all, img) {
+/** Label-level scores verified by the photo's printed text when the gallery keeps texts (text_verify.js): read in
+ * the item's `region` when zoom found one, else the whole photo. */
+async function verifiedByText(all, img, region) {
   const reader = await textReader();
   if (!reader) return { top: all, text: null };
   let readMs = 0;
   const read = async () => {
     const t0 = performance.now();
-    const text = await reader.readText(img, PHOTO_DETECT_SIDE);
+    const text = await reader.readText(textImage(img, region), PHOTO_DETECT_SIDE);
     readMs = performance.now() - t0;
     return text;
   };
   const verified = await verifyScores(all, labelWords(state.gallery.rows), read);
-  return { top: verified.top, text: { read: verified.read, text: verified.text, readMs } };
+  return { top: verified.top, text: { read: verified.read, text: verified.text, readMs, region: Boolean(region) } };
 }
 
 function renderGallery() {
@@ -168,7 +169,8 @@ function renderResult(result) {
   const t = result.text;
   $("text-result").hidden = !t;
   if (t) {
-    $("text-result").textContent = t.read ? `Text verified: read ${JSON.stringify(t.text.replace(/\n/g, " "))} in ${t.readMs.toFixed(0)} ms.`
+    $("text-result").textContent = t.read ? `Text verified: read ${JSON.stringify(t.text.replace(/\n/g, " "))} `
+      + `${t.region ? "in the item's region " : ""}in ${t.readMs.toFixed(0)} ms.`
       : "Text verification: not needed (the best candidates' printed words agree).";
   }
 }
@@ -196,7 +198,7 @@ async function usePhoto(img, source, name) {
     inferenceMs: first.inferenceMs + zoomed.out.inferenceMs } : first;
   if (zoomed) outline($("preview"), zoomed.region);
   drawRGB($("model-input"), out.pixels); // exactly what the model saw (crop mode, filter; the item's region)
-  const verified = await verifiedByText(state.gallery.scores(out.embedding, out.local), img);
+  const verified = await verifiedByText(state.gallery.scores(out.embedding, out.local), img, zoomed?.region);
   const match = answer(verified.top, 3, acceptRule());
   // enrolling the photo takes the whole photo, as an item
   state.photo = { source, name, embedding: first.embedding, local: first.local, img };

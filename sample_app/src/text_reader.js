@@ -8,12 +8,14 @@
 import * as ort from "../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 import { dilate2x2, meanInside, minAreaRect, perspective, regions, resizeLinear, rotate90, roundHalfEven,
   boxPoints, warpCubic } from "./cv_ops.js";
+import { cropImage } from "./item_zoom.js";
 import { readOnnxMetadata } from "./onnx_metadata.js";
 import { resize } from "./preprocess.js";
 
 export const ITEM_DETECT_SIDE = 960; // a clean item image is read at this long side (printed_text.py)
 export const PHOTO_DETECT_SIDE = 640; // a photo is read at this long side
 export const READ_MAX_SIDE = 2048; // images are read at most this large
+export const TEXT_MARGIN_PERCENT = 5; // an item's region is read grown by this much of its sides on each side
 const DET_MEAN = [0.485, 0.456, 0.406], DET_STD = [0.229, 0.224, 0.225]; // BGR order, as PaddleOCR
 const PIXEL_THRESHOLD = 0.3, BOX_THRESHOLD = 0.5, UNCLIP_RATIO = 1.6, MIN_SIDE = 3;
 const REC_HEIGHT = 48, MAX_REC_WIDTH = 48 * 40, MAX_LINES = 64;
@@ -39,6 +41,25 @@ export function readable(img, maxSide = READ_MAX_SIDE) {
     ? [maxSide, pick(maxSide / aspect, (n) => (n === 0 ? 0 : Math.abs(aspect - maxSide / n)))]
     : [pick(maxSide * aspect, (n) => Math.abs(aspect - n / maxSide)), maxSide];
   return resize(img, size[0], size[1], "lanczos");
+}
+
+/** The pixels [top, left, bottom, right) read for an item's `region` [top, left, bottom, right), found in the photo
+ * decoded whole (regionHeight x regionWidth), in the photo as decoded for reading (height x width): scaled there
+ * (outwards), grown by `marginPercent` of its height and width on each side, within the photo (printed_text.text_box;
+ * every quotient floored or ceiled from exact integers, so the same pixels). */
+export function textBox([top, left, bottom, right], regionHeight, regionWidth, height, width,
+  marginPercent = TEXT_MARGIN_PERCENT) {
+  const t = Math.floor(top * height / regionHeight), b = Math.ceil(bottom * height / regionHeight);
+  const l = Math.floor(left * width / regionWidth), r = Math.ceil(right * width / regionWidth);
+  const dy = Math.floor((b - t) * marginPercent / 100), dx = Math.floor((r - l) * marginPercent / 100);
+  return [Math.max(0, t - dy), Math.max(0, l - dx), Math.min(height, b + dy), Math.min(width, r + dx)];
+}
+
+/** What a photo's text is read from (RGB, as decoded whole): the photo shrunk for reading, or with its item's
+ * `region` [top, left, bottom, right) (zoomed_photo.js) only that region's pixels of it (printed_text.read_text). */
+export function textImage(img, region = null) {
+  const shown = readable(img);
+  return region ? cropImage(shown, textBox(region, img.height, img.width, shown.height, shown.width)) : shown;
 }
 
 /** Top-left, top-right, bottom-right, bottom-left (text_reader._clockwise, stable sorts). */

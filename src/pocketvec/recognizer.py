@@ -45,7 +45,7 @@ from pocketvec.runtime.gallery.item_rows import item_rows
 from pocketvec.runtime.gallery.update import save_merged
 from pocketvec.runtime.gallery.views import GalleryViews
 from pocketvec.runtime.images import content_hash
-from pocketvec.runtime.item_zoom import ItemZoom
+from pocketvec.runtime.item_zoom import ItemZoom, PhotoRegion
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, resolve_rule, scores
 from pocketvec.runtime.metadata import AcceptRule
 from pocketvec.runtime.printed_text import PhotoTexts, read_item_texts, text_verification
@@ -142,8 +142,8 @@ class Recognizer:
         if not len(images):
             return []
         found = self.engine.embed_all(list(images), progress=progress, query=True)
-        found = zoom_to_items(self.engine, self.gallery, found, list(images), self.item_zoom)
-        matches = self._get_matcher().match_embedded(found, top_k, self._photo_texts(images))
+        found, regions = zoom_to_items(self.engine, self.gallery, found, list(images), self.item_zoom)
+        matches = self._get_matcher().match_embedded(found, top_k, self._photo_texts(images, regions))
         return [Recognition.from_match(m) for m in matches]
 
     def enroll(self, images: ImageInput | Sequence[ImageInput], label: str | None = None,
@@ -176,9 +176,9 @@ class Recognizer:
         """Choose the accept rule on labelled photos (folder per label or CSV; labels not enrolled are
         distractors) and keep it in the gallery (saved by `save()`)."""
         found = embed_labelled(self.engine, photos, progress=progress, layout=query_layout(photos), query=True)
-        found = zoom_to_items(self.engine, self.gallery, found, found.paths, self.item_zoom)
+        found, regions = zoom_to_items(self.engine, self.gallery, found, found.paths, self.item_zoom)
         similarity = scores(self.gallery, found.embeddings, found.locals, self.engine.metadata.local_rerank,
-                            self._photo_texts(found.paths))
+                            self._photo_texts(found.paths, regions))
         result = calibrate(similarity, found.labels, self.gallery.labels, target_precision)
         self.gallery.accept_rule = result.rule
         self._rule_changed = True
@@ -199,11 +199,12 @@ class Recognizer:
             self.gallery, self._saved, self._rule_changed, self._matcher = saved, set(saved.sources), False, None
         return target
 
-    def _photo_texts(self, photos: Sequence[ImageInput]) -> PhotoTexts | None:
-        """The photos to read for text verification, None when it is off or the gallery keeps no text."""
+    def _photo_texts(self, photos: Sequence[ImageInput], regions: list[PhotoRegion | None]) -> PhotoTexts | None:
+        """The photos to read for text verification (each in its item's region, where zoom found one), None when
+        it is off or the gallery keeps no text."""
         if self.text_models is None or not self.gallery.reads_text:
             return None
-        return PhotoTexts(list(photos), self.text_models, self.text_verify)
+        return PhotoTexts(list(photos), self.text_models, self.text_verify, regions=regions)
 
     def _get_matcher(self) -> Matcher:
         if self.gallery.count == 0:

@@ -226,7 +226,7 @@ def zoomed(engine, gallery, first, photos):
     from pocketvec.runtime.item_zoom import ItemZoom
     from pocketvec.runtime.zoomed_photos import zoom_to_items
 
-    return zoom_to_items(engine, gallery, first, list(photos), ItemZoom())
+    return zoom_to_items(engine, gallery, first, list(photos), ItemZoom()).found
 
 
 def python_gallery(engine, enrolled: list[Path]):

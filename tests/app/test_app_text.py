@@ -1,8 +1,9 @@
 """Text verification in the real app (Chromium + onnxruntime-web, the PP-OCRv5 files of the `pocketvec[text]`
 extra): on wine labels of the label-editions tier (editions of one design differ in one printed field), the
 page's answers after reading each photo agree with pocketvec.runtime's Recognizer, text verification changes
-answers, the page reads the words Python reads, and a row enrolled on the device carries the text Python's
-enrolment reads. Served without the OCR files, the page answers by the image alone and says so."""
+answers, the page reads the words Python reads, in the item's region Python reads (the same pixels), and a row
+enrolled on the device carries the text Python's enrolment reads. Served without the OCR files, the page answers
+by the image alone and says so."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ import pytest
 from PIL import Image, ImageEnhance, ImageFilter
 
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.printed_text import ITEM_DETECT_SIDE, PHOTO_DETECT_SIDE, read_text, text_available, text_reader
+from pocketvec.runtime.item_zoom import PhotoRegion
+from pocketvec.runtime.printed_text import (
+    ITEM_DETECT_SIDE,
+    PHOTO_DETECT_SIDE,
+    read_text,
+    text_available,
+    text_box,
+    text_reader,
+)
 from pocketvec.runtime.text_verify import words
 
 from .conftest import choose_photo, enroll, gap_midpoint, open_app
@@ -64,6 +73,7 @@ def text_scenario(small_model: Path, labels: Path, tmp_path_factory: pytest.Temp
     import pocketvec
     from pocketvec.runtime.gallery.views import NO_VIEWS
     from pocketvec.runtime.metadata import AcceptRule
+    from pocketvec.runtime.zoomed_photos import zoom_to_items
 
     work = tmp_path_factory.mktemp("app-text")
     designs = sorted({p.name.split("--")[0] for p in labels.glob("*.png")})
@@ -86,10 +96,13 @@ def text_scenario(small_model: Path, labels: Path, tmp_path_factory: pytest.Temp
     gallery = Gallery.load(path)
     gallery.accept_rule = AcceptRule(threshold=round(threshold, 6), margin=round(max(margin, 0.0), 6), method="test")
     gallery.save(path)
+    rec = pocketvec.Recognizer(small_model, path)
+    _, regions = zoom_to_items(rec.engine, rec.gallery, rec.engine.embed_all(photos, query=True), photos,
+                               rec.item_zoom)
     return SimpleNamespace(
         gallery=path, photos=photos, enrolled=enrolled, stranger=strangers[-1], texts=dict(zip(
             Gallery.load(path).sources, Gallery.load(path).texts, strict=True)),
-        with_text=pocketvec.Recognizer(small_model, path).match_many(photos),
+        with_text=rec.match_many(photos), regions=regions,
         blind=pocketvec.Recognizer(small_model, path, text=False).match_many(photos))
 
 
@@ -114,21 +127,50 @@ def test_page_verifies_by_text_like_python(page, serve_app, text_scenario, small
     info = open_with_text(page, serve_app(small_model, s.gallery))
     assert info.startswith("Text verification: on (OCR models ppocrv5"), info
     reader = text_reader("ppocrv5", PHOTO_DETECT_SIDE)
-    agreement, same = [], 0
-    for photo, expected in zip(s.photos, s.with_text, strict=True):
+    agreement, same, in_region = [], 0, 0
+    for photo, expected, region in zip(s.photos, s.with_text, s.regions, strict=True):
         result = choose_photo(page, photo)
         got = result["label"] or "unknown"
         assert got == expected.answer, (photo.name, got, expected.answer, result["top"], expected.top)
         assert [t["label"] for t in result["top"]] == [c.label for c in expected.top], photo.name
+        assert result["region"] == (None if region is None else list(region.box)), photo.name
         if result["text"] and result["text"]["read"]:
-            python = read_text(reader, photo)
+            python = read_text(reader, photo, region)  # as the Recognizer reads it: the item's region only
+            assert result["text"]["region"] == (region is not None), photo.name
+            in_region += region is not None
             agreement.append(word_agreement(result["text"]["text"], python))
             same += result["text"]["text"] == python
     assert agreement, "no photo was read: the candidates' texts never differed"
+    assert in_region, "no photo was read in its item's region: zoom found none, or this tests nothing new"
     assert min(agreement) >= MIN_WORD_AGREEMENT, agreement
     assert same >= len(agreement) / 2, f"only {same} of {len(agreement)} readings are the same text as Python's"
     print(f"answers changed by text {changed} of {len(s.photos)}; photos read {len(agreement)}; word agreement "
           f"min {min(agreement):.3f} mean {np.mean(agreement):.3f}; identical readings {same}")
+
+
+JS_TEXT_BOX = """async (cases) => {
+  const { textBox } = await import("/src/text_reader.js");
+  return cases.map(([box, rh, rw, h, w]) => textBox(box, rh, rw, h, w));
+}"""
+
+
+def test_the_page_reads_the_pixels_python_reads(page, serve_app, small_model: Path) -> None:
+    """The box read for an item's region (scaled from the photo decoded whole to the photo decoded for reading,
+    grown by the margin, within the photo): the page's equals printed_text.text_box on random regions and sizes,
+    whole pixels and exact quotients included."""
+    rng = np.random.default_rng(0)
+    cases = [((100, 200, 300, 600), 1000, 2000, 1000, 2000), ((0, 3, 40, 100), 40, 100, 40, 100),
+             ((100, 200, 300, 600), 4000, 3000, 2048, 1536)]
+    for _ in range(300):
+        rh, rw = (int(v) for v in rng.integers(40, 5000, 2))
+        top, bottom = sorted(int(v) for v in rng.choice(rh + 1, 2, replace=False))
+        left, right = sorted(int(v) for v in rng.choice(rw + 1, 2, replace=False))
+        scale = min(1.0, 2048 / max(rh, rw))
+        cases.append(((top, left, bottom, right), rh, rw, max(1, round(rh * scale)), max(1, round(rw * scale))))
+    page.goto(serve_app(small_model) + "?sw=0")
+    got = page.evaluate(JS_TEXT_BOX, [[list(box), rh, rw, h, w] for box, rh, rw, h, w in cases])
+    expected = [list(text_box(PhotoRegion(box, rh, rw), h, w)) for box, rh, rw, h, w in cases]
+    assert got == expected
 
 
 def test_enrolling_on_the_device_reads_the_items_text(page, serve_app, text_scenario, small_model: Path,

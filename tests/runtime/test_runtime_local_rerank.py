@@ -206,7 +206,7 @@ def test_cli_build_and_match_re_rank(monkeypatch, capsys, rerank_model, items_di
     results = json.loads(out)["results"]
     engine = open_engine(model)
     gallery = open_gallery(engine, tmp_path / "g.pvg")
-    found = zoom_to_items(engine, gallery, engine.embed_all(images, query=True), images, ItemZoom())  # as the CLI does
+    found, _ = zoom_to_items(engine, gallery, engine.embed_all(images, query=True), images, ItemZoom())  # as the CLI
     expected = Matcher.for_model(engine.metadata, gallery).match_embedded(found, 3)
     assert [r["answer"] for r in results] == [m.answer for m in expected] == [p.stem for p in images]
     assert [r["top"][0]["score"] for r in results] == [round(m.top[0][1], 6) for m in expected]

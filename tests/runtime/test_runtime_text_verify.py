@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from pocketvec.errors import GalleryError
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.printed_text import PhotoTexts, text_available
+from pocketvec.runtime.item_zoom import PhotoRegion
+from pocketvec.runtime.printed_text import PhotoTexts, read_text, text_available, text_box, text_reader
 from pocketvec.runtime.text_reader import TextReader, TextReaderError, find_models
 from pocketvec.runtime.text_verify import TextVerify, evidence, found, holds, normalise, telling, verify_rows, words
 
@@ -124,6 +125,42 @@ def test_photo_texts_tell_vintages_apart(tmp_path: Path) -> None:
     visual = np.full((len(vintages), len(vintages)), 0.9, np.float32)
     verified, read = verify_rows(visual, np.arange(len(vintages)), label_words, texts.read)
     assert read.all() and verified.argmax(axis=1).tolist() == list(range(len(vintages)))
+
+
+def test_text_box_scales_grows_and_clips() -> None:
+    region = PhotoRegion((100, 200, 300, 600), 1000, 2000)  # found in the photo decoded whole
+    assert text_box(region, 1000, 2000, margin_percent=0) == (100, 200, 300, 600)
+    assert text_box(region, 1000, 2000) == (90, 180, 310, 620)  # 5 % of 200 rows, of 400 columns, on each side
+    assert text_box(region, 333, 666, margin_percent=0) == (33, 66, 100, 200)  # shrunk for reading: outwards
+    assert text_box(PhotoRegion((0, 3, 40, 100), 40, 100), 40, 100) == (0, 0, 40, 100)  # within the photo
+
+
+def test_photo_texts_take_one_region_per_photo() -> None:
+    with pytest.raises(ValueError, match="1 regions for 2 photos"):
+        PhotoTexts(["a.jpg", "b.jpg"], regions=[None])
+
+
+@needs_ocr
+def test_a_photo_is_read_in_its_items_region(tmp_path: Path) -> None:
+    """A 2015 label beside a sign printed 2016 (a shop's price card, a newspaper): read whole, the photo shows
+    both years and the text cannot choose; read in the item's region, only the label's."""
+    frame = Image.new("RGB", (900, 600), (50, 60, 70))
+    item = Image.fromarray(label("2015")).resize((300, 400), Image.Resampling.BILINEAR)
+    frame.paste(item, (60, 100))
+    draw = ImageDraw.Draw(frame)
+    draw.rectangle([480, 200, 860, 400], fill=(245, 245, 240))
+    draw.text((670, 300), "OFFER 2016", font=ImageFont.load_default(size=48), fill=(20, 20, 20), anchor="mm")
+    frame.save(tmp_path / "shelf.png")
+    region = PhotoRegion((100, 60, 500, 360), 600, 900)  # where the label lies
+    reader = text_reader()
+    assert "2016" in read_text(reader, tmp_path / "shelf.png") and "2015" in read_text(reader, tmp_path / "shelf.png")
+    assert "2016" not in read_text(reader, tmp_path / "shelf.png", region)
+    label_words = [words(f"CHATEAU MONTVERT Grand Vin de Bordeaux {v} 75cl") for v in ("2015", "2016")]
+    visual = np.array([[0.89, 0.9]], np.float32)  # the image alone leans to the wrong edition
+    for regions, answer in ((None, 1), ([region], 0)):
+        texts = PhotoTexts([tmp_path / "shelf.png"], regions=regions)
+        verified, read = verify_rows(visual, np.arange(2), label_words, texts.read)
+        assert read.all() and int(verified.argmax()) == answer, (regions, texts.texts)
 
 
 def test_gallery_keeps_texts(tmp_path: Path) -> None:

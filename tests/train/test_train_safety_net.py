@@ -80,7 +80,7 @@ def test_the_safety_net_scores_what_the_runtime_answers(tiny_model, photos_crop:
     rec.enroll(items)
     photos = [photo for path, label in zip(paths, labels, strict=True)
               for photo in validation_photos(load_image(path), label, PHOTOS)]
-    found = zoom_to_items(rec.engine, rec.gallery, rec.engine.embed_all(photos, query=True), photos, rec.item_zoom)
+    found, _ = zoom_to_items(rec.engine, rec.gallery, rec.engine.embed_all(photos, query=True), photos, rec.item_zoom)
     runtime = runtime_scores(rec.gallery, found.embeddings, found.locals, rec.engine.metadata.local_rerank)
     order = [rec.gallery.labels.index(label) for label in labels]  # the runtime's rows in item order
 

@@ -20,6 +20,7 @@ from pocketvec.bench.models import NotAvailable
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.gallery.views import GalleryViews, view_photos
 from pocketvec.runtime.images import content_hash, load_image
+from pocketvec.runtime.item_zoom import PhotoRegion
 from pocketvec.runtime.local_rerank import LocalRerank
 from pocketvec.runtime.photo_crops import fuse_crops
 from pocketvec.runtime.preprocess import PreprocessSpec, preprocess, to_batch
@@ -196,10 +197,12 @@ def embed_form(form: str, run_dir: Path, exported: Path | None, pixels: np.ndarr
 
 
 def zoomed(exported: Path, rows: np.ndarray, labels: list[str], maps: np.ndarray,
-           photo_sets: list[tuple[tuple[np.ndarray, np.ndarray], list[Path]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+           photo_sets: list[tuple[tuple[np.ndarray, np.ndarray], list[Path]]]
+           ) -> list[tuple[np.ndarray, np.ndarray, list[PhotoRegion | None]]]:
     """Each set of photos' first-pass (embeddings, local maps), with each photo zoomed to its item as the runtime
     does (pocketvec.runtime.zoomed_photos) through the exported file's engine, against the benchmark's gallery
-    rows (and their local maps) held as an in-memory gallery of that model."""
+    rows (and their local maps) held as an in-memory gallery of that model; with each photo's region (None: not
+    zoomed), which text verification reads."""
     from pocketvec.runtime.engines.base import EmbedResult
     from pocketvec.runtime.item_zoom import ItemZoom
     from pocketvec.runtime.zoomed_photos import zoom_to_items
@@ -209,4 +212,4 @@ def zoomed(exported: Path, rows: np.ndarray, labels: list[str], maps: np.ndarray
     gallery.add(rows, labels, [f"{label}#{i}" for i, label in enumerate(labels)], maps, engine.metadata)
     found = [zoom_to_items(engine, gallery, EmbedResult(embeddings, locals=photo_maps), paths, ItemZoom())
              for (embeddings, photo_maps), paths in photo_sets]
-    return [(result.embeddings, result.locals) for result in found]
+    return [(result.embeddings, result.locals, regions) for result, regions in found]

@@ -12,11 +12,15 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pocketvec.runtime.metrics import best_f1, pair_sweep, recall_at_k, tpr_at_fpr
 from pocketvec.runtime.onnx_options import session_options
+
+if TYPE_CHECKING:
+    from pocketvec.runtime.item_zoom import PhotoRegion
 
 
 @dataclass(frozen=True)
@@ -153,17 +157,17 @@ def onnx_latencies(files: dict[str, Path], rounds: int = 15, runs_per_round: int
 TEXT_TIMED_PHOTOS = 20
 
 
-def text_read_ms(photos: list[Path], models: str) -> float:
-    """The median time to read one photo's text (text verification), one thread, over up to TEXT_TIMED_PHOTOS
-    photos spread over `photos` (after one read to warm up)."""
+def text_read_ms(photos: list[tuple[Path, PhotoRegion | None]], models: str) -> float:
+    """The median time to read one photo's text (text verification: in its item's region, where one is given), one
+    thread, over up to TEXT_TIMED_PHOTOS photos spread over `photos` (after one read to warm up)."""
     from pocketvec.runtime.printed_text import PHOTO_DETECT_SIDE, read_text, text_reader
 
     reader = text_reader(models, PHOTO_DETECT_SIDE)
     chosen = [photos[int(i)] for i in np.linspace(0, len(photos) - 1, min(len(photos), TEXT_TIMED_PHOTOS))]
-    read_text(reader, chosen[0])
+    read_text(reader, *chosen[0])
     times = []
-    for path in chosen:
+    for path, region in chosen:
         start = time.perf_counter()
-        read_text(reader, path)
+        read_text(reader, path, region)
         times.append(time.perf_counter() - start)
     return float(np.median(times) * 1000)

@@ -53,6 +53,7 @@ from pocketvec.data.query_photos import DEFAULT_FRAMING
 from pocketvec.errors import ConfigError
 from pocketvec.file_kinds import file_size
 from pocketvec.runtime.gallery.views import GalleryViews, blend_views
+from pocketvec.runtime.item_zoom import PhotoRegion
 from pocketvec.runtime.local_rerank import label_ids
 from pocketvec.runtime.local_rerank import rerank as local_rerank
 from pocketvec.runtime.photo_crops import fuse_crops
@@ -203,13 +204,16 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
     fields = {"status": "ok", "accuracy": result.to_dict(), "items": len(g_idx), "queries": len(q_idx),
               "calibration_photos": len(c_idx), "subset": len(g_idx) < len(bench.gallery_labels),
               "sweep": [[r.threshold, r.precision, r.recall, r.f1] for r in rows]}
+    regions = None, None  # the item regions text verification reads (per photo set; None: the whole photos)
     if rerank is not None:  # the matcher as it answers with this form: the best labels re-ranked locally
         ids = label_ids(g_labels)
         answered, answered_calibration = (queries, query_locals), (calibration, calibration_locals)
         if options.item_zoom and exported is not None:  # and its photos zoomed to their item, as the runtime's
-            answered, answered_calibration = zoomed(exported, rows_of_gallery, g_labels, gallery_locals, [
-                (answered, [bench.query_paths[i] for i in q_idx]),
-                (answered_calibration, [bench.calibration_paths[i] for i in c_idx])])
+            (*answered, q_regions), (*answered_calibration, c_regions) = zoomed(
+                exported, rows_of_gallery, g_labels, gallery_locals,
+                [(answered, [bench.query_paths[i] for i in q_idx]),
+                 (answered_calibration, [bench.calibration_paths[i] for i in c_idx])])
+            regions = q_regions, c_regions
             fields["item_zoom"] = True
         reranked = local_rerank(answered[0] @ rows_of_gallery.T, ids, answered[1], gallery_locals, rerank)
         reranked_calibration = local_rerank(answered_calibration[0] @ rows_of_gallery.T, ids, answered_calibration[1],
@@ -219,7 +223,7 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
     else:
         reranked, reranked_calibration = queries @ rows_of_gallery.T, calibration @ rows_of_gallery.T
     if ctx.texts is not None:  # then the printed text, as the matcher verifies it
-        fields.update(_text_fields(ctx, g_idx, q_idx, c_idx, reranked, reranked_calibration))
+        fields.update(_text_fields(ctx, g_idx, q_idx, c_idx, reranked, reranked_calibration, regions))
     if float_reference is not None and form == "torch-fp32":
         unrounded = accuracy(float_reference.queries, float_reference.rows, q_labels, g_labels,
                              (float_reference.calibration, c_labels))[0]
@@ -240,15 +244,18 @@ def _measure_form(form: str, run_dir: Path, ctx: BenchContext, options: BenchOpt
 
 
 def _text_fields(ctx: BenchContext, g_idx: np.ndarray, q_idx: np.ndarray, c_idx: np.ndarray,
-                 answered: np.ndarray, answered_calibration: np.ndarray) -> dict:
-    """The accuracy with text verification on the matcher's scores (`answered`), and the share of photos read."""
+                 answered: np.ndarray, answered_calibration: np.ndarray,
+                 regions: tuple[list[PhotoRegion | None] | None, list[PhotoRegion | None] | None]) -> dict:
+    """The accuracy with text verification on the matcher's scores (`answered`; each photo read in its item's
+    region, where `regions` gives one per photo set), and the share of photos read."""
     bench, texts = ctx.bench, ctx.texts
     g_labels = [bench.gallery_labels[i] for i in g_idx]
     item_texts = texts.items([bench.gallery_paths[i] for i in g_idx])
     verified = []
-    for scores, paths in ((answered, [bench.query_paths[i] for i in q_idx]),
-                          (answered_calibration, [bench.calibration_paths[i] for i in c_idx])):
-        photos = texts.photos(paths)
+    for scores, paths, photo_regions in ((answered, [bench.query_paths[i] for i in q_idx], regions[0]),
+                                         (answered_calibration, [bench.calibration_paths[i] for i in c_idx],
+                                          regions[1])):
+        photos = texts.photos(paths, photo_regions)
         verified.append(verify_labelled(scores, g_labels, item_texts, photos.read))
         texts.keep(photos)
     (queries, read), (calibration, _) = verified

@@ -1,24 +1,36 @@
 """The printed text of a tier's images, for text verification: each item read once as `gallery build` reads
-it, each photo only when the matcher asks (`PhotoTexts`), both kept beside the tier so that every model and
-form of every later run reuses them. The reading depends on the OCR models, the reading sizes and the
-reader's code alone: the file is named by them, so a change reads again."""
+it, each photo only when the matcher asks (`PhotoTexts`: in the item's region zoom found, else whole), both kept
+beside the tier so that every model and form of every later run reuses them (a photo's reading is kept per
+region: models zoom to different ones). The reading depends on the OCR models, the reading sizes, the region's
+margin and the reader's code alone: the file is named by them, so a change reads again."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from pocketvec.atomic import write_bytes_atomic
 from pocketvec.bench.code_id import code_id
 from pocketvec.bounded_json import read_json
-from pocketvec.runtime.printed_text import ITEM_DETECT_SIDE, PHOTO_DETECT_SIDE, PhotoTexts, read_item_texts
+from pocketvec.runtime.item_zoom import PhotoRegion
+from pocketvec.runtime.printed_text import (
+    ITEM_DETECT_SIDE,
+    PHOTO_DETECT_SIDE,
+    TEXT_MARGIN_PERCENT,
+    PhotoTexts,
+    read_item_texts,
+)
+
+REGION = re.compile(r"^(.*)@(\d+),(\d+),(\d+),(\d+)/(\d+)x(\d+)$")  # a photo read in a region: its key's end
 
 
 def texts_file(models: str) -> str:
     """The name of a tier's texts file read with `models` as the runtime reads today."""
     import pocketvec.runtime.text_reader
 
-    reading = f"{ITEM_DETECT_SIDE}-{PHOTO_DETECT_SIDE}-{code_id(pocketvec.runtime.text_reader)}"
+    reading = f"{ITEM_DETECT_SIDE}-{PHOTO_DETECT_SIDE}-m{TEXT_MARGIN_PERCENT}-{code_id(pocketvec.runtime.text_reader)}"
     return f"texts-{Path(models).name}-{reading}.json"
 
 
@@ -28,8 +40,12 @@ class TierTexts:
         self.file = folder / texts_file(models)
         self.known: dict[str, str] = read_json(self.file, "text cache") if self.file.is_file() else {}
 
-    def _key(self, kind: str, path: Path) -> str:
-        return f"{kind}:{path.relative_to(self.folder).as_posix()}"
+    def _key(self, kind: str, path: Path, region: PhotoRegion | None = None) -> str:
+        key = f"{kind}:{path.relative_to(self.folder).as_posix()}"
+        if region is None:
+            return key
+        (top, left, bottom, right), height, width = region
+        return f"{key}@{top},{left},{bottom},{right}/{height}x{width}"
 
     def items(self, paths: list[Path]) -> list[str]:
         """Each clean item image's text, read now when not known yet."""
@@ -40,19 +56,29 @@ class TierTexts:
             self.save()
         return [self.known[self._key("item", p)] for p in paths]
 
-    def photos(self, paths: list[Path]) -> PhotoTexts:
-        """The photos for the matcher to read on demand; the ones known already are not read again."""
-        keys = [self._key("photo", p) for p in paths]
-        known = {i: self.known[key] for i, key in enumerate(keys) if key in self.known}
-        return PhotoTexts(list(paths), self.models, texts=known)
+    def photos(self, paths: list[Path], regions: Sequence[PhotoRegion | None] | None = None) -> PhotoTexts:
+        """The photos for the matcher to read on demand (each in its item's region, where `regions` gives one);
+        the ones known already are not read again."""
+        texts = PhotoTexts(list(paths), self.models, regions=regions)
+        keys = [self._key("photo", p, texts.region(i)) for i, p in enumerate(paths)]
+        texts.texts.update({i: self.known[key] for i, key in enumerate(keys) if key in self.known})
+        return texts
 
-    def read_photos(self) -> list[Path]:
-        """The photos read so far (for the reading time, measured apart)."""
-        return [self.folder / key.split(":", 1)[1] for key in sorted(self.known) if key.startswith("photo:")]
+    def read_photos(self) -> list[tuple[Path, PhotoRegion | None]]:
+        """The photos read so far, each with the region read (for the reading time, measured apart)."""
+        out = []
+        for key in sorted(self.known):
+            if key.startswith("photo:"):
+                name, region = key.split(":", 1)[1], None
+                if (found := REGION.match(name)) is not None:
+                    name, (top, left, bottom, right, height, width) = found[1], map(int, found.groups()[1:])
+                    region = PhotoRegion((top, left, bottom, right), height, width)
+                out.append((self.folder / name, region))
+        return out
 
     def keep(self, photos: PhotoTexts) -> None:
         """Remember what `photos` read (the file is written again only when it read anything new)."""
-        new = {self._key("photo", Path(photos.photos[i])): text for i, text in photos.texts.items()}
+        new = {self._key("photo", Path(photos.photos[i]), photos.region(i)): text for i, text in photos.texts.items()}
         if new.items() - self.known.items():
             self.known.update(new)
             self.save()

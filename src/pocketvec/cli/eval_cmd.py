@@ -92,11 +92,11 @@ def calibrate(
     gallery = open_gallery(runner, gallery_path)
     found = embed_labelled(runner, queries, progress=settings.progress and not as_json, layout=query_layout(queries),
                            query=True)
-    found = zoom_to_items(runner, gallery, found, found.paths, ItemZoom() if item_zoom else None)
+    found, regions = zoom_to_items(runner, gallery, found, found.paths, ItemZoom() if item_zoom else None)
     if not as_json:
         report_problems(found.failures)
     similarity = scores(gallery, found.embeddings, found.locals, runner.metadata.local_rerank,
-                        photo_texts(gallery, found.paths, text))
+                        photo_texts(gallery, found.paths, text, regions))
     result = run_calibration(similarity, found.labels, gallery.labels,
                              target_precision, "f1" if best_f1 else "recall_at_precision")
     written = []

@@ -49,8 +49,8 @@ def match(
     rule = dataclasses.replace(base, **overrides)
     matcher = Matcher.for_model(runner.metadata, gallery, rule)
     result = runner.embed_files(images, query=True)
-    result = zoom_to_items(runner, gallery, result, result.paths, ItemZoom() if item_zoom else None)
-    texts = photo_texts(gallery, result.paths, text)
+    result, regions = zoom_to_items(runner, gallery, result, result.paths, ItemZoom() if item_zoom else None)
+    texts = photo_texts(gallery, result.paths, text, regions)
     matches = matcher.match_embedded(result, top_k, texts) if len(result.paths) else []
     if as_json:
         rows = [{"image": str(p), **m.to_dict()} for p, m in zip(result.paths, matches, strict=True)]

@@ -110,12 +110,12 @@ def evaluate(engine: Engine, gallery: str | Path, queries: str | Path, batch_siz
         failures += report.failures
         rule, source = resolve_rule(None, engine.metadata.accept_rule)
     found = embed_labelled(engine, queries, batch_size, progress, query_layout(queries), query=True)
-    found = zoom_to_items(engine, stored, found, found.paths, item_zoom)
+    found, regions = zoom_to_items(engine, stored, found, found.paths, item_zoom)
     failures += found.failures
     if not len(found.labels):
         raise DatasetError(f"{queries}: nothing to evaluate: no query photo could be loaded")
     similarity = scores(stored, found.embeddings, found.locals, engine.metadata.local_rerank,
-                        photo_texts(stored, found.paths, text))
+                        photo_texts(stored, found.paths, text, regions))
     decisions = count_decisions(similarity, found.labels, stored.labels, rule, source)
     items = np.isin(found.labels, list(set(stored.labels)))
     if not items.any():

@@ -23,7 +23,7 @@ import numpy as np
 from pocketvec.checks import check_number
 from pocketvec.errors import ConfigError
 
-__all__ = ["ItemZoom", "RowMap", "box_corners", "fit_item_corners", "item_corners", "item_region",
+__all__ = ["ItemZoom", "PhotoRegion", "RowMap", "box_corners", "fit_item_corners", "item_corners", "item_region",
            "photo_grid_to_pixels"]
 
 STRONGEST = 16  # the correspondences whose triples are tried: C(16, 3) = 560 hypotheses
@@ -120,6 +120,15 @@ class RowMap(NamedTuple):
     map: np.ndarray
     locations: np.ndarray | None
     corners: np.ndarray
+
+
+class PhotoRegion(NamedTuple):
+    """A photo's item region, `box` (top, left, bottom, right; end exclusive), in the pixels of the photo decoded
+    whole, `height` x `width` (the grid `item_region` answers in)."""
+
+    box: tuple[int, int, int, int]
+    height: int
+    width: int
 
 
 def item_region(photo_map: np.ndarray, candidates: list[RowMap], photo_crop: str, height: int, width: int,

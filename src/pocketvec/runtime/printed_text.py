@@ -1,5 +1,6 @@
 """Printed text for text verification: read once from each item's clean image at enrolment, and from a
-photo only when its candidates' texts differ (`runtime/text_verify.py` decides; `PhotoTexts` reads).
+photo only when its candidates' texts differ (`runtime/text_verify.py` decides; `PhotoTexts` reads): from the
+item's region where zoom to the item found one (pocketvec.runtime.zoomed_photos), else the whole photo.
 
 Reading needs the OCR models of the `pocketvec[text]` extra; `text_available()` says whether they are
 installed. A new gallery reads its items' text when they are (unless told not to: `gallery build --no-text`,
@@ -20,6 +21,7 @@ import numpy as np
 from pocketvec.errors import PocketvecWarning
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.images import load_image
+from pocketvec.runtime.item_zoom import PhotoRegion
 from pocketvec.runtime.text_reader import DEFAULT_MODELS, PACKAGES, TextReader, TextReaderError, find_models
 from pocketvec.runtime.text_verify import TextVerify
 
@@ -27,6 +29,7 @@ ImageLike = str | Path | np.ndarray
 ITEM_DETECT_SIDE = 960  # a clean item image is read at this long side (its small print too)
 PHOTO_DETECT_SIDE = 640  # a photo is read at this long side
 READ_MAX_SIDE = 2048  # images are decoded at most this large for reading (the lines are cut from it)
+TEXT_MARGIN_PERCENT = 5  # an item's region is read grown by this much of its sides on each side (print at its edge)
 
 
 def text_available(models: str = DEFAULT_MODELS) -> bool:
@@ -69,10 +72,12 @@ def text_verification(gallery: Gallery, wanted: bool | None, models: str = DEFAU
     return None
 
 
-def photo_texts(gallery: Gallery, photos: Sequence[ImageLike], wanted: bool | None = None) -> PhotoTexts | None:
-    """What the matcher needs to verify `photos` by their text against `gallery`, None when it does not."""
+def photo_texts(gallery: Gallery, photos: Sequence[ImageLike], wanted: bool | None = None,
+                regions: Sequence[PhotoRegion | None] | None = None) -> PhotoTexts | None:
+    """What the matcher needs to verify `photos` (each read in its item's region, where `regions` gives one) by
+    their text against `gallery`, None when it does not."""
     models = text_verification(gallery, wanted) if gallery.reads_text else None
-    return None if models is None else PhotoTexts(list(photos), models)
+    return None if models is None else PhotoTexts(list(photos), models, regions=regions)
 
 
 @cache
@@ -81,9 +86,26 @@ def text_reader(models: str = DEFAULT_MODELS, detect_side: int = PHOTO_DETECT_SI
     return TextReader(models, threads=1, detect_side=detect_side)
 
 
-def read_text(reader: TextReader, image: ImageLike) -> str:
-    """The image's text, one line per detected line, top to bottom."""
+def text_box(region: PhotoRegion, height: int, width: int,
+             margin_percent: int = TEXT_MARGIN_PERCENT) -> tuple[int, int, int, int]:
+    """The pixels (top, left, bottom, right; end exclusive) read for the item's `region` in the photo as decoded
+    for reading, `height` x `width` (at most READ_MAX_SIDE): the region's box scaled there (outwards), grown by
+    `margin_percent` of its height and width on each side, within the photo. Integers only: the sample app's
+    `textBox` gives the same pixels."""
+    top, left, bottom, right = region.box
+    top, bottom = top * height // region.height, -(-bottom * height // region.height)
+    left, right = left * width // region.width, -(-right * width // region.width)
+    dy, dx = (bottom - top) * margin_percent // 100, (right - left) * margin_percent // 100
+    return max(0, top - dy), max(0, left - dx), min(height, bottom + dy), min(width, right + dx)
+
+
+def read_text(reader: TextReader, image: ImageLike, region: PhotoRegion | None = None) -> str:
+    """The image's text (`region`'s only, as `text_box` grows it, when given), one line per detected line, top
+    to bottom."""
     rgb = load_image(image, READ_MAX_SIDE) if isinstance(image, (str, Path)) else np.asarray(image)
+    if region is not None:
+        top, left, bottom, right = text_box(region, *rgb.shape[:2])
+        rgb = rgb[top:bottom, left:right]
     return "\n".join(line.text for line in reader.read(rgb))
 
 
@@ -101,14 +123,23 @@ def read_item_texts(images: Sequence[ImageLike], models: str = DEFAULT_MODELS,
 
 @dataclass
 class PhotoTexts:
-    """The photos being matched, read on demand: `read(q)` is photo q's text (each photo read once)."""
+    """The photos being matched, read on demand: `read(q)` is photo q's text (each photo read once), from its
+    item's region where `regions` gives one (`zoom_to_items`' regions), else the whole photo."""
 
     photos: Sequence[ImageLike]
     models: str = DEFAULT_MODELS
     settings: TextVerify = field(default_factory=TextVerify)
     texts: dict[int, str] = field(default_factory=dict)  # the photos read so far
+    regions: Sequence[PhotoRegion | None] | None = None  # per photo; None: every photo read whole
+
+    def __post_init__(self) -> None:
+        if self.regions is not None and len(self.regions) != len(self.photos):
+            raise ValueError(f"PhotoTexts: {len(self.regions)} regions for {len(self.photos)} photos")
+
+    def region(self, q: int) -> PhotoRegion | None:
+        return None if self.regions is None else self.regions[q]
 
     def read(self, q: int) -> str:
         if q not in self.texts:
-            self.texts[q] = read_text(text_reader(self.models, PHOTO_DETECT_SIDE), self.photos[q])
+            self.texts[q] = read_text(text_reader(self.models, PHOTO_DETECT_SIDE), self.photos[q], self.region(q))
         return self.texts[q]

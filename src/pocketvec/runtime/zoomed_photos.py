@@ -1,7 +1,8 @@
 """Photos embedded again from their item's region (pocketvec.runtime.item_zoom), between embedding and matching:
 every runtime path that answers photos (`Recognizer.match` and `calibrate`, `pocketvec match`, `eval`,
-`calibrate`; on by default, `item_zoom=False` / `--no-item-zoom` leave it out) calls `zoom_to_items` on what the
-engine embedded, so the accept rule is calibrated on the scores it is applied to."""
+`calibrate`, `bench`; on by default, `item_zoom=False` / `--no-item-zoom` leave it out) calls `zoom_to_items` on
+what the engine embedded, so the accept rule is calibrated on the scores it is applied to. The regions go on to
+text verification, which reads only them (pocketvec.runtime.printed_text.PhotoTexts)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -19,14 +20,22 @@ from pocketvec.runtime.engines.base import Engine, ImageLike
 from pocketvec.runtime.gallery import Gallery
 from pocketvec.runtime.image_bounds import check_bounds
 from pocketvec.runtime.images import load_image
-from pocketvec.runtime.item_zoom import ItemZoom, RowMap, box_corners, item_corners, item_region
+from pocketvec.runtime.item_zoom import ItemZoom, PhotoRegion, RowMap, box_corners, item_corners, item_region
 from pocketvec.runtime.matcher import Matcher
 from pocketvec.runtime.preprocess import PreprocessSpec
 
-__all__ = ["candidate_maps", "item_regions", "region_crop", "zoom_to_items"]
+__all__ = ["Zoomed", "candidate_maps", "item_regions", "region_crop", "zoom_to_items"]
 
 CHUNK = 32  # photos held decoded at once
 Found = TypeVar("Found")  # an EmbedResult or LabelledEmbeddings: embeddings, locals and the rest kept
+
+
+class Zoomed(NamedTuple, Generic[Found]):
+    """What the matcher answers from: the photos embedded (each zoomed one from its item's region), and per photo
+    the region it was embedded from (None: the whole photo; all None when not zoomed)."""
+
+    found: Found
+    regions: list[PhotoRegion | None]
 
 
 def region_crop(array: np.ndarray, region: tuple[int, int, int, int] | None, spec: PreprocessSpec
@@ -72,23 +81,28 @@ def item_regions(engine: Engine, matcher: Matcher, found: Found, arrays: Sequenc
 
 
 def zoom_to_items(engine: Engine, gallery: Gallery, found: Found, images: Sequence[ImageLike],
-                  zoom: ItemZoom | None) -> Found:
+                  zoom: ItemZoom | None) -> Zoomed[Found]:
     """`found` (the photos `images` embedded with query=True, row for row) with each photo whose item region is
-    found embedded again from that region; unchanged when `zoom` is None or the model has no local re-rank."""
+    found embedded again from that region, and the regions; unchanged (no regions) when `zoom` is None or the
+    model has no local re-rank."""
     embeddings, maps = found.embeddings, found.locals  # type: ignore[attr-defined]
+    regions: list[PhotoRegion | None] = [None] * len(embeddings)
     if zoom is None or maps is None or not len(embeddings) or gallery.count == 0:
-        return found
+        return Zoomed(found, regions)
     spec, matcher = engine.metadata.preprocess, Matcher.for_model(engine.metadata, gallery)
     embeddings, maps = embeddings.copy(), maps.copy()
     for start in range(0, len(embeddings), CHUNK):
         part = range(start, min(start + CHUNK, len(embeddings)))
         arrays = [load_image(images[q]) if isinstance(images[q], (str, Path)) else np.asarray(images[q]) for q in part]
         chunk = replace(found, embeddings=embeddings[part.start : part.stop], locals=maps[part.start : part.stop])
-        crops = [region_crop(array, region, spec)
-                 for array, region in zip(arrays, item_regions(engine, matcher, chunk, arrays, zoom), strict=True)]
-        kept = [(q, crop) for q, crop in zip(part, crops, strict=True) if crop is not None]
+        kept = []
+        for q, array, region in zip(part, arrays, item_regions(engine, matcher, chunk, arrays, zoom), strict=True):
+            crop = region_crop(array, region, spec)
+            if crop is not None:
+                kept.append((q, crop))
+                regions[q] = PhotoRegion(region, *array.shape[:2])  # type: ignore[arg-type]
         if kept:
             second = engine.embed_all([crop for _, crop in kept], query=True)
             rows = [q for q, _ in kept]
             embeddings[rows], maps[rows] = second.embeddings, second.locals
-    return replace(found, embeddings=embeddings, locals=maps)  # type: ignore[type-var]
+    return Zoomed(replace(found, embeddings=embeddings, locals=maps), regions)  # type: ignore[type-var]
