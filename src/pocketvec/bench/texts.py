@@ -2,7 +2,8 @@
 it, each photo only when the matcher asks (`PhotoTexts`: in the item's region zoom found, else whole), both kept
 beside the tier so that every model and form of every later run reuses them (a photo's reading is kept per
 region: models zoom to different ones). The reading depends on the OCR models, the reading sizes, the region's
-margin and the reader's code alone: the file is named by them, so a change reads again."""
+margin and the reader's code alone: the file is named by them, so a change reads again. Each reading is keyed by
+its image's path and bytes: a photo rebuilt under the same name (other framing, other seed) is read again."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from pocketvec.atomic import write_bytes_atomic
 from pocketvec.bench.code_id import code_id
 from pocketvec.bounded_json import read_json
+from pocketvec.runtime.images import content_hash
 from pocketvec.runtime.item_zoom import PhotoRegion
 from pocketvec.runtime.printed_text import (
     ITEM_DETECT_SIDE,
@@ -24,6 +26,7 @@ from pocketvec.runtime.printed_text import (
 )
 
 REGION = re.compile(r"^(.*)@(\d+),(\d+),(\d+),(\d+)/(\d+)x(\d+)$")  # a photo read in a region: its key's end
+DIGEST = 16  # hex digits of the image's sha256 in its key
 
 
 def texts_file(models: str) -> str:
@@ -41,7 +44,7 @@ class TierTexts:
         self.known: dict[str, str] = read_json(self.file, "text cache") if self.file.is_file() else {}
 
     def _key(self, kind: str, path: Path, region: PhotoRegion | None = None) -> str:
-        key = f"{kind}:{path.relative_to(self.folder).as_posix()}"
+        key = f"{kind}:{path.relative_to(self.folder).as_posix()}#{content_hash(path)[:DIGEST]}"
         if region is None:
             return key
         (top, left, bottom, right), height, width = region
@@ -73,7 +76,10 @@ class TierTexts:
                 if (found := REGION.match(name)) is not None:
                     name, (top, left, bottom, right, height, width) = found[1], map(int, found.groups()[1:])
                     region = PhotoRegion((top, left, bottom, right), height, width)
-                out.append((self.folder / name, region))
+                name, digest = name.rsplit("#", 1)
+                path = self.folder / name
+                if path.is_file() and content_hash(path)[:DIGEST] == digest:  # the photo read, not a rebuilt one
+                    out.append((path, region))
         return out
 
     def keep(self, photos: PhotoTexts) -> None:
