@@ -112,7 +112,7 @@ def prepared_pixels(paths: list[Path], spec: PreprocessSpec, cache_dir: Path) ->
     Preprocessing is idempotent (an S x S input comes out unchanged), so the models' forms all see
     exactly the pixels the runtime would feed them.
     """
-    return _cached(cache_dir, [spec.to_dict(), [str(p) for p in paths]],
+    return _cached(cache_dir, [spec.to_dict(), _identities(paths)],
                    lambda: np.stack([preprocess(load_image(p), spec) for p in paths]))
 
 
@@ -132,8 +132,13 @@ def prepared_view_pixels(paths: list[Path], spec: PreprocessSpec, views: Gallery
                          for p in paths])
 
     crops = specs[0].to_dict() if len(specs) == 1 else [queries.to_dict() for queries in specs]
-    pixels = _cached(cache_dir, ["views", views.count, views.aspect, crops, [str(p) for p in paths]], make)
+    pixels = _cached(cache_dir, ["views", views.count, views.aspect, crops, _identities(paths)], make)
     return pixels.reshape(len(paths), views.count, len(specs), *pixels.shape[-3:])
+
+
+def _identities(paths: list[Path]) -> list[list[str]]:
+    """Each image's path and bytes: a photo rebuilt under its old name (another framing) is prepared again."""
+    return [[str(p), content_hash(p)] for p in paths]
 
 
 def _cached(cache_dir: Path, identity: list, make) -> np.ndarray:
