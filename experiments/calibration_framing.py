@@ -52,9 +52,9 @@ def scored(recognizer: Recognizer, folder: Path) -> tuple[np.ndarray, list[str]]
     """The photos' scores against the gallery as `Recognizer.calibrate` scores them."""
     engine, gallery = recognizer.engine, recognizer.gallery
     found = embed_labelled(engine, folder, layout=query_layout(folder), query=True)
-    found = zoom_to_items(engine, gallery, found, found.paths, recognizer.item_zoom)
+    found, regions = zoom_to_items(engine, gallery, found, found.paths, recognizer.item_zoom)
     return scores(gallery, found.embeddings, found.locals, engine.metadata.local_rerank,
-                  recognizer._photo_texts(found.paths)), found.labels
+                  recognizer._photo_texts(found.paths, regions)), found.labels
 
 
 def main() -> None:
