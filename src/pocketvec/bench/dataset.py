@@ -228,7 +228,10 @@ def _config_key(config: BenchConfig, sim: PhotoSimConfig, backgrounds: list[Path
     del fields["label_designs"]  # the labels tier's item names (in the key) say its designs; other tiers' keys stay
     if config.split == "test":
         del fields["split"]  # the key of a test tier is what it was before the dev split: its photos stay valid
-    blob = json.dumps([fields, sim.to_dict(), [p.name for p in backgrounds], labels], sort_keys=True, default=str)
+    simulated = sim.to_dict()
+    if sim.framing == "item":
+        del simulated["framing"]  # the benchmark's framing: its photos are those made before the field existed
+    blob = json.dumps([fields, simulated, [p.name for p in backgrounds], labels], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
