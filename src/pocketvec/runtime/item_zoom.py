@@ -14,14 +14,13 @@ pass's answer stands.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from pocketvec.checks import check_number
-from pocketvec.errors import ConfigError
 
 __all__ = ["ItemZoom", "PhotoRegion", "RowMap", "box_corners", "fit_item_corners", "item_corners", "item_region",
            "photo_grid_to_pixels"]
@@ -44,15 +43,6 @@ class ItemZoom:
     def __post_init__(self) -> None:
         check_number("item_zoom inliers", self.inliers, 3, 1000, integer=True)
         check_number("item_zoom tolerance", self.tolerance, 0.01, 100.0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> ItemZoom:
-        if not isinstance(data, dict) or not set(data) <= {"inliers", "tolerance"}:
-            raise ConfigError(f"item_zoom must be an object with inliers and tolerance; got {data!r}")
-        return cls(**data)
 
 
 def _centres(side: int) -> np.ndarray:
