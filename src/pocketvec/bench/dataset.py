@@ -307,7 +307,8 @@ def calibration_photos(work: Path, gallery_dir: Path, labels: list[str], per_ite
                        key: str) -> tuple[list[Path], list[str]]:
     """`pocketvec data photos` of the gallery, `per_item` per item with its default seed, as a user makes
     them to calibrate the accept rule: made once into `work/calibration/` (again when `key` changes)."""
-    from pocketvec.data.query_photos import DEFAULT_FRAMING, write_query_photos
+    from pocketvec.data.photo_framing import DEFAULT_FRAMING
+    from pocketvec.data.query_photos import write_query_photos
 
     folder, stamp = work / "calibration", work / "calibration.json"
     wanted = {"key": key, "per_item": per_item, "seed": CALIBRATION_SEED, "framing": DEFAULT_FRAMING,

@@ -49,7 +49,7 @@ from pocketvec.bench.models import ENROLL_TIME_FILE, MODEL_SPECS, BenchContext, 
 from pocketvec.bench.simulator import PhotoSimConfig
 from pocketvec.bench.texts import TierTexts
 from pocketvec.bounded_json import read_json
-from pocketvec.data.query_photos import DEFAULT_FRAMING
+from pocketvec.data.photo_framing import DEFAULT_FRAMING
 from pocketvec.errors import ConfigError
 from pocketvec.file_kinds import file_size
 from pocketvec.runtime.gallery.views import GalleryViews, blend_views

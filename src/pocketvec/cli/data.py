@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pocketvec.cli import choices, ranged
-from pocketvec.data.query_photos import DEFAULT_FRAMING, FRAMINGS
+from pocketvec.data.photo_framing import DEFAULT_FRAMING, FRAMINGS
 
 app = typer.Typer(help="Item data: public sets and phone-photo previews. Example: pocketvec data list",
                   no_args_is_help=True)

@@ -20,11 +20,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from pocketvec.data.photo_framing import DEFAULT_FRAMING
 from pocketvec.errors import ConfigError, DatasetError
 
 NOT_AN_ITEM = "not_an_item"
-FRAMINGS = ("phone", "item")  # how the simulator holds the phone (pocketvec.data.query_sim)
-DEFAULT_FRAMING = "phone"
 PHONE_LONG_SIDE = 640  # a phone photo's long side after the app's downscale
 
 

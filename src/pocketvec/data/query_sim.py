@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pocketvec.data.photo_framing import FRAMINGS
 from pocketvec.data.query_backgrounds import background
-from pocketvec.data.query_photos import FRAMINGS
 from pocketvec.errors import ConfigError
 from pocketvec.runtime.preprocess import reject_unknown_keys
 
