@@ -42,9 +42,15 @@ class TierTexts:
         self.folder, self.models = folder, models
         self.file = folder / texts_file(models)
         self.known: dict[str, str] = read_json(self.file, "text cache") if self.file.is_file() else {}
+        self._digests: dict[Path, str] = {}  # each image's bytes hashed once per run (`photos` and `keep` both key)
+
+    def _digest(self, path: Path) -> str:
+        if path not in self._digests:
+            self._digests[path] = content_hash(path)[:DIGEST]
+        return self._digests[path]
 
     def _key(self, kind: str, path: Path, region: PhotoRegion | None = None) -> str:
-        key = f"{kind}:{path.relative_to(self.folder).as_posix()}#{content_hash(path)[:DIGEST]}"
+        key = f"{kind}:{path.relative_to(self.folder).as_posix()}#{self._digest(path)}"
         if region is None:
             return key
         (top, left, bottom, right), height, width = region
