@@ -1,9 +1,10 @@
 """What `pocketvec verify` compares: each model's (an exported file's runtime engine, or the PyTorch model behind a
-TorchEngine) outputs for the query images and its answers to them, as the runtime gives them. The images are
-embedded as photos (the model's query crops: the first pass) and, where the model re-ranks, zoomed to their item
+TorchEngine) outputs for the query images and its answers to them, as the runtime gives them where the model
+re-ranks: the images embedded as photos (the model's query crops: the first pass), then zoomed to their item
 (runtime.zoomed_photos) against the gallery images embedded as items, each image its own label; leave-one-out (the
 gallery is the query images) zooms each image against the others. Text verification reads each photo in the region
-its model answers from."""
+its model answers from. A model without a local re-rank (no zoom) is answered as before, the images cropped as
+items."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def answers(engine: Engine, items: Items, photos: list[Path], leave_one_out: boo
             text: TextChecks | None = None) -> tuple[Outputs, Answers]:
     """The engine's first pass on `photos` and its answers to them, each with the gallery images' outputs `items`
     (leave-one-out: the photos themselves, embedded as items)."""
-    found = engine.embed_all(photos, query=True)
+    # a file without a local output is answered as verify always did: no zoom, the images cropped as items
+    found = engine.embed_all(photos, query=engine.metadata.local_rerank is not None)
     first = Outputs(found.embeddings, items[0], found.locals, items[1])
     found, regions = zoomed(engine, items, photos, found, leave_one_out)
     outputs = Outputs(found.embeddings, items[0], found.locals, items[1])

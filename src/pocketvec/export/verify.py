@@ -3,7 +3,8 @@
 Two kinds of figures (export.parity), both on the runtime's path (export.answers), the PyTorch model going through
 the same runtime code (export.torch_engine): the embeddings and local maps of the first pass (the images embedded
 as photos, each whole, with the model's query crops), and the answers (top-1, decision, decision with text) as the
-runtime gives them, each photo zoomed to its item where the file re-ranks.
+runtime gives them, each photo zoomed to its item. A file without a local re-rank has no zoom: its images are
+cropped as items for both, as before.
 
 A run trained with `int8_grid` ships weights rounded onto the int8 grid and keeps its trained float
 weights next to them: every file is then compared with both, one row per reference. The exit status
@@ -209,8 +210,9 @@ def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir
 
     Gallery: the images of `gallery_dir` (embedded as items), else the query images themselves (leave-one-out).
     The query images are embedded as photos: the embeddings and local maps are compared on this first pass (each
-    image whole); top-1 and decisions on the answers as the runtime gives them, each photo zoomed to its item where
-    the file re-ranks (export.answers), PyTorch's through the same runtime code.
+    image whole); top-1 and decisions on the answers as the runtime gives them, each photo zoomed to its item
+    (export.answers), PyTorch's through the same runtime code. A file without a local re-rank: no zoom, the
+    images cropped as items for both.
     Decisions use the run's accept rule (threshold, margin), else DEFAULT_THRESHOLD. With `text` (the OCR models
     of the `pocketvec[text]` extra), the decisions with text verification are compared too.
     """
