@@ -2,7 +2,8 @@
 
 enroll-train -> export ONNX int8 + Core ML int8 -> verify parity -> build the int8 gallery ->
 calibrate the accept rule on synthetic phone photos -> match other synthetic phone photos (and
-photos with no item) -> compare every decision with the PyTorch model's.
+photos with no item) -> compare every decision with the PyTorch model's. Photos are answered as the
+runtime answers them, each zoomed to its item (runtime.zoomed_photos), the PyTorch model's too.
 Each step uses the real library function of its package; a step whose package is missing from
 this build raises NotBuiltYet naming it (nothing is faked).
 """
@@ -21,13 +22,13 @@ import numpy as np
 from pocketvec.errors import ConfigError, NotBuiltYet
 from pocketvec.extras import missing_extra
 from pocketvec.runtime.calibration import Calibration, calibrate
-from pocketvec.runtime.engines import EmbedResult, open_engine
+from pocketvec.runtime.engines import EmbedResult, Engine, open_engine
 from pocketvec.runtime.enroll import build_gallery, labelled_images
 from pocketvec.runtime.gallery import Gallery
-from pocketvec.runtime.gallery.views import GalleryViews, with_views
-from pocketvec.runtime.images import content_hash
+from pocketvec.runtime.item_zoom import ItemZoom
 from pocketvec.runtime.matcher import UNKNOWN, Match, Matcher, scores
 from pocketvec.runtime.model_files import write_accept_rule
+from pocketvec.runtime.zoomed_photos import zoom_to_items
 
 QUICK_TRAINING = {"epochs": 2}  # the enroll preset runs 6 epochs
 NOT_AN_ITEM = "not_an_item"
@@ -64,7 +65,8 @@ class DemoReport:
 
     @property
     def torch_agreement(self) -> float:
-        """Fraction of photos with the same top-1 label and accept/reject as the PyTorch model."""
+        """Fraction of photos with the same top-1 label and accept/reject as the PyTorch model (both answers
+        zoomed to the item, as the runtime gives them)."""
         same = [(a.top[0][0], a.accepted) == (b.top[0][0], b.accepted)
                 for a, b in zip(self.matches, self.torch_matches, strict=True)]
         return float(np.mean(same))
@@ -145,52 +147,40 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoRe
     write_phone_photos(items, photos / "calibration", options.calibration_photos, options.seed + 1,
                        backgrounds[:half], NOT_AN_ITEM)
     write_phone_photos(items, photos / "test", options.test_photos, options.seed + 2, backgrounds[half:], NOT_AN_ITEM)
-    rerank = engine.metadata.local_rerank
-    calibration_set, calibration_labels, _ = embed_folder(engine, photos / "calibration")
-    similarity = scores(gallery, calibration_set.embeddings, calibration_set.locals, rerank)
+    calibration_set, calibration_labels, _ = answer_folder(engine, gallery, photos / "calibration")
+    similarity = scores(gallery, calibration_set.embeddings, calibration_set.locals, engine.metadata.local_rerank)
     result = calibrate(similarity, calibration_labels, gallery.labels, options.target_precision)
     gallery.accept_rule = result.rule
     gallery_path = gallery.save(out / "items.pvg")
     write_accept_rule(onnx_model, result.rule)
 
     say("6/6 matching other phone photos ...")
-    test, truth, names = embed_folder(engine, photos / "test")
+    test, truth, names = answer_folder(engine, gallery, photos / "test")
     matches = Matcher.for_model(engine.metadata, gallery).match_embedded(test, 3)
     reference = torch_matches(run_dir, engine, gallery, photos / "test")
     return DemoReport(out, run_dir, onnx_model, coreml_model, gallery_path, photos, parity, result, names, truth,
                       matches, reference)
 
 
-def embed_folder(engine, folder: Path) -> tuple[EmbedResult, list[str], list[str]]:
+def answer_folder(engine: Engine, gallery: Gallery, folder: Path) -> tuple[EmbedResult, list[str], list[str]]:
+    """The photos of `folder` (a folder per label) as the engine's matcher answers them: embedded, each zoomed to
+    its item against `gallery` (runtime.zoomed_photos); with their labels and names."""
     entries = labelled_images(folder, "folders")
-    return engine.embed_all([p for p, _ in entries], query=True), [label for _, label in entries], \
-        [f"{p.parent.name}/{p.name}" for p, _ in entries]
+    paths = [p for p, _ in entries]
+    found = zoom_to_items(engine, gallery, engine.embed_all(paths, query=True), paths, ItemZoom()).found
+    return found, [label for _, label in entries], [f"{p.parent.name}/{p.name}" for p in paths]
 
 
-def torch_matches(run_dir: Path, engine, gallery: Gallery, photos: Path) -> list[Match]:
-    """The PyTorch fp32 model's answers (fp32 gallery, the same rule, the same preprocessed pixels)."""
-    import torch
-
+def torch_matches(run_dir: Path, engine: Engine, gallery: Gallery, photos: Path) -> list[Match]:
+    """The PyTorch fp32 model's answers through the runtime's code (export.torch_engine: its fp32 gallery built
+    as `gallery build` builds one, the photos zoomed to their item), with `engine`'s preprocessing, re-rank and
+    `gallery`'s rule."""
     from pocketvec.asset_dirs import demo_items_dir
-    from pocketvec.runtime.photo_crops import fuse_crops
-    from pocketvec.runtime.preprocess import to_batch
+    from pocketvec.export.torch_engine import TorchEngine
     from pocketvec.train.checkpoint import load_run
-    from pocketvec.train.evaluate import embed_batches
 
-    model, rerank = load_run(run_dir), engine.metadata.local_rerank
-
-    def embed(images: list, query: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        batches = (torch.from_numpy(to_batch([x for p in images[i : i + 32] for x in engine.prepare(p, query)]))
-                   for i in range(0, len(images), 32))
-        return fuse_crops(*embed_batches(model, batches, with_locals=rerank is not None), engine.crops(query))
-
-    items = labelled_images(demo_items_dir())
-    reference = Gallery(gallery.embedding_space_id, gallery.dim, "float32", accept_rule=gallery.accept_rule,
-                        local_shape=gallery.local_shape)
-    item_embeddings, item_locals = embed([p for p, _ in items])
-    item_embeddings = with_views(item_embeddings, [p for p, _ in items], [content_hash(p) for p, _ in items],
-                                 GalleryViews(), engine.metadata.preprocess.input_size,
-                                 lambda photos: embed(photos, query=True)[0])
-    reference.add(item_embeddings, [label for _, label in items], [str(p) for p, _ in items], item_locals)
-    queries, query_locals = embed([p for p, _ in labelled_images(photos, "folders")], query=True)
-    return Matcher.for_model(engine.metadata, reference).match(queries, 3, query_locals)
+    reference_engine = TorchEngine(load_run(run_dir), engine.metadata)
+    reference, _ = build_gallery(reference_engine, demo_items_dir(), "float32")
+    reference.accept_rule = gallery.accept_rule
+    found = answer_folder(reference_engine, reference, photos)[0]
+    return Matcher.for_model(engine.metadata, reference).match_embedded(found, 3)

@@ -14,6 +14,7 @@ from pocketvec.export.coreml_export import export_coreml
 from pocketvec.export.onnx_export import export_onnx
 from pocketvec.export.parity import BARS
 from pocketvec.export.verify import verify_models
+from pocketvec.train.checkpoint import read_run_config
 
 
 @pytest.fixture(scope="module")
@@ -93,33 +94,57 @@ def test_w8a8_keeps_parity_on_the_trained_base(base_run, base_int8_plain, demo_i
         assert row.top1_agreement >= int8.top1_agreement - 1 / row.images, row
 
 
-def test_a_re_ranking_file_is_verified_as_its_matcher_answers(base_run, demo_items, tmp_path):
-    """The default export (local re-rank): the `local` output meets its bar, and top-1 agreement is that of
-    the re-ranked scores (docs/lab/export-notebook.md: on the 24 demo items one near-tie between two wrong
-    items flipped under int8 with the gallery-to-photo score alone, which plain cosine does not)."""
+def test_a_re_ranking_file_is_verified_on_the_answers_the_runtime_gives(base_run, demo_items, tmp_path):
+    """The default export (local re-rank), 24 simulated photos matched to the demo items: the `local` output meets
+    its bar on the first pass; the answers compared are the runtime's, each photo zoomed to its item: the file's
+    equal a Recognizer's on the same photos (labels and scores), and top-1 / decision agreement are those of these
+    answers against PyTorch's, zoomed through the same runtime code."""
     import numpy as np
 
-    from pocketvec.export.calibration import list_images, load_batch
-    from pocketvec.export.verify import embed_with, torch_outputs
-    from pocketvec.runtime.local_rerank import rerank
-    from pocketvec.train.checkpoint import load_run, read_run_config
+    from pocketvec.demo_photos import write_phone_photos
+    from pocketvec.export.answers import answers
+    from pocketvec.export.calibration import list_images
+    from pocketvec.export.parity import decisions, top1_with_margins
+    from pocketvec.export.torch_engine import TorchEngine
+    from pocketvec.export.verify import open_file
+    from pocketvec.recognizer import Recognizer
+    from pocketvec.runtime.gallery.views import GalleryViews
+    from pocketvec.runtime.metadata import AcceptRule
+    from pocketvec.train.checkpoint import load_run
 
     path = export_onnx(base_run, tmp_path / "int8.onnx", "int8")
-    row = verify_models(base_run, [path], demo_items).rows[0]
+    photos = list_images(write_phone_photos(demo_items, tmp_path / "photos", 1, 7, [], "none"))
+    report = verify_models(base_run, [path], photos[0].parent, demo_items)
+    row = report.rows[0]
     for metric in ("mean_cosine", "min_cosine", "decision_agreement", "local_mean_cosine"):
         assert getattr(row, metric) >= BARS["int8"][metric][0], row
+
+    items = list_images(demo_items)  # the gallery, each image its own label (its index)
+    engine = open_file(path, read_run_config(base_run)["embedding_space_id"])
+    found = engine.embed_all(items)
+    first, got = answers(engine, (found.embeddings, found.locals), photos, leave_one_out=False)
+    rule = (report.threshold, report.margin)
+    top, accepted = decisions(got.outputs, False, *rule, engine.metadata.local_rerank)
+    assert 0 < row.zoomed == np.mean([region is not None for region in got.regions])  # the zoom ran
+    assert not np.allclose(first.queries, got.outputs.queries, atol=1e-3)  # and changed what is answered
+
+    rec = Recognizer(path, views=GalleryViews(count=0), text=False)  # rows: the items as they are, no views
+    rec.enroll(demo_items)
+    rec.gallery.accept_rule = AcceptRule(*rule)
+    answered = rec.match_many(photos)
+    assert [r.top[0].label for r in answered] == [items[t].stem for t in top]
+    assert [r.accepted for r in answered] == list(accepted)
+    stats = top1_with_margins(got.outputs, False, engine.metadata.local_rerank)[1]  # (best score, margin)
+    np.testing.assert_allclose(stats[:, 0], [r.score for r in answered], atol=1e-5)
+    np.testing.assert_allclose(stats[:, 1], [r.margin for r in answered], atol=1e-3)
+
     model = load_run(base_run)
-    pixels = load_batch(list_images(demo_items, 64), model.config.preprocess)
-    reference = torch_outputs(model, pixels, None)
-    run = embed_with(path, pixels, read_run_config(base_run)["embedding_space_id"])
-
-    def top1(embeddings: np.ndarray, maps: np.ndarray) -> np.ndarray:  # leave-one-out, re-ranked
-        scores = embeddings @ embeddings.T
-        np.fill_diagonal(scores, -np.inf)
-        return rerank(scores, np.arange(len(scores)), maps, maps, run.metadata.local_rerank).argmax(axis=1)
-
-    expected = np.mean(top1(reference.queries, reference.query_locals) == top1(run.embeddings, run.locals))
-    assert row.top1_agreement == expected
+    torch_items = TorchEngine(model, engine.metadata).embed_all(items)
+    _, reference = answers(TorchEngine(model, engine.metadata), (torch_items.embeddings, torch_items.locals), photos,
+                           leave_one_out=False)
+    ref_top, ref_accepted = decisions(reference.outputs, False, *rule, engine.metadata.local_rerank)
+    assert row.top1_agreement == np.mean(ref_top == top)
+    assert row.decision_agreement == np.mean(ref_accepted == accepted)
 
 
 def test_refuses_files_from_other_weights(small_run, lite0_files, few_items):

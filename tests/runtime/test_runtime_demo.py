@@ -54,5 +54,20 @@ def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
     items = sorted(DEMO_ITEMS.glob("flag_*.png"))[:2]
     cosine = (coreml.embed(items) * engine.embed(items)).sum(axis=1)
     assert cosine.min() > 0.99, cosine
+    # the answers are the runtime's, each photo zoomed to its item (the regions found for some): the int8 ones are
+    # a Recognizer's, and the agreement printed is that of these with the PyTorch model's, zoomed the same way
+    from pocketvec.demo import torch_matches
+    from pocketvec.recognizer import Recognizer
+    from pocketvec.runtime.enroll import labelled_images
+    from pocketvec.runtime.item_zoom import ItemZoom
+    from pocketvec.runtime.zoomed_photos import zoom_to_items
+
+    photos = [path for path, _ in labelled_images(out / "photos" / "test", "folders")]
+    regions = zoom_to_items(engine, gallery, engine.embed_all(photos, query=True), photos, ItemZoom()).regions
+    assert any(region is not None for region in regions)
+    answers = Recognizer(out / "model_int8.onnx", out / "items.pvg").match_many(photos)
+    reference = torch_matches(out / "run", engine, gallery, out / "photos" / "test")
+    same = [(a.top[0].label, a.accepted) == (b.top[0][0], b.accepted) for a, b in zip(answers, reference, strict=True)]
+    assert f"PyTorch model on {sum(same) / len(same):.1%} of photos" in stdout
     # the demo's own words about where things are
     assert f"gallery: {out / 'items.pvg'}" in stdout

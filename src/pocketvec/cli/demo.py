@@ -64,7 +64,8 @@ def demo(
                   f"right, {c['accepted']} accepted, {c['wrong_accepts']} wrong answers accepted", highlight=False)
     console.print(f"top-1 label right: int8 ONNX + int8 gallery {report.top1_correct(report.matches)}/"
                   f"{c['item_photos']}, PyTorch fp32 {report.top1_correct(report.torch_matches)}/{c['item_photos']}; "
-                  f"the same top-1 and decision as the PyTorch model on {report.torch_agreement:.1%} of photos",
+                  f"the same top-1 and decision as the PyTorch model on {report.torch_agreement:.1%} of photos "
+                  "(each answer zoomed to the item, as the runtime gives it)",
                   highlight=False)
     for name, path in (("run folder", report.run_dir), ("ONNX int8", report.onnx_model),
                        ("Core ML int8", report.coreml_model), ("gallery", report.gallery), ("photos", report.photos)):

@@ -12,9 +12,9 @@ from pocketvec.cli.output import console
 def verify(
     run_dir: Path = typer.Argument(..., help="Run folder the files were exported from."),
     models: list[Path] = typer.Argument(..., help="Exported .onnx / .mlpackage files."),
-    images: Path = typer.Option(..., "--images", help="Folder of real item images."),
-    gallery: Path | None = typer.Option(None, "--gallery", help="Gallery folder (default: the images, "
-                                        "leave-one-out)."),
+    images: Path = typer.Option(..., "--images", help="Folder of real images, embedded and answered as photos."),
+    gallery: Path | None = typer.Option(None, "--gallery", help="Gallery folder, each image its own label, "
+                                        "embedded as items (default: the images, leave-one-out)."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON to this file; "
                                          "'-' prints the JSON instead of the table."),
     text: bool = typer.Option(False, "--text", help="Also compare the decisions with text verification (the "
@@ -22,6 +22,10 @@ def verify(
 ) -> None:
     """Check exported files against PyTorch fp32: the shipped weights and, for a run trained on the int8 grid,
     also its trained float weights (one row each; the exit status follows the shipped weights).
+
+    The cosines and max |Δ| compare the first pass (each image embedded whole as a photo); top-1, decision and
+    decision+text the answers as the runtime gives them, each photo zoomed to its item where the file re-ranks
+    (zoomed: the photos answered from a region; regions: those agreeing with PyTorch's). docs/EXPORT.md.
 
     Example: pocketvec verify runs/demo model.onnx --images items/
     With text verification: pocketvec verify runs/demo model.onnx --images photos/ --gallery labels/ --text"""

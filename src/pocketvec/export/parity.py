@@ -1,4 +1,6 @@
-"""Parity numbers and bars: one exported file's embeddings against PyTorch fp32 embeddings (one reference)."""
+"""Parity numbers and bars: one exported file against PyTorch fp32 (one reference): its embeddings and local maps
+on the first pass (each image whole), and its answers as the runtime gives them (the photos zoomed to their item,
+re-ranked, verified by their text, the accept rule)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pocketvec.runtime.accept_rule import rule_parts
+from pocketvec.runtime.item_zoom import PhotoRegion
 from pocketvec.runtime.local_rerank import LocalRerank, rerank
 
 DEFAULT_THRESHOLD = 0.5  # used when the run has no calibrated accept rule yet (documented in docs/EXPORT.md)
@@ -26,6 +29,7 @@ BARS["w8a8"] = BARS["int8"]
 SHIPPED, TRAINED_FLOAT = "shipped", "trained float"
 REFERENCES = {SHIPPED: "the shipped weights (rounded onto the int8 grid when the run has trained float weights)",
               TRAINED_FLOAT: "the trained float weights, before rounding onto the int8 grid"}
+REGION_IOU = 0.9  # two regions of a photo agree at this intersection over union or more (reported, not a bar)
 
 
 @dataclass
@@ -44,6 +48,8 @@ class ParityRow:
     local_max_abs_diff: float | None = None  # the `local` output (local re-rank), None without one
     local_mean_cosine: float | None = None  # mean over images and locations
     text_decision_agreement: float | None = None  # decisions with text verification (`verify --text`), else None
+    zoomed: float | None = None  # share of photos the file answers from their item's region; None: no zoom
+    region_agreement: float | None = None  # share of photos whose region agrees with the reference's (REGION_IOU)
 
     @property
     def passed(self) -> bool:
@@ -60,6 +66,26 @@ class Outputs(NamedTuple):
 
 
 TextCheck = Callable[[np.ndarray], np.ndarray]  # (queries, gallery) scores -> the same verified by printed text
+
+
+class Answers(NamedTuple):
+    """What one model's answers are scored from: the photos' outputs as its matcher gets them (each zoomed to its
+    item where the model re-ranks: runtime.zoomed_photos) with the gallery's, each photo's region (None: the whole
+    photo), and text verification reading the photos in those regions (None: no text)."""
+
+    outputs: Outputs
+    regions: list[PhotoRegion | None]
+    text: TextCheck | None = None
+
+
+def regions_agree(a: PhotoRegion | None, b: PhotoRegion | None) -> bool:
+    """Both photos whole, or both regions overlapping by REGION_IOU or more."""
+    if a is None or b is None:
+        return a is b
+    (top, left, bottom, right), (top2, left2, bottom2, right2) = a.box, b.box
+    inter = max(0, min(bottom, bottom2) - max(top, top2)) * max(0, min(right, right2) - max(left, left2))
+    union = (bottom - top) * (right - left) + (bottom2 - top2) * (right2 - left2) - inter
+    return inter >= REGION_IOU * union
 
 
 def top1_with_margins(out: Outputs, leave_one_out: bool, local_rerank: LocalRerank | None,
@@ -92,16 +118,17 @@ def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
 
 
-def compare(name: str, fmt: str, kind: str, reference: Outputs, candidate: Outputs, leave_one_out: bool,
-            threshold: float, margin: float, reference_name: str = SHIPPED,
-            local_rerank: LocalRerank | None = None, text: TextCheck | None = None) -> ParityRow:
-    """One file's outputs against one PyTorch reference. With `local_rerank` (the file's), both have local
-    maps: their parity is measured too, and top-1 and decisions are the re-ranked matcher's. With `text`, the
-    decisions with text verification are compared too (the same readings for both: only the scores differ)."""
+def compare(name: str, fmt: str, kind: str, reference: Outputs, candidate: Outputs,
+            answers: tuple[Answers, Answers], leave_one_out: bool, threshold: float, margin: float,
+            reference_name: str = SHIPPED, local_rerank: LocalRerank | None = None) -> ParityRow:
+    """One file against one PyTorch reference: the embeddings (and, with `local_rerank`, the file's, the local maps)
+    of the first pass, `reference` and `candidate`; top-1 and decisions (with text verification where `answers`
+    carry it) from the (reference's, file's) `answers`, as the matcher answers (re-ranked with `local_rerank`)."""
     ref, got = reference.queries, candidate.queries
     cosine = row_cosines(ref, got)
-    ref_top, ref_accept = decisions(reference, leave_one_out, threshold, margin, local_rerank)
-    cand_top, cand_accept = decisions(candidate, leave_one_out, threshold, margin, local_rerank)
+    ref_answers, cand_answers = answers
+    ref_top, ref_accept = decisions(ref_answers.outputs, leave_one_out, threshold, margin, local_rerank)
+    cand_top, cand_accept = decisions(cand_answers.outputs, leave_one_out, threshold, margin, local_rerank)
     row = ParityRow(name, fmt, kind, len(ref), float(np.abs(ref - got).max()),
                     float(cosine.mean()), float(cosine.min()), float((ref_top == cand_top).mean()),
                     float((ref_accept == cand_accept).mean()), reference=reference_name)
@@ -109,9 +136,14 @@ def compare(name: str, fmt: str, kind: str, reference: Outputs, candidate: Outpu
         ref_local, cand_local = reference.query_locals, candidate.query_locals
         row.local_max_abs_diff = float(np.abs(ref_local - cand_local).max())
         row.local_mean_cosine = float(np.mean(row_cosines(ref_local, cand_local)))
-    if text is not None:
-        ref_accept_text = decisions(reference, leave_one_out, threshold, margin, local_rerank, text)[1]
-        cand_accept_text = decisions(candidate, leave_one_out, threshold, margin, local_rerank, text)[1]
+        row.zoomed = float(np.mean([region is not None for region in cand_answers.regions]))
+        row.region_agreement = float(np.mean([regions_agree(a, b) for a, b in
+                                              zip(ref_answers.regions, cand_answers.regions, strict=True)]))
+    if cand_answers.text is not None and ref_answers.text is not None:
+        ref_accept_text = decisions(ref_answers.outputs, leave_one_out, threshold, margin, local_rerank,
+                                    ref_answers.text)[1]
+        cand_accept_text = decisions(cand_answers.outputs, leave_one_out, threshold, margin, local_rerank,
+                                     cand_answers.text)[1]
         row.text_decision_agreement = float((ref_accept_text == cand_accept_text).mean())
     for metric, (bound, side) in BARS[kind].items():
         value = getattr(row, metric)

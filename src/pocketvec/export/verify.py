@@ -1,5 +1,11 @@
 """`verify_models`: each exported file against the PyTorch fp32 model on real images.
 
+Two kinds of figures (export.parity), both on the runtime's path (export.answers), the PyTorch model going through
+the same runtime code (export.torch_engine): the embeddings and local maps of the first pass (the images embedded
+as photos, each whole, with the model's query crops), and the answers (top-1, decision, decision with text) as the
+runtime gives them, each photo zoomed to its item. A file without a local re-rank has no zoom: its images are
+cropped as items for both, as before.
+
 A run trained with `int8_grid` ships weights rounded onto the int8 grid and keeps its trained float
 weights next to them: every file is then compared with both, one row per reference. The exit status
 (`passed`) judges the files against the shipped weights, the model they are exported from;
@@ -17,25 +23,35 @@ import torch
 from rich.table import Table
 
 from pocketvec.errors import ModelFileError
+from pocketvec.export.answers import answers, text_checks
 from pocketvec.export.calibration import list_images, load_batch
 from pocketvec.export.parity import (
     DEFAULT_THRESHOLD,
     SHIPPED,
     TRAINED_FLOAT,
+    Answers,
     Outputs,
     ParityRow,
-    TextCheck,
     compare,
     row_dict,
 )
 from pocketvec.export.source import load_export_source
-from pocketvec.runtime.metadata import LOCAL_NAME, OUTPUT_NAME, ModelMetadata
+from pocketvec.export.torch_engine import TorchEngine
+from pocketvec.runtime.engines.base import Engine
+from pocketvec.runtime.metadata import INPUT_NAME, LOCAL_NAME, OUTPUT_NAME, ModelMetadata
 from pocketvec.runtime.progress import progress_bar
 from pocketvec.safe_text import safe
 from pocketvec.train.checkpoint import load_float_reference
 from pocketvec.train.evaluate import embed_batches
 
 MAX_IMAGES = 256
+CAPTION = ("max |Δ|, cos: the first pass (each photo whole); top-1, decision: the answers as the runtime gives them "
+           "(zoomed to the item where the file re-ranks; zoomed: the photos the file answers from a region, "
+           "regions: those whose region agrees with PyTorch's)")
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 @dataclass
@@ -69,10 +85,12 @@ class ParityReport:
         return "shipped (int8 grid)" if reference == SHIPPED else "trained float (unrounded)"
 
     def table(self) -> Table:
-        table = Table(title=f"parity vs PyTorch fp32 ({self.images} images, threshold {self.threshold:.2f})")
+        table = Table(title=f"parity vs PyTorch fp32 ({self.images} images, threshold {self.threshold:.2f})",
+                      caption=CAPTION)
         text = any(r.text_decision_agreement is not None for r in self.rows)
+        zoom = any(r.zoomed is not None for r in self.rows)
         for column in ("model", "kind", "against", "max |Δ|", "mean cos", "min cos", "local cos", "top-1", "decision",
-                       *(["decision+text"] if text else []), "result"):
+                       *(["decision+text"] if text else []), *(["zoomed", "regions"] if zoom else []), "result"):
             words = column in ("model", "kind", "against", "result")  # these wrap in a narrow terminal; numbers never
             table.add_column(column, justify="left" if words else "right", overflow="fold", no_wrap=not words)
         for r in self.rows:
@@ -82,6 +100,7 @@ class ParityReport:
                           f"{r.top1_agreement:.1%}",
                           f"{r.decision_agreement:.1%}",
                           *([f"{r.text_decision_agreement:.1%}"] if text else []),
+                          *([_share(r.zoomed), _share(r.region_agreement)] if zoom else []),
                           "[green]pass[/]" if r.passed else f"[red]FAIL: {safe('; '.join(r.failures))}[/]")
         return table
 
@@ -112,12 +131,9 @@ def coreml_kind(program) -> str:
     return "fp16" if "cast" in types else "fp32"
 
 
-def checked_metadata(path: Path, text: str | None, space_id: str) -> ModelMetadata:
+def checked_metadata(path: Path, metadata: ModelMetadata, space_id: str) -> ModelMetadata:
     """The file's metadata; a file exported from other weights than the run's (embedding-space ids differ)
     is refused."""
-    if text is None:
-        raise ModelFileError(f"{path}: carries no pocketvec metadata (not exported by pocketvec)")
-    metadata = ModelMetadata.from_json(text, str(path))
     if metadata.embedding_space_id != space_id:
         raise ModelFileError(f"{path}: exported from other weights (embedding space "
                              f"{metadata.embedding_space_id}, the run's {space_id})")
@@ -135,32 +151,44 @@ class FileRun:
     metadata: ModelMetadata
 
 
-def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> FileRun:
-    """One exported file's outputs; Core ML through the numpy interpreter."""
+def open_file(path: Path, space_id: str) -> Engine:
+    """The runtime's engine for one exported file (Core ML: the program interpreter, on any machine; the runtime's
+    session options for ONNX: what is verified is what the runtime runs), refused when exported from other
+    weights than the run's."""
     if path.suffix == ".onnx":
-        import onnxruntime as ort
+        from pocketvec.runtime.engines.onnx_engine import OnnxEngine
 
-        from pocketvec.runtime.metadata import METADATA_KEY
-        from pocketvec.runtime.onnx_options import session_options
+        engine: Engine = OnnxEngine(path)
+    elif path.suffix == ".mlpackage":
+        from pocketvec.runtime.engines.coreml_engine import InterpreterEngine
 
-        # the runtime's session options: what is verified is what the runtime runs
-        session = ort.InferenceSession(str(path), session_options(path), providers=["CPUExecutionProvider"])
-        metadata = checked_metadata(path, session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), space_id)
+        engine = InterpreterEngine(path)
+    else:
+        raise ModelFileError(f"{path}: not an exported model (expected .onnx or .mlpackage)")
+    checked_metadata(path, engine.metadata, space_id)
+    return engine
+
+
+def file_outputs(engine: Engine, pixels: np.ndarray) -> FileRun:
+    """An opened file's outputs for `pixels` (NCHW float32 0-255); Core ML in the precision of its kind."""
+    metadata = engine.metadata
+    if engine.path.suffix == ".onnx":
         names = [OUTPUT_NAME, LOCAL_NAME] if metadata.local_rerank else [OUTPUT_NAME]
-        feed = session.get_inputs()[0].name
-        runs = [session.run(names, {feed: pixels[i : i + 16]}) for i in range(0, len(pixels), 16)]
+        runs = [engine.session.run(names, {INPUT_NAME: pixels[i : i + 16]})  # type: ignore[attr-defined]
+                for i in range(0, len(pixels), 16)]
         outputs = [np.concatenate([run[k] for run in runs]) for k in range(len(names))]
-        return FileRun("onnx", onnx_kind(path), outputs[0], outputs[1] if len(outputs) > 1 else None, metadata)
-    if path.suffix == ".mlpackage":
-        from pocketvec.runtime.mil.interpreter import MILProgram
+        return FileRun("onnx", onnx_kind(engine.path), outputs[0], outputs[1] if len(outputs) > 1 else None,
+                       metadata)
+    program = engine.program  # type: ignore[attr-defined]
+    kind = coreml_kind(program)
+    outputs = program.predict_outputs(pixels, "fp16" if kind == "fp16" else "fp32")
+    local = outputs[LOCAL_NAME] if metadata.local_rerank else None
+    return FileRun("coreml", kind, outputs[OUTPUT_NAME], local, metadata)
 
-        program = MILProgram.load(path)
-        metadata = checked_metadata(path, program.metadata_text, space_id)
-        kind = coreml_kind(program)
-        outputs = program.predict_outputs(pixels, "fp16" if kind == "fp16" else "fp32")
-        local = outputs[LOCAL_NAME] if metadata.local_rerank else None
-        return FileRun("coreml", kind, outputs[OUTPUT_NAME], local, metadata)
-    raise ModelFileError(f"{path}: not an exported model (expected .onnx or .mlpackage)")
+
+def embed_with(path: Path, pixels: np.ndarray, space_id: str) -> FileRun:
+    """One exported file's outputs for `pixels`."""
+    return file_outputs(open_file(path, space_id), pixels)
 
 
 def torch_outputs(model: torch.nn.Module, pixels: np.ndarray, gallery_pixels: np.ndarray | None) -> Outputs:
@@ -175,24 +203,16 @@ def torch_outputs(model: torch.nn.Module, pixels: np.ndarray, gallery_pixels: np
     return Outputs(queries[0], gallery[0], queries[1], gallery[1])
 
 
-def text_check(query_paths: list[Path], gallery_paths: list[Path]) -> TextCheck:
-    """Text verification of (queries, gallery) scores, each gallery image its own label: the gallery images'
-    text read as enrolment reads items (now), each query's as the matcher reads photos (when first needed)."""
-    from pocketvec.runtime.printed_text import PhotoTexts, read_item_texts
-    from pocketvec.runtime.text_verify import verify_rows, words
-
-    with progress_bar("reading the gallery's text", len(gallery_paths)) as advance:
-        label_words = [words(text) for text in read_item_texts(gallery_paths, advance=advance)]
-    photos = PhotoTexts(query_paths)
-    return lambda scores: verify_rows(scores, np.arange(scores.shape[1]), label_words, photos.read)[0]
-
-
 def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir: str | Path,
                   gallery_dir: str | Path | None = None, text: bool = False) -> ParityReport:
     """Compare every file in `model_paths` with the run's PyTorch model on the images of `images_dir`:
     with the shipped weights and, when the run kept them (int8_grid), with the trained float weights.
 
-    Gallery: the images of `gallery_dir`, else the query images themselves (leave-one-out).
+    Gallery: the images of `gallery_dir` (embedded as items), else the query images themselves (leave-one-out).
+    The query images are embedded as photos: the embeddings and local maps are compared on this first pass (each
+    image whole); top-1 and decisions on the answers as the runtime gives them, each photo zoomed to its item
+    (export.answers), PyTorch's through the same runtime code. A file without a local re-rank: no zoom, the
+    images cropped as items for both.
     Decisions use the run's accept rule (threshold, margin), else DEFAULT_THRESHOLD. With `text` (the OCR models
     of the `pocketvec[text]` extra), the decisions with text verification are compared too.
     """
@@ -205,34 +225,47 @@ def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir
     float_model = load_float_reference(run_dir)
     if float_model is not None:
         models[TRAINED_FLOAT] = float_model
-    spec = metadata.preprocess
     query_paths = list_images(images_dir, MAX_IMAGES)
-    gallery_paths = list_images(gallery_dir, MAX_IMAGES) if gallery_dir else None
-    pixels = load_batch(query_paths, spec)
-    gallery_pixels = load_batch(gallery_paths, spec) if gallery_paths else None
+    gallery_paths = list_images(gallery_dir, MAX_IMAGES) if gallery_dir else query_paths
+    item_pixels = load_batch(gallery_paths, metadata.preprocess)  # the gallery images, cropped as items
     if text:
         from pocketvec.runtime.text_reader import find_models
 
         find_models()  # raises, naming the extra, when the OCR models are not installed
-    check = text_check(query_paths, gallery_paths or query_paths) if text else None
+    check = text_checks(query_paths, gallery_paths) if text else None
     rule = metadata.accept_rule
     threshold, margin = (rule.threshold, rule.margin) if rule else (DEFAULT_THRESHOLD, 0.0)
-    references = {name: torch_outputs(weights, pixels, gallery_pixels) for name, weights in models.items()}
+    leave_one_out = gallery_dir is None
+    items = {name: torch_outputs(weights, item_pixels, None) for name, weights in models.items()}
+    reference_answers: dict[tuple[str, str], tuple[Outputs, Answers]] = {}  # by reference and answering settings
     rows = []
     with progress_bar("verifying", len(paths)) as advance:  # stderr, on a terminal only: stdout is the report
         for path in paths:
-            run = embed_with(path, pixels, metadata.embedding_space_id)
-            if run.embeddings.shape != references[SHIPPED].queries.shape:
-                raise ModelFileError(f"{path}: outputs {run.embeddings.shape}, "
-                                     f"the run's model {references[SHIPPED].queries.shape}")
-            gallery = embed_with(path, gallery_pixels, metadata.embedding_space_id) if gallery_dir else run
-            candidate = Outputs(run.embeddings, gallery.embeddings, run.locals, gallery.locals)
-            rerank = run.metadata.local_rerank
-            for name, reference in references.items():
-                if rerank is None:  # plain cosine matching: the embeddings alone
-                    reference = Outputs(reference.queries, reference.gallery)
-                rows.append(compare(path.name, run.format, run.kind, reference, candidate,
-                                    leave_one_out=gallery_dir is None, threshold=threshold, margin=margin,
-                                    reference_name=name, local_rerank=rerank, text=check))
+            engine = open_file(path, metadata.embedding_space_id)
+            gallery = file_outputs(engine, item_pixels)
+            if gallery.embeddings.shape != items[SHIPPED].gallery.shape:
+                raise ModelFileError(f"{path}: outputs {gallery.embeddings.shape}, "
+                                     f"the run's model {items[SHIPPED].gallery.shape}")
+            candidate, file_answers = answers(engine, (gallery.embeddings, gallery.locals), query_paths,
+                                              leave_one_out, check)
+            rerank = engine.metadata.local_rerank
+            for name, reference_items in items.items():
+                # plain cosine matching (no re-rank): the embeddings alone
+                reference_items = reference_items.gallery, reference_items.gallery_locals if rerank else None
+                key = (name, answering_key(engine.metadata))
+                if key not in reference_answers:
+                    reference_answers[key] = answers(TorchEngine(models[name], engine.metadata), reference_items,
+                                                     query_paths, leave_one_out, check)
+                reference, ref_answers = reference_answers[key]
+                rows.append(compare(path.name, gallery.format, gallery.kind, reference, candidate,
+                                    (ref_answers, file_answers), leave_one_out, threshold, margin,
+                                    reference_name=name, local_rerank=rerank))
             advance(1)
-    return ParityReport(str(run_dir), len(pixels), threshold, margin, rows)
+    return ParityReport(str(run_dir), len(query_paths), threshold, margin, rows)
+
+
+def answering_key(metadata: ModelMetadata) -> str:
+    """What PyTorch's answers depend on in a file's metadata: its preprocessing and local re-rank."""
+    rerank = metadata.local_rerank
+    return json.dumps([metadata.preprocess.to_dict(), rerank.to_dict() if rerank else None], sort_keys=True,
+                      default=str)
