@@ -255,3 +255,29 @@ def test_the_weights_digest_is_checked_on_open(small_package, demo_items, tmp_pa
     assert older.metadata.weights_digest is None
     images = list_images(demo_items)[:2]
     assert np.array_equal(older.embed(images), open_engine(small_package, "interpreter").embed(images))
+
+
+def test_w8a8_calibration_fake_quantizes_each_weight_once_to_the_same_graph(monkeypatch):
+    """Each weight's observer and rounding run once per calibration instead of once per image: the calibrated
+    graph (ranges, scales, rounded weights) and its outputs are those of the per-image passes."""
+    from contextlib import nullcontext
+
+    from torch import nn
+
+    from pocketvec.export import coreml_w8a8
+    from pocketvec.export.w8a8 import Rung
+
+    torch.manual_seed(0)  # convolutions (a pointwise and a depthwise one) and a linear head, as the encoders'
+    static = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2), nn.ReLU(), nn.Conv2d(16, 16, 3, groups=16),
+                           nn.Hardswish(), nn.Conv2d(16, 32, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                           nn.Linear(32, 8)).eval()
+    calibration, check = torch.rand(6, 3, 32, 32) * 255, torch.rand(4, 3, 32, 32) * 255
+    names = coreml_w8a8.float_modules(static, 32, Rung(0, False))  # every weight and activation 8-bit
+    once = coreml_w8a8.quantized_graph(static, calibration, names)
+    monkeypatch.setattr(coreml_w8a8, "weights_quantized_once", lambda _prepared: nullcontext())
+    per_image = coreml_w8a8.quantized_graph(static, calibration, names)
+    ours, theirs = once.state_dict(), per_image.state_dict()
+    assert ours.keys() == theirs.keys() and any(key.endswith("weight_scale") for key in ours)
+    for key, value in ours.items():
+        assert torch.equal(value, theirs[key]) if isinstance(value, torch.Tensor) else value == theirs[key], key
+    np.testing.assert_array_equal(coreml_w8a8.embeddings(once, check), coreml_w8a8.embeddings(per_image, check))

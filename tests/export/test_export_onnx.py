@@ -134,3 +134,26 @@ def test_unmerged_adapters_are_refused(small_run):
     model = get_peft_model(load_run(small_run), LoraConfig(r=4, target_modules=["head.layers.1"]))
     with pytest.raises(ModelFileError, match="adapter"):
         refuse_adapters(model, "run")
+
+
+def test_the_w8a8_ladder_calibrates_once_to_the_same_file(demo_items, tmp_path, monkeypatch):
+    """Every rung after the first takes the activation ranges the first measured (onnxruntime's range cache)
+    instead of running the photos through the float graph again: the file is byte for byte the one calibrated
+    per rung."""
+    from pocketvec.export import onnx_quantize
+    from pocketvec.runtime.preprocess import PreprocessSpec
+    from pocketvec.train.checkpoint import save_run
+    from pocketvec.train.encoder import EncoderConfig, build_encoder
+
+    torch.manual_seed(0)
+    model = build_encoder(EncoderConfig(backbone="lcnet_050", preprocess=PreprocessSpec(input_size=32)))
+    run = save_run(tmp_path / "run", model.eval())
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for path in list_images(demo_items)[:2]:
+        (calibration / path.name).write_bytes(path.read_bytes())
+    once = export_onnx(run, tmp_path / "once.onnx", "w8a8", calibration_dir=calibration)
+    assert "every activation 8-bit" not in onnx.load(str(once)).doc_string  # the ladder went past its first rung
+    monkeypatch.setattr(onnx_quantize, "_ranges_cache", lambda *_: {})
+    per_rung = export_onnx(run, tmp_path / "per_rung.onnx", "w8a8", calibration_dir=calibration)
+    assert once.read_bytes() == per_rung.read_bytes()

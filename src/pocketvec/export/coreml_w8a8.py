@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +47,40 @@ def calibrated(model: nn.Module, config, calibration: torch.Tensor) -> nn.Module
         prepared = quantizer.prepare(example_inputs=(calibration[:1],), inplace=False)
         quantizer.step()
         prepared.eval()
-        with torch.no_grad():
+        with torch.no_grad(), weights_quantized_once(prepared):
             for i in range(len(calibration)):
                 prepared(calibration[i : i + 1])
         return quantizer.finalize(prepared).eval()
+
+
+class _Fixed(nn.Module):
+    """Stands in for a weight's fake-quantize module: its output, computed once."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, _weight: torch.Tensor) -> torch.Tensor:
+        return self.value
+
+
+@contextmanager
+def weights_quantized_once(prepared: nn.Module) -> Iterator[None]:
+    """Within: each weight's fake-quantize output (its min/max observer, then the rounding) computed once
+    instead of on every calibration image. The weights do not change while the photos pass, so the observer's
+    min/max, the scales and the rounded weights are those the per-image passes give; the modules are put back
+    for `finalize`."""
+    swapped = []
+    for module in prepared.modules():
+        fake_quant = module._modules.get("weight_fake_quant")
+        if fake_quant is not None:
+            module.weight_fake_quant = _Fixed(fake_quant(module.weight))
+            swapped.append((module, fake_quant))
+    try:
+        yield
+    finally:
+        for module, fake_quant in swapped:
+            module.weight_fake_quant = fake_quant
 
 
 def quantized_graph(static: nn.Module, calibration: torch.Tensor, float_modules: list[str]) -> nn.Module:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from inspect import signature
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,15 @@ def root_warnings_off() -> Iterator[None]:
         logging.disable(previous)
 
 
+def _ranges_cache(quantize_static: Callable, path: Path) -> dict[str, Path]:
+    """quantize_static's keyword that keeps the activation ranges of its first call in `path` for the next
+    rungs (onnxruntime >= 1.32): every rung calibrates the same float graph on the same photos (the excluded
+    nodes only change what is quantized), so the ladder runs the photos through it once. Older versions
+    calibrate again per rung, to the same ranges."""
+    return {"calibration_cache_path": path} if "calibration_cache_path" in signature(quantize_static).parameters \
+        else {}
+
+
 def to_w8a8(fp32_path: Path, run_dir: str | Path, spec: PreprocessSpec, calibration_dir: str | Path | None,
             workdir: Path) -> onnx.ModelProto:
     """Static QDQ: int8 per-channel weights, uint8 activations with MinMax ranges from simulated phone photos
@@ -160,13 +170,14 @@ def to_w8a8(fp32_path: Path, run_dir: str | Path, spec: PreprocessSpec, calibrat
     prepared = workdir / "prepared.onnx"
     quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
     graph = onnx.load(str(prepared)).graph
+    ranges = _ranges_cache(quantize_static, workdir / "ranges.json")
 
     def quantize(rung: Rung) -> Path:
         out = workdir / f"w8a8-{rung.float_convs}-{rung.float_head}.onnx"
         with root_warnings_off():
             quantize_static(str(prepared), str(out), FeedReader(sets.calibration), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=float_nodes(graph, rung))
+                            nodes_to_exclude=float_nodes(graph, rung), **ranges)
         onnx.save(store_float_parts(onnx.load(str(out))), str(out))
         return out
 

@@ -136,8 +136,7 @@ class MILProgram:
 
     def run(self, x: np.ndarray, precision: str = "fp32") -> dict[str, np.ndarray]:
         """Every output of the program for one input array, as float32 (no image handling)."""
-        values = self._execute(np.asarray(x, dtype=np.float32), self._constants(precision), precision)
-        return {name: np.asarray(values[name], dtype=np.float32) for name in self.output_names}
+        return self._outputs(self._execute(np.asarray(x, dtype=np.float32), self._constants(precision), precision))
 
     def predict(self, pixels: np.ndarray, precision: str = "fp32") -> np.ndarray:
         """NCHW float32 RGB 0-255 pixels -> the program's first output (float32), one row per image."""
@@ -148,9 +147,13 @@ class MILProgram:
         first flattened to one row per image, the others keeping their shape after the batch axis."""
         constants = self._constants(precision)
         pixels = self._check_pixels(pixels)
-        runs = [self._execute(image[None], constants, precision) for image in pixels]
+        runs = [self._outputs(self._execute(image[None], constants, precision)) for image in pixels]
         outputs = {}
         for i, name in enumerate(self.output_names):
-            rows = [np.asarray(run[name], dtype=np.float32) for run in runs]
+            rows = [run[name] for run in runs]
             outputs[name] = np.concatenate([r.reshape(1, -1) if i == 0 else r.reshape(1, *r.shape[1:]) for r in rows])
         return outputs
+
+    def _outputs(self, values: dict[str, Any]) -> dict[str, np.ndarray]:
+        """An image's outputs as float32, taken from all its values (the intermediate ones are let go)."""
+        return {name: np.asarray(values[name], dtype=np.float32) for name in self.output_names}
