@@ -249,9 +249,9 @@ def verify_models(run_dir: str | Path, model_paths: list[str | Path], images_dir
             candidate, file_answers = answers(engine, (gallery.embeddings, gallery.locals), query_paths,
                                               leave_one_out, check)
             rerank = engine.metadata.local_rerank
-            for name, reference_items in items.items():
-                # plain cosine matching (no re-rank): the embeddings alone
-                reference_items = reference_items.gallery, reference_items.gallery_locals if rerank else None
+            for name, item_outputs in items.items():
+                # the gallery's local maps only for a file that re-ranks (plain cosine: the embeddings alone)
+                reference_items = item_outputs.gallery, item_outputs.gallery_locals if rerank else None
                 key = (name, answering_key(engine.metadata))
                 if key not in reference_answers:
                     reference_answers[key] = answers(TorchEngine(models[name], engine.metadata), reference_items,
